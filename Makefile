@@ -1,0 +1,107 @@
+# earmark - one binary, `earmark`, plus the CUnit runner.
+#   make            build build/earmark
+#   make test       unit + integration suites (SAN=1: ASan+UBSan)
+#   make demo       the main job end to end on the embedded default
+#   make bench      benchmarks (no assertions)
+#   make deps       install every Debian and PyPI package (deploy/install-deps.sh)
+# Development: make check ONLY="storage" TESTS="tests/unit/test_storage*.c" builds a runner
+# from common/ + the listed dirs + the listed test files only.
+
+BUILD   ?= build
+SAN     ?= 0
+CC      ?= cc
+VERSION := 0.1.0
+
+PKGS    := libzmq libprotobuf-c hiredis jansson libavformat libavcodec libswresample libavutil \
+           libcurl openblas libcrypto
+CPPFLAGS += -I. -I$(BUILD)/gen -D_GNU_SOURCE -DEM_VERSION='"$(VERSION)"' \
+            $(shell pkg-config --cflags $(PKGS))
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -MMD -MP -pthread
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
+LDFLAGS += -fsanitize=address,undefined
+BUILD   := $(BUILD)-san
+endif
+
+# Source folders of the library; each folder's *.c is compiled (main.c is the program).
+DIRS    ?= common proto storage model model/loader model/kernels/cpu worker coordinator
+ifdef ONLY
+DIRS    := common proto $(ONLY)
+endif
+LIB_SRC := $(filter-out common/main.c,$(foreach d,$(DIRS),$(wildcard $(d)/*.c)))
+GEN_SRC := $(BUILD)/gen/proto/earmark.pb-c.c
+GEN_HDR := $(BUILD)/gen/proto/earmark.pb-c.h
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:.c=.o)
+
+TESTS   ?= $(wildcard tests/unit/*.c tests/integration/*.c)
+TEST_SRC := tests/main.c $(wildcard tests/helpers/*.c) $(TESTS)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+BIN     := $(BUILD)/earmark
+RUNNER  := $(BUILD)/earmark-tests
+
+.PHONY: all test check unit demo bench deps clean format-check fuzz
+all: $(BIN)
+
+$(BIN): $(BUILD)/common/main.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(RUNNER): $(TEST_OBJ) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcunit
+
+$(GEN_SRC) $(GEN_HDR): proto/earmark.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen $<
+
+# The suite list is generated from the test files, so adding a suite is adding a file.
+$(BUILD)/gen/suites.h: $(TESTS) Makefile
+	@mkdir -p $(dir $@)
+	@grep -ho 'const CU_SuiteInfo suite_[a-z0-9_]*' $(TESTS) /dev/null | \
+	  sed 's/const CU_SuiteInfo \(.*\)/EM_SUITE(\1)/' > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tests/main.o: $(BUILD)/gen/suites.h
+
+$(BUILD)/%.o: %.c $(BUILD)/.flags | $(GEN_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CPPFLAGS) $(filter-out -Wshadow -Wstrict-prototypes,$(CFLAGS)) -c -o $@ $<
+
+# Rebuild everything when the flags change (e.g. SAN=1 vs not).
+$(BUILD)/.flags: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CPPFLAGS) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CPPFLAGS) $(CFLAGS)' > $@
+FORCE:
+
+# Integration suites find the binary and the tree through these.
+export EM_TEST_BIN = $(abspath $(BIN))
+export EM_TEST_ROOT = $(abspath .)
+
+test: $(BIN) $(RUNNER)
+	$(RUNNER)
+
+check: $(RUNNER)
+	$(RUNNER)
+
+unit: $(BIN) $(RUNNER)
+	EM_TEST_ONLY_UNIT=1 $(RUNNER)
+
+demo: $(BIN)
+	deploy/demo.sh $(BIN)
+
+bench: $(BIN)
+	$(BIN) bench dispatch
+
+deps:
+	deploy/install-deps.sh
+
+format-check:
+	clang-format --dry-run --Werror $(shell git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

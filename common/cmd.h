@@ -1,0 +1,12 @@
+/* common/cmd.h - the subcommands of the `earmark` binary. Each takes the arguments after
+ * its name (argv[0] is the subcommand name) and returns the process exit status:
+ * 0 success, 1 failure (one-line error on stderr), 2 usage error. */
+#ifndef EM_CMD_H
+#define EM_CMD_H
+int em_cmd_coordinator(int argc, char **argv); /* coordinator/cmd.c */
+int em_cmd_worker(int argc, char **argv);      /* worker/cmd.c */
+int em_cmd_submit(int argc, char **argv);      /* coordinator/submit.c */
+int em_cmd_status(int argc, char **argv);      /* coordinator/status.c */
+int em_cmd_annotate(int argc, char **argv);    /* worker/annotate_cmd.c */
+int em_cmd_bench(int argc, char **argv);       /* coordinator/bench.c (dispatch), model/ (model) */
+#endif

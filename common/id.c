@@ -1,0 +1,58 @@
+/* common/id.c - ids from OpenSSL's SHA-256 and getrandom(2). */
+#include "common/id.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+static void hex(const unsigned char *b, size_t n, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[b[i] >> 4];
+        out[2 * i + 1] = d[b[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+static void sha256_parts(const void *a, size_t an, const void *b, size_t bn, unsigned char md[32])
+{
+    unsigned int mdlen = 32;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    EVP_DigestUpdate(c, a, an);
+    if (b) EVP_DigestUpdate(c, b, bn);
+    EVP_DigestFinal_ex(c, md, &mdlen);
+    EVP_MD_CTX_free(c);
+}
+
+void em_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+    sha256_parts(data, len, NULL, 0, md);
+    hex(md, 32, out);
+}
+
+void em_id_item(const char *batch_id, const char *uri, char out[EM_ID_LEN + 1])
+{
+    unsigned char md[32];
+    size_t bl = strlen(batch_id) + 1; /* the NUL separates the two parts */
+    sha256_parts(batch_id, bl, uri, strlen(uri), md);
+    hex(md, EM_ID_LEN / 2, out);
+}
+
+void em_id_batch(char out[EM_BATCH_ID_LEN + 1])
+{
+    unsigned char r[8];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        memcpy(r, &ts.tv_nsec, 4);
+        memcpy(r + 4, &ts.tv_sec, 4);
+    }
+    out[0] = 'b';
+    out[1] = '-';
+    hex(r, 8, out + 2);
+}

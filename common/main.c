@@ -1,0 +1,48 @@
+/* common/main.c - `earmark SUBCOMMAND ...`: the subcommand table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/cmd.h"
+#include "common/log.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} cmds[] = {
+    {"coordinator", em_cmd_coordinator, "pull batches from Redis and dispatch them to workers"},
+    {"worker", em_cmd_worker, "fetch, decode and annotate the tasks a coordinator sends"},
+    {"submit", em_cmd_submit, "write a batch (manifest + prompts) to Redis"},
+    {"status", em_cmd_status, "show a batch's progress"},
+    {"annotate", em_cmd_annotate, "annotate local files in-process, no Redis"},
+    {"bench", em_cmd_bench, "benchmarks: dispatch"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: earmark COMMAND [OPTIONS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].help);
+    fprintf(f, "  %-12s %s\n", "version", "print the version");
+    fprintf(f, "\n`earmark COMMAND --help` describes each command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    em_log_init_env();
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("earmark %s\n", EM_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        if (strcmp(argv[1], cmds[i].name) == 0) {
+            em_log_set_comp(cmds[i].name);
+            return cmds[i].fn(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "earmark: unknown command '%s' (try earmark --help)\n", argv[1]);
+    return 2;
+}
