@@ -1,0 +1,45 @@
+/* worker/annotation.h - builds the `earmark.annotation/v1` record (schema/annotation.schema.json)
+ * that every item ends as, good or bad: <out>/<item-id>.json. Used by the worker for
+ * results and by the coordinator for the error records it writes itself (quarantine,
+ * attempts exhausted). JSON through jansson. Thread-safe (no shared state).
+ *
+ * Record layout (top level): schema, id, batch_id, source, status ("ok"|"failed"),
+ * attempt, worker, created_at (RFC 3339 UTC), producer {hash, earmark_version, model},
+ * audio {duration_s, sample_rate, channels, codec, container, rms_dbfs, peak_dbfs,
+ * silence_ratio} when decodable, segments [] (per-chunk model answers; empty until a model
+ * runs), caption / transcript (string or null), events [] (tags), answers {} (prompt name ->
+ * text), timings {fetch_s, decode_s, model_s, total_s}, meta (the manifest's meta, verbatim),
+ * error {class, message} when failed. */
+#ifndef EM_ANNOTATION_H
+#define EM_ANNOTATION_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "model/audio.h"
+#include "worker/facts.h"
+
+#define EM_ANNOT_SCHEMA "earmark.annotation/v1"
+
+struct em_annot_in {
+    const char *item_id;       /* required */
+    const char *batch_id;      /* required */
+    const char *source;        /* required: the URI as submitted */
+    const char *worker_id;     /* NULL: "coordinator" */
+    const char *producer_hash; /* may be NULL or "" */
+    const char *model;         /* model identity; NULL: "none" */
+    const char *meta_json;     /* manifest meta as JSON text; NULL/"" for none; invalid JSON is kept as a string */
+    unsigned attempt;
+    const struct em_audio *audio; /* NULL when not decoded */
+    const struct em_facts *facts; /* NULL when not decoded */
+    double fetch_s, decode_s, model_s, total_s;
+    em_err err;                /* EM_OK for a good record */
+    const char *err_msg;       /* detail when err != EM_OK */
+};
+
+/* Returns the record as malloc'd compact JSON text (caller frees) with its length in *len,
+ * or NULL on allocation failure. status is "failed" iff in->err != EM_OK; error.class is
+ * em_err_name(err). */
+char *em_annot_build(const struct em_annot_in *in, size_t *len);
+
+#endif
