@@ -93,7 +93,7 @@ demo: $(BIN)
 	deploy/demo.sh $(BIN)
 
 bench: $(BIN)
-	$(BIN) bench dispatch
+	deploy/bench-dispatch.sh $(BIN)
 
 deps:
 	deploy/install-deps.sh

@@ -8,5 +8,4 @@ int em_cmd_worker(int argc, char **argv);      /* worker/cmd.c */
 int em_cmd_submit(int argc, char **argv);      /* coordinator/submit.c */
 int em_cmd_status(int argc, char **argv);      /* coordinator/status.c */
 int em_cmd_annotate(int argc, char **argv);    /* worker/annotate_cmd.c */
-int em_cmd_bench(int argc, char **argv);       /* coordinator/bench.c (dispatch), model/ (model) */
 #endif

@@ -15,7 +15,6 @@ static const struct {
     {"submit", em_cmd_submit, "write a batch (manifest + prompts) to Redis"},
     {"status", em_cmd_status, "show a batch's progress"},
     {"annotate", em_cmd_annotate, "annotate local files in-process, no Redis"},
-    {"bench", em_cmd_bench, "benchmarks: dispatch"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,62 @@
+# deploy/lib-cluster.sh - sourced by demo.sh and bench-dispatch.sh: start a private
+# redis-server, a coordinator and workers on free loopback ports in a temp dir, and stop
+# everything on exit. Not for production (see deploy/systemd/ for that).
+
+EM_BIN=${EM_BIN:-build/earmark}
+CL_DIR=$(mktemp -d "${TMPDIR:-/tmp}/earmark-cluster-XXXXXX")
+CL_PIDS=()
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() { # port timeout_s
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "error: nothing listening on 127.0.0.1:$1 after $2 s" >&2
+  return 1
+}
+
+cluster_stop() {
+  local p
+  for p in "${CL_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${CL_PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  CL_PIDS=()
+  [ -n "${CL_KEEP:-}" ] || rm -rf "$CL_DIR"
+}
+
+redis_start() {
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$CL_DIR" --save "" \
+    --appendonly no --daemonize no >"$CL_DIR/redis.log" 2>&1 &
+  CL_PIDS+=($!)
+  wait_port "$REDIS_PORT" 20
+  export EARMARK_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+}
+
+coordinator_start() {
+  COORD_PORT=$(free_port)
+  METRICS_PORT=$(free_port)
+  COORD_EP="tcp://127.0.0.1:$COORD_PORT"
+  "$EM_BIN" coordinator --redis "$EARMARK_REDIS_URL" --bind "$COORD_EP" \
+    --metrics "127.0.0.1:$METRICS_PORT" >"$CL_DIR/coordinator.log" 2>&1 &
+  COORD_PID=$!
+  CL_PIDS+=($COORD_PID)
+  wait_port "$METRICS_PORT" 20
+}
+
+workers_start() { # count
+  local i
+  for ((i = 1; i <= $1; i++)); do
+    "$EM_BIN" worker --connect "$COORD_EP" --id "w$i" ${EM_MODEL:+--model "$EM_MODEL"} \
+      >"$CL_DIR/worker$i.log" 2>&1 &
+    CL_PIDS+=($!)
+  done
+}
