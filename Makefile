@@ -15,10 +15,10 @@ VERSION := 0.1.0
 PKGS    := libzmq libprotobuf-c hiredis jansson libavformat libavcodec libswresample libavutil \
            libcurl openblas libcrypto libutf8proc
 CPPFLAGS += -I. -I$(BUILD)/gen -D_GNU_SOURCE -DEM_VERSION='"$(VERSION)"' \
-            $(shell pkg-config --cflags $(PKGS))
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -MMD -MP -pthread
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -pthread
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=address,undefined
@@ -42,7 +42,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BIN     := $(BUILD)/earmark
 RUNNER  := $(BUILD)/earmark-tests
 
-.PHONY: all test check unit demo bench deps clean format-check fuzz
+.PHONY: all test run-tests check unit demo bench deps clean format-check fuzz
 all: $(BIN)
 
 $(BIN): $(BUILD)/common/main.o $(LIB_OBJ)
@@ -80,7 +80,11 @@ FORCE:
 export EM_TEST_BIN = $(abspath $(BIN))
 export EM_TEST_ROOT = $(abspath .)
 
-test: $(BIN) $(RUNNER)
+# `test` and `demo` first make sure every package is there (idempotent, seconds when it is).
+test: deps
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: $(BIN) $(RUNNER)
 	$(RUNNER)
 
 check: $(RUNNER)
@@ -89,7 +93,8 @@ check: $(RUNNER)
 unit: $(BIN) $(RUNNER)
 	EM_TEST_ONLY_UNIT=1 $(RUNNER)
 
-demo: $(BIN)
+demo: deps
+	@$(MAKE) --no-print-directory $(BIN)
 	deploy/demo.sh $(BIN)
 
 bench: $(BIN)
