@@ -67,6 +67,12 @@ $(BUILD)/%.o: %.c $(BUILD)/.flags | $(GEN_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
+# SIMD kernels: a file named *_avx2.c or *_avx512.c is compiled for that ISA and only
+# called after a run-time CPUID check (model/kernels/cpu/cpufeat.c).
+$(BUILD)/%_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/%_avx512.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
+                               -mavx512vnni -mavx512bf16
+
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CPPFLAGS) $(filter-out -Wshadow -Wstrict-prototypes,$(CFLAGS)) -c -o $@ $<
 
