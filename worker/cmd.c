@@ -1,10 +1,131 @@
-/* PLACEHOLDER until the owning module lands: replaced wholesale. */
+/* worker/cmd.c - `earmark worker`: options -> em_loop_run.
+ *   earmark worker --connect ENDPOINT [--model PATH] [--threads N] [--capacity N]
+ *                  [--id NAME] [--drain-ms N]
+ * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
+ * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS. S3 settings: AWS_* (storage.h). */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "common/cmd.h"
+#include "common/log.h"
+#include "worker/loop.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: earmark worker --connect ENDPOINT [--model PATH] [--threads N]\n"
+            "                      [--capacity N] [--id NAME] [--drain-ms N]\n"
+            "  --connect   coordinator endpoint, e.g. tcp://host:5555 (EARMARK_COORDINATOR)\n"
+            "  --model     model file or directory (EARMARK_MODEL); none: signal facts only\n"
+            "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
+            "  --capacity  tasks held at once (EARMARK_CAPACITY, default = threads)\n"
+            "  --id        worker id (EARMARK_WORKER_ID, default hostname-pid)\n"
+            "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n");
+}
+
+/* Parses a decimal integer in [lo, hi]; -1 on anything else. */
+static long parse_num(const char *s, long lo, long hi)
+{
+    if (!s || !*s) return -1;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || !end || *end || v < lo || v > hi) return -1;
+    return v;
+}
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+/* Identity of the model at path: its last path component (no runtime loads it yet). */
+static int model_identity(const char *path, char *out, size_t cap)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        fprintf(stderr, "earmark worker: --model %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    snprintf(out, cap, "%.*s", (int)(n - b), path + b);
+    return 0;
+}
+
 int em_cmd_worker(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "earmark worker: not built yet\n");
-    return 1;
+    const char *connect = env_or("EARMARK_COORDINATOR", NULL);
+    const char *model = env_or("EARMARK_MODEL", NULL);
+    const char *threads_s = env_or("EARMARK_THREADS", "1");
+    const char *capacity_s = env_or("EARMARK_CAPACITY", NULL);
+    const char *id = env_or("EARMARK_WORKER_ID", NULL);
+    const char *drain_s = env_or("EARMARK_DRAIN_MS", "30000");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "earmark worker: %s needs a value (or unknown option)\n", a);
+            usage(stderr);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--connect") == 0) connect = v;
+        else if (strcmp(a, "--model") == 0) model = v;
+        else if (strcmp(a, "--threads") == 0) threads_s = v;
+        else if (strcmp(a, "--capacity") == 0) capacity_s = v;
+        else if (strcmp(a, "--id") == 0) id = v;
+        else if (strcmp(a, "--drain-ms") == 0) drain_s = v;
+        else {
+            fprintf(stderr, "earmark worker: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    struct em_loop_opts o = em_loop_opts_default();
+    long threads = parse_num(threads_s, 1, EM_LOOP_MAX_THREADS);
+    long capacity = capacity_s ? parse_num(capacity_s, 1, 64L * EM_LOOP_MAX_THREADS) : threads;
+    long drain = parse_num(drain_s, 0, 3600000);
+    if (!connect || threads < 0 || capacity < 0 || drain < 0) {
+        fprintf(stderr, "earmark worker: %s\n",
+                !connect ? "--connect ENDPOINT is required"
+                         : threads < 0 ? "--threads must be 1..256"
+                                       : capacity < 0 ? "--capacity must be 1..16384"
+                                                      : "--drain-ms must be 0..3600000");
+        usage(stderr);
+        return 2;
+    }
+    char idbuf[EM_LOOP_MAX_ID + 1];
+    if (!id) {
+        char host[128] = "worker";
+        if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "worker");
+        host[sizeof host - 1] = 0;
+        snprintf(idbuf, sizeof idbuf, "%s-%ld", host, (long)getpid());
+        id = idbuf;
+    }
+    char ident[256];
+    if (model && model_identity(model, ident, sizeof ident) != 0) return 1;
+    o.endpoint = connect;
+    o.worker_id = id;
+    o.model = model ? ident : NULL;
+    o.threads = (unsigned)threads;
+    o.capacity = (unsigned)capacity;
+    o.drain_ms = (int)drain;
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_loop_run(&o, NULL, &eb);
+    if (rc != EM_OK) {
+        fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, rc));
+        return 1;
+    }
+    return 0;
 }

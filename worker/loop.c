@@ -1,0 +1,651 @@
+/* worker/loop.c - DEALER socket loop + pipeline thread pool (protocol in loop.h).
+ *
+ * Ownership: a job is created by the main thread when a Task arrives and lives in
+ * `held` until its Result is sent. Pipeline threads only take jobs from `queue` and flip
+ * their state under `mu`; the main thread alone frees them and alone touches the socket. */
+#include "worker/loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "proto/wire.h"
+#include "worker/pipeline.h"
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+struct job {
+    struct job *next; /* in the work queue */
+    char *task_id, *batch_id, *item_id, *source, *out_uri, *meta_json, *producer_hash;
+    unsigned attempt;
+    uint64_t deadline_ms;
+    enum job_state state;   /* guarded by loop.mu */
+    struct em_pipe_result res;
+};
+
+struct loop {
+    const struct em_loop_opts *o;
+    struct em_pipe_env env;
+    void *ctx, *sock, *mon;
+    int wake[2]; /* pipeline threads write a byte to wake[1] when a job is done */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *qhead, *qtail; /* not yet started; guarded by mu */
+    bool stop;                 /* threads exit when the queue is empty; guarded by mu */
+    struct job **held;         /* main thread only */
+    unsigned nheld, maxheld;
+    pthread_t *tids;
+    struct em_storage **st;
+    unsigned nthreads;         /* started */
+    bool welcomed;
+    int heartbeat_ms;
+    int64_t next_hb, hello_at;
+    struct em_loop_stats stats;
+};
+
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int sig) { stop_signal = sig; }
+
+/* ---- sending (proto/wire.h builds each frame) ---- */
+
+/* Sends a frame built by an em_wire_* builder (rc, buf, len); frees buf. 0 when queued. */
+static int send_frame(struct loop *l, em_err rc, uint8_t *buf, size_t len,
+                      const struct em_errbuf *eb)
+{
+    if (rc != EM_OK) {
+        em_error("msg=\"cannot encode a frame\" err=%s detail=\"%s\"", em_err_name(rc),
+                 em_errbuf_msg(eb, rc));
+        return -1;
+    }
+    int r = zmq_send(l->sock, buf, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+    if (r != 0) em_warn("msg=\"send failed\" err=\"%s\"", zmq_strerror(errno));
+    free(buf);
+    return r;
+}
+
+static void send_hello(struct loop *l)
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_wire_hello(l->o->worker_id, EM_VERSION, "cpu", l->o->model ? l->o->model : "none",
+                              l->o->capacity, (uint32_t)getpid(), &b, &n, &eb);
+    send_frame(l, rc, b, n, &eb);
+    l->hello_at = em_now_ms();
+}
+
+static void send_ready(struct loop *l, unsigned credits)
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_wire_ready(credits, &b, &n, &eb);
+    send_frame(l, rc, b, n, &eb);
+}
+
+static void send_heartbeat(struct loop *l)
+{
+    const char *ids[l->nheld + 1];
+    for (unsigned i = 0; i < l->nheld; i++) ids[i] = l->held[i]->task_id;
+    uint8_t *b = NULL;
+    size_t n = 0;
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_wire_heartbeat(ids, l->nheld, &b, &n, &eb);
+    send_frame(l, rc, b, n, &eb);
+}
+
+/* Result for a job (run or not). Returns 0 when queued on the socket. */
+static int send_result(struct loop *l, const struct job *j, const struct em_pipe_result *r)
+{
+    Earmark__Result m;
+    earmark__result__init(&m);
+    m.task_id = j->task_id;
+    m.batch_id = j->batch_id;
+    m.item_id = j->item_id;
+    m.attempt = j->attempt;
+    m.ok = r->err == EM_OK;
+    m.error_class = (char *)(r->err == EM_OK ? "" : em_err_name(r->err));
+    m.error_message = (char *)(r->err == EM_OK ? "" : r->msg);
+    m.retryable = r->err != EM_OK && r->retryable;
+    m.output_uri = r->wrote_record ? j->out_uri : (char *)"";
+    m.duration_s = r->duration_s;
+    m.elapsed_s = r->elapsed_s;
+    uint8_t *b = NULL;
+    size_t n = 0;
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_wire_result(&m, &b, &n, &eb);
+    return send_frame(l, rc, b, n, &eb);
+}
+
+/* ---- jobs ---- */
+
+static void job_free(struct job *j)
+{
+    if (!j) return;
+    free(j->task_id);
+    free(j->batch_id);
+    free(j->item_id);
+    free(j->source);
+    free(j->out_uri);
+    free(j->meta_json);
+    free(j->producer_hash);
+    free(j);
+}
+
+static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
+
+static struct job *job_from_task(const Earmark__Task *t)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->task_id = dup_or_empty(t->task_id);
+    j->batch_id = dup_or_empty(t->batch_id);
+    j->item_id = dup_or_empty(t->item_id);
+    j->source = dup_or_empty(t->source);
+    j->out_uri = dup_or_empty(t->out_uri);
+    j->meta_json = dup_or_empty(t->meta_json);
+    j->producer_hash = dup_or_empty(t->producer_hash);
+    j->attempt = t->attempt;
+    j->deadline_ms = t->deadline_ms;
+    if (!j->task_id || !j->batch_id || !j->item_id || !j->source || !j->out_uri ||
+        !j->meta_json || !j->producer_hash) {
+        job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+static void held_remove(struct loop *l, unsigned i)
+{
+    l->held[i] = l->held[--l->nheld];
+}
+
+/* Sends a result that is not the pipeline's (cancelled, handed back, over capacity). */
+static void answer_unrun(struct loop *l, const struct job *j, em_err err, bool retryable,
+                         const char *why)
+{
+    struct em_pipe_result r;
+    memset(&r, 0, sizeof r);
+    r.err = err;
+    r.retryable = retryable;
+    snprintf(r.msg, sizeof r.msg, "%s", why);
+    send_result(l, j, &r);
+    l->stats.failed++;
+}
+
+/* ---- pipeline threads ---- */
+
+struct thread_arg {
+    struct loop *l;
+    unsigned idx;
+};
+
+static void *pipeline_thread(void *p)
+{
+    struct thread_arg *a = p;
+    struct loop *l = a->l;
+    struct em_storage *st = l->st[a->idx];
+    free(a);
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        while (!l->qhead && !l->stop) pthread_cond_wait(&l->cv, &l->mu);
+        struct job *j = l->qhead;
+        if (!j) {
+            pthread_mutex_unlock(&l->mu);
+            break;
+        }
+        l->qhead = j->next;
+        if (!l->qhead) l->qtail = NULL;
+        j->next = NULL;
+        j->state = JOB_RUNNING;
+        pthread_mutex_unlock(&l->mu);
+
+        struct em_pipe_task t = {
+            .task_id = j->task_id, .batch_id = j->batch_id, .item_id = j->item_id,
+            .source = j->source, .out_uri = j->out_uri, .meta_json = j->meta_json,
+            .producer_hash = j->producer_hash, .attempt = j->attempt,
+            .deadline_ms = j->deadline_ms,
+        };
+        struct em_pipe_result r;
+        em_pipe_run(&l->env, st, &t, &r);
+
+        pthread_mutex_lock(&l->mu);
+        j->res = r;
+        j->state = JOB_DONE;
+        pthread_mutex_unlock(&l->mu);
+        char b = 1;
+        ssize_t wr;
+        do wr = write(l->wake[1], &b, 1);
+        while (wr < 0 && errno == EINTR); /* a full pipe already wakes the loop */
+    }
+    return NULL;
+}
+
+/* ---- main-thread handlers ---- */
+
+static unsigned free_slots(const struct loop *l)
+{
+    return l->nheld >= l->o->capacity ? 0 : l->o->capacity - l->nheld;
+}
+
+static void on_task(struct loop *l, const Earmark__Task *t, bool draining)
+{
+    struct job *j = job_from_task(t);
+    if (!j) {
+        em_error("msg=\"out of memory taking a task\"");
+        return; /* the coordinator's lease re-dispatches it */
+    }
+    l->stats.tasks++;
+    if (draining || l->nheld >= l->maxheld) {
+        em_warn("msg=\"task refused\" task=%s why=%s", j->task_id,
+                draining ? "draining" : "over-capacity");
+        answer_unrun(l, j, EM_E_LOST, true, draining ? "worker is draining" : "worker over capacity");
+        job_free(j);
+        return;
+    }
+    em_debug("msg=\"task\" task=%s item=%s attempt=%u", j->task_id, j->item_id, j->attempt);
+    l->held[l->nheld++] = j;
+    pthread_mutex_lock(&l->mu);
+    j->state = JOB_QUEUED;
+    if (l->qtail) l->qtail->next = j;
+    else l->qhead = j;
+    l->qtail = j;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Removes j from the work queue if it has not started. Caller holds mu. */
+static bool unqueue_locked(struct loop *l, struct job *j)
+{
+    struct job **pp = &l->qhead, *prev = NULL;
+    for (; *pp; prev = *pp, pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            if (l->qtail == j) l->qtail = prev;
+            j->next = NULL;
+            return true;
+        }
+    return false;
+}
+
+static void on_cancel(struct loop *l, const char *task_id, bool draining)
+{
+    for (unsigned i = 0; i < l->nheld; i++) {
+        struct job *j = l->held[i];
+        if (strcmp(j->task_id, task_id ? task_id : "") != 0) continue;
+        pthread_mutex_lock(&l->mu);
+        bool was_queued = j->state == JOB_QUEUED && unqueue_locked(l, j);
+        pthread_mutex_unlock(&l->mu);
+        if (!was_queued) return; /* running or done: its result will say what happened */
+        answer_unrun(l, j, EM_E_CANCELLED, false, "cancelled before it started");
+        held_remove(l, i);
+        job_free(j);
+        if (!draining) send_ready(l, 1);
+        return;
+    }
+}
+
+/* Returns true when the loop should start draining (Drain). */
+static bool on_frame(struct loop *l, zmq_msg_t *m, bool draining)
+{
+    Earmark__Envelope *e = NULL;
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_wire_unpack(zmq_msg_data(m), zmq_msg_size(m), &e, &eb);
+    if (rc != EM_OK) {
+        l->stats.dropped++;
+        char q[300];
+        em_warn("msg=\"malformed frame dropped\" err=%s detail=\"%s\" dropped=%llu",
+                em_err_name(rc), em_log_q(q, sizeof q, em_errbuf_msg(&eb, rc)),
+                (unsigned long long)l->stats.dropped);
+        return false;
+    }
+    bool drain = false;
+    switch (e->body_case) {
+    case EARMARK__ENVELOPE__BODY_WELCOME: {
+        uint32_t hb = e->welcome->heartbeat_ms ? e->welcome->heartbeat_ms
+                                               : EM_LOOP_DEFAULT_HEARTBEAT_MS;
+        if (hb < EM_LOOP_MIN_HEARTBEAT_MS) hb = EM_LOOP_MIN_HEARTBEAT_MS;
+        if (hb > EM_LOOP_MAX_HEARTBEAT_MS) hb = EM_LOOP_MAX_HEARTBEAT_MS;
+        l->heartbeat_ms = (int)hb;
+        l->welcomed = true;
+        l->stats.welcomes++;
+        em_info("msg=\"welcome\" heartbeat_ms=%d lease_ms=%u held=%u", l->heartbeat_ms,
+                e->welcome->lease_ms, l->nheld);
+        send_ready(l, draining ? 0 : free_slots(l));
+        break;
+    }
+    case EARMARK__ENVELOPE__BODY_TASK: on_task(l, e->task, draining); break;
+    case EARMARK__ENVELOPE__BODY_CANCEL: on_cancel(l, e->cancel->task_id, draining); break;
+    case EARMARK__ENVELOPE__BODY_DRAIN: drain = true; break;
+    default:
+        l->stats.dropped++;
+        em_warn("msg=\"unexpected message dropped\" body=%d", (int)e->body_case);
+        break;
+    }
+    em_wire_free(e);
+    return drain;
+}
+
+static void on_monitor(struct loop *l)
+{
+    zmq_msg_t ev, addr;
+    zmq_msg_init(&ev);
+    zmq_msg_init(&addr);
+    if (zmq_msg_recv(&ev, l->mon, ZMQ_DONTWAIT) >= 0) {
+        uint16_t event = 0;
+        if (zmq_msg_size(&ev) >= 2) memcpy(&event, zmq_msg_data(&ev), 2);
+        if (zmq_msg_more(&ev)) zmq_msg_recv(&addr, l->mon, 0);
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            em_info("msg=\"connected\" endpoint=%s", l->o->endpoint);
+            l->welcomed = false;
+            send_hello(l);
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            em_warn("msg=\"disconnected\" endpoint=%s held=%u", l->o->endpoint, l->nheld);
+            l->welcomed = false;
+        }
+    }
+    zmq_msg_close(&ev);
+    zmq_msg_close(&addr);
+}
+
+/* Sends the results of finished jobs and frees them. */
+static void flush_done(struct loop *l, bool draining)
+{
+    char buf[256];
+    while (read(l->wake[0], buf, sizeof buf) > 0) {
+    }
+    for (unsigned i = 0; i < l->nheld;) {
+        struct job *j = l->held[i];
+        pthread_mutex_lock(&l->mu);
+        bool done = j->state == JOB_DONE;
+        pthread_mutex_unlock(&l->mu);
+        if (!done) {
+            i++;
+            continue;
+        }
+        if (send_result(l, j, &j->res) != 0) {
+            i++; /* retried on the next tick */
+            continue;
+        }
+        if (j->res.err == EM_OK) {
+            l->stats.ok++;
+            em_info("msg=\"done\" item=%s task=%s duration_s=%.3f elapsed_s=%.3f", j->item_id,
+                    j->task_id, j->res.duration_s, j->res.elapsed_s);
+        } else {
+            l->stats.failed++;
+            char q[300];
+            em_warn("msg=\"failed\" item=%s task=%s err=%s retryable=%d detail=\"%s\"",
+                    j->item_id, j->task_id, em_err_name(j->res.err), j->res.retryable,
+                    em_log_q(q, sizeof q, j->res.msg));
+        }
+        held_remove(l, i);
+        job_free(j);
+        if (!draining) send_ready(l, 1);
+    }
+}
+
+/* Hands back every job that has not started (drain). */
+static void hand_back_queued(struct loop *l)
+{
+    for (unsigned i = 0; i < l->nheld;) {
+        struct job *j = l->held[i];
+        pthread_mutex_lock(&l->mu);
+        bool q = j->state == JOB_QUEUED && unqueue_locked(l, j);
+        pthread_mutex_unlock(&l->mu);
+        if (!q) {
+            i++;
+            continue;
+        }
+        answer_unrun(l, j, EM_E_LOST, true, "worker stopped before starting it");
+        held_remove(l, i);
+        job_free(j);
+    }
+}
+
+/* ---- setup / teardown ---- */
+
+static em_err open_socket(struct loop *l, struct em_errbuf *eb)
+{
+    l->ctx = zmq_ctx_new();
+    if (!l->ctx) return em_errf(eb, EM_E_IO, "zmq context: %s", zmq_strerror(errno));
+    l->sock = zmq_socket(l->ctx, ZMQ_DEALER);
+    if (!l->sock) return em_errf(eb, EM_E_IO, "zmq socket: %s", zmq_strerror(errno));
+    int64_t maxmsg = EM_WIRE_MAX_FRAME;
+    int linger = 2000, ivl = 100, ivlmax = 2000;
+    zmq_setsockopt(l->sock, ZMQ_ROUTING_ID, l->o->worker_id, strlen(l->o->worker_id));
+    zmq_setsockopt(l->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(l->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(l->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(l->sock, ZMQ_RECONNECT_IVL_MAX, &ivlmax, sizeof ivlmax);
+    char mon[64];
+    snprintf(mon, sizeof mon, "inproc://em-worker-mon-%p", (void *)l);
+    if (zmq_socket_monitor(l->sock, mon, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+        return em_errf(eb, EM_E_IO, "zmq monitor: %s", zmq_strerror(errno));
+    l->mon = zmq_socket(l->ctx, ZMQ_PAIR);
+    if (!l->mon || zmq_connect(l->mon, mon) != 0)
+        return em_errf(eb, EM_E_IO, "zmq monitor connect: %s", zmq_strerror(errno));
+    if (zmq_connect(l->sock, l->o->endpoint) != 0)
+        return em_errf(eb, EM_E_ARG, "connect %s: %s", l->o->endpoint, zmq_strerror(errno));
+    return EM_OK;
+}
+
+static em_err start_threads(struct loop *l, struct em_errbuf *eb)
+{
+    unsigned n = l->o->threads;
+    l->tids = calloc(n, sizeof *l->tids);
+    l->st = calloc(n, sizeof *l->st);
+    if (!l->tids || !l->st) return em_errf(eb, EM_E_NOMEM, "thread table");
+    for (unsigned i = 0; i < n; i++) {
+        em_err rc = em_storage_open(&l->o->storage, &l->st[i], eb);
+        if (rc != EM_OK) return rc;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct thread_arg *a = malloc(sizeof *a);
+        if (!a) return em_errf(eb, EM_E_NOMEM, "thread arg");
+        a->l = l;
+        a->idx = i;
+        if (pthread_create(&l->tids[i], NULL, pipeline_thread, a) != 0) {
+            free(a);
+            return em_errf(eb, EM_E_INTERNAL, "pthread_create failed");
+        }
+        l->nthreads++;
+    }
+    return EM_OK;
+}
+
+/* join: wait for every thread and free everything, l included. Without join (drain bound
+ * passed) the threads, their handles, the jobs and l itself stay alive until exit. */
+static void teardown(struct loop *l, bool join)
+{
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    if (join) {
+        for (unsigned i = 0; i < l->nthreads; i++) pthread_join(l->tids[i], NULL);
+        for (unsigned i = 0; l->st && i < l->o->threads; i++) em_storage_close(l->st[i]);
+        free(l->st);
+        free(l->tids);
+        for (unsigned i = 0; i < l->nheld; i++) job_free(l->held[i]);
+        free(l->held);
+        if (l->wake[0] >= 0) close(l->wake[0]);
+        if (l->wake[1] >= 0) close(l->wake[1]);
+    }
+    if (l->mon) zmq_close(l->mon);
+    if (l->sock) {
+        zmq_socket_monitor(l->sock, NULL, 0);
+        zmq_close(l->sock);
+    }
+    if (l->ctx) zmq_ctx_term(l->ctx);
+    if (join) {
+        pthread_mutex_destroy(&l->mu);
+        pthread_cond_destroy(&l->cv);
+        free(l);
+    }
+}
+
+static em_err check_opts(const struct em_loop_opts *o, struct em_errbuf *eb)
+{
+    if (!o->endpoint || !*o->endpoint) return em_errf(eb, EM_E_ARG, "no --connect endpoint");
+    size_t idl = o->worker_id ? strlen(o->worker_id) : 0;
+    if (idl == 0 || idl > EM_LOOP_MAX_ID)
+        return em_errf(eb, EM_E_ARG, "worker id must be 1..%d bytes", EM_LOOP_MAX_ID);
+    if (o->threads < 1 || o->threads > EM_LOOP_MAX_THREADS)
+        return em_errf(eb, EM_E_ARG, "threads %u outside 1..%d", o->threads, EM_LOOP_MAX_THREADS);
+    if (o->capacity < 1 || o->capacity > 64 * EM_LOOP_MAX_THREADS)
+        return em_errf(eb, EM_E_ARG, "capacity %u outside 1..%d", o->capacity,
+                       64 * EM_LOOP_MAX_THREADS);
+    return EM_OK;
+}
+
+struct em_loop_opts em_loop_opts_default(void)
+{
+    struct em_loop_opts o;
+    memset(&o, 0, sizeof o);
+    o.threads = 1;
+    o.capacity = 0;
+    o.drain_ms = 30000;
+    o.storage = em_storage_opts_default();
+    return o;
+}
+
+/* ---- the loop ---- */
+
+static int poll_timeout(const struct loop *l, int64_t now)
+{
+    int64_t t = l->next_hb - now;
+    if (t > 100) t = 100; /* check the signal flag often */
+    return t < 0 ? 0 : (int)t;
+}
+
+static void tick(struct loop *l, int64_t now)
+{
+    if (now >= l->next_hb) {
+        send_heartbeat(l);
+        l->next_hb = now + l->heartbeat_ms;
+    }
+    /* connected but no Welcome: the coordinator may have missed the Hello */
+    if (!l->welcomed && l->hello_at && now - l->hello_at >= EM_LOOP_HELLO_RETRY_MS) send_hello(l);
+}
+
+static em_err run(struct loop *l, struct em_errbuf *eb)
+{
+    bool draining = false;
+    int64_t drain_until = 0;
+    l->heartbeat_ms = EM_LOOP_DEFAULT_HEARTBEAT_MS;
+    l->next_hb = em_now_ms() + l->heartbeat_ms;
+    for (;;) {
+        zmq_pollitem_t it[3] = {
+            {l->sock, 0, ZMQ_POLLIN, 0},
+            {l->mon, 0, ZMQ_POLLIN, 0},
+            {NULL, l->wake[0], ZMQ_POLLIN, 0},
+        };
+        int64_t now = em_now_ms();
+        int rc = zmq_poll(it, 3, poll_timeout(l, now));
+        if (rc < 0 && errno != EINTR) return em_errf(eb, EM_E_IO, "zmq_poll: %s", zmq_strerror(errno));
+        if (rc > 0 && (it[1].revents & ZMQ_POLLIN)) on_monitor(l);
+        if (rc > 0 && (it[0].revents & ZMQ_POLLIN)) {
+            for (int k = 0; k < 64; k++) {
+                zmq_msg_t m;
+                zmq_msg_init(&m);
+                if (zmq_msg_recv(&m, l->sock, ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&m);
+                    break;
+                }
+                if (zmq_msg_more(&m)) { /* protocol is one frame per message */
+                    l->stats.dropped++;
+                    em_warn("msg=\"multi-frame message dropped\"");
+                    zmq_msg_close(&m);
+                    while (1) { /* swallow the rest of it */
+                        zmq_msg_init(&m);
+                        int more = zmq_msg_recv(&m, l->sock, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&m);
+                        zmq_msg_close(&m);
+                        if (!more) break;
+                    }
+                    continue;
+                }
+                if (on_frame(l, &m, draining) && !draining) stop_signal = SIGTERM;
+                zmq_msg_close(&m);
+            }
+        }
+        flush_done(l, draining);
+        now = em_now_ms();
+        if (!draining && stop_signal) {
+            draining = true;
+            drain_until = now + l->o->drain_ms;
+            em_info("msg=\"draining\" signal=%d held=%u", (int)stop_signal, l->nheld);
+            hand_back_queued(l);
+        }
+        if (draining && l->nheld == 0) return EM_OK;
+        if (draining && now >= drain_until) {
+            for (unsigned i = 0; i < l->nheld; i++)
+                answer_unrun(l, l->held[i], EM_E_LOST, true, "worker stopped before finishing it");
+            em_warn("msg=\"drain bound reached\" unfinished=%u", l->nheld);
+            return EM_E_TIMEOUT;
+        }
+        tick(l, now);
+    }
+}
+
+em_err em_loop_run(const struct em_loop_opts *o, struct em_loop_stats *stats,
+                   struct em_errbuf *eb)
+{
+    em_err rc = check_opts(o, eb);
+    if (rc != EM_OK) return rc;
+    /* heap, not stack: after a drain timeout, threads still running keep using it */
+    struct loop *l = calloc(1, sizeof *l);
+    if (!l) return em_errf(eb, EM_E_NOMEM, "worker loop");
+    l->o = o;
+    l->wake[0] = l->wake[1] = -1;
+    l->env.worker_id = o->worker_id;
+    l->env.model = o->model;
+    em_pipe_env_from_environ(&l->env);
+    if (l->env.fault_crash_on || l->env.fault_delay_ms)
+        em_warn("msg=\"TEST-ONLY fault hooks active\" crash_on=%s delay_ms=%d",
+                l->env.fault_crash_on ? "set" : "unset", l->env.fault_delay_ms);
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->maxheld = 4 * o->capacity + 16;
+    l->held = calloc(l->maxheld, sizeof *l->held);
+    bool joined_ok = true;
+    if (!l->held) {
+        rc = em_errf(eb, EM_E_NOMEM, "job table");
+        goto out;
+    }
+    if (pipe2(l->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        rc = em_errf(eb, EM_E_IO, "pipe: %s", strerror(errno));
+        goto out;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: zmq_poll returns EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if ((rc = open_socket(l, eb)) != EM_OK) goto out;
+    if ((rc = start_threads(l, eb)) != EM_OK) goto out;
+    em_info("msg=\"worker started\" id=%s endpoint=%s threads=%u capacity=%u", o->worker_id,
+            o->endpoint, o->threads, o->capacity);
+    rc = run(l, eb);
+    if (rc == EM_E_TIMEOUT) {
+        joined_ok = false;
+        rc = em_errf(eb, EM_E_TIMEOUT, "drain took longer than %d ms", o->drain_ms);
+    }
+out:
+    if (stats) *stats = l->stats;
+    em_info("msg=\"worker stopped\" tasks=%llu ok=%llu failed=%llu dropped=%llu",
+            (unsigned long long)l->stats.tasks, (unsigned long long)l->stats.ok,
+            (unsigned long long)l->stats.failed, (unsigned long long)l->stats.dropped);
+    teardown(l, joined_ok);
+    return rc;
+}

@@ -1,0 +1,156 @@
+/* worker/pipeline.c - one task: fetch -> decode -> facts -> record -> put (see pipeline.h).
+ * Timings are wall-monotonic seconds per phase; the model phase is 0 until a model
+ * runtime is wired in. */
+#include "worker/pipeline.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "model/audio.h"
+#include "worker/annotation.h"
+#include "worker/facts.h"
+
+#define RECORD_CONTENT_TYPE "application/json"
+
+void em_pipe_env_from_environ(struct em_pipe_env *env)
+{
+    const char *c = getenv("EARMARK_FAULT_CRASH_ON");
+    env->fault_crash_on = c && *c ? c : NULL;
+    env->fault_delay_ms = 0;
+    const char *d = getenv("EARMARK_FAULT_DELAY_MS");
+    if (d && *d) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(d, &end, 10);
+        if (errno == 0 && end && *end == 0 && v > 0 && v <= EM_PIPE_MAX_FAULT_DELAY_MS)
+            env->fault_delay_ms = (int)v;
+    }
+}
+
+/* Last path component of a URI, for error messages ("clip.wav"). */
+static const char *base_name(const char *uri)
+{
+    const char *s = strrchr(uri, '/');
+    return s && s[1] ? s + 1 : uri;
+}
+
+static void set_msg(struct em_pipe_result *res, const char *fmt, const char *a, const char *b)
+{
+    snprintf(res->msg, sizeof res->msg, fmt, a, b);
+}
+
+/* Builds and stores the record described by in. EM_OK or the put's error (detail in eb). */
+static em_err put_record(struct em_storage *st, const char *out_uri,
+                         const struct em_annot_in *in, struct em_errbuf *eb)
+{
+    size_t len = 0;
+    char *json = em_annot_build(in, &len);
+    if (!json) return em_errf(eb, EM_E_NOMEM, "building the record for %s", in->item_id);
+    em_err rc = em_storage_put(st, out_uri, json, len, RECORD_CONTENT_TYPE, eb);
+    free(json);
+    return rc;
+}
+
+static bool task_valid(const struct em_pipe_task *t, struct em_pipe_result *res)
+{
+    const char *bad = NULL;
+    if (!t->item_id || !*t->item_id) bad = "item_id";
+    else if (!t->batch_id || !*t->batch_id) bad = "batch_id";
+    else if (!t->source || !*t->source || strlen(t->source) > EM_PIPE_MAX_URI) bad = "source";
+    else if (!t->out_uri || !*t->out_uri || strlen(t->out_uri) > EM_PIPE_MAX_URI) bad = "out_uri";
+    if (!bad) return true;
+    res->err = EM_E_ARG;
+    res->retryable = false;
+    set_msg(res, "task %s: missing or oversized %s", t->task_id ? t->task_id : "?", bad);
+    return false;
+}
+
+void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
+                 const struct em_pipe_task *t, struct em_pipe_result *res)
+{
+    double t0 = em_now_s();
+    memset(res, 0, sizeof *res);
+    struct em_audio audio;
+    memset(&audio, 0, sizeof audio);
+    struct em_facts facts;
+    memset(&facts, 0, sizeof facts);
+    struct em_errbuf eb = {{0}};
+    uint8_t *bytes = NULL;
+    size_t nbytes = 0;
+    bool decoded = false;
+    double fetch_s = 0, decode_s = 0;
+    em_err rc;
+
+    if (!task_valid(t, res)) goto done;
+
+    /* test-only fault hooks (pipeline.h) */
+    if (env->fault_crash_on && strstr(t->source, env->fault_crash_on)) abort();
+    if (env->fault_delay_ms > 0) em_sleep_ms(env->fault_delay_ms);
+
+    double ts = em_now_s();
+    rc = em_storage_get(st, t->source, &bytes, &nbytes, &eb);
+    fetch_s = em_now_s() - ts;
+    if (rc == EM_OK) {
+        ts = em_now_s();
+        rc = em_audio_decode_mem(bytes, nbytes, base_name(t->source), &audio, &eb);
+        decode_s = em_now_s() - ts;
+        free(bytes);
+        bytes = NULL;
+        if (rc == EM_OK) {
+            decoded = true;
+            em_facts_compute(audio.pcm, audio.n, EM_AUDIO_RATE, &facts);
+            res->duration_s = audio.duration_s;
+        }
+    }
+    if (rc != EM_OK && em_err_retryable(rc)) {
+        /* transient: no record; the coordinator retries or writes the final error record */
+        res->err = rc;
+        res->retryable = true;
+        set_msg(res, "%s: %s", base_name(t->source), em_errbuf_msg(&eb, rc));
+        goto done;
+    }
+    em_err cause = rc;
+    if (cause != EM_OK) set_msg(res, "%s: %s", base_name(t->source), em_errbuf_msg(&eb, cause));
+
+    struct em_annot_in in = {
+        .item_id = t->item_id,
+        .batch_id = t->batch_id,
+        .source = t->source,
+        .worker_id = env->worker_id,
+        .producer_hash = t->producer_hash,
+        .model = env->model ? env->model : "none",
+        .meta_json = t->meta_json,
+        .attempt = t->attempt,
+        .audio = decoded ? &audio : NULL,
+        .facts = decoded ? &facts : NULL,
+        .fetch_s = fetch_s,
+        .decode_s = decode_s,
+        .model_s = 0,
+        .total_s = em_now_s() - t0,
+        .err = cause,
+        .err_msg = cause != EM_OK ? res->msg : NULL,
+    };
+    struct em_errbuf peb = {{0}};
+    em_err prc = put_record(st, t->out_uri, &in, &peb);
+    if (prc != EM_OK) {
+        /* Whatever the cause, an unstored record is a storage problem: retry. A permanent
+         * put error (403, bad URI) surfaces through the attempt limit with this message. */
+        res->err = prc;
+        res->retryable = true;
+        char what[200];
+        snprintf(what, sizeof what, "%s", em_errbuf_msg(&peb, prc));
+        set_msg(res, "storing the record: %s%s", what, "");
+        goto done;
+    }
+    res->wrote_record = true;
+    res->err = cause;
+    res->retryable = false;
+
+done:
+    free(bytes);
+    em_audio_free(&audio);
+    res->elapsed_s = em_now_s() - t0;
+}
