@@ -316,6 +316,7 @@ static bool on_frame(struct loop *l, zmq_msg_t *m, bool draining)
         if (hb < EM_LOOP_MIN_HEARTBEAT_MS) hb = EM_LOOP_MIN_HEARTBEAT_MS;
         if (hb > EM_LOOP_MAX_HEARTBEAT_MS) hb = EM_LOOP_MAX_HEARTBEAT_MS;
         l->heartbeat_ms = (int)hb;
+        if (l->next_hb > em_now_ms() + hb) l->next_hb = em_now_ms() + hb;
         l->welcomed = true;
         l->stats.welcomes++;
         em_info("msg=\"welcome\" heartbeat_ms=%d lease_ms=%u held=%u", l->heartbeat_ms,

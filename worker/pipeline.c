@@ -103,6 +103,9 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
             decoded = true;
             em_facts_compute(audio.pcm, audio.n, EM_AUDIO_RATE, &facts);
             res->duration_s = audio.duration_s;
+            if (audio.duration_s < EM_PIPE_MIN_SECONDS)
+                rc = em_errf(&eb, EM_E_TOO_SHORT, "%.3f s of audio, the minimum is %.3f s",
+                             audio.duration_s, EM_PIPE_MIN_SECONDS);
         }
     }
     if (rc != EM_OK && em_err_retryable(rc)) {

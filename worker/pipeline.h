@@ -5,7 +5,7 @@
  *
  * and how a failure is classified:
  *   - permanent (!em_err_retryable: EM_E_AUDIO, EM_E_FORMAT, EM_E_TOO_LONG, EM_E_NOTFOUND,
- *     EM_E_TOO_SHORT, ...): an error record (status "failed", error {class, message}) is
+ *     EM_E_TOO_SHORT for clips under EM_PIPE_MIN_SECONDS, ...): an error record (status "failed", error {class, message}) is
  *     written to out_uri and the result says ok=false, retryable=false;
  *   - retryable (EM_E_IO, EM_E_STORAGE, EM_E_TIMEOUT, a failed put of any record): no
  *     record is written; the result says ok=false, retryable=true and the coordinator
@@ -32,6 +32,9 @@
 
 #define EM_PIPE_MAX_FAULT_DELAY_MS 600000 /* ms, cap on EARMARK_FAULT_DELAY_MS */
 #define EM_PIPE_MAX_URI 4096              /* bytes, longest source / out URI accepted */
+/* Shorter decoded audio is EM_E_TOO_SHORT (permanent): below ~10 mel frames after the
+ * encoder's 4x reduction there is nothing for a model to describe. */
+#define EM_PIPE_MIN_SECONDS 0.1
 
 /* Per-worker settings; borrowed strings must outlive every em_pipe_run call. */
 struct em_pipe_env {
