@@ -1,0 +1,80 @@
+/* storage/http.c - read-only http(s) objects: GET (size-capped, at most EM_XFER_MAX_REDIRECTS
+ * redirects, http/https only) and HEAD, retried by xfer.c. Never signed, so it has its own
+ * easy handle (see impl.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/impl.h"
+#include "storage/xfer.h"
+
+static em_err http_handle(struct em_storage *st, struct em_errbuf *eb)
+{
+    if (!st->http && !(st->http = curl_easy_init()))
+        return em_errf(eb, EM_E_NOMEM, "http: curl_easy_init failed");
+    return EM_OK;
+}
+
+/* "GET https://host/pa..." for messages; the URL has no user info (uri.c refuses it). */
+static void what(char *out, size_t cap, const char *method, const char *url)
+{
+    snprintf(out, cap, "http %s %.160s", method, url);
+}
+
+static em_err http_get(struct em_storage *st, const struct em_uri *u, uint8_t **data,
+                       size_t *len, struct em_errbuf *eb)
+{
+    char w[192];
+    em_err rc = http_handle(st, eb);
+    if (rc != EM_OK) return rc;
+    what(w, sizeof w, "GET", u->path);
+    struct em_xfer x = {.method = "GET", .url = u->path, .max_bytes = st->o.max_bytes,
+                        .follow_redirects = 1, .what = w};
+    struct em_xfer_resp r;
+    rc = em_xfer_run(st, st->http, &x, &r, eb);
+    if (rc == EM_OK && (r.status < 200 || r.status >= 300)) rc = em_xfer_status_err(&x, &r, eb);
+    if (rc != EM_OK) {
+        free(r.data);
+        return rc;
+    }
+    if (!r.data && !(r.data = calloc(1, 1))) return em_errf(eb, EM_E_NOMEM, "%s: out of memory", w);
+    *data = r.data;
+    *len = r.len;
+    return EM_OK;
+}
+
+static em_err http_exists(struct em_storage *st, const struct em_uri *u, struct em_errbuf *eb)
+{
+    char w[192];
+    em_err rc = http_handle(st, eb);
+    if (rc != EM_OK) return rc;
+    what(w, sizeof w, "HEAD", u->path);
+    struct em_xfer x = {.method = "HEAD", .url = u->path, .max_bytes = st->o.max_bytes,
+                        .follow_redirects = 1, .what = w};
+    struct em_xfer_resp r;
+    rc = em_xfer_run(st, st->http, &x, &r, eb);
+    if (rc == EM_OK && (r.status < 200 || r.status >= 300)) rc = em_xfer_status_err(&x, &r, eb);
+    free(r.data);
+    return rc;
+}
+
+static em_err http_put(struct em_storage *st, const struct em_uri *u, const void *data,
+                       size_t len, const char *content_type, struct em_errbuf *eb)
+{
+    (void)st, (void)data, (void)len, (void)content_type;
+    return em_errf(eb, EM_E_UNSUPPORTED, "http: %.160s: http(s) URIs are read-only", u->path);
+}
+
+static em_err http_del(struct em_storage *st, const struct em_uri *u, struct em_errbuf *eb)
+{
+    (void)st;
+    return em_errf(eb, EM_E_UNSUPPORTED, "http: %.160s: http(s) URIs are read-only", u->path);
+}
+
+const struct em_storage_ops em_storage_http_ops = {
+    .name = "http",
+    .get = http_get,
+    .put = http_put,
+    .exists = http_exists,
+    .del = http_del,
+};
