@@ -1,0 +1,28 @@
+/* tests/helpers/clips.h - real audio clips for tests, made with sox and ffmpeg (both must
+ * be on PATH), and synthesized signals. Test-only code; every function returns 0 on
+ * success and non-zero on failure (the caller asserts or fails its suite init). */
+#ifndef EM_TH_CLIPS_H
+#define EM_TH_CLIPS_H
+#include <stddef.h>
+
+/* A sine of freq Hz and linear amplitude amp (full scale 1.0), seconds long, at rate Hz
+ * with channels identical channels, written by sox; the format follows path's
+ * extension (.wav is 16-bit PCM). Repeatable (sox -R) and not dithered (-D). */
+int th_make_tone(const char *path, double freq, double amp, double seconds, int rate, int channels);
+/* Same tone, encoded by ffmpeg with the given output options, e.g. "-c:a libmp3lame -b:a
+ * 128k" or "-c:a pcm_s24le"; the container follows path's extension (or a -f in ffargs). */
+int th_make_tone_ff(const char *path, double freq, double amp, double seconds, int rate,
+                    int channels, const char *ffargs);
+/* deploy/make-corpus.sh [--bad] dir n (found through th_root()). */
+int th_make_corpus(const char *dir, int n, int bad);
+/* Writes x[n] as a mono 32-bit float WAV at rate (values are written as given, even
+ * outside [-1, 1] or non-finite). */
+int th_write_wav_f32(const char *path, const float *x, size_t n, int rate);
+/* x[i] = amp * sin(2*pi*freq*i/rate + phase) for i < n. */
+void th_sine(float *x, size_t n, double freq, double amp, int rate, double phase);
+/* RMS of x[from, to) in double. */
+double th_rms(const float *x, size_t from, size_t to);
+/* Goertzel power of x[from, to) at freq (unnormalised: compare against other frequencies
+ * over the same span). */
+double th_goertzel(const float *x, size_t from, size_t to, double freq, int rate);
+#endif
