@@ -123,6 +123,8 @@ static void setup(CURL *h, const struct em_xfer *x, struct em_storage *st, struc
         curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(h, CURLOPT_READDATA, src);
         curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->body_len);
+        /* servers that ignore "Expect: 100-continue" cost this much per large PUT */
+        curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 300L);
     } else if (strcmp(x->method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, x->method);
     }
