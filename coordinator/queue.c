@@ -267,6 +267,7 @@ em_err em_queue_batch_get(struct em_queue *q, const char *batch, struct em_batch
         else if (strcmp(f->str, "done") == 0) b->done = rnum(v);
         else if (strcmp(f->str, "failed") == 0) b->failed = rnum(v);
         else if (strcmp(f->str, "skipped") == 0) b->skipped = rnum(v);
+        else if (strcmp(f->str, "dead") == 0) b->dead = rnum(v);
         else if (strcmp(f->str, "created") == 0) b->created_ms = (int64_t)rnum(v);
         else if (strcmp(f->str, "completed") == 0) b->completed_ms = (int64_t)rnum(v);
         else if (strcmp(f->str, "state") == 0) snprintf(b->state, sizeof b->state, "%s", v->str);
@@ -642,12 +643,39 @@ em_err em_queue_dead(struct em_queue *q, const char *batch, const char *item, co
                      unsigned attempts, const char *err_class, const char *err_msg,
                      struct em_errbuf *eb)
 {
-    char a[16];
+    char a[16], bk[128];
     snprintf(a, sizeof a, "%u", attempts);
-    return cmd_ok(q, eb,
-                  cmd(q, eb, "XADD", EM_QUEUE_DEAD, "*", "batch", batch, "item", item, "source",
-                      source ? source : "", "attempts", a, "class", err_class ? err_class : "",
-                      "message", err_msg ? err_msg : "", (const char *)NULL));
+    em_err rc = cmd_ok(q, eb,
+                       cmd(q, eb, "XADD", EM_QUEUE_DEAD, "*", "batch", batch, "item", item, "source",
+                           source ? source : "", "attempts", a, "class",
+                           err_class ? err_class : "", "message", err_msg ? err_msg : "",
+                           (const char *)NULL));
+    if (rc != EM_OK || !batch[0]) return rc;
+    key(bk, sizeof bk, batch, "");
+    return cmd_ok(q, eb, cmd(q, eb, "HINCRBY", bk, "dead", "1", (const char *)NULL));
+}
+
+em_err em_queue_inflight_set(struct em_queue *q, const char *batch, const char *consumer,
+                             uint64_t n, struct em_errbuf *eb)
+{
+    char k[128], v[24];
+    key(k, sizeof k, batch, ":inflight");
+    snprintf(v, sizeof v, "%llu", (unsigned long long)n);
+    return cmd_ok(q, eb, cmd(q, eb, "HSET", k, consumer, v, (const char *)NULL));
+}
+
+em_err em_queue_inflight_sum(struct em_queue *q, const char *batch, uint64_t *n,
+                             struct em_errbuf *eb)
+{
+    char k[128];
+    key(k, sizeof k, batch, ":inflight");
+    *n = 0;
+    redisReply *r = cmd(q, eb, "HVALS", k, (const char *)NULL);
+    if (!r) return EM_E_REDIS;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING) *n += rnum(r->element[i]);
+    freeReplyObject(r);
+    return EM_OK;
 }
 
 void em_queue_rows_free(struct em_queue_row *r, size_t n)

@@ -6,12 +6,15 @@
  *                              max_attempts, model, producer_hash, total, created (wall ms),
  *                              state ("submitting" -> "open" -> "complete"), completed (ms),
  *                              done, failed (counters, bumped only by a first settle),
- *                              skipped (items settled by submit --skip-done)
+ *                              skipped (items settled by submit --skip-done),
+ *                              dead (items dead-lettered)
  *   batch:<B>:items     LIST   "<item>\t<source>" per item, manifest order (manifest.jsonl)
  *   batch:<B>:status    HASH   item -> "ok" | "failed"; set once (HSETNX), so an item counts
  *                              once whatever arrives twice
  *   batch:<B>:output    HASH   item -> output URI, only where it is not <out>/<item>.json
  *                              (--skip-done items keep an older record)
+ *   batch:<B>:inflight  HASH   coordinator id -> tasks of this batch it has out now
+ *                              (refreshed about once a second; for status only)
  *   batch:<B>:tries     HASH   item -> attempts dispatched; "<item>:lost" -> times its worker
  *                              was lost; "<item>:err" -> "<EM_E_NAME>\t<message>" last error
  *   items               STREAM one entry per item (and per re-queue by a later submit):
@@ -58,7 +61,7 @@ struct em_batch_info {
     char id[EM_QUEUE_MAX_BATCH_ID + 1];
     char *prompts_json, *gen_json, *out, *model, *producer_hash; /* owned, malloc'd */
     unsigned max_attempts;
-    uint64_t total, done, failed, skipped;
+    uint64_t total, done, failed, skipped, dead;
     int64_t created_ms, completed_ms;
     char state[16];
 };
@@ -137,7 +140,7 @@ em_err em_queue_tries_set(struct em_queue *q, const char *batch, const char *ite
 /* Records a failed attempt: last error, and lost += 1 when lost. */
 em_err em_queue_tries_fail(struct em_queue *q, const char *batch, const char *item, int lost,
                            const char *err_class, const char *err_msg, struct em_errbuf *eb);
-/* XADD earmark:dead. */
+/* XADD earmark:dead, and batch dead += 1 when batch is non-empty. */
 em_err em_queue_dead(struct em_queue *q, const char *batch, const char *item, const char *source,
                      unsigned attempts, const char *err_class, const char *err_msg,
                      struct em_errbuf *eb);
@@ -151,6 +154,13 @@ struct em_queue_row {
 em_err em_queue_rows(struct em_queue *q, const char *batch, size_t start, size_t count,
                      struct em_queue_row **rows, size_t *n, struct em_errbuf *eb);
 void em_queue_rows_free(struct em_queue_row *r, size_t n);
+
+/* In-flight bookkeeping for status: this coordinator has n tasks of batch out. */
+em_err em_queue_inflight_set(struct em_queue *q, const char *batch, const char *consumer,
+                             uint64_t n, struct em_errbuf *eb);
+/* Sum over coordinators. */
+em_err em_queue_inflight_sum(struct em_queue *q, const char *batch, uint64_t *n,
+                             struct em_errbuf *eb);
 
 /* Entries of the group not yet delivered (XINFO GROUPS lag; -1 when Redis cannot say). */
 em_err em_queue_lag(struct em_queue *q, long long *lag, struct em_errbuf *eb);

@@ -1,10 +1,95 @@
-/* PLACEHOLDER until the owning module lands: replaced wholesale. */
+/* coordinator/status.c - `earmark status BATCH [--json]`: counts, rate and ETA from Redis. */
+#include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
 #include "common/cmd.h"
+#include "coordinator/cli.h"
+#include "coordinator/queue.h"
+
+static void usage(FILE *f) { fprintf(f, "usage: earmark status --redis URL BATCH [--json]\n"); }
+
+static int print_json(const char *batch, const struct em_batch_info *b, const struct em_progress *p)
+{
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:s?, s:o}", "batch",
+                          batch, "state", b->state, "total", (json_int_t)p->total, "done",
+                          (json_int_t)p->done, "failed", (json_int_t)p->failed, "pending",
+                          (json_int_t)p->pending, "in_flight", (json_int_t)p->in_flight, "skipped",
+                          (json_int_t)p->skipped, "dead", (json_int_t)p->dead, "rate", p->rate,
+                          "out", b->out, "eta_s",
+                          p->eta_s < 0 ? json_null() : json_real(p->eta_s));
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!s) {
+        fprintf(stderr, "earmark status: out of memory\n");
+        return 1;
+    }
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
 int em_cmd_status(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "earmark status: not built yet\n");
-    return 1;
+    static const struct option lo[] = {
+        {"redis", required_argument, 0, 'r'},
+        {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *redis = NULL;
+    int as_json = 0;
+    optind = 1;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
+        if (c == 'r') redis = optarg;
+        else if (c == 'j') as_json = 1;
+        else if (c == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "earmark status: bad or incomplete option '%s'\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    redis = em_cli_redis_url(redis);
+    if (!redis || optind != argc - 1) {
+        fprintf(stderr, "earmark status: need --redis URL (or EARMARK_REDIS_URL) and one BATCH\n");
+        return 2;
+    }
+    const char *batch = argv[optind];
+    struct em_errbuf eb = {{0}};
+    struct em_queue *q = NULL;
+    struct em_batch_info b = {0};
+    em_err rc = em_queue_open(redis, &q, &eb);
+    if (rc == EM_OK) rc = em_queue_batch_get(q, batch, &b, &eb);
+    uint64_t infl = 0;
+    if (rc == EM_OK) rc = em_queue_inflight_sum(q, batch, &infl, &eb);
+    em_queue_close(q);
+    if (rc != EM_OK) {
+        fprintf(stderr, "earmark status: %s\n", em_errbuf_msg(&eb, rc));
+        em_batch_info_clear(&b);
+        return 1;
+    }
+    struct em_progress p;
+    em_progress_of(&b, infl, b.dead, em_wall_ms(), &p);
+    int status = 0;
+    if (as_json) {
+        status = print_json(batch, &b, &p);
+    } else {
+        char eta[32];
+        if (p.eta_s < 0) snprintf(eta, sizeof eta, "unknown");
+        else snprintf(eta, sizeof eta, "%.0fs", p.eta_s);
+        printf("batch %s (%s)\n  total %llu  done %llu  failed %llu  pending %llu  in-flight %llu"
+               "  skipped %llu  dead %llu\n  %.2f items/s  ETA %s\n  out %s\n",
+               batch, b.state, (unsigned long long)p.total, (unsigned long long)p.done,
+               (unsigned long long)p.failed, (unsigned long long)p.pending,
+               (unsigned long long)p.in_flight, (unsigned long long)p.skipped,
+               (unsigned long long)p.dead, p.rate, eta, b.out);
+    }
+    em_batch_info_clear(&b);
+    return status;
 }

@@ -1,0 +1,35 @@
+/* coordinator/cli.h - what the coordinator-side subcommands (coordinator, submit, status)
+ * share: number flags, the Redis URL, bounded file reads, batch progress arithmetic. */
+#ifndef EM_CLI_H
+#define EM_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "coordinator/queue.h"
+
+#define EM_CLI_MAX_MANIFEST (512u * 1024u * 1024u) /* bytes read from --manifest */
+
+/* Parses a decimal in [lo, hi] from s (whole string). 0 on success, -1 otherwise. */
+int em_cli_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+/* --redis if set, else $EARMARK_REDIS_URL, else NULL. */
+const char *em_cli_redis_url(const char *flag);
+/* Reads a whole file ("-" = stdin), at most max bytes. On EM_OK *data is malloc'd and
+ * NUL-terminated (caller frees). Errors: EM_E_IO, EM_E_TOO_LONG, EM_E_NOMEM. */
+em_err em_cli_read_file(const char *path, size_t max, uint8_t **data, size_t *len,
+                        struct em_errbuf *eb);
+
+/* Progress of a batch at wall time now_ms: counts as stored, plus derived numbers. */
+struct em_progress {
+    uint64_t total, done, failed, skipped, in_flight, pending, dead;
+    double rate;   /* items/s settled by workers since the batch was created (skips left out) */
+    double eta_s;  /* pending / rate; -1 when unknown */
+    int complete;  /* state "complete" */
+};
+void em_progress_of(const struct em_batch_info *b, uint64_t in_flight, uint64_t dead,
+                    int64_t now_ms, struct em_progress *p);
+/* `[#####.....] 37/50 done 2 failed 4.1 items/s ETA 3s` (bar width 20), NUL-terminated. */
+void em_progress_line(const struct em_progress *p, char *out, size_t cap);
+
+#endif

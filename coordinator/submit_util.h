@@ -1,0 +1,49 @@
+/* coordinator/submit_util.h - the parts of `earmark submit` that are pure enough to test:
+ * prompt names, the producer hash, and deciding whether an existing record is current
+ * (--skip-done). Thread-safe (no shared state). */
+#ifndef EM_SUBMIT_UTIL_H
+#define EM_SUBMIT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define EM_SUBMIT_MAX_PROMPT 4096u /* bytes of one free-text prompt */
+
+struct em_storage;
+
+/* 1 for a built-in prompt name (caption, transcript, events). */
+int em_submit_prompt_known(const char *name);
+
+/* Builds the batch's prompts JSON ([{name, text}]: built-ins first, then "free1".."freeN"),
+ * the generation settings JSON (fixed defaults), and the producer hash: hex SHA-256 of the
+ * canonical JSON (sorted keys, compact) of {earmark_version, gen, model, prompts}.
+ * All three outputs are malloc'd (caller frees). Errors: EM_E_NOMEM, EM_E_ARG. */
+em_err em_submit_producer(const char *model, const char *const *builtin, size_t nbuiltin,
+                          const char *const *free_text, size_t nfree, char **prompts_json,
+                          char **gen_json, char **hash, struct em_errbuf *eb);
+
+/* 1 if data[len] is an annotation record with status "ok" and producer.hash == hash,
+ * 0 otherwise (including malformed JSON). */
+int em_submit_record_current(const uint8_t *data, size_t len, const char *hash);
+
+/* The previous <out>/manifest.jsonl as source -> output of its ok items. */
+struct em_submit_prev;
+/* Parses manifest.jsonl bytes (lines {id, source, status, output}); bad lines skipped.
+ * NULL on allocation failure. */
+struct em_submit_prev *em_submit_prev_parse(const uint8_t *data, size_t len);
+/* Reads <out>/manifest.jsonl through st; *prev is NULL when there is none. */
+void em_submit_prev_load(struct em_storage *st, const char *out, struct em_submit_prev **prev);
+/* Output URI listed ok for source, or NULL (borrowed). */
+const char *em_submit_prev_output(const struct em_submit_prev *p, const char *source);
+void em_submit_prev_free(struct em_submit_prev *p);
+
+/* Looks for a current record for one item: <out>/<item_id>.json, then the output the
+ * previous manifest lists for source. Returns 1 and *uri (malloc'd) when found, 0 when
+ * not, -1 on allocation failure. */
+int em_submit_find_current(struct em_storage *st, const char *out,
+                           const struct em_submit_prev *prev, const char *item_id,
+                           const char *source, const char *hash, char **uri);
+
+#endif
