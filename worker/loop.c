@@ -252,7 +252,7 @@ static void on_task(struct loop *l, const Earmark__Task *t, bool draining)
         job_free(j);
         return;
     }
-    em_debug("msg=\"task\" task=%s item=%s attempt=%u", j->task_id, j->item_id, j->attempt);
+    em_info("msg=\"task\" task=%s item=%s attempt=%u", j->task_id, j->item_id, j->attempt);
     l->held[l->nheld++] = j;
     pthread_mutex_lock(&l->mu);
     j->state = JOB_QUEUED;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/clock.h"
 #include "model/audio.h"
@@ -87,7 +88,11 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
     if (!task_valid(t, res)) goto done;
 
     /* test-only fault hooks (pipeline.h) */
-    if (env->fault_crash_on && strstr(t->source, env->fault_crash_on)) abort();
+    if (env->fault_crash_on && strstr(t->source, env->fault_crash_on)) {
+        struct rlimit no_core = {0, 0}; /* a crash test should not litter core files */
+        setrlimit(RLIMIT_CORE, &no_core);
+        abort();
+    }
     if (env->fault_delay_ms > 0) em_sleep_ms(env->fault_delay_ms);
 
     double ts = em_now_s();

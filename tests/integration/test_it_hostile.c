@@ -1,0 +1,238 @@
+/* tests/integration/test_it_hostile.c - a hostile network and a failing object store, on a
+ * real cluster (redis-server, coordinator, two workers) writing to SeaweedFS over S3
+ * (SeaweedFS keeps its data on disk, so it can be stopped and restarted mid-batch).
+ *   e. peers that connect to the coordinator's port (a raw ZeroMQ DEALER and a raw TCP
+ *      socket) and send garbage, wrong-version, multi-frame and oversized frames: the
+ *      coordinator counts them (/metrics) and drops them, and the batch completes;
+ *   f. the S3 server is stopped for a few seconds mid-batch and restarted on the same port:
+ *      nothing is lost, every item's record is there at the end, status ok.
+ * Workers run with the test-only EARMARK_FAULT_DELAY_MS so the batch is still running when
+ * the fault hits. */
+#include <CUnit/CUnit.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/clock.h"
+#include "common/id.h"
+#include "proto/wire.h"
+#include "tests/helpers/clips.h"
+#include "tests/helpers/cluster.h"
+#include "tests/helpers/proc.h"
+
+#define BUCKET "earmark-hostile"
+#define AK "earmark-test-ak"
+#define SK "earmark-test-sk"
+#define OUTAGE_MS 4000
+
+static struct th_cluster c;
+static struct th_server s3;
+static struct em_storage *st;
+
+static int clean(void)
+{
+    em_storage_close(st);
+    st = NULL;
+    th_cluster_stop(&c);
+    th_server_stop(&s3);
+    return 0;
+}
+
+static int start(void)
+{
+    if (th_weed_start(&s3, AK, SK) != 0) return 1;
+    if (th_s3_mkbucket(&s3, BUCKET, AK, SK) != 0) return 1;
+    setenv("AWS_ACCESS_KEY_ID", AK, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", SK, 1);
+    setenv("AWS_REGION", "us-east-1", 1);
+    setenv("AWS_ENDPOINT_URL", s3.endpoint, 1);
+    struct th_cluster_opts o = {
+        .workers = 2,
+        .threads = 1,
+        .worker_env = {"EARMARK_FAULT_DELAY_MS=200", NULL},
+    };
+    if (th_cluster_start(&c, &o) != 0) return 1;
+    struct em_storage_opts so = em_storage_opts_default();
+    so.retries = 1; /* the test's own reads should not hide an outage */
+    return em_storage_open(&so, &st, NULL) != EM_OK;
+}
+
+static int init(void)
+{
+    if (start() == 0) return 0;
+    clean();
+    return 1;
+}
+
+static int corpus(const char *name, int n, char *manifest, size_t cap)
+{
+    char d[700];
+    snprintf(d, sizeof d, "%s/%s", c.dir, name);
+    snprintf(manifest, cap, "%s/manifest.txt", d);
+    return th_make_corpus(d, n, 0);
+}
+
+static void check_all_ok(const struct th_uris *u, const char *out)
+{
+    CU_ASSERT_EQUAL(th_manifest_check(st, out, c.batch, u), 0);
+    int bad = 0;
+    for (size_t i = 0; i < u->n; i++) {
+        json_t *r = th_record_get(st, out, c.batch, u->v[i]);
+        bad += th_record_check_ok(r, u->v[i], c.batch);
+        json_decref(r);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* ---- e ---- */
+
+struct hostile {
+    int sent;      /* garbage rounds sent */
+    int tcp_ok;    /* the raw TCP peer connected and wrote */
+};
+
+/* Raw TCP: connects and writes bytes that are not a ZMTP greeting. */
+static int raw_tcp_garbage(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = 0;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n\xff\x00\x01\x02garbage";
+        ok = write(fd, junk, sizeof junk) == (ssize_t)sizeof junk;
+        uint8_t big[65536];
+        for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)(i * 131u + 7u);
+        for (int k = 0; k < 8; k++)
+            if (write(fd, big, sizeof big) < 0) break; /* the peer may hang up: fine */
+    }
+    close(fd);
+    return ok;
+}
+
+/* A raw DEALER that speaks ZMTP but sends frames no Envelope decodes from. */
+static int dealer_garbage(const char *ep)
+{
+    void *ctx = zmq_ctx_new();
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 2000;
+    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(d, ZMQ_ROUTING_ID, "intruder", 8);
+    int sent = 0;
+    if (zmq_connect(d, ep) == 0) {
+        static const char junk[] = "\xff\xfe not a protobuf \x01";
+        sent += zmq_send(d, junk, sizeof junk, 0) >= 0;
+        uint8_t *b = NULL;
+        size_t n = 0;
+        if (em_wire_ready(1000, &b, &n, NULL) == EM_OK) {
+            b[1] = 99; /* Envelope.version 99 */
+            sent += zmq_send(d, b, n, 0) >= 0;
+            free(b);
+        }
+        sent += zmq_send(d, "a", 1, ZMQ_SNDMORE) >= 0 && zmq_send(d, "b", 1, 0) >= 0;
+        sent += zmq_send(d, "", 0, 0) >= 0;
+        size_t big = 4u * 1024u * 1024u; /* over EM_WIRE_MAX_FRAME */
+        char *huge = malloc(big);
+        if (huge) {
+            memset(huge, 'x', big);
+            sent += zmq_send(d, huge, big, 0) >= 0;
+            free(huge);
+        }
+    }
+    zmq_close(d); /* linger lets the frames go out */
+    zmq_ctx_term(ctx);
+    return sent;
+}
+
+static void hostile_tick(struct th_cluster *cl, void *arg)
+{
+    struct hostile *h = arg;
+    if (h->sent >= 3) return;
+    h->sent++;
+    h->tcp_ok += raw_tcp_garbage(cl->coord_port);
+    dealer_garbage(cl->coord_ep);
+}
+
+static void garbage_peers_are_dropped(void)
+{
+    char manifest[760], out[200];
+    CU_ASSERT_EQUAL_FATAL(corpus("e", 12, manifest, sizeof manifest), 0);
+    snprintf(out, sizeof out, "s3://%s/e", BUCKET);
+    struct th_uris u;
+    CU_ASSERT_EQUAL_FATAL(th_uris_load(manifest, &u), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, manifest, out, 3), 0);
+    struct hostile h = {0};
+    CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, hostile_tick, &h), 0);
+    CU_ASSERT_TRUE(h.sent >= 1);
+    CU_ASSERT_TRUE(h.tcp_ok >= 1);
+    double dropped = th_cluster_metric(&c, "dropped");
+    fprintf(stderr, "\n  coordinator frames dropped: %.0f\n", dropped);
+    CU_ASSERT_TRUE(dropped > 0);
+    check_all_ok(&u, out);
+    th_uris_free(&u);
+}
+
+/* ---- f ---- */
+
+struct outage {
+    const char *probe; /* the first item's URI: its record means the batch is under way */
+    const char *last;  /* the last item's URI */
+    const char *out;
+    int paused, resumed, mid;
+};
+
+/* Whether the record of uri exists (quietly). */
+static int record_exists(const char *out, const char *batch, const char *uri)
+{
+    char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
+    em_id_item(batch, uri, id);
+    snprintf(name, sizeof name, "%s.json", id);
+    char *key = em_storage_join(out, name);
+    int yes = key && em_storage_exists(st, key, NULL) == EM_OK;
+    free(key);
+    return yes;
+}
+
+static void outage_tick(struct th_cluster *cl, void *arg)
+{
+    struct outage *o = arg;
+    if (o->paused || !record_exists(o->out, cl->batch, o->probe)) return;
+    /* the batch must not be finished when the store goes down */
+    o->mid = !record_exists(o->out, cl->batch, o->last);
+    th_server_pause(&s3);
+    o->paused = 1;
+    em_sleep_ms(OUTAGE_MS);
+    o->resumed = th_server_resume(&s3) == 0;
+}
+
+static void s3_outage_loses_nothing(void)
+{
+    char manifest[760], out[200];
+    CU_ASSERT_EQUAL_FATAL(corpus("f", 16, manifest, sizeof manifest), 0);
+    snprintf(out, sizeof out, "s3://%s/f", BUCKET);
+    struct th_uris u;
+    CU_ASSERT_EQUAL_FATAL(th_uris_load(manifest, &u), 0);
+    CU_ASSERT_TRUE_FATAL(u.n >= 2);
+    /* attempts enough to outlast the outage with the fast test backoff */
+    CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, manifest, out, 25), 0);
+    struct outage o = {.probe = u.v[0], .last = u.v[u.n - 1], .out = out};
+    CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, outage_tick, &o), 0);
+    CU_ASSERT_TRUE(o.paused);
+    CU_ASSERT_TRUE(o.resumed);
+    CU_ASSERT_TRUE(o.mid);
+    check_all_ok(&u, out);
+    th_uris_free(&u);
+}
+
+static CU_TestInfo tests[] = {
+    {"garbage_peers_are_dropped", garbage_peers_are_dropped},
+    {"s3_outage_loses_nothing", s3_outage_loses_nothing},
+    CU_TEST_INFO_NULL,
+};
+const CU_SuiteInfo suite_it_hostile = {"it_hostile", init, clean, NULL, NULL, tests};
