@@ -375,6 +375,10 @@ static void *stub_main(void *ud)
         size_t i = st->count;
         pthread_mutex_unlock(&st->mu);
         if (i < TH_STUB_MAX_REQS && read_request(c, &st->reqs[i]) == 0) {
+            /* counted before replying, so a client that got its reply sees its request */
+            pthread_mutex_lock(&st->mu);
+            st->count++;
+            pthread_mutex_unlock(&st->mu);
             const char *resp = st->resp[i < st->nresp ? i : st->nresp - 1];
             size_t len = strlen(resp), off = 0;
             while (off < len) {
@@ -382,9 +386,6 @@ static void *stub_main(void *ud)
                 if (k <= 0) break;
                 off += (size_t)k;
             }
-            pthread_mutex_lock(&st->mu);
-            st->count++;
-            pthread_mutex_unlock(&st->mu);
         } else if (i < TH_STUB_MAX_REQS) {
             free(st->reqs[i].body);
             st->reqs[i].body = NULL;
