@@ -1,0 +1,186 @@
+/* worker/annotation.c - the `earmark.annotation/v1` record as compact JSON (jansson).
+ *
+ *   em_annot_in (+ em_audio, em_facts, meta JSON text, error) -> json_t tree in the
+ *   field order of annotation.h -> json_dumps(JSON_COMPACT) -> malloc'd text
+ *
+ * Every string from outside (URI, ids, meta, FFmpeg-derived messages, which may have been
+ * cut mid-character by a fixed-size error buffer) is made valid UTF-8 first: jansson
+ * refuses invalid UTF-8, and a record must never be lost to one bad byte. Invalid
+ * sequences become U+FFFD. Non-finite numbers become null (JSON has no NaN). */
+#include "worker/annotation.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+
+#ifndef EM_VERSION
+#define EM_VERSION "unknown"
+#endif
+
+#define REAL_DIGITS 10 /* significant digits for reals: 0.1 prints as 0.1 */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid: no overlongs,
+ * no surrogates, nothing above U+10FFFF (RFC 3629), as strict as jansson's check. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        if (s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80) return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        if (s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
+        return 4;
+    }
+    return 0;
+}
+
+/* A JSON string of s; NULL s gives "". Invalid UTF-8 bytes become U+FFFD. */
+static json_t *jstr(const char *s)
+{
+    if (!s) s = "";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s), bad = 0;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq(p + i); /* reads stop at the NUL: it fails every continuation test */
+        if (k == 0) {
+            bad++;
+            k = 1;
+        }
+        i += k;
+    }
+    if (bad == 0) return json_stringn(s, len);
+    if (bad > (SIZE_MAX - len - 1) / 2) return NULL;
+    char *t = malloc(len + 2 * bad + 1), *o = t;
+    if (!t) return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq(p + i);
+        if (k == 0) {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(o, s + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    json_t *j = json_stringn(t, (size_t)(o - t));
+    free(t);
+    return j;
+}
+
+static json_t *jreal(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
+/* Sets key to v, taking v's reference; a NULL v (allocation failure) marks *ok false. */
+static void put(json_t *obj, const char *key, json_t *v, int *ok)
+{
+    if (!v || json_object_set_new(obj, key, v) != 0) *ok = 0;
+}
+
+static json_t *rfc3339_now(void)
+{
+    int64_t ms = em_wall_ms();
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char buf[40];
+    if (!gmtime_r(&t, &tm)) return json_string("1970-01-01T00:00:00.000Z");
+    size_t k = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + k, sizeof buf - k, ".%03dZ", (int)(ms % 1000));
+    return json_string(buf);
+}
+
+/* The manifest's meta: parsed JSON if it parses (any JSON value), else kept as a string. */
+static json_t *meta_value(const char *text)
+{
+    if (!text || !*text) return json_null();
+    json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+    return v ? v : jstr(text);
+}
+
+static json_t *audio_obj(const struct em_audio *a, const struct em_facts *given, int *ok)
+{
+    struct em_facts f;
+    if (given)
+        f = *given;
+    else
+        em_facts_compute(a->pcm, a->n, EM_AUDIO_RATE, &f);
+    json_t *o = json_object();
+    if (!o) {
+        *ok = 0;
+        return NULL;
+    }
+    put(o, "duration_s", jreal(f.duration_s), ok);
+    put(o, "sample_rate", json_integer(a->src_rate), ok);
+    put(o, "channels", json_integer(a->src_channels), ok);
+    put(o, "codec", jstr(a->codec), ok);
+    put(o, "container", jstr(a->container), ok);
+    put(o, "rms_dbfs", jreal(f.rms_dbfs), ok);
+    put(o, "peak_dbfs", jreal(f.peak_dbfs), ok);
+    put(o, "silence_ratio", jreal(f.silence_ratio), ok);
+    put(o, "corrupt_packets", json_integer(a->n_corrupt), ok);
+    return o;
+}
+
+char *em_annot_build(const struct em_annot_in *in, size_t *len)
+{
+    int ok = 1;
+    char *text = NULL;
+    json_t *r = json_object(), *o;
+    if (!r) return NULL;
+    bool failed = in->err != EM_OK;
+
+    put(r, "schema", json_string(EM_ANNOT_SCHEMA), &ok);
+    put(r, "id", jstr(in->item_id), &ok);
+    put(r, "batch_id", jstr(in->batch_id), &ok);
+    put(r, "source", jstr(in->source), &ok);
+    put(r, "status", json_string(failed ? "failed" : "ok"), &ok);
+    put(r, "attempt", json_integer(in->attempt), &ok);
+    put(r, "worker", jstr(in->worker_id ? in->worker_id : "coordinator"), &ok);
+    put(r, "created_at", rfc3339_now(), &ok);
+
+    put(r, "producer", o = json_object(), &ok);
+    if (o) {
+        put(o, "hash", jstr(in->producer_hash), &ok);
+        put(o, "earmark_version", json_string(EM_VERSION), &ok);
+        put(o, "model", jstr(in->model ? in->model : "none"), &ok);
+    }
+    if (in->audio) put(r, "audio", audio_obj(in->audio, in->facts, &ok), &ok);
+
+    put(r, "segments", json_array(), &ok);
+    put(r, "caption", json_null(), &ok);
+    put(r, "transcript", json_null(), &ok);
+    put(r, "events", json_array(), &ok);
+    put(r, "answers", json_object(), &ok);
+
+    put(r, "timings", o = json_object(), &ok);
+    if (o) {
+        put(o, "fetch_s", jreal(in->fetch_s), &ok);
+        put(o, "decode_s", jreal(in->decode_s), &ok);
+        put(o, "model_s", jreal(in->model_s), &ok);
+        put(o, "total_s", jreal(in->total_s), &ok);
+    }
+    put(r, "meta", meta_value(in->meta_json), &ok);
+
+    if (failed) {
+        put(r, "error", o = json_object(), &ok);
+        if (o) {
+            put(o, "class", json_string(em_err_name(in->err)), &ok);
+            put(o, "message", jstr(in->err_msg && *in->err_msg ? in->err_msg : em_err_str(in->err)), &ok);
+            put(o, "retryable", json_boolean(em_err_retryable(in->err)), &ok);
+        }
+    }
+    if (ok) text = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(REAL_DIGITS));
+    json_decref(r);
+    if (text && len) *len = strlen(text);
+    return text;
+}
