@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""tests/golden/make_golden.py - builds the tiny Qwen2-Audio checkpoints and the reference
+records the C tests compare against (see README.md). Run by hand in tests/golden/.venv:
+
+    tests/golden/.venv/bin/python tests/golden/make_golden.py [--remake-clips]
+
+Writes, under tests/golden/:
+  clips/*.flac                  16 kHz mono s16 inputs (made once with espeak-ng / sox; kept
+                                unless --remake-clips, so the committed input is exact)
+  tiny-bf16.tar.xz              sharded bf16 checkpoint (model-0000{1,2}-of-00002 + index)
+  tiny-f32.tar.xz               single-file f32 checkpoint (model.safetensors)
+  data.tar.xz                   records: raw little-endian .bin files + index.json
+
+The reference always computes in float32 (bf16 weights widened exactly), eager attention,
+which is what the C code does; only the stored weight dtype differs.
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+import numpy as np
+import torch
+import transformers
+from safetensors.torch import save_file
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import (Qwen2AudioConfig, Qwen2AudioForConditionalGeneration,
+                          Qwen2AudioProcessor, Qwen2TokenizerFast, WhisperFeatureExtractor)
+from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RATE = 16000
+SPECIAL = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645,
+           "<|AUDIO|>": 151646, "<|audio_bos|>": 151647, "<|audio_eos|>": 151648}
+PRETOK = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+          r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+DISTINCT_ROWS = 4096   # embed/lm_head rows >= this repeat row (id % 4096), specials excepted
+LOGIT_TAIL_FROM = 151600  # logits kept for ids [0, 4096) and [151600, vocab)
+
+# Built-in task prompts (model-b's model/prompt.c table): base form and Instruct chat form.
+TASKS = {
+    "caption": ("Generate the caption in English:", "Describe this audio in one sentence."),
+    "transcript": ("Detect the language and recognize the speech: <|en|>",
+                   "Transcribe the speech exactly."),
+    "events": ("Classify the sound events in English:",
+               "List the sound events you hear, separated by commas."),
+}
+AUDIO_SLOT = "<|audio_bos|><|AUDIO|><|audio_eos|>"
+
+CHECKPOINTS = {
+    # name: storage dtype, sharded, audio geometry, text geometry
+    "tiny-bf16": dict(dtype=torch.bfloat16, sharded=True, seed=11,
+                      audio=dict(d_model=60, encoder_layers=2, encoder_attention_heads=3,
+                                 encoder_ffn_dim=88),
+                      text=dict(hidden_size=48, intermediate_size=72, num_hidden_layers=2,
+                                num_attention_heads=3, num_key_value_heads=3,
+                                vocab_size=151680)),
+    "tiny-f32": dict(dtype=torch.float32, sharded=False, seed=23,
+                     audio=dict(d_model=36, encoder_layers=3, encoder_attention_heads=2,
+                                encoder_ffn_dim=50),
+                     text=dict(hidden_size=40, intermediate_size=56, num_hidden_layers=3,
+                               num_attention_heads=5, num_key_value_heads=1,
+                               vocab_size=151656)),
+}
+
+CLIPS = {
+    # name: (how it is made, whether logits are recorded for it)
+    "speech": "espeak-ng 'The quick brown fox jumps over the lazy dog.' (~2.5 s)",
+    "tone": "sox sine 440 Hz + 1250 Hz, 1.337 s (n not a multiple of 160)",
+    "blip": "sox sine 900 Hz, 810 samples (L=6, one audio token)",
+    "long": "sox 40 s: sweep 150-3000 Hz with tremolo (two 30 s windows)",
+}
+
+
+def sh(*cmd):
+    subprocess.run(cmd, check=True)
+
+
+def make_clips(outdir):
+    os.makedirs(outdir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as td:
+        raw = os.path.join(td, "speech22k.wav")
+        sh("espeak-ng", "-v", "en-us", "-s", "165", "-w", raw,
+           "The quick brown fox jumps over the lazy dog.")
+        sh("sox", raw, "-r", "16000", "-c", "1", "-b", "16", os.path.join(outdir, "speech.flac"))
+    sh("sox", "-n", "-r", "16000", "-c", "1", "-b", "16", os.path.join(outdir, "tone.flac"),
+       "synth", "1.337", "sine", "440", "sine", "1250", "remix", "1,2", "vol", "0.4")
+    sh("sox", "-n", "-r", "16000", "-c", "1", "-b", "16", os.path.join(outdir, "blip.flac"),
+       "synth", "0.050625", "sine", "900", "vol", "0.5")
+    sh("sox", "-n", "-r", "16000", "-c", "1", "-b", "16", os.path.join(outdir, "long.flac"),
+       "synth", "40", "sine", "150-3000", "tremolo", "3", "60", "vol", "0.3")
+
+
+def read_clip(path):
+    """16 kHz mono s16 -> float32 / 32768 (what the C test does through the same sox call)."""
+    raw = subprocess.run(["sox", path, "-t", "raw", "-e", "signed-integer", "-b", "16",
+                          "-c", "1", "-r", "16000", "-"], check=True, capture_output=True).stdout
+    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def grid(t, step, lim):
+    """Rounds onto a coarse grid exactly representable in bf16 (|k| <= 255 steps)."""
+    return torch.clamp(torch.round(t / step), -lim, lim) * step
+
+
+def init_weights(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    sd = model.state_dict()
+    for name, p in sd.items():
+        if name.endswith("embed_positions.weight"):
+            n, d = p.shape
+            half = d // 2
+            inc = math.log(10000.0) / (half - 1)
+            inv = torch.exp(-inc * torch.arange(half, dtype=torch.float64))
+            ang = torch.arange(n, dtype=torch.float64)[:, None] * inv[None, :]
+            v = torch.cat([torch.sin(ang), torch.cos(ang)], dim=1).float()
+            v = grid(v, 1 / 64, 64)
+        elif name.endswith("embed_tokens.weight") or name.endswith("lm_head.weight"):
+            vocab, d = p.shape
+            base = grid(torch.randn(DISTINCT_ROWS, d, generator=g) * 0.5, 1 / 16, 32)
+            idx = torch.arange(vocab) % DISTINCT_ROWS
+            v = base[idx].clone()
+            for tid in SPECIAL.values():
+                v[tid] = grid(torch.randn(d, generator=g) * 0.5, 1 / 16, 32)
+        elif "norm" in name and name.endswith("weight"):
+            v = grid(1.0 + 0.2 * torch.randn(p.shape, generator=g), 1 / 64, 127)
+        elif name.endswith("bias"):
+            v = grid(0.1 * torch.randn(p.shape, generator=g), 1 / 128, 127)
+        else:
+            fan_in = p[0].numel() if p.dim() > 1 else p.numel()
+            v = grid(torch.randn(p.shape, generator=g) * (1.2 / math.sqrt(fan_in)), 1 / 128, 255)
+        with torch.no_grad():
+            p.copy_(v.to(p.dtype))
+
+
+def make_tokenizer():
+    """Stand-in byte-level BPE with the real Qwen2 pre-tokenizer and special ids: byte b has
+    id b (no merges), special tokens at their real ids 151643..151648."""
+    b2u = bytes_to_unicode()
+    vocab = {b2u[b]: b for b in range(256)}
+    vocab.update(SPECIAL)
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tk.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOK), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tk.decoder = decoders.ByteLevel()
+    tok = Qwen2TokenizerFast(tokenizer_object=tk, unk_token=None, bos_token=None,
+                             eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tok.add_special_tokens({"additional_special_tokens": [k for k in SPECIAL if k != "<|endoftext|>"]})
+    for k, v in SPECIAL.items():
+        assert tok.convert_tokens_to_ids(k) == v, (k, tok.convert_tokens_to_ids(k))
+    return tok
+
+
+def gen_config_dict():
+    return {"bos_token_id": 151643, "pad_token_id": 151643, "eos_token_id": [151645, 151643],
+            "do_sample": True, "top_k": 20, "top_p": 0.5, "temperature": 0.7,
+            "repetition_penalty": 1.1, "transformers_version": transformers.__version__}
+
+
+def build_checkpoint(name, spec, outdir, tok):
+    audio = dict(num_mel_bins=128, max_source_positions=1500, activation_function="gelu",
+                 scale_embedding=False, **spec["audio"])
+    text = dict(model_type="qwen2", max_position_embeddings=8192, rope_theta=10000.0,
+                rms_norm_eps=1e-5, tie_word_embeddings=False, hidden_act="silu",
+                use_sliding_window=False, sliding_window=32768, bos_token_id=151643,
+                eos_token_id=151645, **spec["text"])
+    cfg = Qwen2AudioConfig(audio_config=audio, text_config=text, audio_token_index=151646)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(spec["seed"])
+    model = Qwen2AudioForConditionalGeneration(cfg).eval()
+    init_weights(model, spec["seed"])
+    os.makedirs(outdir, exist_ok=True)
+    cfg.torch_dtype = "bfloat16" if spec["dtype"] == torch.bfloat16 else "float32"
+    cfg.vocab_size = text["vocab_size"]
+    cfg.save_pretrained(outdir)
+    with open(os.path.join(outdir, "generation_config.json"), "w") as f:
+        json.dump(gen_config_dict(), f, indent=2)
+    sd = {k: v.detach().to(spec["dtype"]).contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": "pt"}
+    if spec["sharded"]:
+        names = sorted(sd)
+        second = [n for n in names if n.startswith("language_model.")]
+        first = [n for n in names if n not in second]
+        shards = [first, second]
+        wmap, total = {}, 0
+        for i, part in enumerate(shards):
+            fn = "model-%05d-of-%05d.safetensors" % (i + 1, len(shards))
+            save_file({n: sd[n] for n in part}, os.path.join(outdir, fn), metadata=meta)
+            for n in part:
+                wmap[n] = fn
+                total += sd[n].numel() * sd[n].element_size()
+        with open(os.path.join(outdir, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {"total_size": total}, "weight_map": wmap}, f, indent=2)
+    else:
+        save_file(sd, os.path.join(outdir, "model.safetensors"), metadata=meta)
+    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=RATE, hop_length=160,
+                                 chunk_length=30, n_fft=400, padding_value=0.0,
+                                 return_attention_mask=True)
+    proc = Qwen2AudioProcessor(feature_extractor=fe, tokenizer=tok)
+    proc.save_pretrained(outdir)
+    # Reload from disk, widened to f32: the reference runs on exactly the stored weights.
+    ref = Qwen2AudioForConditionalGeneration.from_pretrained(
+        outdir, torch_dtype=torch.float32, attn_implementation="eager").eval()
+    return ref, proc
+
+
+class Records:
+    def __init__(self, root):
+        self.root = root
+        self.index = {}
+        os.makedirs(root, exist_ok=True)
+
+    def add(self, key, arr, dtype):
+        arr = np.ascontiguousarray(np.asarray(arr).astype(dtype))
+        fn = key.replace("/", "__") + ".bin"
+        arr.astype(arr.dtype.newbyteorder("<")).tofile(os.path.join(self.root, fn))
+        self.index[key] = {"file": fn, "dtype": "f32" if dtype == np.float32 else "i32",
+                           "shape": list(arr.shape)}
+
+    def load(self, key):
+        e = self.index[key]
+        return np.fromfile(os.path.join(self.root, e["file"]), dtype="<f4").reshape(e["shape"])
+
+    def meta(self, key, value):
+        self.index[key] = value
+
+    def save(self):
+        with open(os.path.join(self.root, "index.json"), "w") as f:
+            json.dump(self.index, f, indent=1, sort_keys=True)
+
+
+def chat_prompt(question):
+    return ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+            "Audio 1: " + AUDIO_SLOT + "\n" + question + "<|im_end|>\n<|im_start|>assistant\n")
+
+
+def run_model(model, proc, wav, prompt):
+    inp = proc(text=prompt, audio=[wav], sampling_rate=RATE, return_tensors="pt")
+    caught = {}
+    h1 = model.audio_tower.register_forward_hook(
+        lambda m, a, o: caught.__setitem__("enc", o.last_hidden_state.detach().clone()))
+    h2 = model.multi_modal_projector.register_forward_hook(
+        lambda m, a, o: caught.__setitem__("proj", o.detach().clone()))
+    with torch.no_grad():
+        out = model(**inp)
+    h1.remove()
+    h2.remove()
+    return inp, caught, out.logits[0].float()
+
+
+def record_audio(rec, key, clipkey, inp, caught, n_samples):
+    L = int(inp["feature_attention_mask"][0].sum())
+    assert L == min(3000, -(-n_samples // 160)), (L, n_samples)
+    feat_len = (L - 1) // 2 + 1
+    n_tok = (feat_len - 2) // 2 + 1
+    mel = inp["input_features"][0].numpy()  # [128, 3000]
+    mk = "mel/" + clipkey  # the features do not depend on the checkpoint
+    if mk + "/mel_head" not in rec.index:
+        head = min(L + 4, 3000, 600)
+        rec.add(mk + "/mel_head", mel[:, :head], np.float32)
+        rec.add(mk + "/mel_tail", mel[:, 2950:], np.float32)
+        rec.meta(mk + "/mel_pad", float(mel[0, 2999]))
+        rec.meta(mk + "/mel_len", L)
+        rec.meta(mk + "/n_samples", n_samples)
+    else:
+        assert np.array_equal(rec.load(mk + "/mel_head"), mel[:, :rec.index[mk + "/mel_head"]["shape"][1]])
+    rec.meta(key + "/audio_tokens", n_tok)
+    rec.add(key + "/encoder_out", caught["enc"][0, :n_tok].numpy(), np.float32)
+    rec.add(key + "/audio_embeds", caught["proj"][0, :n_tok].numpy(), np.float32)
+    assert int((inp["input_ids"][0] == 151646).sum()) == n_tok
+
+
+def record_logits(rec, key, inp, logits, slices):
+    ids = inp["input_ids"][0].numpy()
+    rec.add(key + "/input_ids", ids, np.int32)
+    lg = logits.numpy()
+    vocab = lg.shape[1]
+    if slices:  # the logits themselves only for one clip, to stay small
+        last = lg[-3:]
+        rec.add(key + "/logits_last_lo", last[:, :DISTINCT_ROWS], np.float32)
+        rec.add(key + "/logits_last_hi", last[:, LOGIT_TAIL_FROM:], np.float32)
+    rec.add(key + "/argmax", lg.argmax(axis=1), np.int32)
+    rec.add(key + "/max_logit", lg.max(axis=1), np.float32)
+    rec.add(key + "/max_abs_logit", np.abs(lg).max(axis=1), np.float32)
+    rec.meta(key + "/vocab", vocab)
+
+
+def record_generate(rec, key, model, inp):
+    for tag, rp in (("greedy_rp1", 1.0), ("greedy_rp_default", None)):
+        kw = dict(max_new_tokens=32, do_sample=False, top_k=None, top_p=None, temperature=None)
+        if rp is not None:
+            kw["repetition_penalty"] = rp
+        with torch.no_grad():
+            out = model.generate(**inp, **kw)
+        rec.add(key + "/" + tag, out[0, inp["input_ids"].shape[1]:].numpy(), np.int32)
+    torch.manual_seed(1234)
+    with torch.no_grad():
+        out = model.generate(**inp, max_new_tokens=16, do_sample=True, temperature=0.7,
+                             top_k=20, top_p=0.5, repetition_penalty=1.1)
+    rec.add(key + "/sampled_seed1234", out[0, inp["input_ids"].shape[1]:].numpy(), np.int32)
+    rec.meta(key + "/sampled_settings", {"seed": 1234, "temperature": 0.7, "top_k": 20,
+                                         "top_p": 0.5, "repetition_penalty": 1.1,
+                                         "max_new_tokens": 16, "rng": "torch.manual_seed"})
+
+
+def tar_xz(src_dir, out_path, arcname):
+    with tarfile.open(out_path, "w:xz", preset=9) as t:
+        for fn in sorted(os.listdir(src_dir)):
+            info = t.gettarinfo(os.path.join(src_dir, fn), arcname=arcname + "/" + fn)
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with open(os.path.join(src_dir, fn), "rb") as f:
+                t.addfile(info, f)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--remake-clips", action="store_true")
+    ap.add_argument("--keep", help="also leave the unpacked checkpoints and records here")
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    clipdir = os.path.join(HERE, "clips")
+    if args.remake_clips or not all(os.path.exists(os.path.join(clipdir, c + ".flac"))
+                                    for c in CLIPS):
+        make_clips(clipdir)
+    clips = {c: read_clip(os.path.join(clipdir, c + ".flac")) for c in CLIPS}
+    tok = make_tokenizer()
+    work = args.keep or tempfile.mkdtemp(prefix="golden-")
+    rec = Records(os.path.join(work, "data"))
+    rec.meta("versions", {"torch": torch.__version__, "transformers": transformers.__version__,
+                          "numpy": np.__version__})
+    rec.meta("clips", {c: {"made_by": CLIPS[c], "n_samples": int(len(w))}
+                       for c, w in clips.items()})
+    rec.meta("tasks", {t: {"base": AUDIO_SLOT + b, "chat": chat_prompt(q)}
+                       for t, (b, q) in TASKS.items()})
+    rec.meta("logits_layout", {"positions": "last 3", "lo": [0, DISTINCT_ROWS],
+                               "hi_from": LOGIT_TAIL_FROM,
+                               "note": "embed/lm_head row i equals row i %% %d except the "
+                                       "special ids 151643..151648" % DISTINCT_ROWS})
+    for ck, spec in CHECKPOINTS.items():
+        ckdir = os.path.join(work, ck)
+        model, proc = build_checkpoint(ck, spec, ckdir, tok)
+        rec.meta(ck + "/config", {"audio": spec["audio"], "text": spec["text"],
+                                  "dtype": str(spec["dtype"]), "sharded": spec["sharded"]})
+        for c, wav in clips.items():
+            if c == "long":
+                for i, s in enumerate(range(0, len(wav), 30 * RATE)):
+                    part = wav[s:s + 30 * RATE]
+                    inp, caught, _ = run_model(model, proc, part, AUDIO_SLOT)
+                    record_audio(rec, "%s/long/chunk%d" % (ck, i), "long/chunk%d" % i, inp, caught,
+                                 len(part))
+                continue
+            inp, caught, logits = run_model(model, proc, wav, AUDIO_SLOT + TASKS["caption"][0])
+            record_audio(rec, "%s/%s" % (ck, c), c, inp, caught, len(wav))
+            if c == "blip":
+                continue
+            for t, (base, q) in TASKS.items():
+                for form, prompt in (("base", AUDIO_SLOT + base), ("chat", chat_prompt(q))):
+                    key = "%s/%s/%s/%s" % (ck, c, t, form)
+                    inp, caught, logits = run_model(model, proc, wav, prompt)
+                    record_logits(rec, key, inp, logits, c == "speech")
+                    if c == "speech":
+                        record_generate(rec, key, model, inp)
+        tar_xz(ckdir, os.path.join(HERE, ck + ".tar.xz"), ck)
+        print("checkpoint", ck, os.path.getsize(os.path.join(HERE, ck + ".tar.xz")), "bytes")
+    rec.save()
+    tar_xz(rec.root, os.path.join(HERE, "data.tar.xz"), "data")
+    print("records", os.path.getsize(os.path.join(HERE, "data.tar.xz")), "bytes")
+    if not args.keep:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
