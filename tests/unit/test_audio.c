@@ -91,6 +91,14 @@ static int init(void)
     if (th_sh("ffmpeg -nostdin -v error -y -f lavfi -i color=c=black:s=16x16:d=0.4:r=5 -c:v mpeg4 '%s'",
               path_of("video-only.mkv")) != 0)
         return 1;
+    /* a wav header with no samples */
+    if (th_sh("sox -q -n -r 16000 -c 1 -b 16 '%s' trim 0 0", path_of("header-only.wav")) != 0) return 1;
+    /* chained Ogg: 1 s at 22.05 kHz mono, then 1 s at 44.1 kHz stereo in one file */
+    if (th_make_tone(path_of("chain-a.wav"), TONE_HZ, TONE_AMP, 1.0, 22050, 1) != 0 ||
+        th_make_tone(path_of("chain-b.wav"), TONE_HZ, TONE_AMP, 1.0, 44100, 2) != 0 ||
+        th_sh("cd '%s' && sox -q chain-a.wav -t vorbis chain-a.ogg && sox -q chain-b.wav -t vorbis chain-b.ogg && "
+              "cat chain-a.ogg chain-b.ogg > chained.ogg", dir) != 0)
+        return 1;
     if (th_make_corpus(dir, 0, 1) != 0) return 1; /* the bad inputs only */
     return 0;
 }
@@ -194,6 +202,7 @@ static void bad_inputs_name_file_and_cause(void)
     expect_error("text.mp3", EM_E_AUDIO, NULL, NULL);
     expect_error("video-only.mkv", EM_E_AUDIO, "no audio stream", NULL);
     expect_error("missing.wav", EM_E_NOTFOUND, "No such file", NULL);
+    expect_error("header-only.wav", EM_E_AUDIO, "decoded 0 samples", NULL);
 
     struct em_audio a;
     struct em_errbuf eb = {{0}};
@@ -277,6 +286,20 @@ static void corrupt_middle_is_skipped(void)
         }
     em_audio_free(&a);
     free(data);
+}
+
+static void format_change_midstream_is_resampled(void)
+{
+    /* the second link has another rate and layout: the resampler is re-created (without
+     * that the 44.1 kHz second would be read as 22.05 kHz and last 2 s) */
+    struct em_audio a;
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL_FATAL(em_audio_decode_file(path_of("chained.ogg"), &a, &eb), EM_OK);
+    CU_ASSERT_DOUBLE_EQUAL(a.duration_s, 2.0, 2 * 2048.0 / 22050);
+    CU_ASSERT_STRING_EQUAL(a.codec, "vorbis");
+    double got = db(th_rms(a.pcm, EM_AUDIO_RATE / 5, a.n - EM_AUDIO_RATE / 5));
+    CU_ASSERT(fabs(got - db(TONE_AMP / sqrt(2.0))) <= TOL_RMS_LOSSY_DB);
+    em_audio_free(&a);
 }
 
 static void float_overs_and_nan_are_clamped(void)
@@ -366,6 +389,7 @@ static CU_TestInfo tests[] = {
     {"truncated_mp3_decodes_partially", truncated_mp3_decodes_partially},
     {"tiny_clip_decodes", tiny_clip_decodes},
     {"corrupt_middle_is_skipped", corrupt_middle_is_skipped},
+    {"format_change_midstream_is_resampled", format_change_midstream_is_resampled},
     {"float_overs_and_nan_are_clamped", float_overs_and_nan_are_clamped},
     {"mem_matches_file", mem_matches_file},
     {"concurrent_decodes_agree", concurrent_decodes_agree},
