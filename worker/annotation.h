@@ -9,7 +9,13 @@
  * silence_ratio} when decodable, segments [] (per-chunk model answers; empty until a model
  * runs), caption / transcript (string or null), events [] (tags), answers {} (prompt name ->
  * text), timings {fetch_s, decode_s, model_s, total_s}, meta (the manifest's meta, verbatim),
- * error {class, message} when failed. */
+ * error {class, message} when failed.
+ * Also written (additive, allowed by the schema): audio.corrupt_packets (em_audio.n_corrupt),
+ * error.retryable (em_err_retryable). Strings that are not valid UTF-8 (a URI, or a detail
+ * cut mid-character by an em_errbuf) get U+FFFD for each bad byte instead of losing the
+ * record; non-finite timings are written as null; meta NULL/"" is null. When audio is
+ * given without facts, the facts are computed from audio->pcm. A status "ok" record
+ * without audio is written as asked but fails the schema (the schema tests check it). */
 #ifndef EM_ANNOTATION_H
 #define EM_ANNOTATION_H
 
