@@ -19,8 +19,9 @@ struct em_audio {
     float *pcm;            /* [n] mono samples at 16 kHz; owned, freed by em_audio_free */
     size_t n;
     double duration_s;     /* n / 16000 */
-    int src_rate;          /* original sample rate, Hz */
-    int src_channels;      /* original channel count */
+    int src_rate;          /* original sample rate, Hz, as the stream declares it (a chained
+                              Ogg's first link; later changes are resampled all the same) */
+    int src_channels;      /* original channel count, likewise */
     char codec[32];        /* FFmpeg codec name, e.g. "mp3", "pcm_s16le" */
     char container[32];    /* FFmpeg demuxer name, e.g. "wav", "ogg", "mov,mp4,m4a,3gp,3g2,mj2" cut to fit */
     unsigned n_corrupt;    /* packets/frames FFmpeg rejected and that were skipped */
@@ -43,7 +44,8 @@ struct em_audio_opts em_audio_opts_default(void);
  * On EM_OK *out is filled and owned by the caller (em_audio_free); on error *out is
  * zeroed. Errors (eb names the item and the cause, e.g. "x.mp3: no audio stream"):
  * EM_E_AUDIO (empty file, unknown container, no audio stream, no decoder, 0 samples),
- * EM_E_TOO_LONG (over EM_AUDIO_MAX_SECONDS or MAX_BYTES), EM_E_NOMEM. */
+ * EM_E_TOO_LONG (over EM_AUDIO_MAX_SECONDS or MAX_BYTES), EM_E_NOMEM, EM_E_ARG (an
+ * opts.max_seconds that is not positive). */
 em_err em_audio_decode_mem(const uint8_t *data, size_t len, const char *name,
                            struct em_audio *out, struct em_errbuf *eb);
 /* Same with explicit limits; opts NULL means the defaults. */
