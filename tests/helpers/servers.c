@@ -129,12 +129,20 @@ static long s3_call(const char *endpoint, const char *method, const char *path,
     return status;
 }
 
+/* Set when the last wait_ready() failed because the server exited (e.g. its port was
+ * taken), as opposed to never answering: only the former is worth another attempt. */
+static int exited_early;
+
 /* Polls until the server is ready (per kind) or the timeout passes. 0 when ready. */
 static int wait_ready(struct th_server *s)
 {
     long deadline = now_ms() + TH_START_TIMEOUT_MS;
+    exited_early = 0;
     while (now_ms() < deadline) {
-        if (died(s)) return -1;
+        if (died(s)) {
+            exited_early = 1;
+            return -1;
+        }
         int ok = 0;
         switch (s->kind) {
         case TH_REDIS:
@@ -180,7 +188,7 @@ static int prepare(struct th_server *s, enum th_kind kind)
     return 0;
 }
 
-int th_redis_start(struct th_server *s)
+static int redis_once(struct th_server *s)
 {
     if (prepare(s, TH_REDIS) != 0) return -1;
     snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
@@ -199,7 +207,7 @@ int th_redis_start(struct th_server *s)
     return 0;
 }
 
-int th_moto_start(struct th_server *s)
+static int moto_once(struct th_server *s)
 {
     if (prepare(s, TH_MOTO) != 0) return -1;
     snprintf(s->endpoint, sizeof s->endpoint, "http://127.0.0.1:%d", s->port);
@@ -213,7 +221,7 @@ int th_moto_start(struct th_server *s)
     return 0;
 }
 
-int th_weed_start(struct th_server *s, const char *access, const char *secret)
+static int weed_once(struct th_server *s, const char *access, const char *secret)
 {
     if (prepare(s, TH_WEED) != 0) return -1;
     snprintf(s->endpoint, sizeof s->endpoint, "http://127.0.0.1:%d", s->port);
@@ -256,6 +264,44 @@ int th_weed_start(struct th_server *s, const char *access, const char *secret)
     th_sh("mkdir -p '%s/data'", s->dir);
     if (spawn(s) != 0 || wait_ready(s) != 0) return fail(s, "weed mini");
     return 0;
+}
+
+/* A free port can be taken by someone else between th_free_port() and the server's bind;
+ * the server then exits at once. Such a start is retried with fresh ports. */
+#define START_ATTEMPTS 3
+
+/* 0: started; 1: try again (it exited at once); -1: give up. */
+static int outcome(struct th_server *s, int rc, int attempt)
+{
+    if (rc == 0) return 0;
+    int again = exited_early && attempt + 1 < START_ATTEMPTS;
+    if (again) {
+        fprintf(stderr, "servers: retrying with fresh ports\n");
+        if (s->dir[0]) th_rmrf(s->dir);
+        s->kind = 0;
+    }
+    return again ? 1 : -1;
+}
+
+int th_redis_start(struct th_server *s)
+{
+    int r = 1;
+    for (int i = 0; r == 1; i++) r = outcome(s, redis_once(s), i);
+    return r;
+}
+
+int th_moto_start(struct th_server *s)
+{
+    int r = 1;
+    for (int i = 0; r == 1; i++) r = outcome(s, moto_once(s), i);
+    return r;
+}
+
+int th_weed_start(struct th_server *s, const char *access, const char *secret)
+{
+    int r = 1;
+    for (int i = 0; r == 1; i++) r = outcome(s, weed_once(s, access, secret), i);
+    return r;
 }
 
 void th_server_pause(struct th_server *s)

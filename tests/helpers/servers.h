@@ -11,7 +11,9 @@
  *
  * Every start function returns 0 when the server answers, -1 otherwise after printing one
  * line to stderr saying what failed and where its log is (s->log); on failure nothing is
- * left running. Readiness waits are generous (TH_START_TIMEOUT_MS) for loaded machines.
+ * left running (the temp dir and its log stay for inspection). A server that exits at once
+ * (a free port taken meanwhile) is retried with fresh ports, up to 3 times. Readiness waits
+ * are generous (TH_START_TIMEOUT_MS) for loaded machines.
  * Not thread-safe: start and stop a server from one thread. */
 #ifndef EM_TH_SERVERS_H
 #define EM_TH_SERVERS_H
