@@ -190,6 +190,9 @@ static em_err reserve(struct dec *d, size_t k, struct em_errbuf *eb)
             return em_errf(eb, EM_E_NOMEM, "%s: sample buffer too large", d->name);
         want *= 2;
     }
+    /* never more than the duration cap needs (n <= max_n holds between frames) */
+    size_t limit = d->max_n + k + 1;
+    if (want > limit && limit - d->n >= k) want = limit;
     float *p = realloc(d->pcm, want * sizeof *p);
     if (!p) return em_errf(eb, EM_E_NOMEM, "%s: out of memory (%zu samples)", d->name, want);
     d->pcm = p;
@@ -359,6 +362,10 @@ em_err em_audio_decode_mem_opts(const uint8_t *data, size_t len, const char *nam
     }
     fill_info(&d, out);
     sanitize(d.pcm, d.n);
+    if (d.cap - d.n > EM_AUDIO_RATE) { /* give back the growth slack; failure keeps the block */
+        float *p = realloc(d.pcm, d.n * sizeof *p);
+        if (p) d.pcm = p;
+    }
     out->pcm = d.pcm;
     out->n = d.n;
     out->duration_s = (double)d.n / EM_AUDIO_RATE;
