@@ -1,0 +1,54 @@
+/* model/kernels/cpu/qdot.h - internal to model/kernels/cpu: the per-ISA row-dot kernels
+ * behind em_qmatmul (qmatmul.h is the public entry point).
+ *
+ * One call of em_qmatmul handles x in groups of up to EM_QDOT_MAX_N activation rows:
+ *   prep:  x[n, in] f32 -> struct em_qact (activations quantized / converted once, in the
+ *          encoding this ISA's row kernels want; int8 per 32-block with an f32 scale)
+ *   rows:  for r in [r0, r1): y[j * ldy + r] = dot(x_j, W_r), j < n, every W row read once
+ *          for all n activations (the batched-decode win: weight bytes dominate).
+ * W row r starts at w + r * row_bytes (any alignment). rows may run concurrently on
+ * disjoint [r0, r1) ranges with the same em_qact (read-only after prep).
+ * Each ISA exposes one ops table; wtypes are enum em_wtype (model/quant.h). */
+#ifndef EM_QDOT_H
+#define EM_QDOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EM_QDOT_MAX_N 8 /* activation rows per prep/rows pass */
+
+/* Prepared activations; every pointer points into the caller's scratch or at x. */
+struct em_qact {
+    int n, in;
+    const float *x;    /* [n, in] the caller's f32 rows (f32 / f16 weight rows) */
+    const uint8_t *q;  /* [n, in] int8 codes (AVX-512: stored + 128 as uint8) */
+    const float *d;    /* block scales, x ~= d * q: generic/avx2 [n, in / 32];
+                          avx512 [n, in / 32, 8] (each repeated 8 times, one per lane) */
+    const uint16_t *xb; /* [n, in] x rounded to bf16 (AVX-512 BF16 rows only) */
+};
+
+struct em_qdot_ops {
+    const char *name;
+    /* Scratch bytes prep needs for (wtype, n, in); 0 if none. */
+    size_t (*scratch_size)(int wtype, int n, int in);
+    /* Fills *a from x[n, in]; scratch is 64-byte aligned, scratch_size bytes. in is a
+     * multiple of 32 for block types (the caller checks). */
+    void (*prep)(int wtype, const float *x, int n, int in, void *scratch, struct em_qact *a);
+    /* See above. 1 <= a->n <= EM_QDOT_MAX_N. */
+    void (*rows)(int wtype, const struct em_qact *a, const uint8_t *w, size_t row_bytes,
+                 int r0, int r1, float *y, size_t ldy);
+};
+
+const struct em_qdot_ops *em_qdot_generic(void);
+/* Call only when em_cpu_level() >= EM_CPU_AVX2 (resp. AVX512; bf16 selects vdpbf16ps
+ * for BF16 rows and needs em_cpu_has_avx512bf16()). */
+const struct em_qdot_ops *em_qdot_avx2(void);
+const struct em_qdot_ops *em_qdot_avx512(bool bf16);
+
+/* Shared by the generic and AVX2 prep: x[n, in] -> int8 codes q[n, in] and scales
+ * d[n, in / 32] with d = amax / 127, q = round-to-nearest-even(x * (127 / amax)), 0 for an
+ * all-zero block. The AVX-512 prep computes the same codes and scales bit for bit. */
+void em_qdot_quantize_x(const float *x, int n, int in, int8_t *q, float *d);
+
+#endif

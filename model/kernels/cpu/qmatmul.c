@@ -1,0 +1,214 @@
+/* model/kernels/cpu/qmatmul.c - em_qmatmul: picks the ISA ops (qdot.h), prepares x in groups
+ * of EM_QDOT_MAX_N rows, and splits W's out rows across a persistent thread pool.
+ *
+ * Pool: nthreads - 1 workers, started once. A job is published under the mutex (generation
+ * counter + condvar broadcast); workers spin briefly on the generation before sleeping, so
+ * back-to-back decode matmuls do not pay a futex wake each. Rows are taken in chunks from an
+ * atomic counter (the caller works too), so a worker descheduled on a busy machine delays
+ * the call by at most one chunk. The caller waits for the participants the same way. */
+#include "model/kernels/cpu/qmatmul.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/qdot.h"
+#include "model/quant.h"
+
+#define SPIN_ITERS 20000 /* pause loops before sleeping (~0.1-0.5 ms) */
+
+struct job {
+    const struct em_qdot_ops *ops;
+    int wtype;
+    const struct em_qact *a;
+    const uint8_t *w;
+    size_t row_bytes;
+    float *y;
+    size_t ldy;
+    int out, chunk;
+    atomic_int next; /* next chunk start row */
+};
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    int nthreads; /* caller included */
+    atomic_uint gen;
+    struct job *job; /* under mu */
+    int want;        /* workers with index < want take part; under mu */
+    atomic_int left; /* participants not finished */
+    atomic_flag busy;
+} pool = {
+    .once = PTHREAD_ONCE_INIT,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .work_cv = PTHREAD_COND_INITIALIZER,
+    .done_cv = PTHREAD_COND_INITIALIZER,
+    .nthreads = 1,
+    .busy = ATOMIC_FLAG_INIT,
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void run_chunks(struct job *jb)
+{
+    for (;;) {
+        const int r0 = atomic_fetch_add_explicit(&jb->next, jb->chunk, memory_order_relaxed);
+        if (r0 >= jb->out) break;
+        const int r1 = jb->out - r0 < jb->chunk ? jb->out : r0 + jb->chunk;
+        jb->ops->rows(jb->wtype, jb->a, jb->w, jb->row_bytes, r0, r1, jb->y, jb->ldy);
+    }
+}
+
+static void *worker(void *arg)
+{
+    const int idx = (int)(intptr_t)arg;
+    unsigned seen = 0;
+    for (;;) {
+        int spins = 0;
+        while (atomic_load_explicit(&pool.gen, memory_order_acquire) == seen &&
+               spins++ < SPIN_ITERS)
+            cpu_relax();
+        pthread_mutex_lock(&pool.mu);
+        while (atomic_load_explicit(&pool.gen, memory_order_relaxed) == seen)
+            pthread_cond_wait(&pool.work_cv, &pool.mu);
+        seen = atomic_load_explicit(&pool.gen, memory_order_relaxed);
+        struct job *jb = pool.job;
+        const bool mine = idx < pool.want;
+        pthread_mutex_unlock(&pool.mu);
+        if (!mine) continue;
+        run_chunks(jb);
+        if (atomic_fetch_sub_explicit(&pool.left, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool.mu);
+            pthread_cond_signal(&pool.done_cv);
+            pthread_mutex_unlock(&pool.mu);
+        }
+    }
+    return NULL;
+}
+
+static void pool_start(void)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu < 1) ncpu = 1;
+    if (ncpu > EM_QMM_MAX_THREADS) ncpu = EM_QMM_MAX_THREADS;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int started = 1;
+    for (long i = 0; i + 1 < ncpu; i++) {
+        pthread_t t;
+        if (pthread_create(&t, &attr, worker, (void *)(intptr_t)i) != 0) break;
+        started++;
+    }
+    pthread_attr_destroy(&attr);
+    pool.nthreads = started; /* fewer threads if creation failed: still correct */
+}
+
+int em_qmm_threads(void)
+{
+    pthread_once(&pool.once, pool_start);
+    return pool.nthreads;
+}
+
+/* Runs jb on up to nthreads threads (caller included). */
+static void pool_run(struct job *jb, int nthreads)
+{
+    const int workers = nthreads - 1;
+    if (workers <= 0 || atomic_flag_test_and_set(&pool.busy)) {
+        run_chunks(jb);
+        return;
+    }
+    atomic_store(&pool.left, workers);
+    pthread_mutex_lock(&pool.mu);
+    pool.job = jb;
+    pool.want = workers;
+    atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
+    pthread_cond_broadcast(&pool.work_cv);
+    pthread_mutex_unlock(&pool.mu);
+    run_chunks(jb);
+    int spins = 0;
+    while (atomic_load_explicit(&pool.left, memory_order_acquire) > 0 && spins++ < SPIN_ITERS)
+        cpu_relax();
+    pthread_mutex_lock(&pool.mu);
+    while (atomic_load_explicit(&pool.left, memory_order_acquire) > 0)
+        pthread_cond_wait(&pool.done_cv, &pool.mu);
+    pool.job = NULL;
+    pthread_mutex_unlock(&pool.mu);
+    atomic_flag_clear(&pool.busy);
+}
+
+struct em_qmm_opts em_qmm_opts_default(void)
+{
+    return (struct em_qmm_opts){.level = -1, .threads = 0};
+}
+
+em_err em_qmatmul(float *y, const float *x, int n, int in, int out, int wtype, const void *w,
+                  const float *bias)
+{
+    const struct em_qmm_opts o = em_qmm_opts_default();
+    return em_qmatmul_ex(&o, y, x, n, in, out, wtype, w, bias);
+}
+
+static const struct em_qdot_ops *ops_for(int level)
+{
+    switch (level) {
+    case EM_CPU_AVX512: return em_qdot_avx512(em_cpu_has_avx512bf16());
+    case EM_CPU_AVX2: return em_qdot_avx2();
+    default: return em_qdot_generic();
+    }
+}
+
+em_err em_qmatmul_ex(const struct em_qmm_opts *opts, float *y, const float *x, int n, int in,
+                     int out, int wtype, const void *w, const float *bias)
+{
+    if (wtype < 0 || wtype >= EM_WT_COUNT) return EM_E_UNSUPPORTED;
+    if (n < 0 || in <= 0 || out < 0) return EM_E_ARG;
+    const size_t rs = em_wtype_row_size(wtype, in);
+    if (rs == 0) return EM_E_ARG; /* block type with in % 32 != 0 */
+    if (n == 0 || out == 0) return EM_OK;
+    if (!y || !x || !w) return EM_E_ARG;
+    int level = opts && opts->level >= 0 ? opts->level : em_cpu_level();
+    if (level > em_cpu_level_supported()) return EM_E_UNSUPPORTED;
+    const struct em_qdot_ops *ops = ops_for(level);
+
+    int nthreads = em_qmm_threads();
+    if (opts && opts->threads > 0 && opts->threads < nthreads) nthreads = opts->threads;
+    if ((size_t)out * rs < EM_QMM_MIN_PAR_BYTES) nthreads = 1;
+
+    const int g = n < EM_QDOT_MAX_N ? n : EM_QDOT_MAX_N;
+    const size_t ss = ops->scratch_size(wtype, g, in);
+    void *scratch = NULL;
+    if (ss) {
+        scratch = aligned_alloc(64, (ss + 63) & ~(size_t)63);
+        if (!scratch) return EM_E_NOMEM;
+    }
+    int chunk = out / (nthreads * 16);
+    chunk = chunk < 8 ? 8 : (chunk + 7) & ~7;
+    for (int j0 = 0; j0 < n; j0 += EM_QDOT_MAX_N) {
+        const int gn = n - j0 < EM_QDOT_MAX_N ? n - j0 : EM_QDOT_MAX_N;
+        struct em_qact a;
+        ops->prep(wtype, x + (size_t)j0 * in, gn, in, scratch, &a);
+        struct job jb = {
+            .ops = ops, .wtype = wtype, .a = &a, .w = w, .row_bytes = rs,
+            .y = y + (size_t)j0 * out, .ldy = (size_t)out, .out = out, .chunk = chunk,
+        };
+        atomic_init(&jb.next, 0);
+        pool_run(&jb, nthreads);
+    }
+    free(scratch);
+    if (bias)
+        for (int j = 0; j < n; j++)
+            for (int r = 0; r < out; r++) y[(size_t)j * out + r] += bias[r];
+    return EM_OK;
+}
