@@ -17,6 +17,7 @@
 #   truncated.mp3  the first 30% of a 3 s mp3            -> DECODES PARTIALLY (~0.9 s, status ok)
 #   tiny.wav       10 ms of tone at 16 kHz               -> decodes (160 samples); too short for a model
 # Needs sox (with libsox-fmt-all), espeak-ng, ffmpeg and python3. Quiet unless something fails.
+# URIs are not percent-encoded: give a DIR made of plain path characters (as mktemp makes).
 set -euo pipefail
 
 bad=0

@@ -26,7 +26,6 @@
 #include <libavutil/error.h>
 #include <libavutil/log.h>
 #include <libavutil/mem.h>
-#include <libavutil/opt.h>
 #include <libswresample/swresample.h>
 
 #define AVIO_BUF_SIZE 32768
