@@ -15,10 +15,12 @@ static em_err http_handle(struct em_storage *st, struct em_errbuf *eb)
     return EM_OK;
 }
 
-/* "GET https://host/pa..." for messages; the URL has no user info (uri.c refuses it). */
+/* "http GET https://host/path" for messages. The query is left out: a presigned URL
+ * carries its signature there. The URL has no user info (uri.c refuses it). */
 static void what(char *out, size_t cap, const char *method, const char *url)
 {
-    snprintf(out, cap, "http %s %.160s", method, url);
+    int n = (int)strcspn(url, "?#");
+    snprintf(out, cap, "http %s %.*s%s", method, n < 160 ? n : 160, url, url[n] ? "?..." : "");
 }
 
 static em_err http_get(struct em_storage *st, const struct em_uri *u, uint8_t **data,
@@ -62,13 +64,17 @@ static em_err http_put(struct em_storage *st, const struct em_uri *u, const void
                        size_t len, const char *content_type, struct em_errbuf *eb)
 {
     (void)st, (void)data, (void)len, (void)content_type;
-    return em_errf(eb, EM_E_UNSUPPORTED, "http: %.160s: http(s) URIs are read-only", u->path);
+    char w[192];
+    what(w, sizeof w, "PUT", u->path);
+    return em_errf(eb, EM_E_UNSUPPORTED, "%s: http(s) URIs are read-only", w);
 }
 
 static em_err http_del(struct em_storage *st, const struct em_uri *u, struct em_errbuf *eb)
 {
     (void)st;
-    return em_errf(eb, EM_E_UNSUPPORTED, "http: %.160s: http(s) URIs are read-only", u->path);
+    char w[192];
+    what(w, sizeof w, "DELETE", u->path);
+    return em_errf(eb, EM_E_UNSUPPORTED, "%s: http(s) URIs are read-only", w);
 }
 
 const struct em_storage_ops em_storage_http_ops = {

@@ -2,7 +2,9 @@
  *
  * URIs: file:///abs/path (or a plain path), http(s)://host/path (read-only),
  * s3://bucket/key (libcurl + SigV4; endpoint/region/credentials from the standard AWS_*
- * environment variables or em_storage_opts).
+ * environment variables or em_storage_opts). The key after the bucket is taken raw (not
+ * percent-decoded) and encoded on the wire; storage/uri.h lists the checks a URI must pass.
+ * s3 without credentials gives EM_E_AUTH; environment variables are read by em_storage_open.
  *
  * A handle is not thread-safe; open one per thread. Each call is synchronous and
  * retries retryable failures (5xx, connection errors) with backoff up to opts.retries.

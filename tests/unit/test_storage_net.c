@@ -250,6 +250,30 @@ static void http_redirect_loop_is_bounded(void)
     th_stub_stop(s);
 }
 
+static void http_errors_hide_presigned_query(void)
+{
+    const char *resp[] = {resp_of("403 Forbidden", "<Error><Code>AccessDenied</Code></Error>")};
+    struct th_stub *s = th_stub_start(resp, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    struct em_storage *st = open_at(s, 0, 0);
+    char url[256];
+    snprintf(url, sizeof url,
+             "http://127.0.0.1:%d/clip.wav?X-Amz-Credential=AKX&X-Amz-Signature=deadbeef42",
+             th_stub_port(s));
+    uint8_t *d = NULL;
+    size_t n = 0;
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL(em_storage_get(st, url, &d, &n, &eb), EM_E_AUTH);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "/clip.wav"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "AccessDenied"));
+    CU_ASSERT_PTR_NULL(strstr(eb.msg, "deadbeef42"));
+    CU_ASSERT_PTR_NULL(strstr(eb.msg, "AKX"));
+    CU_ASSERT_EQUAL(em_storage_put(st, url, "x", 1, NULL, &eb), EM_E_UNSUPPORTED);
+    CU_ASSERT_PTR_NULL(strstr(eb.msg, "deadbeef42"));
+    em_storage_close(st);
+    th_stub_stop(s);
+}
+
 static CU_TestInfo tests[] = {
     {"retries_5xx_then_succeeds", retries_5xx_then_succeeds},
     {"gives_up_after_retries", gives_up_after_retries},
@@ -259,6 +283,7 @@ static CU_TestInfo tests[] = {
     {"env_and_missing_credentials", env_and_missing_credentials},
     {"http_get_follows_redirects_unsigned", http_get_follows_redirects_unsigned},
     {"http_redirect_loop_is_bounded", http_redirect_loop_is_bounded},
+    {"http_errors_hide_presigned_query", http_errors_hide_presigned_query},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_storage_net = {"storage_net", NULL, NULL, NULL, NULL, tests};
