@@ -56,7 +56,7 @@ $(GEN_SRC) $(GEN_HDR): proto/earmark.proto
 	protoc-c --c_out=$(BUILD)/gen $<
 
 # The suite list is generated from the test files, so adding a suite is adding a file.
-$(BUILD)/gen/suites.h: $(TESTS) Makefile
+$(BUILD)/gen/suites.h: $(TESTS) $(BUILD)/.tests Makefile
 	@mkdir -p $(dir $@)
 	@grep -ho 'const CU_SuiteInfo suite_[a-z0-9_]*' $(TESTS) /dev/null | \
 	  sed 's/const CU_SuiteInfo \(.*\)/EM_SUITE(\1)/' > $@.tmp && mv $@.tmp $@
@@ -80,6 +80,9 @@ $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 $(BUILD)/.flags: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(CC) $(CPPFLAGS) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CPPFLAGS) $(CFLAGS)' > $@
+$(BUILD)/.tests: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(TESTS)' | cmp -s - $@ || echo '$(TESTS)' > $@
 FORCE:
 
 # Integration suites find the binary and the tree through these.
