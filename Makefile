@@ -22,7 +22,7 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=address,undefined
-BUILD   := $(BUILD)-san
+override BUILD := $(BUILD)-san
 endif
 
 # Source folders of the library; each folder's *.c is compiled (main.c is the program).
