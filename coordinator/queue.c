@@ -493,7 +493,7 @@ static em_err take_entries(struct em_queue *q, const redisReply *arr, struct em_
     return EM_OK;
 }
 
-em_err em_queue_read(struct em_queue *q, const char *consumer, int pending, size_t count,
+em_err em_queue_read(struct em_queue *q, const char *consumer, const char *after, size_t count,
                      struct em_queue_entry **out, size_t *n, size_t *bad, struct em_errbuf *eb)
 {
     char cnt[24];
@@ -501,7 +501,7 @@ em_err em_queue_read(struct em_queue *q, const char *consumer, int pending, size
     *out = NULL;
     *n = 0;
     redisReply *r = cmd(q, eb, "XREADGROUP", "GROUP", EM_QUEUE_GROUP, consumer, "COUNT", cnt,
-                        "STREAMS", EM_QUEUE_STREAM, pending ? "0" : ">", (const char *)NULL);
+                        "STREAMS", EM_QUEUE_STREAM, after ? after : ">", (const char *)NULL);
     if (!r) return EM_E_REDIS;
     em_err rc = EM_OK;
     /* RESP2: [[stream, [entries]]] or nil when nothing is new */
@@ -595,15 +595,18 @@ em_err em_queue_tries_get(struct em_queue *q, const char *batch, const char *ite
                           struct em_queue_tries *t, struct em_errbuf *eb)
 {
     char tk[128], lf[EM_QUEUE_MAX_ITEM_ID + 8], ef[EM_QUEUE_MAX_ITEM_ID + 8];
+    char ff[EM_QUEUE_MAX_ITEM_ID + 8];
     key(tk, sizeof tk, batch, ":tries");
     snprintf(lf, sizeof lf, "%s:lost", item);
     snprintf(ef, sizeof ef, "%s:err", item);
+    snprintf(ff, sizeof ff, "%s:fails", item);
     memset(t, 0, sizeof *t);
-    redisReply *r = cmd(q, eb, "HMGET", tk, item, lf, ef, (const char *)NULL);
+    redisReply *r = cmd(q, eb, "HMGET", tk, item, lf, ef, ff, (const char *)NULL);
     if (!r) return EM_E_REDIS;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
         if (r->element[0]->type == REDIS_REPLY_STRING) t->attempts = (unsigned)rnum(r->element[0]);
         if (r->element[1]->type == REDIS_REPLY_STRING) t->lost = (unsigned)rnum(r->element[1]);
+        if (r->element[3]->type == REDIS_REPLY_STRING) t->fails = (unsigned)rnum(r->element[3]);
         const redisReply *e = r->element[2];
         if (e->type == REDIS_REPLY_STRING) {
             const char *tab = memchr(e->str, '\t', e->len);
@@ -629,12 +632,15 @@ em_err em_queue_tries_fail(struct em_queue *q, const char *batch, const char *it
                            const char *err_class, const char *err_msg, struct em_errbuf *eb)
 {
     char tk[128], lf[EM_QUEUE_MAX_ITEM_ID + 8], ef[EM_QUEUE_MAX_ITEM_ID + 8], ev[320];
+    char ff[EM_QUEUE_MAX_ITEM_ID + 8];
     key(tk, sizeof tk, batch, ":tries");
     snprintf(lf, sizeof lf, "%s:lost", item);
     snprintf(ef, sizeof ef, "%s:err", item);
+    snprintf(ff, sizeof ff, "%s:fails", item);
     snprintf(ev, sizeof ev, "%s\t%s", err_class ? err_class : "EM_E_INTERNAL",
              err_msg ? err_msg : "");
     em_err rc = cmd_ok(q, eb, cmd(q, eb, "HSET", tk, ef, ev, (const char *)NULL));
+    if (rc == EM_OK) rc = cmd_ok(q, eb, cmd(q, eb, "HINCRBY", tk, ff, "1", (const char *)NULL));
     if (rc == EM_OK && lost) rc = cmd_ok(q, eb, cmd(q, eb, "HINCRBY", tk, lf, "1", (const char *)NULL));
     return rc;
 }

@@ -15,8 +15,10 @@
  *                              (--skip-done items keep an older record)
  *   batch:<B>:inflight  HASH   coordinator id -> tasks of this batch it has out now
  *                              (refreshed about once a second; for status only)
- *   batch:<B>:tries     HASH   item -> attempts dispatched; "<item>:lost" -> times its worker
- *                              was lost; "<item>:err" -> "<EM_E_NAME>\t<message>" last error
+ *   batch:<B>:tries     HASH   item -> attempts dispatched; "<item>:fails" -> failed attempts
+ *                              (the retry budget counts these); "<item>:lost" -> failures
+ *                              that were a lost worker; "<item>:err" -> "<EM_E_NAME>\t<msg>"
+ *                              the last error
  *   items               STREAM one entry per item (and per re-queue by a later submit):
  *                              batch, item, source, meta (JSON text or ""), ref, attempt;
  *                              consumer group "coordinators"
@@ -106,11 +108,12 @@ void em_queue_entries_free(struct em_queue_entry *e, size_t n);
 
 /* XGROUP CREATE ... $ MKSTREAM unless it exists. */
 em_err em_queue_ensure_group(struct em_queue *q, struct em_errbuf *eb);
-/* XREADGROUP (no BLOCK): own pending entries (pending = 1, from id 0) or new ones (">").
+/* XREADGROUP (no BLOCK): new entries (after = NULL, id ">") or this consumer's own pending
+ * entries with ids greater than after ("0" for all of them; page with the last id seen).
  * *out: malloc'd array of *n entries (em_queue_entries_free). Malformed entries (missing
  * fields, ids too long) are acknowledged, written to the dead stream and left out;
  * *bad counts them (may be NULL). */
-em_err em_queue_read(struct em_queue *q, const char *consumer, int pending, size_t count,
+em_err em_queue_read(struct em_queue *q, const char *consumer, const char *after, size_t count,
                      struct em_queue_entry **out, size_t *n, size_t *bad, struct em_errbuf *eb);
 /* XAUTOCLAIM entries idle at least min_idle_ms, at most count of them. Same ownership. */
 em_err em_queue_autoclaim(struct em_queue *q, const char *consumer, int64_t min_idle_ms,
@@ -129,7 +132,7 @@ em_err em_queue_item_status(struct em_queue *q, const char *batch, const char *i
                             char out[16], struct em_errbuf *eb);
 
 struct em_queue_tries {
-    unsigned attempts, lost;
+    unsigned attempts, fails, lost;
     char err_class[40];
     char err_msg[256];
 };
@@ -137,7 +140,7 @@ em_err em_queue_tries_get(struct em_queue *q, const char *batch, const char *ite
                           struct em_queue_tries *t, struct em_errbuf *eb);
 em_err em_queue_tries_set(struct em_queue *q, const char *batch, const char *item,
                           unsigned attempts, struct em_errbuf *eb);
-/* Records a failed attempt: last error, and lost += 1 when lost. */
+/* Records a failed attempt: last error, fails += 1, and lost += 1 when lost. */
 em_err em_queue_tries_fail(struct em_queue *q, const char *batch, const char *item, int lost,
                            const char *err_class, const char *err_msg, struct em_errbuf *eb);
 /* XADD earmark:dead, and batch dead += 1 when batch is non-empty. */

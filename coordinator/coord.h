@@ -1,0 +1,118 @@
+/* coordinator/coord.h - the coordinator's in-memory state, shared by its files (internal).
+ *
+ *   Redis stream entry --read--> job (waiting) --Task--> worker (running)
+ *      --Result ok / permanent failure--> settle + XACK (job gone)
+ *      --retryable failure / worker lost--> waiting again after backoff, until the batch's
+ *        max attempts; then the coordinator writes the error record (finalizing, retried
+ *        until storage takes it), settles failed, XACKs and dead-letters.
+ * Jobs and workers are small arrays scanned linearly: the number held is bounded by the
+ * workers' credits plus items waiting for a retry. Single-threaded (the poll loop); only
+ * struct em_metrics is read by another thread. */
+#ifndef EM_COORD_H
+#define EM_COORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "coordinator/metrics.h"
+#include "coordinator/queue.h"
+#include "proto/earmark.pb-c.h"
+
+#define EM_COORD_MAX_RID 255 /* bytes of a ZeroMQ routing id */
+
+enum em_job_state { EM_JOB_WAITING, EM_JOB_RUNNING, EM_JOB_FINALIZING };
+
+struct em_cbatch {
+    struct em_batch_info info;
+    Earmark__Prompt **prompts; /* [n_prompts], owned */
+    size_t n_prompts;
+    Earmark__Generation gen;
+    int64_t loaded_ms;         /* monotonic; the cache entry is refreshed after a while */
+    int64_t next_check_ms;     /* next completion check */
+    unsigned manifest_failures;
+};
+
+struct em_job {
+    struct em_queue_entry e; /* owned strings */
+    struct em_cbatch *b;     /* borrowed from the batch cache */
+    enum em_job_state state;
+    unsigned attempts, fails, lost; /* as in batch:<B>:tries */
+    unsigned finalize_tries; /* error record writes that failed (storage down) */
+    char err_class[40], err_msg[256];
+    int64_t not_before_ms;   /* monotonic: waiting/finalizing job is not touched before */
+    uint8_t rid[EM_COORD_MAX_RID];
+    size_t rid_len;          /* worker running it */
+    char task_id[160];
+    int64_t dispatched_ms;   /* monotonic */
+    int64_t deadline_wall_ms;
+};
+
+struct em_worker {
+    uint8_t rid[EM_COORD_MAX_RID];
+    size_t rid_len;
+    char id[64];             /* printable (Hello.worker_id or routing id) */
+    unsigned capacity;       /* from Hello; 0 when unknown (met after a restart) */
+    unsigned credits;
+    unsigned running;
+    int reset_credits;       /* a Welcome was sent: the next Ready is absolute */
+    int64_t last_seen_ms;
+};
+
+struct em_coord_cfg {
+    const char *id;          /* consumer name */
+    unsigned heartbeat_ms, lease_ms;
+    int64_t retry_base_ms, retry_max_ms, task_timeout_ms, drain_ms;
+};
+
+struct em_coord {
+    struct em_coord_cfg cfg;
+    struct em_queue *q;
+    struct em_storage *st;
+    void *zsock;
+    struct em_metrics *m;
+    struct em_job **jobs;
+    size_t njobs, capjobs;
+    struct em_worker **workers;
+    size_t nworkers, capworkers;
+    struct em_cbatch **batches;
+    size_t nbatches, capbatches;
+    int stopping;
+};
+
+/* batch.c */
+/* Cached batch, loading it from Redis when needed. EM_E_NOTFOUND when it does not exist. */
+em_err em_coord_batch(struct em_coord *c, const char *id, struct em_cbatch **out,
+                      struct em_errbuf *eb);
+/* Checks a batch for completion now (after a first settle) or when due; writes
+ * manifest.jsonl and marks it complete when every item is settled. */
+void em_coord_batch_check(struct em_coord *c, const char *id);
+/* Periodic: active batches' completion, in-flight counts, cache expiry. */
+void em_coord_batches_tick(struct em_coord *c, int64_t now_ms);
+void em_coord_batches_free(struct em_coord *c);
+
+/* retry.c */
+int64_t em_coord_backoff_ms(const struct em_coord *c, unsigned fails);
+/* A failed attempt of a held job: retry later or finalize. Removes the job when settled. */
+void em_coord_job_failed(struct em_coord *c, struct em_job *j, int lost, const char *err_class,
+                         const char *err_msg);
+/* Writes the error record, settles failed, acks, dead-letters; on storage failure keeps the
+ * job (finalizing) for a later try. Removes the job when done. */
+void em_coord_job_finalize(struct em_coord *c, struct em_job *j);
+/* Settles a held job (ok or permanent failure reported by a worker) and removes it. */
+void em_coord_job_settle(struct em_coord *c, struct em_job *j, int ok);
+/* Removes and frees a job. */
+void em_coord_job_drop(struct em_coord *c, struct em_job *j);
+
+/* dispatch.c */
+/* Handles every message waiting on the ROUTER socket. */
+void em_coord_recv_all(struct em_coord *c);
+/* Sends waiting jobs to workers with credits. */
+void em_coord_dispatch(struct em_coord *c, int64_t now_ms);
+/* Declares silent workers lost, times out overdue tasks. */
+void em_coord_check_leases(struct em_coord *c, int64_t now_ms);
+/* Free credits over all workers. */
+unsigned em_coord_free_credits(const struct em_coord *c);
+size_t em_coord_count_jobs(const struct em_coord *c, enum em_job_state s);
+
+#endif

@@ -1,0 +1,42 @@
+/* coordinator/metrics.h - coordinator counters and a tiny Prometheus /metrics server.
+ * Counters are C11 atomics: the poll loop updates them, the HTTP thread reads them.
+ * The server is plain sockets on its own thread, answers GET /metrics (text format 0.0.4)
+ * and 404 otherwise; requests are bounded (EM_METRICS_MAX_REQ) and time out. */
+#ifndef EM_METRICS_H
+#define EM_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define EM_METRICS_MAX_REQ 4096 /* bytes of request head read */
+#define EM_METRICS_NBUCKETS 12
+
+enum em_drop_reason { EM_DROP_MALFORMED, EM_DROP_FRAMES, EM_DROP_UNEXPECTED, EM_DROP_COUNT };
+
+struct em_metrics {
+    atomic_uint_fast64_t done, failed, retried, lost_workers, stale_results;
+    atomic_uint_fast64_t dropped[EM_DROP_COUNT];
+    atomic_int_fast64_t workers, in_flight, queue_depth;
+    /* item latency (dispatch -> result), seconds; bucket i counts <= em_metrics_bounds[i] */
+    atomic_uint_fast64_t lat_bucket[EM_METRICS_NBUCKETS];
+    atomic_uint_fast64_t lat_count;
+    atomic_uint_fast64_t lat_sum_us;
+};
+
+extern const double em_metrics_bounds[EM_METRICS_NBUCKETS];
+
+void em_metrics_observe_latency(struct em_metrics *m, double seconds);
+/* Writes the exposition text into out (cap bytes); returns its length (truncated at cap-1). */
+size_t em_metrics_render(const struct em_metrics *m, char *out, size_t cap);
+
+struct em_metrics_server;
+/* Binds host:port ("127.0.0.1:9100", ":9100" = all interfaces) and serves m from a thread.
+ * m must outlive the server. Errors: EM_E_ARG (bad address), EM_E_IO (bind). */
+em_err em_metrics_serve(const char *hostport, struct em_metrics *m,
+                        struct em_metrics_server **out, struct em_errbuf *eb);
+void em_metrics_stop(struct em_metrics_server *s); /* joins the thread; NULL is a no-op */
+
+#endif

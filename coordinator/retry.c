@@ -1,0 +1,146 @@
+/* coordinator/retry.c - what happens to an item after an attempt: settle, retry with
+ * backoff (base * 2^(fails-1), capped), or - attempts exhausted - the error record the
+ * coordinator writes itself, then settle failed + XACK + dead letter. An item whose every
+ * failure was a lost worker is quarantined as EM_E_CRASH: the input that kills workers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "coordinator/coord.h"
+#include "storage/storage.h"
+#include "worker/annotation.h"
+
+int64_t em_coord_backoff_ms(const struct em_coord *c, unsigned fails)
+{
+    int64_t d = c->cfg.retry_base_ms;
+    for (unsigned i = 1; i < fails && d < c->cfg.retry_max_ms; i++) d *= 2;
+    return d > c->cfg.retry_max_ms ? c->cfg.retry_max_ms : d;
+}
+
+void em_coord_job_drop(struct em_coord *c, struct em_job *j)
+{
+    for (size_t i = 0; i < c->njobs; i++)
+        if (c->jobs[i] == j) {
+            c->jobs[i] = c->jobs[--c->njobs];
+            break;
+        }
+    if (j->state == EM_JOB_RUNNING) atomic_fetch_sub(&c->m->in_flight, 1);
+    free(j->e.source);
+    free(j->e.meta_json);
+    free(j->e.ref);
+    free(j);
+}
+
+static void log_err(const struct em_job *j, const char *what, em_err rc,
+                    const struct em_errbuf *eb)
+{
+    char q[300];
+    em_warn("batch=%s item=%s err=%s msg=\"%s\" detail=\"%s\"", j->e.batch, j->e.item,
+            em_err_name(rc), what, em_log_q(q, sizeof q, em_errbuf_msg(eb, rc)));
+}
+
+void em_coord_job_settle(struct em_coord *c, struct em_job *j, int ok)
+{
+    struct em_errbuf eb = {{0}};
+    int first = 0;
+    em_err rc = em_queue_settle(c->q, j->e.batch, j->e.item, ok, j->e.stream_id, &first, &eb);
+    if (rc != EM_OK) {
+        /* Not recorded: keep the entry pending; it is re-read and re-dispatched (the
+         * output key is idempotent), never lost. */
+        log_err(j, "settle failed; item stays pending", rc, &eb);
+        em_coord_job_drop(c, j);
+        return;
+    }
+    if (first) atomic_fetch_add(ok ? &c->m->done : &c->m->failed, 1);
+    char batch[EM_QUEUE_MAX_BATCH_ID + 1];
+    snprintf(batch, sizeof batch, "%s", j->e.batch);
+    em_coord_job_drop(c, j);
+    if (first) em_coord_batch_check(c, batch);
+}
+
+void em_coord_job_failed(struct em_coord *c, struct em_job *j, int lost, const char *err_class,
+                         const char *err_msg)
+{
+    struct em_errbuf eb = {{0}};
+    if (j->state == EM_JOB_RUNNING) atomic_fetch_sub(&c->m->in_flight, 1);
+    j->state = EM_JOB_WAITING;
+    j->rid_len = 0;
+    j->fails++;
+    j->lost += lost ? 1 : 0;
+    snprintf(j->err_class, sizeof j->err_class, "%s", err_class ? err_class : "EM_E_INTERNAL");
+    snprintf(j->err_msg, sizeof j->err_msg, "%s", err_msg ? err_msg : "");
+    em_err rc = em_queue_tries_fail(c->q, j->e.batch, j->e.item, lost, j->err_class, j->err_msg, &eb);
+    if (rc != EM_OK) log_err(j, "could not record the failed attempt", rc, &eb);
+    if (j->fails < j->b->info.max_attempts) {
+        int64_t d = em_coord_backoff_ms(c, j->fails);
+        j->not_before_ms = em_now_ms() + d;
+        atomic_fetch_add(&c->m->retried, 1);
+        char q[300];
+        em_info("batch=%s item=%s attempt=%u err=%s msg=\"retrying in %lld ms\" detail=\"%s\"",
+                j->e.batch, j->e.item, j->attempts, j->err_class, (long long)d,
+                em_log_q(q, sizeof q, j->err_msg));
+        return;
+    }
+    em_coord_job_finalize(c, j);
+}
+
+void em_coord_job_finalize(struct em_coord *c, struct em_job *j)
+{
+    struct em_errbuf eb = {{0}};
+    char msg[300];
+    em_err code = em_err_from_name(j->err_class);
+    if (j->fails > 0 && j->lost == j->fails) {
+        code = EM_E_CRASH;
+        snprintf(msg, sizeof msg,
+                 "worker lost %u times while processing this item; quarantined", j->lost);
+    } else {
+        if (code == EM_OK) code = EM_E_INTERNAL;
+        snprintf(msg, sizeof msg, "%s (after %u attempts)",
+                 j->err_msg[0] ? j->err_msg : em_err_str(code), j->fails);
+    }
+    j->state = EM_JOB_FINALIZING;
+    struct em_annot_in in = {
+        .item_id = j->e.item, .batch_id = j->e.batch, .source = j->e.source,
+        .worker_id = "coordinator", .producer_hash = j->b->info.producer_hash,
+        .model = j->b->info.model, .meta_json = j->e.meta_json, .attempt = j->attempts,
+        .err = code, .err_msg = msg,
+    };
+    size_t len = 0;
+    char *rec = em_annot_build(&in, &len);
+    char name[EM_QUEUE_MAX_ITEM_ID + 8];
+    snprintf(name, sizeof name, "%s.json", j->e.item);
+    char *uri = em_storage_join(j->b->info.out, name);
+    em_err rc = (!rec || !uri) ? em_errf(&eb, EM_E_NOMEM, "error record: out of memory")
+                               : em_storage_put(c->st, uri, rec, len, "application/json", &eb);
+    free(rec);
+    free(uri);
+    if (rc != EM_OK) {
+        /* Storage is down: the item stays held (and its entry pending) until it is written. */
+        j->finalize_tries++;
+        j->not_before_ms = em_now_ms() + em_coord_backoff_ms(c, j->finalize_tries);
+        log_err(j, "error record not written yet; will retry", rc, &eb);
+        return;
+    }
+    em_warn("batch=%s item=%s err=%s attempts=%u msg=\"item failed\" detail=\"%s\"", j->e.batch,
+            j->e.item, em_err_name(code), j->attempts, msg);
+    int first = 0;
+    rc = em_queue_settle(c->q, j->e.batch, j->e.item, 0, j->e.stream_id, &first, &eb);
+    if (rc != EM_OK) {
+        log_err(j, "settle failed; item stays pending", rc, &eb);
+        j->finalize_tries++;
+        j->not_before_ms = em_now_ms() + em_coord_backoff_ms(c, j->finalize_tries);
+        return;
+    }
+    if (first) {
+        atomic_fetch_add(&c->m->failed, 1);
+        if (em_queue_dead(c->q, j->e.batch, j->e.item, j->e.source, j->attempts,
+                          em_err_name(code), msg, &eb) != EM_OK)
+            log_err(j, "dead letter not written", EM_E_REDIS, &eb);
+    }
+    char batch[EM_QUEUE_MAX_BATCH_ID + 1];
+    snprintf(batch, sizeof batch, "%s", j->e.batch);
+    em_coord_job_drop(c, j);
+    if (first) em_coord_batch_check(c, batch);
+}
