@@ -337,12 +337,30 @@ size_t em_coord_count_jobs(const struct em_coord *c, enum em_job_state s)
     return n;
 }
 
-static struct em_worker *pick_worker(struct em_coord *c)
+static int runs_suspect(const struct em_coord *c, const struct em_worker *w)
+{
+    for (size_t i = 0; i < c->njobs; i++) {
+        const struct em_job *j = c->jobs[i];
+        if (j->state == EM_JOB_RUNNING && j->lost && j->rid_len == w->rid_len &&
+            memcmp(j->rid, w->rid, w->rid_len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The worker with most credits. An item that was on a worker that died (lost > 0) is a
+ * suspect: it runs alone on an idle worker, and nothing joins it there, so a crash is
+ * charged to the input that causes it and not to the items that happened to share the
+ * worker (which would otherwise be quarantined with it). */
+static struct em_worker *pick_worker(struct em_coord *c, int suspect)
 {
     struct em_worker *best = NULL;
-    for (size_t i = 0; i < c->nworkers; i++)
-        if (c->workers[i]->credits && (!best || c->workers[i]->credits > best->credits))
-            best = c->workers[i];
+    for (size_t i = 0; i < c->nworkers; i++) {
+        struct em_worker *w = c->workers[i];
+        if (!w->credits || (best && w->credits <= best->credits)) continue;
+        if (suspect ? worker_running(c, w) != 0 : runs_suspect(c, w)) continue;
+        best = w;
+    }
     return best;
 }
 
@@ -408,8 +426,8 @@ void em_coord_dispatch(struct em_coord *c, int64_t now_ms)
     for (size_t i = 0; i < c->njobs; i++) {
         struct em_job *j = c->jobs[i];
         if (j->state != EM_JOB_WAITING || j->not_before_ms > now_ms) continue;
-        struct em_worker *w = pick_worker(c);
-        if (!w) return;
+        struct em_worker *w = pick_worker(c, j->lost > 0);
+        if (!w) continue;
         size_t before = c->njobs;
         int s = send_task(c, j, w);
         if (s == -1) {
