@@ -41,8 +41,8 @@ em_err em_submit_producer(const char *model, const char *const *builtin, size_t 
             goto fail;
     }
     for (size_t i = 0; i < nfree; i++) {
-        char name[24];
-        snprintf(name, sizeof name, "free%zu", i + 1);
+        char name[32];
+        snprintf(name, sizeof name, "free%u", (unsigned)(i + 1));
         json_t *p = json_pack("{s:s, s:s}", "name", name, "text", free_text[i]);
         if (!p) {
             rc = em_errf(eb, EM_E_ARG, "prompt %zu is not valid UTF-8", i + 1);
