@@ -1,0 +1,165 @@
+/* tests/golden/golden.h - what the model test suites share: unpack a committed .tar.xz
+ * into a temp dir, read the reference records (index.json + raw little-endian .bin files,
+ * written by make_golden.py), decode a committed clip through sox exactly as the script
+ * did, and compare tensors printing the max abs error, its index and the tolerance.
+ * Header-only (static inline) because tests/ links only tests/helpers/ besides the suites. */
+#ifndef EM_TEST_GOLDEN_H
+#define EM_TEST_GOLDEN_H
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline const char *golden_root(void)
+{
+    const char *r = getenv("EM_TEST_ROOT");
+    return r && *r ? r : ".";
+}
+
+/* Runs a shell command; 0 on success. */
+static inline int golden_sh(const char *fmt, const char *a, const char *b)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, fmt, a, b);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Makes a temp dir into dir[cap]; 0 on success. */
+static inline int golden_tmpdir(char *dir, size_t cap)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(dir, cap, "%s/em-golden-XXXXXX", t && *t ? t : "/tmp");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+/* Unpacks tests/golden/<name>.tar.xz into a new temp dir; *dir gets the temp dir and the
+ * archive's top folder is dir/<name>. */
+static inline int golden_unpack(const char *name, char *dir, size_t cap)
+{
+    if (golden_tmpdir(dir, cap) != 0) return -1;
+    char tar[2048];
+    snprintf(tar, sizeof tar, "%s/tests/golden/%s.tar.xz", golden_root(), name);
+    return golden_sh("tar -xJf '%s' -C '%s'", tar, dir);
+}
+
+static inline void golden_rmdir(const char *dir)
+{
+    if (dir && strncmp(dir, "/", 1) == 0 && strstr(dir, "em-golden-"))
+        golden_sh("rm -rf '%s'%s", dir, "");
+}
+
+/* Reads a whole file; caller frees. NULL on failure. */
+static inline void *golden_read(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) *len = (size_t)n;
+    return buf;
+}
+
+/* Decodes tests/golden/clips/<name>.flac to float samples (s16 / 32768) through sox, like
+ * make_golden.py. Caller frees *pcm. */
+static inline int golden_clip(const char *name, const char *tmp, float **pcm, size_t *n)
+{
+    char in[2048], out[2048];
+    snprintf(in, sizeof in, "%s/tests/golden/clips/%s.flac", golden_root(), name);
+    snprintf(out, sizeof out, "%s/%s.raw", tmp, name);
+    if (golden_sh("sox '%s' -t raw -e signed-integer -b 16 -c 1 -r 16000 '%s'", in, out) != 0)
+        return -1;
+    size_t len;
+    uint8_t *raw = golden_read(out, &len);
+    if (!raw) return -1;
+    *n = len / 2;
+    *pcm = malloc((*n ? *n : 1) * sizeof **pcm);
+    for (size_t i = 0; i < *n; i++) {
+        int16_t s = (int16_t)(raw[2 * i] | (raw[2 * i + 1] << 8));
+        (*pcm)[i] = (float)s / 32768.0f;
+    }
+    free(raw);
+    return 0;
+}
+
+struct golden {
+    char dir[1024]; /* the unpacked data/ folder */
+    json_t *index;
+};
+
+static inline int golden_open(struct golden *g, const char *tmp)
+{
+    snprintf(g->dir, sizeof g->dir, "%s/data", tmp);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/index.json", g->dir);
+    json_error_t jerr;
+    g->index = json_load_file(p, 0, &jerr);
+    return g->index ? 0 : -1;
+}
+
+static inline void golden_close(struct golden *g) { json_decref(g->index); }
+
+/* A scalar record (mel_len, audio_tokens, ...); -1e30 if absent. */
+static inline double golden_num(const struct golden *g, const char *key)
+{
+    json_t *v = json_object_get(g->index, key);
+    return json_is_number(v) ? json_number_value(v) : -1e30;
+}
+
+/* Loads a f32 or i32 record as float or int32 (caller frees). shape gets up to 4 dims. */
+static inline void *golden_tensor(const struct golden *g, const char *key, int64_t shape[4],
+                                  int *ndim)
+{
+    json_t *e = json_object_get(g->index, key);
+    if (!json_is_object(e)) return NULL;
+    json_t *sh = json_object_get(e, "shape");
+    *ndim = (int)json_array_size(sh);
+    size_t numel = 1;
+    for (int i = 0; i < *ndim && i < 4; i++) {
+        shape[i] = json_integer_value(json_array_get(sh, (size_t)i));
+        numel *= (size_t)shape[i];
+    }
+    char p[1400];
+    snprintf(p, sizeof p, "%s/%s", g->dir, json_string_value(json_object_get(e, "file")));
+    size_t len = 0;
+    void *d = golden_read(p, &len);
+    if (d && len != numel * 4) {
+        free(d);
+        return NULL;
+    }
+    if (!d && numel == 0) d = malloc(4);
+    return d;
+}
+
+/* Max abs error of got vs want over n values; prints and returns it. With rel != 0 the
+ * error is divided by max |want| (printed as relative). */
+static inline double golden_cmp(const char *what, const float *got, const float *want, size_t n,
+                                int rel, double tol)
+{
+    double maxerr = 0, maxmag = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - (double)want[i]);
+        if (!(e <= maxerr)) { /* NaN counts as worst */
+            maxerr = isnan(e) ? INFINITY : e;
+            at = i;
+        }
+        if (fabs(want[i]) > maxmag) maxmag = fabs(want[i]);
+    }
+    double err = rel ? (maxmag > 0 ? maxerr / maxmag : maxerr) : maxerr;
+    printf("\n    %-44s n=%-7zu max abs err %.3g at [%zu] (got %.6g want %.6g)%s %.3g, tol %.1g %s",
+           what, n, maxerr, at, n ? got[at] : 0.0, n ? want[at] : 0.0,
+           rel ? ", relative to max |want|" : "", err, tol, err <= tol ? "ok" : "FAIL");
+    return err;
+}
+
+#endif
