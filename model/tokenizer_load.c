@@ -79,7 +79,8 @@ static em_err parse_json(const char *path, const char *buf, size_t len, json_t *
                          struct em_errbuf *eb)
 {
     json_error_t je;
-    *out = json_loadb(buf, len, 0, &je);
+    /* ints as reals: HF configs hold integers beyond int64 (model_max_length 1e30) */
+    *out = json_loadb(buf, len, JSON_DECODE_INT_AS_REAL, &je);
     if (!*out)
         return em_errf(eb, EM_E_FORMAT, "%s: line %d: %s", path, je.line, je.text);
     return EM_OK;
@@ -277,9 +278,11 @@ static em_err add_merge(struct em_tok *t, const char *a, size_t an, const char *
 static em_err json_id(json_t *v, const char *file, const char *what, int64_t *id,
                       struct em_errbuf *eb)
 {
-    if (!json_is_integer(v))
-        return em_errf(eb, EM_E_FORMAT, "%s: id of '%.64s' is not an integer", file, what);
-    *id = json_integer_value(v);
+    double d = json_is_number(v) ? json_number_value(v) : -1.0;
+    if (!(d >= 0 && d < 1e15) || d != (double)(int64_t)d) /* range: ensure_id */
+        return em_errf(eb, EM_E_FORMAT, "%s: id of '%.64s' is not a non-negative integer", file,
+                       what);
+    *id = (int64_t)d;
     return EM_OK;
 }
 
