@@ -46,12 +46,19 @@ int th_cluster_coord_start(struct th_cluster *c)
     env_join(env, sizeof env / sizeof *env, base, c->o.coord_env);
     c->coord = th_spawn(argv, env, log);
     if (c->coord < 0) return -1;
-    if (th_wait_port(c->metrics_port, START_WAIT_MS) != 0 ||
-        th_wait_port(c->coord_port, START_WAIT_MS) != 0) {
-        fprintf(stderr, "cluster: coordinator did not listen (log %s)\n", log);
-        return -1;
+    /* short port probes so that a coordinator that exits at once fails fast */
+    for (int waited = 0; waited < START_WAIT_MS; waited += 250) {
+        if (th_wait_port(c->metrics_port, 200) == 0 && th_wait_port(c->coord_port, 200) == 0)
+            return 0;
+        int st = th_wait(c->coord, 0);
+        if (st != -1) {
+            fprintf(stderr, "cluster: coordinator exited (status %d), log %s\n", st, log);
+            c->coord = -1;
+            return -1;
+        }
     }
-    return 0;
+    fprintf(stderr, "cluster: coordinator did not listen (log %s)\n", log);
+    return -1;
 }
 
 void th_cluster_coord_kill(struct th_cluster *c, int sig)

@@ -171,7 +171,7 @@ static void garbage_peers_are_dropped(void)
     CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, hostile_tick, &h), 0);
     CU_ASSERT_TRUE(h.sent >= 1);
     CU_ASSERT_TRUE(h.tcp_ok >= 1);
-    double dropped = th_cluster_metric(&c, "dropped");
+    double dropped = th_cluster_metric(&c, "frames_dropped");
     fprintf(stderr, "\n  coordinator frames dropped: %.0f\n", dropped);
     CU_ASSERT_TRUE(dropped > 0);
     check_all_ok(&u, out);
