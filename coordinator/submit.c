@@ -43,18 +43,23 @@ static void on_bad(void *ud, unsigned line, em_err code, const char *why)
     fprintf(stderr, "earmark submit: %s:%u: %s (%s)\n", path, line, why, em_err_name(code));
 }
 
+/* Splits list in place at commas; each name must be a built-in prompt. */
 static int add_prompt_list(struct sopts *o, char *list)
 {
-    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (!em_submit_prompt_known(t)) {
-            fprintf(stderr, "earmark submit: unknown prompt '%s' (caption, transcript, events)\n", t);
-            return -1;
+    for (char *t = list; t;) {
+        char *comma = strchr(t, ',');
+        if (comma) *comma = 0;
+        if (*t) {
+            if (!em_submit_prompt_known(t)) {
+                fprintf(stderr, "earmark submit: unknown prompt '%s' (caption, transcript, events)\n",
+                        t);
+                return -1;
+            }
+            int dup = 0;
+            for (int i = 0; i < o->nprompts; i++) dup |= strcmp(o->prompts[i], t) == 0;
+            if (!dup && o->nprompts < 64) o->prompts[o->nprompts++] = t;
         }
-        int dup = 0;
-        for (int i = 0; i < o->nprompts; i++) dup |= strcmp(o->prompts[i], t) == 0;
-        if (dup) continue;
-        if (o->nprompts >= 64) return -1;
-        o->prompts[o->nprompts++] = t;
+        t = comma ? comma + 1 : NULL;
     }
     return 0;
 }

@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coordinator/cli.h"
 #include "coordinator/queue.h"
+#include "coordinator/submit_util.h"
+#include "storage/storage.h"
+#include "tests/helpers/proc.h"
 #include "tests/helpers/servers.h"
 
 static struct th_server redis;
@@ -279,6 +283,122 @@ static void reconnects_after_redis_restart(void)
     em_batch_info_clear(&b);
 }
 
+static void producer_hash_is_canonical(void)
+{
+    const char *b1[] = {"caption", "events"}, *fr[] = {"is it raining?"};
+    char *p1, *g1, *h1, *p2, *g2, *h2, *p3, *g3, *h3;
+    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m1", b1, 2, fr, 1, &p1, &g1, &h1, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m1", b1, 2, fr, 1, &p2, &g2, &h2, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m2", b1, 2, fr, 1, &p3, &g3, &h3, NULL), EM_OK);
+    CU_ASSERT_STRING_EQUAL(h1, h2);
+    CU_ASSERT_STRING_NOT_EQUAL(h1, h3); /* the model is part of the producer */
+    CU_ASSERT_EQUAL(strlen(h1), 64);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p1, "{\"name\":\"free1\",\"text\":\"is it raining?\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(g1, "\"greedy\":true"));
+    free(p2), free(g2), free(h2), free(p3), free(g3), free(h3);
+    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m1", b1, 1, fr, 1, &p2, &g2, &h2, NULL), EM_OK);
+    CU_ASSERT_STRING_NOT_EQUAL(h1, h2); /* prompts are part of it too */
+    free(p1), free(g1), free(h1), free(p2), free(g2), free(h2);
+    const char *bad[] = {"captions"};
+    CU_ASSERT_EQUAL(em_submit_producer("m1", bad, 1, NULL, 0, &p1, &g1, &h1, NULL), EM_E_ARG);
+    CU_ASSERT_PTR_NULL(h1);
+    CU_ASSERT_TRUE(em_submit_prompt_known("transcript"));
+    CU_ASSERT_FALSE(em_submit_prompt_known("free1"));
+}
+
+static void record_currency(void)
+{
+    const char *ok = "{\"status\":\"ok\",\"producer\":{\"hash\":\"H\"}}";
+    const char *failed = "{\"status\":\"failed\",\"producer\":{\"hash\":\"H\"}}";
+    CU_ASSERT_TRUE(em_submit_record_current((const uint8_t *)ok, strlen(ok), "H"));
+    CU_ASSERT_FALSE(em_submit_record_current((const uint8_t *)ok, strlen(ok), "other"));
+    CU_ASSERT_FALSE(em_submit_record_current((const uint8_t *)failed, strlen(failed), "H"));
+    CU_ASSERT_FALSE(em_submit_record_current((const uint8_t *)"{\"status", 8, "H"));
+    CU_ASSERT_FALSE(em_submit_record_current((const uint8_t *)"[]", 2, "H"));
+}
+
+static void skip_done_finds_current_records(void)
+{
+    char dir[256], out[300], path[400];
+    CU_ASSERT_EQUAL_FATAL(th_tmpdir(dir, sizeof dir), 0);
+    snprintf(out, sizeof out, "file://%s", dir);
+    const char *rec = "{\"status\":\"ok\",\"producer\":{\"hash\":\"H\"}}";
+    snprintf(path, sizeof path, "%s/newid.json", dir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(rec, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/oldid.json", dir);
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(rec, f);
+    fclose(f);
+    char man[1024];
+    snprintf(man, sizeof man,
+             "{\"id\":\"oldid\",\"source\":\"s1\",\"status\":\"ok\",\"output\":\"%s/oldid.json\"}\n"
+             "{\"id\":\"x\",\"source\":\"s2\",\"status\":\"failed\",\"output\":\"%s/x.json\"}\n"
+             "garbage\n", out, out);
+    snprintf(path, sizeof path, "%s/manifest.jsonl", dir);
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(man, f);
+    fclose(f);
+
+    struct em_storage *st = NULL;
+    CU_ASSERT_EQUAL_FATAL(em_storage_open(NULL, &st, NULL), EM_OK);
+    struct em_submit_prev *prev = NULL;
+    em_submit_prev_load(st, out, &prev);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(prev);
+    CU_ASSERT_PTR_NOT_NULL(em_submit_prev_output(prev, "s1"));
+    CU_ASSERT_PTR_NULL(em_submit_prev_output(prev, "s2")); /* failed items are redone */
+    char *uri = NULL;
+    /* this batch's own key */
+    CU_ASSERT_EQUAL(em_submit_find_current(st, out, prev, "newid", "s9", "H", &uri), 1);
+    CU_ASSERT_PTR_NOT_NULL(uri && strstr(uri, "newid.json"));
+    free(uri);
+    /* an earlier batch's record for the same source */
+    CU_ASSERT_EQUAL(em_submit_find_current(st, out, prev, "nope", "s1", "H", &uri), 1);
+    CU_ASSERT_PTR_NOT_NULL(uri && strstr(uri, "oldid.json"));
+    free(uri);
+    /* a different producer redoes everything */
+    CU_ASSERT_EQUAL(em_submit_find_current(st, out, prev, "newid", "s1", "H2", &uri), 0);
+    CU_ASSERT_EQUAL(em_submit_find_current(st, out, prev, "nope", "s2", "H", &uri), 0);
+    em_submit_prev_free(prev);
+    em_storage_close(st);
+    th_rmrf(dir);
+}
+
+static void progress_arithmetic(void)
+{
+    struct em_batch_info b = {0};
+    snprintf(b.state, sizeof b.state, "open");
+    b.total = 50;
+    b.done = 35;
+    b.failed = 2;
+    b.skipped = 5;
+    b.created_ms = 10000;
+    struct em_progress p;
+    em_progress_of(&b, 4, 1, 18000, &p); /* 8 s, 32 items worked */
+    CU_ASSERT_EQUAL(p.in_flight, 4);
+    CU_ASSERT_EQUAL(p.pending, 9);
+    CU_ASSERT_DOUBLE_EQUAL(p.rate, 4.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(p.eta_s, 13.0 / 4.0, 1e-9);
+    char line[160];
+    em_progress_line(&p, line, sizeof line);
+    CU_ASSERT_STRING_EQUAL(line, "[##############......] 35/50 done 2 failed 4.0 items/s ETA 3s");
+    em_progress_of(&b, 100, 0, 10000, &p); /* in-flight never exceeds what is left */
+    CU_ASSERT_EQUAL(p.in_flight, 13);
+    CU_ASSERT_EQUAL(p.pending, 0);
+    CU_ASSERT_TRUE(p.eta_s < 0);
+    uint64_t v;
+    CU_ASSERT_EQUAL(em_cli_u64("42", 1, 100, &v), 0);
+    CU_ASSERT_EQUAL(v, 42);
+    CU_ASSERT_EQUAL(em_cli_u64("101", 1, 100, &v), -1);
+    CU_ASSERT_EQUAL(em_cli_u64("-1", 0, 100, &v), -1);
+    CU_ASSERT_EQUAL(em_cli_u64("4x", 0, 100, &v), -1);
+    CU_ASSERT_EQUAL(em_cli_u64("", 0, 100, &v), -1);
+}
+
 static CU_TestInfo tests[] = {
     {"bad_urls_are_refused", bad_urls_are_refused},
     {"batch_hash_round_trips", batch_hash_round_trips},
@@ -287,6 +407,10 @@ static CU_TestInfo tests[] = {
     {"tries_and_dead_letters", tries_and_dead_letters},
     {"malformed_entries_are_acked_and_counted", malformed_entries_are_acked_and_counted},
     {"reconnects_after_redis_restart", reconnects_after_redis_restart},
+    {"producer_hash_is_canonical", producer_hash_is_canonical},
+    {"record_currency", record_currency},
+    {"skip_done_finds_current_records", skip_done_finds_current_records},
+    {"progress_arithmetic", progress_arithmetic},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_queue = {"queue", init, clean, NULL, NULL, tests};
