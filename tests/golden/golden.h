@@ -22,7 +22,7 @@ static inline const char *golden_root(void)
 /* Runs a shell command; 0 on success. */
 static inline int golden_sh(const char *fmt, const char *a, const char *b)
 {
-    char cmd[4096];
+    char cmd[8192];
     snprintf(cmd, sizeof cmd, fmt, a, b);
     return system(cmd) == 0 ? 0 : -1;
 }
@@ -92,7 +92,7 @@ static inline int golden_clip(const char *name, const char *tmp, float **pcm, si
 }
 
 struct golden {
-    char dir[1024]; /* the unpacked data/ folder */
+    char dir[1100]; /* the unpacked data/ folder */
     json_t *index;
 };
 
