@@ -3,12 +3,19 @@
  * "crash", autoclaim by another consumer, malformed entries, rows for manifest.jsonl. */
 #include <CUnit/CUnit.h>
 #include <hiredis.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
+#include "common/clock.h"
+#include "common/cmd.h"
+#include "common/log.h"
 #include "coordinator/cli.h"
 #include "coordinator/queue.h"
 #include "coordinator/submit_util.h"
+#include "proto/wire.h"
 #include "storage/storage.h"
 #include "tests/helpers/proc.h"
 #include "tests/helpers/servers.h"
@@ -399,6 +406,225 @@ static void progress_arithmetic(void)
     CU_ASSERT_EQUAL(em_cli_u64("", 0, 100, &v), -1);
 }
 
+/* ---- the coordinator itself, in-process, against fake workers (DEALER sockets) ---- */
+
+struct coord_run {
+    pthread_t th;
+    char *argv[16];
+    int argc, rc;
+};
+
+static void *coord_main(void *arg)
+{
+    struct coord_run *r = arg;
+    r->rc = em_cmd_coordinator(r->argc, r->argv);
+    return NULL;
+}
+
+static void *fake_worker(void *ctx, const char *id, const char *endpoint)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    CU_ASSERT_EQUAL(zmq_connect(s, endpoint), 0);
+    return s;
+}
+
+static void fw_send(void *s, uint8_t *buf, size_t n)
+{
+    CU_ASSERT_EQUAL(zmq_send(s, buf, n, 0), (int)n);
+    free(buf);
+}
+
+/* Next envelope from the coordinator within timeout_ms (generous; NULL if none). */
+static Earmark__Envelope *fw_recv(void *s, int timeout_ms)
+{
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0) return NULL;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    Earmark__Envelope *e = NULL;
+    if (zmq_msg_recv(&m, s, 0) >= 0) em_wire_unpack(zmq_msg_data(&m), zmq_msg_size(&m), &e, NULL);
+    zmq_msg_close(&m);
+    return e;
+}
+
+static Earmark__Envelope *fw_expect(void *s, Earmark__Envelope__BodyCase kind)
+{
+    for (int i = 0; i < 50; i++) {
+        Earmark__Envelope *e = fw_recv(s, 10000);
+        if (!e) return NULL;
+        if (e->body_case == kind) return e;
+        em_wire_free(e); /* e.g. a Welcome repeated */
+    }
+    return NULL;
+}
+
+static void fw_result(void *s, const Earmark__Task *t, int ok)
+{
+    Earmark__Result r;
+    earmark__result__init(&r);
+    r.task_id = t->task_id;
+    r.batch_id = t->batch_id;
+    r.item_id = t->item_id;
+    r.attempt = t->attempt;
+    r.ok = ok;
+    r.output_uri = t->out_uri;
+    uint8_t *b;
+    size_t n;
+    CU_ASSERT_EQUAL_FATAL(em_wire_result(&r, &b, &n, NULL), EM_OK);
+    fw_send(s, b, n);
+}
+
+static void fw_hello_ready(void *s, const char *id, unsigned credits)
+{
+    uint8_t *b;
+    size_t n;
+    CU_ASSERT_EQUAL_FATAL(em_wire_hello(id, "test", "cpu", "none", credits, 1, &b, &n, NULL), EM_OK);
+    fw_send(s, b, n);
+    Earmark__Envelope *w = fw_expect(s, EARMARK__ENVELOPE__BODY_WELCOME);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_EQUAL(w->welcome->lease_ms, 500);
+    em_wire_free(w);
+    CU_ASSERT_EQUAL_FATAL(em_wire_ready(credits, &b, &n, NULL), EM_OK);
+    fw_send(s, b, n);
+}
+
+static void coordinator_protocol(void)
+{
+    char dir[256], out[300], bind[64], name[64];
+    CU_ASSERT_EQUAL_FATAL(th_tmpdir(dir, sizeof dir), 0);
+    snprintf(out, sizeof out, "file://%s", dir);
+    snprintf(bind, sizeof bind, "tcp://127.0.0.1:%d", th_free_port());
+    make_batch("b-proto", 3);
+    struct em_batch_info bi;
+    CU_ASSERT_EQUAL_FATAL(em_queue_batch_get(q, "b-proto", &bi, NULL), EM_OK);
+    em_batch_info_clear(&bi);
+    raw("HSET earmark:batch:b-proto out %s", out, NULL);
+    struct em_queue_item it[3] = {{"p1", "file:///1.wav", NULL, NULL},
+                                  {"p2", "file:///2.wav", NULL, NULL},
+                                  {"p3", "file:///3.wav", NULL, NULL}};
+    CU_ASSERT_EQUAL_FATAL(em_queue_add_items(q, "b-proto", it, 3, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_queue_batch_open(q, "b-proto", NULL), EM_OK);
+
+    setenv("EARMARK_RETRY_BASE_MS", "10", 1);
+    em_log_set_level(EM_LOG_ERROR);
+    struct coord_run cr = {.argv = {"coordinator", "--redis", redis.url, "--bind", bind,
+                                    "--heartbeat-ms", "100", "--lease-ms", "500", "--id", "ct"},
+                           .argc = 11};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&cr.th, NULL, coord_main, &cr), 0);
+    void *ctx = zmq_ctx_new();
+
+    /* a peer that never said Hello gets a Welcome */
+    void *stranger = fake_worker(ctx, "stranger", bind);
+    uint8_t *b;
+    size_t n;
+    CU_ASSERT_EQUAL(em_wire_heartbeat(NULL, 0, &b, &n, NULL), EM_OK);
+    fw_send(stranger, b, n);
+    Earmark__Envelope *e = fw_expect(stranger, EARMARK__ENVELOPE__BODY_WELCOME);
+    CU_ASSERT_PTR_NOT_NULL(e);
+    em_wire_free(e);
+    zmq_close(stranger);
+
+    /* w1 announces one credit: exactly one task, nothing more until it asks */
+    void *w1 = fake_worker(ctx, "w1", bind);
+    fw_hello_ready(w1, "w1", 1);
+    Earmark__Envelope *t1 = fw_expect(w1, EARMARK__ENVELOPE__BODY_TASK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t1);
+    CU_ASSERT_EQUAL(t1->task->attempt, 1);
+    CU_ASSERT_STRING_EQUAL(t1->task->batch_id, "b-proto");
+    snprintf(name, sizeof name, "/%s.json", t1->task->item_id);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t1->task->out_uri, name));
+    CU_ASSERT_EQUAL_FATAL(t1->task->n_prompts, 1);
+    CU_ASSERT_STRING_EQUAL(t1->task->prompts[0]->name, "caption");
+    CU_ASSERT_PTR_NULL(fw_recv(w1, 300)); /* no credit, no task */
+    fw_result(w1, t1->task, 1);
+    CU_ASSERT_EQUAL(em_wire_ready(1, &b, &n, NULL), EM_OK);
+    fw_send(w1, b, n);
+    Earmark__Envelope *t2 = fw_expect(w1, EARMARK__ENVELOPE__BODY_TASK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t2);
+    CU_ASSERT_STRING_NOT_EQUAL(t2->task->item_id, t1->task->item_id);
+
+    /* w1 goes silent holding t2. w2 answers every task it gets; t2's item comes to it again
+     * as attempt 2 once w1's lease runs out, and runs alone there (a crash suspect). */
+    void *w2 = fake_worker(ctx, "w2", bind);
+    fw_hello_ready(w2, "w2", 2);
+    Earmark__Envelope *re = NULL, *third = NULL;
+    for (int i = 0; i < 400 && !(re && third); i++) {
+        uint8_t *hb;
+        size_t hn;
+        em_wire_heartbeat(NULL, 0, &hb, &hn, NULL);
+        fw_send(w2, hb, hn);
+        Earmark__Envelope *x = fw_recv(w2, 50);
+        if (!x) continue;
+        if (x->body_case != EARMARK__ENVELOPE__BODY_TASK) {
+            em_wire_free(x);
+            continue;
+        }
+        int same = strcmp(x->task->item_id, t2->task->item_id) == 0;
+        CU_ASSERT_FALSE(same && re);
+        CU_ASSERT_FALSE(!same && third);
+        fw_result(w2, x->task, 1);
+        CU_ASSERT_EQUAL(em_wire_ready(1, &hb, &hn, NULL), EM_OK);
+        fw_send(w2, hb, hn);
+        if (same && !re) re = x;
+        else if (!same && !third) third = x;
+        else em_wire_free(x);
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(re);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(third);
+    CU_ASSERT_EQUAL(re->task->attempt, 2);
+    CU_ASSERT_STRING_NOT_EQUAL(re->task->task_id, t2->task->task_id);
+    CU_ASSERT_STRING_NOT_EQUAL(third->task->item_id, t1->task->item_id);
+
+    /* the lost worker's late result changes nothing: the item counts once */
+    fw_result(w1, t2->task, 1);
+    int complete = 0;
+    for (int i = 0; i < 200 && !complete; i++) {
+        struct em_batch_info b2;
+        if (em_queue_batch_get(q, "b-proto", &b2, NULL) == EM_OK) {
+            complete = strcmp(b2.state, "complete") == 0;
+            if (complete) {
+                CU_ASSERT_EQUAL(b2.done, 3);
+                CU_ASSERT_EQUAL(b2.failed, 0);
+            }
+            em_batch_info_clear(&b2);
+        }
+        if (!complete) {
+            uint8_t *hb;
+            size_t hn;
+            em_wire_heartbeat(NULL, 0, &hb, &hn, NULL);
+            fw_send(w2, hb, hn);
+            em_sleep_ms(50);
+        }
+    }
+    CU_ASSERT_TRUE(complete);
+    char path[400];
+    snprintf(path, sizeof path, "%s/manifest.jsonl", dir);
+    size_t ml = 0;
+    char *man = th_slurp(path, &ml);
+    CU_ASSERT_PTR_NOT_NULL(man);
+    CU_ASSERT_PTR_NOT_NULL(man && strstr(man, "\"id\":\"p2\",\"source\":\"file:///2.wav\",\"status\":\"ok\""));
+    free(man);
+    struct em_queue_tries tr;
+    CU_ASSERT_EQUAL(em_queue_tries_get(q, "b-proto", t2->task->item_id, &tr, NULL), EM_OK);
+    CU_ASSERT_EQUAL(tr.lost, 1);
+    CU_ASSERT_STRING_EQUAL(tr.err_class, "EM_E_LOST");
+
+    em_wire_free(t1), em_wire_free(t2), em_wire_free(re), em_wire_free(third);
+    zmq_close(w1);
+    zmq_close(w2);
+    zmq_ctx_term(ctx);
+    kill(getpid(), SIGTERM); /* the coordinator's handler: drain and return */
+    pthread_join(cr.th, NULL);
+    CU_ASSERT_EQUAL(cr.rc, 0);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    em_log_set_level(EM_LOG_INFO);
+    th_rmrf(dir);
+}
+
 static CU_TestInfo tests[] = {
     {"bad_urls_are_refused", bad_urls_are_refused},
     {"batch_hash_round_trips", batch_hash_round_trips},
@@ -411,6 +637,7 @@ static CU_TestInfo tests[] = {
     {"record_currency", record_currency},
     {"skip_done_finds_current_records", skip_done_finds_current_records},
     {"progress_arithmetic", progress_arithmetic},
+    {"coordinator_protocol", coordinator_protocol},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_queue = {"queue", init, clean, NULL, NULL, tests};
