@@ -236,6 +236,9 @@ static int run(struct em_coord *c)
 {
     int64_t now = em_now_ms(), next_tick = now, next_renew = now + c->cfg.lease_ms / 3,
             next_claim = now + c->cfg.lease_ms, drain_until = 0;
+    /* Entries held before a restart may still be running on workers: give those a couple
+     * of heartbeats to say so (and be adopted) before anything is dispatched again. */
+    c->grace_until_ms = now + 2 * (int64_t)c->cfg.heartbeat_ms + 100;
     adopt_own_pending(c);
     renew_and_claim(c, 1);
     while (1) {

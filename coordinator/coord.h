@@ -78,6 +78,7 @@ struct em_coord {
     struct em_cbatch **batches;
     size_t nbatches, capbatches;
     int stopping;
+    int64_t grace_until_ms; /* no dispatch before: after a start, workers re-announce */
 };
 
 /* batch.c */

@@ -242,6 +242,32 @@ static void on_result(struct em_coord *c, struct em_worker *w, const Earmark__Re
     }
 }
 
+/* Tasks a worker reports holding that we have as waiting jobs (we restarted and re-read
+ * their entries) are adopted as running there instead of being sent a second time. */
+static void on_heartbeat(struct em_coord *c, struct em_worker *w, const Earmark__Heartbeat *h)
+{
+    for (size_t i = 0; i < h->n_task_ids && i < 4096; i++) {
+        const char *tid = h->task_ids[i];
+        char batch[EM_QUEUE_MAX_BATCH_ID + 1], item[EM_QUEUE_MAX_ITEM_ID + 1];
+        unsigned attempt;
+        if (strlen(tid) >= sizeof c->jobs[0]->task_id ||
+            em_wire_task_id_parse(tid, batch, sizeof batch, item, sizeof item, &attempt) != EM_OK)
+            continue;
+        struct em_job *j = job_by_item(c, batch, item);
+        if (!j || j->state != EM_JOB_WAITING) continue;
+        j->state = EM_JOB_RUNNING;
+        memcpy(j->rid, w->rid, w->rid_len);
+        j->rid_len = w->rid_len;
+        snprintf(j->task_id, sizeof j->task_id, "%s", tid);
+        if (attempt > j->attempts) j->attempts = attempt;
+        j->dispatched_ms = em_now_ms();
+        j->deadline_wall_ms = em_wall_ms() + c->cfg.task_timeout_ms;
+        atomic_fetch_add(&c->m->in_flight, 1);
+        em_info("worker=%s batch=%s item=%s attempt=%u msg=\"adopted a task the worker holds\"",
+                w->id, batch, item, attempt);
+    }
+}
+
 static void on_envelope(struct em_coord *c, const uint8_t *rid, size_t rlen,
                         const Earmark__Envelope *env)
 {
@@ -255,7 +281,7 @@ static void on_envelope(struct em_coord *c, const uint8_t *rid, size_t rlen,
         if (known) on_ready(c, w, env->ready);
         break;
     case EARMARK__ENVELOPE__BODY_RESULT: on_result(c, w, env->result); break;
-    case EARMARK__ENVELOPE__BODY_HEARTBEAT:
+    case EARMARK__ENVELOPE__BODY_HEARTBEAT: on_heartbeat(c, w, env->heartbeat); break;
     case EARMARK__ENVELOPE__BODY_PROGRESS: break;
     default: atomic_fetch_add(&c->m->dropped[EM_DROP_UNEXPECTED], 1); break;
     }
@@ -423,6 +449,7 @@ static int send_task(struct em_coord *c, struct em_job *j, struct em_worker *w)
 
 void em_coord_dispatch(struct em_coord *c, int64_t now_ms)
 {
+    if (now_ms < c->grace_until_ms) return; /* let workers report what they hold first */
     for (size_t i = 0; i < c->njobs; i++) {
         struct em_job *j = c->jobs[i];
         if (j->state != EM_JOB_WAITING || j->not_before_ms > now_ms) continue;
