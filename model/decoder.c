@@ -1,0 +1,325 @@
+/* model/decoder.c - Qwen2 decoder forward pass (prefill of T tokens or one decode step).
+ *
+ *   x[T, D] = embed(ids) with audio rows spliced
+ *   per layer: h = rms(x) * w_in
+ *              q[T, H*hd] = h Wq^T + bq; k, v[T, KVH*hd] = h Wk^T + bk, h Wv^T + bv
+ *              q, k = rope(q, k; positions p0 .. p0+T-1); k, v -> cache rows
+ *              a[T, H*hd] = softmax(q k^T / sqrt(hd), causal) v     (fp32 softmax)
+ *              x += a Wo^T
+ *              h = rms(x) * w_post;  x += (silu(h Wg^T) * (h Wu^T)) Wd^T
+ *   logits = rms(x) * w_norm @ lm_head^T
+ * ref: transformers Qwen2DecoderLayer / Qwen2Attention (eager) / Qwen2RMSNorm /
+ * Qwen2RotaryEmbedding (default rope: inv_freq = 1 / theta^(2i/hd) in fp32, cos/sin of
+ * position * inv_freq, duplicated halves, attention_scaling 1). */
+#include "model/decoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kernels/backend.h"
+
+struct dec_layer {
+    struct em_tensor q_w, q_b, k_w, k_b, v_w, v_b, o_w, gate, up, down;
+    float *in_norm, *post_norm; /* [D], widened */
+};
+
+struct em_dec {
+    struct em_qa_text_config c;
+    int audio_token;
+    int D, H, KVH, hd, F, V;
+    struct em_tensor embed, lm_head;
+    float *norm;      /* [D] */
+    float *inv_freq;  /* [hd / 2] */
+    struct dec_layer *layers;
+};
+
+static em_err view(const struct em_ckpt *ck, struct em_tensor *t, int ndim, int64_t d0,
+                   int64_t d1, struct em_errbuf *eb, const char *fmt, int layer)
+{
+    char name[160];
+    snprintf(name, sizeof name, fmt, layer);
+    em_err rc = em_ckpt_tensor(ck, name, t, eb);
+    if (rc != EM_OK) return rc;
+    if (t->ndim != ndim || t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1)) {
+        char sh[64];
+        return em_errf(eb, EM_E_MODEL, "decoder: tensor '%s' is %s, config implies [%lld, %lld]",
+                       name, em_shape_str(t, sh, sizeof sh), (long long)d0, (long long)d1);
+    }
+    return EM_OK;
+}
+
+static em_err widen(const struct em_ckpt *ck, float **out, int64_t d, struct em_errbuf *eb,
+                    const char *fmt, int layer)
+{
+    struct em_tensor t;
+    em_err rc = view(ck, &t, 1, d, 0, eb, fmt, layer);
+    if (rc != EM_OK) return rc;
+    if (!(*out = malloc((size_t)d * sizeof **out))) return EM_E_NOMEM;
+    em_tensor_read_f32(&t, 0, (size_t)d, *out);
+    return EM_OK;
+}
+
+#define LM "language_model.model.layers.%d."
+
+static em_err open_layer(const struct em_ckpt *ck, struct em_dec *d, int i, struct em_errbuf *eb)
+{
+    struct dec_layer *L = &d->layers[i];
+    int qd = d->H * d->hd, kd = d->KVH * d->hd;
+    em_err rc;
+    if ((rc = view(ck, &L->q_w, 2, qd, d->D, eb, LM "self_attn.q_proj.weight", i)) ||
+        (rc = view(ck, &L->q_b, 1, qd, 0, eb, LM "self_attn.q_proj.bias", i)) ||
+        (rc = view(ck, &L->k_w, 2, kd, d->D, eb, LM "self_attn.k_proj.weight", i)) ||
+        (rc = view(ck, &L->k_b, 1, kd, 0, eb, LM "self_attn.k_proj.bias", i)) ||
+        (rc = view(ck, &L->v_w, 2, kd, d->D, eb, LM "self_attn.v_proj.weight", i)) ||
+        (rc = view(ck, &L->v_b, 1, kd, 0, eb, LM "self_attn.v_proj.bias", i)) ||
+        (rc = view(ck, &L->o_w, 2, d->D, qd, eb, LM "self_attn.o_proj.weight", i)) ||
+        (rc = view(ck, &L->gate, 2, d->F, d->D, eb, LM "mlp.gate_proj.weight", i)) ||
+        (rc = view(ck, &L->up, 2, d->F, d->D, eb, LM "mlp.up_proj.weight", i)) ||
+        (rc = view(ck, &L->down, 2, d->D, d->F, eb, LM "mlp.down_proj.weight", i)) ||
+        (rc = widen(ck, &L->in_norm, d->D, eb, LM "input_layernorm.weight", i)) ||
+        (rc = widen(ck, &L->post_norm, d->D, eb, LM "post_attention_layernorm.weight", i)))
+        return rc;
+    return EM_OK;
+}
+
+em_err em_dec_open(const struct em_ckpt *ck, struct em_dec **out, struct em_errbuf *eb)
+{
+    em_err rc = EM_E_NOMEM;
+    *out = NULL;
+    const struct em_qa_config *cfg = em_ckpt_config(ck);
+    struct em_dec *d = calloc(1, sizeof *d);
+    if (!d) goto fail;
+    d->c = cfg->text;
+    d->audio_token = cfg->audio_token_index;
+    d->D = d->c.hidden_size;
+    d->H = d->c.num_attention_heads;
+    d->KVH = d->c.num_key_value_heads;
+    d->hd = d->c.head_dim;
+    d->F = d->c.intermediate_size;
+    d->V = d->c.vocab_size;
+    if (d->D <= 0 || d->H <= 0 || d->KVH <= 0 || d->H % d->KVH || d->hd <= 0 || d->hd % 2 ||
+        d->F <= 0 || d->V <= 0 || d->c.num_hidden_layers <= 0) {
+        rc = em_errf(eb, EM_E_MODEL, "decoder: config geometry D %d H %d KVH %d hd %d F %d V %d",
+                     d->D, d->H, d->KVH, d->hd, d->F, d->V);
+        goto fail;
+    }
+    if ((rc = view(ck, &d->embed, 2, d->V, d->D, eb, "language_model.model.embed_tokens.weight", 0)))
+        goto fail;
+    if (d->c.tie_word_embeddings) d->lm_head = d->embed;
+    else if ((rc = view(ck, &d->lm_head, 2, d->V, d->D, eb, "language_model.lm_head.weight", 0)))
+        goto fail;
+    if ((rc = widen(ck, &d->norm, d->D, eb, "language_model.model.norm.weight", 0))) goto fail;
+    rc = EM_E_NOMEM;
+    d->layers = calloc((size_t)d->c.num_hidden_layers, sizeof *d->layers);
+    d->inv_freq = malloc((size_t)(d->hd / 2) * sizeof *d->inv_freq);
+    if (!d->layers || !d->inv_freq) goto fail;
+    /* ref: Qwen2RotaryEmbedding default init, computed in fp32 */
+    for (int i = 0; i < d->hd / 2; i++)
+        d->inv_freq[i] = 1.0f / powf((float)d->c.rope_theta, (float)(2 * i) / (float)d->hd);
+    for (int i = 0; i < d->c.num_hidden_layers; i++)
+        if ((rc = open_layer(ck, d, i, eb)) != EM_OK) goto fail;
+    *out = d;
+    return EM_OK;
+fail:
+    em_dec_free(d);
+    return rc;
+}
+
+void em_dec_free(struct em_dec *d)
+{
+    if (!d) return;
+    for (int i = 0; d->layers && i < d->c.num_hidden_layers; i++) {
+        free(d->layers[i].in_norm);
+        free(d->layers[i].post_norm);
+    }
+    free(d->layers);
+    free(d->norm);
+    free(d->inv_freq);
+    free(d);
+}
+
+const struct em_qa_text_config *em_dec_config(const struct em_dec *d) { return &d->c; }
+int em_dec_vocab(const struct em_dec *d) { return d->V; }
+int em_dec_audio_token(const struct em_dec *d) { return d->audio_token; }
+
+em_err em_dec_kv_new(const struct em_dec *d, int cap, struct em_kv **out, struct em_errbuf *eb)
+{
+    if (cap > EM_DEC_MAX_TOKENS)
+        return em_errf(eb, EM_E_TOO_LONG, "decoder: %d positions, limit %d", cap, EM_DEC_MAX_TOKENS);
+    return em_kv_new(d->c.num_hidden_layers, d->KVH * d->hd, cap, out, eb);
+}
+
+/* y[T, D] = x / sqrt(mean(x^2) + eps) * w  (ref: Qwen2RMSNorm, variance in fp32) */
+static void rmsnorm(float *y, const float *x, const float *w, int T, int D, float eps)
+{
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * D;
+        float *yr = y + (size_t)t * D;
+        double ss = 0;
+        for (int i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
+        float r = 1.0f / sqrtf((float)(ss / D) + eps);
+        for (int i = 0; i < D; i++) yr[i] = w[i] * (xr[i] * r);
+    }
+}
+
+/* Rotate-half RoPE on n_heads heads of one row at position pos. */
+static void rope_row(float *v, int n_heads, int hd, const float *cs, const float *sn)
+{
+    int half = hd / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            float a = x[i], b = x[i + half];
+            x[i] = a * cs[i] - b * sn[i];
+            x[i + half] = b * cs[i] + a * sn[i];
+        }
+    }
+}
+
+/* Causal attention of T query rows at positions p0.. over the cache rows 0..p0+t. */
+static void attention(const struct em_dec *d, struct em_kv *kv, int l, int p0, int T,
+                      const float *q, float *out, float *scores)
+{
+    const int hd = d->hd, group = d->H / d->KVH;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int t = 0; t < T; t++) {
+        int n = p0 + t + 1;
+        for (int h = 0; h < d->H; h++) {
+            const float *qh = q + (size_t)t * d->H * hd + (size_t)h * hd;
+            int kvh = h / group;
+            float mx = -INFINITY;
+            for (int j = 0; j < n; j++) {
+                const float *k = em_kv_k(kv, l, j) + (size_t)kvh * hd;
+                float s = 0;
+                for (int i = 0; i < hd; i++) s += qh[i] * k[i];
+                s *= scale;
+                scores[j] = s;
+                if (s > mx) mx = s;
+            }
+            double sum = 0;
+            for (int j = 0; j < n; j++) {
+                scores[j] = expf(scores[j] - mx);
+                sum += scores[j];
+            }
+            float inv = (float)(1.0 / sum);
+            float *o = out + (size_t)t * d->H * hd + (size_t)h * hd;
+            memset(o, 0, (size_t)hd * sizeof *o);
+            for (int j = 0; j < n; j++) {
+                const float *v = em_kv_v(kv, l, j) + (size_t)kvh * hd;
+                float p = scores[j] * inv;
+                for (int i = 0; i < hd; i++) o[i] += p * v[i];
+            }
+        }
+    }
+}
+
+struct scratch {
+    float *x, *h, *q, *k, *v, *a, *g, *u, *sc, *cs, *sn;
+};
+
+static void scratch_free(struct scratch *s)
+{
+    free(s->x); free(s->h); free(s->q); free(s->k); free(s->v); free(s->a);
+    free(s->g); free(s->u); free(s->sc); free(s->cs); free(s->sn);
+}
+
+static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, struct em_kv *kv,
+                            int l, int p0, int T, struct scratch *s)
+{
+    const int D = d->D, qd = d->H * d->hd, kd = d->KVH * d->hd, half = d->hd / 2;
+    const float eps = d->c.rms_norm_eps;
+    em_err rc;
+    rmsnorm(s->h, s->x, L->in_norm, T, D, eps);
+    if ((rc = em_matmul(s->q, s->h, T, D, qd, &L->q_w, &L->q_b)) ||
+        (rc = em_matmul(s->k, s->h, T, D, kd, &L->k_w, &L->k_b)) ||
+        (rc = em_matmul(s->v, s->h, T, D, kd, &L->v_w, &L->v_b)))
+        return rc;
+    for (int t = 0; t < T; t++) {
+        const float *cs = s->cs + (size_t)t * half, *sn = s->sn + (size_t)t * half;
+        rope_row(s->q + (size_t)t * qd, d->H, d->hd, cs, sn);
+        rope_row(s->k + (size_t)t * kd, d->KVH, d->hd, cs, sn);
+        memcpy(em_kv_k(kv, l, p0 + t), s->k + (size_t)t * kd, (size_t)kd * sizeof(float));
+        memcpy(em_kv_v(kv, l, p0 + t), s->v + (size_t)t * kd, (size_t)kd * sizeof(float));
+    }
+    attention(d, kv, l, p0, T, s->q, s->a, s->sc);
+    if ((rc = em_matmul(s->h, s->a, T, qd, D, &L->o_w, NULL))) return rc;
+    for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->h[i];
+    rmsnorm(s->h, s->x, L->post_norm, T, D, eps);
+    if ((rc = em_matmul(s->g, s->h, T, D, d->F, &L->gate, NULL)) ||
+        (rc = em_matmul(s->u, s->h, T, D, d->F, &L->up, NULL)))
+        return rc;
+    for (size_t i = 0; i < (size_t)T * d->F; i++) {
+        float g = s->g[i];
+        s->g[i] = g / (1.0f + expf(-g)) * s->u[i];
+    }
+    if ((rc = em_matmul(s->h, s->g, T, d->F, D, &L->down, NULL))) return rc;
+    for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->h[i];
+    return EM_OK;
+}
+
+static em_err embed(const struct em_dec *d, const int32_t *ids, int T, const float *audio,
+                    int n_audio, float *x, struct em_errbuf *eb)
+{
+    int used = 0;
+    for (int t = 0; t < T; t++) {
+        float *row = x + (size_t)t * d->D;
+        if (ids[t] < 0 || ids[t] >= d->V)
+            return em_errf(eb, EM_E_ARG, "decoder: token %d at %d outside [0, %d)", ids[t], t, d->V);
+        if (ids[t] == d->audio_token) {
+            if (used >= n_audio || !audio)
+                return em_errf(eb, EM_E_ARG, "decoder: more audio tokens than the %d audio rows",
+                               n_audio);
+            memcpy(row, audio + (size_t)used * d->D, (size_t)d->D * sizeof *row);
+            used++;
+        } else {
+            em_tensor_read_f32(&d->embed, (size_t)ids[t] * d->D, (size_t)d->D, row);
+        }
+    }
+    if (used != n_audio)
+        return em_errf(eb, EM_E_ARG, "decoder: %d audio tokens for %d audio rows", used, n_audio);
+    return EM_OK;
+}
+
+em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *ids, int T,
+                      const float *audio, int n_audio, enum em_dec_logits mode, float *logits,
+                      struct em_errbuf *eb)
+{
+    const int p0 = em_kv_len(kv), D = d->D, half = d->hd / 2;
+    if (T < 1 || n_audio < 0) return em_errf(eb, EM_E_ARG, "decoder: %d tokens", T);
+    if (T > em_kv_cap(kv) - p0)
+        return em_errf(eb, EM_E_TOO_LONG, "decoder: %d + %d positions exceed the cache's %d", p0, T,
+                       em_kv_cap(kv));
+    size_t td = (size_t)T * D, tq = (size_t)T * d->H * d->hd, tk = (size_t)T * d->KVH * d->hd;
+    struct scratch s = {
+        .x = malloc(td * sizeof(float)), .h = malloc(td * sizeof(float)),
+        .q = malloc(tq * sizeof(float)), .k = malloc(tk * sizeof(float)),
+        .v = malloc(tk * sizeof(float)), .a = malloc(tq * sizeof(float)),
+        .g = malloc((size_t)T * d->F * sizeof(float)), .u = malloc((size_t)T * d->F * sizeof(float)),
+        .sc = malloc((size_t)(p0 + T) * sizeof(float)),
+        .cs = malloc((size_t)T * half * sizeof(float)), .sn = malloc((size_t)T * half * sizeof(float)),
+    };
+    em_err rc = EM_E_NOMEM;
+    if (!s.x || !s.h || !s.q || !s.k || !s.v || !s.a || !s.g || !s.u || !s.sc || !s.cs || !s.sn)
+        goto done;
+    if ((rc = embed(d, ids, T, audio, n_audio, s.x, eb)) != EM_OK) goto done;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            float ang = (float)(p0 + t) * d->inv_freq[i];
+            s.cs[(size_t)t * half + i] = cosf(ang);
+            s.sn[(size_t)t * half + i] = sinf(ang);
+        }
+    for (int l = 0; l < d->c.num_hidden_layers; l++)
+        if ((rc = layer_forward(d, &d->layers[l], kv, l, p0, T, &s)) != EM_OK) goto done;
+    if (mode != EM_DEC_LOGITS_NONE) {
+        int first = mode == EM_DEC_LOGITS_ALL ? 0 : T - 1, n = T - first;
+        rmsnorm(s.h, s.x + (size_t)first * D, d->norm, n, D, d->c.rms_norm_eps);
+        if ((rc = em_matmul(logits, s.h, n, D, d->V, &d->lm_head, NULL)) != EM_OK) goto done;
+    }
+    em_kv_advance(kv, T);
+    rc = EM_OK;
+done:
+    scratch_free(&s);
+    return rc;
+}

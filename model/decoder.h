@@ -1,0 +1,58 @@
+/* model/decoder.h - the Qwen2 language model of Qwen2-Audio (spec section 5): token
+ * embeddings with projected audio rows spliced in at the <|AUDIO|> positions, N layers of
+ * RMSNorm -> q/k/v (bias) -> RoPE (rotate-half) -> causal softmax attention (MHA or GQA) ->
+ * o_proj (no bias) -> residual -> RMSNorm -> SwiGLU MLP -> residual, final RMSNorm and the
+ * (untied, unless the config ties it) lm_head.
+ *
+ * Shapes: hidden D, heads H x head_dim hd, kv heads KVH (H % KVH == 0), ffn F, vocab V.
+ * Compute is f32; weights stay in their stored dtype (F32/BF16/F16) in the checkpoint mapping
+ * and go through em_matmul (model/kernels/backend.h).
+ *
+ * Thread-safety: an em_dec is read-only after em_dec_open and may be shared by threads;
+ * each concurrent generation needs its own em_kv. */
+#ifndef EM_DECODER_H
+#define EM_DECODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "model/config.h"
+#include "model/kvcache.h"
+#include "model/loader/safetensors.h"
+
+#define EM_DEC_MAX_TOKENS 32768 /* positions of one sequence (prompt + generated) */
+
+struct em_dec;
+
+/* Takes views of the language_model.* tensors of an open checkpoint (ck must outlive the
+ * decoder) and widens the norm weights. On EM_OK the caller owns *out (em_dec_free).
+ * Errors: EM_E_NOTFOUND / EM_E_MODEL (missing tensor, bad shape), EM_E_NOMEM. */
+em_err em_dec_open(const struct em_ckpt *ck, struct em_dec **out, struct em_errbuf *eb);
+void em_dec_free(struct em_dec *d); /* NULL ok */
+
+/* Borrowed, valid while d lives. */
+const struct em_qa_text_config *em_dec_config(const struct em_dec *d);
+int em_dec_vocab(const struct em_dec *d);       /* V: logits per position */
+int em_dec_audio_token(const struct em_dec *d); /* audio_token_index (151646) */
+
+/* A KV cache of the decoder's geometry for cap positions (<= EM_DEC_MAX_TOKENS). */
+em_err em_dec_kv_new(const struct em_dec *d, int cap, struct em_kv **out, struct em_errbuf *eb);
+
+enum em_dec_logits {
+    EM_DEC_LOGITS_NONE = 0, /* only fill the cache */
+    EM_DEC_LOGITS_LAST = 1, /* logits[V] of the last position */
+    EM_DEC_LOGITS_ALL = 2,  /* logits[T, V] of every position */
+};
+
+/* Runs ids[0..T) at positions em_kv_len(kv) .. +T-1 and appends them to kv. Positions
+ * whose id is the audio token take, in order, the rows of audio[n_audio, D] instead of
+ * their embedding (n_audio must equal the number of audio ids among ids; audio may be
+ * NULL when it is 0). logits: see em_dec_logits (caller-owned, V or T x V floats).
+ * Errors: EM_E_ARG (T < 1, id outside [0, V), audio count mismatch), EM_E_TOO_LONG (cache
+ * full), EM_E_NOMEM, the matmul's errors. On error kv keeps its previous length. */
+em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *ids, int T,
+                      const float *audio, int n_audio, enum em_dec_logits mode, float *logits,
+                      struct em_errbuf *eb);
+
+#endif

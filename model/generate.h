@@ -1,0 +1,51 @@
+/* model/generate.h - autoregressive generation: one prefill of the prompt (audio rows
+ * spliced), then one token per step until a stop token or max_new_tokens.
+ *
+ * Defaults follow the checkpoint's generation_config.json (model/config.h): sampling
+ * settings, and the stop set = its eos_token_id list plus <|im_end|> (151645) and
+ * <|endoftext|> (151643). The repetition penalty sees the whole sequence (prompt, audio
+ * placeholders and generated ids), as in HF. Like HF, the returned ids include the stop
+ * token that ended generation.
+ * Thread-safety: uses only its own cache and sampler; a decoder may serve several calls
+ * at once. */
+#ifndef EM_GENERATE_H
+#define EM_GENERATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "model/config.h"
+#include "model/decoder.h"
+#include "model/sampler.h"
+
+#define EM_GEN_MAX_STOP 16
+#define EM_GEN_DEFAULT_MAX_NEW 256 /* when generation_config.json sets none (eval scripts) */
+
+struct em_gen_params {
+    struct em_sampler_params sampler;
+    int max_new_tokens;             /* >= 1 */
+    int n_stop;
+    int32_t stop[EM_GEN_MAX_STOP];  /* generation ends after emitting one of these */
+};
+
+/* Parameters from a generation config (NULL: greedy, no penalty), stop tokens 151645 and
+ * 151643 always included, max_new_tokens from the config or EM_GEN_DEFAULT_MAX_NEW. */
+struct em_gen_params em_gen_params_from(const struct em_qa_gen_config *g);
+
+struct em_gen_result {
+    int32_t *ids;    /* [n] generated ids, caller frees (free()) */
+    size_t n;
+    bool stopped;    /* true: ended on a stop token (the last id); false: max_new_tokens */
+    int n_prompt;    /* prompt positions prefetched */
+};
+
+/* Generates after prompt[n_prompt] whose audio-token positions take audio[n_audio, D].
+ * On EM_OK *res is filled (free res->ids). Errors: EM_E_ARG (bad params, prompt ids),
+ * EM_E_TOO_LONG (prompt + max_new_tokens over EM_DEC_MAX_TOKENS), the decoder's errors. */
+em_err em_generate(const struct em_dec *d, const int32_t *prompt, size_t n_prompt,
+                   const float *audio, int n_audio, const struct em_gen_params *p,
+                   struct em_gen_result *res, struct em_errbuf *eb);
+
+#endif
