@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh - builds each libFuzzer target with clang and runs it for a bounded time.
+#   tests/fuzz/run.sh [seconds per target (default 20)] [target ...]
+# Targets: fuzz_safetensors fuzz_wire (the default is every target listed below).
+# Binaries and corpora go to build-fuzz/ (git-ignored). Exit status: non-zero if a target
+# fails to build or finds a crash.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS=${1:-20}
+shift || true
+OUT=build-fuzz
+mkdir -p "$OUT"
+CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -I. -I$OUT/gen -fsanitize=fuzzer,address,undefined"
+
+# Sources (besides the target) and libraries for each target.
+srcs() {
+  case "$1" in
+    fuzz_safetensors) echo "model/loader/safetensors.c model/loader/tensor.c model/loader/tensors.c model/config.c common/err.c -ljansson" ;;
+    fuzz_wire) echo "proto/wire.c $OUT/gen/proto/earmark.pb-c.c common/err.c -lprotobuf-c" ;;
+    *) echo "unknown target $1" >&2; return 1 ;;
+  esac
+}
+
+targets=("$@")
+[ "${#targets[@]}" -gt 0 ] || targets=(fuzz_safetensors fuzz_wire)
+status=0
+for t in "${targets[@]}"; do
+  [ -f "tests/fuzz/$t.c" ] || { echo "fuzz: no tests/fuzz/$t.c, skipped"; continue; }
+  if [ "$t" = fuzz_wire ] && [ ! -f "$OUT/gen/proto/earmark.pb-c.c" ]; then
+    mkdir -p "$OUT/gen" && protoc-c --c_out="$OUT/gen" proto/earmark.proto
+  fi
+  # shellcheck disable=SC2046
+  clang $CFLAGS -o "$OUT/$t" "tests/fuzz/$t.c" $(srcs "$t") || { status=1; continue; }
+  mkdir -p "$OUT/corpus-$t"
+  extra=()
+  if [ "$t" = fuzz_safetensors ]; then
+    extra=(-dict=tests/fuzz/safetensors.dict)
+    # seed: a valid two-tensor file (header length 128, then 16 data bytes)
+    h='{"a":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[4],"data_offsets":[8,16]}}'
+    h=$(printf '%-128s' "$h")
+    { printf '\x80\x00\x00\x00\x00\x00\x00\x00'; printf '%s' "$h"; printf '0123456789abcdef'; } \
+      >"$OUT/corpus-$t/seed-valid"
+  fi
+  echo "fuzz: $t for ${SECS}s"
+  "$OUT/$t" "${extra[@]}" -max_total_time="$SECS" -max_len=4096 -print_final_stats=1 "$OUT/corpus-$t" \
+    >"$OUT/$t.log" 2>&1 || { status=1; tail -40 "$OUT/$t.log"; }
+  grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$OUT/$t.log" || true
+done
+exit $status
