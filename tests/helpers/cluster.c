@@ -255,6 +255,36 @@ void th_cluster_stop(struct th_cluster *c)
     c->started = false;
 }
 
+static const char *const s3_vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
+                                      "AWS_ENDPOINT_URL"};
+static char *s3_saved[4];
+static bool s3_env_saved;
+
+void th_s3_env_set(const char *endpoint, const char *access, const char *secret)
+{
+    if (!s3_env_saved) {
+        for (size_t i = 0; i < 4; i++) {
+            const char *v = getenv(s3_vars[i]);
+            s3_saved[i] = v ? strdup(v) : NULL;
+        }
+        s3_env_saved = true;
+    }
+    const char *val[4] = {access, secret, "us-east-1", endpoint};
+    for (size_t i = 0; i < 4; i++) setenv(s3_vars[i], val[i], 1);
+}
+
+void th_s3_env_restore(void)
+{
+    if (!s3_env_saved) return;
+    for (size_t i = 0; i < 4; i++) {
+        if (s3_saved[i]) setenv(s3_vars[i], s3_saved[i], 1);
+        else unsetenv(s3_vars[i]);
+        free(s3_saved[i]);
+        s3_saved[i] = NULL;
+    }
+    s3_env_saved = false;
+}
+
 /* ---- outputs ---- */
 
 int th_uris_load(const char *path, struct th_uris *u)

@@ -83,6 +83,12 @@ void th_cluster_dump_logs(const struct th_cluster *c);
  * failed since start, removes the temp dir. Idempotent. */
 void th_cluster_stop(struct th_cluster *c);
 
+/* Points AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (us-east-1) and
+ * AWS_ENDPOINT_URL at a test S3 server, for this process and the processes it starts
+ * later; th_s3_env_restore puts back what was there before (suites share one process). */
+void th_s3_env_set(const char *endpoint, const char *access, const char *secret);
+void th_s3_env_restore(void);
+
 /* ---- outputs ---- */
 
 struct th_uris {

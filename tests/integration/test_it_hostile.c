@@ -40,6 +40,7 @@ static int clean(void)
     st = NULL;
     th_cluster_stop(&c);
     th_server_stop(&s3);
+    th_s3_env_restore();
     return 0;
 }
 
@@ -47,10 +48,7 @@ static int start(void)
 {
     if (th_weed_start(&s3, AK, SK) != 0) return 1;
     if (th_s3_mkbucket(&s3, BUCKET, AK, SK) != 0) return 1;
-    setenv("AWS_ACCESS_KEY_ID", AK, 1);
-    setenv("AWS_SECRET_ACCESS_KEY", SK, 1);
-    setenv("AWS_REGION", "us-east-1", 1);
-    setenv("AWS_ENDPOINT_URL", s3.endpoint, 1);
+    th_s3_env_set(s3.endpoint, AK, SK);
     struct th_cluster_opts o = {
         .workers = 2,
         .threads = 1,

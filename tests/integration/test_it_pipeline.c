@@ -28,10 +28,7 @@ static int start(void)
 {
     if (th_moto_start(&s3) != 0) return 1;
     /* workers inherit these; moto accepts any credentials */
-    setenv("AWS_ACCESS_KEY_ID", "testing", 1);
-    setenv("AWS_SECRET_ACCESS_KEY", "testing", 1);
-    setenv("AWS_REGION", "us-east-1", 1);
-    setenv("AWS_ENDPOINT_URL", s3.endpoint, 1);
+    th_s3_env_set(s3.endpoint, "testing", "testing");
     if (th_s3_mkbucket(&s3, BUCKET, "testing", "testing") != 0) return 1;
     struct th_cluster_opts o = {.workers = 2, .threads = 1};
     if (th_cluster_start(&c, &o) != 0) return 1;
@@ -52,6 +49,7 @@ static int clean(void)
     st = NULL;
     th_cluster_stop(&c);
     th_server_stop(&s3);
+    th_s3_env_restore();
     return 0;
 }
 
