@@ -232,7 +232,7 @@ static void simd_matches_generic_on_odd_shapes(void)
 /* Every level's prep yields the generic codes and scales bit for bit. */
 static void activation_codes_identical_across_levels(void)
 {
-    const int n = 3, in = 4128, nb = in / EM_QK;
+    const int n = 3, in = 4128, nb = in / EM_QK; /* 129 blocks: pairs and an odd tail */
     float *x = malloc(sizeof(float) * n * in);
     for (int i = 0; i < n * in; i++) x[i] = (i % 50 == 3 ? 100.0f : 1.0f) * frand();
     for (int i = 0; i < EM_QK; i++) x[i] = 0.0f; /* an all-zero block */
@@ -252,11 +252,21 @@ static void activation_codes_identical_across_levels(void)
         struct em_qact a;
         ops[l]->prep(EM_WT_Q8_0, x, n, in, scratch, &a);
         int bad_q = 0, bad_d = 0;
-        const int biased = l == 2, rep = l == 2 ? 8 : 1;
-        for (int i = 0; i < n * in; i++)
-            bad_q += (int8_t)(a.q[i] - (biased ? 128 : 0)) != q[i];
-        for (int b = 0; b < n * nb; b++)
-            for (int k = 0; k < rep; k++) bad_d += a.d[(size_t)b * rep + k] != d[b];
+        const int z = l == 2; /* AVX-512: pairs of blocks interleaved by dword, sums */
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < in; i++) {
+                const int b = i / EM_QK, t = i % EM_QK;
+                int pos = i;
+                if (z && (b % 2 == 1 || b + 1 < nb))
+                    pos = (b / 2) * 2 * EM_QK + (2 * (t / 4) + b % 2) * 4 + t % 4;
+                bad_q += (int8_t)a.q[(size_t)j * in + pos] != q[(size_t)j * in + i];
+            }
+        for (int b = 0; b < n * nb; b++) bad_d += a.d[b] != d[b];
+        for (int b = 0; z && b < n * nb; b++) {
+            int sum = 0;
+            for (int i = 0; i < EM_QK; i++) sum += q[(size_t)b * EM_QK + i];
+            bad_d += a.s[b] != -128 * sum; /* q8_0 rows: C = 128 */
+        }
         if (bad_q || bad_d) printf("\n%s prep: %d codes, %d scales differ\n", ops[l]->name, bad_q, bad_d);
         CU_ASSERT_EQUAL(bad_q, 0);
         CU_ASSERT_EQUAL(bad_d, 0);

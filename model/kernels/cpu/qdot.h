@@ -22,9 +22,11 @@
 struct em_qact {
     int n, in;
     const float *x;    /* [n, in] the caller's f32 rows (f32 / f16 weight rows) */
-    const uint8_t *q;  /* [n, in] int8 codes (AVX-512: stored + 128 as uint8) */
-    const float *d;    /* block scales, x ~= d * q: generic/avx2 [n, in / 32];
-                          avx512 [n, in / 32, 8] (each repeated 8 times, one per lane) */
+    const uint8_t *q;  /* [n, in] int8 codes; AVX-512 stores each pair of blocks with their
+                          4-byte groups interleaved (A0 B0 A1 B1 ...) */
+    const float *d;    /* [n, in / 32] block scales, x ~= d * q */
+    const int32_t *s;  /* [n, in / 32] AVX-512 only: -C * sum(codes of the block), C = 128
+                          for q8_0 rows, 8 for q4_0 rows (the unsigned-weight correction) */
     const uint16_t *xb; /* [n, in] x rounded to bf16 (AVX-512 BF16 rows only) */
 };
 
