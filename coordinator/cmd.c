@@ -271,10 +271,25 @@ static int run(struct em_coord *c)
         if (c->stopping && (em_coord_count_jobs(c, EM_JOB_RUNNING) == 0 || now >= drain_until))
             break;
     }
-    em_coord_batches_tick(c, em_now_ms());
     em_info("msg=\"stopped\" running=%zu held=%zu", em_coord_count_jobs(c, EM_JOB_RUNNING),
             c->njobs);
+    /* What is still held stays pending in Redis for the next run; status stops counting it. */
+    while (c->njobs) em_coord_job_drop(c, c->jobs[c->njobs - 1]);
+    em_coord_batches_tick(c, em_now_ms());
     return 0;
+}
+
+/* Redis may come up after us (service start order): retry for EARMARK_REDIS_WAIT_MS. */
+static em_err connect_redis(struct em_coord *c, const char *url, struct em_errbuf *eb)
+{
+    int64_t until = em_now_ms() + env_ms("EARMARK_REDIS_WAIT_MS", 10000, 0, 3600000);
+    for (;;) {
+        em_err rc = c->q ? EM_OK : em_queue_open(url, &c->q, eb);
+        if (rc == EM_OK) rc = em_queue_ensure_group(c->q, eb);
+        if (rc == EM_OK || rc == EM_E_ARG || rc == EM_E_AUTH || em_now_ms() >= until || stop_flag)
+            return rc;
+        em_sleep_ms(200);
+    }
 }
 
 static void cleanup(struct em_coord *c)
@@ -315,8 +330,7 @@ int em_cmd_coordinator(int argc, char **argv)
     struct em_storage_opts so = em_storage_opts_default();
     so.retries = 1; /* the loop retries on its own schedule; never block it for long */
     so.timeout_ms = 10000;
-    if ((rc = em_queue_open(o.redis, &c.q, &eb)) != EM_OK) goto fail;
-    if ((rc = em_queue_ensure_group(c.q, &eb)) != EM_OK) goto fail;
+    if ((rc = connect_redis(&c, o.redis, &eb)) != EM_OK) goto fail;
     if ((rc = em_storage_open(&so, &c.st, &eb)) != EM_OK) goto fail;
     rc = EM_E_IO;
     int64_t maxsz = EM_WIRE_MAX_FRAME;
