@@ -94,13 +94,13 @@ int em_cmd_worker(int argc, char **argv)
     }
     struct em_loop_opts o = em_loop_opts_default();
     long threads = parse_num(threads_s, 1, EM_LOOP_MAX_THREADS);
-    long capacity = capacity_s ? parse_num(capacity_s, 1, 64L * EM_LOOP_MAX_THREADS) : threads;
+    long capacity = capacity_s ? parse_num(capacity_s, 1, EM_LOOP_MAX_CAPACITY) : threads;
     long drain = parse_num(drain_s, 0, 3600000);
     if (!connect || threads < 0 || capacity < 0 || drain < 0) {
         fprintf(stderr, "earmark worker: %s\n",
                 !connect ? "--connect ENDPOINT is required"
                          : threads < 0 ? "--threads must be 1..256"
-                                       : capacity < 0 ? "--capacity must be 1..16384"
+                                       : capacity < 0 ? "--capacity must be 1..1024"
                                                       : "--drain-ms must be 0..3600000");
         usage(stderr);
         return 2;

@@ -42,6 +42,7 @@ struct loop {
     struct job *qhead, *qtail; /* not yet started; guarded by mu */
     bool stop;                 /* threads exit when the queue is empty; guarded by mu */
     struct job **held;         /* main thread only */
+    const char **hb_ids;       /* heartbeat scratch, maxheld entries */
     unsigned nheld, maxheld;
     pthread_t *tids;
     struct em_storage **st;
@@ -94,12 +95,11 @@ static void send_ready(struct loop *l, unsigned credits)
 
 static void send_heartbeat(struct loop *l)
 {
-    const char *ids[l->nheld + 1];
-    for (unsigned i = 0; i < l->nheld; i++) ids[i] = l->held[i]->task_id;
+    for (unsigned i = 0; i < l->nheld; i++) l->hb_ids[i] = l->held[i]->task_id;
     uint8_t *b = NULL;
     size_t n = 0;
     struct em_errbuf eb = {{0}};
-    em_err rc = em_wire_heartbeat(ids, l->nheld, &b, &n, &eb);
+    em_err rc = em_wire_heartbeat(l->hb_ids, l->nheld, &b, &n, &eb);
     send_frame(l, rc, b, n, &eb);
 }
 
@@ -239,6 +239,12 @@ static unsigned free_slots(const struct loop *l)
 
 static void on_task(struct loop *l, const Earmark__Task *t, bool draining)
 {
+    size_t idl = t->task_id ? strlen(t->task_id) : 0;
+    if (idl == 0 || idl > EM_LOOP_MAX_TASK_ID) {
+        l->stats.dropped++;
+        em_warn("msg=\"task with an empty or oversized id dropped\" bytes=%zu", idl);
+        return;
+    }
     struct job *j = job_from_task(t);
     if (!j) {
         em_error("msg=\"out of memory taking a task\"");
@@ -478,6 +484,7 @@ static void teardown(struct loop *l, bool join)
         free(l->tids);
         for (unsigned i = 0; i < l->nheld; i++) job_free(l->held[i]);
         free(l->held);
+        free(l->hb_ids);
         if (l->wake[0] >= 0) close(l->wake[0]);
         if (l->wake[1] >= 0) close(l->wake[1]);
     }
@@ -502,9 +509,9 @@ static em_err check_opts(const struct em_loop_opts *o, struct em_errbuf *eb)
         return em_errf(eb, EM_E_ARG, "worker id must be 1..%d bytes", EM_LOOP_MAX_ID);
     if (o->threads < 1 || o->threads > EM_LOOP_MAX_THREADS)
         return em_errf(eb, EM_E_ARG, "threads %u outside 1..%d", o->threads, EM_LOOP_MAX_THREADS);
-    if (o->capacity < 1 || o->capacity > 64 * EM_LOOP_MAX_THREADS)
+    if (o->capacity < 1 || o->capacity > EM_LOOP_MAX_CAPACITY)
         return em_errf(eb, EM_E_ARG, "capacity %u outside 1..%d", o->capacity,
-                       64 * EM_LOOP_MAX_THREADS);
+                       EM_LOOP_MAX_CAPACITY);
     return EM_OK;
 }
 
@@ -615,10 +622,11 @@ em_err em_loop_run(const struct em_loop_opts *o, struct em_loop_stats *stats,
                 l->env.fault_crash_on ? "set" : "unset", l->env.fault_delay_ms);
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
-    l->maxheld = 4 * o->capacity + 16;
+    l->maxheld = 2 * o->capacity + 16;
     l->held = calloc(l->maxheld, sizeof *l->held);
+    l->hb_ids = calloc(l->maxheld, sizeof *l->hb_ids);
     bool joined_ok = true;
-    if (!l->held) {
+    if (!l->held || !l->hb_ids) {
         rc = em_errf(eb, EM_E_NOMEM, "job table");
         goto out;
     }

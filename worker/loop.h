@@ -28,6 +28,11 @@
 
 #define EM_LOOP_MAX_THREADS 256
 #define EM_LOOP_MAX_ID 200               /* bytes of a worker id */
+#define EM_LOOP_MAX_CAPACITY 1024        /* tasks held at once */
+#define EM_LOOP_MAX_TASK_ID 256          /* bytes; a Task with a longer (or empty) id is dropped */
+/* Tasks beyond capacity (a coordinator that over-counts credits) are still queued up to
+ * 2 * capacity + 16, then refused (Result retryable, EM_E_LOST). With the limits above a
+ * Heartbeat listing every held task stays far below EM_WIRE_MAX_FRAME. */
 #define EM_LOOP_DEFAULT_HEARTBEAT_MS 1000
 #define EM_LOOP_MIN_HEARTBEAT_MS 20      /* a Welcome asking for less is clamped */
 #define EM_LOOP_MAX_HEARTBEAT_MS 60000
@@ -38,7 +43,7 @@ struct em_loop_opts {
     const char *worker_id; /* required, 1..EM_LOOP_MAX_ID bytes */
     const char *model;     /* identity sent in Hello and records; NULL: "none" */
     unsigned threads;      /* pipeline threads, 1..EM_LOOP_MAX_THREADS */
-    unsigned capacity;     /* tasks held at once (queued + running), >= 1 */
+    unsigned capacity;     /* tasks held at once (queued + running), 1..EM_LOOP_MAX_CAPACITY */
     int drain_ms;          /* bound on finishing held tasks after SIGTERM/Drain */
     struct em_storage_opts storage; /* each pipeline thread opens its own handle */
 };

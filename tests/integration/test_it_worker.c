@@ -186,7 +186,7 @@ static void hello_then_ready(void)
     em_wire_free(e);
 }
 
-/* Garbage and a wrong protocol version are dropped; the worker then still
+/* Garbage, a wrong protocol version and a Task without an id are dropped; the worker then still
  * answers an unexpected Welcome with its free credits. */
 static void garbage_dropped_and_rewelcome(void)
 {
@@ -200,6 +200,11 @@ static void garbage_dropped_and_rewelcome(void)
     CU_ASSERT_EQUAL_FATAL(em_wire_ready(3, &b, &n, NULL), EM_OK);
     b[1] = 7; /* Envelope.version = 7 (field 1 varint is the first two bytes) */
     CU_ASSERT_EQUAL(send_frame(b, n), 0);
+    Earmark__Task t; /* a task without an id cannot be answered: dropped, slot not taken */
+    earmark__task__init(&t);
+    t.item_id = (char *)"x";
+    CU_ASSERT_EQUAL_FATAL(em_wire_task(&t, &b, &n, NULL), EM_OK);
+    CU_ASSERT_EQUAL(send_frame(b, n), 0);
     CU_ASSERT_EQUAL_FATAL(em_wire_welcome(50, 1000, &b, &n, NULL), EM_OK);
     CU_ASSERT_EQUAL(send_frame(b, n), 0);
     Earmark__Envelope *e = expect(EARMARK__ENVELOPE__BODY_READY);
@@ -210,6 +215,7 @@ static void garbage_dropped_and_rewelcome(void)
     char *logtext = th_slurp(log_path, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(logtext);
     CU_ASSERT_PTR_NOT_NULL(strstr(logtext, "malformed frame dropped"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(logtext, "task with an empty or oversized id dropped"));
     free(logtext);
 }
 
