@@ -1,0 +1,122 @@
+/* tests/integration/test_it_annotate.c - `earmark annotate` end to end on the committed tiny
+ * checkpoints: FFmpeg decode of tests/golden/clips/speech.flac, mel, encoder, projector,
+ * prompt and greedy generation must reproduce the 32 tokens HF generated for every built-in
+ * prompt (both forms, both checkpoints, the config's repetition penalty 1.1); plus the
+ * command's error handling (per-file error lines, usage errors). */
+#include <CUnit/CUnit.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/golden/golden.h"
+#include "tests/helpers/proc.h"
+
+static char tmp[512];
+static struct golden g;
+
+static int init(void)
+{
+    if (golden_unpack("data", tmp, sizeof tmp) != 0 || golden_open(&g, tmp) != 0) return 1;
+    for (int i = 0; i < 2; i++)
+        if (th_sh("tar -xJf '%s/tests/golden/%s.tar.xz' -C '%s'", golden_root(),
+                  i ? "tiny-f32" : "tiny-bf16", tmp) != 0)
+            return 1;
+    return 0;
+}
+
+static int clean(void)
+{
+    golden_close(&g);
+    golden_rmdir(tmp);
+    return 0;
+}
+
+/* Runs annotate with args; returns the exit status, *out = first stdout line parsed. */
+static int run(const char *args, json_t **out)
+{
+    char cmd[4096], path[700];
+    snprintf(path, sizeof path, "%s/out.json", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' annotate %s > '%s' 2>/dev/null", th_bin(), args, path);
+    int rc = th_sh("%s", cmd);
+    if (out) *out = json_load_file(path, JSON_DISABLE_EOF_CHECK, NULL);
+    return rc;
+}
+
+static void greedy_tokens_match_hf(void)
+{
+    static const char *ck[2] = {"tiny-bf16", "tiny-f32"};
+    static const char *task[3] = {"caption", "transcript", "events"};
+    static const char *form[2] = {"base", "chat"};
+    int ok = 0;
+    for (int c = 0; c < 2; c++)
+        for (int t = 0; t < 3; t++)
+            for (int f = 0; f < 2; f++) {
+                char args[2048], key[256];
+                snprintf(args, sizeof args,
+                         "--model '%s/%s' --task %s --form %s --greedy --max-new-tokens 32 --ids "
+                         "'%s/tests/golden/clips/speech.flac'",
+                         tmp, ck[c], task[t], form[f], golden_root());
+                json_t *o = NULL;
+                CU_ASSERT_EQUAL(run(args, &o), 0);
+                json_t *seg = json_array_get(json_object_get(o, "segments"), 0);
+                json_t *ids = json_object_get(seg, "ids");
+                snprintf(key, sizeof key, "%s/speech/%s/%s/greedy_rp_default", ck[c], task[t], form[f]);
+                int64_t shape[4];
+                int nd;
+                int32_t *want = golden_tensor(&g, key, shape, &nd);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+                CU_ASSERT_EQUAL(json_integer_value(json_object_get(seg, "audio_tokens")),
+                                (json_int_t)golden_num(&g, "tiny-f32/speech/audio_tokens"));
+                size_t same = 0;
+                while (same < json_array_size(ids) && same < (size_t)shape[0] &&
+                       json_integer_value(json_array_get(ids, same)) == want[same])
+                    same++;
+                if (same != (size_t)shape[0])
+                    printf("\n    %s %s/%s: %zu of %lld tokens agree", ck[c], task[t], form[f], same,
+                           (long long)shape[0]);
+                CU_ASSERT_EQUAL(json_array_size(ids), (size_t)shape[0]);
+                ok += same == (size_t)shape[0];
+                free(want);
+                json_decref(o);
+            }
+    CU_ASSERT_EQUAL(ok, 12);
+}
+
+static void errors_are_reported(void)
+{
+    char args[2048];
+    json_t *o = NULL;
+    snprintf(args, sizeof args, "--model '%s/tiny-f32' --greedy --max-new-tokens 2 '%s/missing.wav'",
+             tmp, tmp);
+    CU_ASSERT_EQUAL(run(args, &o), 1);
+    json_t *e = json_object_get(o, "error");
+    CU_ASSERT_PTR_NOT_NULL(e);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(e, "class")), "EM_E_NOTFOUND");
+    json_decref(o);
+    snprintf(args, sizeof args, "--model '%s/tiny-f32' --prompt 'x<|im_end|>' '%s/missing.wav'", tmp, tmp);
+    CU_ASSERT_EQUAL(run(args, NULL), 2);
+    snprintf(args, sizeof args, "--model '%s/tiny-f32' --task nope '%s/missing.wav'", tmp, tmp);
+    CU_ASSERT_EQUAL(run(args, NULL), 2);
+    snprintf(args, sizeof args, "--model '%s/tiny-f32' --form xml '%s/missing.wav'", tmp, tmp);
+    CU_ASSERT_EQUAL(run(args, NULL), 2);
+    CU_ASSERT_EQUAL(run("--greedy", NULL), 2);
+    snprintf(args, sizeof args, "--model '%s' '%s/missing.wav'", tmp, tmp); /* not a checkpoint */
+    CU_ASSERT_EQUAL(run(args, NULL), 1);
+    /* free text, chat form, sampling from the generation config */
+    snprintf(args, sizeof args,
+             "--model '%s/tiny-bf16' --form chat --prompt 'What is it?' --max-new-tokens 4 --seed 7 "
+             "'%s/tests/golden/clips/tone.flac'", tmp, golden_root());
+    CU_ASSERT_EQUAL(run(args, &o), 0);
+    json_t *seg = json_array_get(json_object_get(o, "segments"), 0);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "form")), "chat");
+    CU_ASSERT_TRUE(json_integer_value(json_object_get(seg, "new_tokens")) >= 1);
+    CU_ASSERT_TRUE(json_integer_value(json_object_get(seg, "new_tokens")) <= 4);
+    json_decref(o);
+}
+
+static CU_TestInfo tests[] = {
+    {"greedy_tokens_match_hf", greedy_tokens_match_hf},
+    {"errors_are_reported", errors_are_reported},
+    CU_TEST_INFO_NULL,
+};
+const CU_SuiteInfo suite_it_annotate = {"it_annotate", init, clean, NULL, NULL, tests};
