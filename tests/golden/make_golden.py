@@ -326,6 +326,7 @@ def main():
     ap.add_argument("--keep", help="also leave the unpacked checkpoints and records here")
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    transformers.logging.set_verbosity_error()  # the stand-in vocab's id gap is intended
     clipdir = os.path.join(HERE, "clips")
     if args.remake_clips or not all(os.path.exists(os.path.join(clipdir, c + ".flac"))
                                     for c in CLIPS):
