@@ -12,8 +12,8 @@
 #include "coordinator/coord.h"
 #include "storage/storage.h"
 
-#define CACHE_TTL_MS 60000      /* an unused batch leaves the cache after this */
-#define MANIFEST_PAGE 1000      /* rows read per Redis round trip */
+#define CACHE_TTL_MS 60000 /* an unused batch leaves the cache after this */
+#define MANIFEST_PAGE 1000 /* rows read per Redis round trip */
 
 static void cbatch_free(struct em_cbatch *b)
 {
@@ -66,7 +66,8 @@ static em_err parse_settings(struct em_cbatch *b, struct em_errbuf *eb)
         b->gen.temperature = (float)json_number_value(json_object_get(g, "temperature"));
         b->gen.top_k = tk > 0 && tk < 100000 ? (uint32_t)tk : 0;
         b->gen.top_p = (float)json_number_value(json_object_get(g, "top_p"));
-        b->gen.repetition_penalty = (float)json_number_value(json_object_get(g, "repetition_penalty"));
+        b->gen.repetition_penalty =
+            (float)json_number_value(json_object_get(g, "repetition_penalty"));
         b->gen.seed = sd > 0 ? (uint64_t)sd : 0;
         b->gen.greedy = json_is_true(json_object_get(g, "greedy"));
     } else {
@@ -205,8 +206,9 @@ void em_coord_batch_check(struct em_coord *c, const char *id)
             if (cb) cb->manifest_failures = 0;
         } else {
             char q[300];
-            em_warn("batch=%s err=%s msg=\"manifest.jsonl not written yet; will retry\" detail=\"%s\"",
-                    id, em_err_name(rc), em_log_q(q, sizeof q, em_errbuf_msg(&eb, rc)));
+            em_warn(
+                "batch=%s err=%s msg=\"manifest.jsonl not written yet; will retry\" detail=\"%s\"",
+                id, em_err_name(rc), em_log_q(q, sizeof q, em_errbuf_msg(&eb, rc)));
             if (cb) {
                 cb->manifest_failures++;
                 cb->next_check_ms = now + em_coord_backoff_ms(c, cb->manifest_failures);
@@ -232,7 +234,8 @@ static void expire_cache(struct em_coord *c, int64_t now)
     for (size_t i = 0; i < c->nbatches;) {
         struct em_cbatch *b = c->batches[i];
         int used = 0;
-        for (size_t k = 0; k < c->njobs && !used; k++) used = c->jobs[k]->b == b;
+        for (size_t k = 0; k < c->njobs && !used; k++)
+            used = c->jobs[k]->b == b;
         if (!used && now - b->loaded_ms > CACHE_TTL_MS && b->next_check_ms <= now) {
             c->batches[i] = c->batches[--c->nbatches];
             cbatch_free(b);
@@ -248,20 +251,21 @@ void em_coord_batches_tick(struct em_coord *c, int64_t now_ms)
     size_t n = 0;
     struct em_errbuf eb;
     if (em_queue_active(c->q, &ids, &n, &eb) == EM_OK) {
-        for (size_t i = 0; i < n; i++) em_coord_batch_check(c, ids[i]);
+        for (size_t i = 0; i < n; i++)
+            em_coord_batch_check(c, ids[i]);
         em_queue_strv_free(ids, n);
     }
     publish_in_flight(c);
     expire_cache(c, now_ms);
     long long lag = -1;
     if (em_queue_lag(c->q, &lag, &eb) == EM_OK && lag >= 0)
-        atomic_store(&c->m->queue_depth,
-                     lag + (long long)em_coord_count_jobs(c, EM_JOB_WAITING));
+        atomic_store(&c->m->queue_depth, lag + (long long)em_coord_count_jobs(c, EM_JOB_WAITING));
 }
 
 void em_coord_batches_free(struct em_coord *c)
 {
-    for (size_t i = 0; i < c->nbatches; i++) cbatch_free(c->batches[i]);
+    for (size_t i = 0; i < c->nbatches; i++)
+        cbatch_free(c->batches[i]);
     free(c->batches);
     c->batches = NULL;
     c->nbatches = c->capbatches = 0;

@@ -93,11 +93,14 @@ void em_progress_line(const struct em_progress *p, char *out, size_t cap)
     uint64_t settled = p->done + p->failed;
     size_t fill = p->total ? (size_t)(settled * 20 / p->total) : 20;
     if (fill > 20) fill = 20;
-    for (size_t i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
+    for (size_t i = 0; i < 20; i++)
+        bar[i] = i < fill ? '#' : '.';
     bar[20] = 0;
     char eta[32];
-    if (p->eta_s < 0) snprintf(eta, sizeof eta, "?");
-    else snprintf(eta, sizeof eta, "%.0fs", p->eta_s);
+    if (p->eta_s < 0)
+        snprintf(eta, sizeof eta, "?");
+    else
+        snprintf(eta, sizeof eta, "%.0fs", p->eta_s);
     snprintf(out, cap, "[%s] %llu/%llu done %llu failed %.1f items/s ETA %s", bar,
              (unsigned long long)p->done, (unsigned long long)p->total,
              (unsigned long long)p->failed, p->rate, eta);

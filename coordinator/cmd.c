@@ -53,10 +53,10 @@ struct copts {
 static int parse_args(int argc, char **argv, struct copts *o)
 {
     static const struct option lo[] = {
-        {"redis", required_argument, 0, 'r'},        {"bind", required_argument, 0, 'b'},
-        {"metrics", required_argument, 0, 'm'},      {"heartbeat-ms", required_argument, 0, 'H'},
-        {"lease-ms", required_argument, 0, 'L'},     {"id", required_argument, 0, 'i'},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
+        {"redis", required_argument, 0, 'r'},    {"bind", required_argument, 0, 'b'},
+        {"metrics", required_argument, 0, 'm'},  {"heartbeat-ms", required_argument, 0, 'H'},
+        {"lease-ms", required_argument, 0, 'L'}, {"id", required_argument, 0, 'i'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     o->heartbeat_ms = 1000;
@@ -84,13 +84,15 @@ static int parse_args(int argc, char **argv, struct copts *o)
                    "         [--heartbeat-ms N] [--lease-ms N] [--id NAME]\n");
             return -1;
         default:
-            fprintf(stderr, "earmark coordinator: bad or incomplete option '%s'\n", argv[optind - 1]);
+            fprintf(stderr, "earmark coordinator: bad or incomplete option '%s'\n",
+                    argv[optind - 1]);
             return 2;
         }
     }
     o->redis = em_cli_redis_url(o->redis);
     if (!o->redis || !o->bind || optind != argc) {
-        fprintf(stderr, "earmark coordinator: --redis URL (or EARMARK_REDIS_URL) and --bind ENDPOINT are required\n");
+        fprintf(stderr, "earmark coordinator: --redis URL (or EARMARK_REDIS_URL) and --bind "
+                        "ENDPOINT are required\n");
         return 2;
     }
     if (!o->lease_ms) o->lease_ms = o->heartbeat_ms * 5;
@@ -118,9 +120,10 @@ static void intake(struct em_coord *c, struct em_queue_entry *e)
     em_err rc = em_coord_batch(c, e->batch, &b, &eb);
     if (rc == EM_E_NOTFOUND || rc == EM_E_FORMAT) {
         em_error("batch=%s item=%s err=%s msg=\"entry of an unusable batch; dead-lettered\" "
-                 "detail=\"%s\"", e->batch, e->item, em_err_name(rc),
-                 em_log_q(q, sizeof q, em_errbuf_msg(&eb, rc)));
-        em_queue_dead(c->q, "", e->item, e->source, 0, em_err_name(rc), em_errbuf_msg(&eb, rc), &eb);
+                 "detail=\"%s\"",
+                 e->batch, e->item, em_err_name(rc), em_log_q(q, sizeof q, em_errbuf_msg(&eb, rc)));
+        em_queue_dead(c->q, "", e->item, e->source, 0, em_err_name(rc), em_errbuf_msg(&eb, rc),
+                      &eb);
         em_queue_ack(c->q, e->stream_id, &eb);
         return;
     }
@@ -159,7 +162,8 @@ static void intake(struct em_coord *c, struct em_queue_entry *e)
 
 static void take_entries(struct em_coord *c, struct em_queue_entry *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) intake(c, &v[i]);
+    for (size_t i = 0; i < n; i++)
+        intake(c, &v[i]);
     em_queue_entries_free(v, n);
 }
 
@@ -204,7 +208,8 @@ static void renew_and_claim(struct em_coord *c, int claim)
     if (c->njobs) {
         char **ids = malloc(c->njobs * sizeof *ids);
         if (ids) {
-            for (size_t i = 0; i < c->njobs; i++) ids[i] = c->jobs[i]->e.stream_id;
+            for (size_t i = 0; i < c->njobs; i++)
+                ids[i] = c->jobs[i]->e.stream_id;
             if (em_queue_touch(c->q, c->cfg.id, ids, c->njobs, &eb) != EM_OK)
                 em_warn("err=EM_E_REDIS msg=\"lease renewal failed\" detail=\"%s\"", eb.msg);
             free(ids);
@@ -274,7 +279,8 @@ static int run(struct em_coord *c)
     em_info("msg=\"stopped\" running=%zu held=%zu", em_coord_count_jobs(c, EM_JOB_RUNNING),
             c->njobs);
     /* What is still held stays pending in Redis for the next run; status stops counting it. */
-    while (c->njobs) em_coord_job_drop(c, c->jobs[c->njobs - 1]);
+    while (c->njobs)
+        em_coord_job_drop(c, c->jobs[c->njobs - 1]);
     em_coord_batches_tick(c, em_now_ms());
     return 0;
 }
@@ -294,9 +300,11 @@ static em_err connect_redis(struct em_coord *c, const char *url, struct em_errbu
 
 static void cleanup(struct em_coord *c)
 {
-    while (c->njobs) em_coord_job_drop(c, c->jobs[c->njobs - 1]);
+    while (c->njobs)
+        em_coord_job_drop(c, c->jobs[c->njobs - 1]);
     free(c->jobs);
-    for (size_t i = 0; i < c->nworkers; i++) free(c->workers[i]);
+    for (size_t i = 0; i < c->nworkers; i++)
+        free(c->workers[i]);
     free(c->workers);
     em_coord_batches_free(c);
 }
@@ -320,7 +328,9 @@ int em_cmd_coordinator(int argc, char **argv)
         o.id = host;
     }
     c.cfg = (struct em_coord_cfg){
-        .id = o.id, .heartbeat_ms = o.heartbeat_ms, .lease_ms = o.lease_ms,
+        .id = o.id,
+        .heartbeat_ms = o.heartbeat_ms,
+        .lease_ms = o.lease_ms,
         .retry_base_ms = env_ms("EARMARK_RETRY_BASE_MS", 200, 1, 3600000),
         .retry_max_ms = env_ms("EARMARK_RETRY_MAX_MS", 30000, 1, 86400000),
         .task_timeout_ms = env_ms("EARMARK_TASK_TIMEOUT_MS", 3600000, 100, 7 * 86400000LL),

@@ -28,8 +28,8 @@ struct em_cbatch {
     Earmark__Prompt **prompts; /* [n_prompts], owned */
     size_t n_prompts;
     Earmark__Generation gen;
-    int64_t loaded_ms;         /* monotonic; the cache entry is refreshed after a while */
-    int64_t next_check_ms;     /* next completion check */
+    int64_t loaded_ms;     /* monotonic; the cache entry is refreshed after a while */
+    int64_t next_check_ms; /* next completion check */
     unsigned manifest_failures;
 };
 
@@ -38,29 +38,29 @@ struct em_job {
     struct em_cbatch *b;     /* borrowed from the batch cache */
     enum em_job_state state;
     unsigned attempts, fails, lost; /* as in batch:<B>:tries */
-    unsigned finalize_tries; /* error record writes that failed (storage down) */
+    unsigned finalize_tries;        /* error record writes that failed (storage down) */
     char err_class[40], err_msg[256];
-    int64_t not_before_ms;   /* monotonic: waiting/finalizing job is not touched before */
+    int64_t not_before_ms; /* monotonic: waiting/finalizing job is not touched before */
     uint8_t rid[EM_COORD_MAX_RID];
-    size_t rid_len;          /* worker running it */
+    size_t rid_len; /* worker running it */
     char task_id[160];
-    int64_t dispatched_ms;   /* monotonic */
+    int64_t dispatched_ms; /* monotonic */
     int64_t deadline_wall_ms;
 };
 
 struct em_worker {
     uint8_t rid[EM_COORD_MAX_RID];
     size_t rid_len;
-    char id[64];             /* printable (Hello.worker_id or routing id) */
-    unsigned capacity;       /* from Hello; 0 when unknown (met after a restart) */
+    char id[64];       /* printable (Hello.worker_id or routing id) */
+    unsigned capacity; /* from Hello; 0 when unknown (met after a restart) */
     unsigned credits;
     unsigned running;
-    int reset_credits;       /* a Welcome was sent: the next Ready is absolute */
+    int reset_credits; /* a Welcome was sent: the next Ready is absolute */
     int64_t last_seen_ms;
 };
 
 struct em_coord_cfg {
-    const char *id;          /* consumer name */
+    const char *id; /* consumer name */
     unsigned heartbeat_ms, lease_ms;
     int64_t retry_base_ms, retry_max_ms, task_timeout_ms, drain_ms;
 };

@@ -32,13 +32,15 @@ static struct em_worker *worker_find(struct em_coord *c, const uint8_t *rid, siz
 static void printable_id(const uint8_t *rid, size_t len, char *out, size_t cap)
 {
     int ok = len > 0 && rid[0] != 0;
-    for (size_t i = 0; ok && i < len; i++) ok = rid[i] > 0x20 && rid[i] < 0x7f && rid[i] != '"';
+    for (size_t i = 0; ok && i < len; i++)
+        ok = rid[i] > 0x20 && rid[i] < 0x7f && rid[i] != '"';
     if (ok) {
         snprintf(out, cap, "%.*s", (int)len, (const char *)rid);
         return;
     }
     size_t o = 0;
-    for (size_t i = 0; i < len && o + 3 < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%02x", rid[i]);
+    for (size_t i = 0; i < len && o + 3 < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%02x", rid[i]);
     if (o == 0 && cap) out[0] = 0;
 }
 
@@ -83,7 +85,7 @@ static void fail_jobs_of(struct em_coord *c, const struct em_worker *w, const ch
         if (j->state == EM_JOB_RUNNING && j->rid_len == w->rid_len &&
             memcmp(j->rid, w->rid, w->rid_len) == 0) {
             em_coord_job_failed(c, j, 1, "EM_E_LOST", msg); /* may remove j from jobs */
-            i = 0;                                           /* rescan: the array changed */
+            i = 0;                                          /* rescan: the array changed */
             continue;
         }
         i++;
@@ -106,8 +108,7 @@ static void worker_remove(struct em_coord *c, struct em_worker *w, const char *w
 }
 
 /* 0 sent; -1 peer gone (EHOSTUNREACH); -2 would block or other error. */
-static int send_to(struct em_coord *c, const uint8_t *rid, size_t len, const uint8_t *buf,
-                   size_t n)
+static int send_to(struct em_coord *c, const uint8_t *rid, size_t len, const uint8_t *buf, size_t n)
 {
     if (zmq_send(c->zsock, rid, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return errno == EHOSTUNREACH ? -1 : -2;
@@ -164,17 +165,6 @@ static struct em_job *job_by_item(struct em_coord *c, const char *batch, const c
     return NULL;
 }
 
-static int id_chars_ok(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max) return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '-' || *s == '_'))
-            return 0;
-    return 1;
-}
-
 /* A result for a task we do not hold (late, from a lost worker, or sent before our restart). */
 static void on_stale_result(struct em_coord *c, struct em_worker *w, const Earmark__Result *r)
 {
@@ -189,7 +179,8 @@ static void on_stale_result(struct em_coord *c, struct em_worker *w, const Earma
         atomic_fetch_add(&c->m->dropped[EM_DROP_UNEXPECTED], 1);
         return;
     }
-    if (!id_chars_ok(batch, EM_QUEUE_MAX_BATCH_ID) || !id_chars_ok(item, EM_QUEUE_MAX_ITEM_ID) ||
+    if (!em_queue_id_ok(batch, EM_QUEUE_MAX_BATCH_ID) ||
+        !em_queue_id_ok(item, EM_QUEUE_MAX_ITEM_ID) ||
         strlen(r->batch_id) > EM_QUEUE_MAX_BATCH_ID || strlen(r->item_id) > EM_QUEUE_MAX_ITEM_ID) {
         atomic_fetch_add(&c->m->dropped[EM_DROP_UNEXPECTED], 1);
         return;
@@ -232,7 +223,8 @@ static void on_result(struct em_coord *c, struct em_worker *w, const Earmark__Re
         em_coord_job_settle(c, j, 1);
     } else if (!r->retryable) {
         em_info("worker=%s batch=%s item=%s attempt=%u err=%s msg=\"failed permanently\" "
-                "detail=\"%s\"", w->id, j->e.batch, j->e.item, j->attempts,
+                "detail=\"%s\"",
+                w->id, j->e.batch, j->e.item, j->attempts,
                 em_err_name(em_err_from_name(r->error_class)),
                 em_log_q(q, sizeof q, r->error_message));
         em_coord_job_settle(c, j, 0);
@@ -352,14 +344,16 @@ void em_coord_recv_all(struct em_coord *c)
 unsigned em_coord_free_credits(const struct em_coord *c)
 {
     unsigned n = 0;
-    for (size_t i = 0; i < c->nworkers; i++) n += c->workers[i]->credits;
+    for (size_t i = 0; i < c->nworkers; i++)
+        n += c->workers[i]->credits;
     return n;
 }
 
 size_t em_coord_count_jobs(const struct em_coord *c, enum em_job_state s)
 {
     size_t n = 0;
-    for (size_t i = 0; i < c->njobs; i++) n += c->jobs[i]->state == s;
+    for (size_t i = 0; i < c->njobs; i++)
+        n += c->jobs[i]->state == s;
     return n;
 }
 
@@ -395,7 +389,8 @@ static int send_task(struct em_coord *c, struct em_job *j, struct em_worker *w)
 {
     unsigned attempt = j->attempts + 1;
     char task_id[160], name[EM_QUEUE_MAX_ITEM_ID + 8];
-    if (em_wire_task_id(j->e.batch, j->e.item, attempt, task_id, sizeof task_id) != EM_OK) return -2;
+    if (em_wire_task_id(j->e.batch, j->e.item, attempt, task_id, sizeof task_id) != EM_OK)
+        return -2;
     struct em_errbuf eb = {{0}};
     /* Recorded before sending, so a restart never reuses an attempt number. */
     if (em_queue_tries_set(c->q, j->e.batch, j->e.item, attempt, &eb) != EM_OK) return -2;

@@ -19,7 +19,8 @@ struct em_manifest {
 static uint64_t fnv1a(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
@@ -67,10 +68,14 @@ int em_manifest_text_ok(const uint8_t *s, size_t n)
         }
         size_t k;
         uint32_t cp;
-        if ((c & 0xe0) == 0xc0) k = 1, cp = c & 0x1f;
-        else if ((c & 0xf0) == 0xe0) k = 2, cp = c & 0x0f;
-        else if ((c & 0xf8) == 0xf0) k = 3, cp = c & 0x07;
-        else return 0;
+        if ((c & 0xe0) == 0xc0)
+            k = 1, cp = c & 0x1f;
+        else if ((c & 0xf0) == 0xe0)
+            k = 2, cp = c & 0x0f;
+        else if ((c & 0xf8) == 0xf0)
+            k = 3, cp = c & 0x07;
+        else
+            return 0;
         if (k > n - i - 1) return 0;
         for (size_t j = 1; j <= k; j++) {
             if ((s[i + j] & 0xc0) != 0x80) return 0;
@@ -111,8 +116,8 @@ static char *dupn(const char *s, size_t n)
 
 /* Extracts uri/ref/meta from a JSON line. Returns EM_OK, EM_E_NOMEM, or another code with
  * why filled (a bad line). */
-static em_err parse_json(const char *s, size_t n, char **uri, char **ref, char **meta,
-                         char *why, size_t wcap)
+static em_err parse_json(const char *s, size_t n, char **uri, char **ref, char **meta, char *why,
+                         size_t wcap)
 {
     json_error_t je;
     json_t *o = json_loadb(s, n, JSON_REJECT_DUPLICATES, &je);
@@ -133,15 +138,13 @@ static em_err parse_json(const char *s, size_t n, char **uri, char **ref, char *
         snprintf(why, wcap, "uri of %zu bytes exceeds the %u-byte limit", json_string_length(u),
                  EM_MANIFEST_MAX_URI);
         rc = EM_E_TOO_LONG;
-    } else if (!em_manifest_text_ok((const uint8_t *)json_string_value(u),
-                                    json_string_length(u))) {
+    } else if (!em_manifest_text_ok((const uint8_t *)json_string_value(u), json_string_length(u))) {
         snprintf(why, wcap, "uri contains NUL or control characters");
     } else {
         rc = EM_E_NOMEM;
         *uri = dupn(json_string_value(u), json_string_length(u));
         *ref = id ? strdup(json_string_value(id)) : NULL;
-        *meta = (mt && !json_is_null(mt)) ? json_dumps(mt, JSON_COMPACT | JSON_ENCODE_ANY)
-                                          : NULL;
+        *meta = (mt && !json_is_null(mt)) ? json_dumps(mt, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
         if (*uri && (!id || *ref) && (!mt || json_is_null(mt) || *meta)) rc = EM_OK;
     }
     json_decref(o);
@@ -176,8 +179,10 @@ static em_err do_line(struct em_manifest *m, const char *s, size_t n, unsigned l
         return EM_OK;
     }
     if (n && s[n - 1] == '\r') n--;
-    while (n && (*s == ' ' || *s == '\t')) s++, n--;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    while (n && (*s == ' ' || *s == '\t'))
+        s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
     if (n == 0 || *s == '#') return EM_OK;
     if (!em_manifest_text_ok((const uint8_t *)s, n)) {
         report(m, bad, ud, line, EM_E_FORMAT, "invalid UTF-8, NUL or control characters");
@@ -193,8 +198,8 @@ static em_err do_line(struct em_manifest *m, const char *s, size_t n, unsigned l
         }
     } else {
         if (n > EM_MANIFEST_MAX_URI) {
-            report(m, bad, ud, line, EM_E_TOO_LONG, "uri of %zu bytes exceeds the %u-byte limit",
-                   n, EM_MANIFEST_MAX_URI);
+            report(m, bad, ud, line, EM_E_TOO_LONG, "uri of %zu bytes exceeds the %u-byte limit", n,
+                   EM_MANIFEST_MAX_URI);
             return EM_OK;
         }
         if (!(uri = dupn(s, n))) goto nomem;

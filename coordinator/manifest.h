@@ -19,8 +19,8 @@
 
 #include "common/err.h"
 
-#define EM_MANIFEST_MAX_LINE (64u * 1024u)       /* bytes per line, without the newline */
-#define EM_MANIFEST_MAX_URI 4096u                /* bytes */
+#define EM_MANIFEST_MAX_LINE (64u * 1024u)          /* bytes per line, without the newline */
+#define EM_MANIFEST_MAX_URI 4096u                   /* bytes */
 #define EM_MANIFEST_MAX_ITEMS (10u * 1000u * 1000u) /* items per manifest */
 
 struct em_manifest_item {

@@ -47,9 +47,11 @@ size_t em_metrics_render(const struct em_metrics *m0, char *out, size_t cap)
     size_t n = 0;
 #define P(...) app(out, cap, &n, __VA_ARGS__)
     P("# HELP earmark_items_done_total Items settled ok.\n# TYPE earmark_items_done_total counter\n"
-      "earmark_items_done_total %llu\n", LD(m->done));
+      "earmark_items_done_total %llu\n",
+      LD(m->done));
     P("# HELP earmark_items_failed_total Items settled failed.\n"
-      "# TYPE earmark_items_failed_total counter\nearmark_items_failed_total %llu\n", LD(m->failed));
+      "# TYPE earmark_items_failed_total counter\nearmark_items_failed_total %llu\n",
+      LD(m->failed));
     P("# HELP earmark_items_retried_total Retries scheduled.\n"
       "# TYPE earmark_items_retried_total counter\nearmark_items_retried_total %llu\n",
       LD(m->retried));
@@ -59,12 +61,15 @@ size_t em_metrics_render(const struct em_metrics *m0, char *out, size_t cap)
     P("# HELP earmark_results_stale_total Results for tasks no longer outstanding.\n"
       "# TYPE earmark_results_stale_total counter\nearmark_results_stale_total %llu\n",
       LD(m->stale_results));
-    P("# HELP earmark_workers Connected workers.\n# TYPE earmark_workers gauge\nearmark_workers %lld\n",
+    P("# HELP earmark_workers Connected workers.\n# TYPE earmark_workers gauge\nearmark_workers "
+      "%lld\n",
       LI(m->workers));
     P("# HELP earmark_in_flight Tasks dispatched and not settled.\n# TYPE earmark_in_flight gauge\n"
-      "earmark_in_flight %lld\n", LI(m->in_flight));
+      "earmark_in_flight %lld\n",
+      LI(m->in_flight));
     P("# HELP earmark_queue_depth Items waiting (stream lag plus held, not dispatched).\n"
-      "# TYPE earmark_queue_depth gauge\nearmark_queue_depth %lld\n", LI(m->queue_depth));
+      "# TYPE earmark_queue_depth gauge\nearmark_queue_depth %lld\n",
+      LI(m->queue_depth));
     P("# HELP earmark_frames_dropped_total Frames dropped, by reason.\n"
       "# TYPE earmark_frames_dropped_total counter\n");
     for (int i = 0; i < EM_DROP_COUNT; i++)
@@ -136,19 +141,22 @@ static void *serve(void *arg)
     return NULL;
 }
 
-em_err em_metrics_serve(const char *hostport, struct em_metrics *m,
-                        struct em_metrics_server **out, struct em_errbuf *eb)
+em_err em_metrics_serve(const char *hostport, struct em_metrics *m, struct em_metrics_server **out,
+                        struct em_errbuf *eb)
 {
     *out = NULL;
     const char *colon = strrchr(hostport, ':');
-    if (!colon || !colon[1]) return em_errf(eb, EM_E_ARG, "--metrics '%s': want HOST:PORT", hostport);
+    if (!colon || !colon[1])
+        return em_errf(eb, EM_E_ARG, "--metrics '%s': want HOST:PORT", hostport);
     char host[256];
     size_t hl = (size_t)(colon - hostport);
     if (hl >= sizeof host) return em_errf(eb, EM_E_ARG, "--metrics: host too long");
     memcpy(host, hostport, hl);
     host[hl] = 0;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai = NULL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *ai = NULL;
     if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai) != 0 || !ai)
         return em_errf(eb, EM_E_ARG, "--metrics '%s': cannot resolve", hostport);
     struct em_metrics_server *s = calloc(1, sizeof *s);

@@ -35,8 +35,8 @@ size_t em_metrics_render(const struct em_metrics *m, char *out, size_t cap);
 struct em_metrics_server;
 /* Binds host:port ("127.0.0.1:9100", ":9100" = all interfaces) and serves m from a thread.
  * m must outlive the server. Errors: EM_E_ARG (bad address), EM_E_IO (bind). */
-em_err em_metrics_serve(const char *hostport, struct em_metrics *m,
-                        struct em_metrics_server **out, struct em_errbuf *eb);
+em_err em_metrics_serve(const char *hostport, struct em_metrics *m, struct em_metrics_server **out,
+                        struct em_errbuf *eb);
 void em_metrics_stop(struct em_metrics_server *s); /* joins the thread; NULL is a no-op */
 
 #endif

@@ -1,5 +1,6 @@
-/* coordinator/queue.c - hiredis commands for the layout in queue.h.
- * Every command goes through cmd(), which reconnects once on a lost connection and turns
+/* coordinator/queue.c - connection, batches, submit-side writes and manifest rows for the
+ * layout in queue.h (stream reading and settling: queue_stream.c).
+ * Every command goes through em_qi_cmd(), which reconnects once on a lost connection and turns
  * error replies into EM_E_REDIS with Redis's text. */
 #include "coordinator/queue.h"
 
@@ -10,34 +11,18 @@
 #include <string.h>
 
 #include "common/clock.h"
-
-struct em_queue {
-    redisContext *c;
-    char host[256];
-    int port;
-    int db;
-    char password[256];
-};
-
-/* status + counter set once, optional ack: KEYS status, batch, stream;
- * ARGV item, "ok"|"failed", counter field, stream id or "", group */
-static const char *SETTLE_LUA =
-    "local new = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])\n"
-    "if new == 1 then redis.call('HINCRBY', KEYS[2], ARGV[3], 1) end\n"
-    "if ARGV[4] ~= '' then redis.call('XACK', KEYS[3], ARGV[5], ARGV[4]) end\n"
-    "return new\n";
+#include "coordinator/queue_impl.h"
 
 /* KEYS items list, status, batch, output; ARGV item, "item\tsource", output */
-static const char *SKIP_LUA =
-    "redis.call('RPUSH', KEYS[1], ARGV[2])\n"
-    "if redis.call('HSETNX', KEYS[2], ARGV[1], 'ok') == 1 then\n"
-    "  redis.call('HINCRBY', KEYS[3], 'done', 1)\n"
-    "  redis.call('HINCRBY', KEYS[3], 'skipped', 1)\n"
-    "end\n"
-    "redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])\n"
-    "return 1\n";
+static const char *SKIP_LUA = "redis.call('RPUSH', KEYS[1], ARGV[2])\n"
+                              "if redis.call('HSETNX', KEYS[2], ARGV[1], 'ok') == 1 then\n"
+                              "  redis.call('HINCRBY', KEYS[3], 'done', 1)\n"
+                              "  redis.call('HINCRBY', KEYS[3], 'skipped', 1)\n"
+                              "end\n"
+                              "redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])\n"
+                              "return 1\n";
 
-static em_err connect_q(struct em_queue *q, struct em_errbuf *eb)
+em_err em_qi_connect(struct em_queue *q, struct em_errbuf *eb)
 {
     if (q->c) redisFree(q->c);
     struct timeval tv = {EM_QUEUE_TIMEOUT_MS / 1000, (EM_QUEUE_TIMEOUT_MS % 1000) * 1000};
@@ -83,7 +68,8 @@ static em_err parse_url(struct em_queue *q, const char *url, struct em_errbuf *e
         p = at + 1;
     }
     size_t hl = strcspn(p, ":/");
-    if (hl == 0 || hl >= sizeof q->host) return em_errf(eb, EM_E_ARG, "redis url '%s': no host", url);
+    if (hl == 0 || hl >= sizeof q->host)
+        return em_errf(eb, EM_E_ARG, "redis url '%s': no host", url);
     memcpy(q->host, p, hl);
     p += hl;
     char *end;
@@ -96,7 +82,8 @@ static em_err parse_url(struct em_queue *q, const char *url, struct em_errbuf *e
     }
     if (*p == '/' && p[1]) {
         long db = strtol(p + 1, &end, 10);
-        if (*end || db < 0 || db > 1000) return em_errf(eb, EM_E_ARG, "redis url '%s': bad db", url);
+        if (*end || db < 0 || db > 1000)
+            return em_errf(eb, EM_E_ARG, "redis url '%s': bad db", url);
         q->db = (int)db;
     }
     return EM_OK;
@@ -113,7 +100,7 @@ em_err em_queue_open(const char *url, struct em_queue **out, struct em_errbuf *e
         goto fail;
     }
     if ((rc = parse_url(q, url, eb)) != EM_OK) goto fail;
-    if ((rc = connect_q(q, eb)) != EM_OK) goto fail;
+    if ((rc = em_qi_connect(q, eb)) != EM_OK) goto fail;
     *out = q;
     return EM_OK;
 fail:
@@ -129,11 +116,11 @@ void em_queue_close(struct em_queue *q)
 }
 
 /* One command; NULL on failure with eb filled. Reconnects once. */
-static redisReply *cmdv(struct em_queue *q, struct em_errbuf *eb, int argc, const char **argv,
-                        const size_t *lens)
+redisReply *em_qi_cmdv(struct em_queue *q, struct em_errbuf *eb, int argc, const char **argv,
+                       const size_t *lens)
 {
     for (int tries = 0; tries < 2; tries++) {
-        if ((!q->c || q->c->err) && connect_q(q, eb) != EM_OK) return NULL;
+        if ((!q->c || q->c->err) && em_qi_connect(q, eb) != EM_OK) return NULL;
         redisReply *r = redisCommandArgv(q->c, argc, argv, lens);
         if (!r) {
             em_errf(eb, EM_E_REDIS, "redis %s: %s", argv[0], q->c->errstr);
@@ -150,27 +137,28 @@ static redisReply *cmdv(struct em_queue *q, struct em_errbuf *eb, int argc, cons
 }
 
 /* Variadic form: every argument a NUL-terminated string, list ends with NULL. */
-static redisReply *cmd(struct em_queue *q, struct em_errbuf *eb, ...)
+redisReply *em_qi_cmd(struct em_queue *q, struct em_errbuf *eb, ...)
 {
     const char *argv[64];
     int argc = 0;
     va_list ap;
     va_start(ap, eb);
-    for (const char *s; argc < 64 && (s = va_arg(ap, const char *));) argv[argc++] = s;
+    for (const char *s; argc < 64 && (s = va_arg(ap, const char *));)
+        argv[argc++] = s;
     va_end(ap);
-    return cmdv(q, eb, argc, argv, NULL);
+    return em_qi_cmdv(q, eb, argc, argv, NULL);
 }
 
-static em_err cmd_ok(struct em_queue *q, struct em_errbuf *eb, redisReply *r)
+em_err em_qi_ok(struct em_queue *q, struct em_errbuf *eb, redisReply *r)
 {
     (void)q;
-    (void)eb; /* filled by cmd() already */
+    (void)eb; /* filled by em_qi_cmd() already */
     if (!r) return EM_E_REDIS;
     freeReplyObject(r);
     return EM_OK;
 }
 
-static void key(char *out, size_t cap, const char *batch, const char *suffix)
+void em_qi_key(char *out, size_t cap, const char *batch, const char *suffix)
 {
     snprintf(out, cap, "earmark:batch:%s%s", batch, suffix);
 }
@@ -192,29 +180,29 @@ em_err em_queue_batch_create(struct em_queue *q, const struct em_batch_info *b,
                              struct em_errbuf *eb)
 {
     char k[128], ma[16], tot[32], cr[32];
-    key(k, sizeof k, b->id, "");
+    em_qi_key(k, sizeof k, b->id, "");
     snprintf(ma, sizeof ma, "%u", b->max_attempts);
     snprintf(tot, sizeof tot, "%llu", (unsigned long long)b->total);
     snprintf(cr, sizeof cr, "%lld", (long long)b->created_ms);
-    return cmd_ok(q, eb,
-                  cmd(q, eb, "HSET", k, "prompts", b->prompts_json ? b->prompts_json : "[]", "gen",
-                      b->gen_json ? b->gen_json : "{}", "out", b->out ? b->out : "",
-                      "max_attempts", ma, "model", b->model ? b->model : "", "producer_hash",
-                      b->producer_hash ? b->producer_hash : "", "total", tot, "created", cr,
-                      "state", "submitting", "done", "0", "failed", "0", "skipped", "0",
-                      (const char *)NULL));
+    return em_qi_ok(q, eb,
+                    em_qi_cmd(q, eb, "HSET", k, "prompts", b->prompts_json ? b->prompts_json : "[]",
+                              "gen", b->gen_json ? b->gen_json : "{}", "out", b->out ? b->out : "",
+                              "max_attempts", ma, "model", b->model ? b->model : "",
+                              "producer_hash", b->producer_hash ? b->producer_hash : "", "total",
+                              tot, "created", cr, "state", "submitting", "done", "0", "failed", "0",
+                              "skipped", "0", (const char *)NULL));
 }
 
 em_err em_queue_batch_open(struct em_queue *q, const char *batch, struct em_errbuf *eb)
 {
     char k[128];
-    key(k, sizeof k, batch, "");
-    em_err rc = cmd_ok(q, eb, cmd(q, eb, "HSET", k, "state", "open", (const char *)NULL));
+    em_qi_key(k, sizeof k, batch, "");
+    em_err rc = em_qi_ok(q, eb, em_qi_cmd(q, eb, "HSET", k, "state", "open", (const char *)NULL));
     if (rc != EM_OK) return rc;
-    return cmd_ok(q, eb, cmd(q, eb, "SADD", EM_QUEUE_ACTIVE, batch, (const char *)NULL));
+    return em_qi_ok(q, eb, em_qi_cmd(q, eb, "SADD", EM_QUEUE_ACTIVE, batch, (const char *)NULL));
 }
 
-static char *rdup(const redisReply *r)
+char *em_qi_rdup(const redisReply *r)
 {
     char *s = malloc(r->len + 1);
     if (s) {
@@ -224,7 +212,7 @@ static char *rdup(const redisReply *r)
     return s;
 }
 
-static uint64_t rnum(const redisReply *r)
+uint64_t em_qi_rnum(const redisReply *r)
 {
     char tmp[32];
     size_t n = r->len < sizeof tmp - 1 ? r->len : sizeof tmp - 1;
@@ -240,8 +228,8 @@ em_err em_queue_batch_get(struct em_queue *q, const char *batch, struct em_batch
     memset(b, 0, sizeof *b);
     if (strlen(batch) > EM_QUEUE_MAX_BATCH_ID)
         return em_errf(eb, EM_E_ARG, "batch id of %zu bytes is too long", strlen(batch));
-    key(k, sizeof k, batch, "");
-    redisReply *r = cmd(q, eb, "HGETALL", k, (const char *)NULL);
+    em_qi_key(k, sizeof k, batch, "");
+    redisReply *r = em_qi_cmd(q, eb, "HGETALL", k, (const char *)NULL);
     if (!r) return EM_E_REDIS;
     em_err rc = EM_OK;
     if (r->type != REDIS_REPLY_ARRAY) {
@@ -257,21 +245,35 @@ em_err em_queue_batch_get(struct em_queue *q, const char *batch, struct em_batch
         const redisReply *f = r->element[i], *v = r->element[i + 1];
         if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
         char **sp = NULL;
-        if (strcmp(f->str, "prompts") == 0) sp = &b->prompts_json;
-        else if (strcmp(f->str, "gen") == 0) sp = &b->gen_json;
-        else if (strcmp(f->str, "out") == 0) sp = &b->out;
-        else if (strcmp(f->str, "model") == 0) sp = &b->model;
-        else if (strcmp(f->str, "producer_hash") == 0) sp = &b->producer_hash;
-        else if (strcmp(f->str, "max_attempts") == 0) b->max_attempts = (unsigned)rnum(v);
-        else if (strcmp(f->str, "total") == 0) b->total = rnum(v);
-        else if (strcmp(f->str, "done") == 0) b->done = rnum(v);
-        else if (strcmp(f->str, "failed") == 0) b->failed = rnum(v);
-        else if (strcmp(f->str, "skipped") == 0) b->skipped = rnum(v);
-        else if (strcmp(f->str, "dead") == 0) b->dead = rnum(v);
-        else if (strcmp(f->str, "created") == 0) b->created_ms = (int64_t)rnum(v);
-        else if (strcmp(f->str, "completed") == 0) b->completed_ms = (int64_t)rnum(v);
-        else if (strcmp(f->str, "state") == 0) snprintf(b->state, sizeof b->state, "%s", v->str);
-        if (sp && !*sp && !(*sp = rdup(v))) {
+        if (strcmp(f->str, "prompts") == 0)
+            sp = &b->prompts_json;
+        else if (strcmp(f->str, "gen") == 0)
+            sp = &b->gen_json;
+        else if (strcmp(f->str, "out") == 0)
+            sp = &b->out;
+        else if (strcmp(f->str, "model") == 0)
+            sp = &b->model;
+        else if (strcmp(f->str, "producer_hash") == 0)
+            sp = &b->producer_hash;
+        else if (strcmp(f->str, "max_attempts") == 0)
+            b->max_attempts = (unsigned)em_qi_rnum(v);
+        else if (strcmp(f->str, "total") == 0)
+            b->total = em_qi_rnum(v);
+        else if (strcmp(f->str, "done") == 0)
+            b->done = em_qi_rnum(v);
+        else if (strcmp(f->str, "failed") == 0)
+            b->failed = em_qi_rnum(v);
+        else if (strcmp(f->str, "skipped") == 0)
+            b->skipped = em_qi_rnum(v);
+        else if (strcmp(f->str, "dead") == 0)
+            b->dead = em_qi_rnum(v);
+        else if (strcmp(f->str, "created") == 0)
+            b->created_ms = (int64_t)em_qi_rnum(v);
+        else if (strcmp(f->str, "completed") == 0)
+            b->completed_ms = (int64_t)em_qi_rnum(v);
+        else if (strcmp(f->str, "state") == 0)
+            snprintf(b->state, sizeof b->state, "%s", v->str);
+        if (sp && !*sp && !(*sp = em_qi_rdup(v))) {
             rc = em_errf(eb, EM_E_NOMEM, "batch %s: out of memory", batch);
             goto out;
         }
@@ -287,17 +289,19 @@ out:
 em_err em_queue_batch_complete(struct em_queue *q, const char *batch, struct em_errbuf *eb)
 {
     char k[128], now[32];
-    key(k, sizeof k, batch, "");
+    em_qi_key(k, sizeof k, batch, "");
     snprintf(now, sizeof now, "%lld", (long long)em_wall_ms());
-    em_err rc = cmd_ok(q, eb,
-                       cmd(q, eb, "HSET", k, "state", "complete", "completed", now, (const char *)NULL));
+    em_err rc = em_qi_ok(
+        q, eb,
+        em_qi_cmd(q, eb, "HSET", k, "state", "complete", "completed", now, (const char *)NULL));
     if (rc != EM_OK) return rc;
-    return cmd_ok(q, eb, cmd(q, eb, "SREM", EM_QUEUE_ACTIVE, batch, (const char *)NULL));
+    return em_qi_ok(q, eb, em_qi_cmd(q, eb, "SREM", EM_QUEUE_ACTIVE, batch, (const char *)NULL));
 }
 
 void em_queue_strv_free(char **v, size_t n)
 {
-    for (size_t i = 0; v && i < n; i++) free(v[i]);
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
     free(v);
 }
 
@@ -305,7 +309,7 @@ em_err em_queue_active(struct em_queue *q, char ***ids, size_t *n, struct em_err
 {
     *ids = NULL;
     *n = 0;
-    redisReply *r = cmd(q, eb, "SMEMBERS", EM_QUEUE_ACTIVE, (const char *)NULL);
+    redisReply *r = em_qi_cmd(q, eb, "SMEMBERS", EM_QUEUE_ACTIVE, (const char *)NULL);
     if (!r) return EM_E_REDIS;
     em_err rc = EM_OK;
     char **v = calloc(r->elements + 1, sizeof *v);
@@ -313,7 +317,7 @@ em_err em_queue_active(struct em_queue *q, char ***ids, size_t *n, struct em_err
     for (size_t i = 0; v && i < r->elements; i++) {
         if (r->element[i]->type != REDIS_REPLY_STRING || r->element[i]->len > EM_QUEUE_MAX_BATCH_ID)
             continue;
-        if (!(v[*n] = rdup(r->element[i]))) {
+        if (!(v[*n] = em_qi_rdup(r->element[i]))) {
             rc = em_errf(eb, EM_E_NOMEM, "active batches: out of memory");
             break;
         }
@@ -335,15 +339,16 @@ em_err em_queue_add_items(struct em_queue *q, const char *batch, const struct em
                           size_t n, struct em_errbuf *eb)
 {
     char lk[128];
-    key(lk, sizeof lk, batch, ":items");
+    em_qi_key(lk, sizeof lk, batch, ":items");
     /* Pipelined in chunks: one round trip per chunk, not per item. */
     for (size_t base = 0; base < n; base += 256) {
         size_t m = n - base < 256 ? n - base : 256, sent = 0;
         em_err rc = EM_OK;
-        if ((!q->c || q->c->err) && (rc = connect_q(q, eb)) != EM_OK) return rc;
+        if ((!q->c || q->c->err) && (rc = em_qi_connect(q, eb)) != EM_OK) return rc;
         for (size_t i = 0; i < m; i++) {
             const struct em_queue_item *x = &it[base + i];
-            if (redisAppendCommand(q->c, "RPUSH %s %s\t%s", lk, x->item_id, x->source) != REDIS_OK ||
+            if (redisAppendCommand(q->c, "RPUSH %s %s\t%s", lk, x->item_id, x->source) !=
+                    REDIS_OK ||
                 redisAppendCommand(q->c,
                                    "XADD " EM_QUEUE_STREAM " * batch %s item %s source %s meta %s "
                                    "ref %s attempt 1",
@@ -370,316 +375,40 @@ em_err em_queue_add_skipped(struct em_queue *q, const char *batch, const char *i
                             const char *source, const char *output, struct em_errbuf *eb)
 {
     char lk[128], sk[128], bk[128], ok[128];
-    key(lk, sizeof lk, batch, ":items");
-    key(sk, sizeof sk, batch, ":status");
-    key(bk, sizeof bk, batch, "");
-    key(ok, sizeof ok, batch, ":output");
+    em_qi_key(lk, sizeof lk, batch, ":items");
+    em_qi_key(sk, sizeof sk, batch, ":status");
+    em_qi_key(bk, sizeof bk, batch, "");
+    em_qi_key(ok, sizeof ok, batch, ":output");
     size_t rl = strlen(item_id) + strlen(source) + 2;
     char *row = malloc(rl);
     if (!row) return em_errf(eb, EM_E_NOMEM, "redis: out of memory");
     snprintf(row, rl, "%s\t%s", item_id, source);
-    em_err rc = cmd_ok(q, eb,
-                       cmd(q, eb, "EVAL", SKIP_LUA, "4", lk, sk, bk, ok, item_id, row, output,
-                           (const char *)NULL));
+    em_err rc = em_qi_ok(q, eb,
+                         em_qi_cmd(q, eb, "EVAL", SKIP_LUA, "4", lk, sk, bk, ok, item_id, row,
+                                   output, (const char *)NULL));
     free(row);
     return rc;
-}
-
-/* ---- coordinator side ---- */
-
-void em_queue_entries_free(struct em_queue_entry *e, size_t n)
-{
-    for (size_t i = 0; e && i < n; i++) {
-        free(e[i].source);
-        free(e[i].meta_json);
-        free(e[i].ref);
-    }
-    free(e);
-}
-
-em_err em_queue_ensure_group(struct em_queue *q, struct em_errbuf *eb)
-{
-    struct em_errbuf tmp = {{0}};
-    redisReply *r = cmd(q, &tmp, "XGROUP", "CREATE", EM_QUEUE_STREAM, EM_QUEUE_GROUP, "0",
-                        "MKSTREAM", (const char *)NULL);
-    if (r) {
-        freeReplyObject(r);
-        return EM_OK;
-    }
-    if (strstr(tmp.msg, "BUSYGROUP")) return EM_OK;
-    return em_errf(eb, EM_E_REDIS, "%s", tmp.msg);
-}
-
-/* Ids used in keys and paths: letters, digits, '-', '_', bounded. */
-static int id_ok(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max) return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '-' || *s == '_'))
-            return 0;
-    return 1;
-}
-
-/* Fills e from one [id, [f, v, ...]] element. 0 ok, -1 malformed, -2 out of memory. */
-static int parse_entry(const redisReply *el, struct em_queue_entry *e)
-{
-    memset(e, 0, sizeof *e);
-    if (el->type != REDIS_REPLY_ARRAY || el->elements != 2 ||
-        el->element[0]->type != REDIS_REPLY_STRING || el->element[0]->len >= sizeof e->stream_id)
-        return -1;
-    snprintf(e->stream_id, sizeof e->stream_id, "%s", el->element[0]->str);
-    const redisReply *fv = el->element[1];
-    if (fv->type != REDIS_REPLY_ARRAY) return -1; /* deleted entry: nil fields */
-    for (size_t i = 0; i + 1 < fv->elements; i += 2) {
-        const redisReply *f = fv->element[i], *v = fv->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) return -1;
-        char **sp = NULL;
-        if (strcmp(f->str, "batch") == 0) {
-            if (v->len > EM_QUEUE_MAX_BATCH_ID) return -1;
-            memcpy(e->batch, v->str, v->len + 1);
-        } else if (strcmp(f->str, "item") == 0) {
-            if (v->len > EM_QUEUE_MAX_ITEM_ID) return -1;
-            memcpy(e->item, v->str, v->len + 1);
-        } else if (strcmp(f->str, "source") == 0) sp = &e->source;
-        else if (strcmp(f->str, "meta") == 0) sp = &e->meta_json;
-        else if (strcmp(f->str, "ref") == 0) sp = &e->ref;
-        if (sp && !*sp && !(*sp = rdup(v))) return -2;
-    }
-    if (!e->meta_json && !(e->meta_json = strdup(""))) return -2;
-    if (!e->ref && !(e->ref = strdup(""))) return -2;
-    if (!id_ok(e->batch, EM_QUEUE_MAX_BATCH_ID) || !id_ok(e->item, EM_QUEUE_MAX_ITEM_ID) ||
-        !e->source || !e->source[0])
-        return -1;
-    return 0;
-}
-
-/* Parses an array of entries; malformed ones are acked + dead-lettered and left out. */
-static em_err take_entries(struct em_queue *q, const redisReply *arr, struct em_queue_entry **out,
-                           size_t *n, size_t *bad, struct em_errbuf *eb)
-{
-    *out = NULL;
-    *n = 0;
-    if (!arr || arr->type != REDIS_REPLY_ARRAY || arr->elements == 0) return EM_OK;
-    struct em_queue_entry *v = calloc(arr->elements, sizeof *v);
-    if (!v) return em_errf(eb, EM_E_NOMEM, "redis entries: out of memory");
-    for (size_t i = 0; i < arr->elements; i++) {
-        int pr = parse_entry(arr->element[i], &v[*n]);
-        if (pr == 0) {
-            (*n)++;
-            continue;
-        }
-        char sid[48];
-        snprintf(sid, sizeof sid, "%s", v[*n].stream_id);
-        free(v[*n].source);
-        free(v[*n].meta_json);
-        free(v[*n].ref);
-        memset(&v[*n], 0, sizeof v[*n]);
-        if (pr == -2) {
-            em_queue_entries_free(v, *n);
-            *n = 0;
-            return em_errf(eb, EM_E_NOMEM, "redis entries: out of memory");
-        }
-        if (bad) (*bad)++;
-        if (sid[0]) {
-            struct em_errbuf tmp;
-            em_queue_dead(q, "", "", "", 0, "EM_E_FORMAT", "malformed or deleted stream entry",
-                          &tmp);
-            em_queue_ack(q, sid, &tmp);
-        }
-    }
-    *out = v;
-    return EM_OK;
-}
-
-em_err em_queue_read(struct em_queue *q, const char *consumer, const char *after, size_t count,
-                     struct em_queue_entry **out, size_t *n, size_t *bad, struct em_errbuf *eb)
-{
-    char cnt[24];
-    snprintf(cnt, sizeof cnt, "%zu", count ? count : 1);
-    *out = NULL;
-    *n = 0;
-    redisReply *r = cmd(q, eb, "XREADGROUP", "GROUP", EM_QUEUE_GROUP, consumer, "COUNT", cnt,
-                        "STREAMS", EM_QUEUE_STREAM, after ? after : ">", (const char *)NULL);
-    if (!r) return EM_E_REDIS;
-    em_err rc = EM_OK;
-    /* RESP2: [[stream, [entries]]] or nil when nothing is new */
-    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1) {
-        const redisReply *s = r->element[0];
-        if (s->type == REDIS_REPLY_ARRAY && s->elements == 2)
-            rc = take_entries(q, s->element[1], out, n, bad, eb);
-        else
-            rc = em_errf(eb, EM_E_FORMAT, "redis XREADGROUP: unexpected reply shape");
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
-em_err em_queue_autoclaim(struct em_queue *q, const char *consumer, int64_t min_idle_ms,
-                          size_t count, struct em_queue_entry **out, size_t *n, size_t *bad,
-                          struct em_errbuf *eb)
-{
-    char idle[24], cnt[24];
-    snprintf(idle, sizeof idle, "%lld", (long long)(min_idle_ms < 0 ? 0 : min_idle_ms));
-    snprintf(cnt, sizeof cnt, "%zu", count ? count : 1);
-    *out = NULL;
-    *n = 0;
-    redisReply *r = cmd(q, eb, "XAUTOCLAIM", EM_QUEUE_STREAM, EM_QUEUE_GROUP, consumer, idle, "0-0",
-                        "COUNT", cnt, (const char *)NULL);
-    if (!r) return EM_E_REDIS;
-    em_err rc = EM_OK;
-    /* [next cursor, [entries], [deleted ids]]; one pass of COUNT is enough: the next call
-     * (the coordinator calls this periodically) continues. Deleted ids are already gone
-     * from the PEL. */
-    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2)
-        rc = take_entries(q, r->element[1], out, n, bad, eb);
-    else
-        rc = em_errf(eb, EM_E_FORMAT, "redis XAUTOCLAIM: unexpected reply shape");
-    freeReplyObject(r);
-    return rc;
-}
-
-em_err em_queue_touch(struct em_queue *q, const char *consumer, char *const *ids, size_t n,
-                      struct em_errbuf *eb)
-{
-    for (size_t base = 0; base < n; base += 50) {
-        const char *argv[64] = {"XCLAIM", EM_QUEUE_STREAM, EM_QUEUE_GROUP, consumer, "0"};
-        int argc = 5;
-        for (size_t i = base; i < n && i < base + 50; i++) argv[argc++] = ids[i];
-        argv[argc++] = "JUSTID";
-        em_err rc = cmd_ok(q, eb, cmdv(q, eb, argc, argv, NULL));
-        if (rc != EM_OK) return rc;
-    }
-    return EM_OK;
-}
-
-em_err em_queue_settle(struct em_queue *q, const char *batch, const char *item, int ok,
-                       const char *stream_id, int *first, struct em_errbuf *eb)
-{
-    char sk[128], bk[128];
-    key(sk, sizeof sk, batch, ":status");
-    key(bk, sizeof bk, batch, "");
-    redisReply *r = cmd(q, eb, "EVAL", SETTLE_LUA, "3", sk, bk, EM_QUEUE_STREAM, item,
-                        ok ? "ok" : "failed", ok ? "done" : "failed", stream_id ? stream_id : "",
-                        EM_QUEUE_GROUP, (const char *)NULL);
-    if (!r) return EM_E_REDIS;
-    if (first) *first = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-    freeReplyObject(r);
-    return EM_OK;
-}
-
-em_err em_queue_ack(struct em_queue *q, const char *stream_id, struct em_errbuf *eb)
-{
-    return cmd_ok(q, eb,
-                  cmd(q, eb, "XACK", EM_QUEUE_STREAM, EM_QUEUE_GROUP, stream_id, (const char *)NULL));
-}
-
-em_err em_queue_item_status(struct em_queue *q, const char *batch, const char *item,
-                            char out[16], struct em_errbuf *eb)
-{
-    char sk[128];
-    key(sk, sizeof sk, batch, ":status");
-    redisReply *r = cmd(q, eb, "HGET", sk, item, (const char *)NULL);
-    if (!r) return EM_E_REDIS;
-    em_err rc = EM_OK;
-    if (r->type == REDIS_REPLY_STRING)
-        snprintf(out, 16, "%.*s", (int)(r->len < 15 ? r->len : 15), r->str);
-    else
-        rc = EM_E_NOTFOUND;
-    freeReplyObject(r);
-    return rc;
-}
-
-em_err em_queue_tries_get(struct em_queue *q, const char *batch, const char *item,
-                          struct em_queue_tries *t, struct em_errbuf *eb)
-{
-    char tk[128], lf[EM_QUEUE_MAX_ITEM_ID + 8], ef[EM_QUEUE_MAX_ITEM_ID + 8];
-    char ff[EM_QUEUE_MAX_ITEM_ID + 8];
-    key(tk, sizeof tk, batch, ":tries");
-    snprintf(lf, sizeof lf, "%s:lost", item);
-    snprintf(ef, sizeof ef, "%s:err", item);
-    snprintf(ff, sizeof ff, "%s:fails", item);
-    memset(t, 0, sizeof *t);
-    redisReply *r = cmd(q, eb, "HMGET", tk, item, lf, ef, ff, (const char *)NULL);
-    if (!r) return EM_E_REDIS;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
-        if (r->element[0]->type == REDIS_REPLY_STRING) t->attempts = (unsigned)rnum(r->element[0]);
-        if (r->element[1]->type == REDIS_REPLY_STRING) t->lost = (unsigned)rnum(r->element[1]);
-        if (r->element[3]->type == REDIS_REPLY_STRING) t->fails = (unsigned)rnum(r->element[3]);
-        const redisReply *e = r->element[2];
-        if (e->type == REDIS_REPLY_STRING) {
-            const char *tab = memchr(e->str, '\t', e->len);
-            size_t cl = tab ? (size_t)(tab - e->str) : e->len;
-            snprintf(t->err_class, sizeof t->err_class, "%.*s", (int)cl, e->str);
-            if (tab) snprintf(t->err_msg, sizeof t->err_msg, "%s", tab + 1);
-        }
-    }
-    freeReplyObject(r);
-    return EM_OK;
-}
-
-em_err em_queue_tries_set(struct em_queue *q, const char *batch, const char *item,
-                          unsigned attempts, struct em_errbuf *eb)
-{
-    char tk[128], a[16];
-    key(tk, sizeof tk, batch, ":tries");
-    snprintf(a, sizeof a, "%u", attempts);
-    return cmd_ok(q, eb, cmd(q, eb, "HSET", tk, item, a, (const char *)NULL));
-}
-
-em_err em_queue_tries_fail(struct em_queue *q, const char *batch, const char *item, int lost,
-                           const char *err_class, const char *err_msg, struct em_errbuf *eb)
-{
-    char tk[128], lf[EM_QUEUE_MAX_ITEM_ID + 8], ef[EM_QUEUE_MAX_ITEM_ID + 8], ev[320];
-    char ff[EM_QUEUE_MAX_ITEM_ID + 8];
-    key(tk, sizeof tk, batch, ":tries");
-    snprintf(lf, sizeof lf, "%s:lost", item);
-    snprintf(ef, sizeof ef, "%s:err", item);
-    snprintf(ff, sizeof ff, "%s:fails", item);
-    snprintf(ev, sizeof ev, "%s\t%s", err_class ? err_class : "EM_E_INTERNAL",
-             err_msg ? err_msg : "");
-    em_err rc = cmd_ok(q, eb, cmd(q, eb, "HSET", tk, ef, ev, (const char *)NULL));
-    if (rc == EM_OK) rc = cmd_ok(q, eb, cmd(q, eb, "HINCRBY", tk, ff, "1", (const char *)NULL));
-    if (rc == EM_OK && lost) rc = cmd_ok(q, eb, cmd(q, eb, "HINCRBY", tk, lf, "1", (const char *)NULL));
-    return rc;
-}
-
-em_err em_queue_dead(struct em_queue *q, const char *batch, const char *item, const char *source,
-                     unsigned attempts, const char *err_class, const char *err_msg,
-                     struct em_errbuf *eb)
-{
-    char a[16], bk[128];
-    snprintf(a, sizeof a, "%u", attempts);
-    em_err rc = cmd_ok(q, eb,
-                       cmd(q, eb, "XADD", EM_QUEUE_DEAD, "*", "batch", batch, "item", item, "source",
-                           source ? source : "", "attempts", a, "class",
-                           err_class ? err_class : "", "message", err_msg ? err_msg : "",
-                           (const char *)NULL));
-    if (rc != EM_OK || !batch[0]) return rc;
-    key(bk, sizeof bk, batch, "");
-    return cmd_ok(q, eb, cmd(q, eb, "HINCRBY", bk, "dead", "1", (const char *)NULL));
 }
 
 em_err em_queue_inflight_set(struct em_queue *q, const char *batch, const char *consumer,
                              uint64_t n, struct em_errbuf *eb)
 {
     char k[128], v[24];
-    key(k, sizeof k, batch, ":inflight");
+    em_qi_key(k, sizeof k, batch, ":inflight");
     snprintf(v, sizeof v, "%llu", (unsigned long long)n);
-    return cmd_ok(q, eb, cmd(q, eb, "HSET", k, consumer, v, (const char *)NULL));
+    return em_qi_ok(q, eb, em_qi_cmd(q, eb, "HSET", k, consumer, v, (const char *)NULL));
 }
 
 em_err em_queue_inflight_sum(struct em_queue *q, const char *batch, uint64_t *n,
                              struct em_errbuf *eb)
 {
     char k[128];
-    key(k, sizeof k, batch, ":inflight");
+    em_qi_key(k, sizeof k, batch, ":inflight");
     *n = 0;
-    redisReply *r = cmd(q, eb, "HVALS", k, (const char *)NULL);
+    redisReply *r = em_qi_cmd(q, eb, "HVALS", k, (const char *)NULL);
     if (!r) return EM_E_REDIS;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING) *n += rnum(r->element[i]);
+        if (r->element[i]->type == REDIS_REPLY_STRING) *n += em_qi_rnum(r->element[i]);
     freeReplyObject(r);
     return EM_OK;
 }
@@ -703,17 +432,22 @@ static em_err hmget_rows(struct em_queue *q, const char *hash, struct em_queue_r
     if (!argv) return em_errf(eb, EM_E_NOMEM, "redis: out of memory");
     argv[0] = "HMGET";
     argv[1] = hash;
-    for (size_t i = 0; i < n; i++) argv[i + 2] = rows[i].item;
-    redisReply *r = cmdv(q, eb, (int)n + 2, argv, NULL);
+    for (size_t i = 0; i < n; i++)
+        argv[i + 2] = rows[i].item;
+    redisReply *r = em_qi_cmdv(q, eb, (int)n + 2, argv, NULL);
     free(argv);
     if (!r) return EM_E_REDIS;
     em_err rc = EM_OK;
     for (size_t i = 0; i < n && rc == EM_OK; i++) {
-        const redisReply *e = (r->type == REDIS_REPLY_ARRAY && i < r->elements) ? r->element[i] : NULL;
-        char *s = (e && e->type == REDIS_REPLY_STRING) ? rdup(e) : strdup("");
-        if (!s) rc = em_errf(eb, EM_E_NOMEM, "redis: out of memory");
-        else if (which == 0) rows[i].status = s;
-        else rows[i].output = s;
+        const redisReply *e =
+            (r->type == REDIS_REPLY_ARRAY && i < r->elements) ? r->element[i] : NULL;
+        char *s = (e && e->type == REDIS_REPLY_STRING) ? em_qi_rdup(e) : strdup("");
+        if (!s)
+            rc = em_errf(eb, EM_E_NOMEM, "redis: out of memory");
+        else if (which == 0)
+            rows[i].status = s;
+        else
+            rows[i].output = s;
     }
     freeReplyObject(r);
     return rc;
@@ -723,15 +457,15 @@ em_err em_queue_rows(struct em_queue *q, const char *batch, size_t start, size_t
                      struct em_queue_row **rows, size_t *n, struct em_errbuf *eb)
 {
     char lk[128], sk[128], ok[128], a[24], b[24];
-    key(lk, sizeof lk, batch, ":items");
-    key(sk, sizeof sk, batch, ":status");
-    key(ok, sizeof ok, batch, ":output");
+    em_qi_key(lk, sizeof lk, batch, ":items");
+    em_qi_key(sk, sizeof sk, batch, ":status");
+    em_qi_key(ok, sizeof ok, batch, ":output");
     *rows = NULL;
     *n = 0;
     if (count == 0) return EM_OK;
     snprintf(a, sizeof a, "%zu", start);
     snprintf(b, sizeof b, "%zu", start + count - 1);
-    redisReply *r = cmd(q, eb, "LRANGE", lk, a, b, (const char *)NULL);
+    redisReply *r = em_qi_cmd(q, eb, "LRANGE", lk, a, b, (const char *)NULL);
     if (!r) return EM_E_REDIS;
     em_err rc = EM_OK;
     size_t m = 0;
@@ -769,7 +503,7 @@ em_err em_queue_rows(struct em_queue *q, const char *batch, size_t start, size_t
 em_err em_queue_lag(struct em_queue *q, long long *lag, struct em_errbuf *eb)
 {
     *lag = -1;
-    redisReply *r = cmd(q, eb, "XINFO", "GROUPS", EM_QUEUE_STREAM, (const char *)NULL);
+    redisReply *r = em_qi_cmd(q, eb, "XINFO", "GROUPS", EM_QUEUE_STREAM, (const char *)NULL);
     if (!r) return EM_E_REDIS;
     for (size_t g = 0; r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
         const redisReply *e = r->element[g];

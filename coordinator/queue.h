@@ -47,8 +47,8 @@
 #define EM_QUEUE_GROUP "coordinators"
 #define EM_QUEUE_DEAD "earmark:dead"
 #define EM_QUEUE_ACTIVE "earmark:batches:active"
-#define EM_QUEUE_TIMEOUT_MS 5000      /* per command */
-#define EM_QUEUE_MAX_BATCH_ID 64      /* bytes, ids read back from Redis are checked */
+#define EM_QUEUE_TIMEOUT_MS 5000 /* per command */
+#define EM_QUEUE_MAX_BATCH_ID 64 /* bytes, ids read back from Redis are checked */
 #define EM_QUEUE_MAX_ITEM_ID 64
 
 struct em_queue;
@@ -106,6 +106,10 @@ struct em_queue_entry {
 };
 void em_queue_entries_free(struct em_queue_entry *e, size_t n);
 
+/* 1 if s is a usable batch or item id: 1..max of [A-Za-z0-9_-] (they end up in keys and
+ * object paths, so nothing else is accepted from the stream or the wire). */
+int em_queue_id_ok(const char *s, size_t max);
+
 /* XGROUP CREATE ... $ MKSTREAM unless it exists. */
 em_err em_queue_ensure_group(struct em_queue *q, struct em_errbuf *eb);
 /* XREADGROUP (no BLOCK): new entries (after = NULL, id ">") or this consumer's own pending
@@ -128,8 +132,8 @@ em_err em_queue_settle(struct em_queue *q, const char *batch, const char *item, 
                        const char *stream_id, int *first, struct em_errbuf *eb);
 em_err em_queue_ack(struct em_queue *q, const char *stream_id, struct em_errbuf *eb);
 /* Status of an item: writes "ok"/"failed" into out; EM_E_NOTFOUND while unsettled. */
-em_err em_queue_item_status(struct em_queue *q, const char *batch, const char *item,
-                            char out[16], struct em_errbuf *eb);
+em_err em_queue_item_status(struct em_queue *q, const char *batch, const char *item, char out[16],
+                            struct em_errbuf *eb);
 
 struct em_queue_tries {
     unsigned attempts, fails, lost;

@@ -15,7 +15,8 @@
 int64_t em_coord_backoff_ms(const struct em_coord *c, unsigned fails)
 {
     int64_t d = c->cfg.retry_base_ms;
-    for (unsigned i = 1; i < fails && d < c->cfg.retry_max_ms; i++) d *= 2;
+    for (unsigned i = 1; i < fails && d < c->cfg.retry_max_ms; i++)
+        d *= 2;
     return d > c->cfg.retry_max_ms ? c->cfg.retry_max_ms : d;
 }
 
@@ -33,8 +34,7 @@ void em_coord_job_drop(struct em_coord *c, struct em_job *j)
     free(j);
 }
 
-static void log_err(const struct em_job *j, const char *what, em_err rc,
-                    const struct em_errbuf *eb)
+static void log_err(const struct em_job *j, const char *what, em_err rc, const struct em_errbuf *eb)
 {
     char q[300];
     em_warn("batch=%s item=%s err=%s msg=\"%s\" detail=\"%s\"", j->e.batch, j->e.item,
@@ -71,7 +71,8 @@ void em_coord_job_failed(struct em_coord *c, struct em_job *j, int lost, const c
     j->lost += lost ? 1 : 0;
     snprintf(j->err_class, sizeof j->err_class, "%s", err_class ? err_class : "EM_E_INTERNAL");
     snprintf(j->err_msg, sizeof j->err_msg, "%s", err_msg ? err_msg : "");
-    em_err rc = em_queue_tries_fail(c->q, j->e.batch, j->e.item, lost, j->err_class, j->err_msg, &eb);
+    em_err rc =
+        em_queue_tries_fail(c->q, j->e.batch, j->e.item, lost, j->err_class, j->err_msg, &eb);
     if (rc != EM_OK) log_err(j, "could not record the failed attempt", rc, &eb);
     if (j->fails < j->b->info.max_attempts) {
         int64_t d = em_coord_backoff_ms(c, j->fails);
@@ -93,8 +94,8 @@ void em_coord_job_finalize(struct em_coord *c, struct em_job *j)
     em_err code = em_err_from_name(j->err_class);
     if (j->fails > 0 && j->lost == j->fails) {
         code = EM_E_CRASH;
-        snprintf(msg, sizeof msg,
-                 "worker lost %u times while processing this item; quarantined", j->lost);
+        snprintf(msg, sizeof msg, "worker lost %u times while processing this item; quarantined",
+                 j->lost);
     } else {
         if (code == EM_OK) code = EM_E_INTERNAL;
         snprintf(msg, sizeof msg, "%s (after %u attempts)",
@@ -102,10 +103,16 @@ void em_coord_job_finalize(struct em_coord *c, struct em_job *j)
     }
     j->state = EM_JOB_FINALIZING;
     struct em_annot_in in = {
-        .item_id = j->e.item, .batch_id = j->e.batch, .source = j->e.source,
-        .worker_id = "coordinator", .producer_hash = j->b->info.producer_hash,
-        .model = j->b->info.model, .meta_json = j->e.meta_json, .attempt = j->attempts,
-        .err = code, .err_msg = msg,
+        .item_id = j->e.item,
+        .batch_id = j->e.batch,
+        .source = j->e.source,
+        .worker_id = "coordinator",
+        .producer_hash = j->b->info.producer_hash,
+        .model = j->b->info.model,
+        .meta_json = j->e.meta_json,
+        .attempt = j->attempts,
+        .err = code,
+        .err_msg = msg,
     };
     size_t len = 0;
     char *rec = em_annot_build(&in, &len);
@@ -135,8 +142,8 @@ void em_coord_job_finalize(struct em_coord *c, struct em_job *j)
     }
     if (first) {
         atomic_fetch_add(&c->m->failed, 1);
-        if (em_queue_dead(c->q, j->e.batch, j->e.item, j->e.source, j->attempts,
-                          em_err_name(code), msg, &eb) != EM_OK)
+        if (em_queue_dead(c->q, j->e.batch, j->e.item, j->e.source, j->attempts, em_err_name(code),
+                          msg, &eb) != EM_OK)
             log_err(j, "dead letter not written", EM_E_REDIS, &eb);
     }
     char batch[EM_QUEUE_MAX_BATCH_ID + 1];

@@ -19,8 +19,7 @@ static int print_json(const char *batch, const struct em_batch_info *b, const st
                           (json_int_t)p->done, "failed", (json_int_t)p->failed, "pending",
                           (json_int_t)p->pending, "in_flight", (json_int_t)p->in_flight, "skipped",
                           (json_int_t)p->skipped, "dead", (json_int_t)p->dead, "rate", p->rate,
-                          "out", b->out, "eta_s",
-                          p->eta_s < 0 ? json_null() : json_real(p->eta_s));
+                          "out", b->out, "eta_s", p->eta_s < 0 ? json_null() : json_real(p->eta_s));
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!s) {
@@ -45,8 +44,10 @@ int em_cmd_status(int argc, char **argv)
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
-        if (c == 'r') redis = optarg;
-        else if (c == 'j') as_json = 1;
+        if (c == 'r')
+            redis = optarg;
+        else if (c == 'j')
+            as_json = 1;
         else if (c == 'h') {
             usage(stdout);
             return 0;
@@ -81,8 +82,10 @@ int em_cmd_status(int argc, char **argv)
         status = print_json(batch, &b, &p);
     } else {
         char eta[32];
-        if (p.eta_s < 0) snprintf(eta, sizeof eta, "unknown");
-        else snprintf(eta, sizeof eta, "%.0fs", p.eta_s);
+        if (p.eta_s < 0)
+            snprintf(eta, sizeof eta, "unknown");
+        else
+            snprintf(eta, sizeof eta, "%.0fs", p.eta_s);
         printf("batch %s (%s)\n  total %llu  done %llu  failed %llu  pending %llu  in-flight %llu"
                "  skipped %llu  dead %llu\n  %.2f items/s  ETA %s\n  out %s\n",
                batch, b.state, (unsigned long long)p.total, (unsigned long long)p.done,

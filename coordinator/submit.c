@@ -51,12 +51,13 @@ static int add_prompt_list(struct sopts *o, char *list)
         if (comma) *comma = 0;
         if (*t) {
             if (!em_submit_prompt_known(t)) {
-                fprintf(stderr, "earmark submit: unknown prompt '%s' (caption, transcript, events)\n",
-                        t);
+                fprintf(stderr,
+                        "earmark submit: unknown prompt '%s' (caption, transcript, events)\n", t);
                 return -1;
             }
             int dup = 0;
-            for (int i = 0; i < o->nprompts; i++) dup |= strcmp(o->prompts[i], t) == 0;
+            for (int i = 0; i < o->nprompts; i++)
+                dup |= strcmp(o->prompts[i], t) == 0;
             if (!dup && o->nprompts < 64) o->prompts[o->nprompts++] = t;
         }
         t = comma ? comma + 1 : NULL;
@@ -67,11 +68,16 @@ static int add_prompt_list(struct sopts *o, char *list)
 static int parse_args(int argc, char **argv, struct sopts *o)
 {
     static const struct option lo[] = {
-        {"redis", required_argument, 0, 'r'},     {"manifest", required_argument, 0, 'm'},
-        {"out", required_argument, 0, 'o'},       {"prompts", required_argument, 0, 'p'},
-        {"prompt", required_argument, 0, 'P'},    {"max-attempts", required_argument, 0, 'a'},
-        {"model", required_argument, 0, 'M'},     {"skip-done", no_argument, 0, 's'},
-        {"wait", no_argument, 0, 'w'},            {"help", no_argument, 0, 'h'},
+        {"redis", required_argument, 0, 'r'},
+        {"manifest", required_argument, 0, 'm'},
+        {"out", required_argument, 0, 'o'},
+        {"prompts", required_argument, 0, 'p'},
+        {"prompt", required_argument, 0, 'P'},
+        {"max-attempts", required_argument, 0, 'a'},
+        {"model", required_argument, 0, 'M'},
+        {"skip-done", no_argument, 0, 's'},
+        {"wait", no_argument, 0, 'w'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -93,7 +99,8 @@ static int parse_args(int argc, char **argv, struct sopts *o)
             break;
         case 'P':
             if (!*optarg || o->nfree >= 64 || strlen(optarg) > EM_SUBMIT_MAX_PROMPT) {
-                fprintf(stderr, "earmark submit: --prompt must be 1..%u bytes, at most 64 of them\n",
+                fprintf(stderr,
+                        "earmark submit: --prompt must be 1..%u bytes, at most 64 of them\n",
                         EM_SUBMIT_MAX_PROMPT);
                 return 2;
             }
@@ -119,7 +126,9 @@ static int parse_args(int argc, char **argv, struct sopts *o)
     }
     o->redis = em_cli_redis_url(o->redis);
     if (!o->redis || !o->manifest || !o->out || !*o->out) {
-        fprintf(stderr, "earmark submit: --redis (or EARMARK_REDIS_URL), --manifest and --out are required\n");
+        fprintf(
+            stderr,
+            "earmark submit: --redis (or EARMARK_REDIS_URL), --manifest and --out are required\n");
         return 2;
     }
     if (o->nprompts == 0 && o->nfree == 0) o->prompts[o->nprompts++] = "caption";
@@ -235,7 +244,8 @@ int em_cmd_submit(int argc, char **argv)
 
     if ((rc = em_cli_read_file(o.manifest, EM_CLI_MAX_MANIFEST, &data, &len, &eb)) != EM_OK)
         goto fail;
-    if ((rc = em_manifest_parse(data, len, on_bad, (void *)o.manifest, &m, &eb)) != EM_OK) goto fail;
+    if ((rc = em_manifest_parse(data, len, on_bad, (void *)o.manifest, &m, &eb)) != EM_OK)
+        goto fail;
     size_t n = em_manifest_count(m);
     if (n == 0) {
         rc = em_errf(&eb, EM_E_ARG, "%s: no valid item (%zu bad lines)", o.manifest,
@@ -260,7 +270,7 @@ int em_cmd_submit(int argc, char **argv)
     if ((rc = em_queue_batch_create(q, &b, &eb)) != EM_OK) goto fail;
 
     items = calloc(n, sizeof *items);
-    char (*idv)[EM_ID_LEN + 1] = calloc(n, sizeof *idv);
+    char(*idv)[EM_ID_LEN + 1] = calloc(n, sizeof *idv);
     if (!items || !idv) {
         free(idv);
         rc = em_errf(&eb, EM_E_NOMEM, "out of memory for %zu items", n);
@@ -272,8 +282,7 @@ int em_cmd_submit(int argc, char **argv)
         items[i] = (struct em_queue_item){idv[i], it->uri, it->meta_json, it->ref};
     }
     size_t ntodo = n, nskip = 0;
-    if (o.skip_done &&
-        (rc = skip_done(q, &o, b.id, ph, m, items, &ntodo, &nskip, &eb)) != EM_OK) {
+    if (o.skip_done && (rc = skip_done(q, &o, b.id, ph, m, items, &ntodo, &nskip, &eb)) != EM_OK) {
         free(idv);
         goto fail;
     }
@@ -283,8 +292,8 @@ int em_cmd_submit(int argc, char **argv)
     if (rc != EM_OK) goto fail;
     printf("%s\n", b.id);
     fflush(stdout);
-    em_info("batch=%s msg=\"submitted\" items=%zu skipped=%zu bad_lines=%zu out=%s", b.id, n,
-            nskip, em_manifest_bad_count(m), o.out);
+    em_info("batch=%s msg=\"submitted\" items=%zu skipped=%zu bad_lines=%zu out=%s", b.id, n, nskip,
+            em_manifest_bad_count(m), o.out);
     status = o.wait ? wait_batch(q, b.id) : 0;
     goto out;
 fail:

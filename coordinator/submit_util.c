@@ -19,8 +19,8 @@ static json_t *gen_defaults(void)
 {
     /* Greedy decoding: deterministic output, so a retry writes the same record. */
     return json_pack("{s:i, s:f, s:i, s:f, s:f, s:i, s:b}", "max_new_tokens", 256, "temperature",
-                     0.0, "top_k", 0, "top_p", 1.0, "repetition_penalty", 1.0, "seed", 0,
-                     "greedy", 1);
+                     0.0, "top_k", 0, "top_p", 1.0, "repetition_penalty", 1.0, "seed", 0, "greedy",
+                     1);
 }
 
 em_err em_submit_producer(const char *model, const char *const *builtin, size_t nbuiltin,

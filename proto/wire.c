@@ -9,8 +9,7 @@
 
 static char *s_or_empty(const char *s) { return (char *)(s ? s : ""); }
 
-em_err em_wire_unpack(const uint8_t *buf, size_t len, Earmark__Envelope **out,
-                      struct em_errbuf *eb)
+em_err em_wire_unpack(const uint8_t *buf, size_t len, Earmark__Envelope **out, struct em_errbuf *eb)
 {
     *out = NULL;
     if (!buf || len == 0) return em_errf(eb, EM_E_PROTO, "empty frame");
@@ -20,8 +19,7 @@ em_err em_wire_unpack(const uint8_t *buf, size_t len, Earmark__Envelope **out,
     Earmark__Envelope *env = earmark__envelope__unpack(NULL, len, buf);
     if (!env) return em_errf(eb, EM_E_PROTO, "frame of %zu bytes is not a valid Envelope", len);
     if (env->version != EM_WIRE_VERSION) {
-        em_errf(eb, EM_E_PROTO, "protocol version %u, expected %u", env->version,
-                EM_WIRE_VERSION);
+        em_errf(eb, EM_E_PROTO, "protocol version %u, expected %u", env->version, EM_WIRE_VERSION);
         em_wire_free(env);
         return EM_E_PROTO;
     }
@@ -33,8 +31,7 @@ em_err em_wire_unpack(const uint8_t *buf, size_t len, Earmark__Envelope **out,
      * callers then may dereference it without checking. */
     if (!env->hello) {
         em_wire_free(env);
-        return em_errf(eb, EM_E_PROTO, "envelope body '%s' is empty",
-                       em_wire_kind(env->body_case));
+        return em_errf(eb, EM_E_PROTO, "envelope body '%s' is empty", em_wire_kind(env->body_case));
     }
     *out = env;
     return EM_OK;
@@ -45,8 +42,7 @@ void em_wire_free(Earmark__Envelope *env)
     if (env) earmark__envelope__free_unpacked(env, NULL);
 }
 
-em_err em_wire_pack(const Earmark__Envelope *env, uint8_t **buf, size_t *len,
-                    struct em_errbuf *eb)
+em_err em_wire_pack(const Earmark__Envelope *env, uint8_t **buf, size_t *len, struct em_errbuf *eb)
 {
     *buf = NULL;
     *len = 0;
@@ -99,8 +95,8 @@ static em_err pack_body(Earmark__Envelope__BodyCase c, void *msg, uint8_t **buf,
 }
 
 em_err em_wire_hello(const char *worker_id, const char *version, const char *backend,
-                     const char *model, uint32_t capacity, uint32_t pid, uint8_t **buf,
-                     size_t *len, struct em_errbuf *eb)
+                     const char *model, uint32_t capacity, uint32_t pid, uint8_t **buf, size_t *len,
+                     struct em_errbuf *eb)
 {
     Earmark__Hello m;
     earmark__hello__init(&m);
@@ -188,8 +184,8 @@ em_err em_wire_task_id(const char *batch_id, const char *item_id, unsigned attem
     return EM_OK;
 }
 
-em_err em_wire_task_id_parse(const char *task_id, char *batch, size_t bcap, char *item,
-                             size_t icap, unsigned *attempt)
+em_err em_wire_task_id_parse(const char *task_id, char *batch, size_t bcap, char *item, size_t icap,
+                             unsigned *attempt)
 {
     const char *s1 = task_id ? strchr(task_id, '/') : NULL;
     const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
@@ -199,8 +195,7 @@ em_err em_wire_task_id_parse(const char *task_id, char *batch, size_t bcap, char
     char *end = NULL;
     errno = 0;
     unsigned long a = strtoul(s2 + 1, &end, 10);
-    if (errno || *end || a == 0 || a > 1000000 || s2[1] < '0' || s2[1] > '9')
-        return EM_E_FORMAT;
+    if (errno || *end || a == 0 || a > 1000000 || s2[1] < '0' || s2[1] > '9') return EM_E_FORMAT;
     memcpy(batch, task_id, bl);
     batch[bl] = 0;
     memcpy(item, s1 + 1, il);

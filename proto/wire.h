@@ -29,8 +29,7 @@ void em_wire_free(Earmark__Envelope *env); /* NULL is a no-op */
 
 /* Encodes env (its version is forced to EM_WIRE_VERSION) into a malloc'd buffer the caller
  * frees. Errors: EM_E_PROTO (no body, or larger than EM_WIRE_MAX_FRAME), EM_E_NOMEM. */
-em_err em_wire_pack(const Earmark__Envelope *env, uint8_t **buf, size_t *len,
-                    struct em_errbuf *eb);
+em_err em_wire_pack(const Earmark__Envelope *env, uint8_t **buf, size_t *len, struct em_errbuf *eb);
 
 /* Name of a body case ("hello", "task", ...; "none" for NOT_SET). Never NULL. */
 const char *em_wire_kind(Earmark__Envelope__BodyCase c);
@@ -38,8 +37,8 @@ const char *em_wire_kind(Earmark__Envelope__BodyCase c);
 /* Builders: each encodes one message kind straight into a malloc'd frame (caller frees).
  * String arguments may be NULL (sent as ""). Same errors as em_wire_pack(). */
 em_err em_wire_hello(const char *worker_id, const char *version, const char *backend,
-                     const char *model, uint32_t capacity, uint32_t pid, uint8_t **buf,
-                     size_t *len, struct em_errbuf *eb);
+                     const char *model, uint32_t capacity, uint32_t pid, uint8_t **buf, size_t *len,
+                     struct em_errbuf *eb);
 em_err em_wire_welcome(uint32_t heartbeat_ms, uint32_t lease_ms, uint8_t **buf, size_t *len,
                        struct em_errbuf *eb);
 em_err em_wire_ready(uint32_t credits, uint8_t **buf, size_t *len, struct em_errbuf *eb);
@@ -62,7 +61,7 @@ em_err em_wire_task_id(const char *batch_id, const char *item_id, unsigned attem
                        size_t cap);
 /* Splits a task id. batch (bcap) and item (icap) receive copies; EM_E_FORMAT when the id is
  * not of that shape (empty parts, no attempt, attempt 0 or > 1e6, parts too long). */
-em_err em_wire_task_id_parse(const char *task_id, char *batch, size_t bcap, char *item,
-                             size_t icap, unsigned *attempt);
+em_err em_wire_task_id_parse(const char *task_id, char *batch, size_t bcap, char *item, size_t icap,
+                             unsigned *attempt);
 
 #endif

@@ -37,7 +37,8 @@ static struct em_manifest *parse(const char *text, struct bad_log *b)
 static void plain_uris_and_comments(void)
 {
     struct bad_log b;
-    struct em_manifest *m = parse("# header\n\nfile:///a.wav\n  s3://bk/b.mp3  \r\n/tmp/c d.flac", &b);
+    struct em_manifest *m =
+        parse("# header\n\nfile:///a.wav\n  s3://bk/b.mp3  \r\n/tmp/c d.flac", &b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     CU_ASSERT_EQUAL(b.n, 0);
     CU_ASSERT_EQUAL_FATAL(em_manifest_count(m), 3);
@@ -55,10 +56,10 @@ static void plain_uris_and_comments(void)
 static void json_lines_keep_id_and_meta(void)
 {
     struct bad_log b;
-    struct em_manifest *m = parse(
-        "{\"uri\": \"s3://bk/x.wav\", \"id\": \"clip-7\", \"meta\": {\"speaker\": \"ann\", \"n\": 2}}\n"
-        "{\"uri\":\"s3://bk/y.wav\"}\n",
-        &b);
+    struct em_manifest *m = parse("{\"uri\": \"s3://bk/x.wav\", \"id\": \"clip-7\", \"meta\": "
+                                  "{\"speaker\": \"ann\", \"n\": 2}}\n"
+                                  "{\"uri\":\"s3://bk/y.wav\"}\n",
+                                  &b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     CU_ASSERT_EQUAL(b.n, 0);
     CU_ASSERT_EQUAL_FATAL(em_manifest_count(m), 2);
@@ -80,7 +81,8 @@ static void bad_lines_are_reported_and_rest_goes_in(void)
                                   "{\"id\": \"x\"}\n"
                                   "[1,2]\n"
                                   "file:///ok2.wav\n"
-                                  "bad\x01" "ctrl\n"
+                                  "bad\x01"
+                                  "ctrl\n"
                                   "bad\xc3\x28utf8\n"
                                   "{\"uri\":\"a\",\"id\":3}\n"
                                   "file:///ok3.wav\n",
@@ -122,7 +124,8 @@ static void many_items_keep_order_and_find_duplicates(void)
     size_t n = 5000, cap = n * 24 + 64, off = 0;
     char *t = malloc(cap);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-    for (size_t i = 0; i < n; i++) off += (size_t)snprintf(t + off, cap - off, "f%zu.wav\n", i);
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)snprintf(t + off, cap - off, "f%zu.wav\n", i);
     off += (size_t)snprintf(t + off, cap - off, "f4321.wav\n");
     struct bad_log b;
     struct em_manifest *m = parse(t, &b);

@@ -87,7 +87,8 @@ static void batch_hash_round_trips(void)
     size_t n;
     CU_ASSERT_EQUAL_FATAL(em_queue_active(q, &ids, &n, NULL), EM_OK);
     int seen = 0;
-    for (size_t i = 0; i < n; i++) seen += strcmp(ids[i], "b-hash") == 0;
+    for (size_t i = 0; i < n; i++)
+        seen += strcmp(ids[i], "b-hash") == 0;
     CU_ASSERT_EQUAL(seen, 1);
     em_queue_strv_free(ids, n);
     CU_ASSERT_EQUAL(em_queue_batch_complete(q, "b-hash", NULL), EM_OK);
@@ -96,7 +97,8 @@ static void batch_hash_round_trips(void)
     CU_ASSERT_TRUE(b.completed_ms > 0);
     em_batch_info_clear(&b);
     CU_ASSERT_EQUAL_FATAL(em_queue_active(q, &ids, &n, NULL), EM_OK);
-    for (size_t i = 0; i < n; i++) CU_ASSERT_STRING_NOT_EQUAL(ids[i], "b-hash");
+    for (size_t i = 0; i < n; i++)
+        CU_ASSERT_STRING_NOT_EQUAL(ids[i], "b-hash");
     em_queue_strv_free(ids, n);
     CU_ASSERT_EQUAL(em_queue_batch_get(q, "b-nope", &b, NULL), EM_E_NOTFOUND);
 }
@@ -217,9 +219,9 @@ static void submit_read_settle_ack(void)
 static void skipped_items_count_as_done_once(void)
 {
     make_batch("b-skip", 2);
-    CU_ASSERT_EQUAL(em_queue_add_skipped(q, "b-skip", "s1", "file:///x.wav", "file:///o/old.json",
-                                         NULL),
-                    EM_OK);
+    CU_ASSERT_EQUAL(
+        em_queue_add_skipped(q, "b-skip", "s1", "file:///x.wav", "file:///o/old.json", NULL),
+        EM_OK);
     struct em_batch_info b;
     CU_ASSERT_EQUAL_FATAL(em_queue_batch_get(q, "b-skip", &b, NULL), EM_OK);
     CU_ASSERT_EQUAL(b.done, 1);
@@ -344,7 +346,8 @@ static void skip_done_finds_current_records(void)
     snprintf(man, sizeof man,
              "{\"id\":\"oldid\",\"source\":\"s1\",\"status\":\"ok\",\"output\":\"%s/oldid.json\"}\n"
              "{\"id\":\"x\",\"source\":\"s2\",\"status\":\"failed\",\"output\":\"%s/x.json\"}\n"
-             "garbage\n", out, out);
+             "garbage\n",
+             out, out);
     snprintf(path, sizeof path, "%s/manifest.jsonl", dir);
     f = fopen(path, "w");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -481,7 +484,8 @@ static void fw_hello_ready(void *s, const char *id, unsigned credits)
 {
     uint8_t *b;
     size_t n;
-    CU_ASSERT_EQUAL_FATAL(em_wire_hello(id, "test", "cpu", "none", credits, 1, &b, &n, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_wire_hello(id, "test", "cpu", "none", credits, 1, &b, &n, NULL),
+                          EM_OK);
     fw_send(s, b, n);
     Earmark__Envelope *w = fw_expect(s, EARMARK__ENVELOPE__BODY_WELCOME);
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
@@ -568,9 +572,12 @@ static void coordinator_protocol(void)
         fw_result(w2, x->task, 1);
         CU_ASSERT_EQUAL(em_wire_ready(1, &hb, &hn, NULL), EM_OK);
         fw_send(w2, hb, hn);
-        if (same && !re) re = x;
-        else if (!same && !third) third = x;
-        else em_wire_free(x);
+        if (same && !re)
+            re = x;
+        else if (!same && !third)
+            third = x;
+        else
+            em_wire_free(x);
     }
     CU_ASSERT_PTR_NOT_NULL_FATAL(re);
     CU_ASSERT_PTR_NOT_NULL_FATAL(third);
@@ -605,7 +612,8 @@ static void coordinator_protocol(void)
     size_t ml = 0;
     char *man = th_slurp(path, &ml);
     CU_ASSERT_PTR_NOT_NULL(man);
-    CU_ASSERT_PTR_NOT_NULL(man && strstr(man, "\"id\":\"p2\",\"source\":\"file:///2.wav\",\"status\":\"ok\""));
+    CU_ASSERT_PTR_NOT_NULL(
+        man && strstr(man, "\"id\":\"p2\",\"source\":\"file:///2.wav\",\"status\":\"ok\""));
     free(man);
     struct em_queue_tries tr;
     CU_ASSERT_EQUAL(em_queue_tries_get(q, "b-proto", t2->task->item_id, &tr, NULL), EM_OK);

@@ -172,8 +172,10 @@ static void truncated_frames_are_refused(void)
     for (size_t cut = 1; cut < n; cut++) {
         Earmark__Envelope *e = NULL;
         em_err rc = em_wire_unpack(b, cut, &e, NULL);
-        if (rc != EM_OK) refused++;
-        else em_wire_free(e);
+        if (rc != EM_OK)
+            refused++;
+        else
+            em_wire_free(e);
     }
     /* every cut inside the task body leaves a length-delimited field short */
     CU_ASSERT_EQUAL(refused, (int)n - 1);
@@ -254,8 +256,18 @@ static void task_ids_round_trip(void)
     CU_ASSERT_STRING_EQUAL(item, "abcd");
     CU_ASSERT_EQUAL(a, 3);
     CU_ASSERT_EQUAL(em_wire_task_id("b", "i", 1, id, 4), EM_E_TOO_LONG);
-    const char *bad[] = {"", "b", "b/i", "b/i/", "/i/1", "b//1", "b/i/0", "b/i/x",
-                         "b/i/1x", "b/i/-1", "b/i/99999999999999999999", NULL};
+    const char *bad[] = {"",
+                         "b",
+                         "b/i",
+                         "b/i/",
+                         "/i/1",
+                         "b//1",
+                         "b/i/0",
+                         "b/i/x",
+                         "b/i/1x",
+                         "b/i/-1",
+                         "b/i/99999999999999999999",
+                         NULL};
     for (int i = 0; bad[i]; i++)
         CU_ASSERT_EQUAL(em_wire_task_id_parse(bad[i], batch, sizeof batch, item, sizeof item, &a),
                         EM_E_FORMAT);
