@@ -13,6 +13,7 @@
 #include "model/config.h"
 #include "model/kernels/backend.h"
 #include "model/loader/safetensors.h"
+#include "model/loader/tensors.h"
 #include "tests/golden/golden.h"
 
 #define MATMUL_TOL 1e-4 /* relative to max |y|: f32 accumulation order differs */
@@ -174,6 +175,52 @@ static void rejects_missing_shard_and_bad_config(void)
                               "'%s/config.json'%s", d, "") == 0);
     expect_fail(d, EM_E_MODEL, "num_attention_heads = 7 does not divide hidden_size 48");
     golden_rmdir(tmp);
+}
+
+static void rejects_index_pointing_at_wrong_shard(void)
+{
+    char tmp[1024], d[1100];
+    CU_ASSERT_FATAL(copy_ckpt(dir_bf16, tmp, sizeof tmp, d, sizeof d) == 0);
+    CU_ASSERT_FATAL(golden_sh("sed -i 's/\"language_model.lm_head.weight\": \"model-00002/"
+                              "\"language_model.lm_head.weight\": \"model-00001/' "
+                              "'%s/model.safetensors.index.json'%s", d, "") == 0);
+    expect_fail(d, EM_E_MODEL, "model-00001-of-00002.safetensors: tensor "
+                "'language_model.lm_head.weight' listed by the index is missing");
+    golden_rmdir(tmp);
+}
+
+/* The published 7B config (sparse text_config) must expand to the 876 tensors and
+ * 8,397,094,912 parameters of spec §6. */
+static void published_7b_shapes(void)
+{
+    const char *cfg =
+        "{\"architectures\": [\"Qwen2AudioForConditionalGeneration\"], \"model_type\": "
+        "\"qwen2_audio\", \"audio_token_index\": 151646, \"vocab_size\": 156032,"
+        " \"audio_config\": {\"model_type\": \"qwen2_audio_encoder\", \"num_mel_bins\": 128,"
+        " \"d_model\": 1280, \"encoder_layers\": 32, \"encoder_attention_heads\": 20,"
+        " \"encoder_ffn_dim\": 5120, \"max_source_positions\": 1500},"
+        " \"text_config\": {\"model_type\": \"qwen2\", \"intermediate_size\": 11008,"
+        " \"vocab_size\": 156032, \"max_position_embeddings\": 8192, \"rope_theta\": 10000,"
+        " \"rms_norm_eps\": 1e-05, \"sliding_window\": 32768, \"bos_token_id\": 151643,"
+        " \"eos_token_id\": 151645}, \"torch_dtype\": \"bfloat16\"}";
+    struct em_qa_config c;
+    CU_ASSERT_EQUAL_FATAL(em_qa_config_parse(cfg, strlen(cfg), NULL, 0, &c, NULL), EM_OK);
+    struct em_qa_expect *ex = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(em_qa_expected_tensors(&c, &ex, &n), EM_OK);
+    CU_ASSERT_EQUAL(n, 876);
+    int64_t params = 0, audio = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t k = 1;
+        for (int j = 0; j < ex[i].ndim; j++) k *= ex[i].shape[j];
+        params += k;
+        if (strncmp(ex[i].name, "audio_tower.", 12) == 0) audio += k;
+    }
+    CU_ASSERT_EQUAL(params, 8397094912LL);
+    CU_ASSERT_EQUAL(audio, 636968960LL);
+    CU_ASSERT_TRUE(em_qa_expect_has(ex, n, "language_model.model.layers.31.mlp.down_proj.weight"));
+    CU_ASSERT_FALSE(em_qa_expect_has(ex, n, "audio_tower.layers.0.self_attn.k_proj.bias"));
+    free(ex);
 }
 
 static void config_sparse_takes_qwen2_defaults(void)
@@ -373,6 +420,28 @@ static void matmul_matches_reference(void)
     }
 }
 
+/* A bf16 weight over EM_MM_TILE_BYTES once widened: the BLAS path runs several tiles. */
+static void matmul_splits_large_weight_into_tiles(void)
+{
+    const int in = 1101, out = 2003, n = 9;
+    CU_ASSERT_FATAL((size_t)in * out * 4 > EM_MM_TILE_BYTES);
+    float *wf = malloc((size_t)in * out * sizeof *wf);
+    struct em_tensor w;
+    void *mem = make_weight(EM_DT_BF16, out, in, &w, wf);
+    float *x = malloc((size_t)n * in * 4), *y = malloc((size_t)n * out * 4),
+          *r = malloc((size_t)n * out * 4);
+    for (int i = 0; i < n * in; i++) x[i] = (float)((i * 13) % 23 - 11) / 9.0f;
+    CU_ASSERT_EQUAL(em_matmul(y, x, n, in, out, &w, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_matmul_ref(r, x, n, in, out, &w, NULL), EM_OK);
+    CU_ASSERT(golden_cmp("matmul BF16 n=9 [2003 x 1101] tiled", y, r, (size_t)n * out, 1,
+                         MATMUL_TOL) <= MATMUL_TOL);
+    free(x);
+    free(y);
+    free(r);
+    free(mem);
+    free(wf);
+}
+
 static CU_TestInfo tests[] = {
     {"loads_sharded_bf16", loads_sharded_bf16},
     {"loads_single_f32", loads_single_f32},
@@ -380,11 +449,14 @@ static CU_TestInfo tests[] = {
     {"rejects_bad_header_json", rejects_bad_header_json},
     {"rejects_shape_mismatch_naming_tensor", rejects_shape_mismatch_naming_tensor},
     {"rejects_missing_shard_and_bad_config", rejects_missing_shard_and_bad_config},
+    {"rejects_index_pointing_at_wrong_shard", rejects_index_pointing_at_wrong_shard},
+    {"published_7b_shapes", published_7b_shapes},
     {"config_sparse_takes_qwen2_defaults", config_sparse_takes_qwen2_defaults},
     {"st_parser_rejects_malformed_headers", st_parser_rejects_malformed_headers},
     {"st_find_and_get", st_find_and_get},
     {"dtype_conversions", dtype_conversions},
     {"matmul_matches_reference", matmul_matches_reference},
+    {"matmul_splits_large_weight_into_tiles", matmul_splits_large_weight_into_tiles},
     CU_TEST_INFO_NULL,
 };
 
