@@ -245,6 +245,12 @@ static void on_task(struct loop *l, const Earmark__Task *t, bool draining)
         em_warn("msg=\"task with an empty or oversized id dropped\" bytes=%zu", idl);
         return;
     }
+    for (unsigned i = 0; i < l->nheld; i++)
+        if (strcmp(l->held[i]->task_id, t->task_id) == 0) {
+            /* sent twice (e.g. re-read after a coordinator restart): one run, one result */
+            em_warn("msg=\"duplicate task ignored\" task=%s", t->task_id);
+            return;
+        }
     struct job *j = job_from_task(t);
     if (!j) {
         em_error("msg=\"out of memory taking a task\"");

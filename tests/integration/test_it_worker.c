@@ -318,7 +318,8 @@ static void unstorable_output_is_retryable(void)
     em_wire_free(e);
 }
 
-/* With one thread and capacity 2, the second task waits; a Cancel answers it unrun. */
+/* With one thread and capacity 2, the second task waits; a Cancel answers it unrun. A
+ * repeated task id is not run twice. */
 static void cancel_of_queued_task(void)
 {
     char src[700], out1[700], out2[700];
@@ -326,6 +327,7 @@ static void cancel_of_queued_task(void)
     snprintf(out1, sizeof out1, "file://%s/out/item-c1.json", dir);
     snprintf(out2, sizeof out2, "file://%s/out/item-c2.json", dir);
     send_task("t-c1", "item-c1", src, out1);
+    send_task("t-c1", "item-c1", src, out1); /* a duplicate is ignored: one result */
     send_task("t-c2", "item-c2", src, out2);
     uint8_t *b;
     size_t n;
@@ -346,6 +348,11 @@ static void cancel_of_queued_task(void)
         em_wire_free(e);
     }
     CU_ASSERT_TRUE(got1 && got2);
+    size_t len = 0;
+    char *logtext = th_slurp(log_path, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(logtext);
+    CU_ASSERT_PTR_NOT_NULL(strstr(logtext, "duplicate task ignored"));
+    free(logtext);
 }
 
 /* SIGTERM while a task runs: its result still arrives, then the worker exits 0. */
