@@ -311,11 +311,17 @@ em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *i
             s.sn[(size_t)t * half + i] = sinf(ang);
         }
     for (int l = 0; l < d->c.num_hidden_layers; l++)
-        if ((rc = layer_forward(d, &d->layers[l], kv, l, p0, T, &s)) != EM_OK) goto done;
+        if ((rc = layer_forward(d, &d->layers[l], kv, l, p0, T, &s)) != EM_OK) {
+            rc = em_errf(eb, rc, "decoder: layer %d: matmul failed (%s)", l, em_err_name(rc));
+            goto done;
+        }
     if (mode != EM_DEC_LOGITS_NONE) {
         int first = mode == EM_DEC_LOGITS_ALL ? 0 : T - 1, n = T - first;
         rmsnorm(s.h, s.x + (size_t)first * D, d->norm, n, D, d->c.rms_norm_eps);
-        if ((rc = em_matmul(logits, s.h, n, D, d->V, &d->lm_head, NULL)) != EM_OK) goto done;
+        if ((rc = em_matmul(logits, s.h, n, D, d->V, &d->lm_head, NULL)) != EM_OK) {
+            rc = em_errf(eb, rc, "decoder: lm_head matmul failed (%s)", em_err_name(rc));
+            goto done;
+        }
     }
     em_kv_advance(kv, T);
     rc = EM_OK;
