@@ -7,11 +7,12 @@
  * tensor of length out in any of the same dtypes. x and y are f32, row-major, must not
  * overlap. Accumulation is f32.
  *
- * CPU backend: for n >= EM_MM_BLAS_MIN_ROWS, W is widened to f32 one tile of rows at a time
- * and multiplied with OpenBLAS cblas_sgemm (OpenBLAS' own threads, one per core); for small n
- * (decoding) a direct dot loop widens each row on the fly. No threads are added on top.
+ * CPU backend: W is widened to f32 one tile of rows at a time (EM_MM_TILE_SMALL bytes when
+ * n < EM_MM_SMALL_N, i.e. decoding, else EM_MM_TILE_BYTES) and multiplied with OpenBLAS
+ * cblas_sgemm (OpenBLAS' own threads, one per core); an aligned f32 W is used in place.
+ * No threads are added on top.
  * Thread-safety: em_matmul may be called from several threads; each call allocates its own
- * tile scratch (bounded by EM_MM_TILE_BYTES). */
+ * tile scratch (at most EM_MM_TILE_BYTES, or one row of W if that is larger). */
 #ifndef EM_BACKEND_H
 #define EM_BACKEND_H
 
@@ -20,8 +21,9 @@
 #include "common/err.h"
 #include "model/loader/tensor.h"
 
-#define EM_MM_BLAS_MIN_ROWS 8
-#define EM_MM_TILE_BYTES (8u << 20) /* f32 scratch for a widened tile of W */
+#define EM_MM_SMALL_N 16                /* below this many input rows, small tiles */
+#define EM_MM_TILE_SMALL (256u << 10)   /* f32 scratch per widened tile, small n */
+#define EM_MM_TILE_BYTES (8u << 20)     /* f32 scratch per widened tile, large n */
 
 struct em_backend_ops {
     const char *name; /* "cpu" */

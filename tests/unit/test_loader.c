@@ -377,7 +377,7 @@ static void *make_weight(int dtype, int out, int in, struct em_tensor *w, float 
 static void matmul_matches_reference(void)
 {
     static const int dts[] = {EM_DT_F32, EM_DT_BF16, EM_DT_F16};
-    static const int ns[] = {1, 3, 7, 8, 17};
+    static const int ns[] = {1, 3, 7, 8, 17, 20};
     const int in = 37, out = 29;
     for (size_t d = 0; d < 3; d++) {
         float *wf = malloc((size_t)out * in * sizeof *wf);

@@ -1,7 +1,7 @@
 /* model/kernels/cpu/matmul.c - the CPU backend: y[n, out] = x[n, in] @ W[out, in]^T + b.
- * W stays in its stored dtype; for n >= EM_MM_BLAS_MIN_ROWS it is widened one tile of rows
- * at a time into f32 scratch and handed to OpenBLAS cblas_sgemm (OpenBLAS threads); for
- * small n each row is widened once and dotted with the n inputs. */
+ * An aligned f32 W goes straight to OpenBLAS cblas_sgemm; otherwise W is widened one tile
+ * of rows at a time into f32 scratch (a cache-sized tile for small n, where the widening
+ * dominates) and each tile is handed to cblas_sgemm (OpenBLAS' own threads). */
 #include <cblas.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,7 +43,10 @@ static em_err matmul_blas(float *y, const float *x, int n, int in, int out,
                     (const float *)w->data, in, 0.0f, y, out);
         return EM_OK;
     }
-    size_t rows = EM_MM_TILE_BYTES / ((size_t)in * sizeof(float));
+    /* few input rows: a cache-sized tile (sgemv-like, bound by the widening); many rows:
+     * big tiles so sgemm amortises packing */
+    size_t cap = n < EM_MM_SMALL_N ? EM_MM_TILE_SMALL : EM_MM_TILE_BYTES;
+    size_t rows = cap / ((size_t)in * sizeof(float));
     if (rows < 1) rows = 1;
     if (rows > (size_t)out) rows = (size_t)out;
     float *tile = malloc(rows * (size_t)in * sizeof *tile);
@@ -58,40 +61,13 @@ static em_err matmul_blas(float *y, const float *x, int n, int in, int out,
     return EM_OK;
 }
 
-static em_err matmul_dot(float *y, const float *x, int n, int in, int out,
-                         const struct em_tensor *w)
-{
-    float *row = malloc((size_t)in * sizeof *row);
-    if (!row) return EM_E_NOMEM;
-    for (int j = 0; j < out; j++) {
-        em_tensor_read_f32(w, (size_t)j * in, (size_t)in, row);
-        for (int i = 0; i < n; i++) {
-            const float *xr = x + (size_t)i * in;
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            int k = 0;
-            for (; k + 4 <= in; k += 4) {
-                s0 += xr[k] * row[k];
-                s1 += xr[k + 1] * row[k + 1];
-                s2 += xr[k + 2] * row[k + 2];
-                s3 += xr[k + 3] * row[k + 3];
-            }
-            for (; k < in; k++) s0 += xr[k] * row[k];
-            y[(size_t)i * out + j] = (s0 + s1) + (s2 + s3);
-        }
-    }
-    free(row);
-    return EM_OK;
-}
-
 static em_err cpu_matmul(void *ctx, float *y, const float *x, int n, int in, int out,
                          const struct em_tensor *w, const struct em_tensor *bias)
 {
     (void)ctx;
     em_err rc = check(n, in, out, w, bias);
     if (rc != EM_OK || n == 0) return rc;
-    rc = n >= EM_MM_BLAS_MIN_ROWS ? matmul_blas(y, x, n, in, out, w)
-                                  : matmul_dot(y, x, n, in, out, w);
-    if (rc != EM_OK) return rc;
+    if ((rc = matmul_blas(y, x, n, in, out, w)) != EM_OK) return rc;
     return add_bias(y, n, out, bias);
 }
 
