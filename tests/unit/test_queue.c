@@ -29,8 +29,11 @@ static int init(void)
     return em_queue_open(redis.url, &q, NULL) != EM_OK;
 }
 
+static void stop_coordinator(void);
+
 static int clean(void)
 {
+    stop_coordinator();
     em_queue_close(q);
     th_server_stop(&redis);
     return 0;
@@ -415,13 +418,31 @@ struct coord_run {
     pthread_t th;
     char *argv[16];
     int argc, rc;
+    int started;
 };
+static struct coord_run cr;
 
 static void *coord_main(void *arg)
 {
     struct coord_run *r = arg;
     r->rc = em_cmd_coordinator(r->argc, r->argv);
     return NULL;
+}
+
+static void ignore_signal(int sig) { (void)sig; }
+
+/* SIGTERM reaches the coordinator's own handler (drain, return 0). A SIGTERM that arrives
+ * before it installed one (it failed to start) hits ignore_signal instead of the runner.
+ * Also called from the suite's cleanup, so a failed assertion never leaves it running. */
+static void stop_coordinator(void)
+{
+    if (!cr.started) return;
+    kill(getpid(), SIGTERM);
+    pthread_join(cr.th, NULL);
+    cr.started = 0;
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    em_log_set_level(EM_LOG_INFO);
 }
 
 static void *fake_worker(void *ctx, const char *id, const char *endpoint)
@@ -514,10 +535,12 @@ static void coordinator_protocol(void)
 
     setenv("EARMARK_RETRY_BASE_MS", "10", 1);
     em_log_set_level(EM_LOG_ERROR);
-    struct coord_run cr = {.argv = {"coordinator", "--redis", redis.url, "--bind", bind,
-                                    "--heartbeat-ms", "100", "--lease-ms", "500", "--id", "ct"},
-                           .argc = 11};
+    cr = (struct coord_run){.argv = {"coordinator", "--redis", redis.url, "--bind", bind,
+                                     "--heartbeat-ms", "100", "--lease-ms", "500", "--id", "ct"},
+                            .argc = 11};
+    signal(SIGTERM, ignore_signal);
     CU_ASSERT_EQUAL_FATAL(pthread_create(&cr.th, NULL, coord_main, &cr), 0);
+    cr.started = 1;
     void *ctx = zmq_ctx_new();
 
     /* a peer that never said Hello gets a Welcome */
@@ -624,12 +647,8 @@ static void coordinator_protocol(void)
     zmq_close(w1);
     zmq_close(w2);
     zmq_ctx_term(ctx);
-    kill(getpid(), SIGTERM); /* the coordinator's handler: drain and return */
-    pthread_join(cr.th, NULL);
+    stop_coordinator();
     CU_ASSERT_EQUAL(cr.rc, 0);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    em_log_set_level(EM_LOG_INFO);
     th_rmrf(dir);
 }
 
