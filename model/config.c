@@ -194,7 +194,8 @@ done:
     return rc;
 }
 
-static em_err slurp(const char *path, char **out, size_t *len, int optional, struct em_errbuf *eb)
+em_err em_cfg_read_file(const char *path, int optional, char **out, size_t *len,
+                        struct em_errbuf *eb)
 {
     *out = NULL;
     *len = 0;
@@ -219,6 +220,7 @@ static em_err slurp(const char *path, char **out, size_t *len, int optional, str
         free(buf);
         return em_errf(eb, EM_E_TOO_LONG, "%s: over %u bytes", path, EM_CFG_MAX_JSON);
     }
+    buf[n] = 0;
     *out = buf;
     *len = n;
     return EM_OK;
@@ -232,8 +234,8 @@ em_err em_qa_config_load(const char *dir, struct em_qa_config *out, struct em_er
         return em_errf(eb, EM_E_ARG, "checkpoint path too long");
     char *c = NULL, *g = NULL;
     size_t cl, gl;
-    em_err rc = slurp(p1, &c, &cl, 0, eb);
-    if (rc == EM_OK) rc = slurp(p2, &g, &gl, 1, eb);
+    em_err rc = em_cfg_read_file(p1, 0, &c, &cl, eb);
+    if (rc == EM_OK) rc = em_cfg_read_file(p2, 1, &g, &gl, eb);
     if (rc == EM_OK) rc = em_qa_config_parse(c, cl, g, gl, out, eb);
     free(c);
     free(g);

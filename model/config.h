@@ -76,4 +76,10 @@ em_err em_qa_config_parse(const char *cfg, size_t cfg_len, const char *gen, size
  * Errors: EM_E_IO (config.json unreadable), EM_E_TOO_LONG (over EM_CFG_MAX_JSON), as above. */
 em_err em_qa_config_load(const char *dir, struct em_qa_config *out, struct em_errbuf *eb);
 
+/* Reads a whole JSON file of at most EM_CFG_MAX_JSON bytes into a NUL-terminated buffer;
+ * the caller frees *out. With optional set, a missing file is EM_OK with *out NULL.
+ * Errors: EM_E_IO, EM_E_TOO_LONG, EM_E_NOMEM. */
+em_err em_cfg_read_file(const char *path, int optional, char **out, size_t *len,
+                        struct em_errbuf *eb);
+
 #endif

@@ -295,27 +295,6 @@ static int valid_shard_name(const char *f)
     return n > 0 && n < 256 && !strchr(f, '/') && strcmp(f, ".") && strcmp(f, "..");
 }
 
-static em_err read_small(const char *path, char **out, size_t *len, struct em_errbuf *eb)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return em_errf(eb, EM_E_IO, "%s: %s", path, strerror(errno));
-    char *buf = malloc(EM_CFG_MAX_JSON + 1);
-    if (!buf) {
-        fclose(f);
-        return EM_E_NOMEM;
-    }
-    size_t n = fread(buf, 1, EM_CFG_MAX_JSON + 1, f);
-    fclose(f);
-    if (n > EM_CFG_MAX_JSON) {
-        free(buf);
-        return em_errf(eb, EM_E_TOO_LONG, "%s: over %u bytes", path, EM_CFG_MAX_JSON);
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    return EM_OK;
-}
-
 /* Lists the shards from model.safetensors.index.json (weight_map values, deduplicated in
  * first-seen order), or model.safetensors when there is no index. */
 static em_err list_shards(struct em_ckpt *ck, const char *dir, json_t **wmap_out,
@@ -332,7 +311,7 @@ static em_err list_shards(struct em_ckpt *ck, const char *dir, json_t **wmap_out
     }
     char *txt = NULL;
     size_t len = 0;
-    em_err rc = read_small(path, &txt, &len, eb);
+    em_err rc = em_cfg_read_file(path, 0, &txt, &len, eb);
     if (rc != EM_OK) return rc;
     json_error_t jerr;
     json_t *root = json_loadb(txt, len, 0, &jerr);
