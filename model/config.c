@@ -106,6 +106,10 @@ static em_err parse_text(const json_t *t, struct em_qa_text_config *o, struct em
     const json_t *act = t ? json_object_get(t, "hidden_act") : NULL;
     if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0))
         return em_errf(eb, EM_E_MODEL, "%shidden_act must be \"silu\"", w);
+    int sliding = 0;
+    TRY(get_bool(t, "use_sliding_window", w, 0, &sliding, eb));
+    if (sliding) /* the published configs carry sliding_window 32768 with this off */
+        return em_errf(eb, EM_E_MODEL, "%suse_sliding_window is not supported", w);
     const json_t *rs = t ? json_object_get(t, "rope_scaling") : NULL;
     if (rs && !json_is_null(rs))
         return em_errf(eb, EM_E_MODEL, "%srope_scaling is not supported", w);

@@ -248,6 +248,18 @@ static void config_sparse_takes_qwen2_defaults(void)
     CU_ASSERT_EQUAL(em_qa_config_parse(bad, strlen(bad), NULL, 0, &c, &eb), EM_E_MODEL);
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "text_config.hidden_size"));
     CU_ASSERT_EQUAL(em_qa_config_parse("{", 1, NULL, 0, &c, &eb), EM_E_MODEL);
+    const char *sw = "{\"text_config\": {\"use_sliding_window\": true}}";
+    CU_ASSERT_EQUAL(em_qa_config_parse(sw, strlen(sw), NULL, 0, &c, &eb), EM_E_MODEL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "use_sliding_window"));
+    const char *gen = "{\"eos_token_id\": 151645, \"top_p\": 1.5}";
+    CU_ASSERT_EQUAL(em_qa_config_parse(cfg, strlen(cfg), gen, strlen(gen), &c, &eb), EM_E_MODEL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "generation_config.json: top_p"));
+    const char *gen2 = "{\"eos_token_id\": 151645, \"do_sample\": true}";
+    CU_ASSERT_EQUAL(em_qa_config_parse(cfg, strlen(cfg), gen2, strlen(gen2), &c, &eb), EM_OK);
+    CU_ASSERT_EQUAL(c.gen.n_eos, 1);
+    CU_ASSERT_EQUAL(c.gen.eos_token_id[0], 151645);
+    CU_ASSERT_EQUAL(c.gen.do_sample, 1);
+    CU_ASSERT_EQUAL(c.gen.top_k, 50);
 }
 
 /* Builds a safetensors image: header JSON then data_len bytes of 0x3f. Caller frees. */
