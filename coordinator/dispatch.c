@@ -20,6 +20,7 @@
 #include "storage/storage.h"
 
 #define MAX_CREDITS 1024u /* per worker, whatever it announces */
+#define MAX_WORKERS 4096u /* peers tracked at once; more are dropped until leases expire */
 
 static struct em_worker *worker_find(struct em_coord *c, const uint8_t *rid, size_t len)
 {
@@ -46,6 +47,7 @@ static void printable_id(const uint8_t *rid, size_t len, char *out, size_t cap)
 
 static struct em_worker *worker_add(struct em_coord *c, const uint8_t *rid, size_t len)
 {
+    if (c->nworkers >= MAX_WORKERS) return NULL;
     if (c->nworkers == c->capworkers) {
         size_t nc = c->capworkers ? c->capworkers * 2 : 8;
         struct em_worker **v = realloc(c->workers, nc * sizeof *v);
@@ -198,6 +200,15 @@ static void on_stale_result(struct em_coord *c, struct em_worker *w, const Earma
     struct em_cbatch *b;
     struct em_errbuf eb = {{0}};
     if (em_coord_batch(c, batch, &b, &eb) != EM_OK) return; /* unknown batch: ignore */
+    /* It must name an attempt some coordinator dispatched, or it is not a result at all. */
+    struct em_queue_tries t;
+    unsigned a = r->attempt ? r->attempt : attempt;
+    char tb[EM_QUEUE_MAX_BATCH_ID + 1], ti[EM_QUEUE_MAX_ITEM_ID + 1];
+    if (!a && em_wire_task_id_parse(r->task_id, tb, sizeof tb, ti, sizeof ti, &a) != EM_OK) a = 0;
+    if (em_queue_tries_get(c->q, batch, item, &t, &eb) != EM_OK || a == 0 || a > t.attempts) {
+        atomic_fetch_add(&c->m->dropped[EM_DROP_UNEXPECTED], 1);
+        return;
+    }
     int first = 0;
     if (em_queue_settle(c->q, batch, item, r->ok ? 1 : 0, NULL, &first, &eb) == EM_OK && first) {
         atomic_fetch_add(r->ok ? &c->m->done : &c->m->failed, 1);
@@ -246,12 +257,12 @@ static void on_heartbeat(struct em_coord *c, struct em_worker *w, const Earmark_
             em_wire_task_id_parse(tid, batch, sizeof batch, item, sizeof item, &attempt) != EM_OK)
             continue;
         struct em_job *j = job_by_item(c, batch, item);
-        if (!j || j->state != EM_JOB_WAITING) continue;
+        /* only the attempt recorded as dispatched last: nobody else can name it */
+        if (!j || j->state != EM_JOB_WAITING || attempt != j->attempts) continue;
         j->state = EM_JOB_RUNNING;
         memcpy(j->rid, w->rid, w->rid_len);
         j->rid_len = w->rid_len;
         snprintf(j->task_id, sizeof j->task_id, "%s", tid);
-        if (attempt > j->attempts) j->attempts = attempt;
         j->dispatched_ms = em_now_ms();
         j->deadline_wall_ms = em_wall_ms() + c->cfg.task_timeout_ms;
         atomic_fetch_add(&c->m->in_flight, 1);
@@ -265,7 +276,10 @@ static void on_envelope(struct em_coord *c, const uint8_t *rid, size_t rlen,
 {
     struct em_worker *w = worker_find(c, rid, rlen);
     int known = w != NULL;
-    if (!w && !(w = worker_add(c, rid, rlen))) return;
+    if (!w && !(w = worker_add(c, rid, rlen))) {
+        atomic_fetch_add(&c->m->dropped[EM_DROP_UNEXPECTED], 1);
+        return;
+    }
     w->last_seen_ms = em_now_ms();
     switch (env->body_case) {
     case EARMARK__ENVELOPE__BODY_HELLO: on_hello(c, w, env->hello, known); return;
