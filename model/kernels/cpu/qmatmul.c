@@ -20,7 +20,7 @@
 #include "model/kernels/cpu/qdot.h"
 #include "model/quant.h"
 
-#define SPIN_ITERS 20000 /* pause loops before sleeping (~0.1-0.5 ms) */
+#define SPIN_ITERS 4000 /* pause loops before sleeping (tens of microseconds) */
 
 struct job {
     const struct em_qdot_ops *ops;
