@@ -48,4 +48,15 @@ em_err em_generate(const struct em_dec *d, const int32_t *prompt, size_t n_promp
                    const float *audio, int n_audio, const struct em_gen_params *p,
                    struct em_gen_result *res, struct em_errbuf *eb);
 
+/* Same, reusing a cache that already holds the first positions of prompt (computed by
+ * em_dec_forward on exactly those ids and audio rows, e.g. the audio part that the
+ * caption, transcript and events prompts share): the first min(em_kv_len(shared),
+ * n_prompt - 1) positions are copied from shared (which is not modified) and only the rest of
+ * the prompt is run; it must hold no audio token. The result equals em_generate's on the
+ * full prompt. Errors: as em_generate; EM_E_ARG if the rest holds an audio token. */
+em_err em_generate_shared(const struct em_dec *d, const struct em_kv *shared,
+                          const int32_t *prompt, size_t n_prompt,
+                          const struct em_gen_params *p, struct em_gen_result *res,
+                          struct em_errbuf *eb);
+
 #endif

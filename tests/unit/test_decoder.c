@@ -244,6 +244,52 @@ static void cache_steps_equal_prefill(void)
     free_rec(&r);
 }
 
+/* The three base prompts share "<|audio_bos|> N x <|AUDIO|> <|audio_eos|>": one prefill of
+ * that prefix serves all three, with HF's greedy tokens. */
+static void shared_prefix_generation_matches(void)
+{
+    const int c = 0;
+    const struct em_dec *d = dec[c];
+    const struct em_qa_config *cfg = em_ckpt_config(ck[c]);
+    struct em_gen_params p = em_gen_params_from(&cfg->gen);
+    p.sampler.do_sample = false;
+    p.max_new_tokens = 32;
+    struct rec r0;
+    CU_ASSERT_EQUAL_FATAL(load_rec(c, "caption", "base", &r0), 0);
+    int pre = 0;
+    while (pre < r0.n && r0.ids[pre] != EM_TOK_AUDIO_EOS) pre++;
+    pre++; /* include <|audio_eos|> */
+    struct em_kv *shared;
+    CU_ASSERT_EQUAL_FATAL(em_dec_kv_new(d, pre, &shared, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_dec_forward(d, shared, r0.ids, pre, r0.audio, r0.n_audio, EM_DEC_LOGITS_NONE,
+                                         NULL, NULL), EM_OK);
+    int ok = 0;
+    for (int t = 0; t < 3; t++) {
+        struct rec r;
+        CU_ASSERT_EQUAL_FATAL(load_rec(c, tasks[t], "base", &r), 0);
+        CU_ASSERT_EQUAL(memcmp(r.ids, r0.ids, (size_t)pre * sizeof *r.ids), 0);
+        struct em_gen_result res;
+        CU_ASSERT_EQUAL_FATAL(em_generate_shared(d, shared, r.ids, (size_t)r.n, &p, &res, NULL), EM_OK);
+        char key[256];
+        int64_t shape[4];
+        int nd;
+        snprintf(key, sizeof key, "%s/speech/%s/base/greedy_rp_default", names[c], tasks[t]);
+        int32_t *want = golden_tensor(&g, key, shape, &nd);
+        ok += res.n == (size_t)shape[0] && memcmp(res.ids, want, res.n * sizeof *want) == 0;
+        free(want);
+        free(res.ids);
+        free_rec(&r);
+    }
+    CU_ASSERT_EQUAL(ok, 3);
+    CU_ASSERT_EQUAL(em_kv_len(shared), pre);
+    /* the rest of the prompt may not hold audio tokens */
+    struct em_gen_result res;
+    em_kv_truncate(shared, 1);
+    CU_ASSERT_EQUAL(em_generate_shared(d, shared, r0.ids, (size_t)r0.n, &p, &res, NULL), EM_E_ARG);
+    em_kv_free(shared);
+    free_rec(&r0);
+}
+
 static void bad_arguments_are_errors(void)
 {
     const struct em_dec *d = dec[0];
@@ -272,6 +318,7 @@ static CU_TestInfo tests[] = {
     {"logits_match_reference", logits_match_reference},
     {"greedy_matches_reference", greedy_matches_reference},
     {"cache_steps_equal_prefill", cache_steps_equal_prefill},
+    {"shared_prefix_generation_matches", shared_prefix_generation_matches},
     {"bad_arguments_are_errors", bad_arguments_are_errors},
     CU_TEST_INFO_NULL,
 };
