@@ -1,13 +1,12 @@
-/* worker/loop.c - DEALER socket loop + pipeline thread pool (protocol in loop.h).
+/* worker/loop.c - the DEALER socket loop (protocol in loop.h).
  *
- * Ownership: a job is created by the main thread when a Task arrives and lives in
- * `held` until its Result is sent. Pipeline threads only take jobs from `queue` and flip
- * their state under `mu`; the main thread alone frees them and alone touches the socket. */
+ * Ownership: a job is created here when a Task arrives and lives in `held` until its
+ * Result is sent; worker/pool.c runs it in a pipeline thread and flips its state. This
+ * thread alone frees jobs and alone touches the socket. */
 #include "worker/loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,33 +19,17 @@
 #include "common/log.h"
 #include "proto/wire.h"
 #include "worker/pipeline.h"
-
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
-
-struct job {
-    struct job *next; /* in the work queue */
-    char *task_id, *batch_id, *item_id, *source, *out_uri, *meta_json, *producer_hash;
-    unsigned attempt;
-    uint64_t deadline_ms;
-    enum job_state state;   /* guarded by loop.mu */
-    struct em_pipe_result res;
-};
+#include "worker/pool.h"
 
 struct loop {
     const struct em_loop_opts *o;
     struct em_pipe_env env;
     void *ctx, *sock, *mon;
     int wake[2]; /* pipeline threads write a byte to wake[1] when a job is done */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct job *qhead, *qtail; /* not yet started; guarded by mu */
-    bool stop;                 /* threads exit when the queue is empty; guarded by mu */
-    struct job **held;         /* main thread only */
+    struct em_pool *pool;
+    struct em_job **held;      /* queued, running or done but unanswered */
     const char **hb_ids;       /* heartbeat scratch, maxheld entries */
     unsigned nheld, maxheld;
-    pthread_t *tids;
-    struct em_storage **st;
-    unsigned nthreads;         /* started */
     bool welcomed;
     int heartbeat_ms;
     int64_t next_hb, hello_at;
@@ -104,7 +87,7 @@ static void send_heartbeat(struct loop *l)
 }
 
 /* Result for a job (run or not). Returns 0 when queued on the socket. */
-static int send_result(struct loop *l, const struct job *j, const struct em_pipe_result *r)
+static int send_result(struct loop *l, const struct em_job *j, const struct em_pipe_result *r)
 {
     Earmark__Result m;
     earmark__result__init(&m);
@@ -128,49 +111,13 @@ static int send_result(struct loop *l, const struct job *j, const struct em_pipe
 
 /* ---- jobs ---- */
 
-static void job_free(struct job *j)
-{
-    if (!j) return;
-    free(j->task_id);
-    free(j->batch_id);
-    free(j->item_id);
-    free(j->source);
-    free(j->out_uri);
-    free(j->meta_json);
-    free(j->producer_hash);
-    free(j);
-}
-
-static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
-
-static struct job *job_from_task(const Earmark__Task *t)
-{
-    struct job *j = calloc(1, sizeof *j);
-    if (!j) return NULL;
-    j->task_id = dup_or_empty(t->task_id);
-    j->batch_id = dup_or_empty(t->batch_id);
-    j->item_id = dup_or_empty(t->item_id);
-    j->source = dup_or_empty(t->source);
-    j->out_uri = dup_or_empty(t->out_uri);
-    j->meta_json = dup_or_empty(t->meta_json);
-    j->producer_hash = dup_or_empty(t->producer_hash);
-    j->attempt = t->attempt;
-    j->deadline_ms = t->deadline_ms;
-    if (!j->task_id || !j->batch_id || !j->item_id || !j->source || !j->out_uri ||
-        !j->meta_json || !j->producer_hash) {
-        job_free(j);
-        return NULL;
-    }
-    return j;
-}
-
 static void held_remove(struct loop *l, unsigned i)
 {
     l->held[i] = l->held[--l->nheld];
 }
 
 /* Sends a result that is not the pipeline's (cancelled, handed back, over capacity). */
-static void answer_unrun(struct loop *l, const struct job *j, em_err err, bool retryable,
+static void answer_unrun(struct loop *l, const struct em_job *j, em_err err, bool retryable,
                          const char *why)
 {
     struct em_pipe_result r;
@@ -180,54 +127,6 @@ static void answer_unrun(struct loop *l, const struct job *j, em_err err, bool r
     snprintf(r.msg, sizeof r.msg, "%s", why);
     send_result(l, j, &r);
     l->stats.failed++;
-}
-
-/* ---- pipeline threads ---- */
-
-struct thread_arg {
-    struct loop *l;
-    unsigned idx;
-};
-
-static void *pipeline_thread(void *p)
-{
-    struct thread_arg *a = p;
-    struct loop *l = a->l;
-    struct em_storage *st = l->st[a->idx];
-    free(a);
-    for (;;) {
-        pthread_mutex_lock(&l->mu);
-        while (!l->qhead && !l->stop) pthread_cond_wait(&l->cv, &l->mu);
-        struct job *j = l->qhead;
-        if (!j) {
-            pthread_mutex_unlock(&l->mu);
-            break;
-        }
-        l->qhead = j->next;
-        if (!l->qhead) l->qtail = NULL;
-        j->next = NULL;
-        j->state = JOB_RUNNING;
-        pthread_mutex_unlock(&l->mu);
-
-        struct em_pipe_task t = {
-            .task_id = j->task_id, .batch_id = j->batch_id, .item_id = j->item_id,
-            .source = j->source, .out_uri = j->out_uri, .meta_json = j->meta_json,
-            .producer_hash = j->producer_hash, .attempt = j->attempt,
-            .deadline_ms = j->deadline_ms,
-        };
-        struct em_pipe_result r;
-        em_pipe_run(&l->env, st, &t, &r);
-
-        pthread_mutex_lock(&l->mu);
-        j->res = r;
-        j->state = JOB_DONE;
-        pthread_mutex_unlock(&l->mu);
-        char b = 1;
-        ssize_t wr;
-        do wr = write(l->wake[1], &b, 1);
-        while (wr < 0 && errno == EINTR); /* a full pipe already wakes the loop */
-    }
-    return NULL;
 }
 
 /* ---- main-thread handlers ---- */
@@ -251,7 +150,12 @@ static void on_task(struct loop *l, const Earmark__Task *t, bool draining)
             em_warn("msg=\"duplicate task ignored\" task=%s", t->task_id);
             return;
         }
-    struct job *j = job_from_task(t);
+    struct em_pipe_task pt = {
+        .task_id = t->task_id, .batch_id = t->batch_id, .item_id = t->item_id,
+        .source = t->source, .out_uri = t->out_uri, .meta_json = t->meta_json,
+        .producer_hash = t->producer_hash, .attempt = t->attempt, .deadline_ms = t->deadline_ms,
+    };
+    struct em_job *j = em_job_new(&pt);
     if (!j) {
         em_error("msg=\"out of memory taking a task\"");
         return; /* the coordinator's lease re-dispatches it */
@@ -261,46 +165,23 @@ static void on_task(struct loop *l, const Earmark__Task *t, bool draining)
         em_warn("msg=\"task refused\" task=%s why=%s", j->task_id,
                 draining ? "draining" : "over-capacity");
         answer_unrun(l, j, EM_E_LOST, true, draining ? "worker is draining" : "worker over capacity");
-        job_free(j);
+        em_job_free(j);
         return;
     }
     em_info("msg=\"task\" task=%s item=%s attempt=%u", j->task_id, j->item_id, j->attempt);
     l->held[l->nheld++] = j;
-    pthread_mutex_lock(&l->mu);
-    j->state = JOB_QUEUED;
-    if (l->qtail) l->qtail->next = j;
-    else l->qhead = j;
-    l->qtail = j;
-    pthread_cond_signal(&l->cv);
-    pthread_mutex_unlock(&l->mu);
-}
-
-/* Removes j from the work queue if it has not started. Caller holds mu. */
-static bool unqueue_locked(struct loop *l, struct job *j)
-{
-    struct job **pp = &l->qhead, *prev = NULL;
-    for (; *pp; prev = *pp, pp = &(*pp)->next)
-        if (*pp == j) {
-            *pp = j->next;
-            if (l->qtail == j) l->qtail = prev;
-            j->next = NULL;
-            return true;
-        }
-    return false;
+    em_pool_push(l->pool, j);
 }
 
 static void on_cancel(struct loop *l, const char *task_id, bool draining)
 {
     for (unsigned i = 0; i < l->nheld; i++) {
-        struct job *j = l->held[i];
+        struct em_job *j = l->held[i];
         if (strcmp(j->task_id, task_id ? task_id : "") != 0) continue;
-        pthread_mutex_lock(&l->mu);
-        bool was_queued = j->state == JOB_QUEUED && unqueue_locked(l, j);
-        pthread_mutex_unlock(&l->mu);
-        if (!was_queued) return; /* running or done: its result will say what happened */
+        if (!em_pool_unqueue(l->pool, j)) return; /* running or done: its result will say what happened */
         answer_unrun(l, j, EM_E_CANCELLED, false, "cancelled before it started");
         held_remove(l, i);
-        job_free(j);
+        em_job_free(j);
         if (!draining) send_ready(l, 1);
         return;
     }
@@ -377,11 +258,8 @@ static void flush_done(struct loop *l, bool draining)
     while (read(l->wake[0], buf, sizeof buf) > 0) {
     }
     for (unsigned i = 0; i < l->nheld;) {
-        struct job *j = l->held[i];
-        pthread_mutex_lock(&l->mu);
-        bool done = j->state == JOB_DONE;
-        pthread_mutex_unlock(&l->mu);
-        if (!done) {
+        struct em_job *j = l->held[i];
+        if (em_pool_state(l->pool, j) != EM_JOB_DONE) {
             i++;
             continue;
         }
@@ -401,7 +279,7 @@ static void flush_done(struct loop *l, bool draining)
                     em_log_q(q, sizeof q, j->res.msg));
         }
         held_remove(l, i);
-        job_free(j);
+        em_job_free(j);
         if (!draining) send_ready(l, 1);
     }
 }
@@ -410,17 +288,14 @@ static void flush_done(struct loop *l, bool draining)
 static void hand_back_queued(struct loop *l)
 {
     for (unsigned i = 0; i < l->nheld;) {
-        struct job *j = l->held[i];
-        pthread_mutex_lock(&l->mu);
-        bool q = j->state == JOB_QUEUED && unqueue_locked(l, j);
-        pthread_mutex_unlock(&l->mu);
-        if (!q) {
+        struct em_job *j = l->held[i];
+        if (!em_pool_unqueue(l->pool, j)) {
             i++;
             continue;
         }
         answer_unrun(l, j, EM_E_LOST, true, "worker stopped before starting it");
         held_remove(l, i);
-        job_free(j);
+        em_job_free(j);
     }
 }
 
@@ -451,44 +326,13 @@ static em_err open_socket(struct loop *l, struct em_errbuf *eb)
     return EM_OK;
 }
 
-static em_err start_threads(struct loop *l, struct em_errbuf *eb)
-{
-    unsigned n = l->o->threads;
-    l->tids = calloc(n, sizeof *l->tids);
-    l->st = calloc(n, sizeof *l->st);
-    if (!l->tids || !l->st) return em_errf(eb, EM_E_NOMEM, "thread table");
-    for (unsigned i = 0; i < n; i++) {
-        em_err rc = em_storage_open(&l->o->storage, &l->st[i], eb);
-        if (rc != EM_OK) return rc;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        struct thread_arg *a = malloc(sizeof *a);
-        if (!a) return em_errf(eb, EM_E_NOMEM, "thread arg");
-        a->l = l;
-        a->idx = i;
-        if (pthread_create(&l->tids[i], NULL, pipeline_thread, a) != 0) {
-            free(a);
-            return em_errf(eb, EM_E_INTERNAL, "pthread_create failed");
-        }
-        l->nthreads++;
-    }
-    return EM_OK;
-}
-
 /* join: wait for every thread and free everything, l included. Without join (drain bound
  * passed) the threads, their handles, the jobs and l itself stay alive until exit. */
 static void teardown(struct loop *l, bool join)
 {
-    pthread_mutex_lock(&l->mu);
-    l->stop = true;
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
+    em_pool_stop(l->pool, join);
     if (join) {
-        for (unsigned i = 0; i < l->nthreads; i++) pthread_join(l->tids[i], NULL);
-        for (unsigned i = 0; l->st && i < l->o->threads; i++) em_storage_close(l->st[i]);
-        free(l->st);
-        free(l->tids);
-        for (unsigned i = 0; i < l->nheld; i++) job_free(l->held[i]);
+        for (unsigned i = 0; i < l->nheld; i++) em_job_free(l->held[i]);
         free(l->held);
         free(l->hb_ids);
         if (l->wake[0] >= 0) close(l->wake[0]);
@@ -500,11 +344,7 @@ static void teardown(struct loop *l, bool join)
         zmq_close(l->sock);
     }
     if (l->ctx) zmq_ctx_term(l->ctx);
-    if (join) {
-        pthread_mutex_destroy(&l->mu);
-        pthread_cond_destroy(&l->cv);
-        free(l);
-    }
+    if (join) free(l);
 }
 
 static em_err check_opts(const struct em_loop_opts *o, struct em_errbuf *eb)
@@ -626,8 +466,6 @@ em_err em_loop_run(const struct em_loop_opts *o, struct em_loop_stats *stats,
     if (l->env.fault_crash_on || l->env.fault_delay_ms)
         em_warn("msg=\"TEST-ONLY fault hooks active\" crash_on=%s delay_ms=%d",
                 l->env.fault_crash_on ? "set" : "unset", l->env.fault_delay_ms);
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cv, NULL);
     l->maxheld = 2 * o->capacity + 16;
     l->held = calloc(l->maxheld, sizeof *l->held);
     l->hb_ids = calloc(l->maxheld, sizeof *l->hb_ids);
@@ -648,7 +486,8 @@ em_err em_loop_run(const struct em_loop_opts *o, struct em_loop_stats *stats,
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     if ((rc = open_socket(l, eb)) != EM_OK) goto out;
-    if ((rc = start_threads(l, eb)) != EM_OK) goto out;
+    if ((rc = em_pool_start(o->threads, &o->storage, &l->env, l->wake[1], &l->pool, eb)) != EM_OK)
+        goto out;
     em_info("msg=\"worker started\" id=%s endpoint=%s threads=%u capacity=%u", o->worker_id,
             o->endpoint, o->threads, o->capacity);
     rc = run(l, eb);

@@ -13,8 +13,8 @@
  *   coordinator -> Drain, or SIGTERM/SIGINT: stop taking tasks, hand back the ones not
  *     started (Result retryable, EM_E_LOST), finish the running ones within drain_ms,
  *     send their results, return.
- * Only the thread in em_loop_run touches the socket; pipeline threads hand results back
- * through a mutex-guarded list and a wake-up pipe polled with the socket. Malformed or
+ * Only the thread in em_loop_run touches the socket; pipeline threads (worker/pool.h) hand
+ * finished jobs back through their state and a wake-up pipe polled with the socket. Malformed or
  * oversized frames from the coordinator are logged, counted and dropped.
  *
  * Thread-safety: one em_loop_run per process (it installs SIGTERM/SIGINT handlers). */
