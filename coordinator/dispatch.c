@@ -371,29 +371,39 @@ size_t em_coord_count_jobs(const struct em_coord *c, enum em_job_state s)
     return n;
 }
 
-static int runs_suspect(const struct em_coord *c, const struct em_worker *w)
+/* Per dispatch round: what each worker (by index) runs, so picking is O(workers). */
+struct load {
+    unsigned running, suspects;
+};
+
+static void measure(const struct em_coord *c, struct load *ld)
 {
+    memset(ld, 0, c->nworkers * sizeof *ld);
     for (size_t i = 0; i < c->njobs; i++) {
         const struct em_job *j = c->jobs[i];
-        if (j->state == EM_JOB_RUNNING && j->lost && j->rid_len == w->rid_len &&
-            memcmp(j->rid, w->rid, w->rid_len) == 0)
-            return 1;
+        if (j->state != EM_JOB_RUNNING) continue;
+        for (size_t k = 0; k < c->nworkers; k++)
+            if (c->workers[k]->rid_len == j->rid_len &&
+                memcmp(c->workers[k]->rid, j->rid, j->rid_len) == 0) {
+                ld[k].running++;
+                ld[k].suspects += j->lost > 0;
+                break;
+            }
     }
-    return 0;
 }
 
-/* The worker with most credits. An item that was on a worker that died (lost > 0) is a
- * suspect: it runs alone on an idle worker, and nothing joins it there, so a crash is
- * charged to the input that causes it and not to the items that happened to share the
- * worker (which would otherwise be quarantined with it). */
-static struct em_worker *pick_worker(struct em_coord *c, int suspect)
+/* Index of the worker with most credits, or -1. An item that was on a worker that died
+ * (lost > 0) is a suspect: it runs alone on an idle worker, and nothing joins it there, so
+ * a crash is charged to the input that causes it and not to the items that happened to
+ * share the worker (which would otherwise be quarantined with it). */
+static long pick_worker(const struct em_coord *c, const struct load *ld, int suspect)
 {
-    struct em_worker *best = NULL;
+    long best = -1;
     for (size_t i = 0; i < c->nworkers; i++) {
-        struct em_worker *w = c->workers[i];
-        if (!w->credits || (best && w->credits <= best->credits)) continue;
-        if (suspect ? worker_running(c, w) != 0 : runs_suspect(c, w)) continue;
-        best = w;
+        const struct em_worker *w = c->workers[i];
+        if (!w->credits || (best >= 0 && w->credits <= c->workers[best]->credits)) continue;
+        if (suspect ? ld[i].running != 0 : ld[i].suspects != 0) continue;
+        best = (long)i;
     }
     return best;
 }
@@ -459,20 +469,27 @@ static int send_task(struct em_coord *c, struct em_job *j, struct em_worker *w)
 void em_coord_dispatch(struct em_coord *c, int64_t now_ms)
 {
     if (now_ms < c->grace_until_ms) return; /* let workers report what they hold first */
+    if (em_coord_free_credits(c) == 0) return;
+    struct load *ld = calloc(c->nworkers, sizeof *ld);
+    if (!ld) return;
+    measure(c, ld);
     for (size_t i = 0; i < c->njobs; i++) {
         struct em_job *j = c->jobs[i];
         if (j->state != EM_JOB_WAITING || j->not_before_ms > now_ms) continue;
-        struct em_worker *w = pick_worker(c, j->lost > 0);
-        if (!w) continue;
+        long k = pick_worker(c, ld, j->lost > 0);
+        if (k < 0) continue;
+        struct em_worker *w = c->workers[k];
         size_t before = c->njobs;
         int s = send_task(c, j, w);
         if (s == -1) {
             worker_remove(c, w, "unreachable");
-            return; /* jobs changed; next round */
+            break; /* workers and jobs changed; next round */
         }
-        if (s == -2) return;
-        if (c->njobs != before) return; /* finalized and removed */
+        if (s == -2 || c->njobs != before) break; /* not now, or finalized and removed */
+        ld[k].running++;
+        ld[k].suspects += j->lost > 0;
     }
+    free(ld);
 }
 
 void em_coord_check_leases(struct em_coord *c, int64_t now_ms)
