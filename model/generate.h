@@ -31,7 +31,9 @@ struct em_gen_params {
 };
 
 /* Parameters from a generation config (NULL: greedy, no penalty), stop tokens 151645 and
- * 151643 always included, max_new_tokens from the config or EM_GEN_DEFAULT_MAX_NEW. */
+ * 151643 always included, max_new_tokens from the config or EM_GEN_DEFAULT_MAX_NEW.
+ * The config's max_length is not used: it counts the prompt (hundreds of audio tokens), and
+ * HF's fallback of 20 would cut every answer short (spec section 9). */
 struct em_gen_params em_gen_params_from(const struct em_qa_gen_config *g);
 
 struct em_gen_result {
