@@ -7,7 +7,13 @@
  * coordinators left idle are XAUTOCLAIMed and this consumer's pending list is re-scanned;
  * every second: batch completion, in-flight counts, queue depth.
  * SIGTERM/SIGINT: stop reading, wait (bounded) for running tasks, exit 0; entries not
- * settled stay pending in Redis for the next run. */
+ * settled stay pending in Redis for the next run.
+ *
+ * Knobs (environment): EARMARK_REDIS_URL (for --redis), EARMARK_RETRY_BASE_MS (200; retry n
+ * waits base * 2^(n-1)), EARMARK_RETRY_MAX_MS (30000, the cap), EARMARK_TASK_TIMEOUT_MS
+ * (3600000; a task's deadline), EARMARK_DRAIN_MS (30000; bound on the SIGTERM drain),
+ * EARMARK_REDIS_WAIT_MS (10000; how long to wait for Redis at start). --lease-ms defaults to
+ * 5 x --heartbeat-ms (1000). */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -81,7 +87,12 @@ static int parse_args(int argc, char **argv, struct copts *o)
             break;
         case 'h':
             printf("usage: earmark coordinator --redis URL --bind ENDPOINT [--metrics HOST:PORT]\n"
-                   "         [--heartbeat-ms N] [--lease-ms N] [--id NAME]\n");
+                   "         [--heartbeat-ms N] [--lease-ms N] [--id NAME]\n"
+                   "  --heartbeat-ms  worker heartbeat interval (1000)\n"
+                   "  --lease-ms      a worker silent this long is lost (5 x heartbeat)\n"
+                   "  --id            consumer name in Redis, stable across restarts (hostname)\n"
+                   "env: EARMARK_REDIS_URL EARMARK_RETRY_BASE_MS EARMARK_RETRY_MAX_MS\n"
+                   "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n");
             return -1;
         default:
             fprintf(stderr, "earmark coordinator: bad or incomplete option '%s'\n",
