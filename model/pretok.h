@@ -4,9 +4,9 @@
  * regex (Python `regex` / Oniguruma syntax)
  *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}
  *   | ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
- * implemented by hand as a scanner over code points: letters = general category L*,
- * numbers = N*, whitespace = the Unicode White_Space property (what \s means in Oniguruma's
- * Unicode mode). Every position matches one alternative, so the pieces tile the text.
+ * implemented by hand as a scanner over code points. The classes \p{L}, \p{N} and \s are
+ * the reference's own (model/unicode_tables.c, generated from HF tokenizers). Every
+ * position matches one alternative, so the pieces tile the text.
  *
  * Thread-safe: pure functions. The text must be valid UTF-8 (the caller checks); an invalid
  * byte is treated as one "other" character so the scanner still terminates. */

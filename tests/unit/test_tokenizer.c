@@ -223,6 +223,13 @@ static void pretok_follows_the_regex(void)
     CU_ASSERT_EQUAL(em_pretok_classify(0x0661), EM_PRETOK_NUMBER);
     CU_ASSERT_EQUAL(em_pretok_classify(0x00E9), EM_PRETOK_LETTER);
     CU_ASSERT_EQUAL(em_pretok_classify(0x1F600), EM_PRETOK_OTHER);
+    /* classes follow the reference's Unicode version (16.0), not libutf8proc's */
+    CU_ASSERT_EQUAL(em_pretok_classify(0x1C89), EM_PRETOK_LETTER); /* new in Unicode 16 */
+    CU_ASSERT_EQUAL(em_pretok_classify(0x105C0), EM_PRETOK_LETTER);
+    CU_ASSERT_EQUAL(em_pretok_classify(0x00A0), EM_PRETOK_SPACE);
+    CU_ASSERT_EQUAL(em_pretok_classify(0x001C), EM_PRETOK_OTHER); /* not White_Space */
+    CU_ASSERT_EQUAL(em_pretok_classify(0x2167), EM_PRETOK_NUMBER); /* Roman numeral, Nl */
+    CU_ASSERT_EQUAL(em_pretok_classify(0x10FFFF), EM_PRETOK_OTHER);
 }
 
 /* ---- malformed files ---- */

@@ -37,6 +37,7 @@ SAMPLES = [
     "x \n y", "x  \n\n  y", "\t\tx", " \t \n", "end with newline\n", "tabs\tand\x0bvt\x0cff",
     "nbsp\u00a0here\u3000ideographic\u2003em\u200bzwsp\x1cfs\x1dgs\x85nel",
     "combining: e\u0301 A\u030a n\u0303 \u1100\u1161\u11a8 Å",
+    "Unicode 16 letters: x\u1c89y \U000105c0\U000105c1 a\ua7cbb, \U0001e5d0 end",
     "punct: ... --- !!! ??? ;;; ::: \"quoted\" 'single' `back` [x] {y} <z> @#$%^&*_+=|~",
     "mixed123abc456def 7x 8y z9 a1b2c3",
     "URL https://example.com/path?q=1&r=2#frag and email a.b@c.de",
