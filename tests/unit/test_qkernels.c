@@ -282,6 +282,38 @@ static void activation_codes_identical_across_levels(void)
     free(d);
 }
 
+/* A CPU with AVX-512 VNNI but no AVX512_BF16 (Ice Lake) takes em_qdot_avx512(false): BF16
+ * rows are widened and multiplied in f32, so they match generic to the reorder tolerance. */
+static void avx512_without_bf16_widens_bf16_rows(void)
+{
+    if (em_cpu_level_supported() < EM_CPU_AVX512) {
+        CU_ASSERT_EQUAL(em_cpu_has_avx512bf16(), false);
+        return;
+    }
+    const struct em_qdot_ops *z = em_qdot_avx512(false), *g = em_qdot_generic();
+    CU_ASSERT_EQUAL(z->scratch_size(EM_WT_BF16, 5, 100), 0);
+    int bad = 0;
+    for (int n = 1; n <= EM_QDOT_MAX_N; n++) {
+        struct mat m;
+        mat_make(&m, EM_WT_BF16, 7, 100, n, 3);
+        float yz[EM_QDOT_MAX_N * 7], yg[EM_QDOT_MAX_N * 7];
+        struct em_qact az, ag;
+        z->prep(EM_WT_BF16, m.x, n, 100, NULL, &az);
+        g->prep(EM_WT_BF16, m.x, n, 100, NULL, &ag);
+        CU_ASSERT_PTR_NULL(az.xb);
+        z->rows(EM_WT_BF16, &az, m.w, 200, 0, 7, yz, 7);
+        g->rows(EM_WT_BF16, &ag, m.w, 200, 0, 7, yg, 7);
+        for (int j = 0; j < n; j++)
+            for (int r = 0; r < 7; r++) {
+                double ex, S, A;
+                reference(&m, j, r, &ex, &S, &A);
+                bad += fabs((double)yz[j * 7 + r] - yg[j * 7 + r]) > TOL_REORDER * S;
+            }
+        mat_free(&m);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 static void pool_matches_single_thread(void)
 {
     for (size_t t = 0; t < 3; t++) {
@@ -390,6 +422,7 @@ static CU_TestInfo tests[] = {
     {"generic_matches_exact_reference", generic_matches_exact_reference},
     {"activation_codes_identical_across_levels", activation_codes_identical_across_levels},
     {"simd_matches_generic_on_odd_shapes", simd_matches_generic_on_odd_shapes},
+    {"avx512_without_bf16_widens_bf16_rows", avx512_without_bf16_widens_bf16_rows},
     {"pool_matches_single_thread", pool_matches_single_thread},
     {"concurrent_callers_get_right_answers", concurrent_callers_get_right_answers},
     {"bias_is_added", bias_is_added},
