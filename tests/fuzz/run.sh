@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh - builds each libFuzzer target with clang and runs it for a bounded time.
 #   tests/fuzz/run.sh [seconds per target (default 20)] [target ...]
-# Targets: fuzz_safetensors fuzz_wire (the default is every target listed below).
+# Targets: fuzz_safetensors fuzz_qa_config fuzz_wire (the default: all of them).
 # Binaries and corpora go to build-fuzz/ (git-ignored). Exit status: non-zero if a target
 # fails to build or finds a crash.
 set -euo pipefail
@@ -16,13 +16,14 @@ CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -I. -I$OUT/gen -fsanitize=fuzzer,address,u
 srcs() {
   case "$1" in
     fuzz_safetensors) echo "model/loader/safetensors.c model/loader/tensor.c model/loader/tensors.c model/config.c common/err.c -ljansson" ;;
+    fuzz_qa_config) echo "model/config.c common/err.c -ljansson" ;;
     fuzz_wire) echo "proto/wire.c $OUT/gen/proto/earmark.pb-c.c common/err.c -lprotobuf-c" ;;
     *) echo "unknown target $1" >&2; return 1 ;;
   esac
 }
 
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(fuzz_safetensors fuzz_wire)
+[ "${#targets[@]}" -gt 0 ] || targets=(fuzz_safetensors fuzz_qa_config fuzz_wire)
 status=0
 for t in "${targets[@]}"; do
   [ -f "tests/fuzz/$t.c" ] || { echo "fuzz: no tests/fuzz/$t.c, skipped"; continue; }
@@ -33,8 +34,13 @@ for t in "${targets[@]}"; do
   clang $CFLAGS -o "$OUT/$t" "tests/fuzz/$t.c" $(srcs "$t") || { status=1; continue; }
   mkdir -p "$OUT/corpus-$t"
   extra=()
+  if [ "$t" = fuzz_qa_config ]; then
+    extra=(-dict=tests/fuzz/model.dict)
+    printf '%s' '{"model_type":"qwen2_audio","text_config":{"hidden_size":48,"num_attention_heads":3,"num_key_value_heads":1},"audio_config":{"d_model":60,"encoder_attention_heads":3},"eos_token_id":[1,2]}' \
+      >"$OUT/corpus-$t/seed-valid"
+  fi
   if [ "$t" = fuzz_safetensors ]; then
-    extra=(-dict=tests/fuzz/safetensors.dict)
+    extra=(-dict=tests/fuzz/model.dict)
     # seed: a valid two-tensor file (header length 128, then 16 data bytes)
     h='{"a":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[4],"data_offsets":[8,16]}}'
     h=$(printf '%-128s' "$h")
