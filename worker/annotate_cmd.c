@@ -173,8 +173,8 @@ static json_t *run_file(struct runner *r, const char *path, const char *task, co
         char *all = calloc(total + 1, 1);
         size_t off = 0;
         json_array_foreach(parts, k, p) {
-            if (!all) break;
-            off += (size_t)snprintf(all + off, total + 1 - off, "%s%s", k ? " " : "",
+            if (!all || json_string_length(p) == 0) continue; /* no separator for empty answers */
+            off += (size_t)snprintf(all + off, total + 1 - off, "%s%s", off ? " " : "",
                                     json_string_value(p));
         }
         json_object_set_new(out, "task", json_string(r->prompt.text ? "prompt" : task));
