@@ -231,6 +231,15 @@ double th_cluster_metric(struct th_cluster *c, const char *name_part)
     return found ? sum : -1;
 }
 
+int th_cluster_sanitizer_reports(const struct th_cluster *c)
+{
+    if (!c->dir[0]) return 0;
+    int rc = th_sh("cd '%s' && ! grep -H -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "
+                   "*.log >&2",
+                   c->dir);
+    return rc == 0 ? 0 : 1;
+}
+
 void th_cluster_dump_logs(const struct th_cluster *c)
 {
     if (!c->dir[0]) return;

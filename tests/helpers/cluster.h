@@ -77,6 +77,10 @@ int th_cluster_wait(struct th_cluster *c, struct em_storage *st, const char *out
 /* Sum of the coordinator's /metrics samples whose metric name contains name_part; -1 when
  * /metrics cannot be read or no such metric. */
 double th_cluster_metric(struct th_cluster *c, const char *name_part);
+/* 1 when a process log holds a sanitizer report (ASan, UBSan, LSan; the lines are printed),
+ * else 0. Under SAN=1 a worker that trips a sanitizer dies and its task is re-dispatched,
+ * which a batch check alone would not notice, so suites assert 0. */
+int th_cluster_sanitizer_reports(const struct th_cluster *c);
 /* Prints the last lines of every process log to stderr. */
 void th_cluster_dump_logs(const struct th_cluster *c);
 /* Stops everything (workers, coordinator: SIGKILL; redis), dumps logs if a CUnit test

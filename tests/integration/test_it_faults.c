@@ -129,6 +129,7 @@ static void worker_killed_mid_task(void)
         json_decref(r);
     }
     th_uris_free(&u);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
 /* ---- c ---- */
@@ -164,6 +165,7 @@ static void coordinator_killed_and_restarted(void)
     CU_ASSERT_TRUE(k.restarted);
     check_all_ok(&u, outdir, out);
     th_uris_free(&u);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
 /* ---- g ---- */
@@ -202,6 +204,7 @@ static void crashing_input_is_quarantined(void)
     }
     CU_ASSERT_EQUAL(bad, 0);
     th_uris_free(&u);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
 static CU_TestInfo tests[] = {

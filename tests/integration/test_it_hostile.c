@@ -174,6 +174,7 @@ static void garbage_peers_are_dropped(void)
     CU_ASSERT_TRUE(dropped > 0);
     check_all_ok(&u, out);
     th_uris_free(&u);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
 /* ---- f ---- */
@@ -226,6 +227,7 @@ static void s3_outage_loses_nothing(void)
     CU_ASSERT_TRUE(o.mid);
     check_all_ok(&u, out);
     th_uris_free(&u);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
 static CU_TestInfo tests[] = {

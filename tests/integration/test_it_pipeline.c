@@ -91,6 +91,7 @@ static void batch_of_50_to_s3(void)
     CU_ASSERT_TRUE(distinct_containers(recs, u.n < N_A ? u.n : N_A) >= 4);
     for (size_t i = 0; i < N_A; i++) json_decref(recs[i]);
     th_uris_free(&u);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
 struct bad_case {
@@ -158,6 +159,7 @@ static void bad_inputs_get_error_records(void)
     CU_ASSERT_EQUAL(good_bad, 0);
     CU_ASSERT_EQUAL(special, 5);
     th_uris_free(&u);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
 static CU_TestInfo tests[] = {

@@ -381,6 +381,11 @@ static void sigterm_finishes_held_task(void)
     json_t *r = load_record("item-term");
     CU_ASSERT_PTR_NOT_NULL(r);
     json_decref(r);
+    char *logtext = th_slurp(log_path, NULL); /* SAN=1: no report on any path taken */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(logtext);
+    CU_ASSERT_PTR_NULL(strstr(logtext, "runtime error:"));
+    CU_ASSERT_PTR_NULL(strstr(logtext, "Sanitizer"));
+    free(logtext);
 }
 
 static CU_TestInfo tests[] = {
