@@ -112,10 +112,15 @@ bench: $(BIN)
 deps:
 	deploy/install-deps.sh
 
+# libFuzzer targets (clang), each run for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 20
+fuzz:
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 format-check:
 	clang-format --dry-run --Werror $(shell git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
