@@ -20,6 +20,14 @@
 #include "model/quant.h"
 
 #define INLINE static inline __attribute__((always_inline))
+/* Bytes ahead to prefetch in each quantized weight row stream (rows are read as two
+ * interleaved streams with a lot of arithmetic per line, and the hardware prefetchers stop
+ * at 4 KiB pages). Measured on Zen 4 with W in DRAM, one thread: q4_0 7 -> 13 GB/s, q8_0
+ * 11 -> 13 GB/s; for bf16 rows (less work per line) it measured slightly slower, so they
+ * rely on the hardware prefetcher. */
+#ifndef EM_QDOT_PREFETCH
+#define EM_QDOT_PREFETCH 4096
+#endif
 
 /* ---- activation prep ---- */
 
@@ -172,6 +180,8 @@ INLINE void q_rows_R(const int N, const int R, const int q4, const struct em_qac
         __m512 dw[2];
 #pragma GCC unroll 2
         for (int k = 0; k < R; k++) {
+            _mm_prefetch((const char *)row0 + k * rs + (size_t)b * bs + EM_QDOT_PREFETCH,
+                         _MM_HINT_T0);
             w[k] = load_w_pair(row0 + k * rs + (size_t)b * bs, bs, q4);
             dw[k] = load_d_pair(row0 + k * rs + (size_t)b * bs, bs);
         }
