@@ -1,7 +1,8 @@
 /* tests/integration/test_it_annotate.c - `earmark annotate` end to end on the committed tiny
  * checkpoints: FFmpeg decode of tests/golden/clips/speech.flac, mel, encoder, projector,
  * prompt and greedy generation must reproduce the 32 tokens HF generated for every built-in
- * prompt (both forms, both checkpoints, the config's repetition penalty 1.1); plus the
+ * prompt (both forms, both checkpoints, the config's repetition penalty 1.1), up to the
+ * golden checkpoints' exact-tie classes (tie_class below); plus the
  * command's error handling (per-file error lines, usage errors). */
 #include <CUnit/CUnit.h>
 #include <jansson.h>
@@ -10,6 +11,13 @@
 
 #include "tests/golden/golden.h"
 #include "tests/helpers/proc.h"
+
+/* Tokens are compared by tie class: make_golden.py repeats embed/lm_head row i % 4096 for
+ * every regular id, so those ids tie exactly in HF's logits (see tests/unit/test_decoder.c). */
+static int tie_class(json_int_t id)
+{
+    return id >= 151643 && id <= 151648 ? (int)id : (int)(id % 4096);
+}
 
 static char tmp[512];
 static struct golden g;
@@ -69,7 +77,7 @@ static void greedy_tokens_match_hf(void)
                                 (json_int_t)golden_num(&g, "tiny-f32/speech/audio_tokens"));
                 size_t same = 0;
                 while (same < json_array_size(ids) && same < (size_t)shape[0] &&
-                       json_integer_value(json_array_get(ids, same)) == want[same])
+                       tie_class(json_integer_value(json_array_get(ids, same))) == tie_class(want[same]))
                     same++;
                 if (same != (size_t)shape[0])
                     printf("\n    %s %s/%s: %zu of %lld tokens agree", ck[c], task[t], form[f], same,

@@ -6,8 +6,8 @@
  *   - the argmax at every prompt position equals HF's,
  *   - the max logit per position and the logits of the last 3 positions agree within
  *     LOGIT_TOL relative to the largest |logit|,
- *   - 32 greedy tokens equal HF's, with repetition penalty 1.0 and with the checkpoint's
- *     default (1.1).
+ *   - 32 greedy tokens equal HF's (compared by tie class, see tie_class), with repetition
+ *     penalty 1.0 and with the checkpoint's default (1.1).
  * Plus cache behaviour (step-by-step == one prefill, prefix copy) and argument errors. */
 #include <CUnit/CUnit.h>
 #include <math.h>
@@ -23,6 +23,17 @@
 #define LOGIT_TOL 1e-3 /* relative to max |logit| */
 #define LO_ROWS 4096   /* logits_last_lo covers ids [0, 4096) */
 #define HI_FROM 151600 /* logits_last_hi covers ids [151600, V) */
+
+/* make_golden.py gives embed_tokens and lm_head row i the values of row i % 4096, except the
+ * special ids 151643..151648, so those ids tie exactly in HF's logits and torch's argmax takes
+ * the lowest. A matmul need not give bit-identical results for identical rows, so a greedy
+ * pick may land on another member of the same tie class; with the repetition penalty the
+ * class sequence is still the same (each class has dozens of members). Compare classes. */
+#define GOLDEN_DISTINCT_ROWS 4096
+static int tie_class(int32_t id)
+{
+    return id >= 151643 && id <= 151648 ? id : id % GOLDEN_DISTINCT_ROWS;
+}
 
 static char tmp[512];
 static struct golden g;
@@ -120,7 +131,9 @@ static void logits_case(int c, const char *task, const char *form)
         for (int i = 1; i < V; i++)
             if (row[i] > row[best]) best = i;
         got_mx[t] = row[best];
-        if (best != am[t] && row[am[t]] != row[best]) bad_argmax++; /* exact ties are equal */
+        if (best != am[t] && !(tie_class(best) == tie_class(am[t]) &&
+                               fabsf(row[am[t]] - row[best]) <= 1e-5f * fabsf(row[best])))
+            bad_argmax++;
         if (mabs[t] > scale) scale = mabs[t];
     }
     if (bad_argmax) printf("\n    %s %s/%s: argmax differs at %d of %d positions", names[c], task, form,
@@ -189,7 +202,8 @@ static void greedy_case(int c, const char *task, const char *form, int default_p
     int32_t *want = golden_tensor(&g, key, shape, &nd);
     CU_ASSERT_PTR_NOT_NULL_FATAL(want);
     size_t same = 0;
-    while (same < res.n && same < (size_t)shape[0] && res.ids[same] == want[same]) same++;
+    while (same < res.n && same < (size_t)shape[0] && tie_class(res.ids[same]) == tie_class(want[same]))
+        same++;
     if (res.n != (size_t)shape[0] || same != res.n)
         printf("\n    %s %s/%s %s: %zu tokens, %zu agree with HF's %lld", names[c], task, form,
                key + strlen(key) - 10, res.n, same, (long long)shape[0]);
@@ -275,7 +289,9 @@ static void shared_prefix_generation_matches(void)
         int nd;
         snprintf(key, sizeof key, "%s/speech/%s/base/greedy_rp_default", names[c], tasks[t]);
         int32_t *want = golden_tensor(&g, key, shape, &nd);
-        ok += res.n == (size_t)shape[0] && memcmp(res.ids, want, res.n * sizeof *want) == 0;
+        int same = res.n == (size_t)shape[0];
+        for (size_t i = 0; same && i < res.n; i++) same = tie_class(res.ids[i]) == tie_class(want[i]);
+        ok += same;
         free(want);
         free(res.ids);
         free_rec(&r);
