@@ -2,7 +2,8 @@
  * bytes with the tiny fixture (tests/golden/tok/tiny, found through $EM_TEST_ROOT or the
  * current directory). Checks: encode never crashes; valid UTF-8 that is already NFC decodes
  * back to itself; decode of arbitrary ids yields valid UTF-8; the pre-tokenizer's pieces tile
- * the input. Sources: model/tokenizer.c model/tokenizer_load.c model/pretok.c common/err.c
+ * the input. Sources: model/tokenizer.c model/tokenizer_load.c model/pretok.c
+ * model/unicode_tables.c common/err.c
  * -ljansson -lutf8proc -lpthread. */
 #include <stdint.h>
 #include <stdio.h>
