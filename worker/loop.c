@@ -284,7 +284,7 @@ static void flush_done(struct loop *l, bool draining)
     }
 }
 
-/* Hands back every job that has not started (drain). */
+/* Hands back every job that has not started (drain bound reached). */
 static void hand_back_queued(struct loop *l)
 {
     for (unsigned i = 0; i < l->nheld;) {
@@ -437,10 +437,10 @@ static em_err run(struct loop *l, struct em_errbuf *eb)
             draining = true;
             drain_until = now + l->o->drain_ms;
             em_info("msg=\"draining\" signal=%d held=%u", (int)stop_signal, l->nheld);
-            hand_back_queued(l);
         }
         if (draining && l->nheld == 0) return EM_OK;
         if (draining && now >= drain_until) {
+            hand_back_queued(l);
             for (unsigned i = 0; i < l->nheld; i++)
                 answer_unrun(l, l->held[i], EM_E_LOST, true, "worker stopped before finishing it");
             em_warn("msg=\"drain bound reached\" unfinished=%u", l->nheld);

@@ -10,9 +10,10 @@
  *   coordinator -> Task; a pipeline thread runs it; worker -> Result, then Ready{1}
  *   worker -> Heartbeat{task ids held} every heartbeat_ms, busy or idle
  *   coordinator -> Cancel{task_id}: a task not yet started is answered EM_E_CANCELLED
- *   coordinator -> Drain, or SIGTERM/SIGINT: stop taking tasks, hand back the ones not
- *     started (Result retryable, EM_E_LOST), finish the running ones within drain_ms,
- *     send their results, return.
+ *   coordinator -> Drain, or SIGTERM/SIGINT: stop taking tasks (a Task arriving now is
+ *     answered retryable, EM_E_LOST), finish the ones held and send their results, return.
+ *     Whatever is not finished within drain_ms is answered retryable (EM_E_LOST) instead,
+ *     and em_loop_run returns EM_E_TIMEOUT.
  * Only the thread in em_loop_run touches the socket; pipeline threads (worker/pool.h) hand
  * finished jobs back through their state and a wake-up pipe polled with the socket. Malformed or
  * oversized frames from the coordinator are logged, counted and dropped.

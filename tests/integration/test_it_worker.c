@@ -355,30 +355,39 @@ static void cancel_of_queued_task(void)
     free(logtext);
 }
 
-/* SIGTERM while a task runs: its result still arrives, then the worker exits 0. */
-static void sigterm_finishes_held_task(void)
+/* SIGTERM while one task runs and another waits: both still finish and are answered, then
+ * the worker exits 0. */
+static void sigterm_finishes_held_tasks(void)
 {
-    char src[700], out[700];
+    char src[700], out[700], out2[700];
     snprintf(src, sizeof src, "file://%s", good);
     snprintf(out, sizeof out, "file://%s/out/item-term.json", dir);
-    snprintf(want_hb_id, sizeof want_hb_id, "t-term");
+    snprintf(out2, sizeof out2, "file://%s/out/item-term2.json", dir);
+    snprintf(want_hb_id, sizeof want_hb_id, "t-term2");
     seen_hb_for = 0;
     send_task("t-term", "item-term", src, out);
+    send_task("t-term2", "item-term2", src, out2);
     for (int k = 0; k < 50 && !seen_hb_for; k++) {
         Earmark__Envelope *h = expect(EARMARK__ENVELOPE__BODY_HEARTBEAT);
         CU_ASSERT_PTR_NOT_NULL_FATAL(h);
         em_wire_free(h);
     }
-    CU_ASSERT_TRUE_FATAL(seen_hb_for); /* the worker holds it */
+    CU_ASSERT_TRUE_FATAL(seen_hb_for); /* the worker holds both */
     kill(wpid, SIGTERM);
-    Earmark__Envelope *e = expect_result("t-term");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
-    CU_ASSERT_TRUE(e->result->ok);
-    em_wire_free(e);
+    int ok = 0;
+    for (int k = 0; k < 2; k++) {
+        Earmark__Envelope *e = expect(EARMARK__ENVELOPE__BODY_RESULT);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        if ((strcmp(e->result->task_id, "t-term") == 0 || strcmp(e->result->task_id, "t-term2") == 0) &&
+            e->result->ok)
+            ok++;
+        em_wire_free(e);
+    }
+    CU_ASSERT_EQUAL(ok, 2);
     int rc = th_wait(wpid, WAIT_MS);
     CU_ASSERT_EQUAL(rc, 0);
     if (rc >= 0) wpid = -1;
-    json_t *r = load_record("item-term");
+    json_t *r = load_record("item-term2");
     CU_ASSERT_PTR_NOT_NULL(r);
     json_decref(r);
     char *logtext = th_slurp(log_path, NULL); /* SAN=1: no report on any path taken */
@@ -396,7 +405,7 @@ static CU_TestInfo tests[] = {
     {"missing_source_gets_notfound_record", missing_source_gets_notfound_record},
     {"unstorable_output_is_retryable", unstorable_output_is_retryable},
     {"cancel_of_queued_task", cancel_of_queued_task},
-    {"sigterm_finishes_held_task", sigterm_finishes_held_task},
+    {"sigterm_finishes_held_tasks", sigterm_finishes_held_tasks},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_it_worker = {"it_worker", init, clean, NULL, NULL, tests};
