@@ -30,7 +30,7 @@ static int start(void)
     /* workers inherit these; moto accepts any credentials */
     th_s3_env_set(s3.endpoint, "testing", "testing");
     if (th_s3_mkbucket(&s3, BUCKET, "testing", "testing") != 0) return 1;
-    struct th_cluster_opts o = {.workers = 2, .threads = 1};
+    struct th_cluster_opts o = {.workers = 2, .threads = 2}; /* 2 pipeline threads each */
     if (th_cluster_start(&c, &o) != 0) return 1;
     struct em_storage_opts so = em_storage_opts_default();
     return em_storage_open(&so, &st, NULL) != EM_OK;
