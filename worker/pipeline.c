@@ -95,6 +95,16 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
     }
     if (env->fault_delay_ms > 0) em_sleep_ms(env->fault_delay_ms);
 
+    int64_t now_wall = em_wall_ms();
+    if (t->deadline_ms && now_wall > 0 && (uint64_t)now_wall > t->deadline_ms) {
+        /* the coordinator times this attempt out anyway; do not spend the work */
+        res->err = em_errf(&eb, EM_E_TIMEOUT, "deadline passed %lld ms before the task started",
+                           (long long)((uint64_t)now_wall - t->deadline_ms));
+        res->retryable = true;
+        set_msg(res, "%s: %s", base_name(t->source), eb.msg);
+        goto done;
+    }
+
     double ts = em_now_s();
     rc = em_storage_get(st, t->source, &bytes, &nbytes, &eb);
     fetch_s = em_now_s() - ts;

@@ -7,7 +7,8 @@
  *   - permanent (!em_err_retryable: EM_E_AUDIO, EM_E_FORMAT, EM_E_TOO_LONG, EM_E_NOTFOUND,
  *     EM_E_TOO_SHORT for clips under EM_PIPE_MIN_SECONDS, ...): an error record (status "failed", error {class, message}) is
  *     written to out_uri and the result says ok=false, retryable=false;
- *   - retryable (EM_E_IO, EM_E_STORAGE, EM_E_TIMEOUT, a failed put of any record): no
+ *   - retryable (EM_E_IO, EM_E_STORAGE, a failed put of any record, EM_E_TIMEOUT when the
+ *     task's deadline passed before it started, so the work is not spent): no
  *     record is written; the result says ok=false, retryable=true and the coordinator
  *     retries (and writes the error record itself once attempts run out).
  *
@@ -61,7 +62,7 @@ struct em_pipe_task {
     const char *meta_json;     /* may be NULL or "" */
     const char *producer_hash; /* may be NULL or "" */
     unsigned attempt;          /* 1-based */
-    uint64_t deadline_ms;      /* wall ms since the epoch; 0: none */
+    uint64_t deadline_ms;      /* wall ms since the epoch, checked at start; 0: none */
 };
 
 struct em_pipe_result {

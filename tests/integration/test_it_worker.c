@@ -97,7 +97,8 @@ static Earmark__Envelope *expect(Earmark__Envelope__BodyCase want)
     return NULL;
 }
 
-static void send_task(const char *task_id, const char *item, const char *source, const char *out)
+static void send_task_dl(const char *task_id, const char *item, const char *source,
+                         const char *out, uint64_t deadline_ms)
 {
     Earmark__Task t;
     earmark__task__init(&t);
@@ -109,10 +110,16 @@ static void send_task(const char *task_id, const char *item, const char *source,
     t.attempt = 2;
     t.meta_json = (char *)"{\"k\":1}";
     t.producer_hash = (char *)"ph";
+    t.deadline_ms = deadline_ms;
     uint8_t *b;
     size_t n;
     CU_ASSERT_EQUAL_FATAL(em_wire_task(&t, &b, &n, NULL), EM_OK);
     CU_ASSERT_EQUAL(send_frame(b, n), 0);
+}
+
+static void send_task(const char *task_id, const char *item, const char *source, const char *out)
+{
+    send_task_dl(task_id, item, source, out, 0);
 }
 
 static json_t *load_record(const char *item)
@@ -318,6 +325,24 @@ static void unstorable_output_is_retryable(void)
     em_wire_free(e);
 }
 
+/* A task whose deadline passed before it started is not run: retryable, no record. */
+static void past_deadline_is_not_run(void)
+{
+    char src[700], out[700], path[700];
+    snprintf(src, sizeof src, "file://%s", good);
+    snprintf(out, sizeof out, "file://%s/out/item-late.json", dir);
+    snprintf(path, sizeof path, "%s/out/item-late.json", dir);
+    send_task_dl("t-late", "item-late", src, out, (uint64_t)(em_wall_ms() - 60000));
+    Earmark__Envelope *e = expect_result("t-late");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_FALSE(e->result->ok);
+    CU_ASSERT_TRUE(e->result->retryable);
+    CU_ASSERT_STRING_EQUAL(e->result->error_class, "EM_E_TIMEOUT");
+    CU_ASSERT_STRING_EQUAL(e->result->output_uri, "");
+    em_wire_free(e);
+    CU_ASSERT_PTR_NULL(th_slurp(path, NULL));
+}
+
 /* With one thread and capacity 2, the second task waits; a Cancel answers it unrun. A
  * repeated task id is not run twice. */
 static void cancel_of_queued_task(void)
@@ -404,6 +429,7 @@ static CU_TestInfo tests[] = {
     {"text_named_wav_gets_error_record", text_named_wav_gets_error_record},
     {"missing_source_gets_notfound_record", missing_source_gets_notfound_record},
     {"unstorable_output_is_retryable", unstorable_output_is_retryable},
+    {"past_deadline_is_not_run", past_deadline_is_not_run},
     {"cancel_of_queued_task", cancel_of_queued_task},
     {"sigterm_finishes_held_tasks", sigterm_finishes_held_tasks},
     CU_TEST_INFO_NULL,
