@@ -9,8 +9,9 @@
  * and prep stores -C * sum(x) per block, loaded (8 bytes, masked) as the accumulator start:
  *     s_j  = vpdpbusd(-C * sum x_j, u, x_j)          int32 per lane, exact
  *     acc_j += float(s_j) * (dw * dx_j)               f32 per lane, reduced at row end
- * Two rows are done at once, so each activation load serves both (activations for n = 8 and
- * in = 11008 are 88 KB, beyond L1).
+ * With more than 4 (q8_0) / 2 (q4_0) activations two rows are done per pass, so each
+ * activation load serves both (activations for n = 8 and in = 11008 are 88 KB, beyond L1);
+ * with fewer, one row per pass keeps W a single DRAM stream (measured faster).
  * bf16 rows: vdpbf16ps on x rounded to bf16 (if the CPU has AVX512_BF16), else widened + FMA.
  * f16 rows: vcvtph2ps + FMA; f32 rows: FMA. Row ends use masked loads (no over-read). */
 #include <immintrin.h>
@@ -20,11 +21,10 @@
 #include "model/quant.h"
 
 #define INLINE static inline __attribute__((always_inline))
-/* Bytes ahead to prefetch in each quantized weight row stream (rows are read as two
- * interleaved streams with a lot of arithmetic per line, and the hardware prefetchers stop
- * at 4 KiB pages). Measured on Zen 4 with W in DRAM, one thread: q4_0 7 -> 13 GB/s, q8_0
- * 11 -> 13 GB/s; for bf16 rows (less work per line) it measured slightly slower, so they
- * rely on the hardware prefetcher. */
+/* Bytes ahead to prefetch in each quantized weight row stream (a lot of arithmetic per
+ * line, and the hardware prefetchers stop at 4 KiB pages). Measured on Zen 4 with W in
+ * DRAM, one thread, two rows per pass: q4_0 7 -> 13 GB/s, q8_0 11 -> 13 GB/s; for bf16 rows
+ * (less work per line) it measured slightly slower, so they rely on the hardware prefetcher. */
 #ifndef EM_QDOT_PREFETCH
 #define EM_QDOT_PREFETCH 4096
 #endif
