@@ -14,7 +14,7 @@
 #   empty.wav      0 bytes                               -> EM_E_AUDIO "empty file"
 #   random.wav     8 KiB of seeded pseudo-random bytes   -> EM_E_AUDIO (no container/stream)
 #   text.mp3       a text file named .mp3                -> EM_E_AUDIO
-#   truncated.mp3  the first 30% of a 3 s mp3            -> DECODES PARTIALLY (~0.9 s, status ok)
+#   truncated.mp3  the first 30% of a 3 s mp3            -> EM_E_AUDIO "truncated" (its Xing header declares 3 s)
 #   tiny.wav       10 ms of tone at 16 kHz               -> decodes (160 samples); too short for a model
 # Needs sox (with libsox-fmt-all), espeak-ng, ffmpeg and python3. Quiet unless something fails.
 # URIs are not percent-encoded: give a DIR made of plain path characters (as mktemp makes).
@@ -99,7 +99,8 @@ if [ $bad -eq 1 ]; then
   : >"$dir/empty.wav"
   python3 -c 'import random,sys; r=random.Random(7); sys.stdout.buffer.write(bytes(r.getrandbits(8) for _ in range(8192)))' >"$dir/random.wav"
   printf 'This is not audio.\nJust a text file with an mp3 name.\n' >"$dir/text.mp3"
-  sox -q -R -n -r 44100 -c 2 "$src/full.mp3" synth 3 sine 440 gain -6
+  # LAME via ffmpeg writes a Xing/Info header with the frame count, so the cut is detectable.
+  ffmpeg -nostdin -v error -y -f lavfi -i "sine=f=440:d=3:r=44100" -ac 2 -c:a libmp3lame -b:a 128k "$src/full.mp3"
   size=$(stat -c %s "$src/full.mp3")
   head -c $((size * 30 / 100)) "$src/full.mp3" >"$dir/truncated.mp3"
   sox -q -R -n -r 16000 -c 1 -e signed-integer -b 16 "$dir/tiny.wav" synth 0.01 sine 440 gain -6

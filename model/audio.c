@@ -328,6 +328,23 @@ static void sanitize(float *x, size_t n)
     }
 }
 
+/* A container that declares its duration in a header (an mp3 Xing/Info frame count, an
+ * mp4 moov, an Ogg end granule) but yields much less audio was cut short: the bytes past
+ * the cut are lost, so the clip is refused rather than annotated as if it were whole.
+ * Durations FFmpeg only estimated from the bitrate and file size say nothing and pass. */
+static em_err check_truncated(const struct dec *d, struct em_errbuf *eb)
+{
+    const AVStream *st = d->fmt->streams[d->stream];
+    if (d->fmt->duration_estimation_method != AVFMT_DURATION_FROM_STREAM) return EM_OK;
+    if (st->duration == AV_NOPTS_VALUE || st->duration <= 0) return EM_OK;
+    double declared = (double)st->duration * av_q2d(st->time_base);
+    double got = (double)d->n / EM_AUDIO_RATE;
+    if (declared > 0 && got < EM_AUDIO_TRUNCATED_RATIO * declared - 0.05)
+        return em_errf(eb, EM_E_AUDIO, "%s: truncated: decoded %.2f s of the %.2f s its header declares",
+                       d->name, got, declared);
+    return EM_OK;
+}
+
 em_err em_audio_decode_mem_opts(const uint8_t *data, size_t len, const char *name,
                                 const struct em_audio_opts *opts, struct em_audio *out,
                                 struct em_errbuf *eb)
@@ -359,6 +376,7 @@ em_err em_audio_decode_mem_opts(const uint8_t *data, size_t len, const char *nam
                      avcodec_get_name(d.fmt->streams[d.stream]->codecpar->codec_id), d.n_corrupt);
         goto done;
     }
+    if ((rc = check_truncated(&d, eb)) != EM_OK) goto done;
     fill_info(&d, out);
     sanitize(d.pcm, d.n);
     if (d.cap - d.n > EM_AUDIO_RATE) { /* give back the growth slack; failure keeps the block */

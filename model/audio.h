@@ -13,6 +13,9 @@
 
 #define EM_AUDIO_RATE 16000
 #define EM_AUDIO_MAX_SECONDS (4 * 3600)         /* decoded duration limit */
+/* Decoding less than this fraction of the duration a header declares means the file was
+ * cut short: EM_E_AUDIO "truncated". */
+#define EM_AUDIO_TRUNCATED_RATIO 0.9
 #define EM_AUDIO_MAX_BYTES (512u * 1024u * 1024u) /* encoded input limit */
 
 struct em_audio {
