@@ -1,0 +1,148 @@
+/* model/model.h - the Qwen2-Audio runtime as the worker sees it: load a checkpoint once,
+ * annotate decoded clips with it. What worker/ includes (with model/audio.h).
+ *
+ *   em_model_load(dir): config.json + generation_config.json, tokenizer files, safetensors
+ *     (model/loader), audio tower, projector, language model; prompt form (base | chat)
+ *   em_model_annotate(m, audio[16 kHz mono], prompts[P]):
+ *     for each <= 30 s window w (model/chunk.h):
+ *       log-mel -> encoder -> projector -> audio rows [N, hidden]
+ *       ids_p = prompt p with N <|AUDIO|>            (model/prompt.h)
+ *       one prefill of the prefix all ids_p share (it holds the audio), then for each p
+ *       em_generate_shared from a copy of that cache -> text[w][p]
+ *     merged: caption, transcript, events (model/answer.h), answers[p]
+ *
+ * Thread-safety: an em_model is read-only after em_model_load and may be shared by any
+ * number of threads calling em_model_annotate at once; each call allocates its own scratch,
+ * caches and samplers. em_model_free must not race with a running annotate.
+ * Errors are common/err.def codes with a one-line detail in the caller's em_errbuf. */
+#ifndef EM_MODEL_H
+#define EM_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "model/audio.h"
+
+#define EM_MODEL_MAX_PROMPTS 16      /* prompts per annotate call */
+#define EM_MODEL_MAX_NAME 64         /* bytes of a prompt name */
+#define EM_MODEL_MAX_NEW_TOKENS 8192 /* cap on a max_new_tokens override */
+#define EM_MODEL_IDENTITY_MAX 160    /* bytes of em_model_identity(), NUL included */
+
+enum em_model_form {
+    EM_MODEL_FORM_AUTO = 0, /* chat iff the checkpoint ships a chat template */
+    EM_MODEL_FORM_BASE = 1, /* Qwen2-Audio-7B plain prompt (spec section 8.1) */
+    EM_MODEL_FORM_CHAT = 2, /* Qwen2-Audio-7B-Instruct ChatML (spec section 8.2) */
+};
+
+struct em_model_opts {
+    enum em_model_form form; /* default EM_MODEL_FORM_AUTO */
+    const char *name;        /* identity name; NULL: the directory's last component */
+};
+struct em_model_opts em_model_opts_default(void);
+
+struct em_model;
+
+/* Loads the Hugging Face checkpoint directory dir (config.json, optional
+ * generation_config.json, tokenizer.json or vocab.json + merges.txt + tokenizer_config.json,
+ * model.safetensors or an index + shards). The form is opts->form, or with AUTO chat when
+ * dir has chat_template.jinja or tokenizer_config.json has a "chat_template" string, else
+ * base. opts may be NULL (defaults). On EM_OK the caller owns *out (em_model_free).
+ * Errors (the detail names the file): EM_E_NOTFOUND (dir, config.json or the tokenizer
+ * files missing), EM_E_IO, EM_E_MODEL (malformed or inconsistent files), EM_E_ARG (bad
+ * opts), EM_E_NOMEM. */
+em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct em_model **out,
+                     struct em_errbuf *eb);
+void em_model_free(struct em_model *m); /* NULL ok */
+
+/* "NAME@CHECKSUM:DTYPE:BACKEND", e.g. "Qwen2-Audio-7B@3f2a9c1d0b4e:bf16:cpu": CHECKSUM is
+ * the first 12 hex digits of em_model_checksum. Borrowed, valid while m lives. Stable across
+ * loads of the same files. */
+const char *em_model_identity(const struct em_model *m);
+const char *em_model_name(const struct em_model *m);     /* borrowed */
+/* Hex SHA-256 (64 chars) over config.json and the JSON headers (not the data) of every
+ * safetensors file in name order: cheap even for 16 GB, and changes with any tensor's
+ * name, dtype, shape or offset. Borrowed. */
+const char *em_model_checksum(const struct em_model *m);
+const char *em_model_dtype(const struct em_model *m);    /* "bf16", "f16", "f32" */
+const char *em_model_backend(const struct em_model *m);  /* "cpu" */
+enum em_model_form em_model_form(const struct em_model *m); /* BASE or CHAT, never AUTO */
+
+/* One question to ask of every window. Either task (a built-in: "caption", "transcript",
+ * "events"; model/prompt.h) or text (free text, at most 4096 bytes, no control tokens).
+ * Strings are borrowed for the call. */
+struct em_model_prompt {
+    const char *name; /* key in answers (1..EM_MODEL_MAX_NAME bytes, unique in the call);
+                         NULL: the task name, or "prompt" for free text */
+    const char *task; /* built-in task, or NULL when text is set */
+    const char *text; /* free text, or NULL */
+};
+
+/* Changes to the checkpoint's generation_config.json defaults; zero-initialise and set what
+ * differs ({0} changes nothing). */
+struct em_gen_params_override {
+    int max_new_tokens;       /* per window and prompt, 1..EM_MODEL_MAX_NEW_TOKENS; 0: default */
+    bool greedy;              /* argmax decoding (the repetition penalty still applies, as HF) */
+    float repetition_penalty; /* > 0 replaces the config's; 0: keep */
+    bool set_seed;            /* use seed below (default seed 0) */
+    uint64_t seed;            /* sampling seed; the same seed gives the same tokens */
+};
+
+/* One prompt on one window. */
+struct em_model_answer {
+    char *text;      /* decoded text, special tokens dropped, otherwise raw; owned */
+    int32_t *ids;    /* [n_ids] generated ids, the stop token included if one ended it; owned */
+    size_t n_ids;
+    bool stopped;    /* ended on a stop token (else max_new_tokens) */
+};
+
+struct em_model_segment {
+    double start_s, end_s;           /* window bounds in the clip, seconds */
+    int audio_tokens;                /* <|AUDIO|> positions of this window */
+    struct em_model_answer *answers; /* [n_prompts], in prompt order */
+};
+
+/* What em_model_annotate returns; plain data owned by the caller (em_model_result_free). */
+struct em_model_result {
+    size_t n_prompts;
+    char **names;       /* [n_prompts] prompt names (the resolved ones) */
+    char **tasks;       /* [n_prompts] built-in task name, or NULL for free text */
+    size_t n_segments;  /* windows that produced answers (a sub-20 ms tail is skipped) */
+    struct em_model_segment *segments;
+    /* Merged over the segments; NULL when no prompt has that task. */
+    char *caption;      /* normalised segment captions joined with " " */
+    char *transcript;   /* normalised segment transcripts joined with " " */
+    char **events;      /* [n_events] tags from every "events" answer (model/answer.h):
+                           lower case, deduplicated, in order of first appearance */
+    size_t n_events;
+    bool has_events;    /* a prompt had the events task (events may still be empty) */
+    char **answers;     /* [n_prompts] each prompt's normalised segment texts joined with " " */
+    /* Token counts, summed over segments and prompts. */
+    long audio_tokens;  /* <|AUDIO|> positions (per window, counted once) */
+    long prompt_tokens; /* prompt ids run through the decoder (shared prefix once per window) */
+    long new_tokens;    /* generated ids */
+    /* Wall seconds (monotonic): encode = mel + encoder + projector; prefill = the shared
+     * prefix (audio) of each window; decode = each prompt's remaining prefill + its decode
+     * loop. tokens_per_s = new_tokens / decode_s (0 when decode_s is 0). */
+    double encode_s, prefill_s, decode_s, tokens_per_s;
+    /* Copied from the model so a result describes itself. */
+    char identity[EM_MODEL_IDENTITY_MAX];
+    char form[8];       /* "base" | "chat" */
+};
+
+/* Runs every <= 30 s window of audio (em_audio from model/audio.h; only pcm and n are read)
+ * with every prompt. gen may be NULL (checkpoint defaults). On EM_OK the caller owns *out
+ * (em_model_result_free). A trailing window too short for one audio token (< 321 samples)
+ * is skipped when an earlier window exists.
+ * Errors: EM_E_ARG (no prompts or more than EM_MODEL_MAX_PROMPTS, unknown task, bad or
+ * duplicate name, bad free text, bad override), EM_E_TOO_SHORT (audio under one audio token),
+ * EM_E_TOO_LONG, EM_E_NOMEM, the decoder's and encoder's errors. On error *out is NULL. */
+em_err em_model_annotate(const struct em_model *m, const struct em_audio *audio,
+                         const struct em_model_prompt *prompts, size_t n_prompts,
+                         const struct em_gen_params_override *gen,
+                         struct em_model_result **out, struct em_errbuf *eb);
+
+void em_model_result_free(struct em_model_result *r); /* NULL ok */
+
+#endif
