@@ -1,7 +1,7 @@
 /* worker/annotation.c - the `earmark.annotation/v1` record as compact JSON (jansson).
  *
- *   em_annot_in (+ em_audio, em_facts, meta JSON text, error) -> json_t tree in the
- *   field order of annotation.h -> json_dumps(JSON_COMPACT) -> malloc'd text
+ *   em_annot_in (+ em_audio, em_facts, em_model_result, meta JSON text, error) -> json_t
+ *   tree in the field order of annotation.h -> json_dumps(JSON_COMPACT) -> malloc'd text
  *
  * Every string from outside (URI, ids, meta, FFmpeg-derived messages, which may have been
  * cut mid-character by a fixed-size error buffer) is made valid UTF-8 first: jansson
@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "model/model.h"
 
 #ifndef EM_VERSION
 #define EM_VERSION "unknown"
@@ -131,6 +132,87 @@ static json_t *audio_obj(const struct em_audio *a, const struct em_facts *given,
     return o;
 }
 
+/* put() with a key from outside (a prompt name): invalid UTF-8 becomes U+FFFD, as values do. */
+static void put_key(json_t *obj, const char *key, json_t *v, int *ok)
+{
+    json_t *k = jstr(key);
+    if (!k) {
+        json_decref(v);
+        *ok = 0;
+        return;
+    }
+    put(obj, json_string_value(k), v, ok);
+    json_decref(k);
+}
+
+/* {name: f(answer)} over the prompts of one segment. */
+static json_t *per_prompt(const struct em_model_result *r, const struct em_model_segment *sg,
+                          json_t *(*f)(const struct em_model_answer *), int *ok)
+{
+    json_t *o = json_object();
+    if (!o) {
+        *ok = 0;
+        return NULL;
+    }
+    for (size_t p = 0; p < r->n_prompts; p++) put_key(o, r->names[p], f(&sg->answers[p]), ok);
+    return o;
+}
+
+static json_t *answer_text(const struct em_model_answer *a) { return jstr(a->text); }
+static json_t *answer_n(const struct em_model_answer *a) { return json_integer((json_int_t)a->n_ids); }
+static json_t *answer_stopped(const struct em_model_answer *a) { return json_boolean(a->stopped); }
+static json_t *answer_ids(const struct em_model_answer *a)
+{
+    json_t *v = json_array();
+    for (size_t i = 0; v && i < a->n_ids; i++)
+        if (json_array_append_new(v, json_integer(a->ids[i])) != 0) {
+            json_decref(v);
+            return NULL;
+        }
+    return v;
+}
+
+static json_t *segments(const struct em_model_result *r, bool with_ids, int *ok)
+{
+    json_t *a = json_array();
+    for (size_t s = 0; a && r && s < r->n_segments; s++) {
+        const struct em_model_segment *sg = &r->segments[s];
+        json_t *o = json_object();
+        if (!o || json_array_append_new(a, o) != 0) {
+            *ok = 0;
+            break;
+        }
+        put(o, "start_s", jreal(sg->start_s), ok);
+        put(o, "end_s", jreal(sg->end_s), ok);
+        put(o, "audio_tokens", json_integer(sg->audio_tokens), ok);
+        put(o, "answers", per_prompt(r, sg, answer_text, ok), ok);
+        put(o, "new_tokens", per_prompt(r, sg, answer_n, ok), ok);
+        put(o, "stopped", per_prompt(r, sg, answer_stopped, ok), ok);
+        if (with_ids) put(o, "ids", per_prompt(r, sg, answer_ids, ok), ok);
+    }
+    return a;
+}
+
+static json_t *events(const struct em_model_result *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && r && i < r->n_events; i++)
+        if (json_array_append_new(a, jstr(r->events[i])) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static json_t *answers(const struct em_model_result *r, int *ok)
+{
+    json_t *o = json_object();
+    for (size_t p = 0; o && r && p < r->n_prompts; p++) put_key(o, r->names[p], jstr(r->answers[p]), ok);
+    return o;
+}
+
+static json_t *text_or_null(const char *s) { return s ? jstr(s) : json_null(); }
+
 char *em_annot_build(const struct em_annot_in *in, size_t *len)
 {
     int ok = 1;
@@ -138,6 +220,8 @@ char *em_annot_build(const struct em_annot_in *in, size_t *len)
     json_t *r = json_object(), *o;
     if (!r) return NULL;
     bool failed = in->err != EM_OK;
+    const struct em_model_result *mr = in->result;
+    const char *model = in->model ? in->model : mr ? mr->identity : "none";
 
     put(r, "schema", json_string(EM_ANNOT_SCHEMA), &ok);
     put(r, "id", jstr(in->item_id), &ok);
@@ -152,15 +236,24 @@ char *em_annot_build(const struct em_annot_in *in, size_t *len)
     if (o) {
         put(o, "hash", jstr(in->producer_hash), &ok);
         put(o, "earmark_version", json_string(EM_VERSION), &ok);
-        put(o, "model", jstr(in->model ? in->model : "none"), &ok);
+        put(o, "model", jstr(*model ? model : "none"), &ok);
+        if (mr) put(o, "form", jstr(mr->form), &ok);
     }
     if (in->audio) put(r, "audio", audio_obj(in->audio, in->facts, &ok), &ok);
 
-    put(r, "segments", json_array(), &ok);
-    put(r, "caption", json_null(), &ok);
-    put(r, "transcript", json_null(), &ok);
-    put(r, "events", json_array(), &ok);
-    put(r, "answers", json_object(), &ok);
+    put(r, "segments", segments(mr, in->with_ids, &ok), &ok);
+    put(r, "caption", text_or_null(mr ? mr->caption : NULL), &ok);
+    put(r, "transcript", text_or_null(mr ? mr->transcript : NULL), &ok);
+    put(r, "events", events(mr), &ok);
+    put(r, "answers", answers(mr, &ok), &ok);
+    if (mr) {
+        put(r, "tokens", o = json_object(), &ok);
+        if (o) {
+            put(o, "audio", json_integer(mr->audio_tokens), &ok);
+            put(o, "prompt", json_integer(mr->prompt_tokens), &ok);
+            put(o, "generated", json_integer(mr->new_tokens), &ok);
+        }
+    }
 
     put(r, "timings", o = json_object(), &ok);
     if (o) {
@@ -168,6 +261,12 @@ char *em_annot_build(const struct em_annot_in *in, size_t *len)
         put(o, "decode_s", jreal(in->decode_s), &ok);
         put(o, "model_s", jreal(in->model_s), &ok);
         put(o, "total_s", jreal(in->total_s), &ok);
+        if (mr) {
+            put(o, "encode_s", jreal(mr->encode_s), &ok);
+            put(o, "prefill_s", jreal(mr->prefill_s), &ok);
+            put(o, "decode_s", jreal(mr->decode_s), &ok);
+            put(o, "tokens_per_s", jreal(mr->tokens_per_s), &ok);
+        }
     }
     put(r, "meta", meta_value(in->meta_json), &ok);
 

@@ -10,6 +10,12 @@
  * runs), caption / transcript (string or null), events [] (tags), answers {} (prompt name ->
  * text), timings {fetch_s, decode_s, model_s, total_s}, meta (the manifest's meta, verbatim),
  * error {class, message} when failed.
+ * With a model result (in->result, model/model.h), the model's output fills: segments
+ * [{start_s, end_s, audio_tokens, answers {name: text}, new_tokens {name: n},
+ * stopped {name: bool}[, ids {name: [id...]}]}], caption / transcript (null when no prompt
+ * had that task), events (tags), answers {name: merged text}, producer.form ("base"|"chat"),
+ * tokens {audio, prompt, generated} (top level, only then) and timings.encode_s /
+ * prefill_s / decode_s / tokens_per_s; producer.model defaults to the result's identity.
  * Also written (additive, allowed by the schema): audio.corrupt_packets (em_audio.n_corrupt),
  * error.retryable (em_err_retryable). Strings that are not valid UTF-8 (a URI, or a detail
  * cut mid-character by an em_errbuf) get U+FFFD for each bad byte instead of losing the
@@ -19,11 +25,14 @@
 #ifndef EM_ANNOTATION_H
 #define EM_ANNOTATION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/err.h"
 #include "model/audio.h"
 #include "worker/facts.h"
+
+struct em_model_result; /* model/model.h */
 
 #define EM_ANNOT_SCHEMA "earmark.annotation/v1"
 
@@ -33,11 +42,13 @@ struct em_annot_in {
     const char *source;        /* required: the URI as submitted */
     const char *worker_id;     /* NULL: "coordinator" */
     const char *producer_hash; /* may be NULL or "" */
-    const char *model;         /* model identity; NULL: "none" */
+    const char *model;         /* model identity; NULL: the result's identity, else "none" */
     const char *meta_json;     /* manifest meta as JSON text; NULL/"" for none; invalid JSON is kept as a string */
     unsigned attempt;
     const struct em_audio *audio; /* NULL when not decoded */
     const struct em_facts *facts; /* NULL when not decoded */
+    const struct em_model_result *result; /* model output, borrowed; NULL when no model ran */
+    bool with_ids;             /* segments also list each answer's generated ids */
     double fetch_s, decode_s, model_s, total_s;
     em_err err;                /* EM_OK for a good record */
     const char *err_msg;       /* detail when err != EM_OK */

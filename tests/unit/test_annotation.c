@@ -1,7 +1,8 @@
 /* tests/unit/test_annotation.c - worker/annotation.c: records built for good and failed
  * items, checked field by field with jansson and validated against
  * schema/annotation.schema.json by python3 jsonschema (which must also REJECT broken
- * records, so the schema check can fail). */
+ * records, so the schema check can fail); with a model result (model/model.h, built by
+ * hand here: plain data) the model's segments, merged fields, tokens and timings. */
 #include <CUnit/CUnit.h>
 #include <jansson.h>
 #include <math.h>
@@ -11,6 +12,7 @@
 
 #include "tests/helpers/clips.h"
 #include "tests/helpers/proc.h"
+#include "model/model.h"
 #include "worker/annotation.h"
 
 #define VALID 0
@@ -336,6 +338,110 @@ static void non_finite_timing_is_null(void)
     json_decref(j);
 }
 
+/* A hand-made model result: two windows, prompts "caption" (task) and "q\xff" (free text,
+ * a name that is not valid UTF-8). */
+static int32_t ids_a[3] = {9, 8, 151645}, ids_b[2] = {7, 6};
+static struct em_model_answer ans[2][2] = {
+    {{"a dog barks", ids_a, 3, true}, {"outdoors", ids_b, 2, false}},
+    {{"", ids_a, 1, true}, {"rain", ids_b, 2, false}},
+};
+static struct em_model_segment segs[2] = {{0.0, 30.0, 750, ans[0]}, {30.0, 41.5, 288, ans[1]}};
+static char *names[2] = {"caption", "q\xff"}, *tasks[2] = {"caption", NULL};
+static char *evs[2] = {"dog", "rain"}, *merged[2] = {"a dog barks", "outdoors rain"};
+
+static struct em_model_result fake_result(void)
+{
+    struct em_model_result r = {.n_prompts = 2, .names = names, .tasks = tasks, .n_segments = 2,
+                                .segments = segs, .caption = "a dog barks", .transcript = NULL,
+                                .events = evs, .n_events = 2, .has_events = true, .answers = merged,
+                                .audio_tokens = 1038, .prompt_tokens = 1100, .new_tokens = 8,
+                                .encode_s = 0.5, .prefill_s = 0.25, .decode_s = 2.0, .tokens_per_s = 4.0};
+    snprintf(r.identity, sizeof r.identity, "tiny@0123456789ab:bf16:cpu");
+    snprintf(r.form, sizeof r.form, "chat");
+    return r;
+}
+
+static void model_output_fills_the_record(void)
+{
+    struct em_model_result mr = fake_result();
+    struct em_annot_in in = good_in();
+    in.model = NULL; /* the result's identity */
+    in.result = &mr;
+    json_t *j = build_parse(&in);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    static const char *order[] = {"schema", "id", "batch_id", "source", "status", "attempt", "worker",
+                                  "created_at", "producer", "audio", "segments", "caption", "transcript",
+                                  "events", "answers", "tokens", "timings", "meta", NULL};
+    size_t k = 0;
+    for (void *it = json_object_iter(j); it && order[k]; it = json_object_iter_next(j, it), k++)
+        CU_ASSERT_STRING_EQUAL(json_object_iter_key(it), order[k]);
+    CU_ASSERT_PTR_NULL(order[k]);
+    json_t *p = json_object_get(j, "producer");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(p, "model")), "tiny@0123456789ab:bf16:cpu");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(p, "form")), "chat");
+    json_t *sg = json_object_get(j, "segments");
+    CU_ASSERT_EQUAL_FATAL(json_array_size(sg), 2);
+    json_t *s1 = json_array_get(sg, 1);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(s1, "start_s")), 30.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(s1, "end_s")), 41.5, 1e-12);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(s1, "audio_tokens")), 288);
+    const char *qname = "q\xef\xbf\xbd"; /* the bad byte became U+FFFD */
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_object_get(s1, "answers"), qname)), "rain");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_object_get(s1, "answers"), "caption")), "");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(s1, "new_tokens"), qname)), 2);
+    CU_ASSERT_TRUE(json_is_true(json_object_get(json_object_get(s1, "stopped"), "caption")));
+    CU_ASSERT_TRUE(json_is_false(json_object_get(json_object_get(s1, "stopped"), qname)));
+    CU_ASSERT_PTR_NULL(json_object_get(s1, "ids"));
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "caption")), "a dog barks");
+    CU_ASSERT_TRUE(json_is_null(json_object_get(j, "transcript")));
+    json_t *ev = json_object_get(j, "events");
+    CU_ASSERT_EQUAL(json_array_size(ev), 2);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(ev, 1)), "rain");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_object_get(j, "answers"), qname)),
+                           "outdoors rain");
+    json_t *t = json_object_get(j, "tokens");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(t, "audio")), 1038);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(t, "prompt")), 1100);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(t, "generated")), 8);
+    json_t *tm = json_object_get(j, "timings");
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(tm, "prefill_s")), 0.25, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(tm, "tokens_per_s")), 4.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(tm, "model_s")), 1.5, 1e-12);
+    CU_ASSERT_EQUAL(validate_json(j), VALID);
+
+    json_t *c = json_deep_copy(j); /* tokens is closed */
+    json_object_set_new(json_object_get(c, "tokens"), "extra", json_integer(1));
+    CU_ASSERT_EQUAL(validate_json(c), INVALID);
+    json_decref(c);
+    c = json_deep_copy(j);
+    json_object_set_new(json_object_get(c, "tokens"), "generated", json_integer(-1));
+    CU_ASSERT_EQUAL(validate_json(c), INVALID);
+    json_decref(c);
+    c = json_deep_copy(j);
+    json_object_set_new(json_object_get(json_array_get(json_object_get(c, "segments"), 0), "stopped"),
+                        "caption", json_string("yes"));
+    CU_ASSERT_EQUAL(validate_json(c), INVALID);
+    json_decref(c);
+    c = json_deep_copy(j);
+    json_object_set_new(json_object_get(c, "producer"), "form", json_string("xml"));
+    CU_ASSERT_EQUAL(validate_json(c), INVALID);
+    json_decref(c);
+    json_decref(j);
+
+    /* with ids, and an explicit model string winning over the result's */
+    in.with_ids = true;
+    in.model = "given";
+    j = build_parse(&in);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_object_get(j, "producer"), "model")), "given");
+    json_t *ids = json_object_get(json_object_get(json_array_get(json_object_get(j, "segments"), 0), "ids"),
+                                  "caption");
+    CU_ASSERT_EQUAL_FATAL(json_array_size(ids), 3);
+    CU_ASSERT_EQUAL(json_integer_value(json_array_get(ids, 2)), 151645);
+    CU_ASSERT_EQUAL(validate_json(j), VALID);
+    json_decref(j);
+}
+
 static CU_TestInfo tests[] = {
     {"ok_record_has_the_documented_layout", ok_record_has_the_documented_layout},
     {"failed_record_carries_error", failed_record_carries_error},
@@ -344,6 +450,7 @@ static CU_TestInfo tests[] = {
     {"odd_uris_are_escaped", odd_uris_are_escaped},
     {"facts_are_computed_when_not_given", facts_are_computed_when_not_given},
     {"non_finite_timing_is_null", non_finite_timing_is_null},
+    {"model_output_fills_the_record", model_output_fills_the_record},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_annotation = {"annotation", init, clean, NULL, NULL, tests};
