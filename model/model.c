@@ -534,6 +534,23 @@ static em_err merge(struct em_model_result *r)
     return rc;
 }
 
+em_err em_model_check_prompts(const struct em_model *m, const struct em_model_prompt *prompts,
+                              size_t n, struct em_errbuf *eb)
+{
+    struct run st = {.m = m};
+    if (!(st.r = calloc(1, sizeof *st.r))) return EM_E_NOMEM;
+    em_err rc = resolve_prompts(&st, prompts, n, eb);
+    em_model_result_free(st.r);
+    return rc;
+}
+
+em_err em_model_check_gen(const struct em_gen_params_override *gen, struct em_errbuf *eb)
+{
+    struct em_gen_params g;
+    memset(&g, 0, sizeof g);
+    return apply_override(&g, gen, eb);
+}
+
 em_err em_model_annotate(const struct em_model *m, const struct em_audio *audio,
                          const struct em_model_prompt *prompts, size_t n_prompts,
                          const struct em_gen_params_override *gen,

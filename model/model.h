@@ -79,6 +79,12 @@ struct em_model_prompt {
     const char *text; /* free text, or NULL */
 };
 
+/* Checks prompts[n] as em_model_annotate would (count, tasks, names, free text) without
+ * running anything: for validating a batch's prompts once, before any audio.
+ * Errors: EM_E_ARG (detail names the prompt), EM_E_NOMEM. */
+em_err em_model_check_prompts(const struct em_model *m, const struct em_model_prompt *prompts,
+                              size_t n, struct em_errbuf *eb);
+
 /* Changes to the checkpoint's generation_config.json defaults; zero-initialise and set what
  * differs ({0} changes nothing). */
 struct em_gen_params_override {
@@ -88,6 +94,9 @@ struct em_gen_params_override {
     bool set_seed;            /* use seed below (default seed 0) */
     uint64_t seed;            /* sampling seed; the same seed gives the same tokens */
 };
+
+/* Checks an override as em_model_annotate would. Errors: EM_E_ARG. */
+em_err em_model_check_gen(const struct em_gen_params_override *gen, struct em_errbuf *eb);
 
 /* One prompt on one window. */
 struct em_model_answer {

@@ -264,7 +264,7 @@ char *em_annot_build(const struct em_annot_in *in, size_t *len)
         if (mr) {
             put(o, "encode_s", jreal(mr->encode_s), &ok);
             put(o, "prefill_s", jreal(mr->prefill_s), &ok);
-            put(o, "decode_s", jreal(mr->decode_s), &ok);
+            put(o, "generate_s", jreal(mr->decode_s), &ok); /* decode_s is the audio's */
             put(o, "tokens_per_s", jreal(mr->tokens_per_s), &ok);
         }
     }

@@ -15,7 +15,8 @@
  * stopped {name: bool}[, ids {name: [id...]}]}], caption / transcript (null when no prompt
  * had that task), events (tags), answers {name: merged text}, producer.form ("base"|"chat"),
  * tokens {audio, prompt, generated} (top level, only then) and timings.encode_s /
- * prefill_s / decode_s / tokens_per_s; producer.model defaults to the result's identity.
+ * prefill_s / generate_s (the result's decode_s; timings.decode_s stays the audio decode) /
+ * tokens_per_s; producer.model defaults to the result's identity.
  * Also written (additive, allowed by the schema): audio.corrupt_packets (em_audio.n_corrupt),
  * error.retryable (em_err_retryable). Strings that are not valid UTF-8 (a URI, or a detail
  * cut mid-character by an em_errbuf) get U+FFFD for each bad byte instead of losing the

@@ -2,8 +2,9 @@
  * checkpoints: FFmpeg decode of tests/golden/clips/speech.flac, mel, encoder, projector,
  * prompt and greedy generation must reproduce the 32 tokens HF generated for every built-in
  * prompt (both forms, both checkpoints, the config's repetition penalty 1.1), up to the
- * golden checkpoints' exact-tie classes (tie_class below); plus the
- * command's error handling (per-file error lines, usage errors). */
+ * golden checkpoints' exact-tie classes (tie_class below), with the three prompts in one
+ * call sharing the audio prefill; each line is an earmark.annotation/v1 record that passes
+ * the schema; plus the command's error handling (failed records, usage errors). */
 #include <CUnit/CUnit.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -50,6 +51,17 @@ static int run(const char *args, json_t **out)
     return rc;
 }
 
+/* Checks the record in tmp/out.json against schema/annotation.schema.json (python3
+ * jsonschema, as tests/unit/test_annotation.c does); 0 when valid. */
+static int schema_valid(void)
+{
+    return th_sh("python3 -c 'import json,sys,jsonschema; "
+                 "jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))' "
+                 "'%s/schema/annotation.schema.json' '%s/out.json'",
+                 golden_root(), tmp);
+}
+
+/* All three tasks in one call (one shared prefill of the audio per window). */
 static void greedy_tokens_match_hf(void)
 {
     static const char *ck[2] = {"tiny-bf16", "tiny-f32"};
@@ -57,24 +69,32 @@ static void greedy_tokens_match_hf(void)
     static const char *form[2] = {"base", "chat"};
     int ok = 0;
     for (int c = 0; c < 2; c++)
-        for (int t = 0; t < 3; t++)
-            for (int f = 0; f < 2; f++) {
-                char args[2048], key[256];
-                snprintf(args, sizeof args,
-                         "--model '%s/%s' --task %s --form %s --greedy --max-new-tokens 32 --ids "
-                         "'%s/tests/golden/clips/speech.flac'",
-                         tmp, ck[c], task[t], form[f], golden_root());
-                json_t *o = NULL;
-                CU_ASSERT_EQUAL(run(args, &o), 0);
-                json_t *seg = json_array_get(json_object_get(o, "segments"), 0);
-                json_t *ids = json_object_get(seg, "ids");
+        for (int f = 0; f < 2; f++) {
+            char args[2048], key[256];
+            snprintf(args, sizeof args,
+                     "--model '%s/%s' --task caption --task transcript --task events --form %s "
+                     "--greedy --max-new-tokens 32 --ids '%s/tests/golden/clips/speech.flac'",
+                     tmp, ck[c], form[f], golden_root());
+            json_t *o = NULL;
+            CU_ASSERT_EQUAL(run(args, &o), 0);
+            CU_ASSERT_EQUAL(schema_valid(), 0);
+            CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "status")), "ok");
+            json_t *prod = json_object_get(o, "producer");
+            CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(prod, "form")), form[f]);
+            CU_ASSERT_EQUAL(strncmp(json_string_value(json_object_get(prod, "model")), ck[c], strlen(ck[c])), 0);
+            json_t *segs = json_object_get(o, "segments");
+            CU_ASSERT_EQUAL(json_array_size(segs), 1);
+            json_t *seg = json_array_get(segs, 0);
+            CU_ASSERT_EQUAL(json_integer_value(json_object_get(seg, "audio_tokens")),
+                            (json_int_t)golden_num(&g, "tiny-f32/speech/audio_tokens"));
+            json_int_t generated = 0;
+            for (int t = 0; t < 3; t++) {
+                json_t *ids = json_object_get(json_object_get(seg, "ids"), task[t]);
                 snprintf(key, sizeof key, "%s/speech/%s/%s/greedy_rp_default", ck[c], task[t], form[f]);
                 int64_t shape[4];
                 int nd;
                 int32_t *want = golden_tensor(&g, key, shape, &nd);
                 CU_ASSERT_PTR_NOT_NULL_FATAL(want);
-                CU_ASSERT_EQUAL(json_integer_value(json_object_get(seg, "audio_tokens")),
-                                (json_int_t)golden_num(&g, "tiny-f32/speech/audio_tokens"));
                 size_t same = 0;
                 while (same < json_array_size(ids) && same < (size_t)shape[0] &&
                        tie_class(json_integer_value(json_array_get(ids, same))) == tie_class(want[same]))
@@ -83,10 +103,19 @@ static void greedy_tokens_match_hf(void)
                     printf("\n    %s %s/%s: %zu of %lld tokens agree", ck[c], task[t], form[f], same,
                            (long long)shape[0]);
                 CU_ASSERT_EQUAL(json_array_size(ids), (size_t)shape[0]);
+                CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(seg, "new_tokens"), task[t])),
+                                (json_int_t)json_array_size(ids));
+                CU_ASSERT_PTR_NOT_NULL(json_object_get(json_object_get(o, "answers"), task[t]));
+                generated += (json_int_t)json_array_size(ids);
                 ok += same == (size_t)shape[0];
                 free(want);
-                json_decref(o);
             }
+            CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(o, "tokens"), "generated")),
+                            generated);
+            CU_ASSERT_TRUE(json_is_string(json_object_get(o, "caption")));
+            CU_ASSERT_TRUE(json_is_string(json_object_get(o, "transcript")));
+            json_decref(o);
+        }
     CU_ASSERT_EQUAL(ok, 12);
 }
 
@@ -97,6 +126,8 @@ static void errors_are_reported(void)
     snprintf(args, sizeof args, "--model '%s/tiny-f32' --greedy --max-new-tokens 2 '%s/missing.wav'",
              tmp, tmp);
     CU_ASSERT_EQUAL(run(args, &o), 1);
+    CU_ASSERT_EQUAL(schema_valid(), 0);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "status")), "failed");
     json_t *e = json_object_get(o, "error");
     CU_ASSERT_PTR_NOT_NULL(e);
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(e, "class")), "EM_E_NOTFOUND");
@@ -105,20 +136,30 @@ static void errors_are_reported(void)
     CU_ASSERT_EQUAL(run(args, NULL), 2);
     snprintf(args, sizeof args, "--model '%s/tiny-f32' --task nope '%s/missing.wav'", tmp, tmp);
     CU_ASSERT_EQUAL(run(args, NULL), 2);
+    snprintf(args, sizeof args, "--model '%s/tiny-f32' --task events --task events '%s/missing.wav'", tmp, tmp);
+    CU_ASSERT_EQUAL(run(args, NULL), 2);
     snprintf(args, sizeof args, "--model '%s/tiny-f32' --form xml '%s/missing.wav'", tmp, tmp);
+    CU_ASSERT_EQUAL(run(args, NULL), 2);
+    snprintf(args, sizeof args, "--model '%s/tiny-f32' --max-new-tokens 0 '%s/missing.wav'", tmp, tmp);
     CU_ASSERT_EQUAL(run(args, NULL), 2);
     CU_ASSERT_EQUAL(run("--greedy", NULL), 2);
     snprintf(args, sizeof args, "--model '%s' '%s/missing.wav'", tmp, tmp); /* not a checkpoint */
     CU_ASSERT_EQUAL(run(args, NULL), 1);
-    /* free text, chat form, sampling from the generation config */
+    /* free text (twice), chat form, sampling from the generation config; a good file after a
+     * bad one still gets its record */
     snprintf(args, sizeof args,
-             "--model '%s/tiny-bf16' --form chat --prompt 'What is it?' --max-new-tokens 4 --seed 7 "
-             "'%s/tests/golden/clips/tone.flac'", tmp, golden_root());
+             "--model '%s/tiny-bf16' --form chat --prompt 'What is it?' --prompt 'Where?' "
+             "--max-new-tokens 4 --seed 7 '%s/tests/golden/clips/tone.flac'", tmp, golden_root());
     CU_ASSERT_EQUAL(run(args, &o), 0);
+    CU_ASSERT_EQUAL(schema_valid(), 0);
     json_t *seg = json_array_get(json_object_get(o, "segments"), 0);
-    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "form")), "chat");
-    CU_ASSERT_TRUE(json_integer_value(json_object_get(seg, "new_tokens")) >= 1);
-    CU_ASSERT_TRUE(json_integer_value(json_object_get(seg, "new_tokens")) <= 4);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_object_get(o, "producer"), "form")), "chat");
+    json_int_t n = json_integer_value(json_object_get(json_object_get(seg, "new_tokens"), "prompt"));
+    CU_ASSERT_TRUE(n >= 1 && n <= 4);
+    n = json_integer_value(json_object_get(json_object_get(seg, "new_tokens"), "prompt2"));
+    CU_ASSERT_TRUE(n >= 1 && n <= 4);
+    CU_ASSERT_TRUE(json_is_null(json_object_get(o, "caption")));
+    CU_ASSERT_PTR_NULL(json_object_get(seg, "ids")); /* only with --ids */
     json_decref(o);
 }
 

@@ -405,6 +405,10 @@ static void model_output_fills_the_record(void)
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(t, "generated")), 8);
     json_t *tm = json_object_get(j, "timings");
     CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(tm, "prefill_s")), 0.25, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(tm, "encode_s")), 0.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(tm, "generate_s")), 2.0, 1e-12);
+    /* the audio decode time is not overwritten by the model's decode loop time */
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(tm, "decode_s")), 0.02, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(tm, "tokens_per_s")), 4.0, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(tm, "model_s")), 1.5, 1e-12);
     CU_ASSERT_EQUAL(validate_json(j), VALID);
