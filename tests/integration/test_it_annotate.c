@@ -20,6 +20,13 @@ static int tie_class(json_int_t id)
     return id >= 151643 && id <= 151648 ? (int)id : (int)(id % 4096);
 }
 
+/* A JSON string's value, or "(missing)": CU_ASSERT_STRING_EQUAL must not see NULL. */
+static const char *js(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s ? s : "(missing)";
+}
+
 static char tmp[512];
 static struct golden g;
 
@@ -78,10 +85,11 @@ static void greedy_tokens_match_hf(void)
             json_t *o = NULL;
             CU_ASSERT_EQUAL(run(args, &o), 0);
             CU_ASSERT_EQUAL(schema_valid(), 0);
-            CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "status")), "ok");
+            CU_ASSERT_STRING_EQUAL(js(json_object_get(o, "status")), "ok");
             json_t *prod = json_object_get(o, "producer");
-            CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(prod, "form")), form[f]);
-            CU_ASSERT_EQUAL(strncmp(json_string_value(json_object_get(prod, "model")), ck[c], strlen(ck[c])), 0);
+            CU_ASSERT_STRING_EQUAL(js(json_object_get(prod, "form")), form[f]);
+            const char *mid = json_string_value(json_object_get(prod, "model"));
+            CU_ASSERT_TRUE(mid && strncmp(mid, ck[c], strlen(ck[c])) == 0);
             json_t *segs = json_object_get(o, "segments");
             CU_ASSERT_EQUAL(json_array_size(segs), 1);
             json_t *seg = json_array_get(segs, 0);
@@ -127,10 +135,10 @@ static void errors_are_reported(void)
              tmp, tmp);
     CU_ASSERT_EQUAL(run(args, &o), 1);
     CU_ASSERT_EQUAL(schema_valid(), 0);
-    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "status")), "failed");
+    CU_ASSERT_STRING_EQUAL(js(json_object_get(o, "status")), "failed");
     json_t *e = json_object_get(o, "error");
     CU_ASSERT_PTR_NOT_NULL(e);
-    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(e, "class")), "EM_E_NOTFOUND");
+    CU_ASSERT_STRING_EQUAL(js(json_object_get(e, "class")), "EM_E_NOTFOUND");
     json_decref(o);
     snprintf(args, sizeof args, "--model '%s/tiny-f32' --prompt 'x<|im_end|>' '%s/missing.wav'", tmp, tmp);
     CU_ASSERT_EQUAL(run(args, NULL), 2);
@@ -153,7 +161,7 @@ static void errors_are_reported(void)
     CU_ASSERT_EQUAL(run(args, &o), 0);
     CU_ASSERT_EQUAL(schema_valid(), 0);
     json_t *seg = json_array_get(json_object_get(o, "segments"), 0);
-    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json_object_get(o, "producer"), "form")), "chat");
+    CU_ASSERT_STRING_EQUAL(js(json_object_get(json_object_get(o, "producer"), "form")), "chat");
     json_int_t n = json_integer_value(json_object_get(json_object_get(seg, "new_tokens"), "prompt"));
     CU_ASSERT_TRUE(n >= 1 && n <= 4);
     n = json_integer_value(json_object_get(json_object_get(seg, "new_tokens"), "prompt2"));
