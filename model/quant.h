@@ -20,19 +20,28 @@
 
 #include "common/err.h"
 
+/* The layouts are shared with CUDA (C++) code: same structs, static_assert there. */
+#ifdef __cplusplus
+#define EM_QUANT_STATIC_ASSERT static_assert
+extern "C" {
+#else
+#define EM_QUANT_STATIC_ASSERT _Static_assert
+#endif
+
 #define EM_QK 32 /* weights per q8_0 / q4_0 block */
 
 struct em_block_q8_0 {
     uint16_t d;         /* scale, IEEE half */
     int8_t qs[EM_QK];   /* x_i = d * qs[i] */
 };
-_Static_assert(sizeof(struct em_block_q8_0) == 2 + EM_QK, "q8_0 block must be 34 bytes");
+EM_QUANT_STATIC_ASSERT(sizeof(struct em_block_q8_0) == 2 + EM_QK, "q8_0 block must be 34 bytes");
 
 struct em_block_q4_0 {
     uint16_t d;             /* scale, IEEE half */
     uint8_t qs[EM_QK / 2];  /* low nibbles: elements 0..15, high nibbles: 16..31 */
 };
-_Static_assert(sizeof(struct em_block_q4_0) == 2 + EM_QK / 2, "q4_0 block must be 18 bytes");
+EM_QUANT_STATIC_ASSERT(sizeof(struct em_block_q4_0) == 2 + EM_QK / 2,
+                       "q4_0 block must be 18 bytes");
 
 /* Weight row types. F32/F16/BF16 share their values with enum em_dtype
  * (model/loader/tensor.h), so a dtype can be passed as a wtype unchanged. */
@@ -73,5 +82,9 @@ em_err em_quantize_row(int wtype, const float *x, void *dst, int64_t k);
 
 /* Inverse of em_quantize_row: y[k] from a row of wtype. Same errors. */
 em_err em_dequantize_row(int wtype, const void *src, float *y, int64_t k);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
