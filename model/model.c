@@ -390,7 +390,16 @@ static em_err apply_override(struct em_gen_params *g, const struct em_gen_params
     if (!(o->repetition_penalty >= 0) || o->repetition_penalty > 100)
         return em_errf(eb, EM_E_ARG, "annotate: repetition_penalty %g, expected (0, 100] (0: default)",
                        (double)o->repetition_penalty);
+    if (!(o->temperature >= 0) || o->temperature > 100)
+        return em_errf(eb, EM_E_ARG, "annotate: temperature %g, expected (0, 100] (0: default)",
+                       (double)o->temperature);
+    if (!(o->top_p >= 0) || o->top_p > 1)
+        return em_errf(eb, EM_E_ARG, "annotate: top_p %g, expected (0, 1] (0: default)", (double)o->top_p);
+    if (o->top_k < 0) return em_errf(eb, EM_E_ARG, "annotate: top_k %d, expected >= 0 (0: default)", o->top_k);
     if (o->max_new_tokens) g->max_new_tokens = o->max_new_tokens;
+    if (o->temperature > 0) g->sampler.temperature = o->temperature;
+    if (o->top_k > 0) g->sampler.top_k = o->top_k;
+    if (o->top_p > 0) g->sampler.top_p = o->top_p;
     if (o->greedy) g->sampler.do_sample = false;
     if (o->repetition_penalty > 0) g->sampler.repetition_penalty = o->repetition_penalty;
     if (o->set_seed) g->sampler.seed = o->seed;

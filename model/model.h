@@ -86,10 +86,15 @@ em_err em_model_check_prompts(const struct em_model *m, const struct em_model_pr
                               size_t n, struct em_errbuf *eb);
 
 /* Changes to the checkpoint's generation_config.json defaults; zero-initialise and set what
- * differs ({0} changes nothing). */
+ * differs ({0} changes nothing). Field for field the wire's Generation message
+ * (proto/earmark.proto), where 0 also means "not set". greedy turns sampling off; the
+ * sampling fields matter only when the checkpoint's config samples (do_sample), as in HF. */
 struct em_gen_params_override {
     int max_new_tokens;       /* per window and prompt, 1..EM_MODEL_MAX_NEW_TOKENS; 0: default */
     bool greedy;              /* argmax decoding (the repetition penalty still applies, as HF) */
+    float temperature;        /* > 0 replaces the config's (used when sampling, as in HF); 0: keep */
+    int top_k;                /* > 0 replaces the config's; 0: keep */
+    float top_p;              /* (0, 1] replaces the config's; 0: keep */
     float repetition_penalty; /* > 0 replaces the config's; 0: keep */
     bool set_seed;            /* use seed below (default seed 0) */
     uint64_t seed;            /* sampling seed; the same seed gives the same tokens */

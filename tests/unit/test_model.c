@@ -277,6 +277,19 @@ static void bad_prompts_and_overrides(void)
     CU_ASSERT_EQUAL(em_model_annotate(f32, &speech, tasks3, 1, &o, &r, &eb), EM_E_ARG);
     o = (struct em_gen_params_override){.repetition_penalty = -1};
     CU_ASSERT_EQUAL(em_model_annotate(f32, &speech, tasks3, 1, &o, &r, &eb), EM_E_ARG);
+    o = (struct em_gen_params_override){.temperature = -0.5f};
+    CU_ASSERT_EQUAL(em_model_check_gen(&o, &eb), EM_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "temperature"));
+    o = (struct em_gen_params_override){.top_p = 1.5f};
+    CU_ASSERT_EQUAL(em_model_check_gen(&o, &eb), EM_E_ARG);
+    o = (struct em_gen_params_override){.top_k = -1};
+    CU_ASSERT_EQUAL(em_model_check_gen(&o, &eb), EM_E_ARG);
+    o = (struct em_gen_params_override){.temperature = 0.3f, .top_k = 5, .top_p = 1.0f,
+                                        .repetition_penalty = 1.0f, .max_new_tokens = 1};
+    CU_ASSERT_EQUAL(em_model_check_gen(&o, &eb), EM_OK);
+    CU_ASSERT_EQUAL(em_model_check_gen(NULL, &eb), EM_OK);
+    CU_ASSERT_EQUAL(em_model_check_prompts(f32, dup, 2, &eb), EM_E_ARG);
+    CU_ASSERT_EQUAL(em_model_check_prompts(f32, tasks3, 3, &eb), EM_OK);
     /* no samples, and too few for one audio token */
     struct em_audio empty = {0}, blip = {0};
     CU_ASSERT_EQUAL(em_model_annotate(f32, &empty, tasks3, 1, NULL, &r, &eb), EM_E_TOO_SHORT);
@@ -286,18 +299,60 @@ static void bad_prompts_and_overrides(void)
     CU_ASSERT_PTR_NULL(r);
 }
 
-/* Sampling follows the seed: the same seed gives the same tokens. */
+/* Sampling follows the seed: the same seed gives the same tokens, another seed others
+ * (hot sampling, see sampling_overrides_apply, so the draw matters). */
 static void sampling_is_seeded(void)
 {
-    struct em_gen_params_override o = {.max_new_tokens = 8, .set_seed = true, .seed = 99};
-    struct em_model_result *a = NULL, *b = NULL;
+    struct em_gen_params_override o = {.max_new_tokens = 8, .temperature = 50, .top_k = 1000,
+                                       .top_p = 1, .set_seed = true, .seed = 99};
+    struct em_model_result *a = NULL, *b = NULL, *c = NULL;
     CU_ASSERT_EQUAL_FATAL(em_model_annotate(bf16, &speech, tasks3, 1, &o, &a, NULL), EM_OK);
     CU_ASSERT_EQUAL_FATAL(em_model_annotate(bf16, &speech, tasks3, 1, &o, &b, NULL), EM_OK);
-    const struct em_model_answer *x = &a->segments[0].answers[0], *y = &b->segments[0].answers[0];
+    o.seed = 100;
+    CU_ASSERT_EQUAL_FATAL(em_model_annotate(bf16, &speech, tasks3, 1, &o, &c, NULL), EM_OK);
+    const struct em_model_answer *x = &a->segments[0].answers[0], *y = &b->segments[0].answers[0],
+                                 *z = &c->segments[0].answers[0];
     CU_ASSERT_EQUAL_FATAL(x->n_ids, y->n_ids);
     CU_ASSERT_EQUAL(memcmp(x->ids, y->ids, x->n_ids * sizeof *x->ids), 0);
+    CU_ASSERT_TRUE(x->n_ids != z->n_ids || memcmp(x->ids, z->ids, x->n_ids * sizeof *x->ids) != 0);
     em_model_result_free(a);
     em_model_result_free(b);
+    em_model_result_free(c);
+}
+
+/* Number of leading generated ids of prompt p with the same tie class in a and b. */
+static size_t same_classes(const struct em_model_result *a, const struct em_model_result *b, size_t p)
+{
+    const struct em_model_answer *x = &a->segments[0].answers[p], *y = &b->segments[0].answers[p];
+    size_t same = 0;
+    while (same < x->n_ids && same < y->n_ids && tie_class(x->ids[same]) == tie_class(y->ids[same]))
+        same++;
+    return same;
+}
+
+/* The sampling overrides reach the sampler: hot sampling (temperature 50, top_p 1, top_k
+ * 1000) leaves the greedy path, and top_k 1 on top of it is greedy again (up to exact ties,
+ * which top-k keeps). The config's own top_k 20 would not do: each tie class of these
+ * checkpoints has ~37 members, so its top 20 logits are all the argmax's class. */
+static void sampling_overrides_apply(void)
+{
+    struct em_gen_params_override gr = {.max_new_tokens = 10, .greedy = true};
+    struct em_gen_params_override hot = {.max_new_tokens = 10, .temperature = 50, .top_p = 1,
+                                         .top_k = 1000, .set_seed = true, .seed = 3};
+    struct em_gen_params_override k1 = hot;
+    k1.top_k = 1;
+    struct em_model_result *g0 = NULL, *h = NULL, *k = NULL;
+    CU_ASSERT_EQUAL_FATAL(em_model_annotate(bf16, &speech, tasks3, 2, &gr, &g0, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_model_annotate(bf16, &speech, tasks3, 2, &hot, &h, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_model_annotate(bf16, &speech, tasks3, 2, &k1, &k, NULL), EM_OK);
+    for (size_t p = 0; p < 2; p++) {
+        CU_ASSERT_EQUAL(same_classes(g0, k, p), g0->segments[0].answers[p].n_ids);
+        CU_ASSERT_EQUAL(k->segments[0].answers[p].n_ids, g0->segments[0].answers[p].n_ids);
+        CU_ASSERT_TRUE(same_classes(g0, h, p) < g0->segments[0].answers[p].n_ids);
+    }
+    em_model_result_free(g0);
+    em_model_result_free(h);
+    em_model_result_free(k);
 }
 
 static CU_TestInfo tests[] = {
@@ -308,6 +363,7 @@ static CU_TestInfo tests[] = {
     {"load_errors_name_the_file", load_errors_name_the_file},
     {"bad_prompts_and_overrides", bad_prompts_and_overrides},
     {"sampling_is_seeded", sampling_is_seeded},
+    {"sampling_overrides_apply", sampling_overrides_apply},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_model = {"model", init, clean, NULL, NULL, tests};
