@@ -7,6 +7,7 @@
  *   - identity: stable across loads, differs between checkpoints and with config.json;
  *   - load errors name the missing file; prompt and override errors. */
 #include <CUnit/CUnit.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +356,49 @@ static void sampling_overrides_apply(void)
     em_model_result_free(k);
 }
 
+struct job {
+    const struct em_model *m;
+    const struct em_audio *a;
+    struct em_model_result *r;
+    em_err rc;
+};
+
+static void *run_job(void *arg)
+{
+    struct job *j = arg;
+    struct em_gen_params_override o = {.max_new_tokens = 8, .greedy = true};
+    j->rc = em_model_annotate(j->m, j->a, tasks3, 3, &o, &j->r, NULL);
+    return NULL;
+}
+
+/* model.h: a loaded model may be shared by threads annotating at once (the worker runs
+ * several pipeline threads over one model): same answers as one at a time. */
+static void threads_share_a_model(void)
+{
+    struct job serial = {f32, &speech, NULL, EM_OK}, par[3];
+    run_job(&serial);
+    CU_ASSERT_EQUAL_FATAL(serial.rc, EM_OK);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        par[i] = (struct job){f32, i == 1 ? &longclip : &speech, NULL, EM_E_INTERNAL};
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, run_job, &par[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(par[i].rc, EM_OK);
+        if (par[i].rc != EM_OK || i == 1) continue;
+        for (size_t p = 0; p < 3; p++) {
+            const struct em_model_answer *x = &serial.r->segments[0].answers[p],
+                                         *y = &par[i].r->segments[0].answers[p];
+            CU_ASSERT_EQUAL_FATAL(x->n_ids, y->n_ids);
+            CU_ASSERT_EQUAL(same_classes(serial.r, par[i].r, p), x->n_ids); /* see tie_class */
+        }
+    }
+    CU_ASSERT_EQUAL(par[1].rc == EM_OK ? par[1].r->n_segments : 0, 2);
+    for (int i = 0; i < 3; i++) em_model_result_free(par[i].r);
+    em_model_result_free(serial.r);
+}
+
 static CU_TestInfo tests[] = {
     {"shared_prefill_gives_hf_greedy_tokens", shared_prefill_gives_hf_greedy_tokens},
     {"single_prompt_equals_shared", single_prompt_equals_shared},
@@ -364,6 +408,7 @@ static CU_TestInfo tests[] = {
     {"bad_prompts_and_overrides", bad_prompts_and_overrides},
     {"sampling_is_seeded", sampling_is_seeded},
     {"sampling_overrides_apply", sampling_overrides_apply},
+    {"threads_share_a_model", threads_share_a_model},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_model = {"model", init, clean, NULL, NULL, tests};
