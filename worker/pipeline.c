@@ -38,9 +38,11 @@ static const char *base_name(const char *uri)
     return s && s[1] ? s + 1 : uri;
 }
 
+/* A message longer than res->msg is cut: the file name comes first, so it survives. */
 static void set_msg(struct em_pipe_result *res, const char *fmt, const char *a, const char *b)
 {
-    snprintf(res->msg, sizeof res->msg, fmt, a, b);
+    if (snprintf(res->msg, sizeof res->msg, fmt, a, b) >= (int)sizeof res->msg)
+        res->msg[sizeof res->msg - 1] = 0;
 }
 
 /* Builds and stores the record described by in. EM_OK or the put's error (detail in eb). */
