@@ -1,4 +1,5 @@
-/* model/loader/tensor.c - dtype sizes, names and f32 widening of tensor views. */
+/* model/loader/tensor.c - dtype sizes, names and f32 widening / dequantization of tensor views;
+ * the element conversions are model/quant.c's. */
 #include "model/loader/tensor.h"
 
 #include <assert.h>
@@ -14,12 +15,19 @@ size_t em_dtype_size(int dtype)
     }
 }
 
+size_t em_dtype_nbytes(int dtype, int64_t numel)
+{
+    return em_wtype_row_size(dtype, numel);
+}
+
 const char *em_dtype_name(int dtype)
 {
     switch (dtype) {
     case EM_DT_F32: return "F32";
     case EM_DT_F16: return "F16";
     case EM_DT_BF16: return "BF16";
+    case EM_DT_Q8_0: return "Q8_0";
+    case EM_DT_Q4_0: return "Q4_0";
     default: return "?";
     }
 }
@@ -29,42 +37,6 @@ int64_t em_tensor_numel(const struct em_tensor *t)
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
     return n;
-}
-
-float em_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t man = h & 0x3ffu;
-    uint32_t u;
-    if (exp == 0) {
-        if (man == 0) {
-            u = sign;
-        } else { /* subnormal: renormalise */
-            int e = -1;
-            do {
-                e++;
-                man <<= 1;
-            } while (!(man & 0x400u));
-            u = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
-        }
-    } else if (exp == 31) {
-        u = sign | 0x7f800000u | (man << 13);
-    } else {
-        u = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-uint16_t em_f32_to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
 }
 
 void em_tensor_read_f32(const struct em_tensor *t, size_t off, size_t n, float *dst)
@@ -91,9 +63,34 @@ void em_tensor_read_f32(const struct em_tensor *t, size_t off, size_t n, float *
         p += off * 2;
         for (size_t i = 0; i < n; i++) {
             uint16_t h = (uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
-            dst[i] = em_f16_to_f32(h);
+            dst[i] = em_quant_f16_to_f32(h);
         }
         break;
+    case EM_DT_Q8_0:
+    case EM_DT_Q4_0: {
+        /* whole blocks straight into dst; a partial block at either end through a bounce */
+        const size_t bs = em_wtype_row_size(t->dtype, EM_QK);
+        size_t b = off / EM_QK, skip = off % EM_QK, done = 0;
+        while (done < n) {
+            const uint8_t *blk = p + b * bs;
+            size_t take = EM_QK - skip;
+            if (take > n - done) take = n - done;
+            if (skip == 0 && take == EM_QK) {
+                size_t nb = (n - done) / EM_QK;
+                em_dequantize_row(t->dtype, blk, dst + done, (int64_t)(nb * EM_QK));
+                done += nb * EM_QK;
+                b += nb;
+                continue;
+            }
+            float tmp[EM_QK];
+            em_dequantize_row(t->dtype, blk, tmp, EM_QK);
+            memcpy(dst + done, tmp + skip, take * sizeof *tmp);
+            done += take;
+            skip = 0;
+            b++;
+        }
+        break;
+    }
     default:
         assert(0 && "unknown dtype survived validation");
     }
