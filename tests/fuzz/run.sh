@@ -16,7 +16,7 @@ CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -I. -I$OUT/gen -fsanitize=fuzzer,address,u
 # Sources (besides the target) and libraries for each target.
 srcs() {
   case "$1" in
-    fuzz_safetensors) echo "model/loader/safetensors.c model/loader/tensor.c model/loader/tensors.c model/config.c common/err.c -ljansson" ;;
+    fuzz_safetensors) echo "model/loader/safetensors.c model/loader/tensor.c model/quant.c model/loader/tensors.c model/config.c common/err.c -ljansson" ;;
     fuzz_qa_config) echo "model/config.c common/err.c -ljansson" ;;
     fuzz_tokenizer) echo "model/tokenizer.c model/tokenizer_load.c model/pretok.c model/unicode_tables.c common/err.c -ljansson -lutf8proc -lpthread" ;;
     fuzz_wire) echo "proto/wire.c $OUT/gen/proto/earmark.pb-c.c common/err.c -lprotobuf-c" ;;
