@@ -407,9 +407,12 @@ static em_err apply_override(struct em_gen_params *g, const struct em_gen_params
 }
 
 /* Longest prefix all prompts share, at most each prompt's length - 1 (its last id must run
- * to give logits). 0 when it would not hold every audio position. */
+ * to give logits). 0 when it would not hold every audio position, and for a single prompt:
+ * em_generate prefills it in its own cache, where sharing would cost a second cache and a
+ * copy (750 MB each at 7B size) for nothing. */
 static size_t shared_prefix(const struct run *st, int audio_id)
 {
+    if (st->n_prompts < 2) return 0;
     for (size_t p = 0; p < st->n_prompts; p++)
         if (st->n_ids[p] < 2) return 0;
     size_t n = st->n_ids[0] - 1;
@@ -444,7 +447,7 @@ static em_err run_prompts(struct run *st, struct em_model_segment *seg, int n_au
         r->prompt_tokens += (long)shared;
     }
     double t1 = em_now_s();
-    r->prefill_s += t1 - t0;
+    if (shared > 0) r->prefill_s += t1 - t0;
     for (size_t p = 0; rc == EM_OK && p < st->n_prompts; p++) {
         struct em_gen_result g = {0};
         struct em_model_answer *a = &seg->answers[p];

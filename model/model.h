@@ -9,6 +9,7 @@
  *       ids_p = prompt p with N <|AUDIO|>            (model/prompt.h)
  *       one prefill of the prefix all ids_p share (it holds the audio), then for each p
  *       em_generate_shared from a copy of that cache -> text[w][p]
+ *       (a single prompt: em_generate, no shared cache)
  *     merged: caption, transcript, events (model/answer.h), answers[p]
  *
  * Thread-safety: an em_model is read-only after em_model_load and may be shared by any
@@ -136,9 +137,10 @@ struct em_model_result {
     long audio_tokens;  /* <|AUDIO|> positions (per window, counted once) */
     long prompt_tokens; /* prompt ids run through the decoder (shared prefix once per window) */
     long new_tokens;    /* generated ids */
-    /* Wall seconds (monotonic): encode = mel + encoder + projector; prefill = the shared
-     * prefix (audio) of each window; decode = each prompt's remaining prefill + its decode
-     * loop. tokens_per_s = new_tokens / decode_s (0 when decode_s is 0). */
+    /* Wall seconds (monotonic): encode = mel + encoder + projector; prefill = the prefix
+     * (audio) the prompts of each window share, prefilled once (0 with a single prompt,
+     * whose whole prefill is then in decode); decode = each prompt's own prefill + its
+     * decode loop. tokens_per_s = new_tokens / decode_s (0 when decode_s is 0). */
     double encode_s, prefill_s, decode_s, tokens_per_s;
     /* Copied from the model so a result describes itself. */
     char identity[EM_MODEL_IDENTITY_MAX];

@@ -132,8 +132,8 @@ static void shared_prefill_gives_hf_greedy_tokens(void)
     }
 }
 
-/* The same prompt alone (no sharing across prompts: the prefix is all but the last id)
- * gives the same tokens as within the three. */
+/* The same prompt alone (em_generate on the whole prompt, no shared cache) gives the same
+ * tokens as within the three (em_generate_shared after one prefill of the audio prefix). */
 static void single_prompt_equals_shared(void)
 {
     struct em_gen_params_override o = {.max_new_tokens = 12, .greedy = true};
@@ -147,6 +147,7 @@ static void single_prompt_equals_shared(void)
     CU_ASSERT_PTR_NULL(one->caption);
     CU_ASSERT_FALSE(one->has_events);
     CU_ASSERT_PTR_NOT_NULL(one->transcript);
+    CU_ASSERT_EQUAL(one->prefill_s, 0); /* nothing shared, nothing measured as shared */
     em_model_result_free(all);
     em_model_result_free(one);
 }
