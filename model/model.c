@@ -1,8 +1,8 @@
 /* model/model.c - the facade over the model runtime (model/model.h).
  *
  * Load:     dir -> em_ckpt (config + mapped safetensors) + em_tok + em_mel + em_encoder
- *           + em_projector + em_dec; form; identity = name @ sha256(config.json, index,
- *           every shard's header)[:12] : dtype : backend.
+ *           + em_projector + em_dec; form; identity = name @ sha256(config.json, every
+ *           shard's header and 64 data samples)[:12] : dtype : backend.
  * Annotate: pcm[n] -> windows (<= 480000 samples) -> per window:
  *           mel[128, 3000] -> encoder [N, d_model] -> projector [N, hidden]
  *           -> ids_p (prompt p, N <|AUDIO|>) for p < P
@@ -113,8 +113,15 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Hashes the safetensors header of dir/file: "file\0" + u64 length + header JSON. */
-static em_err hash_header(EVP_MD_CTX *c, const char *dir, const char *file, struct em_errbuf *eb)
+#define SAMPLE_BLOCKS 64   /* data samples hashed per safetensors file */
+#define SAMPLE_BYTES 4096  /* bytes per sample */
+
+/* Hashes a safetensors file's identity: "file\0" + u64 header length + header JSON + the
+ * file size + SAMPLE_BLOCKS blocks of SAMPLE_BYTES spread evenly over the data area (first
+ * and last included). The header pins names, dtypes, shapes and offsets; the samples tell
+ * apart two checkpoints of one shape (a fine-tune), without reading 16 GB. */
+static em_err hash_safetensors(EVP_MD_CTX *c, const char *dir, const char *file,
+                               struct em_errbuf *eb)
 {
     char p[MAX_PATH];
     if (snprintf(p, sizeof p, "%s/%s", dir, file) >= (int)sizeof p)
@@ -123,22 +130,38 @@ static em_err hash_header(EVP_MD_CTX *c, const char *dir, const char *file, stru
     if (!f) return em_errf(eb, EM_E_IO, "%s: %s", p, strerror(errno));
     uint8_t len8[8];
     em_err rc = EM_OK;
-    char *hdr = NULL;
+    char *buf = NULL;
     uint64_t n = 0;
-    if (fread(len8, 1, 8, f) != 8) rc = em_errf(eb, EM_E_MODEL, "%s: shorter than 8 bytes", p);
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) rc = em_errf(eb, EM_E_IO, "%s: %s", p, strerror(errno));
+    if (rc == EM_OK && fread(len8, 1, 8, f) != 8)
+        rc = em_errf(eb, EM_E_MODEL, "%s: shorter than 8 bytes", p);
     for (int i = 7; rc == EM_OK && i >= 0; i--) n = n << 8 | len8[i];
-    if (rc == EM_OK && n > EM_ST_MAX_HEADER)
-        rc = em_errf(eb, EM_E_MODEL, "%s: header of %llu bytes over %u", p, (unsigned long long)n,
-                     EM_ST_MAX_HEADER);
-    if (rc == EM_OK && !(hdr = malloc(n ? n : 1))) rc = EM_E_NOMEM;
-    if (rc == EM_OK && fread(hdr, 1, n, f) != n)
+    if (rc == EM_OK && (n > EM_ST_MAX_HEADER || n > (uint64_t)sb.st_size - 8))
+        rc = em_errf(eb, EM_E_MODEL, "%s: header of %llu bytes over %u or past the file", p,
+                     (unsigned long long)n, EM_ST_MAX_HEADER);
+    if (rc == EM_OK && !(buf = malloc(n > SAMPLE_BYTES ? n : SAMPLE_BYTES))) rc = EM_E_NOMEM;
+    if (rc == EM_OK && fread(buf, 1, n, f) != n)
         rc = em_errf(eb, EM_E_MODEL, "%s: header truncated", p);
     if (rc == EM_OK) {
+        uint64_t size = (uint64_t)sb.st_size;
         EVP_DigestUpdate(c, file, strlen(file) + 1);
         EVP_DigestUpdate(c, len8, 8);
-        EVP_DigestUpdate(c, hdr, n);
+        EVP_DigestUpdate(c, buf, n);
+        EVP_DigestUpdate(c, &size, sizeof size);
     }
-    free(hdr);
+    uint64_t data = 8 + n, span = (uint64_t)sb.st_size - data;
+    for (int k = 0; rc == EM_OK && span > 0 && k < SAMPLE_BLOCKS; k++) {
+        uint64_t room = span > SAMPLE_BYTES ? span - SAMPLE_BYTES : 0;
+        uint64_t off = data + room / (SAMPLE_BLOCKS - 1) * (uint64_t)k;
+        if (k == SAMPLE_BLOCKS - 1) off = data + room;
+        size_t want = span < SAMPLE_BYTES ? (size_t)span : SAMPLE_BYTES;
+        if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(buf, 1, want, f) != want)
+            rc = em_errf(eb, EM_E_IO, "%s: cannot read at %llu", p, (unsigned long long)off);
+        else
+            EVP_DigestUpdate(c, buf, want);
+    }
+    free(buf);
     fclose(f);
     return rc;
 }
@@ -207,7 +230,7 @@ static em_err compute_checksum(const char *dir, char hex[65], struct em_errbuf *
     if (rc == EM_OK && EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) rc = EM_E_INTERNAL;
     if (rc == EM_OK) rc = hash_file(c, dir, "config.json", eb);
     if (rc == EM_OK) rc = shard_names(dir, &shards, &n, eb);
-    for (size_t i = 0; rc == EM_OK && i < n; i++) rc = hash_header(c, dir, shards[i], eb);
+    for (size_t i = 0; rc == EM_OK && i < n; i++) rc = hash_safetensors(c, dir, shards[i], eb);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     if (rc == EM_OK && EVP_DigestFinal_ex(c, md, &mdlen) != 1) rc = EM_E_INTERNAL;

@@ -62,9 +62,11 @@ void em_model_free(struct em_model *m); /* NULL ok */
  * loads of the same files. */
 const char *em_model_identity(const struct em_model *m);
 const char *em_model_name(const struct em_model *m);     /* borrowed */
-/* Hex SHA-256 (64 chars) over config.json and the JSON headers (not the data) of every
- * safetensors file in name order: cheap even for 16 GB, and changes with any tensor's
- * name, dtype, shape or offset. Borrowed. */
+/* Hex SHA-256 (64 chars) over config.json and, for every safetensors file of the
+ * checkpoint in name order, its header JSON, its size and 64 evenly spaced 4 KiB samples
+ * of its data: cheap even for 16 GB (no full read), changes with any tensor's name, dtype,
+ * shape or offset, and with the weights of a same-shaped checkpoint (a fine-tune; a change
+ * confined between samples is not seen). Borrowed. */
 const char *em_model_checksum(const struct em_model *m);
 const char *em_model_dtype(const struct em_model *m);    /* "bf16", "f16", "f32" */
 const char *em_model_backend(const struct em_model *m);  /* "cpu" */

@@ -211,6 +211,17 @@ static void identity_is_stable_and_specific(void)
     CU_ASSERT_EQUAL(strncmp(em_model_identity(again), "renamed@", 8), 0);
     CU_ASSERT_EQUAL(em_model_form(again), EM_MODEL_FORM_CHAT); /* auto: template present */
     em_model_free(again);
+    /* same config and shapes, one weight byte changed (the last one, which is sampled): a
+     * fine-tune is another model */
+    snprintf(dir, sizeof dir, "%s/tuned", tmp);
+    CU_ASSERT_EQUAL_FATAL(th_sh("mkdir -p '%s' && ln -s '%s/tiny-f32/'* '%s/' && rm '%s/model.safetensors' && "
+                                "cp '%s/tiny-f32/model.safetensors' '%s/' && "
+                                "python3 -c 'import sys; f = open(sys.argv[1], \"r+b\"); f.seek(-1, 2); "
+                                "b = f.read(1); f.seek(-1, 2); f.write(bytes([b[0] ^ 1]))' '%s/model.safetensors'",
+                                dir, tmp, dir, dir, tmp, dir, dir), 0);
+    CU_ASSERT_EQUAL_FATAL(em_model_load(dir, NULL, &again, NULL), EM_OK);
+    CU_ASSERT_STRING_NOT_EQUAL(em_model_checksum(again), em_model_checksum(f32));
+    em_model_free(again);
 }
 
 /* A copy of tiny-f32 (symlinks) without the files in drop (space-separated). */
