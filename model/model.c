@@ -357,6 +357,8 @@ struct run {
     struct em_prompt prompts[EM_MODEL_MAX_PROMPTS];
     size_t n_prompts;
     struct em_gen_params gen;
+    bool (*cancelled)(void *ctx); /* NULL: never */
+    void *cancel_ctx;
     float *mel;   /* [128 * 3000] */
     float *enc;   /* [750, d_model] */
     float *emb;   /* [750, hidden] */
@@ -450,6 +452,14 @@ static size_t shared_prefix(const struct run *st, int audio_id)
     return n;
 }
 
+static em_err check_cancel(const struct run *st, struct em_errbuf *eb)
+{
+    if (st->cancelled && st->cancelled(st->cancel_ctx))
+        return em_errf(eb, EM_E_CANCELLED, "annotate: cancelled after %zu windows",
+                       st->r->n_segments);
+    return EM_OK;
+}
+
 /* Generates every prompt of window w from one prefill of their shared prefix. */
 static em_err run_prompts(struct run *st, struct em_model_segment *seg, int n_audio,
                           struct em_errbuf *eb)
@@ -474,6 +484,7 @@ static em_err run_prompts(struct run *st, struct em_model_segment *seg, int n_au
     for (size_t p = 0; rc == EM_OK && p < st->n_prompts; p++) {
         struct em_gen_result g = {0};
         struct em_model_answer *a = &seg->answers[p];
+        if ((rc = check_cancel(st, eb)) != EM_OK) break;
         if (kv)
             rc = em_generate_shared(m->dec, kv, st->ids[p], st->n_ids[p], &st->gen, &g, eb);
         else
@@ -603,6 +614,10 @@ em_err em_model_annotate(const struct em_model *m, const struct em_audio *audio,
     snprintf(st.r->form, sizeof st.r->form, "%s", m->form == EM_MODEL_FORM_CHAT ? "chat" : "base");
     if ((rc = resolve_prompts(&st, prompts, n_prompts, eb)) != EM_OK) goto done;
     if ((rc = apply_override(&st.gen, gen, eb)) != EM_OK) goto done;
+    if (gen) {
+        st.cancelled = gen->cancelled;
+        st.cancel_ctx = gen->cancel_ctx;
+    }
     if (cnt == 0) {
         rc = em_errf(eb, EM_E_TOO_SHORT, "annotate: no samples");
         goto done;
@@ -616,6 +631,7 @@ em_err em_model_annotate(const struct em_model *m, const struct em_audio *audio,
     if (!ch || !st.r->segments || !st.mel || !st.enc || !st.emb) goto done;
     if ((rc = em_chunk_split(audio->n, ch, cnt, &nc)) != EM_OK) goto done;
     for (size_t i = 0; rc == EM_OK && i < nc; i++) {
+        if ((rc = check_cancel(&st, eb)) != EM_OK) break;
         rc = run_window(&st, audio->pcm, &ch[i], &st.r->segments[i], eb);
         if (rc == EM_OK || st.r->segments[i].answers) st.r->n_segments = i + 1; /* to free */
         /* a sub-321-sample tail after full windows has nothing to describe */

@@ -101,6 +101,10 @@ struct em_gen_params_override {
     float repetition_penalty; /* > 0 replaces the config's; 0: keep */
     bool set_seed;            /* use seed below (default seed 0) */
     uint64_t seed;            /* sampling seed; the same seed gives the same tokens */
+    /* Optional: polled before each window and each prompt's generation (not inside one);
+     * returning true ends the call with EM_E_CANCELLED (a Cancel or a drain deadline). */
+    bool (*cancelled)(void *ctx);
+    void *cancel_ctx;
 };
 
 /* Checks an override as em_model_annotate would. Errors: EM_E_ARG. */
@@ -155,7 +159,8 @@ struct em_model_result {
  * is skipped when an earlier window exists.
  * Errors: EM_E_ARG (no prompts or more than EM_MODEL_MAX_PROMPTS, unknown task, bad or
  * duplicate name, bad free text, bad override), EM_E_TOO_SHORT (audio under one audio token),
- * EM_E_TOO_LONG, EM_E_NOMEM, the decoder's and encoder's errors. On error *out is NULL. */
+ * EM_E_CANCELLED (gen->cancelled said so), EM_E_TOO_LONG, EM_E_NOMEM, the decoder's and
+ * encoder's errors. On error *out is NULL. */
 em_err em_model_annotate(const struct em_model *m, const struct em_audio *audio,
                          const struct em_model_prompt *prompts, size_t n_prompts,
                          const struct em_gen_params_override *gen,

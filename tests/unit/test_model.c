@@ -411,6 +411,34 @@ static void threads_share_a_model(void)
     em_model_result_free(serial.r);
 }
 
+/* Cancels on the n-th poll (n in *ctx, counted down). */
+static bool cancel_at(void *ctx)
+{
+    int *n = ctx;
+    return --*n < 0;
+}
+
+static void cancel_stops_between_steps(void)
+{
+    struct em_errbuf eb = {{0}};
+    struct em_model_result *r = (struct em_model_result *)&g;
+    int polls = 0; /* before the first window */
+    struct em_gen_params_override o = {.max_new_tokens = 2, .greedy = true, .cancelled = cancel_at,
+                                       .cancel_ctx = &polls};
+    CU_ASSERT_EQUAL(em_model_annotate(f32, &longclip, tasks3, 2, &o, &r, &eb), EM_E_CANCELLED);
+    CU_ASSERT_PTR_NULL(r);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "cancelled"));
+    /* polls: window 0, its 2 prompts, window 1 (cancelled here), so 3 allowed */
+    polls = 3;
+    CU_ASSERT_EQUAL(em_model_annotate(f32, &longclip, tasks3, 2, &o, &r, &eb), EM_E_CANCELLED);
+    CU_ASSERT_PTR_NULL(r);
+    polls = 6; /* 2 windows x (1 + 2 prompts): enough */
+    CU_ASSERT_EQUAL(em_model_annotate(f32, &longclip, tasks3, 2, &o, &r, &eb), EM_OK);
+    CU_ASSERT_EQUAL(polls, 0);
+    CU_ASSERT_EQUAL(r ? r->n_segments : 0, 2);
+    em_model_result_free(r);
+}
+
 static CU_TestInfo tests[] = {
     {"shared_prefill_gives_hf_greedy_tokens", shared_prefill_gives_hf_greedy_tokens},
     {"single_prompt_equals_shared", single_prompt_equals_shared},
@@ -421,6 +449,7 @@ static CU_TestInfo tests[] = {
     {"sampling_is_seeded", sampling_is_seeded},
     {"sampling_overrides_apply", sampling_overrides_apply},
     {"threads_share_a_model", threads_share_a_model},
+    {"cancel_stops_between_steps", cancel_stops_between_steps},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_model = {"model", init, clean, NULL, NULL, tests};
