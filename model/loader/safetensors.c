@@ -247,6 +247,8 @@ struct em_ckpt {
     struct shard *sh;
     size_t nsh;
     int dtype;
+    const struct em_tensor *views; /* em_ckpt_from_views: borrowed */
+    size_t nviews;
 };
 
 void em_ckpt_close(struct em_ckpt *ck)
@@ -396,6 +398,12 @@ static em_err find_any(const struct em_ckpt *ck, const char *name, struct em_ten
             if (file) *file = ck->sh[i].file;
             return EM_OK;
         }
+    for (size_t i = 0; i < ck->nviews; i++)
+        if (strcmp(ck->views[i].name, name) == 0) {
+            *t = ck->views[i];
+            if (file) *file = "memory";
+            return EM_OK;
+        }
     return EM_E_NOTFOUND;
 }
 
@@ -407,6 +415,7 @@ static em_err check_tensors(struct em_ckpt *ck, struct em_errbuf *eb)
     if (rc != EM_OK) return rc;
     size_t total = 0;
     for (size_t i = 0; i < ck->nsh; i++) total += em_st_count(ck->sh[i].st);
+    total += ck->nviews;
     for (size_t i = 0; i < nex && rc == EM_OK; i++) {
         struct em_tensor t;
         const char *file = NULL;
@@ -467,6 +476,31 @@ fail:
     json_decref(wm);
     em_ckpt_close(ck);
     return rc;
+}
+
+em_err em_ckpt_from_views(const struct em_qa_config *cfg, const struct em_tensor *views,
+                          size_t n, struct em_ckpt **out, struct em_errbuf *eb)
+{
+    *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const struct em_tensor *v = &views[i];
+        if (!v->name || !v->data || v->ndim < 0 || v->ndim > EM_TENSOR_MAX_DIMS ||
+            em_dtype_nbytes(v->dtype, em_tensor_numel(v)) != v->nbytes)
+            return em_errf(eb, EM_E_MODEL, "memory: tensor %zu '%.100s': bad dtype, shape or "
+                           "size", i, v->name ? v->name : "?");
+    }
+    struct em_ckpt *ck = calloc(1, sizeof *ck);
+    if (!ck) return EM_E_NOMEM;
+    ck->cfg = *cfg;
+    ck->views = views;
+    ck->nviews = n;
+    em_err rc = check_tensors(ck, eb);
+    if (rc != EM_OK) {
+        em_ckpt_close(ck);
+        return rc;
+    }
+    *out = ck;
+    return EM_OK;
 }
 
 em_err em_ckpt_tensor(const struct em_ckpt *ck, const char *name, struct em_tensor *t,

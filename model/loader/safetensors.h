@@ -60,6 +60,14 @@ struct em_ckpt;
 em_err em_ckpt_open(const char *dir, struct em_ckpt **out, struct em_errbuf *eb);
 void em_ckpt_close(struct em_ckpt *ck); /* NULL ok; every view taken from ck dies */
 
+/* A checkpoint over tensors already in memory (benchmarks, tests): cfg is copied; views[n]
+ * (names and data) are borrowed and must outlive *out. Checked like em_ckpt_open: every
+ * tensor of the table with the shape cfg implies, nothing else; nbytes must equal
+ * em_dtype_nbytes(dtype, numel) (Q8_0 / Q4_0 allowed). On EM_OK the caller owns *out
+ * (em_ckpt_close). Errors: EM_E_MODEL, EM_E_NOMEM. */
+em_err em_ckpt_from_views(const struct em_qa_config *cfg, const struct em_tensor *views,
+                          size_t n, struct em_ckpt **out, struct em_errbuf *eb);
+
 /* The parsed configuration; borrowed, valid while ck is open. */
 const struct em_qa_config *em_ckpt_config(const struct em_ckpt *ck);
 
