@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """tests/golden/make_7b_shaped.py - writes a random checkpoint with the exact published
 Qwen2-Audio-7B tensor names and shapes (spec §6: 8,397,094,912 parameters, bf16, sharded
-with model.safetensors.index.json) plus the sparse config.json and generation_config.json,
-for a load / memory test of the C loader. Not run in CI: it needs ~17 GB of disk and
+with model.safetensors.index.json) plus the sparse config.json, generation_config.json and
+preprocessor_config.json (spec sections 1, 9, 2.1; no tokenizer files: deploy/load-7b.sh
+copies the real Qwen2 vocabulary in), for a load / memory test of the C loader. Not run in CI: it needs ~17 GB of disk and
 writes for a few minutes. Needs only numpy (no torch):
 
     python3 tests/golden/make_7b_shaped.py /path/to/dir [--shards 5]
@@ -118,6 +119,13 @@ def main():
            "repetition_penalty": 1.1, "eos_token_id": [151645, 151643], "pad_token_id": 151643}
     with open(os.path.join(args.dir, "generation_config.json"), "w") as f:
         json.dump(gen, f, indent=2)
+    pre = {"chunk_length": 30, "feature_extractor_type": "WhisperFeatureExtractor",
+           "feature_size": 128, "hop_length": 160, "n_fft": 400, "n_samples": 480000,
+           "nb_max_frames": 3000, "padding_side": "right", "padding_value": 0.0,
+           "processor_class": "Qwen2AudioProcessor", "return_attention_mask": True,
+           "sampling_rate": 16000}
+    with open(os.path.join(args.dir, "preprocessor_config.json"), "w") as f:
+        json.dump(pre, f, indent=2)
     print("wrote", total, "parameters,", size, "bytes")
 
 
