@@ -17,9 +17,11 @@ int em_submit_prompt_known(const char *name)
 
 static json_t *gen_defaults(void)
 {
-    /* Greedy decoding: deterministic output, so a retry writes the same record. */
+    /* Greedy decoding: deterministic output, so a retry writes the same record. 0 means
+     * "the checkpoint's generation_config.json value" (as on the wire), so the repetition
+     * penalty the model ships with applies, as Hugging Face applies it even when greedy. */
     return json_pack("{s:i, s:f, s:i, s:f, s:f, s:i, s:b}", "max_new_tokens", 256, "temperature",
-                     0.0, "top_k", 0, "top_p", 1.0, "repetition_penalty", 1.0, "seed", 0, "greedy",
+                     0.0, "top_k", 0, "top_p", 0.0, "repetition_penalty", 0.0, "seed", 0, "greedy",
                      1);
 }
 

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cmd.h"
@@ -20,7 +19,7 @@ static void usage(FILE *f)
             "usage: earmark worker --connect ENDPOINT [--model PATH] [--threads N]\n"
             "                      [--capacity N] [--id NAME] [--drain-ms N]\n"
             "  --connect   coordinator endpoint, e.g. tcp://host:5555 (EARMARK_COORDINATOR)\n"
-            "  --model     model file or directory (EARMARK_MODEL); none: signal facts only\n"
+            "  --model     Hugging Face checkpoint directory (EARMARK_MODEL); none: signal facts only\n"
             "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
             "  --capacity  tasks held at once (EARMARK_CAPACITY, default = threads)\n"
             "  --id        worker id (EARMARK_WORKER_ID, default hostname-pid)\n"
@@ -42,22 +41,6 @@ static const char *env_or(const char *name, const char *dflt)
 {
     const char *v = getenv(name);
     return v && *v ? v : dflt;
-}
-
-/* Identity of the model at path: its last path component (no runtime loads it yet). */
-static int model_identity(const char *path, char *out, size_t cap)
-{
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        fprintf(stderr, "earmark worker: --model %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/') n--;
-    size_t b = n;
-    while (b > 0 && path[b - 1] != '/') b--;
-    snprintf(out, cap, "%.*s", (int)(n - b), path + b);
-    return 0;
 }
 
 int em_cmd_worker(int argc, char **argv)
@@ -113,16 +96,26 @@ int em_cmd_worker(int argc, char **argv)
         snprintf(idbuf, sizeof idbuf, "%s-%ld", host, (long)getpid());
         id = idbuf;
     }
-    char ident[256];
-    if (model && model_identity(model, ident, sizeof ident) != 0) return 1;
+    struct em_errbuf eb = {{0}};
+    struct em_model *rt = NULL;
+    if (model) {
+        /* loaded once, before connecting: a worker that cannot run its model takes no task */
+        em_err lrc = em_model_load(model, NULL, &rt, &eb);
+        if (lrc != EM_OK) {
+            fprintf(stderr, "earmark worker: --model %s: %s\n", model, em_errbuf_msg(&eb, lrc));
+            return 1;
+        }
+    }
     o.endpoint = connect;
     o.worker_id = id;
-    o.model = model ? ident : NULL;
+    o.model = rt ? em_model_identity(rt) : NULL;
+    o.rt = rt;
     o.threads = (unsigned)threads;
     o.capacity = (unsigned)capacity;
     o.drain_ms = (int)drain;
-    struct em_errbuf eb = {{0}};
     em_err rc = em_loop_run(&o, NULL, &eb);
+    if (rc == EM_E_TIMEOUT) rt = NULL; /* pipeline threads may still use it: leave it mapped */
+    em_model_free(rt);
     if (rc != EM_OK) {
         fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, rc));
         return 1;

@@ -155,6 +155,30 @@ static void on_task(struct loop *l, const Earmark__Task *t, bool draining)
         .source = t->source, .out_uri = t->out_uri, .meta_json = t->meta_json,
         .producer_hash = t->producer_hash, .attempt = t->attempt, .deadline_ms = t->deadline_ms,
     };
+    struct em_model_prompt prompts[EM_MODEL_MAX_PROMPTS];
+    if (t->n_prompts > EM_MODEL_MAX_PROMPTS) {
+        l->stats.dropped++;
+        em_warn("msg=\"task with too many prompts refused\" task=%s prompts=%zu", t->task_id,
+                t->n_prompts);
+        return; /* malformed: the coordinator never sends more; its lease settles the item */
+    }
+    for (size_t i = 0; i < t->n_prompts; i++) {
+        const Earmark__Prompt *q = t->prompts[i];
+        bool builtin = !q->text || !*q->text; /* built-in tasks travel by name only */
+        prompts[i] = (struct em_model_prompt){q->name && *q->name ? q->name : NULL,
+                                              builtin ? q->name : NULL, builtin ? NULL : q->text};
+    }
+    pt.prompts = prompts;
+    pt.n_prompts = t->n_prompts;
+    if (t->gen) {
+        const Earmark__Generation *g = t->gen;
+        pt.gen = (struct em_gen_params_override){
+            .max_new_tokens = g->max_new_tokens <= EM_MODEL_MAX_NEW_TOKENS ? (int)g->max_new_tokens : 0,
+            .greedy = g->greedy, .temperature = g->temperature, .top_k = (int)g->top_k,
+            .top_p = g->top_p, .repetition_penalty = g->repetition_penalty,
+            .set_seed = g->seed != 0, .seed = g->seed,
+        };
+    }
     struct em_job *j = em_job_new(&pt);
     if (!j) {
         em_error("msg=\"out of memory taking a task\"");
@@ -462,6 +486,7 @@ em_err em_loop_run(const struct em_loop_opts *o, struct em_loop_stats *stats,
     l->wake[0] = l->wake[1] = -1;
     l->env.worker_id = o->worker_id;
     l->env.model = o->model;
+    l->env.rt = o->rt;
     em_pipe_env_from_environ(&l->env);
     if (l->env.fault_crash_on || l->env.fault_delay_ms)
         em_warn("msg=\"TEST-ONLY fault hooks active\" crash_on=%s delay_ms=%d",

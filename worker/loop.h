@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/model.h"
 #include "storage/storage.h"
 
 #define EM_LOOP_MAX_THREADS 256
@@ -43,6 +44,7 @@ struct em_loop_opts {
     const char *endpoint;  /* tcp://host:port, required */
     const char *worker_id; /* required, 1..EM_LOOP_MAX_ID bytes */
     const char *model;     /* identity sent in Hello and records; NULL: "none" */
+    const struct em_model *rt; /* loaded runtime shared by the pipeline threads; NULL: none */
     unsigned threads;      /* pipeline threads, 1..EM_LOOP_MAX_THREADS */
     unsigned capacity;     /* tasks held at once (queued + running), 1..EM_LOOP_MAX_CAPACITY */
     int drain_ms;          /* bound on finishing held tasks after SIGTERM/Drain */

@@ -1,6 +1,6 @@
 /* worker/pipeline.c - one task: fetch -> decode -> facts -> record -> put (see pipeline.h).
- * Timings are wall-monotonic seconds per phase; the model phase is 0 until a model
- * runtime is wired in. */
+ * Timings are wall-monotonic seconds per phase; the model phase is 0 when the worker has
+ * no model (signal facts only) or the task has no prompts. */
 #include "worker/pipeline.h"
 
 #include <errno.h>
@@ -84,7 +84,8 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
     uint8_t *bytes = NULL;
     size_t nbytes = 0;
     bool decoded = false;
-    double fetch_s = 0, decode_s = 0;
+    double fetch_s = 0, decode_s = 0, model_s = 0;
+    struct em_model_result *answers = NULL;
     em_err rc;
 
     if (!task_valid(t, res)) goto done;
@@ -132,6 +133,17 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
         set_msg(res, "%s: %s", base_name(t->source), em_errbuf_msg(&eb, rc));
         goto done;
     }
+    if (rc == EM_OK && env->rt && t->n_prompts > 0) {
+        ts = em_now_s();
+        rc = em_model_annotate(env->rt, &audio, t->prompts, t->n_prompts, &t->gen, &answers, &eb);
+        model_s = em_now_s() - ts;
+        if (rc != EM_OK && em_err_retryable(rc)) { /* out of memory: another worker may fit */
+            res->err = rc;
+            res->retryable = true;
+            set_msg(res, "%s: model: %s", base_name(t->source), em_errbuf_msg(&eb, rc));
+            goto done;
+        }
+    }
     em_err cause = rc;
     if (cause != EM_OK) set_msg(res, "%s: %s", base_name(t->source), em_errbuf_msg(&eb, cause));
 
@@ -148,7 +160,8 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
         .facts = decoded ? &facts : NULL,
         .fetch_s = fetch_s,
         .decode_s = decode_s,
-        .model_s = 0,
+        .model_s = model_s,
+        .result = answers,
         .total_s = em_now_s() - t0,
         .err = cause,
         .err_msg = cause != EM_OK ? res->msg : NULL,
@@ -170,6 +183,7 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
     res->retryable = false;
 
 done:
+    em_model_result_free(answers);
     free(bytes);
     em_audio_free(&audio);
     res->elapsed_s = em_now_s() - t0;

@@ -1,7 +1,8 @@
 /* worker/pipeline.h - what a worker does with one task, start to end:
  *
  *   source URI --em_storage_get--> bytes --em_audio_decode_mem--> 16 kHz mono pcm[n]
- *     --em_facts_compute--> facts --em_annot_build--> JSON record --em_storage_put--> out_uri
+ *     --em_facts_compute--> facts [--em_model_annotate(prompts)--> answers, when the worker
+ *     has a model] --em_annot_build--> JSON record --em_storage_put--> out_uri
  *
  * and how a failure is classified:
  *   - permanent (!em_err_retryable: EM_E_AUDIO, EM_E_FORMAT, EM_E_TOO_LONG, EM_E_NOTFOUND,
@@ -29,6 +30,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/model.h"
 #include "storage/storage.h"
 
 #define EM_PIPE_MAX_FAULT_DELAY_MS 600000 /* ms, cap on EARMARK_FAULT_DELAY_MS */
@@ -41,6 +43,7 @@
 struct em_pipe_env {
     const char *worker_id; /* written into records */
     const char *model;     /* model identity; NULL: "none" */
+    const struct em_model *rt; /* loaded runtime (shared, read-only); NULL: signal facts only */
     size_t max_bytes;      /* fetch limit; 0: EM_AUDIO_MAX_BYTES */
     /* test-only fault hooks, see above */
     const char *fault_crash_on; /* NULL or "": off */
@@ -63,6 +66,9 @@ struct em_pipe_task {
     const char *producer_hash; /* may be NULL or "" */
     unsigned attempt;          /* 1-based */
     uint64_t deadline_ms;      /* wall ms since the epoch, checked at start; 0: none */
+    const struct em_model_prompt *prompts; /* [n_prompts] the batch's prompts */
+    size_t n_prompts;
+    struct em_gen_params_override gen;     /* the batch's generation settings ({0}: defaults) */
 };
 
 struct em_pipe_result {

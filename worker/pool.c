@@ -34,6 +34,22 @@ struct em_job *em_job_new(const struct em_pipe_task *t)
 #undef DUP
     j->attempt = t->attempt;
     j->deadline_ms = t->deadline_ms;
+    j->gen = t->gen;
+    if (t->n_prompts > EM_MODEL_MAX_PROMPTS) {
+        em_job_free(j);
+        return NULL;
+    }
+    for (size_t i = 0; i < t->n_prompts; i++) {
+        const struct em_model_prompt *q = &t->prompts[i];
+        struct em_model_prompt *d = &j->prompts[j->n_prompts++];
+        d->name = q->name ? strdup(q->name) : NULL;
+        d->task = q->task ? strdup(q->task) : NULL;
+        d->text = q->text ? strdup(q->text) : NULL;
+        if ((q->name && !d->name) || (q->task && !d->task) || (q->text && !d->text)) {
+            em_job_free(j);
+            return NULL;
+        }
+    }
     if (!j->task_id || !j->batch_id || !j->item_id || !j->source || !j->out_uri ||
         !j->meta_json || !j->producer_hash) {
         em_job_free(j);
@@ -52,6 +68,11 @@ void em_job_free(struct em_job *j)
     free(j->out_uri);
     free(j->meta_json);
     free(j->producer_hash);
+    for (size_t i = 0; i < j->n_prompts; i++) {
+        free((char *)j->prompts[i].name);
+        free((char *)j->prompts[i].task);
+        free((char *)j->prompts[i].text);
+    }
     free(j);
 }
 
@@ -84,7 +105,8 @@ static void *pipeline_thread(void *arg)
             .task_id = j->task_id, .batch_id = j->batch_id, .item_id = j->item_id,
             .source = j->source, .out_uri = j->out_uri, .meta_json = j->meta_json,
             .producer_hash = j->producer_hash, .attempt = j->attempt,
-            .deadline_ms = j->deadline_ms,
+            .deadline_ms = j->deadline_ms, .prompts = j->prompts, .n_prompts = j->n_prompts,
+            .gen = j->gen,
         };
         struct em_pipe_result r;
         em_pipe_run(&p->env, st, &t, &r);

@@ -24,11 +24,16 @@ struct em_job {
     char *task_id, *batch_id, *item_id, *source, *out_uri, *meta_json, *producer_hash;
     unsigned attempt;
     uint64_t deadline_ms;
+    /* owned copies of the prompts (names and texts); tasks and unset texts are NULL */
+    struct em_model_prompt prompts[EM_MODEL_MAX_PROMPTS];
+    size_t n_prompts;
+    struct em_gen_params_override gen;
     enum em_job_state state;   /* read with em_pool_state while the pool may run it */
     struct em_pipe_result res; /* valid once state is EM_JOB_DONE */
 };
 
-/* Deep copy of t (NULL strings become ""); NULL when out of memory. */
+/* Deep copy of t (NULL strings become ""); NULL when out of memory or when t has more than
+ * EM_MODEL_MAX_PROMPTS prompts. */
 struct em_job *em_job_new(const struct em_pipe_task *t);
 void em_job_free(struct em_job *j); /* NULL is a no-op */
 

@@ -1,0 +1,154 @@
+/* tests/integration/test_it_model_worker.c - the model runtime inside the distributed
+ * pipeline: deploy/make-demo-model.py writes the embedded default checkpoint (real
+ * architecture and tokenizer, random weights); two `earmark worker --model DIR` processes
+ * behind a real coordinator and Redis annotate a small corpus with the caption, transcript
+ * and events prompts. Every record must carry the model's identity, one segment per
+ * <= 30 s window with an answer to every prompt, the merged fields and token counts, and
+ * must validate against schema/annotation.schema.json. */
+#include <CUnit/CUnit.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/helpers/clips.h"
+#include "tests/helpers/cluster.h"
+#include "tests/helpers/proc.h"
+
+#define N_CLIPS 6
+
+static struct th_cluster c;
+static struct em_storage *st;
+static char tmp[512], model_dir[600];
+static char model_env[700]; /* "EARMARK_MODEL=..." handed to the workers */
+
+static int clean(void);
+
+static int start(void)
+{
+    if (th_tmpdir(tmp, sizeof tmp) != 0) return 1;
+    snprintf(model_dir, sizeof model_dir, "%s/demo-model", tmp);
+    if (th_sh("python3 '%s/deploy/make-demo-model.py' '%s' > /dev/null", th_root(), model_dir) != 0)
+        return 1;
+    snprintf(model_env, sizeof model_env, "EARMARK_MODEL=%s", model_dir);
+    struct th_cluster_opts o = {.workers = 2, .threads = 1, .worker_env = {model_env, NULL}};
+    if (th_cluster_start(&c, &o) != 0) return 1;
+    struct em_storage_opts so = em_storage_opts_default();
+    return em_storage_open(&so, &st, NULL) != EM_OK;
+}
+
+static int init(void)
+{
+    if (start() == 0) return 0;
+    clean(); /* CUnit does not call clean after a failed init */
+    return 1;
+}
+
+static int clean(void)
+{
+    em_storage_close(st);
+    st = NULL;
+    th_cluster_stop(&c);
+    th_rmrf(tmp);
+    return 0;
+}
+
+/* 0 when the record at path validates against the committed schema. */
+static int schema_valid(const char *path)
+{
+    return th_sh("python3 -c 'import json,sys,jsonschema; "
+                 "jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))' "
+                 "'%s/schema/annotation.schema.json' '%s'",
+                 th_root(), path);
+}
+
+/* Counts the problems of one model-annotated record (0: all good). */
+static int check_model_record(const json_t *r, const char *uri)
+{
+    int bad = 0;
+    if (strcmp(th_jstr(r, "status", NULL), "ok") != 0) {
+        fprintf(stderr, "record for %s is not ok: %s\n", uri, th_jstr(r, "error", "message"));
+        return 1;
+    }
+    bad += strstr(th_jstr(r, "producer", "model"), "demo-model@") == NULL;
+    const json_t *segs = json_object_get(r, "segments");
+    double dur = json_number_value(json_object_get(json_object_get(r, "audio"), "duration_s"));
+    size_t want = (size_t)(dur / 30.0) + 1;
+    bad += json_array_size(segs) != want;
+    for (size_t i = 0; i < json_array_size(segs); i++) {
+        const json_t *ans = json_object_get(json_array_get(segs, i), "answers");
+        static const char *names[] = {"caption", "transcript", "events"};
+        for (size_t k = 0; k < 3; k++) bad += !json_is_string(json_object_get(ans, names[k]));
+    }
+    const json_t *answers = json_object_get(r, "answers");
+    bad += json_object_size(answers) != 3;
+    bad += !json_is_string(json_object_get(r, "caption"));
+    bad += !json_is_string(json_object_get(r, "transcript"));
+    bad += !json_is_array(json_object_get(r, "events"));
+    bad += json_integer_value(json_object_get(json_object_get(r, "tokens"), "generated")) <= 0;
+    bad += json_integer_value(json_object_get(json_object_get(r, "tokens"), "audio")) <= 0;
+    if (bad) fprintf(stderr, "record for %s: %d problems\n", uri, bad);
+    return bad;
+}
+
+static void corpus_annotated_by_the_model(void)
+{
+    char corpus[700], manifest[760], out_dir[700], out[760];
+    snprintf(corpus, sizeof corpus, "%s/corpus", c.dir);
+    snprintf(manifest, sizeof manifest, "%s/manifest.txt", corpus);
+    snprintf(out_dir, sizeof out_dir, "%s/out", c.dir);
+    snprintf(out, sizeof out, "file://%s", out_dir);
+    CU_ASSERT_EQUAL_FATAL(th_make_corpus(corpus, N_CLIPS, 0), 0);
+    struct th_uris u;
+    CU_ASSERT_EQUAL_FATAL(th_uris_load(manifest, &u), 0);
+    CU_ASSERT_EQUAL_FATAL(th_sh("'%s' submit --redis '%s' --manifest '%s' --out '%s' "
+                                "--prompts caption,transcript,events > '%s/batch.txt' "
+                                "2>> '%s/submit.log'",
+                                th_bin(), c.redis.url, manifest, out, c.dir, c.dir), 0);
+    char bpath[700];
+    snprintf(bpath, sizeof bpath, "%s/batch.txt", c.dir);
+    char *b = th_slurp(bpath, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    snprintf(c.batch, sizeof c.batch, "%.*s", (int)strcspn(b, "\r\n"), b);
+    free(b);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(th_manifest_check(st, out, c.batch, &u), 0);
+    int bad = 0, invalid = 0;
+    for (size_t i = 0; i < u.n; i++) {
+        json_t *r = th_record_get(st, out, c.batch, u.v[i]);
+        CU_ASSERT_PTR_NOT_NULL(r);
+        if (!r) continue;
+        bad += check_model_record(r, u.v[i]);
+        char path[800];
+        snprintf(path, sizeof path, "%s/rec-%zu.json", c.dir, i);
+        if (json_dump_file(r, path, 0) == 0) invalid += schema_valid(path) != 0;
+        else invalid++;
+        json_decref(r);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(invalid, 0);
+    th_uris_free(&u);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
+}
+
+static void worker_refuses_a_broken_model(void)
+{
+    /* a worker whose model cannot load exits with a one-line error naming the file */
+    char log[700];
+    snprintf(log, sizeof log, "%s/broken.log", tmp);
+    int rc = th_sh("mkdir -p '%s/broken' && '%s' worker --connect '%s' --model '%s/broken' "
+                   "> '%s' 2>&1",
+                   tmp, th_bin(), c.coord_ep, tmp, log);
+    CU_ASSERT_EQUAL(rc, 1);
+    char *text = th_slurp(log, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "config.json"));
+    free(text);
+}
+
+static CU_TestInfo tests[] = {
+    {"corpus_annotated_by_the_model", corpus_annotated_by_the_model},
+    {"worker_refuses_a_broken_model", worker_refuses_a_broken_model},
+    CU_TEST_INFO_NULL,
+};
+const CU_SuiteInfo suite_it_model_worker = {"it_model_worker", init, clean, NULL, NULL, tests};
