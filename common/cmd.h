@@ -8,4 +8,5 @@ int em_cmd_worker(int argc, char **argv);      /* worker/cmd.c */
 int em_cmd_submit(int argc, char **argv);      /* coordinator/submit.c */
 int em_cmd_status(int argc, char **argv);      /* coordinator/status.c */
 int em_cmd_annotate(int argc, char **argv);    /* worker/annotate_cmd.c */
+int em_cmd_convert(int argc, char **argv);     /* model/convert_cmd.c */
 #endif

@@ -15,6 +15,7 @@ static const struct {
     {"submit", em_cmd_submit, "write a batch (manifest + prompts) to Redis"},
     {"status", em_cmd_status, "show a batch's progress"},
     {"annotate", em_cmd_annotate, "annotate local files in-process, no Redis"},
+    {"convert", em_cmd_convert, "convert a checkpoint to one GGUF file (q8_0, q4_0, bf16, f16, f32)"},
 };
 
 static void usage(FILE *f)

@@ -74,4 +74,43 @@ const char *em_tok_piece(const struct em_tok *tok, int32_t id, size_t *len);
 /* True for an added token marked special. */
 bool em_tok_is_special(const struct em_tok *tok, int32_t id);
 
+/* ---- in-memory form: the GGUF "gpt2" tokenizer keys ------------------------------------ */
+
+/* Token types, GGUF numbering (tokenizer.ggml.token_type). */
+enum em_tok_type {
+    EM_TOK_T_NORMAL = 1,  /* regular BPE token, text in the GPT-2 byte alphabet */
+    EM_TOK_T_CONTROL = 3, /* added token marked special, literal text */
+    EM_TOK_T_USER = 4,    /* added token not marked special, literal text */
+    EM_TOK_T_UNUSED = 5,  /* no token at this id (padded vocabulary); text ignored */
+};
+
+struct em_tok_str {
+    const char *s; /* not NUL-terminated */
+    size_t len;
+};
+
+/* A whole tokenizer as arrays: id i has text tokens[i] and type types[i]; merges[r] is
+ * "a b" (GPT-2 alphabet) with rank r. */
+struct em_tok_spec {
+    size_t n_tokens;
+    const struct em_tok_str *tokens;
+    const int32_t *types; /* enum em_tok_type; NULL = every token NORMAL */
+    size_t n_merges;
+    const struct em_tok_str *merges;
+    bool ignore_merges;
+    void *owned_; /* em_tok_export's allocation; NULL for a caller-built spec */
+};
+
+/* Builds a tokenizer from spec (borrowed: everything is copied). what names the source in
+ * error details ("m.gguf: tokenizer.ggml.merges"). Same errors as em_tok_load, plus
+ * EM_E_MODEL for an unknown token type. On EM_OK the caller owns *out (em_tok_free). */
+em_err em_tok_load_spec(const struct em_tok_spec *spec, const char *what, struct em_tok **out,
+                        struct em_errbuf *eb);
+/* The inverse: fills *spec from tok (regular tokens re-encoded in the GPT-2 alphabet, merges
+ * in rank order, added tokens CONTROL or USER). em_tok_load_spec(spec) gives a tokenizer that
+ * encodes and decodes exactly as tok. The caller frees with em_tok_spec_free.
+ * Errors: EM_E_NOMEM. */
+em_err em_tok_export(const struct em_tok *tok, struct em_tok_spec *spec);
+void em_tok_spec_free(struct em_tok_spec *spec); /* frees what em_tok_export allocated */
+
 #endif

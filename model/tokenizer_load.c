@@ -456,18 +456,37 @@ static int added_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-em_err em_tok_load(const char *dir, struct em_tok **out, struct em_errbuf *eb)
+static em_err tok_new(struct em_tok **out)
 {
-    char p1[4096], p2[4096];
-    em_err rc = EM_E_NOMEM;
-    *out = NULL;
     struct em_tok *t = calloc(1, sizeof *t);
-    if (!t) goto fail;
+    *out = NULL;
+    if (!t) return EM_E_NOMEM;
     if (pthread_mutex_init(&t->lock, NULL) != 0) {
         free(t);
         return EM_E_NOMEM;
     }
     t->lock_init = true;
+    *out = t;
+    return EM_OK;
+}
+
+/* Sorts the added tokens and allocates the BPE cache: the last step of every loader. */
+static em_err tok_finish(struct em_tok *t)
+{
+    if (t->n_added) qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
+    t->cache = calloc(CACHE_SLOTS, sizeof *t->cache);
+    t->cache_keys = malloc(CACHE_POOL_IDS * 2);
+    t->cache_ids = malloc(CACHE_POOL_IDS * sizeof *t->cache_ids);
+    return t->cache && t->cache_keys && t->cache_ids ? EM_OK : EM_E_NOMEM;
+}
+
+em_err em_tok_load(const char *dir, struct em_tok **out, struct em_errbuf *eb)
+{
+    char p1[4096], p2[4096];
+    struct em_tok *t = NULL;
+    em_err rc = tok_new(&t);
+    *out = NULL;
+    if (rc != EM_OK) return rc;
     if ((size_t)snprintf(p1, sizeof p1, "%s/tokenizer.json", dir) >= sizeof p1) {
         rc = em_errf(eb, EM_E_ARG, "tokenizer: directory path too long");
         goto fail;
@@ -494,16 +513,153 @@ em_err em_tok_load(const char *dir, struct em_tok **out, struct em_errbuf *eb)
     if ((rc = load_config_added(t, p1, eb)) != EM_OK) goto fail;
     snprintf(p1, sizeof p1, "%s/added_tokens.json", dir);
     if ((rc = load_added_tokens_json(t, p1, eb)) != EM_OK) goto fail;
-    if (t->n_added) qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
-
-    rc = EM_E_NOMEM;
-    t->cache = calloc(CACHE_SLOTS, sizeof *t->cache);
-    t->cache_keys = malloc(CACHE_POOL_IDS * 2);
-    t->cache_ids = malloc(CACHE_POOL_IDS * sizeof *t->cache_ids);
-    if (!t->cache || !t->cache_keys || !t->cache_ids) goto fail;
+    if ((rc = tok_finish(t)) != EM_OK) goto fail;
     *out = t;
     return EM_OK;
 fail:
     em_tok_free(t);
     return rc;
+}
+
+/* ---- in-memory form (GGUF) ---------------------------------------------------------------- */
+
+em_err em_tok_load_spec(const struct em_tok_spec *spec, const char *what, struct em_tok **out,
+                        struct em_errbuf *eb)
+{
+    struct em_tok *t = NULL;
+    em_err rc = tok_new(&t);
+    *out = NULL;
+    if (rc != EM_OK) return rc;
+    if (spec->n_tokens > EM_TOK_MAX_VOCAB || spec->n_merges > EM_TOK_MAX_VOCAB) {
+        rc = em_errf(eb, EM_E_TOO_LONG, "%s: %zu tokens, %zu merges (limit %d)", what,
+                     spec->n_tokens, spec->n_merges, EM_TOK_MAX_VOCAB);
+        goto fail;
+    }
+    for (size_t i = 0; i < spec->n_tokens && rc == EM_OK; i++) {
+        int32_t ty = spec->types ? spec->types[i] : EM_TOK_T_NORMAL;
+        if (ty != EM_TOK_T_NORMAL && ty != EM_TOK_T_CONTROL && ty != EM_TOK_T_USER &&
+            ty != EM_TOK_T_UNUSED)
+            rc = em_errf(eb, EM_E_MODEL, "%s: token %zu has type %d (1, 3, 4 or 5)", what, i,
+                         (int)ty);
+        else if (ty == EM_TOK_T_NORMAL)
+            rc = add_regular(t, spec->tokens[i].s, spec->tokens[i].len, (int64_t)i, what, eb);
+    }
+    if (rc == EM_OK) rc = build_vocab_index(t, what, eb);
+    if (rc == EM_OK) rc = pairs_init(t, spec->n_merges);
+    for (size_t r = 0; r < spec->n_merges && rc == EM_OK; r++) {
+        const char *m = spec->merges[r].s;
+        size_t n = spec->merges[r].len;
+        const char *sp = memchr(m, ' ', n);
+        if (!sp || sp == m || sp == m + n - 1 || memchr(sp + 1, ' ', n - (size_t)(sp + 1 - m)))
+            rc = em_errf(eb, EM_E_FORMAT, "%s: merge %zu is not 'a b'", what, r);
+        else
+            rc = add_merge(t, m, (size_t)(sp - m), sp + 1, n - (size_t)(sp + 1 - m), (int32_t)r,
+                           what, eb);
+    }
+    for (size_t i = 0; i < spec->n_tokens && rc == EM_OK; i++) {
+        int32_t ty = spec->types ? spec->types[i] : EM_TOK_T_NORMAL;
+        if (ty == EM_TOK_T_CONTROL || ty == EM_TOK_T_USER)
+            rc = add_added(t, spec->tokens[i].s, spec->tokens[i].len, (int64_t)i,
+                           ty == EM_TOK_T_CONTROL, what, eb);
+    }
+    if (rc != EM_OK) goto fail;
+    t->ignore_merges = spec->ignore_merges;
+    if ((rc = tok_finish(t)) != EM_OK) goto fail;
+    *out = t;
+    return EM_OK;
+fail:
+    em_tok_free(t);
+    return rc;
+}
+
+/* GPT-2 bytes_to_unicode: raw bytes -> UTF-8 of the mapped code points (<= 2 bytes each). */
+static size_t gpt2_encode(const char *raw, size_t n, char *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int b = (uint8_t)raw[i], cp = b;
+        if (!byte_kept(b)) {
+            cp = 256;
+            for (int c = 0; c < b; c++) cp += !byte_kept(c);
+        }
+        k += (size_t)utf8proc_encode_char(cp, (utf8proc_uint8_t *)out + k);
+    }
+    return k;
+}
+
+struct merge_rec {
+    int32_t rank, a, b;
+};
+
+static int merge_cmp(const void *x, const void *y)
+{
+    const struct merge_rec *p = x, *q = y;
+    return p->rank < q->rank ? -1 : p->rank > q->rank;
+}
+
+void em_tok_spec_free(struct em_tok_spec *spec)
+{
+    if (!spec) return;
+    free(spec->owned_);
+    memset(spec, 0, sizeof *spec);
+}
+
+em_err em_tok_export(const struct em_tok *t, struct em_tok_spec *spec)
+{
+    memset(spec, 0, sizeof *spec);
+    size_t n_merges = 0, nt = (size_t)t->n_ids, text = 0;
+    for (size_t i = 0; i < t->pairs_cap; i++) n_merges += t->pairs[i].key != 0;
+    for (size_t i = 0; i < nt; i++) text += 2 * (size_t)t->ent[i].len + 16;
+    for (size_t i = 0; i < t->pairs_cap; i++)
+        if (t->pairs[i].key) {
+            uint64_t k = t->pairs[i].key - 1;
+            text += 2 * ((size_t)t->ent[k >> 32].len + t->ent[k & 0xffffffffu].len) + 1;
+        }
+    /* one block: tokens[nt], merges[n_merges], types[nt], merge_rec scratch, then text */
+    size_t head = nt * sizeof(struct em_tok_str) + n_merges * sizeof(struct em_tok_str) +
+                  nt * sizeof(int32_t) + n_merges * sizeof(struct merge_rec);
+    char *blk = malloc(head + text + 1);
+    if (!blk) return EM_E_NOMEM;
+    struct em_tok_str *tokens = (struct em_tok_str *)blk, *merges = tokens + nt;
+    int32_t *types = (int32_t *)(merges + n_merges);
+    struct merge_rec *mr = (struct merge_rec *)(types + nt);
+    char *txt = (char *)(mr + n_merges);
+    for (size_t i = 0; i < nt; i++) {
+        const struct tok_entry *e = &t->ent[i];
+        tokens[i].s = txt;
+        if (!e->present) {
+            types[i] = EM_TOK_T_UNUSED;
+            tokens[i].len = (size_t)snprintf(txt, 16, "[PAD%zu]", i);
+        } else {
+            types[i] = EM_TOK_T_NORMAL;
+            for (size_t k = 0; k < t->n_added; k++)
+                if ((size_t)t->added[k].id == i) types[i] = e->special ? EM_TOK_T_CONTROL : EM_TOK_T_USER;
+            if (types[i] == EM_TOK_T_NORMAL) {
+                tokens[i].len = gpt2_encode(t->arena + e->off, e->len, txt);
+            } else {
+                memcpy(txt, t->arena + e->off, e->len);
+                tokens[i].len = e->len;
+            }
+        }
+        txt += tokens[i].len;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < t->pairs_cap; i++)
+        if (t->pairs[i].key) {
+            uint64_t k = t->pairs[i].key - 1;
+            mr[m++] = (struct merge_rec){t->pairs[i].rank, (int32_t)(k >> 32),
+                                         (int32_t)(k & 0xffffffffu)};
+        }
+    qsort(mr, n_merges, sizeof *mr, merge_cmp);
+    for (size_t r = 0; r < n_merges; r++) {
+        const struct tok_entry *a = &t->ent[mr[r].a], *b = &t->ent[mr[r].b];
+        merges[r].s = txt;
+        size_t k = gpt2_encode(t->arena + a->off, a->len, txt);
+        txt[k++] = ' ';
+        k += gpt2_encode(t->arena + b->off, b->len, txt + k);
+        merges[r].len = k;
+        txt += k;
+    }
+    *spec = (struct em_tok_spec){nt, tokens, types, n_merges, merges, t->ignore_merges, blk};
+    return EM_OK;
 }

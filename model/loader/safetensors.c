@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model/loader/gguf.h"
 #include "model/loader/tensors.h"
 
 struct st_entry {
@@ -249,6 +250,7 @@ struct em_ckpt {
     int dtype;
     const struct em_tensor *views; /* em_ckpt_from_views: borrowed */
     size_t nviews;
+    struct em_gguf *gg; /* a .gguf checkpoint instead of shards (model/loader/gguf.h) */
 };
 
 void em_ckpt_close(struct em_ckpt *ck)
@@ -260,11 +262,13 @@ void em_ckpt_close(struct em_ckpt *ck)
         free(ck->sh[i].file);
     }
     free(ck->sh);
+    em_gguf_close(ck->gg);
     free(ck);
 }
 
 const struct em_qa_config *em_ckpt_config(const struct em_ckpt *ck) { return &ck->cfg; }
 int em_ckpt_dtype(const struct em_ckpt *ck) { return ck->dtype; }
+const struct em_gguf *em_ckpt_gguf(const struct em_ckpt *ck) { return ck->gg; }
 
 static em_err map_shard(struct shard *s, const char *dir, struct em_errbuf *eb)
 {
@@ -393,6 +397,13 @@ static em_err check_weight_map(const struct em_ckpt *ck, json_t *wm, struct em_e
 static em_err find_any(const struct em_ckpt *ck, const char *name, struct em_tensor *t,
                        const char **file)
 {
+    if (ck->gg) {
+        const struct em_gguf_tensor *gt = em_gguf_find_tensor(ck->gg, name);
+        if (!gt) return EM_E_NOTFOUND;
+        em_gguf_tensor_view(gt, t);
+        if (file) *file = "gguf";
+        return EM_OK;
+    }
     for (size_t i = 0; i < ck->nsh; i++)
         if (em_st_find(ck->sh[i].st, name, t) == EM_OK) {
             if (file) *file = ck->sh[i].file;
@@ -416,6 +427,7 @@ static em_err check_tensors(struct em_ckpt *ck, struct em_errbuf *eb)
     size_t total = 0;
     for (size_t i = 0; i < ck->nsh; i++) total += em_st_count(ck->sh[i].st);
     total += ck->nviews;
+    if (ck->gg) total += em_gguf_n_tensors(ck->gg);
     for (size_t i = 0; i < nex && rc == EM_OK; i++) {
         struct em_tensor t;
         const char *file = NULL;
@@ -448,6 +460,11 @@ static em_err check_tensors(struct em_ckpt *ck, struct em_errbuf *eb)
                     break;
                 }
             }
+        for (size_t j = 0; ck->gg && j < em_gguf_n_tensors(ck->gg) && rc == EM_OK; j++) {
+            const char *nm = em_gguf_tensor_at(ck->gg, j)->name;
+            if (!em_qa_expect_has(ex, nex, nm))
+                rc = em_errf(eb, EM_E_MODEL, "gguf: unexpected tensor '%s'", nm);
+        }
         if (rc == EM_OK)
             rc = em_errf(eb, EM_E_MODEL, "checkpoint: %zu tensors, expected %zu (duplicates "
                          "across shards?)", total, nex);
@@ -463,6 +480,18 @@ em_err em_ckpt_open(const char *dir, struct em_ckpt **out, struct em_errbuf *eb)
     em_err rc = EM_E_NOMEM;
     struct em_ckpt *ck = calloc(1, sizeof *ck);
     if (!ck) goto fail;
+    struct stat sb;
+    if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode)) { /* a .gguf file (model/loader/gguf.h) */
+        if ((rc = em_gguf_open(dir, &ck->gg, eb)) != EM_OK) goto fail;
+        if ((rc = em_gguf_read_config(ck->gg, dir, &ck->cfg, eb)) != EM_OK) goto fail;
+        if ((rc = check_tensors(ck, eb)) != EM_OK) goto fail;
+        /* report the type of the layer linears (q8_0, ...), not of the kept embeddings */
+        const struct em_gguf_tensor *gt =
+            em_gguf_find_tensor(ck->gg, "language_model.model.layers.0.mlp.gate_proj.weight");
+        if (gt) ck->dtype = em_gguf_ggml_to_wtype(gt->ggml_type);
+        *out = ck;
+        return EM_OK;
+    }
     if ((rc = em_qa_config_load(dir, &ck->cfg, eb)) != EM_OK) goto fail;
     if ((rc = list_shards(ck, dir, &wm, eb)) != EM_OK) goto fail;
     for (size_t i = 0; i < ck->nsh; i++)

@@ -48,6 +48,7 @@ em_err em_st_find(const struct em_st *st, const char *name, struct em_tensor *t)
 /* ---- a checkpoint directory ------------------------------------------------------------ */
 
 struct em_ckpt;
+struct em_gguf;
 
 /* Opens dir: loads the config (model/config.h), maps model.safetensors or the shards listed
  * by model.safetensors.index.json, and checks every tensor named by the Qwen2-Audio table
@@ -55,6 +56,9 @@ struct em_ckpt;
  * holds a tensor the table does not know. Example detail:
  *   "model-00002-of-00003.safetensors: tensor 'audio_tower.layers.1.fc1.weight' is [48, 60],
  *    config.json implies [200, 48]"
+ * dir may also be a .gguf file written by `earmark convert` (model/convert.h): the config
+ * comes from its metadata, the views point into its mapping (dtype EM_DT_Q8_0 / EM_DT_Q4_0
+ * for quantized tensors), and the same tensors.def check applies.
  * On EM_OK the caller owns *out (em_ckpt_close). Errors: EM_E_IO (cannot open/map),
  * EM_E_MODEL (anything malformed or inconsistent), EM_E_NOMEM. */
 em_err em_ckpt_open(const char *dir, struct em_ckpt **out, struct em_errbuf *eb);
@@ -79,7 +83,11 @@ em_err em_ckpt_tensor(const struct em_ckpt *ck, const char *name, struct em_tens
 em_err em_ckpt_tensorf(const struct em_ckpt *ck, struct em_tensor *t, struct em_errbuf *eb,
                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* The dtype of most tensors (the one of embed_tokens), for reporting. */
+/* The dtype of most tensors (the one of embed_tokens), for reporting; for a GGUF file the
+ * type of the layer linears (EM_DT_Q8_0 for a q8_0 conversion). */
 int em_ckpt_dtype(const struct em_ckpt *ck);
+/* The parsed GGUF file of a checkpoint opened from one (borrowed, valid while ck is open),
+ * else NULL. Its tokenizer: em_gguf_read_tokenizer (model/loader/gguf.h). */
+const struct em_gguf *em_ckpt_gguf(const struct em_ckpt *ck);
 
 #endif

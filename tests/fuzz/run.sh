@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh - builds each libFuzzer target with clang and runs it for a bounded time.
 #   tests/fuzz/run.sh [seconds per target (default 20)] [target ...]
-# Targets: fuzz_safetensors fuzz_qa_config fuzz_tokenizer fuzz_wire (the default: all).
+# Targets: fuzz_safetensors fuzz_qa_config fuzz_tokenizer fuzz_wire fuzz_gguf (the default: all).
 # A new target adds its sources to srcs() below and its name to the default list.
 # Binaries and corpora go to build-fuzz/ (git-ignored). Exit status: non-zero if a target
 # fails to build or finds a crash.
@@ -14,9 +14,12 @@ mkdir -p "$OUT"
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -I. -I$OUT/gen -fsanitize=fuzzer,address,undefined"
 
 # Sources (besides the target) and libraries for each target.
+# GGUF reader + earmark's GGUF keys (config, tokenizer); em_ckpt_open reads .gguf files too.
+GGUF_SRCS="model/loader/gguf.c model/loader/ckpt_gguf.c model/quant.c model/tokenizer.c model/tokenizer_load.c model/pretok.c model/unicode_tables.c"
 srcs() {
   case "$1" in
-    fuzz_safetensors) echo "model/loader/safetensors.c model/loader/tensor.c model/quant.c model/loader/tensors.c model/config.c common/err.c -ljansson" ;;
+    fuzz_safetensors) echo "model/loader/safetensors.c model/loader/tensor.c model/loader/tensors.c model/config.c $GGUF_SRCS common/err.c -ljansson -lutf8proc -lpthread" ;;
+    fuzz_gguf) echo "$GGUF_SRCS model/config.c model/loader/tensor.c common/err.c -ljansson -lutf8proc -lpthread" ;;
     fuzz_qa_config) echo "model/config.c common/err.c -ljansson" ;;
     fuzz_tokenizer) echo "model/tokenizer.c model/tokenizer_load.c model/pretok.c model/unicode_tables.c common/err.c -ljansson -lutf8proc -lpthread" ;;
     fuzz_wire) echo "proto/wire.c $OUT/gen/proto/earmark.pb-c.c common/err.c -lprotobuf-c" ;;
@@ -25,7 +28,7 @@ srcs() {
 }
 
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(fuzz_safetensors fuzz_qa_config fuzz_tokenizer fuzz_wire)
+[ "${#targets[@]}" -gt 0 ] || targets=(fuzz_safetensors fuzz_qa_config fuzz_tokenizer fuzz_wire fuzz_gguf)
 status=0
 for t in "${targets[@]}"; do
   [ -f "tests/fuzz/$t.c" ] || { echo "fuzz: no tests/fuzz/$t.c, skipped"; continue; }
@@ -48,6 +51,15 @@ for t in "${targets[@]}"; do
     h=$(printf '%-128s' "$h")
     { printf '\x80\x00\x00\x00\x00\x00\x00\x00'; printf '%s' "$h"; printf '0123456789abcdef'; } \
       >"$OUT/corpus-$t/seed-valid"
+  fi
+  if [ "$t" = fuzz_gguf ]; then
+    # seed: GGUF v3, general.alignment = 32 (u32), one F32 tensor "a" of 2 values at offset 0
+    python3 -c 'import struct,sys
+s=lambda b: struct.pack("<Q",len(b))+b
+h=b"GGUF"+struct.pack("<IQQ",3,1,1)+s(b"general.alignment")+struct.pack("<II",4,32)
+h+=s(b"a")+struct.pack("<IQIQ",1,2,0,0)
+h+=bytes(-len(h)%32)+struct.pack("<2f",1.5,-2.0)
+sys.stdout.buffer.write(h)' >"$OUT/corpus-$t/seed-valid"
   fi
   echo "fuzz: $t for ${SECS}s"
   "$OUT/$t" "${extra[@]}" -max_total_time="$SECS" -max_len=4096 -print_final_stats=1 "$OUT/corpus-$t" \

@@ -1,0 +1,222 @@
+/* model/convert.c - checkpoint -> GGUF (policy and layout in convert.h).
+ *
+ *   em_ckpt_open(src) ─ config ─> qwen2audio.* keys          ┐
+ *   em_tok_load(src)  ─ em_tok_export ─> tokenizer.ggml.*    ├─ em_gguf_writer -> out.tmp -> out
+ *   tensors.def order: view -> f32 chunk -> em_quantize_row ─┘  (one chunk of scratch) */
+#include "model/convert.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "model/config.h"
+#include "model/loader/gguf.h"
+#include "model/loader/safetensors.h"
+#include "model/loader/tensors.h"
+#include "model/quant.h"
+#include "model/tokenizer.h"
+
+struct em_convert_opts em_convert_opts_default(void)
+{
+    return (struct em_convert_opts){.wtype = EM_WT_Q8_0};
+}
+
+int em_convert_parse_type(const char *s)
+{
+    static const char *names[] = {[EM_WT_F32] = "f32", [EM_WT_F16] = "f16", [EM_WT_BF16] = "bf16",
+                                  [EM_WT_Q8_0] = "q8_0", [EM_WT_Q4_0] = "q4_0"};
+    for (int i = 0; i < EM_WT_COUNT; i++)
+        if (s && strcasecmp(s, names[i]) == 0) return i;
+    return -1;
+}
+
+static int is_linear(const char *name, const struct em_tensor *t)
+{
+    size_t n = strlen(name);
+    if (t->ndim != 2) return 0;
+    if (strcmp(name, "language_model.lm_head.weight") == 0) return 1;
+    /* inside a layer the only 2-D tensors are the Linear weights (norms are 1-D) */
+    return (strncmp(name, "audio_tower.layers.", 19) == 0 ||
+            strncmp(name, "language_model.model.layers.", 28) == 0) &&
+           n > 7 && strcmp(name + n - 7, ".weight") == 0;
+}
+
+int em_convert_tensor_type(const char *name, const struct em_tensor *src, int wtype)
+{
+    if (wtype < 0 || wtype >= EM_WT_COUNT) return -1;
+    int block = wtype == EM_WT_Q8_0 || wtype == EM_WT_Q4_0;
+    int src16 = src->dtype == EM_DT_BF16 ? EM_WT_BF16 : EM_WT_F16;
+    if (src->ndim <= 1) return EM_WT_F32;
+    if (is_linear(name, src)) {
+        if (block && src->shape[1] % EM_QK != 0) return src16;
+        return wtype;
+    }
+    return block ? src->dtype : wtype;
+}
+
+/* ---- the data callback -------------------------------------------------------------------- */
+
+struct conv {
+    const struct em_ckpt *ck;
+    const struct em_qa_expect *ex;
+    const int *type; /* per tensor */
+    float *x;        /* EM_CONVERT_CHUNK */
+    uint8_t *y;      /* encoded chunk */
+    const struct em_convert_opts *o;
+    size_t n;
+};
+
+static em_err put_tensor(void *ctx, size_t i, struct em_gguf_sink *sink, struct em_errbuf *eb)
+{
+    struct conv *c = ctx;
+    struct em_tensor t;
+    em_err rc = em_ckpt_tensor(c->ck, c->ex[i].name, &t, eb);
+    if (rc != EM_OK) return rc;
+    if (c->o->progress) c->o->progress(c->o->progress_ctx, i, c->n, t.name, c->type[i]);
+    if (t.dtype == c->type[i]) return em_gguf_sink_write(sink, t.data, t.nbytes);
+    size_t numel = (size_t)em_tensor_numel(&t);
+    size_t row = t.ndim >= 2 ? (size_t)t.shape[t.ndim - 1] : numel;
+    size_t step = EM_CONVERT_CHUNK / row * row; /* whole rows: blocks never straddle one */
+    if (step == 0) step = EM_CONVERT_CHUNK / EM_QK * EM_QK; /* rows longer than a chunk */
+    if (step % EM_QK) step -= step % EM_QK;
+    for (size_t off = 0; off < numel && rc == EM_OK; off += step) {
+        size_t k = numel - off < step ? numel - off : step;
+        em_tensor_read_f32(&t, off, k, c->x);
+        if ((rc = em_quantize_row(c->type[i], c->x, c->y, (int64_t)k)) != EM_OK)
+            return em_errf(eb, rc, "convert: tensor '%s': cannot store as %s", t.name,
+                           em_wtype_name(c->type[i]));
+        rc = em_gguf_sink_write(sink, c->y, em_wtype_row_size(c->type[i], (int64_t)k));
+    }
+    return rc;
+}
+
+/* ---- metadata ----------------------------------------------------------------------------- */
+
+/* The Instruct chat template: chat_template.jinja, or tokenizer_config.json's string;
+ * a GGUF source's tokenizer.chat_template. *out is NULL (base model) or owned by the caller. */
+static em_err chat_template(const char *src, const struct em_ckpt *ck, char **out,
+                            struct em_errbuf *eb)
+{
+    char p[4096], *text = NULL;
+    size_t len = 0;
+    *out = NULL;
+    const struct em_gguf *g = em_ckpt_gguf(ck);
+    if (g) {
+        struct em_gguf_str s;
+        if (em_gguf_get_str(g, "tokenizer.chat_template", &s, NULL) != EM_OK) return EM_OK;
+        if (!(*out = strndup(s.s, (size_t)s.len))) return EM_E_NOMEM;
+        return EM_OK;
+    }
+    snprintf(p, sizeof p, "%s/chat_template.jinja", src);
+    em_err rc = em_cfg_read_file(p, 1, &text, &len, eb);
+    if (rc != EM_OK || text) {
+        *out = text;
+        return rc;
+    }
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", src);
+    if ((rc = em_cfg_read_file(p, 1, &text, &len, eb)) != EM_OK || !text) return rc;
+    json_t *j = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL);
+    free(text);
+    json_t *ct = json_object_get(j, "chat_template");
+    if (json_is_string(ct) && !(*out = strdup(json_string_value(ct)))) rc = EM_E_NOMEM;
+    json_decref(j);
+    return rc;
+}
+
+static uint32_t file_type(int wtype)
+{
+    switch (wtype) { /* llama.cpp LLAMA_FTYPE_* */
+    case EM_WT_F32: return 0;
+    case EM_WT_F16: return 1;
+    case EM_WT_Q4_0: return 2;
+    case EM_WT_Q8_0: return 7;
+    default: return 32; /* MOSTLY_BF16 */
+    }
+}
+
+static em_err put_general(struct em_gguf_writer *w, const char *src, int wtype)
+{
+    size_t n = strlen(src), b;
+    while (n > 1 && src[n - 1] == '/') n--; /* "dir/" is named dir */
+    for (b = n; b > 0 && src[b - 1] != '/'; b--) {}
+    em_err rc = em_gguf_set_str(w, "general.name", src + b, n - b);
+    if (rc == EM_OK) rc = em_gguf_set_u32(w, "general.file_type", file_type(wtype));
+    if (rc == EM_OK && (wtype == EM_WT_Q8_0 || wtype == EM_WT_Q4_0))
+        rc = em_gguf_set_u32(w, "general.quantization_version", 2);
+    if (rc == EM_OK) rc = em_gguf_set_u32(w, "general.alignment", EM_GGUF_DEFAULT_ALIGNMENT);
+    return rc;
+}
+
+static em_err load_tokenizer(const char *src, const struct em_ckpt *ck, struct em_tok **tok,
+                             struct em_errbuf *eb)
+{
+    const struct em_gguf *g = em_ckpt_gguf(ck);
+    return g ? em_gguf_read_tokenizer(g, src, tok, eb) : em_tok_load(src, tok, eb);
+}
+
+static em_err add_tensors(struct em_gguf_writer *w, const struct em_ckpt *ck,
+                          const struct em_qa_expect *ex, size_t n, int wtype, int *type,
+                          struct em_errbuf *eb)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct em_tensor t;
+        em_err rc = em_ckpt_tensor(ck, ex[i].name, &t, eb);
+        if (rc != EM_OK) return rc;
+        type[i] = em_convert_tensor_type(t.name, &t, wtype);
+        int gt = em_gguf_wtype_to_ggml(type[i]);
+        if (gt < 0) return em_errf(eb, EM_E_UNSUPPORTED, "convert: tensor '%s': no GGUF type", t.name);
+        if ((rc = em_gguf_add_tensor(w, t.name, (uint32_t)gt, t.ndim, t.shape)) != EM_OK)
+            return em_errf(eb, rc, "convert: tensor '%s' cannot be stored as %s", t.name,
+                           em_wtype_name(type[i]));
+    }
+    return EM_OK;
+}
+
+em_err em_convert(const char *src, const char *out, const struct em_convert_opts *opts,
+                  struct em_errbuf *eb)
+{
+    struct em_convert_opts o = opts ? *opts : em_convert_opts_default();
+    if (o.wtype < 0 || o.wtype >= EM_WT_COUNT)
+        return em_errf(eb, EM_E_ARG, "convert: type %d is not f32, f16, bf16, q8_0 or q4_0", o.wtype);
+    struct em_ckpt *ck = NULL;
+    struct em_tok *tok = NULL;
+    struct em_gguf_writer *w = NULL;
+    struct em_qa_expect *ex = NULL;
+    size_t n = 0;
+    char *tmpl = NULL;
+    int *type = NULL;
+    struct conv c = {0};
+    em_err rc;
+    if ((rc = em_ckpt_open(src, &ck, eb)) != EM_OK) goto done;
+    if ((rc = load_tokenizer(src, ck, &tok, eb)) != EM_OK) goto done;
+    if ((rc = chat_template(src, ck, &tmpl, eb)) != EM_OK) goto done;
+    const struct em_qa_config *cfg = em_ckpt_config(ck);
+    if ((rc = em_qa_expected_tensors(cfg, &ex, &n)) != EM_OK) goto done;
+    rc = EM_E_NOMEM;
+    type = calloc(n ? n : 1, sizeof *type);
+    c.x = malloc(EM_CONVERT_CHUNK * sizeof *c.x);
+    c.y = malloc(EM_CONVERT_CHUNK * sizeof(float));
+    if (!type || !c.x || !c.y) goto done;
+    if ((rc = em_gguf_writer_new(EM_GGUF_DEFAULT_ALIGNMENT, &w)) != EM_OK) goto done;
+    if ((rc = put_general(w, src, o.wtype)) != EM_OK || (rc = em_gguf_put_config(w, cfg)) != EM_OK ||
+        (rc = em_gguf_put_tokenizer(w, tok, cfg, tmpl)) != EM_OK) {
+        rc = em_errf(eb, rc, "convert: cannot build the metadata (%s)", em_err_str(rc));
+        goto done;
+    }
+    if ((rc = add_tensors(w, ck, ex, n, o.wtype, type, eb)) != EM_OK) goto done;
+    c = (struct conv){ck, ex, type, c.x, c.y, &o, n};
+    rc = em_gguf_writer_write(w, out, put_tensor, &c, eb);
+done:
+    free(c.x);
+    free(c.y);
+    free(type);
+    free(tmpl);
+    free(ex);
+    em_gguf_writer_free(w);
+    em_tok_free(tok);
+    em_ckpt_close(ck);
+    return rc;
+}

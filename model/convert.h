@@ -1,0 +1,55 @@
+/* model/convert.h - a Qwen2-Audio checkpoint (Hugging Face directory, or a GGUF file) ->
+ * one GGUF file (model/loader/gguf.h) that em_ckpt_open and em_gguf_read_tokenizer load
+ * with the same config, tokenizer and tensor names.
+ *
+ *   src (em_ckpt_open + em_tok_load) -> config keys, tokenizer keys, generation defaults
+ *   every tensor of tensors.def, in its order, under its HF name, stored as:
+ *
+ * Type policy (em_convert_tensor_type), with T the requested type:
+ *   - "linear" weights: the 2-D q/k/v/o (out_proj) attention projections, gate/up/down and
+ *     fc1/fc2 of every decoder and encoder layer, and language_model.lm_head.weight:
+ *       T; but when T is Q8_0/Q4_0 and the input dim (shape[1]) is not a multiple of 32,
+ *       F16, or BF16 when the source is BF16 (no range loss).
+ *   - 1-D tensors (every norm weight and bias, every bias): F32 (small; widened at load).
+ *   - the other weights (embed_tokens, conv1/conv2, embed_positions, the projector):
+ *       T when T is F32/F16/BF16; with Q8_0/Q4_0 their source type (their bytes are copied),
+ *       since embed_tokens rows are read one at a time and the conv/projector are small.
+ * Values are widened to f32 and rounded once (em_quantize_row: round to nearest even;
+ * q8_0/q4_0 bit-compatible with ggml), so F32 output of an F32/BF16/F16 source is exact.
+ *
+ * Memory: one chunk of scratch (about EM_CONVERT_CHUNK floats plus its encoded bytes); the
+ * source stays mapped. The output is written to a temporary file and renamed.
+ * Thread-safety: em_convert uses only its arguments. */
+#ifndef EM_CONVERT_H
+#define EM_CONVERT_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "model/loader/tensor.h"
+
+#define EM_CONVERT_CHUNK (1u << 20) /* f32 values converted per step */
+
+struct em_convert_opts {
+    int wtype; /* enum em_wtype (model/quant.h) for the linear weights; default EM_WT_Q8_0 */
+    /* Optional: called before each tensor (i of n, 0-based), e.g. to print progress. */
+    void (*progress)(void *ctx, size_t i, size_t n, const char *name, int wtype);
+    void *progress_ctx;
+};
+
+struct em_convert_opts em_convert_opts_default(void);
+
+/* "q8_0", "q4_0", "bf16", "f16", "f32" (any case) -> enum em_wtype, or -1. */
+int em_convert_parse_type(const char *s);
+
+/* The type tensor src (named name, of a source) is stored as for requested type wtype (the
+ * policy above); -1 for a wtype that is not an em_wtype. */
+int em_convert_tensor_type(const char *name, const struct em_tensor *src, int wtype);
+
+/* Converts src (a checkpoint directory or .gguf file) into out (a new GGUF file; an existing
+ * file is replaced only when the whole conversion succeeded). Errors: those of em_ckpt_open
+ * and em_tok_load for src, EM_E_ARG (bad type), EM_E_IO (writing out), EM_E_NOMEM. */
+em_err em_convert(const char *src, const char *out, const struct em_convert_opts *opts,
+                  struct em_errbuf *eb);
+
+#endif

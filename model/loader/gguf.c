@@ -1,0 +1,892 @@
+/* model/loader/gguf.c - GGUF v3 header parser (no I/O), mmap reader and streaming writer.
+ * Format: see gguf.h. ref: ggml-org/ggml:src/gguf.cpp (gguf_init_from_file_impl) for the
+ * checks a reader owes a file it did not write. */
+#include "model/loader/gguf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model/quant.h"
+
+/* ---- types ------------------------------------------------------------------------------- */
+
+static const uint8_t scalar_size[EM_GGUF_TYPE_COUNT] = {
+    [EM_GGUF_U8] = 1,  [EM_GGUF_I8] = 1,  [EM_GGUF_U16] = 2, [EM_GGUF_I16] = 2,
+    [EM_GGUF_U32] = 4, [EM_GGUF_I32] = 4, [EM_GGUF_F32] = 4, [EM_GGUF_BOOL] = 1,
+    [EM_GGUF_U64] = 8, [EM_GGUF_I64] = 8, [EM_GGUF_F64] = 8,
+};
+
+static int is_scalar(uint32_t t) { return t < EM_GGUF_TYPE_COUNT && scalar_size[t] != 0; }
+
+int em_gguf_ggml_to_wtype(uint32_t t)
+{
+    switch (t) {
+    case EM_GGML_F32: return EM_WT_F32;
+    case EM_GGML_F16: return EM_WT_F16;
+    case EM_GGML_BF16: return EM_WT_BF16;
+    case EM_GGML_Q8_0: return EM_WT_Q8_0;
+    case EM_GGML_Q4_0: return EM_WT_Q4_0;
+    default: return -1;
+    }
+}
+
+int em_gguf_wtype_to_ggml(int w)
+{
+    switch (w) {
+    case EM_WT_F32: return EM_GGML_F32;
+    case EM_WT_F16: return EM_GGML_F16;
+    case EM_WT_BF16: return EM_GGML_BF16;
+    case EM_WT_Q8_0: return EM_GGML_Q8_0;
+    case EM_WT_Q4_0: return EM_GGML_Q4_0;
+    default: return -1;
+    }
+}
+
+static uint64_t le_get(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static void le_put(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Fills the widened fields of v from a scalar of type t at p. */
+static void widen_scalar(struct em_gguf_value *v, uint32_t t, const uint8_t *p)
+{
+    uint64_t raw = le_get(p, scalar_size[t]);
+    switch (t) {
+    case EM_GGUF_I8: v->i = (int8_t)raw; break;
+    case EM_GGUF_I16: v->i = (int16_t)raw; break;
+    case EM_GGUF_I32: v->i = (int32_t)raw; break;
+    case EM_GGUF_I64: memcpy(&v->i, &raw, 8); break;
+    case EM_GGUF_F32: {
+        uint32_t u = (uint32_t)raw;
+        float f;
+        memcpy(&f, &u, 4);
+        v->f = f;
+        return;
+    }
+    case EM_GGUF_F64: memcpy(&v->f, &raw, 8); return;
+    default: /* unsigned, bool */
+        v->u = raw;
+        v->i = raw > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)raw;
+        return;
+    }
+    v->u = v->i < 0 ? 0 : (uint64_t)v->i;
+}
+
+/* ---- parsed file ------------------------------------------------------------------------- */
+
+struct kv {
+    char *key;
+    struct em_gguf_value v;
+    struct em_gguf_str *strs; /* owned copy of v.strs */
+};
+
+struct em_gguf {
+    void *map; /* em_gguf_open's mapping, or NULL */
+    size_t map_len;
+    uint32_t version, alignment;
+    struct kv *kv;
+    size_t n_kv;
+    size_t *kv_sorted;
+    struct em_gguf_tensor *t;
+    char **names;
+    size_t n_t;
+    size_t *t_sorted;
+};
+
+void em_gguf_close(struct em_gguf *g)
+{
+    if (!g) return;
+    for (size_t i = 0; i < g->n_kv; i++) {
+        free(g->kv[i].key);
+        free(g->kv[i].strs);
+    }
+    for (size_t i = 0; i < g->n_t; i++) free(g->names[i]);
+    free(g->kv);
+    free(g->kv_sorted);
+    free(g->t);
+    free(g->names);
+    free(g->t_sorted);
+    if (g->map) munmap(g->map, g->map_len);
+    free(g);
+}
+
+struct rd {
+    const uint8_t *p;
+    size_t len, off;
+    const char *file;
+    struct em_errbuf *eb;
+};
+
+static em_err trunc_err(struct rd *r, const char *what)
+{
+    return em_errf(r->eb, EM_E_MODEL, "%s: truncated at byte %zu of %zu reading %s", r->file,
+                   r->off, r->len, what);
+}
+
+static em_err rd_int(struct rd *r, int n, uint64_t *v, const char *what)
+{
+    *v = 0;
+    if ((size_t)n > r->len - r->off) return trunc_err(r, what);
+    *v = le_get(r->p + r->off, n);
+    r->off += (size_t)n;
+    return EM_OK;
+}
+
+static em_err rd_str(struct rd *r, uint64_t max, struct em_gguf_str *s, const char *what)
+{
+    uint64_t n = 0;
+    em_err rc = rd_int(r, 8, &n, what);
+    if (rc != EM_OK) return rc;
+    if (n > max)
+        return em_errf(r->eb, EM_E_MODEL, "%s: %s at byte %zu has length %llu (limit %llu)",
+                       r->file, what, r->off - 8, (unsigned long long)n, (unsigned long long)max);
+    if (n > r->len - r->off)
+        return em_errf(r->eb, EM_E_MODEL, "%s: %s at byte %zu has length %llu, past the end of "
+                       "the %zu-byte file", r->file, what, r->off - 8, (unsigned long long)n,
+                       r->len);
+    s->s = (const char *)r->p + r->off;
+    s->len = n;
+    r->off += (size_t)n;
+    return EM_OK;
+}
+
+static char *dup_str(struct em_gguf_str s)
+{
+    char *c = malloc((size_t)s.len + 1);
+    if (!c) return NULL;
+    memcpy(c, s.s, (size_t)s.len);
+    c[s.len] = 0;
+    return c;
+}
+
+static em_err parse_value(struct rd *r, struct kv *e, uint32_t type)
+{
+    struct em_gguf_value *v = &e->v;
+    em_err rc;
+    v->type = (int)type;
+    if (is_scalar(type)) {
+        if (scalar_size[type] > r->len - r->off) return trunc_err(r, e->key);
+        widen_scalar(v, type, r->p + r->off);
+        r->off += scalar_size[type];
+        return EM_OK;
+    }
+    if (type == EM_GGUF_STR) return rd_str(r, EM_GGUF_MAX_STRING, &v->str, e->key);
+    if (type != EM_GGUF_ARR)
+        return em_errf(r->eb, EM_E_MODEL, "%s: key '%s' has unknown value type %u", r->file,
+                       e->key, type);
+    uint64_t et = 0, n = 0;
+    if ((rc = rd_int(r, 4, &et, e->key)) != EM_OK || (rc = rd_int(r, 8, &n, e->key)) != EM_OK)
+        return rc;
+    if (n > EM_GGUF_MAX_ARRAY)
+        return em_errf(r->eb, EM_E_MODEL, "%s: key '%s': array of %llu elements (limit %u)",
+                       r->file, e->key, (unsigned long long)n, EM_GGUF_MAX_ARRAY);
+    v->arr_type = (int)et;
+    v->n = n;
+    if (is_scalar((uint32_t)et)) {
+        size_t sz = scalar_size[et];
+        if (n > (r->len - r->off) / sz)
+            return em_errf(r->eb, EM_E_MODEL, "%s: key '%s': array of %llu elements runs past "
+                           "the end of the file", r->file, e->key, (unsigned long long)n);
+        v->arr = r->p + r->off;
+        r->off += (size_t)n * sz;
+        return EM_OK;
+    }
+    if (et != EM_GGUF_STR)
+        return em_errf(r->eb, EM_E_MODEL, "%s: key '%s': array element type %llu is not "
+                       "supported (nested arrays are refused)", r->file, e->key,
+                       (unsigned long long)et);
+    if (n > (r->len - r->off) / 8) /* every string takes at least its u64 length */
+        return em_errf(r->eb, EM_E_MODEL, "%s: key '%s': array of %llu strings runs past the "
+                       "end of the file", r->file, e->key, (unsigned long long)n);
+    if (!(e->strs = malloc((n ? (size_t)n : 1) * sizeof *e->strs))) return EM_E_NOMEM;
+    for (uint64_t i = 0; i < n; i++)
+        if ((rc = rd_str(r, EM_GGUF_MAX_STRING, &e->strs[i], e->key)) != EM_OK) return rc;
+    v->strs = e->strs;
+    return EM_OK;
+}
+
+static em_err parse_kvs(struct em_gguf *g, struct rd *r, uint64_t n_kv)
+{
+    em_err rc;
+    if (!(g->kv = calloc(n_kv ? (size_t)n_kv : 1, sizeof *g->kv))) return EM_E_NOMEM;
+    for (uint64_t i = 0; i < n_kv; i++) {
+        struct em_gguf_str k;
+        uint64_t type = 0;
+        if ((rc = rd_str(r, EM_GGUF_MAX_KEY, &k, "a metadata key")) != EM_OK) return rc;
+        if (k.len == 0 || memchr(k.s, 0, (size_t)k.len))
+            return em_errf(r->eb, EM_E_MODEL, "%s: metadata key %llu is empty or holds a NUL",
+                           r->file, (unsigned long long)i);
+        struct kv *e = &g->kv[g->n_kv++];
+        if (!(e->key = dup_str(k))) return EM_E_NOMEM;
+        if ((rc = rd_int(r, 4, &type, e->key)) != EM_OK) return rc;
+        if ((rc = parse_value(r, e, (uint32_t)type)) != EM_OK) return rc;
+    }
+    return EM_OK;
+}
+
+/* Bytes of a tensor of ggml type t and dims ne; 0 with *why set when invalid. */
+static uint64_t tensor_bytes(uint32_t t, int nd, const int64_t *ne, const char **why)
+{
+    uint64_t blk, per;
+    switch (t) {
+    case EM_GGML_F32: blk = 1, per = 4; break;
+    case EM_GGML_F16:
+    case EM_GGML_BF16: blk = 1, per = 2; break;
+    case EM_GGML_Q8_0: blk = EM_QK, per = sizeof(struct em_block_q8_0); break;
+    case EM_GGML_Q4_0: blk = EM_QK, per = sizeof(struct em_block_q4_0); break;
+    default: *why = "type is not F32, F16, BF16, Q8_0 or Q4_0"; return 0;
+    }
+    if ((uint64_t)ne[0] % blk) {
+        *why = "ne[0] is not a multiple of the 32-weight block";
+        return 0;
+    }
+    uint64_t n = (uint64_t)ne[0] / blk * per;
+    for (int d = 1; d < nd; d++) {
+        if ((uint64_t)ne[d] > (uint64_t)INT64_MAX / n) {
+            *why = "size overflows";
+            return 0;
+        }
+        n *= (uint64_t)ne[d];
+    }
+    return n;
+}
+
+static em_err parse_tinfo(struct em_gguf *g, struct rd *r, uint64_t i)
+{
+    struct em_gguf_tensor *t = &g->t[i];
+    struct em_gguf_str name;
+    uint64_t nd = 0, v = 0;
+    em_err rc;
+    if ((rc = rd_str(r, EM_GGUF_MAX_NAME - 1, &name, "a tensor name")) != EM_OK) return rc;
+    if (name.len == 0 || memchr(name.s, 0, (size_t)name.len))
+        return em_errf(r->eb, EM_E_MODEL, "%s: tensor %llu: name is empty or holds a NUL",
+                       r->file, (unsigned long long)i);
+    if (!(g->names[i] = dup_str(name))) return EM_E_NOMEM;
+    g->n_t = (size_t)i + 1;
+    t->name = g->names[i];
+    if ((rc = rd_int(r, 4, &nd, t->name)) != EM_OK) return rc;
+    if (nd < 1 || nd > EM_GGUF_MAX_DIMS)
+        return em_errf(r->eb, EM_E_MODEL, "%s: tensor '%s': %llu dims (1..%d)", r->file, t->name,
+                       (unsigned long long)nd, EM_GGUF_MAX_DIMS);
+    t->ndim = (int)nd;
+    for (int d = 0; d < t->ndim; d++) {
+        if ((rc = rd_int(r, 8, &v, t->name)) != EM_OK) return rc;
+        if (v < 1 || v > (uint64_t)INT64_MAX)
+            return em_errf(r->eb, EM_E_MODEL, "%s: tensor '%s': ne[%d] = %llu", r->file,
+                           t->name, d, (unsigned long long)v);
+        t->ne[d] = (int64_t)v;
+    }
+    if ((rc = rd_int(r, 4, &v, t->name)) != EM_OK) return rc;
+    t->ggml_type = (uint32_t)v;
+    if ((rc = rd_int(r, 8, &t->offset, t->name)) != EM_OK) return rc;
+    const char *why = NULL;
+    if (!(t->nbytes = tensor_bytes(t->ggml_type, t->ndim, t->ne, &why)))
+        return em_errf(r->eb, EM_E_MODEL, "%s: tensor '%s' (ggml type %u): %s", r->file, t->name,
+                       t->ggml_type, why);
+    return EM_OK;
+}
+
+static int cmp_kv(const void *a, const void *b, void *ctx)
+{
+    const struct em_gguf *g = ctx;
+    return strcmp(g->kv[*(const size_t *)a].key, g->kv[*(const size_t *)b].key);
+}
+static int cmp_t(const void *a, const void *b, void *ctx)
+{
+    const struct em_gguf *g = ctx;
+    return strcmp(g->t[*(const size_t *)a].name, g->t[*(const size_t *)b].name);
+}
+static int cmp_off(const void *a, const void *b, void *ctx)
+{
+    const struct em_gguf *g = ctx;
+    uint64_t x = g->t[*(const size_t *)a].offset, y = g->t[*(const size_t *)b].offset;
+    return x < y ? -1 : x > y;
+}
+
+static size_t *sorted_index(size_t n, int (*cmp)(const void *, const void *, void *),
+                            struct em_gguf *g)
+{
+    size_t *ix = malloc((n ? n : 1) * sizeof *ix);
+    if (!ix) return NULL;
+    for (size_t i = 0; i < n; i++) ix[i] = i;
+    qsort_r(ix, n, sizeof *ix, cmp, g);
+    return ix;
+}
+
+static em_err check_alignment(struct em_gguf *g, const char *file, struct em_errbuf *eb)
+{
+    g->alignment = EM_GGUF_DEFAULT_ALIGNMENT;
+    const struct em_gguf_value *a = em_gguf_find(g, "general.alignment");
+    if (!a) return EM_OK;
+    if (a->type != EM_GGUF_U32 || a->u == 0 || (a->u & (a->u - 1)) || a->u > EM_GGUF_MAX_ALIGNMENT)
+        return em_errf(eb, EM_E_MODEL, "%s: general.alignment must be a u32 power of two up to "
+                       "%u", file, EM_GGUF_MAX_ALIGNMENT);
+    g->alignment = (uint32_t)a->u;
+    return EM_OK;
+}
+
+/* Places every tensor in the data section: aligned, inside, no two overlapping. */
+static em_err place_tensors(struct em_gguf *g, const uint8_t *buf, size_t len, size_t info_end,
+                            const char *file, struct em_errbuf *eb)
+{
+    size_t a = g->alignment, start = info_end;
+    if (start % a) {
+        if (a - start % a > len - start)
+            return em_errf(eb, EM_E_MODEL, "%s: truncated in the padding before the data "
+                           "section (%zu bytes)", file, len);
+        start += a - start % a;
+    }
+    uint64_t size = len - start;
+    for (size_t i = 0; i < g->n_t; i++) {
+        struct em_gguf_tensor *t = &g->t[i];
+        if (t->offset % a)
+            return em_errf(eb, EM_E_MODEL, "%s: tensor '%s': offset %llu is not a multiple of "
+                           "the alignment %zu", file, t->name, (unsigned long long)t->offset, a);
+        if (t->offset > size || t->nbytes > size - t->offset)
+            return em_errf(eb, EM_E_MODEL, "%s: tensor '%s': data [%llu, +%llu) outside the "
+                           "%llu-byte data section (truncated file?)", file, t->name,
+                           (unsigned long long)t->offset, (unsigned long long)t->nbytes,
+                           (unsigned long long)size);
+        t->data = buf + start + t->offset;
+    }
+    size_t *ord = sorted_index(g->n_t, cmp_off, g);
+    if (!ord) return EM_E_NOMEM;
+    em_err rc = EM_OK;
+    for (size_t i = 1; i < g->n_t && rc == EM_OK; i++) {
+        const struct em_gguf_tensor *p = &g->t[ord[i - 1]], *q = &g->t[ord[i]];
+        if (q->offset < p->offset + p->nbytes)
+            rc = em_errf(eb, EM_E_MODEL, "%s: tensors '%s' and '%s' overlap", file, p->name,
+                         q->name);
+    }
+    free(ord);
+    return rc;
+}
+
+static em_err build_indices(struct em_gguf *g, const char *file, struct em_errbuf *eb)
+{
+    if (!(g->kv_sorted = sorted_index(g->n_kv, cmp_kv, g))) return EM_E_NOMEM;
+    for (size_t i = 1; i < g->n_kv; i++)
+        if (strcmp(g->kv[g->kv_sorted[i - 1]].key, g->kv[g->kv_sorted[i]].key) == 0)
+            return em_errf(eb, EM_E_MODEL, "%s: duplicate key '%s'", file,
+                           g->kv[g->kv_sorted[i]].key);
+    if (!(g->t_sorted = sorted_index(g->n_t, cmp_t, g))) return EM_E_NOMEM;
+    for (size_t i = 1; i < g->n_t; i++)
+        if (strcmp(g->t[g->t_sorted[i - 1]].name, g->t[g->t_sorted[i]].name) == 0)
+            return em_errf(eb, EM_E_MODEL, "%s: duplicate tensor '%s'", file,
+                           g->t[g->t_sorted[i]].name);
+    return EM_OK;
+}
+
+em_err em_gguf_parse(const uint8_t *buf, size_t len, const char *file, struct em_gguf **out,
+                     struct em_errbuf *eb)
+{
+    *out = NULL;
+    struct rd r = {buf, len, 0, file, eb};
+    uint64_t ver = 0, n_t = 0, n_kv = 0;
+    em_err rc;
+    if (len < 4 || memcmp(buf, EM_GGUF_MAGIC, 4) != 0)
+        return em_errf(eb, EM_E_MODEL, "%s: not a GGUF file (bad magic)", file);
+    r.off = 4;
+    if ((rc = rd_int(&r, 4, &ver, "the version")) != EM_OK) return rc;
+    if (ver != EM_GGUF_VERSION)
+        return em_errf(eb, EM_E_MODEL, "%s: GGUF version %llu (earmark reads version %d)", file,
+                       (unsigned long long)ver, EM_GGUF_VERSION);
+    if ((rc = rd_int(&r, 8, &n_t, "the tensor count")) != EM_OK ||
+        (rc = rd_int(&r, 8, &n_kv, "the metadata count")) != EM_OK)
+        return rc;
+    /* each pair takes >= 13 bytes (key length, type, one byte), each tensor info >= 32 */
+    if (n_t > EM_GGUF_MAX_TENSORS || n_t > (len - r.off) / 32)
+        return em_errf(eb, EM_E_MODEL, "%s: %llu tensors (limit %d, or more than the file can "
+                       "hold)", file, (unsigned long long)n_t, EM_GGUF_MAX_TENSORS);
+    if (n_kv > EM_GGUF_MAX_KV || n_kv > (len - r.off) / 13)
+        return em_errf(eb, EM_E_MODEL, "%s: %llu metadata pairs (limit %d, or more than the file "
+                       "can hold)", file, (unsigned long long)n_kv, EM_GGUF_MAX_KV);
+    struct em_gguf *g = calloc(1, sizeof *g);
+    if (!g) return EM_E_NOMEM;
+    rc = EM_E_NOMEM;
+    g->version = (uint32_t)ver;
+    if ((rc = parse_kvs(g, &r, n_kv)) != EM_OK) goto fail;
+    rc = EM_E_NOMEM;
+    g->t = calloc(n_t ? (size_t)n_t : 1, sizeof *g->t);
+    g->names = calloc(n_t ? (size_t)n_t : 1, sizeof *g->names);
+    if (!g->t || !g->names) goto fail;
+    for (uint64_t i = 0; i < n_t; i++)
+        if ((rc = parse_tinfo(g, &r, i)) != EM_OK) goto fail;
+    g->n_t = (size_t)n_t;
+    if ((rc = build_indices(g, file, eb)) != EM_OK) goto fail;
+    if ((rc = check_alignment(g, file, eb)) != EM_OK) goto fail;
+    if ((rc = place_tensors(g, buf, len, r.off, file, eb)) != EM_OK) goto fail;
+    *out = g;
+    return EM_OK;
+fail:
+    em_gguf_close(g);
+    return rc;
+}
+
+em_err em_gguf_open(const char *path, struct em_gguf **out, struct em_errbuf *eb)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return em_errf(eb, EM_E_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return em_errf(eb, EM_E_IO, "%s: not a regular file", path);
+    }
+    if (sb.st_size < 24) {
+        close(fd);
+        return em_errf(eb, EM_E_MODEL, "%s: %lld bytes, too short for a GGUF header", path,
+                       (long long)sb.st_size);
+    }
+    size_t len = (size_t)sb.st_size;
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return em_errf(eb, EM_E_IO, "%s: mmap: %s", path, strerror(errno));
+    em_err rc = em_gguf_parse(m, len, path, out, eb);
+    if (rc != EM_OK) {
+        munmap(m, len);
+        return rc;
+    }
+    (*out)->map = m;
+    (*out)->map_len = len;
+    return EM_OK;
+}
+
+/* ---- accessors --------------------------------------------------------------------------- */
+
+uint32_t em_gguf_version(const struct em_gguf *g) { return g->version; }
+uint32_t em_gguf_alignment(const struct em_gguf *g) { return g->alignment; }
+size_t em_gguf_n_kv(const struct em_gguf *g) { return g->n_kv; }
+const char *em_gguf_key(const struct em_gguf *g, size_t i) { return g->kv[i].key; }
+const struct em_gguf_value *em_gguf_value(const struct em_gguf *g, size_t i) { return &g->kv[i].v; }
+size_t em_gguf_n_tensors(const struct em_gguf *g) { return g->n_t; }
+const struct em_gguf_tensor *em_gguf_tensor_at(const struct em_gguf *g, size_t i) { return &g->t[i]; }
+
+const struct em_gguf_value *em_gguf_find(const struct em_gguf *g, const char *key)
+{
+    size_t lo = 0, hi = g->n_kv;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(key, g->kv[g->kv_sorted[mid]].key);
+        if (c == 0) return &g->kv[g->kv_sorted[mid]].v;
+        if (c < 0) hi = mid;
+        else lo = mid + 1;
+    }
+    return NULL;
+}
+
+const struct em_gguf_tensor *em_gguf_find_tensor(const struct em_gguf *g, const char *name)
+{
+    size_t lo = 0, hi = g->n_t;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, g->t[g->t_sorted[mid]].name);
+        if (c == 0) return &g->t[g->t_sorted[mid]];
+        if (c < 0) hi = mid;
+        else lo = mid + 1;
+    }
+    return NULL;
+}
+
+static int is_int_type(int t)
+{
+    return t == EM_GGUF_U8 || t == EM_GGUF_I8 || t == EM_GGUF_U16 || t == EM_GGUF_I16 ||
+           t == EM_GGUF_U32 || t == EM_GGUF_I32 || t == EM_GGUF_U64 || t == EM_GGUF_I64;
+}
+
+static em_err lookup(const struct em_gguf *g, const char *key, const struct em_gguf_value **v,
+                     struct em_errbuf *eb)
+{
+    if ((*v = em_gguf_find(g, key))) return EM_OK;
+    return em_errf(eb, EM_E_NOTFOUND, "gguf: no key '%s'", key);
+}
+
+em_err em_gguf_get_int(const struct em_gguf *g, const char *key, int64_t lo, int64_t hi,
+                       int64_t *out, struct em_errbuf *eb)
+{
+    const struct em_gguf_value *v;
+    em_err rc = lookup(g, key, &v, eb);
+    if (rc != EM_OK) return rc;
+    int neg_ok = v->type == EM_GGUF_I8 || v->type == EM_GGUF_I16 || v->type == EM_GGUF_I32 ||
+                 v->type == EM_GGUF_I64;
+    if (!is_int_type(v->type) || (!neg_ok && v->u > (uint64_t)INT64_MAX) || v->i < lo || v->i > hi)
+        return em_errf(eb, EM_E_MODEL, "gguf: key '%s' must be an integer in [%lld, %lld]", key,
+                       (long long)lo, (long long)hi);
+    *out = v->i;
+    return EM_OK;
+}
+
+em_err em_gguf_get_f64(const struct em_gguf *g, const char *key, double *out,
+                       struct em_errbuf *eb)
+{
+    const struct em_gguf_value *v;
+    em_err rc = lookup(g, key, &v, eb);
+    if (rc != EM_OK) return rc;
+    if (v->type != EM_GGUF_F32 && v->type != EM_GGUF_F64)
+        return em_errf(eb, EM_E_MODEL, "gguf: key '%s' must be a float", key);
+    *out = v->f;
+    return EM_OK;
+}
+
+em_err em_gguf_get_bool(const struct em_gguf *g, const char *key, int *out, struct em_errbuf *eb)
+{
+    const struct em_gguf_value *v;
+    em_err rc = lookup(g, key, &v, eb);
+    if (rc != EM_OK) return rc;
+    if (v->type != EM_GGUF_BOOL || v->u > 1)
+        return em_errf(eb, EM_E_MODEL, "gguf: key '%s' must be a bool", key);
+    *out = (int)v->u;
+    return EM_OK;
+}
+
+em_err em_gguf_get_str(const struct em_gguf *g, const char *key, struct em_gguf_str *out,
+                       struct em_errbuf *eb)
+{
+    const struct em_gguf_value *v;
+    em_err rc = lookup(g, key, &v, eb);
+    if (rc != EM_OK) return rc;
+    if (v->type != EM_GGUF_STR) return em_errf(eb, EM_E_MODEL, "gguf: key '%s' must be a string", key);
+    *out = v->str;
+    return EM_OK;
+}
+
+int64_t em_gguf_arr_int(const struct em_gguf_value *v, uint64_t i)
+{
+    if (v->type != EM_GGUF_ARR || !is_int_type(v->arr_type) || i >= v->n) return 0;
+    struct em_gguf_value e = {0};
+    widen_scalar(&e, (uint32_t)v->arr_type, v->arr + i * scalar_size[v->arr_type]);
+    return e.i;
+}
+
+double em_gguf_arr_f64(const struct em_gguf_value *v, uint64_t i)
+{
+    if (v->type != EM_GGUF_ARR || (v->arr_type != EM_GGUF_F32 && v->arr_type != EM_GGUF_F64) ||
+        i >= v->n)
+        return 0;
+    struct em_gguf_value e = {0};
+    widen_scalar(&e, (uint32_t)v->arr_type, v->arr + i * scalar_size[v->arr_type]);
+    return e.f;
+}
+
+void em_gguf_tensor_view(const struct em_gguf_tensor *gt, struct em_tensor *t)
+{
+    memset(t, 0, sizeof *t);
+    t->name = gt->name;
+    t->dtype = em_gguf_ggml_to_wtype(gt->ggml_type);
+    t->ndim = gt->ndim;
+    for (int d = 0; d < gt->ndim; d++) t->shape[d] = gt->ne[gt->ndim - 1 - d];
+    t->data = gt->data;
+    t->nbytes = (size_t)gt->nbytes;
+}
+
+/* ---- writer ------------------------------------------------------------------------------ */
+
+struct wbuf {
+    uint8_t *p;
+    size_t len, cap;
+};
+
+struct em_gguf_writer {
+    uint32_t alignment;
+    struct wbuf kv, ti;   /* serialized metadata pairs and tensor infos */
+    char **keys, **names; /* for the uniqueness checks */
+    size_t n_kv, n_t, cap_kv, cap_t;
+    uint64_t *off, *nbytes; /* per tensor, from the data section start */
+    uint64_t data_end;
+};
+
+static em_err wb_put(struct wbuf *b, const void *p, size_t n)
+{
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->len < n) {
+            if (cap > SIZE_MAX / 2) return EM_E_NOMEM;
+            cap *= 2;
+        }
+        uint8_t *q = realloc(b->p, cap);
+        if (!q) return EM_E_NOMEM;
+        b->p = q;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return EM_OK;
+}
+
+static em_err wb_int(struct wbuf *b, uint64_t v, int n)
+{
+    uint8_t tmp[8];
+    le_put(tmp, v, n);
+    return wb_put(b, tmp, (size_t)n);
+}
+
+static em_err wb_str(struct wbuf *b, const char *s, uint64_t n)
+{
+    em_err rc = wb_int(b, n, 8);
+    return rc == EM_OK ? wb_put(b, s, (size_t)n) : rc;
+}
+
+em_err em_gguf_writer_new(uint32_t alignment, struct em_gguf_writer **out)
+{
+    *out = NULL;
+    if (alignment == 0 || (alignment & (alignment - 1)) || alignment > EM_GGUF_MAX_ALIGNMENT)
+        return EM_E_ARG;
+    struct em_gguf_writer *w = calloc(1, sizeof *w);
+    if (!w) return EM_E_NOMEM;
+    w->alignment = alignment;
+    *out = w;
+    return EM_OK;
+}
+
+void em_gguf_writer_free(struct em_gguf_writer *w)
+{
+    if (!w) return;
+    for (size_t i = 0; i < w->n_kv; i++) free(w->keys[i]);
+    for (size_t i = 0; i < w->n_t; i++) free(w->names[i]);
+    free(w->keys);
+    free(w->names);
+    free(w->off);
+    free(w->nbytes);
+    free(w->kv.p);
+    free(w->ti.p);
+    free(w);
+}
+
+size_t em_gguf_writer_n_tensors(const struct em_gguf_writer *w) { return w->n_t; }
+uint64_t em_gguf_writer_tensor_bytes(const struct em_gguf_writer *w, size_t i) { return w->nbytes[i]; }
+
+/* Registers a new unique name in list (growing it). */
+static em_err add_name(char ***list, size_t *n, size_t *cap, const char *name, size_t max)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len >= max) return EM_E_ARG;
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*list)[i], name) == 0) return EM_E_ARG;
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        char **l = realloc(*list, c * sizeof *l);
+        if (!l) return EM_E_NOMEM;
+        *list = l;
+        *cap = c;
+    }
+    if (!((*list)[*n] = strdup(name))) return EM_E_NOMEM;
+    (*n)++;
+    return EM_OK;
+}
+
+/* Key and type header of a new pair. */
+static em_err kv_begin(struct em_gguf_writer *w, const char *key, int type)
+{
+    if (w->n_kv >= EM_GGUF_MAX_KV) return EM_E_ARG;
+    em_err rc = add_name(&w->keys, &w->n_kv, &w->cap_kv, key, EM_GGUF_MAX_KEY + 1);
+    if (rc == EM_OK) rc = wb_str(&w->kv, key, strlen(key));
+    if (rc == EM_OK) rc = wb_int(&w->kv, (uint64_t)type, 4);
+    return rc;
+}
+
+em_err em_gguf_set_scalar(struct em_gguf_writer *w, const char *key, int type, const void *le)
+{
+    if (type < 0 || !is_scalar((uint32_t)type)) return EM_E_ARG;
+    em_err rc = kv_begin(w, key, type);
+    return rc == EM_OK ? wb_put(&w->kv, le, scalar_size[type]) : rc;
+}
+
+static em_err set_int(struct em_gguf_writer *w, const char *key, int type, uint64_t v)
+{
+    uint8_t tmp[8];
+    le_put(tmp, v, scalar_size[type]);
+    return em_gguf_set_scalar(w, key, type, tmp);
+}
+
+em_err em_gguf_set_u32(struct em_gguf_writer *w, const char *key, uint32_t v)
+{
+    return set_int(w, key, EM_GGUF_U32, v);
+}
+em_err em_gguf_set_i32(struct em_gguf_writer *w, const char *key, int32_t v)
+{
+    return set_int(w, key, EM_GGUF_I32, (uint32_t)v);
+}
+em_err em_gguf_set_u64(struct em_gguf_writer *w, const char *key, uint64_t v)
+{
+    return set_int(w, key, EM_GGUF_U64, v);
+}
+em_err em_gguf_set_bool(struct em_gguf_writer *w, const char *key, int v)
+{
+    return set_int(w, key, EM_GGUF_BOOL, v ? 1 : 0);
+}
+em_err em_gguf_set_f32(struct em_gguf_writer *w, const char *key, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return set_int(w, key, EM_GGUF_F32, u);
+}
+em_err em_gguf_set_f64(struct em_gguf_writer *w, const char *key, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    return set_int(w, key, EM_GGUF_F64, u);
+}
+
+em_err em_gguf_set_str(struct em_gguf_writer *w, const char *key, const char *s, size_t len)
+{
+    if (len > EM_GGUF_MAX_STRING) return EM_E_ARG;
+    em_err rc = kv_begin(w, key, EM_GGUF_STR);
+    return rc == EM_OK ? wb_str(&w->kv, s, len) : rc;
+}
+
+em_err em_gguf_set_arr(struct em_gguf_writer *w, const char *key, int elem_type,
+                       const void *data, uint64_t n)
+{
+    if (elem_type < 0 || !is_scalar((uint32_t)elem_type) || n > EM_GGUF_MAX_ARRAY) return EM_E_ARG;
+    em_err rc = kv_begin(w, key, EM_GGUF_ARR);
+    if (rc == EM_OK) rc = wb_int(&w->kv, (uint64_t)elem_type, 4);
+    if (rc == EM_OK) rc = wb_int(&w->kv, n, 8);
+    if (rc == EM_OK) rc = wb_put(&w->kv, data, (size_t)n * scalar_size[elem_type]);
+    return rc;
+}
+
+em_err em_gguf_set_arr_str(struct em_gguf_writer *w, const char *key,
+                           const struct em_gguf_str *strs, uint64_t n)
+{
+    if (n > EM_GGUF_MAX_ARRAY) return EM_E_ARG;
+    for (uint64_t i = 0; i < n; i++)
+        if (strs[i].len > EM_GGUF_MAX_STRING) return EM_E_ARG;
+    em_err rc = kv_begin(w, key, EM_GGUF_ARR);
+    if (rc == EM_OK) rc = wb_int(&w->kv, EM_GGUF_STR, 4);
+    if (rc == EM_OK) rc = wb_int(&w->kv, n, 8);
+    for (uint64_t i = 0; i < n && rc == EM_OK; i++) rc = wb_str(&w->kv, strs[i].s, strs[i].len);
+    return rc;
+}
+
+em_err em_gguf_add_tensor(struct em_gguf_writer *w, const char *name, uint32_t ggml_type,
+                          int ndim, const int64_t *shape)
+{
+    if (ndim < 1 || ndim > EM_GGUF_MAX_DIMS || w->n_t >= EM_GGUF_MAX_TENSORS) return EM_E_ARG;
+    int64_t ne[EM_GGUF_MAX_DIMS];
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 1) return EM_E_ARG;
+        ne[d] = shape[ndim - 1 - d];
+    }
+    const char *why;
+    uint64_t nb = tensor_bytes(ggml_type, ndim, ne, &why);
+    if (!nb) return EM_E_ARG;
+    size_t cap = w->cap_t;
+    em_err rc = add_name(&w->names, &w->n_t, &w->cap_t, name, EM_GGUF_MAX_NAME);
+    if (rc != EM_OK) return rc;
+    if (w->cap_t != cap) {
+        uint64_t *o = realloc(w->off, w->cap_t * sizeof *o);
+        if (o) w->off = o;
+        uint64_t *b = o ? realloc(w->nbytes, w->cap_t * sizeof *b) : NULL;
+        if (b) w->nbytes = b;
+        if (!o || !b) {
+            free(w->names[--w->n_t]);
+            w->cap_t = cap; /* the arrays keep their old size; the list may be larger */
+            return EM_E_NOMEM;
+        }
+    }
+    uint64_t a = w->alignment, off = (w->data_end + a - 1) / a * a;
+    w->off[w->n_t - 1] = off;
+    w->nbytes[w->n_t - 1] = nb;
+    w->data_end = off + nb;
+    rc = wb_str(&w->ti, name, strlen(name));
+    if (rc == EM_OK) rc = wb_int(&w->ti, (uint64_t)ndim, 4);
+    for (int d = 0; d < ndim && rc == EM_OK; d++) rc = wb_int(&w->ti, (uint64_t)ne[d], 8);
+    if (rc == EM_OK) rc = wb_int(&w->ti, ggml_type, 4);
+    if (rc == EM_OK) rc = wb_int(&w->ti, off, 8);
+    return rc;
+}
+
+static em_err put(FILE *f, const void *p, size_t n, const char *path, struct em_errbuf *eb)
+{
+    if (n && fwrite(p, 1, n, f) != n)
+        return em_errf(eb, EM_E_IO, "%s: write: %s", path, strerror(errno));
+    return EM_OK;
+}
+
+static em_err pad(FILE *f, uint64_t *pos, uint64_t to, const char *path, struct em_errbuf *eb)
+{
+    static const uint8_t zeros[4096];
+    while (*pos < to) {
+        size_t n = to - *pos > sizeof zeros ? sizeof zeros : (size_t)(to - *pos);
+        em_err rc = put(f, zeros, n, path, eb);
+        if (rc != EM_OK) return rc;
+        *pos += n;
+    }
+    return EM_OK;
+}
+
+struct em_gguf_sink {
+    FILE *f;
+    const char *path;
+    uint64_t left; /* bytes the current tensor still owes */
+    const char *name;
+    struct em_errbuf *eb;
+};
+
+em_err em_gguf_sink_write(struct em_gguf_sink *s, const void *data, size_t n)
+{
+    if (n > s->left)
+        return em_errf(s->eb, EM_E_ARG, "%s: tensor '%s': %zu bytes written past its size",
+                       s->path, s->name, n);
+    s->left -= n;
+    return put(s->f, data, n, s->path, s->eb);
+}
+
+static em_err write_all(struct em_gguf_writer *w, FILE *f, const char *tmp, em_gguf_data_fn data,
+                        void *ctx, struct em_errbuf *eb)
+{
+    uint8_t hdr[24];
+    memcpy(hdr, EM_GGUF_MAGIC, 4);
+    le_put(hdr + 4, EM_GGUF_VERSION, 4);
+    le_put(hdr + 8, w->n_t, 8);
+    le_put(hdr + 16, w->n_kv, 8);
+    em_err rc = put(f, hdr, sizeof hdr, tmp, eb);
+    if (rc == EM_OK) rc = put(f, w->kv.p, w->kv.len, tmp, eb);
+    if (rc == EM_OK) rc = put(f, w->ti.p, w->ti.len, tmp, eb);
+    uint64_t pos = sizeof hdr + w->kv.len + w->ti.len, a = w->alignment;
+    uint64_t start = (pos + a - 1) / a * a;
+    if (rc == EM_OK) rc = pad(f, &pos, start, tmp, eb);
+    for (size_t i = 0; i < w->n_t && rc == EM_OK; i++) {
+        struct em_gguf_sink s = {f, tmp, w->nbytes[i], w->names[i], eb};
+        if ((rc = pad(f, &pos, start + w->off[i], tmp, eb)) != EM_OK) break;
+        if ((rc = data(ctx, i, &s, eb)) != EM_OK) break;
+        if (s.left)
+            rc = em_errf(eb, EM_E_INTERNAL, "%s: tensor '%s': %llu of %llu bytes missing", tmp,
+                         w->names[i], (unsigned long long)s.left,
+                         (unsigned long long)w->nbytes[i]);
+        pos += w->nbytes[i];
+    }
+    return rc;
+}
+
+em_err em_gguf_writer_write(struct em_gguf_writer *w, const char *path, em_gguf_data_fn data,
+                            void *ctx, struct em_errbuf *eb)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return em_errf(eb, EM_E_ARG, "%.64s...: path too long", path);
+    if (w->kv.len > SIZE_MAX - w->ti.len) return EM_E_NOMEM;
+    FILE *f = fopen(tmp, "wbx");
+    if (!f) return em_errf(eb, EM_E_IO, "%s: %s", tmp, strerror(errno));
+    em_err rc = write_all(w, f, tmp, data, ctx, eb);
+    if (rc == EM_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+        rc = em_errf(eb, EM_E_IO, "%s: %s", tmp, strerror(errno));
+    if (fclose(f) != 0 && rc == EM_OK) rc = em_errf(eb, EM_E_IO, "%s: close: %s", tmp, strerror(errno));
+    if (rc == EM_OK && rename(tmp, path) != 0)
+        rc = em_errf(eb, EM_E_IO, "%s: rename to %s: %s", tmp, path, strerror(errno));
+    if (rc != EM_OK) unlink(tmp);
+    return rc;
+}
