@@ -146,7 +146,6 @@ static em_err put_general(struct em_gguf_writer *w, const char *src, int wtype)
     if (rc == EM_OK) rc = em_gguf_set_u32(w, "general.file_type", file_type(wtype));
     if (rc == EM_OK && (wtype == EM_WT_Q8_0 || wtype == EM_WT_Q4_0))
         rc = em_gguf_set_u32(w, "general.quantization_version", 2);
-    if (rc == EM_OK) rc = em_gguf_set_u32(w, "general.alignment", EM_GGUF_DEFAULT_ALIGNMENT);
     return rc;
 }
 

@@ -647,6 +647,11 @@ em_err em_gguf_writer_new(uint32_t alignment, struct em_gguf_writer **out)
     struct em_gguf_writer *w = calloc(1, sizeof *w);
     if (!w) return EM_E_NOMEM;
     w->alignment = alignment;
+    em_err rc = em_gguf_set_u32(w, "general.alignment", alignment);
+    if (rc != EM_OK) {
+        em_gguf_writer_free(w);
+        return rc;
+    }
     *out = w;
     return EM_OK;
 }

@@ -161,7 +161,9 @@ void em_gguf_tensor_view(const struct em_gguf_tensor *gt, struct em_tensor *t);
 struct em_gguf_writer;
 
 /* A writer collects metadata and tensor infos in memory (small: the tensor data is
- * streamed by em_gguf_writer_write). Errors: EM_E_NOMEM. Free with em_gguf_writer_free. */
+ * streamed by em_gguf_writer_write). Its first pair is general.alignment = alignment (a
+ * power of two up to EM_GGUF_MAX_ALIGNMENT). Errors: EM_E_ARG, EM_E_NOMEM. Free with
+ * em_gguf_writer_free. */
 em_err em_gguf_writer_new(uint32_t alignment, struct em_gguf_writer **out);
 void em_gguf_writer_free(struct em_gguf_writer *w); /* NULL ok */
 
