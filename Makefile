@@ -108,6 +108,7 @@ demo: deps
 
 bench: $(BIN)
 	deploy/bench-dispatch.sh $(BIN)
+	$(BIN) bench model
 
 deps:
 	deploy/install-deps.sh
