@@ -417,7 +417,8 @@ static void bad_values(void)
     put(&m, EM_GGUF_ARR, 4);
     put(&m, EM_GGUF_ARR, 4); /* nested */
     put(&m, 1, 8);
-    put(&m, 0, 16);
+    put(&m, 0, 8);
+    put(&m, 0, 8);
     expect_refused(&m, "nested");
     header(&m, 0, 2);
     for (int i = 0; i < 2; i++) {
