@@ -30,6 +30,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,19 @@ em_err em_bench_parse_types(const char *s, unsigned *types, struct em_errbuf *eb
     if (!t) return em_errf(eb, EM_E_ARG, "no weight type given");
     *types = t;
     return EM_OK;
+}
+
+static void progress(const struct em_bench_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void progress(const struct em_bench_opts *o, const char *fmt, ...)
+{
+    if (!o->progress) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("bench: ", o->progress);
+    vfprintf(o->progress, fmt, ap);
+    fputc('\n', o->progress);
+    va_end(ap);
 }
 
 /* ---- random weights --------------------------------------------------------------------- */
@@ -356,7 +370,7 @@ static double peak_rss_mb(void)
     char line[256];
     double kb = 0;
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
+        if (strncmp(line, "VmHWM:", 6) == 0) kb = strtod(line + 6, NULL);
     fclose(f);
     return kb / 1024.0;
 }
@@ -481,10 +495,12 @@ static em_err time_matmul(const struct em_tensor *w, int n, int reps, double *ou
 /* Seconds of one em_dec_forward of T tokens: steps repeated for about `seconds` (at least 3,
  * at most MAX_STEPS; the first one is a warm-up and not counted); *best is the fastest step
  * (the speed when the cores are ours, like the best-of bandwidth it is compared with), *mean
- * the mean. */
+ * the mean. Each step is followed by the lm_head matmul alone with the same n, and *lm_best
+ * is lowered to its fastest: both bests then come from the same stretch of machine load, so
+ * their difference (the layers' share) is not skewed by load that changed in between. */
 static em_err time_steps(const struct em_dec *d, struct em_kv *kv, int T, double seconds,
-                         float *logits, uint64_t *s, double *best, double *mean, int *steps,
-                         struct em_errbuf *eb)
+                         const struct em_tensor *lm, float *logits, uint64_t *s, double *best,
+                         double *mean, double *lm_best, int *steps, struct em_errbuf *eb)
 {
     int32_t ids[4];
     const int V = em_dec_vocab(d), audio = em_dec_audio_token(d);
@@ -506,6 +522,9 @@ static em_err time_steps(const struct em_dec *d, struct em_kv *kv, int T, double
             n++;
             if (dt < mn) mn = dt;
         }
+        double tl;
+        if ((rc = time_matmul(lm, T, 1, &tl)) != EM_OK) return rc;
+        if (tl < *lm_best) *lm_best = tl;
         if (n >= 3 && em_now_s() - start >= seconds) break;
     }
     *mean = sum / n;
@@ -540,7 +559,7 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
     r->type = type;
 
     reset_peak_rss();
-    fprintf(stderr, "bench: %s: making weights\n", em_wtype_name(type));
+    progress(o, "%s: making weights", em_wtype_name(type));
     em_err rc = config_for(NE, N, &cN, eb);
     if (rc == EM_OK) rc = config_for(1, 1, &c1, eb);
     if (rc == EM_OK) rc = store_build(&st, &cN, type, eb);
@@ -550,7 +569,7 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
     r->weights_mb = (double)st.bytes / (1 << 20);
 
     /* encoder: N layers and 1 layer on a full chunk */
-    fprintf(stderr, "bench: %s: encoder\n", em_wtype_name(type));
+    progress(o, "%s: encoder", em_wtype_name(type));
     mel = malloc((size_t)128 * MEL_FRAMES * sizeof *mel);
     enc = malloc((size_t)750 * 1280 * sizeof *enc);
     emb = malloc((size_t)750 * 4096 * sizeof *emb);
@@ -593,7 +612,7 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
     eN = e1 = NULL;
 
     /* decoder */
-    fprintf(stderr, "bench: %s: lm_head, prefill, decode\n", em_wtype_name(type));
+    progress(o, "%s: lm_head, prefill, decode", em_wtype_name(type));
     const struct em_tensor *lm = store_find(&st, LM_HEAD);
     if ((rc = time_matmul(lm, 1, 8, &r->lm1_s)) || (rc = time_matmul(lm, 4, 8, &r->lm4_s)))
         goto done;
@@ -622,16 +641,20 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
     r->tail_s = em_now_s() - t0;
     r->tail32_s = extrapolate(r->tail_s, r->lm1_s, N);
 
-    if ((rc = time_steps(d, kv, 1, o->seconds, logits, &s, &r->step1_s, &r->step1_mean,
-                         &r->steps1, eb)) ||
-        (rc = time_steps(d, kv, 4, o->seconds, logits, &s, &r->step4_s, &r->step4_mean,
-                         &r->steps4, eb)))
+    if ((rc = time_steps(d, kv, 1, o->seconds, lm, logits, &s, &r->step1_s, &r->step1_mean,
+                         &r->lm1_s, &r->steps1, eb)) ||
+        (rc = time_steps(d, kv, 4, o->seconds, lm, logits, &s, &r->step4_s, &r->step4_mean,
+                         &r->lm4_s, &r->steps4, eb)))
         goto done;
     /* the layer's matmuls alone, at the same shapes (em_matmul on the layer-0 weights) */
     if ((rc = layer_matmuls(&st, "language_model.model.layers.0.", dec_mm, 7, P, &r->pre_mm_s)) ||
         (rc = layer_matmuls(&st, "language_model.model.layers.0.", dec_mm, 7, 1, &r->dec1_mm_s)) ||
         (rc = layer_matmuls(&st, "language_model.model.layers.0.", dec_mm, 7, 4, &r->dec4_mm_s)))
         goto done;
+    r->pre_layer_s = (r->pre_s - r->lm1_s) / N; /* lm1_s may have dropped during the steps */
+    r->pre32_s = extrapolate(r->pre_s, r->lm1_s, N);
+    r->pre_gflops = dec_layer_flops(P, 0, 4096, 11008) / r->pre_layer_s / 1e9;
+    r->tail32_s = extrapolate(r->tail_s, r->lm1_s, N);
     r->step1_32 = extrapolate(r->step1_s, r->lm1_s, N);
     r->step4_32 = extrapolate(r->step4_s, r->lm4_s, N);
     r->layer_bytes = layer_bytes_of(&st);
@@ -699,7 +722,7 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
     const char *core = getenv("OPENBLAS_CORETYPE");
     double load0[1] = {0}, load1[1] = {0};
     if (getloadavg(load0, 1) != 1) load0[0] = -1;
-    fprintf(stderr, "bench: machine limits\n");
+    progress(o, "machine limits");
     const double bw = bandwidth(T, 5);
     const double g_enc = sgemm_gflops(1500, 1280, 5120, 3);
     const double g_dec = sgemm_gflops(800, 4096, 11008, 2);

@@ -26,6 +26,7 @@ struct em_bench_opts {
     unsigned types;  /* bit (1 << wtype) per weight type to measure; default bf16, q8_0, q4_0 */
     int prefill_tokens; /* prompt length of the prefill measurement (default 800) */
     int new_tokens;     /* answer length of the end-to-end estimate (default 100) */
+    FILE *progress;     /* a line per phase while it runs; NULL (default): quiet */
 };
 
 struct em_bench_opts em_bench_opts_default(void);

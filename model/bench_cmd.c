@@ -88,6 +88,7 @@ int em_cmd_bench(int argc, char **argv)
         i++;
     }
     if (!enc_set) o.enc_layers = o.dec_layers;
+    o.progress = stderr;
     struct em_errbuf eb = {{0}};
     em_err rc = em_bench_model(&o, stdout, &eb);
     if (rc != EM_OK) {
