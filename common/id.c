@@ -1,21 +1,13 @@
 /* common/id.c - ids from OpenSSL's SHA-256 and getrandom(2). */
 #include "common/id.h"
 
+#include "common/hex.h"
+
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
-
-static void hex(const unsigned char *b, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[b[i] >> 4];
-        out[2 * i + 1] = d[b[i] & 15];
-    }
-    out[2 * n] = 0;
-}
 
 static void sha256_parts(const void *a, size_t an, const void *b, size_t bn, unsigned char md[32])
 {
@@ -32,7 +24,7 @@ void em_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[32];
     sha256_parts(data, len, NULL, 0, md);
-    hex(md, 32, out);
+    em_hex_lower(md, 32, out);
 }
 
 void em_id_item(const char *batch_id, const char *uri, char out[EM_ID_LEN + 1])
@@ -40,7 +32,7 @@ void em_id_item(const char *batch_id, const char *uri, char out[EM_ID_LEN + 1])
     unsigned char md[32];
     size_t bl = strlen(batch_id) + 1; /* the NUL separates the two parts */
     sha256_parts(batch_id, bl, uri, strlen(uri), md);
-    hex(md, EM_ID_LEN / 2, out);
+    em_hex_lower(md, EM_ID_LEN / 2, out);
 }
 
 void em_id_batch(char out[EM_BATCH_ID_LEN + 1])
@@ -54,5 +46,5 @@ void em_id_batch(char out[EM_BATCH_ID_LEN + 1])
     }
     out[0] = 'b';
     out[1] = '-';
-    hex(r, 8, out + 2);
+    em_hex_lower(r, 8, out + 2);
 }

@@ -3,8 +3,10 @@
  * collapsed, sorted by name, repeated names joined with ','. */
 #include "storage/sigv4.h"
 
+#include "common/hex.h"
+#include "common/id.h"
+
 #include <openssl/hmac.h>
-#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,16 +30,6 @@ __attribute__((format(printf, 4, 5))) static em_err app(char *out, size_t cap, s
     if (n < 0 || (size_t)n >= cap - *o) return EM_E_TOO_LONG;
     *o += (size_t)n;
     return EM_OK;
-}
-
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char h[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = h[d[i] >> 4];
-        out[2 * i + 1] = h[d[i] & 15];
-    }
-    out[2 * n] = 0;
 }
 
 static void hmac(const void *key, size_t klen, const char *msg, unsigned char out[32])
@@ -181,10 +173,8 @@ em_err em_sigv4_sign(const struct em_sigv4_req *r, struct em_sigv4_out *out,
             out->signed_headers, r->payload_hash) != EM_OK)
         return em_errf(eb, EM_E_TOO_LONG, "sigv4: canonical request exceeds its buffer");
 
-    unsigned char d[32];
     char creq_hash[65], date[9];
-    SHA256((const unsigned char *)out->canonical_request, o, d);
-    hex(d, 32, creq_hash);
+    em_sha256_hex(out->canonical_request, o, creq_hash);
     memcpy(date, r->amz_date, 8);
     date[8] = 0;
     size_t so = 0;
@@ -202,7 +192,7 @@ em_err em_sigv4_sign(const struct em_sigv4_req *r, struct em_sigv4_out *out,
     hmac(k2, 32, r->service, k3);
     hmac(k3, 32, "aws4_request", k4);
     hmac(k4, 32, out->string_to_sign, sig);
-    hex(sig, 32, out->signature);
+    em_hex_lower(sig, 32, out->signature);
     memset(kbuf, 0, sizeof kbuf);
 
     size_t ao = 0;
