@@ -384,6 +384,18 @@ int th_record_check_ok(const json_t *rec, const char *uri, const char *batch)
     return 1;
 }
 
+int th_records_check_ok(struct em_storage *st, const char *out_uri, const char *batch,
+                        const struct th_uris *u)
+{
+    int bad = 0;
+    for (size_t i = 0; i < u->n; i++) {
+        json_t *r = th_record_get(st, out_uri, batch, u->v[i]);
+        bad += th_record_check_ok(r, u->v[i], batch);
+        json_decref(r);
+    }
+    return bad;
+}
+
 int th_record_check_failed(const json_t *rec, const char *uri, const char *cls,
                            const char *mention)
 {

@@ -112,6 +112,10 @@ json_t *th_record_get(struct em_storage *st, const char *out_uri, const char *ba
 /* A good record: status ok, source == uri, audio.duration_s > 0, batch id. Returns 0 or
  * prints what is wrong and returns 1. */
 int th_record_check_ok(const json_t *rec, const char *uri, const char *batch);
+/* th_record_get + th_record_check_ok for every URI of u: the number of items without a good
+ * record in batch at out_uri (each printed). */
+int th_records_check_ok(struct em_storage *st, const char *out_uri, const char *batch,
+                        const struct th_uris *u);
 /* A failed record: status failed, source == uri, error.class == cls (NULL: any), and
  * error.class + error.message mention `mention` (NULL: skip). 0 or 1 as above. */
 int th_record_check_failed(const json_t *rec, const char *uri, const char *cls,
