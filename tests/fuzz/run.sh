@@ -60,6 +60,20 @@ h=b"GGUF"+struct.pack("<IQQ",3,1,1)+s(b"general.alignment")+struct.pack("<II",4,
 h+=s(b"a")+struct.pack("<IQIQ",1,2,0,0)
 h+=bytes(-len(h)%32)+struct.pack("<2f",1.5,-2.0)
 sys.stdout.buffer.write(h)' >"$OUT/corpus-$t/seed-valid"
+    # seed: earmark's keys (ckpt_gguf.c): a config and a gpt2 tokenizer (256 byte tokens, a special, one merge), no tensors
+    python3 -c 'import struct,sys
+s=lambda b: struct.pack("<Q",len(b))+b
+kv=lambda k,t,v: s(k)+struct.pack("<I",t)+v
+keep=[b for b in range(256) if 0x21<=b<=0x7e or 0xa1<=b<=0xac or b>=0xae]
+m={b:(chr(b) if b in keep else chr(256+[c for c in range(256) if c not in keep].index(b))) for b in range(256)}
+toks=b"".join(s(m[b].encode()) for b in range(256))+s(b"<|e|>")+s(m[32].encode()+b"t")
+ps=[kv(b"general.architecture",8,s(b"qwen2audio")),kv(b"qwen2audio.text.hidden_size",4,struct.pack("<I",48)),
+ kv(b"qwen2audio.text.num_attention_heads",4,struct.pack("<I",3)),kv(b"qwen2audio.text.vocab_size",4,struct.pack("<I",151680)),
+ kv(b"qwen2audio.gen.eos_token_id",9,struct.pack("<IQ",5,2)+struct.pack("<2i",151645,151643)),
+ kv(b"tokenizer.ggml.model",8,s(b"gpt2")),kv(b"tokenizer.ggml.tokens",9,struct.pack("<IQ",8,258)+toks),
+ kv(b"tokenizer.ggml.token_type",9,struct.pack("<IQ",5,258)+struct.pack("<258i",*([1]*256+[3,1]))),
+ kv(b"tokenizer.ggml.merges",9,struct.pack("<IQ",8,1)+s(m[32].encode()+b" t"))]
+sys.stdout.buffer.write(b"GGUF"+struct.pack("<IQQ",3,0,len(ps))+b"".join(ps))' >"$OUT/corpus-$t/seed-keys"
   fi
   echo "fuzz: $t for ${SECS}s"
   "$OUT/$t" "${extra[@]}" -max_total_time="$SECS" -max_len=4096 -print_final_stats=1 "$OUT/corpus-$t" \

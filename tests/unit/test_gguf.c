@@ -316,6 +316,12 @@ static void small_valid_parses(void)
     small_valid(&m);
     struct em_errbuf eb = {{0}};
     CU_ASSERT_EQUAL(parse_n(&m, m.n, &eb), EM_OK);
+    /* metadata only: no tensors, so no padding to a data section is needed */
+    header(&m, 0, 1);
+    put_str(&m, "k");
+    put(&m, EM_GGUF_U8, 4);
+    put(&m, 1, 1);
+    CU_ASSERT_EQUAL(parse_n(&m, m.n, &eb), EM_OK);
 }
 
 static void truncated_at_every_byte(void)
