@@ -166,49 +166,46 @@ static em_err s3_get(struct em_storage *st, const struct em_uri *u, uint8_t **da
     return rc;
 }
 
-static em_err s3_put(struct em_storage *st, const struct em_uri *u, const void *data,
-                     size_t len, const char *content_type, struct em_errbuf *eb)
+/* One signed request whose reply body is not kept: EM_OK when the status is one of ok
+ * (0-terminated), else the status mapped by em_xfer_status_err. */
+static em_err s3_call(struct em_storage *st, const struct em_uri *u, const char *method,
+                      const void *body, size_t len, const char *ctype, const long *ok,
+                      struct em_errbuf *eb)
 {
     struct req *q = calloc(1, sizeof *q);
     if (!q) return em_errf(eb, EM_E_NOMEM, "s3: out of memory");
     struct em_xfer x;
     struct em_xfer_resp r;
-    em_err rc = s3_do(st, u, "PUT", data, len, content_type, q, &x, &r, eb);
-    if (rc == EM_OK && r.status != 200) rc = em_xfer_status_err(&x, &r, eb);
+    em_err rc = s3_do(st, u, method, body, len, ctype, q, &x, &r, eb);
+    if (rc == EM_OK) {
+        int good = 0;
+        for (const long *s = ok; *s && !good; s++) good = r.status == *s;
+        if (!good) rc = em_xfer_status_err(&x, &r, eb);
+    }
     free(r.data);
     curl_slist_free_all(q->headers);
     free(q);
     return rc;
+}
+
+static em_err s3_put(struct em_storage *st, const struct em_uri *u, const void *data,
+                     size_t len, const char *content_type, struct em_errbuf *eb)
+{
+    static const long ok[] = {200, 0};
+    return s3_call(st, u, "PUT", data, len, content_type, ok, eb);
 }
 
 static em_err s3_exists(struct em_storage *st, const struct em_uri *u, struct em_errbuf *eb)
 {
-    struct req *q = calloc(1, sizeof *q);
-    if (!q) return em_errf(eb, EM_E_NOMEM, "s3: out of memory");
-    struct em_xfer x;
-    struct em_xfer_resp r;
-    em_err rc = s3_do(st, u, "HEAD", NULL, 0, NULL, q, &x, &r, eb);
-    if (rc == EM_OK && r.status != 200) rc = em_xfer_status_err(&x, &r, eb);
-    free(r.data);
-    curl_slist_free_all(q->headers);
-    free(q);
-    return rc;
+    static const long ok[] = {200, 0};
+    return s3_call(st, u, "HEAD", NULL, 0, NULL, ok, eb);
 }
 
 static em_err s3_del(struct em_storage *st, const struct em_uri *u, struct em_errbuf *eb)
 {
-    struct req *q = calloc(1, sizeof *q);
-    if (!q) return em_errf(eb, EM_E_NOMEM, "s3: out of memory");
-    struct em_xfer x;
-    struct em_xfer_resp r;
-    em_err rc = s3_do(st, u, "DELETE", NULL, 0, NULL, q, &x, &r, eb);
     /* S3 answers 204 whether or not the key existed; some servers say 404 */
-    if (rc == EM_OK && r.status != 204 && r.status != 200 && r.status != 404)
-        rc = em_xfer_status_err(&x, &r, eb);
-    free(r.data);
-    curl_slist_free_all(q->headers);
-    free(q);
-    return rc;
+    static const long ok[] = {204, 200, 404, 0};
+    return s3_call(st, u, "DELETE", NULL, 0, NULL, ok, eb);
 }
 
 const struct em_storage_ops em_storage_s3_ops = {
