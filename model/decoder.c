@@ -178,39 +178,37 @@ static void rope_row(float *v, int n_heads, int hd, const float *cs, const float
     }
 }
 
-/* Causal attention of T query rows at positions p0.. over the cache rows 0..p0+t. */
-static void attention(const struct em_dec *d, struct em_kv *kv, int l, int p0, int T,
-                      const float *q, float *out, float *scores)
+/* Attention of one query row q[H * hd] at position pos over the cache rows 0..pos of kv
+ * (causal), out[H * hd]; scores has room for pos + 1 floats. */
+static void attention_row(const struct em_dec *d, struct em_kv *kv, int l, int pos,
+                          const float *q, float *out, float *scores)
 {
-    const int hd = d->hd, group = d->H / d->KVH;
+    const int hd = d->hd, group = d->H / d->KVH, n = pos + 1;
     const float scale = 1.0f / sqrtf((float)hd);
-    for (int t = 0; t < T; t++) {
-        int n = p0 + t + 1;
-        for (int h = 0; h < d->H; h++) {
-            const float *qh = q + (size_t)t * d->H * hd + (size_t)h * hd;
-            int kvh = h / group;
-            float mx = -INFINITY;
-            for (int j = 0; j < n; j++) {
-                const float *k = em_kv_k(kv, l, j) + (size_t)kvh * hd;
-                float s = 0;
-                for (int i = 0; i < hd; i++) s += qh[i] * k[i];
-                s *= scale;
-                scores[j] = s;
-                if (s > mx) mx = s;
-            }
-            double sum = 0;
-            for (int j = 0; j < n; j++) {
-                scores[j] = expf(scores[j] - mx);
-                sum += scores[j];
-            }
-            float inv = (float)(1.0 / sum);
-            float *o = out + (size_t)t * d->H * hd + (size_t)h * hd;
-            memset(o, 0, (size_t)hd * sizeof *o);
-            for (int j = 0; j < n; j++) {
-                const float *v = em_kv_v(kv, l, j) + (size_t)kvh * hd;
-                float p = scores[j] * inv;
-                for (int i = 0; i < hd; i++) o[i] += p * v[i];
-            }
+    for (int h = 0; h < d->H; h++) {
+        const float *qh = q + (size_t)h * hd;
+        int kvh = h / group;
+        float mx = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            const float *k = em_kv_k(kv, l, j) + (size_t)kvh * hd;
+            float s = 0;
+            for (int i = 0; i < hd; i++) s += qh[i] * k[i];
+            s *= scale;
+            scores[j] = s;
+            if (s > mx) mx = s;
+        }
+        double sum = 0;
+        for (int j = 0; j < n; j++) {
+            scores[j] = expf(scores[j] - mx);
+            sum += scores[j];
+        }
+        float inv = (float)(1.0 / sum);
+        float *o = out + (size_t)h * hd;
+        memset(o, 0, (size_t)hd * sizeof *o);
+        for (int j = 0; j < n; j++) {
+            const float *v = em_kv_v(kv, l, j) + (size_t)kvh * hd;
+            float p = scores[j] * inv;
+            for (int i = 0; i < hd; i++) o[i] += p * v[i];
         }
     }
 }
@@ -225,10 +223,21 @@ static void scratch_free(struct scratch *s)
     free(s->g); free(s->u); free(s->sc); free(s->cs); free(s->sn);
 }
 
-static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, struct em_kv *kv,
-                            int l, int p0, int T, struct scratch *s)
+/* T activation rows; row t belongs to the sequence of cache kv[t] at position pos[t]. A
+ * prefill passes T rows of one cache at consecutive positions, a batched step one row per
+ * cache. Every linear runs once over all T rows; RoPE, the cache writes and attention go
+ * row by row (each row's keys/values are written before any row attends, so the rows of
+ * one sequence see each other causally). */
+struct rows {
+    int T;
+    struct em_kv *const *kv; /* [T] */
+    const int *pos;          /* [T] */
+};
+
+static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, int l,
+                            const struct rows *rw, struct scratch *s)
 {
-    const int D = d->D, qd = d->H * d->hd, kd = d->KVH * d->hd, half = d->hd / 2;
+    const int D = d->D, qd = d->H * d->hd, kd = d->KVH * d->hd, half = d->hd / 2, T = rw->T;
     const float eps = d->c.rms_norm_eps;
     em_err rc;
     rmsnorm(s->h, s->x, L->in_norm, T, D, eps);
@@ -240,10 +249,12 @@ static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, s
         const float *cs = s->cs + (size_t)t * half, *sn = s->sn + (size_t)t * half;
         rope_row(s->q + (size_t)t * qd, d->H, d->hd, cs, sn);
         rope_row(s->k + (size_t)t * kd, d->KVH, d->hd, cs, sn);
-        memcpy(em_kv_k(kv, l, p0 + t), s->k + (size_t)t * kd, (size_t)kd * sizeof(float));
-        memcpy(em_kv_v(kv, l, p0 + t), s->v + (size_t)t * kd, (size_t)kd * sizeof(float));
+        memcpy(em_kv_k(rw->kv[t], l, rw->pos[t]), s->k + (size_t)t * kd, (size_t)kd * sizeof(float));
+        memcpy(em_kv_v(rw->kv[t], l, rw->pos[t]), s->v + (size_t)t * kd, (size_t)kd * sizeof(float));
     }
-    attention(d, kv, l, p0, T, s->q, s->a, s->sc);
+    for (int t = 0; t < T; t++)
+        attention_row(d, rw->kv[t], l, rw->pos[t], s->q + (size_t)t * qd, s->a + (size_t)t * qd,
+                      s->sc);
     if ((rc = em_matmul(s->h, s->a, T, qd, D, &L->o_w, NULL))) return rc;
     for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->h[i];
     rmsnorm(s->h, s->x, L->post_norm, T, D, eps);
@@ -282,50 +293,108 @@ static em_err embed(const struct em_dec *d, const int32_t *ids, int T, const flo
     return EM_OK;
 }
 
-em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *ids, int T,
-                      const float *audio, int n_audio, enum em_dec_logits mode, float *logits,
-                      struct em_errbuf *eb)
+static em_err scratch_alloc(const struct em_dec *d, int T, int max_pos, struct scratch *s)
 {
-    const int p0 = em_kv_len(kv), D = d->D, half = d->hd / 2;
-    if (T < 1 || n_audio < 0) return em_errf(eb, EM_E_ARG, "decoder: %d tokens", T);
-    if (T > em_kv_cap(kv) - p0)
-        return em_errf(eb, EM_E_TOO_LONG, "decoder: %d + %d positions exceed the cache's %d", p0, T,
-                       em_kv_cap(kv));
-    size_t td = (size_t)T * D, tq = (size_t)T * d->H * d->hd, tk = (size_t)T * d->KVH * d->hd;
-    struct scratch s = {
+    size_t td = (size_t)T * d->D, tq = (size_t)T * d->H * d->hd, tk = (size_t)T * d->KVH * d->hd;
+    size_t half = (size_t)d->hd / 2;
+    *s = (struct scratch){
         .x = malloc(td * sizeof(float)), .h = malloc(td * sizeof(float)),
         .q = malloc(tq * sizeof(float)), .k = malloc(tk * sizeof(float)),
         .v = malloc(tk * sizeof(float)), .a = malloc(tq * sizeof(float)),
         .g = malloc((size_t)T * d->F * sizeof(float)), .u = malloc((size_t)T * d->F * sizeof(float)),
-        .sc = malloc((size_t)(p0 + T) * sizeof(float)),
+        .sc = malloc((size_t)(max_pos + 1) * sizeof(float)),
         .cs = malloc((size_t)T * half * sizeof(float)), .sn = malloc((size_t)T * half * sizeof(float)),
     };
-    em_err rc = EM_E_NOMEM;
-    if (!s.x || !s.h || !s.q || !s.k || !s.v || !s.a || !s.g || !s.u || !s.sc || !s.cs || !s.sn)
-        goto done;
-    if ((rc = embed(d, ids, T, audio, n_audio, s.x, eb)) != EM_OK) goto done;
+    if (!s->x || !s->h || !s->q || !s->k || !s->v || !s->a || !s->g || !s->u || !s->sc || !s->cs ||
+        !s->sn)
+        return EM_E_NOMEM;
+    return EM_OK;
+}
+
+/* Embedded rows in s->x, positions in rw: the layers, then (mode) logits of the last row or
+ * of every row. */
+static em_err run_rows(const struct em_dec *d, const struct rows *rw, struct scratch *s,
+                       enum em_dec_logits mode, float *logits, struct em_errbuf *eb)
+{
+    const int D = d->D, half = d->hd / 2, T = rw->T;
+    em_err rc;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < half; i++) {
-            float ang = (float)(p0 + t) * d->inv_freq[i];
-            s.cs[(size_t)t * half + i] = cosf(ang);
-            s.sn[(size_t)t * half + i] = sinf(ang);
+            float ang = (float)rw->pos[t] * d->inv_freq[i];
+            s->cs[(size_t)t * half + i] = cosf(ang);
+            s->sn[(size_t)t * half + i] = sinf(ang);
         }
     for (int l = 0; l < d->c.num_hidden_layers; l++)
-        if ((rc = layer_forward(d, &d->layers[l], kv, l, p0, T, &s)) != EM_OK) {
-            rc = em_errf(eb, rc, "decoder: layer %d: matmul failed (%s)", l, em_err_name(rc));
-            goto done;
-        }
+        if ((rc = layer_forward(d, &d->layers[l], l, rw, s)) != EM_OK)
+            return em_errf(eb, rc, "decoder: layer %d: matmul failed (%s)", l, em_err_name(rc));
     if (mode != EM_DEC_LOGITS_NONE) {
         int first = mode == EM_DEC_LOGITS_ALL ? 0 : T - 1, n = T - first;
-        rmsnorm(s.h, s.x + (size_t)first * D, d->norm, n, D, d->c.rms_norm_eps);
-        if ((rc = em_matmul(logits, s.h, n, D, d->V, &d->lm_head, NULL)) != EM_OK) {
-            rc = em_errf(eb, rc, "decoder: lm_head matmul failed (%s)", em_err_name(rc));
-            goto done;
-        }
+        rmsnorm(s->h, s->x + (size_t)first * D, d->norm, n, D, d->c.rms_norm_eps);
+        if ((rc = em_matmul(logits, s->h, n, D, d->V, &d->lm_head, NULL)) != EM_OK)
+            return em_errf(eb, rc, "decoder: lm_head matmul failed (%s)", em_err_name(rc));
     }
+    return EM_OK;
+}
+
+em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *ids, int T,
+                      const float *audio, int n_audio, enum em_dec_logits mode, float *logits,
+                      struct em_errbuf *eb)
+{
+    const int p0 = em_kv_len(kv);
+    if (T < 1 || n_audio < 0) return em_errf(eb, EM_E_ARG, "decoder: %d tokens", T);
+    if (T > em_kv_cap(kv) - p0)
+        return em_errf(eb, EM_E_TOO_LONG, "decoder: %d + %d positions exceed the cache's %d", p0, T,
+                       em_kv_cap(kv));
+    struct scratch s;
+    struct em_kv **kvs = malloc((size_t)T * sizeof *kvs);
+    int *pos = malloc((size_t)T * sizeof *pos);
+    em_err rc = scratch_alloc(d, T, p0 + T - 1, &s);
+    if (rc == EM_OK && (!kvs || !pos)) rc = EM_E_NOMEM;
+    if (rc != EM_OK) goto done;
+    for (int t = 0; t < T; t++) {
+        kvs[t] = kv;
+        pos[t] = p0 + t;
+    }
+    if ((rc = embed(d, ids, T, audio, n_audio, s.x, eb)) != EM_OK) goto done;
+    struct rows rw = {T, kvs, pos};
+    if ((rc = run_rows(d, &rw, &s, mode, logits, eb)) != EM_OK) goto done;
     em_kv_advance(kv, T);
-    rc = EM_OK;
 done:
+    scratch_free(&s);
+    free(kvs);
+    free(pos);
+    return rc;
+}
+
+em_err em_dec_step_batch(const struct em_dec *d, struct em_kv *const *kv, const int32_t *ids,
+                         int k, float *logits, struct em_errbuf *eb)
+{
+    if (k < 1 || k > EM_DEC_MAX_BATCH || !kv || !ids || !logits)
+        return em_errf(eb, EM_E_ARG, "decoder: batch of %d sequences, expected 1..%d", k,
+                       EM_DEC_MAX_BATCH);
+    int pos[EM_DEC_MAX_BATCH], max_pos = 0;
+    for (int i = 0; i < k; i++) {
+        if (!kv[i]) return em_errf(eb, EM_E_ARG, "decoder: batch sequence %d has no cache", i);
+        for (int j = 0; j < i; j++)
+            if (kv[j] == kv[i])
+                return em_errf(eb, EM_E_ARG, "decoder: batch sequences %d and %d share a cache", j, i);
+        if (ids[i] == d->audio_token)
+            return em_errf(eb, EM_E_ARG, "decoder: audio token in batch sequence %d", i);
+        pos[i] = em_kv_len(kv[i]);
+        if (pos[i] >= em_kv_cap(kv[i]))
+            return em_errf(eb, EM_E_TOO_LONG, "decoder: batch sequence %d: %d + 1 positions exceed "
+                           "the cache's %d", i, pos[i], em_kv_cap(kv[i]));
+        if (pos[i] > max_pos) max_pos = pos[i];
+    }
+    struct scratch s;
+    em_err rc = scratch_alloc(d, k, max_pos, &s);
+    if (rc == EM_OK) rc = embed(d, ids, k, NULL, 0, s.x, eb);
+    if (rc == EM_OK) {
+        struct rows rw = {k, kv, pos};
+        rc = run_rows(d, &rw, &s, EM_DEC_LOGITS_ALL, logits, eb);
+    }
+    if (rc == EM_OK)
+        for (int i = 0; i < k; i++) em_kv_advance(kv[i], 1);
     scratch_free(&s);
     return rc;
 }

@@ -22,6 +22,7 @@
 #include "model/loader/safetensors.h"
 
 #define EM_DEC_MAX_TOKENS 32768 /* positions of one sequence (prompt + generated) */
+#define EM_DEC_MAX_BATCH 8      /* sequences of one em_dec_step_batch (EM_MM_QMM_MAX_N) */
 
 struct em_dec;
 
@@ -54,5 +55,18 @@ enum em_dec_logits {
 em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *ids, int T,
                       const float *audio, int n_audio, enum em_dec_logits mode, float *logits,
                       struct em_errbuf *eb);
+
+/* One decode step of k independent sequences at once: sequence i appends ids[i] at position
+ * em_kv_len(kv[i]) of its own cache. Every linear (q/k/v/o, gate/up/down, lm_head) runs as
+ * one em_matmul over the k rows, so each weight is read once per step for all of them;
+ * RMSNorm, RoPE and attention go per sequence against its own cache. logits[k, V]
+ * (caller-owned): row i is what em_dec_forward(d, kv[i], &ids[i], 1, NULL, 0,
+ * EM_DEC_LOGITS_LAST, ...) gives (the same rows of the same matmuls, so the same values on
+ * the small-n matmul path, whose rows do not depend on n). The caches must be distinct.
+ * Errors: EM_E_ARG (k outside 1..EM_DEC_MAX_BATCH, a NULL or repeated cache, an id outside
+ * [0, V) or the audio token), EM_E_TOO_LONG (a cache full), EM_E_NOMEM, the matmul's errors.
+ * On error every cache keeps its previous length. */
+em_err em_dec_step_batch(const struct em_dec *d, struct em_kv *const *kv, const int32_t *ids,
+                         int k, float *logits, struct em_errbuf *eb);
 
 #endif

@@ -131,3 +131,126 @@ em_err em_generate_shared(const struct em_dec *d, const struct em_kv *shared,
     em_kv_free(kv);
     return rc;
 }
+
+/* ---- batched decode ------------------------------------------------------------------------ */
+
+/* One prompt of a batch: its cache, sampler and sequence (prompt + generated ids). */
+struct seq {
+    struct em_kv *kv;
+    struct em_sampler *s;
+    int32_t *ids; /* [cap] */
+    size_t n, n_prompt, cap;
+    const struct em_gen_params *p;
+    bool done, stopped;
+};
+
+/* Picks the next id of q from logits (modified) and appends it; sets done on a stop token
+ * or a full sequence. */
+static em_err take(struct seq *q, float *logits, struct em_errbuf *eb)
+{
+    int32_t next;
+    em_err rc = em_sampler_pick(q->s, logits, q->ids, q->n, &next);
+    if (rc != EM_OK) return em_errf(eb, rc, "generate: no finite logit at step %zu", q->n - q->n_prompt);
+    q->ids[q->n++] = next;
+    if (is_stop(q->p, next)) q->stopped = q->done = true;
+    else if (q->n == q->cap) q->done = true;
+    return EM_OK;
+}
+
+/* Cache, prefill of the part after the shared positions and the first id of prompt q. */
+static em_err start(const struct em_dec *d, const struct em_kv *shared, struct seq *q,
+                    const int32_t *prompt, float *logits, struct em_errbuf *eb)
+{
+    size_t n_done = shared ? (size_t)em_kv_len(shared) : 0;
+    if (n_done > q->n_prompt - 1) n_done = q->n_prompt - 1;
+    for (size_t i = n_done; i < q->n_prompt; i++)
+        if (prompt[i] == em_dec_audio_token(d))
+            return em_errf(eb, EM_E_ARG, "generate: audio token at %zu after the shared %zu positions",
+                           i, n_done);
+    em_err rc;
+    if (!(q->ids = malloc(q->cap * sizeof *q->ids))) return EM_E_NOMEM;
+    memcpy(q->ids, prompt, q->n_prompt * sizeof *q->ids);
+    q->n = q->n_prompt;
+    if ((rc = em_sampler_new(&q->p->sampler, em_dec_vocab(d), &q->s, eb)) != EM_OK ||
+        (rc = em_dec_kv_new(d, (int)q->cap, &q->kv, eb)) != EM_OK)
+        return rc;
+    if (n_done && (rc = em_kv_copy_prefix(q->kv, shared, (int)n_done)) != EM_OK)
+        return em_errf(eb, rc, "generate: the shared cache does not fit this decoder");
+    if ((rc = em_dec_forward(d, q->kv, prompt + n_done, (int)(q->n_prompt - n_done), NULL, 0,
+                             EM_DEC_LOGITS_LAST, logits, eb)) != EM_OK)
+        return rc;
+    return take(q, logits, eb);
+}
+
+em_err em_generate_batch(const struct em_dec *d, const struct em_kv *shared, int k,
+                         const int32_t *const *prompts, const size_t *n_prompts,
+                         const struct em_gen_params *p, const struct em_gen_hook *hook,
+                         struct em_gen_result *res, struct em_errbuf *eb)
+{
+    if (k < 1 || k > EM_GEN_MAX_BATCH || !prompts || !n_prompts || !p || !res)
+        return em_errf(eb, EM_E_ARG, "generate: batch of %d prompts, expected 1..%d", k,
+                       EM_GEN_MAX_BATCH);
+    memset(res, 0, (size_t)k * sizeof *res);
+    const size_t V = (size_t)em_dec_vocab(d);
+    em_err rc;
+    for (int i = 0; i < k; i++)
+        if ((rc = check_params(n_prompts[i], &p[i], eb)) != EM_OK) return rc;
+    struct seq *q = calloc((size_t)k, sizeof *q);
+    float *logits = malloc((size_t)EM_DEC_MAX_BATCH * V * sizeof *logits);
+    rc = EM_E_NOMEM;
+    if (!q || !logits) goto done;
+    rc = EM_OK;
+    for (int i = 0; rc == EM_OK && i < k; i++) {
+        q[i].p = &p[i];
+        q[i].n_prompt = n_prompts[i];
+        q[i].cap = n_prompts[i] + (size_t)p[i].max_new_tokens;
+        if (hook && hook->before_prompt && (rc = hook->before_prompt(hook->ctx, i, eb)) != EM_OK)
+            break;
+        rc = start(d, shared, &q[i], prompts[i], logits, eb);
+        if (q[i].done) { /* its cache is no longer needed */
+            em_kv_free(q[i].kv);
+            q[i].kv = NULL;
+        }
+    }
+    while (rc == EM_OK) {
+        struct em_kv *kv[EM_DEC_MAX_BATCH];
+        int32_t ids[EM_DEC_MAX_BATCH];
+        int at[EM_DEC_MAX_BATCH], n = 0;
+        for (int i = 0; i < k && n < EM_DEC_MAX_BATCH; i++)
+            if (!q[i].done) {
+                kv[n] = q[i].kv;
+                ids[n] = q[i].ids[q[i].n - 1];
+                at[n++] = i;
+            }
+        if (n == 0) break;
+        if ((rc = em_dec_step_batch(d, kv, ids, n, logits, eb)) != EM_OK) break;
+        for (int j = 0; rc == EM_OK && j < n; j++) {
+            struct seq *s = &q[at[j]];
+            rc = take(s, logits + (size_t)j * V, eb);
+            if (s->done) {
+                em_kv_free(s->kv);
+                s->kv = NULL;
+            }
+        }
+    }
+    for (int i = 0; rc == EM_OK && i < k; i++) {
+        res[i].n = q[i].n - q[i].n_prompt;
+        res[i].stopped = q[i].stopped;
+        res[i].n_prompt = (int)q[i].n_prompt;
+        if (!(res[i].ids = malloc((res[i].n ? res[i].n : 1) * sizeof *res[i].ids))) rc = EM_E_NOMEM;
+        else memcpy(res[i].ids, q[i].ids + q[i].n_prompt, res[i].n * sizeof *res[i].ids);
+    }
+done:
+    if (rc != EM_OK) {
+        for (int i = 0; i < k; i++) free(res[i].ids);
+        memset(res, 0, (size_t)k * sizeof *res);
+    }
+    for (int i = 0; q && i < k; i++) {
+        em_kv_free(q[i].kv);
+        em_sampler_free(q[i].s);
+        free(q[i].ids);
+    }
+    free(q);
+    free(logits);
+    return rc;
+}

@@ -61,4 +61,31 @@ em_err em_generate_shared(const struct em_dec *d, const struct em_kv *shared,
                           const struct em_gen_params *p, struct em_gen_result *res,
                           struct em_errbuf *eb);
 
+#define EM_GEN_MAX_BATCH 64 /* prompts of one em_generate_batch */
+
+/* Called by em_generate_batch before prompt i's own prefill (i = 0..k-1 in order); a result
+ * other than EM_OK ends the call with it (the hook fills eb), e.g. EM_E_CANCELLED. */
+struct em_gen_hook {
+    em_err (*before_prompt)(void *ctx, int i, struct em_errbuf *eb);
+    void *ctx;
+};
+
+/* em_generate_shared for k prompts decoded together: each prompt i gets its own cache with
+ * the shared prefix copied in (as em_generate_shared), its own prefill of the rest and its
+ * first token from its own sampler (params p[i], seeded with p[i].sampler.seed); then every
+ * step runs the prompts still generating through em_dec_step_batch (at most
+ * EM_DEC_MAX_BATCH per call), so each weight is read once per step for all of them; each
+ * applies its own repetition-penalty history, sampler, stop set and max_new_tokens, and a
+ * finished prompt leaves the batch. res[i] equals em_generate_shared(d, shared, prompts[i],
+ * n_prompts[i], &p[i]) token for token. shared may be NULL (no shared positions; the
+ * prompts then may hold no audio token). hook may be NULL.
+ * Memory: the k caches are held together (n_prompts[i] + p[i].max_new_tokens positions
+ * each). On EM_OK the caller frees every res[i].ids; on error every res[i] is zeroed.
+ * Errors: EM_E_ARG (k outside 1..EM_GEN_MAX_BATCH, and as em_generate_shared for any
+ * prompt), EM_E_TOO_LONG, the decoder's errors, the hook's. */
+em_err em_generate_batch(const struct em_dec *d, const struct em_kv *shared, int k,
+                         const int32_t *const *prompts, const size_t *n_prompts,
+                         const struct em_gen_params *p, const struct em_gen_hook *hook,
+                         struct em_gen_result *res, struct em_errbuf *eb);
+
 #endif

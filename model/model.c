@@ -7,7 +7,8 @@
  *           mel[128, 3000] -> encoder [N, d_model] -> projector [N, hidden]
  *           -> ids_p (prompt p, N <|AUDIO|>) for p < P
  *           -> prefill of the prefix shared by every ids_p (holds all N audio rows) into kv
- *           -> em_generate_shared(kv, ids_p) -> text[w][p]
+ *           -> em_generate_batch(kv, ids_0..ids_P-1): each prompt's own prefill from a copy
+ *              of kv, then all decoded together (one weight pass per step) -> text[w][p]
  *           then merges (model/answer.h) into caption / transcript / events / answers. */
 #include "model/model.h"
 
@@ -460,13 +461,24 @@ static em_err check_cancel(const struct run *st, struct em_errbuf *eb)
     return EM_OK;
 }
 
-/* Generates every prompt of window w from one prefill of their shared prefix. */
+static em_err cancel_hook(void *ctx, int i, struct em_errbuf *eb)
+{
+    (void)i;
+    return check_cancel(ctx, eb);
+}
+
+/* Generates every prompt of window w: with several prompts, one prefill of their shared
+ * prefix, then em_generate_batch (each prompt's own prefill from a copy of that cache, then
+ * all of them decoded together, one weight pass per step); a single prompt (or prompts
+ * without a common audio prefix) runs em_generate on its own. */
 static em_err run_prompts(struct run *st, struct em_model_segment *seg, int n_audio,
                           struct em_errbuf *eb)
 {
     const struct em_model *m = st->m;
     struct em_model_result *r = st->r;
+    struct em_gen_result g[EM_MODEL_MAX_PROMPTS];
     em_err rc = EM_OK;
+    memset(g, 0, sizeof g);
     for (size_t p = 0; rc == EM_OK && p < st->n_prompts; p++)
         rc = em_prompt_tokens(m->tok, &st->prompts[p], n_audio, &st->ids[p], &st->n_ids[p], eb);
     size_t shared = rc == EM_OK ? shared_prefix(st, em_dec_audio_token(m->dec)) : 0;
@@ -481,21 +493,30 @@ static em_err run_prompts(struct run *st, struct em_model_segment *seg, int n_au
     }
     double t1 = em_now_s();
     if (shared > 0) r->prefill_s += t1 - t0;
-    for (size_t p = 0; rc == EM_OK && p < st->n_prompts; p++) {
-        struct em_gen_result g = {0};
+    if (rc == EM_OK && kv) {
+        struct em_gen_params ps[EM_MODEL_MAX_PROMPTS];
+        const int32_t *ids[EM_MODEL_MAX_PROMPTS];
+        for (size_t p = 0; p < st->n_prompts; p++) {
+            ps[p] = st->gen;
+            ids[p] = st->ids[p];
+        }
+        struct em_gen_hook hook = {cancel_hook, st};
+        rc = em_generate_batch(m->dec, kv, (int)st->n_prompts, ids, st->n_ids, ps, &hook, g, eb);
+    } else {
+        for (size_t p = 0; rc == EM_OK && p < st->n_prompts; p++)
+            if ((rc = check_cancel(st, eb)) == EM_OK)
+                rc = em_generate(m->dec, st->ids[p], st->n_ids[p], st->emb, n_audio, &st->gen,
+                                 &g[p], eb);
+    }
+    for (size_t p = 0; p < st->n_prompts; p++) {
         struct em_model_answer *a = &seg->answers[p];
-        if ((rc = check_cancel(st, eb)) != EM_OK) break;
-        if (kv)
-            rc = em_generate_shared(m->dec, kv, st->ids[p], st->n_ids[p], &st->gen, &g, eb);
-        else
-            rc = em_generate(m->dec, st->ids[p], st->n_ids[p], st->emb, n_audio, &st->gen, &g, eb);
-        if (rc != EM_OK) break;
-        a->ids = g.ids;
-        a->n_ids = g.n;
-        a->stopped = g.stopped;
-        r->new_tokens += (long)g.n;
+        a->ids = g[p].ids; /* the answer owns them (also on error, freed with the result) */
+        a->n_ids = g[p].n;
+        a->stopped = g[p].stopped;
+        if (rc != EM_OK) continue;
+        r->new_tokens += (long)g[p].n;
         r->prompt_tokens += (long)(st->n_ids[p] - (kv ? shared : 0));
-        rc = em_tok_decode(m->tok, g.ids, g.n, true, &a->text, NULL);
+        rc = em_tok_decode(m->tok, g[p].ids, g[p].n, true, &a->text, NULL);
     }
     r->decode_s += em_now_s() - t1;
     em_kv_free(kv);
