@@ -149,6 +149,47 @@ static em_err put_general(struct em_gguf_writer *w, const char *src, int wtype)
     return rc;
 }
 
+/* Layer-major order (llama.cpp writes files this way): a layer's weights are one contiguous
+ * run of the file, so a cold forward pass reads the mapping front to back. Key: module
+ * (audio tower, projector, language model), then layer (-1 outside the layers), then the
+ * tensors.def position. */
+static void layer_key(const char *name, int *mod, long *layer)
+{
+    const char *l = strstr(name, "layers.");
+    *mod = strncmp(name, "audio_tower.", 12) == 0 ? 0 : strncmp(name, "multi_modal", 11) == 0 ? 1 : 2;
+    *layer = l ? strtol(l + 7, NULL, 10) : -1;
+}
+
+static int cmp_layer_major(const void *a, const void *b, void *ctx)
+{
+    const struct em_qa_expect *ex = ctx;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int mi, mj;
+    long li, lj;
+    layer_key(ex[i].name, &mi, &li);
+    layer_key(ex[j].name, &mj, &lj);
+    if (mi != mj) return mi < mj ? -1 : 1;
+    if (li != lj) return li < lj ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+/* Reorders ex[n] layer-major in place. Errors: EM_E_NOMEM. */
+static em_err order_layer_major(struct em_qa_expect *ex, size_t n)
+{
+    size_t *ix = malloc((n ? n : 1) * sizeof *ix);
+    struct em_qa_expect *cp = malloc((n ? n : 1) * sizeof *cp);
+    em_err rc = ix && cp ? EM_OK : EM_E_NOMEM;
+    if (rc == EM_OK) {
+        for (size_t i = 0; i < n; i++) ix[i] = i;
+        qsort_r(ix, n, sizeof *ix, cmp_layer_major, ex);
+        for (size_t i = 0; i < n; i++) cp[i] = ex[ix[i]];
+        memcpy(ex, cp, n * sizeof *ex);
+    }
+    free(ix);
+    free(cp);
+    return rc;
+}
+
 static em_err load_tokenizer(const char *src, const struct em_ckpt *ck, struct em_tok **tok,
                              struct em_errbuf *eb)
 {
@@ -194,6 +235,7 @@ em_err em_convert(const char *src, const char *out, const struct em_convert_opts
     if ((rc = chat_template(src, ck, &tmpl, eb)) != EM_OK) goto done;
     const struct em_qa_config *cfg = em_ckpt_config(ck);
     if ((rc = em_qa_expected_tensors(cfg, &ex, &n)) != EM_OK) goto done;
+    if ((rc = order_layer_major(ex, n)) != EM_OK) goto done;
     rc = EM_E_NOMEM;
     type = calloc(n ? n : 1, sizeof *type);
     c.x = malloc(EM_CONVERT_CHUNK * sizeof *c.x);

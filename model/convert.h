@@ -3,7 +3,9 @@
  * with the same config, tokenizer and tensor names.
  *
  *   src (em_ckpt_open + em_tok_load) -> config keys, tokenizer keys, generation defaults
- *   every tensor of tensors.def, in its order, under its HF name, stored as:
+ *   every tensor of tensors.def under its HF name, layer-major (audio tower: globals, then
+ *   layer 0, 1, ...; projector; language model: globals, then layer 0, 1, ...: a cold
+ *   forward pass reads the mapping front to back), stored as:
  *
  * Type policy (em_convert_tensor_type), with T the requested type:
  *   - "linear" weights: the 2-D q/k/v/o (out_proj) attention projections, gate/up/down and
