@@ -254,6 +254,19 @@ static void f32_roundtrip_is_exact(void)
         }
         CU_ASSERT_EQUAL(bad, 0);
         free(ex);
+        /* layer-major file order: module, then layer, never going back */
+        int last_mod = -1;
+        long last_layer = -2;
+        bad = 0;
+        for (size_t i = 0; i < em_gguf_n_tensors(em_ckpt_gguf(b)); i++) {
+            const char *nm = em_gguf_tensor_at(em_ckpt_gguf(b), i)->name, *l = strstr(nm, "layers.");
+            int mod = strncmp(nm, "audio_tower.", 12) == 0 ? 0 : strncmp(nm, "multi_modal", 11) == 0 ? 1 : 2;
+            long layer = l ? strtol(l + 7, NULL, 10) : -1;
+            if (mod < last_mod || (mod == last_mod && layer < last_layer)) bad++;
+            last_mod = mod;
+            last_layer = layer;
+        }
+        CU_ASSERT_EQUAL(bad, 0);
         /* tokenizer */
         struct em_tok *ta = NULL, *tb = NULL, *tc = NULL;
         struct em_errbuf eb = {{0}};
