@@ -40,49 +40,56 @@ static void app(char *out, size_t cap, size_t *n, const char *fmt, ...)
     if (w > 0) *n = (size_t)w >= cap - *n ? cap - 1 : *n + (size_t)w;
 }
 
+/* The HELP and TYPE lines of the metric family name: each name is written once, here. */
+static void family(char *out, size_t cap, size_t *n, const char *name, const char *type,
+                   const char *help)
+{
+    app(out, cap, n, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void counter(char *out, size_t cap, size_t *n, const char *name, const char *help,
+                    unsigned long long v)
+{
+    family(out, cap, n, name, "counter", help);
+    app(out, cap, n, "%s %llu\n", name, v);
+}
+
+static void gauge(char *out, size_t cap, size_t *n, const char *name, const char *help,
+                  long long v)
+{
+    family(out, cap, n, name, "gauge", help);
+    app(out, cap, n, "%s %lld\n", name, v);
+}
+
 size_t em_metrics_render(const struct em_metrics *m0, char *out, size_t cap)
 {
     struct em_metrics *m = (struct em_metrics *)m0; /* atomic_load wants non-const in C11 */
     static const char *reasons[EM_DROP_COUNT] = {"malformed", "frames", "unexpected"};
+    static const char *drops = "earmark_frames_dropped_total";
+    static const char *lat = "earmark_item_latency_seconds";
     size_t n = 0;
-#define P(...) app(out, cap, &n, __VA_ARGS__)
-    P("# HELP earmark_items_done_total Items settled ok.\n# TYPE earmark_items_done_total counter\n"
-      "earmark_items_done_total %llu\n",
-      LD(m->done));
-    P("# HELP earmark_items_failed_total Items settled failed.\n"
-      "# TYPE earmark_items_failed_total counter\nearmark_items_failed_total %llu\n",
-      LD(m->failed));
-    P("# HELP earmark_items_retried_total Retries scheduled.\n"
-      "# TYPE earmark_items_retried_total counter\nearmark_items_retried_total %llu\n",
-      LD(m->retried));
-    P("# HELP earmark_workers_lost_total Workers declared lost.\n"
-      "# TYPE earmark_workers_lost_total counter\nearmark_workers_lost_total %llu\n",
-      LD(m->lost_workers));
-    P("# HELP earmark_results_stale_total Results for tasks no longer outstanding.\n"
-      "# TYPE earmark_results_stale_total counter\nearmark_results_stale_total %llu\n",
-      LD(m->stale_results));
-    P("# HELP earmark_workers Connected workers.\n# TYPE earmark_workers gauge\nearmark_workers "
-      "%lld\n",
-      LI(m->workers));
-    P("# HELP earmark_in_flight Tasks dispatched and not settled.\n# TYPE earmark_in_flight gauge\n"
-      "earmark_in_flight %lld\n",
-      LI(m->in_flight));
-    P("# HELP earmark_queue_depth Items waiting (stream lag plus held, not dispatched).\n"
-      "# TYPE earmark_queue_depth gauge\nearmark_queue_depth %lld\n",
-      LI(m->queue_depth));
-    P("# HELP earmark_frames_dropped_total Frames dropped, by reason.\n"
-      "# TYPE earmark_frames_dropped_total counter\n");
+    counter(out, cap, &n, "earmark_items_done_total", "Items settled ok.", LD(m->done));
+    counter(out, cap, &n, "earmark_items_failed_total", "Items settled failed.", LD(m->failed));
+    counter(out, cap, &n, "earmark_items_retried_total", "Retries scheduled.", LD(m->retried));
+    counter(out, cap, &n, "earmark_workers_lost_total", "Workers declared lost.",
+            LD(m->lost_workers));
+    counter(out, cap, &n, "earmark_results_stale_total",
+            "Results for tasks no longer outstanding.", LD(m->stale_results));
+    gauge(out, cap, &n, "earmark_workers", "Connected workers.", LI(m->workers));
+    gauge(out, cap, &n, "earmark_in_flight", "Tasks dispatched and not settled.",
+          LI(m->in_flight));
+    gauge(out, cap, &n, "earmark_queue_depth",
+          "Items waiting (stream lag plus held, not dispatched).", LI(m->queue_depth));
+    family(out, cap, &n, drops, "counter", "Frames dropped, by reason.");
     for (int i = 0; i < EM_DROP_COUNT; i++)
-        P("earmark_frames_dropped_total{reason=\"%s\"} %llu\n", reasons[i], LD(m->dropped[i]));
-    P("# HELP earmark_item_latency_seconds Dispatch to result.\n"
-      "# TYPE earmark_item_latency_seconds histogram\n");
+        app(out, cap, &n, "%s{reason=\"%s\"} %llu\n", drops, reasons[i], LD(m->dropped[i]));
+    family(out, cap, &n, lat, "histogram", "Dispatch to result.");
     for (int i = 0; i < EM_METRICS_NBUCKETS; i++)
-        P("earmark_item_latency_seconds_bucket{le=\"%g\"} %llu\n", em_metrics_bounds[i],
-          LD(m->lat_bucket[i]));
-    P("earmark_item_latency_seconds_bucket{le=\"+Inf\"} %llu\n", LD(m->lat_count));
-    P("earmark_item_latency_seconds_sum %.6f\n", (double)LD(m->lat_sum_us) / 1e6);
-    P("earmark_item_latency_seconds_count %llu\n", LD(m->lat_count));
-#undef P
+        app(out, cap, &n, "%s_bucket{le=\"%g\"} %llu\n", lat, em_metrics_bounds[i],
+            LD(m->lat_bucket[i]));
+    app(out, cap, &n, "%s_bucket{le=\"+Inf\"} %llu\n", lat, LD(m->lat_count));
+    app(out, cap, &n, "%s_sum %.6f\n", lat, (double)LD(m->lat_sum_us) / 1e6);
+    app(out, cap, &n, "%s_count %llu\n", lat, LD(m->lat_count));
     return n;
 }
 
