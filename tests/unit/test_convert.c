@@ -2,8 +2,9 @@
  *   - both committed tiny checkpoints (tests/golden) -> f32 GGUF: em_ckpt_open on the file
  *     gives the same config, every tensor bit-equal (f32), the tokenizer from the metadata
  *     encodes and decodes like the directory's;
- *   - -> f16 GGUF: every value is the f16 rounding of the original, and the decoder on the
- *     converted file matches the HF golden logits within F16_LOGIT_TOL;
+ *   - -> f16 GGUF: every value is the f16 rounding of the original, and the decoder (logits)
+ *     and the encoder + projector (speech clip) on the converted file match the HF golden
+ *     records within F16_LOGIT_TOL;
  *   - a synthetic bf16 checkpoint written here with some dims multiples of 32 -> q8_0 / q4_0:
  *     exactly the linears whose input dim is a multiple of 32 are quantized (bit-equal to
  *     em_quantize_row of the source), the rest keep the policy of convert.h, the decoder
@@ -23,6 +24,9 @@
 
 #include "model/convert.h"
 #include "model/decoder.h"
+#include "model/encoder.h"
+#include "model/mel.h"
+#include "model/projector.h"
 #include "model/loader/gguf.h"
 #include "model/loader/safetensors.h"
 #include "model/loader/tensors.h"
@@ -34,7 +38,8 @@
  * f16 of the golden checkpoints vs HF [5e-7; their weights are on grids f16 holds exactly];
  * q8_0 vs the bf16 source, 2 decoder layers of U(-0.1, 0.1) weights [1.4e-2];
  * quantized matmul vs the f32 matmul of the dequantized weights: the kernel also rounds the
- * activations to int8 per 32-block, as ggml's q8_0 dot does [5e-3]. */
+ * activations to int8 per 32-block, as ggml's q8_0 dot does [decoder 5e-3; encoder 0: its
+ * many-frame matmuls dequantize the weights into f32 tiles]. */
 #define F16_LOGIT_TOL 2e-3
 #define Q8_LOGIT_TOL 3e-2
 #define DEQ_LOGIT_TOL 1e-2
@@ -382,6 +387,75 @@ static void f16_decoder_matches_reference(void)
     }
 }
 
+/* mel of the speech clip -> encoder -> projector of ck into *enc_out / *emb (caller frees). */
+static int run_audio(const struct em_ckpt *ck, const float *mel, int L, float **enc_out,
+                     float **emb, int *N)
+{
+    struct em_encoder *enc = NULL;
+    struct em_projector pj;
+    struct em_errbuf eb = {{0}};
+    int ok = em_encoder_new(ck, &enc, &eb) == EM_OK && em_projector_init(ck, &pj, &eb) == EM_OK;
+    if (ok) {
+        *enc_out = malloc(sizeof(float) * 750 * (size_t)em_encoder_dim(enc));
+        *emb = malloc(sizeof(float) * 750 * (size_t)pj.out);
+        ok = em_encoder_run(enc, mel, L, *enc_out, N, &eb) == EM_OK &&
+             em_projector_run(&pj, *enc_out, *N, *emb) == EM_OK;
+    }
+    if (!ok) printf("\n    audio: %s", eb.msg);
+    em_encoder_free(enc);
+    return ok ? 0 : -1;
+}
+
+static float *speech_mel(int *L)
+{
+    float *pcm = NULL, *m = malloc(sizeof(float) * EM_MEL_BINS * EM_MEL_FRAMES);
+    size_t n = 0;
+    struct em_mel *mel = NULL;
+    if (golden_clip("speech", tmp, &pcm, &n) != 0 || em_mel_new(&mel) != EM_OK ||
+        em_mel_compute(mel, pcm, n, m, L) != EM_OK) {
+        free(m);
+        m = NULL;
+    }
+    em_mel_free(mel);
+    free(pcm);
+    return m;
+}
+
+static void f16_encoder_matches_reference(void)
+{
+    int L = 0;
+    float *mel = speech_mel(&L);
+    CU_ASSERT_FATAL(mel != NULL);
+    for (int c = 0; c < 2; c++) {
+        char out[1300], key[256];
+        snprintf(out, sizeof out, "%s/%s-f16.gguf", tmp, names[c]);
+        struct stat sb;
+        if (stat(out, &sb) != 0) CU_ASSERT_EQUAL_FATAL(convert(src[c], out, EM_WT_F16), EM_OK);
+        struct em_ckpt *ck = open_ck(out);
+        CU_ASSERT_FATAL(ck != NULL);
+        float *enc = NULL, *emb = NULL;
+        int N = 0;
+        CU_ASSERT_EQUAL_FATAL(run_audio(ck, mel, L, &enc, &emb, &N), 0);
+        int64_t sh[4];
+        int nd;
+        const char *what[2] = {"encoder_out", "audio_embeds"};
+        for (int k = 0; k < 2; k++) {
+            snprintf(key, sizeof key, "%s/speech/%s", names[c], what[k]);
+            float *want = golden_tensor(&g, key, sh, &nd);
+            CU_ASSERT_FATAL(want && sh[0] == N);
+            char label[300];
+            snprintf(label, sizeof label, "%s f16 %s", names[c], what[k]);
+            CU_ASSERT(golden_cmp(label, k ? emb : enc, want, (size_t)(sh[0] * sh[1]), 1,
+                                 F16_LOGIT_TOL) <= F16_LOGIT_TOL);
+            free(want);
+        }
+        free(enc);
+        free(emb);
+        em_ckpt_close(ck);
+    }
+    free(mel);
+}
+
 /* ---- q8_0 / q4_0 on the synthetic checkpoint ---- */
 
 static int expect_quantized(const char *name)
@@ -480,6 +554,20 @@ static void quantized_case(int wtype)
     CU_ASSERT_EQUAL(em_dec_forward(dc, kc, ids, T, NULL, 0, EM_DEC_LOGITS_LAST, la, &eb), EM_OK);
     snprintf(what, sizeof what, "synth %s logits[-1] vs dequantized f32", em_wtype_name(wtype));
     CU_ASSERT(golden_cmp(what, lb, la, (size_t)V, 1, DEQ_LOGIT_TOL) <= DEQ_LOGIT_TOL);
+    /* the encoder too (fc2 is quantized; many frames: the dequantizing tile path) */
+    int L = 0, nq_tok = 0, nf_tok = 0;
+    float *mel = speech_mel(&L), *eq = NULL, *pq = NULL, *ef = NULL, *pf = NULL;
+    CU_ASSERT_FATAL(mel != NULL);
+    CU_ASSERT_EQUAL(run_audio(b, mel, L, &eq, &pq, &nq_tok), 0);
+    CU_ASSERT_EQUAL(run_audio(c, mel, L, &ef, &pf, &nf_tok), 0);
+    CU_ASSERT_FATAL(nq_tok == nf_tok && nq_tok > 0);
+    snprintf(what, sizeof what, "synth %s audio_embeds vs dequantized f32", em_wtype_name(wtype));
+    CU_ASSERT(golden_cmp(what, pq, pf, (size_t)nq_tok * 64, 1, DEQ_LOGIT_TOL) <= DEQ_LOGIT_TOL);
+    free(mel);
+    free(eq);
+    free(pq);
+    free(ef);
+    free(pf);
     em_kv_free(kc);
     em_dec_free(dc);
     em_ckpt_close(c);
@@ -650,6 +738,7 @@ static CU_TestInfo tests[] = {
     {"f32_roundtrip_is_exact", f32_roundtrip_is_exact},
     {"f16_values_are_rounded_once", f16_values_are_rounded_once},
     {"f16_decoder_matches_reference", f16_decoder_matches_reference},
+    {"f16_encoder_matches_reference", f16_encoder_matches_reference},
     {"q8_0_quantizes_the_linears", q8_0_quantizes_the_linears},
     {"q4_0_quantizes_the_linears", q4_0_quantizes_the_linears},
     {"q8_0_keeps_linears_off_the_block_size", q8_0_keeps_linears_off_the_block_size},
