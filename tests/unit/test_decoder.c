@@ -8,7 +8,9 @@
  *     LOGIT_TOL relative to the largest |logit|,
  *   - 32 greedy tokens equal HF's (compared by tie class, see tie_class), with repetition
  *     penalty 1.0 and with the checkpoint's default (1.1).
- * Plus cache behaviour (step-by-step == one prefill, prefix copy) and argument errors. */
+ * Plus cache behaviour (step-by-step == one prefill, prefix copy), argument errors, and
+ * batched decode: em_dec_step_batch == single steps, em_generate_batch == em_generate_shared
+ * one prompt at a time (greedy and seeded sampling, id for id). */
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdlib.h>
@@ -330,12 +332,297 @@ static void bad_arguments_are_errors(void)
     CU_ASSERT_EQUAL(p.n_stop, 2);
 }
 
+/* ---- batched decode ---------------------------------------------------------------------- */
+
+/* k = EM_DEC_MAX_BATCH sequences (the 3 base and 3 chat prompts, and 2 prompts again, all at
+ * different lengths) prefilled twice; 3 steps of em_dec_step_batch over one set of caches
+ * give the logits of the same steps run one sequence at a time with em_dec_forward (same
+ * rows of the same small-n matmuls: equal to the last bit here; checked with a tiny
+ * tolerance and the argmax), and every cache ends at the same length. */
+static void batch_case(int c)
+{
+    const struct em_dec *d = dec[c];
+    const int V = em_dec_vocab(d), K = EM_DEC_MAX_BATCH;
+    struct rec r[EM_DEC_MAX_BATCH];
+    struct em_kv *a[EM_DEC_MAX_BATCH], *b[EM_DEC_MAX_BATCH];
+    for (int i = 0; i < K; i++) {
+        CU_ASSERT_EQUAL_FATAL(load_rec(c, tasks[i % 3], forms[(i / 3) % 2], &r[i]), 0);
+        int n = r[i].n - (i >= 6 ? 5 + i : 0); /* the repeats stop earlier: other lengths */
+        while (n > 1 && r[i].ids[n - 1] == em_dec_audio_token(d)) n--;
+        CU_ASSERT_EQUAL_FATAL(em_dec_kv_new(d, n + 4, &a[i], NULL), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(em_dec_kv_new(d, n + 4, &b[i], NULL), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(em_dec_forward(d, a[i], r[i].ids, n, r[i].audio, r[i].n_audio,
+                                             EM_DEC_LOGITS_NONE, NULL, NULL), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(em_kv_copy_prefix(b[i], a[i], n), EM_OK);
+    }
+    float *lb = malloc((size_t)K * V * sizeof *lb), *ls = malloc((size_t)V * sizeof *ls);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lb && ls);
+    double worst = 0;
+    int bad_argmax = 0;
+    for (int step = 0; step < 3; step++) {
+        int32_t ids[EM_DEC_MAX_BATCH];
+        for (int i = 0; i < K; i++) ids[i] = (int32_t)((1000 + 617 * i + 97 * step) % 4096);
+        struct em_errbuf eb = {{0}};
+        em_err rc = em_dec_step_batch(d, a, ids, K, lb, &eb);
+        CU_ASSERT_EQUAL_FATAL(rc, EM_OK);
+        for (int i = 0; i < K; i++) {
+            CU_ASSERT_EQUAL_FATAL(em_dec_forward(d, b[i], &ids[i], 1, NULL, 0, EM_DEC_LOGITS_LAST, ls,
+                                                 NULL), EM_OK);
+            const float *row = lb + (size_t)i * V;
+            int am = 0, bm = 0;
+            double mabs = 0, err = 0;
+            for (int v = 0; v < V; v++) {
+                if (row[v] > row[am]) am = v;
+                if (ls[v] > ls[bm]) bm = v;
+                if (fabsf(ls[v]) > mabs) mabs = fabsf(ls[v]);
+                if (fabs((double)row[v] - ls[v]) > err) err = fabs((double)row[v] - ls[v]);
+            }
+            bad_argmax += am != bm;
+            if (err / mabs > worst) worst = err / mabs;
+            CU_ASSERT_EQUAL(em_kv_len(a[i]), em_kv_len(b[i]));
+        }
+    }
+    printf("\n    %s: %d sequences x 3 batched steps vs single steps: max rel diff %.3g, argmax "
+           "differs %d", names[c], K, worst, bad_argmax);
+    CU_ASSERT(worst <= 1e-6);
+    CU_ASSERT_EQUAL(bad_argmax, 0);
+    /* a smaller batch of every other cache continues as well */
+    struct em_kv *half[4] = {a[0], a[2], a[4], a[6]};
+    int32_t ids4[4] = {11, 12, 13, 14};
+    CU_ASSERT_EQUAL(em_dec_step_batch(d, half, ids4, 4, lb, NULL), EM_OK);
+    for (int j = 0; j < 4; j++) {
+        CU_ASSERT_EQUAL(em_dec_forward(d, b[2 * j], &ids4[j], 1, NULL, 0, EM_DEC_LOGITS_LAST, ls, NULL),
+                        EM_OK);
+        CU_ASSERT(golden_cmp("batch of 4 vs single", lb + (size_t)j * V, ls, (size_t)V, 1, 1e-6) <= 1e-6);
+    }
+    free(lb);
+    free(ls);
+    for (int i = 0; i < K; i++) {
+        em_kv_free(a[i]);
+        em_kv_free(b[i]);
+        free_rec(&r[i]);
+    }
+}
+
+static void batch_step_equals_single_steps(void)
+{
+    for (int c = 0; c < 2; c++) batch_case(c);
+}
+
+static void batch_step_errors(void)
+{
+    const struct em_dec *d = dec[1];
+    const int V = em_dec_vocab(d);
+    struct em_kv *kv[EM_DEC_MAX_BATCH + 1];
+    for (int i = 0; i <= EM_DEC_MAX_BATCH; i++)
+        CU_ASSERT_EQUAL_FATAL(em_dec_kv_new(d, i == 1 ? 1 : 4, &kv[i], NULL), EM_OK);
+    int32_t ids[EM_DEC_MAX_BATCH + 1] = {0};
+    float *lg = malloc((size_t)(EM_DEC_MAX_BATCH + 1) * V * sizeof *lg);
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL(em_dec_step_batch(d, kv, ids, 0, lg, &eb), EM_E_ARG);
+    CU_ASSERT_EQUAL(em_dec_step_batch(d, kv, ids, EM_DEC_MAX_BATCH + 1, lg, &eb), EM_E_ARG);
+    struct em_kv *twice[2] = {kv[0], kv[0]};
+    CU_ASSERT_EQUAL(em_dec_step_batch(d, twice, ids, 2, lg, &eb), EM_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "share a cache"));
+    int32_t bad[2] = {1, V};
+    CU_ASSERT_EQUAL(em_dec_step_batch(d, kv, bad, 2, lg, &eb), EM_E_ARG);
+    int32_t aud[2] = {1, em_dec_audio_token(d)};
+    CU_ASSERT_EQUAL(em_dec_step_batch(d, kv, aud, 2, lg, &eb), EM_E_ARG);
+    /* kv[1] holds one position: the second step finds it full, and no cache moves */
+    CU_ASSERT_EQUAL(em_dec_step_batch(d, kv, ids, 3, lg, &eb), EM_OK);
+    CU_ASSERT_EQUAL(em_dec_step_batch(d, kv, ids, 3, lg, &eb), EM_E_TOO_LONG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "sequence 1"));
+    for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(em_kv_len(kv[i]), 1);
+    for (int i = 3; i <= EM_DEC_MAX_BATCH; i++) CU_ASSERT_EQUAL(em_kv_len(kv[i]), 0);
+    free(lg);
+    for (int i = 0; i <= EM_DEC_MAX_BATCH; i++) em_kv_free(kv[i]);
+}
+
+/* The 3 built-in prompts of one form, their shared prefix prefilled once. */
+struct trio {
+    struct rec r[3];
+    const int32_t *ids[3];
+    size_t n[3];
+    struct em_kv *shared;
+};
+
+static void trio_open(int c, const char *form, struct trio *t)
+{
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(load_rec(c, tasks[i], form, &t->r[i]), 0);
+        t->ids[i] = t->r[i].ids;
+        t->n[i] = (size_t)t->r[i].n;
+    }
+    int pre = 0;
+    while (pre < t->r[0].n - 1 && pre < t->r[1].n - 1 && pre < t->r[2].n - 1 &&
+           t->r[0].ids[pre] == t->r[1].ids[pre] && t->r[0].ids[pre] == t->r[2].ids[pre])
+        pre++;
+    int last_audio = 0;
+    for (int i = 0; i < t->r[0].n; i++)
+        if (t->r[0].ids[i] == em_dec_audio_token(dec[c])) last_audio = i;
+    CU_ASSERT_FATAL(pre > last_audio); /* the audio is shared */
+    CU_ASSERT_EQUAL_FATAL(em_dec_kv_new(dec[c], pre, &t->shared, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_dec_forward(dec[c], t->shared, t->r[0].ids, pre, t->r[0].audio,
+                                         t->r[0].n_audio, EM_DEC_LOGITS_NONE, NULL, NULL), EM_OK);
+}
+
+static void trio_close(struct trio *t)
+{
+    em_kv_free(t->shared);
+    for (int i = 0; i < 3; i++) free_rec(&t->r[i]);
+}
+
+/* em_generate_batch over k prompts (prompt i = trio prompt i % 3) with params p[k] equals
+ * em_generate_shared one prompt at a time, id for id; returns how many results differ. */
+static int batch_vs_sequential(int c, struct trio *t, int k, const struct em_gen_params *p,
+                               struct em_gen_result *out)
+{
+    const int32_t *ids[16];
+    size_t n[16];
+    for (int i = 0; i < k; i++) {
+        ids[i] = t->ids[i % 3];
+        n[i] = t->n[i % 3];
+    }
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_generate_batch(dec[c], t->shared, k, ids, n, p, NULL, out, &eb);
+    CU_ASSERT_EQUAL(rc, EM_OK);
+    if (rc != EM_OK) {
+        printf("\n    generate_batch: %s", eb.msg);
+        return k;
+    }
+    int differ = 0;
+    for (int i = 0; i < k; i++) {
+        struct em_gen_result one;
+        CU_ASSERT_EQUAL_FATAL(em_generate_shared(dec[c], t->shared, ids[i], n[i], &p[i], &one, NULL), EM_OK);
+        int same = one.n == out[i].n && one.stopped == out[i].stopped &&
+                   one.n_prompt == out[i].n_prompt &&
+                   memcmp(one.ids, out[i].ids, one.n * sizeof *one.ids) == 0;
+        if (!same)
+            printf("\n    %s prompt %d: batched %zu ids, alone %zu", names[c], i, out[i].n, one.n);
+        differ += !same;
+        free(one.ids);
+    }
+    return differ;
+}
+
+static void batch_generation_equals_sequential(void)
+{
+    for (int c = 0; c < 2; c++)
+        for (int f = 0; f < 2; f++) {
+            struct trio t;
+            trio_open(c, forms[f], &t);
+            struct em_gen_params p[16], base = em_gen_params_from(&em_ckpt_config(ck[c])->gen);
+            struct em_gen_result gr[16], hot[16];
+            /* greedy, the config's penalty, 32 tokens (HF's reference length) */
+            for (int i = 0; i < 3; i++) {
+                p[i] = base;
+                p[i].sampler.do_sample = false;
+                p[i].max_new_tokens = 32;
+            }
+            CU_ASSERT_EQUAL(batch_vs_sequential(c, &t, 3, p, gr), 0);
+            /* ... which are HF's greedy tokens (tie classes, see tie_class) */
+            for (int i = 0; i < 3; i++) {
+                char key[256];
+                int64_t shape[4];
+                int nd;
+                snprintf(key, sizeof key, "%s/speech/%s/%s/greedy_rp_default", names[c], tasks[i], forms[f]);
+                int32_t *want = golden_tensor(&g, key, shape, &nd);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+                int same = gr[i].n == (size_t)shape[0];
+                for (size_t j = 0; same && j < gr[i].n; j++) same = tie_class(gr[i].ids[j]) == tie_class(want[j]);
+                CU_ASSERT(same);
+                free(want);
+            }
+            /* seeded hot sampling, each prompt its own seed, length and penalty; 11 prompts
+             * (more than one em_dec_step_batch holds: two groups per step) */
+            for (int i = 0; i < 11; i++) {
+                p[i] = base;
+                p[i].sampler.do_sample = true;
+                p[i].sampler.temperature = 50;
+                p[i].sampler.top_k = 1000;
+                p[i].sampler.top_p = 1;
+                p[i].sampler.seed = 7 + (uint64_t)i;
+                p[i].sampler.repetition_penalty = i % 2 ? 1.0f : 1.1f;
+                p[i].max_new_tokens = 6 + 3 * i;
+            }
+            p[4].n_stop = 0; /* no stop tokens at all: runs to its max_new_tokens */
+            CU_ASSERT_EQUAL(batch_vs_sequential(c, &t, 11, p, hot), 0);
+            int off_greedy = 0;
+            for (int i = 0; i < 11; i++) {
+                CU_ASSERT(hot[i].n >= 1 && hot[i].n <= (size_t)p[i].max_new_tokens);
+                if (i < 3) {
+                    size_t j = 0;
+                    while (j < hot[i].n && j < gr[i].n && tie_class(hot[i].ids[j]) == tie_class(gr[i].ids[j])) j++;
+                    off_greedy += j < hot[i].n;
+                }
+            }
+            CU_ASSERT_EQUAL(hot[4].n, (size_t)p[4].max_new_tokens);
+            CU_ASSERT(off_greedy > 0); /* the draws mattered */
+            for (int i = 0; i < 11; i++) free(hot[i].ids);
+            for (int i = 0; i < 3; i++) free(gr[i].ids);
+            trio_close(&t);
+        }
+}
+
+struct hook_log {
+    int calls, fail_at;
+};
+
+static em_err log_hook(void *ctx, int i, struct em_errbuf *eb)
+{
+    struct hook_log *h = ctx;
+    CU_ASSERT_EQUAL(i, h->calls);
+    h->calls++;
+    return i == h->fail_at ? em_errf(eb, EM_E_CANCELLED, "hook: stop at %d", i) : EM_OK;
+}
+
+static void batch_generation_hook_and_errors(void)
+{
+    struct trio t;
+    trio_open(1, "base", &t);
+    struct em_gen_params p[3];
+    for (int i = 0; i < 3; i++) {
+        p[i] = em_gen_params_from(NULL);
+        p[i].max_new_tokens = 4;
+    }
+    struct em_gen_result res[3];
+    struct hook_log h = {0, -1};
+    struct em_gen_hook hook = {log_hook, &h};
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL(em_generate_batch(dec[1], t.shared, 3, t.ids, t.n, p, &hook, res, &eb), EM_OK);
+    CU_ASSERT_EQUAL(h.calls, 3);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT(res[i].n >= 1 && res[i].n <= 4);
+        free(res[i].ids);
+    }
+    h = (struct hook_log){0, 1};
+    CU_ASSERT_EQUAL(em_generate_batch(dec[1], t.shared, 3, t.ids, t.n, p, &hook, res, &eb), EM_E_CANCELLED);
+    CU_ASSERT_EQUAL(h.calls, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "stop at 1"));
+    for (int i = 0; i < 3; i++) CU_ASSERT_PTR_NULL(res[i].ids);
+    CU_ASSERT_EQUAL(em_generate_batch(dec[1], t.shared, 0, t.ids, t.n, p, NULL, res, &eb), EM_E_ARG);
+    CU_ASSERT_EQUAL(em_generate_batch(dec[1], t.shared, EM_GEN_MAX_BATCH + 1, t.ids, t.n, p, NULL, res,
+                                      &eb), EM_E_ARG);
+    p[2].max_new_tokens = 0;
+    CU_ASSERT_EQUAL(em_generate_batch(dec[1], t.shared, 3, t.ids, t.n, p, NULL, res, &eb), EM_E_ARG);
+    p[2].max_new_tokens = 4;
+    /* without the shared cache the prompts' audio tokens have no rows */
+    CU_ASSERT_EQUAL(em_generate_batch(dec[1], NULL, 3, t.ids, t.n, p, NULL, res, &eb), EM_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "audio token"));
+    CU_ASSERT_EQUAL(em_kv_len(t.shared) > 0, 1);
+    trio_close(&t);
+}
+
 static CU_TestInfo tests[] = {
     {"logits_match_reference", logits_match_reference},
     {"greedy_matches_reference", greedy_matches_reference},
     {"cache_steps_equal_prefill", cache_steps_equal_prefill},
     {"shared_prefix_generation_matches", shared_prefix_generation_matches},
     {"bad_arguments_are_errors", bad_arguments_are_errors},
+    {"batch_step_equals_single_steps", batch_step_equals_single_steps},
+    {"batch_step_errors", batch_step_errors},
+    {"batch_generation_equals_sequential", batch_generation_equals_sequential},
+    {"batch_generation_hook_and_errors", batch_generation_hook_and_errors},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_decoder = {"decoder", init, clean, NULL, NULL, tests};
