@@ -1,8 +1,9 @@
 /* tests/unit/test_model.c - model/model.c, the facade the worker calls, on the committed
  * tiny checkpoints (tests/golden):
  *   - em_model_annotate with the three built-in prompts in one call (one shared prefill of
- *     the audio prefix) gives, per prompt, the 32 greedy tokens HF generated (repetition
+ *     the audio prefix, then the prompts decoded together) gives, per prompt, the 32 greedy tokens HF generated (repetition
  *     penalty 1.1 from the config), compared by the checkpoints' tie classes; both forms;
+ *   - batched == each prompt alone, greedy and seeded sampling;
  *   - a 40 s clip gives two segments with their bounds; merged fields follow the segments;
  *   - identity: stable across loads, differs between checkpoints and with config.json;
  *   - load errors name the missing file; prompt and override errors. */
@@ -439,9 +440,50 @@ static void cancel_stops_between_steps(void)
     em_model_result_free(r);
 }
 
+/* Batched decode: the three prompts in one call (shared prefill, then em_generate_batch)
+ * give each prompt the ids it gets alone (em_generate on the whole prompt, no batch),
+ * greedy and with seeded hot sampling (each prompt keeps its own random stream), on both
+ * checkpoints. Greedy compares tie classes on bf16 (a split prefill may break the
+ * checkpoint's exact ties differently, see tie_class) and ids on f32. */
+static void batched_prompts_equal_one_at_a_time(void)
+{
+    struct em_gen_params_override gr = {.max_new_tokens = 16, .greedy = true};
+    struct em_gen_params_override hot = {.max_new_tokens = 16, .temperature = 50, .top_p = 1,
+                                         .top_k = 1000, .set_seed = true, .seed = 5};
+    struct em_model *ms[2] = {bf16, f32};
+    for (int c = 0; c < 2; c++)
+        for (int mode = 0; mode < 2; mode++) {
+            const struct em_gen_params_override *o = mode ? &hot : &gr;
+            struct em_model_result *all = NULL;
+            CU_ASSERT_EQUAL_FATAL(em_model_annotate(ms[c], &speech, tasks3, 3, o, &all, NULL), EM_OK);
+            CU_ASSERT_TRUE(all->prefill_s > 0);
+            for (size_t p = 0; p < 3; p++) {
+                struct em_model_result *one = NULL;
+                CU_ASSERT_EQUAL_FATAL(em_model_annotate(ms[c], &speech, &tasks3[p], 1, o, &one, NULL), EM_OK);
+                const struct em_model_answer *a = &all->segments[0].answers[p],
+                                             *b = &one->segments[0].answers[0];
+                CU_ASSERT_EQUAL(a->n_ids, b->n_ids);
+                CU_ASSERT_EQUAL(a->stopped, b->stopped);
+                size_t same = 0;
+                while (same < a->n_ids && same < b->n_ids &&
+                       (c == 0 ? tie_class(a->ids[same]) == tie_class(b->ids[same])
+                               : a->ids[same] == b->ids[same]))
+                    same++;
+                if (same != a->n_ids || a->n_ids != b->n_ids)
+                    printf("\n    %s %s %s: batched %zu ids, alone %zu, %zu agree", c ? "f32" : "bf16",
+                           mode ? "sampled" : "greedy", tasks3[p].task, a->n_ids, b->n_ids, same);
+                CU_ASSERT_EQUAL(same, a->n_ids);
+                if (c == 1) CU_ASSERT_STRING_EQUAL(a->text, b->text);
+                em_model_result_free(one);
+            }
+            em_model_result_free(all);
+        }
+}
+
 static CU_TestInfo tests[] = {
     {"shared_prefill_gives_hf_greedy_tokens", shared_prefill_gives_hf_greedy_tokens},
     {"single_prompt_equals_shared", single_prompt_equals_shared},
+    {"batched_prompts_equal_one_at_a_time", batched_prompts_equal_one_at_a_time},
     {"long_clip_gives_two_segments", long_clip_gives_two_segments},
     {"identity_is_stable_and_specific", identity_is_stable_and_specific},
     {"load_errors_name_the_file", load_errors_name_the_file},
