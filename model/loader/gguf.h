@@ -1,5 +1,5 @@
 /* model/loader/gguf.h - GGUF v3 files: a bounded header parser (no I/O), a read-only
- * memory-mapped reader, and a streaming writer.
+ * memory-mapped reader (gguf.c), and a streaming writer (gguf_write.c).
  *
  * File format (ref: ggml-org/ggml:docs/gguf.md, src/gguf.cpp), all little-endian:
  *   magic "GGUF" | u32 version (3) | u64 n_tensors | u64 n_kv
@@ -74,6 +74,13 @@ enum em_ggml_type {
  * equal enum em_dtype). -1 if there is no counterpart. */
 int em_gguf_ggml_to_wtype(uint32_t ggml_type);
 int em_gguf_wtype_to_ggml(int wtype);
+
+/* Bytes of a scalar metadata type (enum em_gguf_type); 0 for STR, ARR and unknown types. */
+size_t em_gguf_type_size(int type);
+/* Bytes of a tensor of ggml_type (enum em_ggml_type) with ndim (1..4) dims ne (ggml order,
+ * each >= 1); 0 for an unknown type, bad dims, ne[0] not a multiple of 32 for a block type,
+ * or a size over INT64_MAX. */
+uint64_t em_gguf_tensor_nbytes(uint32_t ggml_type, int ndim, const int64_t *ne);
 
 /* A string inside the file image: borrowed, NOT NUL-terminated. */
 struct em_gguf_str {
