@@ -248,6 +248,24 @@ void th_cluster_dump_logs(const struct th_cluster *c)
           c->dir, c->redis.log);
 }
 
+int th_cluster_start_storage(struct th_cluster *c, const struct th_cluster_opts *o,
+                             const struct em_storage_opts *so, struct em_storage **st)
+{
+    *st = NULL;
+    struct em_storage_opts dflt = em_storage_opts_default();
+    if (th_cluster_start(c, o) == 0 && em_storage_open(so ? so : &dflt, st, NULL) == EM_OK)
+        return 0;
+    th_cluster_stop_storage(c, st);
+    return -1;
+}
+
+void th_cluster_stop_storage(struct th_cluster *c, struct em_storage **st)
+{
+    em_storage_close(*st);
+    *st = NULL;
+    th_cluster_stop(c);
+}
+
 void th_cluster_stop(struct th_cluster *c)
 {
     if (!c->started) return;

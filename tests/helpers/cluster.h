@@ -56,6 +56,13 @@ struct th_cluster {
 /* Makes the temp dir, starts redis, the coordinator (waits for its metrics port) and
  * o->workers workers. 0 on success; on failure everything started is stopped. */
 int th_cluster_start(struct th_cluster *c, const struct th_cluster_opts *o);
+/* th_cluster_start, then opens *st (so, or em_storage_opts_default() when NULL) for the
+ * suite's own reads of outputs. 0 on success; on failure the cluster is stopped and *st is
+ * NULL. Pair with th_cluster_stop_storage. */
+int th_cluster_start_storage(struct th_cluster *c, const struct th_cluster_opts *o,
+                             const struct em_storage_opts *so, struct em_storage **st);
+/* Closes *st (NULL afterwards) and th_cluster_stop(c). Idempotent. */
+void th_cluster_stop_storage(struct th_cluster *c, struct em_storage **st);
 /* Starts the coordinator again on the same ports (after a kill). 0 when it listens. */
 int th_cluster_coord_start(struct th_cluster *c);
 /* kill(sig) and reap (SIGKILL after 10 s). */

@@ -25,9 +25,7 @@ static struct em_storage *st;
 
 static int clean(void)
 {
-    em_storage_close(st);
-    st = NULL;
-    th_cluster_stop(&c);
+    th_cluster_stop_storage(&c, &st);
     return 0;
 }
 
@@ -38,10 +36,7 @@ static int init(void)
         .threads = 1,
         .worker_env = {"EARMARK_FAULT_DELAY_MS=300", "EARMARK_FAULT_CRASH_ON=crashme", NULL},
     };
-    struct em_storage_opts so = em_storage_opts_default();
-    if (th_cluster_start(&c, &o) == 0 && em_storage_open(&so, &st, NULL) == EM_OK) return 0;
-    clean();
-    return 1;
+    return th_cluster_start_storage(&c, &o, NULL, &st) != 0;
 }
 
 /* Makes a corpus of n clips under c.dir/name; manifest path to manifest, outputs dir to

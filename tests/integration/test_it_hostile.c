@@ -36,9 +36,7 @@ static struct em_storage *st;
 
 static int clean(void)
 {
-    em_storage_close(st);
-    st = NULL;
-    th_cluster_stop(&c);
+    th_cluster_stop_storage(&c, &st);
     th_server_stop(&s3);
     th_s3_env_restore();
     return 0;
@@ -54,10 +52,9 @@ static int start(void)
         .threads = 1,
         .worker_env = {"EARMARK_FAULT_DELAY_MS=200", NULL},
     };
-    if (th_cluster_start(&c, &o) != 0) return 1;
     struct em_storage_opts so = em_storage_opts_default();
     so.retries = 1; /* the test's own reads should not hide an outage */
-    return em_storage_open(&so, &st, NULL) != EM_OK;
+    return th_cluster_start_storage(&c, &o, &so, &st) != 0;
 }
 
 static int init(void)

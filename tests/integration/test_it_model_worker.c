@@ -32,9 +32,7 @@ static int start(void)
         return 1;
     snprintf(model_env, sizeof model_env, "EARMARK_MODEL=%s", model_dir);
     struct th_cluster_opts o = {.workers = 2, .threads = 1, .worker_env = {model_env, NULL}};
-    if (th_cluster_start(&c, &o) != 0) return 1;
-    struct em_storage_opts so = em_storage_opts_default();
-    return em_storage_open(&so, &st, NULL) != EM_OK;
+    return th_cluster_start_storage(&c, &o, NULL, &st) != 0;
 }
 
 static int init(void)
@@ -46,9 +44,7 @@ static int init(void)
 
 static int clean(void)
 {
-    em_storage_close(st);
-    st = NULL;
-    th_cluster_stop(&c);
+    th_cluster_stop_storage(&c, &st);
     th_rmrf(tmp);
     return 0;
 }

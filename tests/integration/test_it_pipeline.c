@@ -31,9 +31,7 @@ static int start(void)
     th_s3_env_set(s3.endpoint, "testing", "testing");
     if (th_s3_mkbucket(&s3, BUCKET, "testing", "testing") != 0) return 1;
     struct th_cluster_opts o = {.workers = 2, .threads = 2}; /* 2 pipeline threads each */
-    if (th_cluster_start(&c, &o) != 0) return 1;
-    struct em_storage_opts so = em_storage_opts_default();
-    return em_storage_open(&so, &st, NULL) != EM_OK;
+    return th_cluster_start_storage(&c, &o, NULL, &st) != 0;
 }
 
 static int init(void)
@@ -45,9 +43,7 @@ static int init(void)
 
 static int clean(void)
 {
-    em_storage_close(st);
-    st = NULL;
-    th_cluster_stop(&c);
+    th_cluster_stop_storage(&c, &st);
     th_server_stop(&s3);
     th_s3_env_restore();
     return 0;
