@@ -37,6 +37,13 @@ int th_make_corpus(const char *dir, int n, int bad)
     return th_sh("'%s/deploy/make-corpus.sh' %s '%s' %d", th_root(), bad ? "--bad" : "", dir, n);
 }
 
+int th_make_demo_model(const char *dir, const char *flags)
+{
+    if (strchr(dir, '\'')) return -1;
+    return th_sh("python3 '%s/deploy/make-demo-model.py' %s '%s' > /dev/null", th_root(),
+                 flags ? flags : "", dir);
+}
+
 static void le32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));

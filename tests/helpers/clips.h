@@ -15,6 +15,9 @@ int th_make_tone_ff(const char *path, double freq, double amp, double seconds, i
                     int channels, const char *ffargs);
 /* deploy/make-corpus.sh [--bad] dir n (found through th_root()). */
 int th_make_corpus(const char *dir, int n, int bad);
+/* python3 deploy/make-demo-model.py [flags] dir: the embedded default checkpoint (the real
+ * architecture and tokenizer, random weights); flags NULL or e.g. "--seed 5 --base". */
+int th_make_demo_model(const char *dir, const char *flags);
 /* Writes x[n] as a mono 32-bit float WAV at rate (values are written as given, even
  * outside [-1, 1] or non-finite). */
 int th_write_wav_f32(const char *path, const float *x, size_t n, int rate);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "tests/helpers/clips.h"
 #include "tests/helpers/proc.h"
 #include "worker/annotation.h"
 #include "worker/facts.h"
@@ -32,7 +33,7 @@ static int init(void)
     if (th_tmpdir(tmp, sizeof tmp) != 0) return 1;
     snprintf(demo, sizeof demo, "%s/demo", tmp);
     snprintf(clip, sizeof clip, "%s/tests/golden/clips/long.flac", th_root());
-    return th_sh("python3 '%s/deploy/make-demo-model.py' '%s' > /dev/null", th_root(), demo) != 0;
+    return th_make_demo_model(demo, NULL) != 0;
 }
 
 static int clean(void)
@@ -55,9 +56,8 @@ static void writer_is_reproducible(void)
     char again[700], other[700];
     snprintf(again, sizeof again, "%s/again", tmp);
     snprintf(other, sizeof other, "%s/other", tmp);
-    CU_ASSERT_EQUAL_FATAL(th_sh("python3 '%s/deploy/make-demo-model.py' '%s' > /dev/null && "
-                                "python3 '%s/deploy/make-demo-model.py' --seed 5 --base '%s' > /dev/null",
-                                th_root(), again, th_root(), other), 0);
+    CU_ASSERT_EQUAL_FATAL(th_make_demo_model(again, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(th_make_demo_model(other, "--seed 5 --base"), 0);
     CU_ASSERT_EQUAL(th_sh("cmp -s '%s/model.safetensors' '%s/model.safetensors'", demo, again), 0);
     CU_ASSERT_NOT_EQUAL(th_sh("cmp -s '%s/model.safetensors' '%s/model.safetensors'", demo, other), 0);
     struct em_model *a = NULL, *b = NULL;

@@ -28,8 +28,7 @@ static int start(void)
 {
     if (th_tmpdir(tmp, sizeof tmp) != 0) return 1;
     snprintf(model_dir, sizeof model_dir, "%s/demo-model", tmp);
-    if (th_sh("python3 '%s/deploy/make-demo-model.py' '%s' > /dev/null", th_root(), model_dir) != 0)
-        return 1;
+    if (th_make_demo_model(model_dir, NULL) != 0) return 1;
     snprintf(model_env, sizeof model_env, "EARMARK_MODEL=%s", model_dir);
     struct th_cluster_opts o = {.workers = 2, .threads = 1, .worker_env = {model_env, NULL}};
     return th_cluster_start_storage(&c, &o, NULL, &st) != 0;
