@@ -163,6 +163,15 @@ void em_qi_key(char *out, size_t cap, const char *batch, const char *suffix)
     snprintf(out, cap, "earmark:batch:%s%s", batch, suffix);
 }
 
+em_err em_qi_hset_num(struct em_queue *q, const char *batch, const char *suffix,
+                      const char *field, uint64_t n, struct em_errbuf *eb)
+{
+    char k[128], v[24];
+    em_qi_key(k, sizeof k, batch, suffix);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)n);
+    return em_qi_ok(q, eb, em_qi_cmd(q, eb, "HSET", k, field, v, (const char *)NULL));
+}
+
 /* ---- batches ---- */
 
 void em_batch_info_clear(struct em_batch_info *b)
@@ -393,10 +402,7 @@ em_err em_queue_add_skipped(struct em_queue *q, const char *batch, const char *i
 em_err em_queue_inflight_set(struct em_queue *q, const char *batch, const char *consumer,
                              uint64_t n, struct em_errbuf *eb)
 {
-    char k[128], v[24];
-    em_qi_key(k, sizeof k, batch, ":inflight");
-    snprintf(v, sizeof v, "%llu", (unsigned long long)n);
-    return em_qi_ok(q, eb, em_qi_cmd(q, eb, "HSET", k, consumer, v, (const char *)NULL));
+    return em_qi_hset_num(q, batch, ":inflight", consumer, n, eb);
 }
 
 em_err em_queue_inflight_sum(struct em_queue *q, const char *batch, uint64_t *n,

@@ -27,6 +27,9 @@ redisReply *em_qi_cmd(struct em_queue *q, struct em_errbuf *eb, ...);
 em_err em_qi_ok(struct em_queue *q, struct em_errbuf *eb, redisReply *r);
 /* "earmark:batch:<batch><suffix>" */
 void em_qi_key(char *out, size_t cap, const char *batch, const char *suffix);
+/* HSET earmark:batch:<batch><suffix> field <n in decimal>. */
+em_err em_qi_hset_num(struct em_queue *q, const char *batch, const char *suffix,
+                      const char *field, uint64_t n, struct em_errbuf *eb);
 char *em_qi_rdup(const redisReply *r);    /* malloc'd copy of a string reply, or NULL */
 uint64_t em_qi_rnum(const redisReply *r); /* decimal string reply -> number (0 if not) */
 

@@ -260,10 +260,7 @@ em_err em_queue_tries_get(struct em_queue *q, const char *batch, const char *ite
 em_err em_queue_tries_set(struct em_queue *q, const char *batch, const char *item,
                           unsigned attempts, struct em_errbuf *eb)
 {
-    char tk[128], a[16];
-    em_qi_key(tk, sizeof tk, batch, ":tries");
-    snprintf(a, sizeof a, "%u", attempts);
-    return em_qi_ok(q, eb, em_qi_cmd(q, eb, "HSET", tk, item, a, (const char *)NULL));
+    return em_qi_hset_num(q, batch, ":tries", item, attempts, eb);
 }
 
 em_err em_queue_tries_fail(struct em_queue *q, const char *batch, const char *item, int lost,
