@@ -14,7 +14,6 @@
  * by the task name, free text by "prompt", "prompt2", ... The form defaults to chat when
  * the checkpoint carries a chat template (Instruct), else base. Sampling settings default
  * to the checkpoint's generation_config.json. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include "common/clock.h"
 #include "common/cmd.h"
 #include "common/id.h"
+#include "common/num.h"
 #include "model/audio.h"
 #include "model/model.h"
 #include "worker/annotation.h"
@@ -46,15 +46,6 @@ static void usage(FILE *f)
             "  --seed            sampling seed (default 0)\n"
             "  --ids             also print the generated token ids of every segment\n"
             "Prints one earmark.annotation/v1 record (schema/annotation.schema.json) per file.\n");
-}
-
-static long parse_num(const char *s, long lo, long hi)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || !end || end == s || *end || v < lo || v > hi) return -1;
-    return v;
 }
 
 struct opts {
@@ -109,14 +100,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
         else if (!strcmp(a, "--prompt")) { if (add_prompt(o, NULL, v)) return 2; }
         else if (!strcmp(a, "--form")) o->form = v;
         else if (!strcmp(a, "--max-new-tokens")) {
-            if ((n = parse_num(v, 1, EM_MODEL_MAX_NEW_TOKENS)) < 0) {
+            if ((n = em_num_parse(v, 1, EM_MODEL_MAX_NEW_TOKENS)) < 0) {
                 fprintf(stderr, "earmark annotate: --max-new-tokens %s: expected 1..%d\n", v,
                         EM_MODEL_MAX_NEW_TOKENS);
                 return 2;
             }
             o->gen.max_new_tokens = (int)n;
         } else if (!strcmp(a, "--seed")) {
-            if ((n = parse_num(v, 0, 0x7fffffffL)) < 0) {
+            if ((n = em_num_parse(v, 0, 0x7fffffffL)) < 0) {
                 fprintf(stderr, "earmark annotate: --seed %s: expected 0..2^31-1\n", v);
                 return 2;
             }

@@ -3,7 +3,6 @@
  *                  [--id NAME] [--drain-ms N]
  * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
  * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS. S3 settings: AWS_* (storage.h). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 
 #include "common/cmd.h"
 #include "common/log.h"
+#include "common/num.h"
 #include "worker/loop.h"
 
 static void usage(FILE *f)
@@ -24,17 +24,6 @@ static void usage(FILE *f)
             "  --capacity  tasks held at once (EARMARK_CAPACITY, default = threads)\n"
             "  --id        worker id (EARMARK_WORKER_ID, default hostname-pid)\n"
             "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n");
-}
-
-/* Parses a decimal integer in [lo, hi]; -1 on anything else. */
-static long parse_num(const char *s, long lo, long hi)
-{
-    if (!s || !*s) return -1;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || !end || *end || v < lo || v > hi) return -1;
-    return v;
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -76,9 +65,9 @@ int em_cmd_worker(int argc, char **argv)
         }
     }
     struct em_loop_opts o = em_loop_opts_default();
-    long threads = parse_num(threads_s, 1, EM_LOOP_MAX_THREADS);
-    long capacity = capacity_s ? parse_num(capacity_s, 1, EM_LOOP_MAX_CAPACITY) : threads;
-    long drain = parse_num(drain_s, 0, 3600000);
+    long threads = em_num_parse(threads_s, 1, EM_LOOP_MAX_THREADS);
+    long capacity = capacity_s ? em_num_parse(capacity_s, 1, EM_LOOP_MAX_CAPACITY) : threads;
+    long drain = em_num_parse(drain_s, 0, 3600000);
     if (!connect || threads < 0 || capacity < 0 || drain < 0) {
         fprintf(stderr, "earmark worker: %s\n",
                 !connect ? "--connect ENDPOINT is required"

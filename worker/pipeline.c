@@ -3,13 +3,13 @@
  * no model (signal facts only) or the task has no prompts. */
 #include "worker/pipeline.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "common/clock.h"
+#include "common/num.h"
 #include "model/audio.h"
 #include "worker/annotation.h"
 #include "worker/facts.h"
@@ -21,14 +21,8 @@ void em_pipe_env_from_environ(struct em_pipe_env *env)
     const char *c = getenv("EARMARK_FAULT_CRASH_ON");
     env->fault_crash_on = c && *c ? c : NULL;
     env->fault_delay_ms = 0;
-    const char *d = getenv("EARMARK_FAULT_DELAY_MS");
-    if (d && *d) {
-        char *end = NULL;
-        errno = 0;
-        long v = strtol(d, &end, 10);
-        if (errno == 0 && end && *end == 0 && v > 0 && v <= EM_PIPE_MAX_FAULT_DELAY_MS)
-            env->fault_delay_ms = (int)v;
-    }
+    long v = em_num_parse(getenv("EARMARK_FAULT_DELAY_MS"), 1, EM_PIPE_MAX_FAULT_DELAY_MS);
+    if (v > 0) env->fault_delay_ms = (int)v;
 }
 
 /* Last path component of a URI, for error messages ("clip.wav"). */
