@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "tests/helpers/clips.h"
 #include "tests/helpers/proc.h"
+#include "tests/helpers/schema.h"
 #include "worker/annotation.h"
 #include "worker/facts.h"
 
@@ -40,15 +41,6 @@ static int clean(void)
 {
     th_rmrf(tmp);
     return 0;
-}
-
-/* Checks the record text against the schema (python3 jsonschema); 0 when valid. */
-static int schema_valid(const char *path)
-{
-    return th_sh("python3 -c 'import json,sys,jsonschema; "
-                 "jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))' "
-                 "'%s/schema/annotation.schema.json' '%s'",
-                 th_root(), path);
 }
 
 static void writer_is_reproducible(void)
@@ -119,7 +111,7 @@ static void annotates_a_long_clip(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
     fputs(rec, fp);
     fclose(fp);
-    CU_ASSERT_EQUAL(schema_valid(path), 0);
+    CU_ASSERT_EQUAL(th_schema_valid(path), 0);
     json_t *j = json_loads(rec, 0, NULL);
     CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "segments")), 2);
     CU_ASSERT_STRING_EQUAL(js(json_object_get(json_object_get(j, "producer"), "model")),
@@ -138,7 +130,7 @@ static void cli_prints_a_record(void)
     snprintf(out, sizeof out, "%s/cli.json", tmp);
     CU_ASSERT_EQUAL(th_sh("'%s' annotate --model '%s' --task caption --task events --max-new-tokens 4 "
                           "'%s' > '%s'", th_bin(), demo, clip, out), 0);
-    CU_ASSERT_EQUAL(schema_valid(out), 0);
+    CU_ASSERT_EQUAL(th_schema_valid(out), 0);
     json_t *j = json_load_file(out, 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     CU_ASSERT_STRING_EQUAL(js(json_object_get(j, "status")), "ok");

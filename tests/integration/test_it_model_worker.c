@@ -14,6 +14,7 @@
 #include "tests/helpers/clips.h"
 #include "tests/helpers/cluster.h"
 #include "tests/helpers/proc.h"
+#include "tests/helpers/schema.h"
 
 #define N_CLIPS 6
 
@@ -46,15 +47,6 @@ static int clean(void)
     th_cluster_stop_storage(&c, &st);
     th_rmrf(tmp);
     return 0;
-}
-
-/* 0 when the record at path validates against the committed schema. */
-static int schema_valid(const char *path)
-{
-    return th_sh("python3 -c 'import json,sys,jsonschema; "
-                 "jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))' "
-                 "'%s/schema/annotation.schema.json' '%s'",
-                 th_root(), path);
 }
 
 /* Counts the problems of one model-annotated record (0: all good). */
@@ -116,7 +108,7 @@ static void corpus_annotated_by_the_model(void)
         bad += check_model_record(r, u.v[i]);
         char path[800];
         snprintf(path, sizeof path, "%s/rec-%zu.json", c.dir, i);
-        if (json_dump_file(r, path, 0) == 0) invalid += schema_valid(path) != 0;
+        if (json_dump_file(r, path, 0) == 0) invalid += th_schema_valid(path) != 0;
         else invalid++;
         json_decref(r);
     }
