@@ -41,6 +41,16 @@ static void log_err(const struct em_job *j, const char *what, em_err rc, const s
             em_err_name(rc), what, em_log_q(q, sizeof q, em_errbuf_msg(eb, rc)));
 }
 
+/* Drops a settled job; when the settle was the item's first, checks whether its batch is
+ * now complete (the batch id is copied first: dropping frees j). */
+static void drop_settled(struct em_coord *c, struct em_job *j, int first)
+{
+    char batch[EM_QUEUE_MAX_BATCH_ID + 1];
+    snprintf(batch, sizeof batch, "%s", j->e.batch);
+    em_coord_job_drop(c, j);
+    if (first) em_coord_batch_check(c, batch);
+}
+
 void em_coord_job_settle(struct em_coord *c, struct em_job *j, int ok)
 {
     struct em_errbuf eb = {{0}};
@@ -54,10 +64,7 @@ void em_coord_job_settle(struct em_coord *c, struct em_job *j, int ok)
         return;
     }
     if (first) atomic_fetch_add(ok ? &c->m->done : &c->m->failed, 1);
-    char batch[EM_QUEUE_MAX_BATCH_ID + 1];
-    snprintf(batch, sizeof batch, "%s", j->e.batch);
-    em_coord_job_drop(c, j);
-    if (first) em_coord_batch_check(c, batch);
+    drop_settled(c, j, first);
 }
 
 void em_coord_job_failed(struct em_coord *c, struct em_job *j, int lost, const char *err_class,
@@ -146,8 +153,5 @@ void em_coord_job_finalize(struct em_coord *c, struct em_job *j)
                           msg, &eb) != EM_OK)
             log_err(j, "dead letter not written", EM_E_REDIS, &eb);
     }
-    char batch[EM_QUEUE_MAX_BATCH_ID + 1];
-    snprintf(batch, sizeof batch, "%s", j->e.batch);
-    em_coord_job_drop(c, j);
-    if (first) em_coord_batch_check(c, batch);
+    drop_settled(c, j, first);
 }
