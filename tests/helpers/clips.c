@@ -84,6 +84,11 @@ void th_sine(float *x, size_t n, double freq, double amp, int rate, double phase
     for (size_t i = 0; i < n; i++) x[i] = (float)(amp * sin(2 * M_PI * freq * (double)i / rate + phase));
 }
 
+double th_db(double x)
+{
+    return 20 * log10(x);
+}
+
 double th_rms(const float *x, size_t from, size_t to)
 {
     double s = 0;

@@ -25,6 +25,8 @@ int th_write_wav_f32(const char *path, const float *x, size_t n, int rate);
 void th_sine(float *x, size_t n, double freq, double amp, int rate, double phase);
 /* RMS of x[from, to) in double. */
 double th_rms(const float *x, size_t from, size_t to);
+/* 20 * log10(x): the level in dB of amplitude x (dBFS for full scale 1.0). */
+double th_db(double x);
 /* Goertzel power of x[from, to) at freq (unnormalised: compare against other frequencies
  * over the same span). */
 double th_goertzel(const float *x, size_t from, size_t to, double freq, int rate);

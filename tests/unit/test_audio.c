@@ -109,8 +109,6 @@ static int clean(void)
     return 0;
 }
 
-static double db(double x) { return 20 * log10(x); }
-
 static void decodes_every_format(void)
 {
     for (size_t i = 0; i < NCASES; i++) {
@@ -128,8 +126,8 @@ static void decodes_every_format(void)
         CU_ASSERT_STRING_EQUAL(a.container, c->container);
         CU_ASSERT_EQUAL(a.n_corrupt, 0);
         /* level of the middle (away from codec edges) */
-        double got = db(th_rms(a.pcm, EM_AUDIO_RATE / 5, a.n - EM_AUDIO_RATE / 5));
-        double want = db(TONE_AMP / sqrt(2.0));
+        double got = th_db(th_rms(a.pcm, EM_AUDIO_RATE / 5, a.n - EM_AUDIO_RATE / 5));
+        double want = th_db(TONE_AMP / sqrt(2.0));
         double tol = c->lossy ? TOL_RMS_LOSSY_DB : TOL_RMS_LOSSLESS_DB;
         fprintf(stderr, "\n  %-22s duration %+.5f s (tol -%.4f/+%.4f)  rms %+.3f dB (tol %.2f)", c->file, err,
                 c->tol_lo_s, c->tol_hi_s, got - want, tol);
@@ -155,7 +153,7 @@ static void resample_keeps_level_and_frequency(void)
     CU_ASSERT_EQUAL(a.src_channels, 2);
     CU_ASSERT_EQUAL(a.n, EM_AUDIO_RATE); /* 1 s */
     size_t from = 800, to = a.n - 800;   /* skip the filter's 50 ms edges */
-    double got = db(th_rms(a.pcm, from, to)), want = db(TONE_AMP / sqrt(2.0));
+    double got = th_db(th_rms(a.pcm, from, to)), want = th_db(TONE_AMP / sqrt(2.0));
     fprintf(stderr, "\n  1 kHz 48k stereo -> 16k mono: rms %.4f dBFS, expected %.4f (tol %.2f)", got, want,
             TOL_RESAMPLE_DB);
     CU_ASSERT(fabs(got - want) <= TOL_RESAMPLE_DB);
@@ -174,7 +172,7 @@ static void downmix_is_channel_mean(void)
     struct em_audio a;
     struct em_errbuf eb = {{0}};
     CU_ASSERT_EQUAL_FATAL(em_audio_decode_file(path_of("left-only.wav"), &a, &eb), EM_OK);
-    double got = db(th_rms(a.pcm, 800, a.n - 800)), want = db(TONE_AMP / 2 / sqrt(2.0));
+    double got = th_db(th_rms(a.pcm, 800, a.n - 800)), want = th_db(TONE_AMP / 2 / sqrt(2.0));
     CU_ASSERT(fabs(got - want) <= TOL_RESAMPLE_DB);
     em_audio_free(&a);
 }
@@ -297,8 +295,8 @@ static void format_change_midstream_is_resampled(void)
     CU_ASSERT_EQUAL_FATAL(em_audio_decode_file(path_of("chained.ogg"), &a, &eb), EM_OK);
     CU_ASSERT_DOUBLE_EQUAL(a.duration_s, 2.0, 2 * 2048.0 / 22050);
     CU_ASSERT_STRING_EQUAL(a.codec, "vorbis");
-    double got = db(th_rms(a.pcm, EM_AUDIO_RATE / 5, a.n - EM_AUDIO_RATE / 5));
-    CU_ASSERT(fabs(got - db(TONE_AMP / sqrt(2.0))) <= TOL_RMS_LOSSY_DB);
+    double got = th_db(th_rms(a.pcm, EM_AUDIO_RATE / 5, a.n - EM_AUDIO_RATE / 5));
+    CU_ASSERT(fabs(got - th_db(TONE_AMP / sqrt(2.0))) <= TOL_RMS_LOSSY_DB);
     em_audio_free(&a);
 }
 

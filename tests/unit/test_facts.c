@@ -28,8 +28,6 @@ static int clean(void)
     return 0;
 }
 
-static double db(double x) { return 20 * log10(x); }
-
 static void sine_has_closed_form_rms_and_peak(void)
 {
     static const double amps[] = {1.0, 0.5, 0.1, 0.001};
@@ -42,10 +40,10 @@ static void sine_has_closed_form_rms_and_peak(void)
         struct em_facts f;
         em_facts_compute(x, R, R, &f);
         CU_ASSERT_DOUBLE_EQUAL(f.duration_s, 1.0, 1e-12);
-        CU_ASSERT_DOUBLE_EQUAL(f.rms_dbfs, db(a / sqrt(2.0)), TOL_DB_SYNTH);
-        CU_ASSERT_DOUBLE_EQUAL(f.peak_dbfs, db(a), TOL_DB_SYNTH);
+        CU_ASSERT_DOUBLE_EQUAL(f.rms_dbfs, th_db(a / sqrt(2.0)), TOL_DB_SYNTH);
+        CU_ASSERT_DOUBLE_EQUAL(f.peak_dbfs, th_db(a), TOL_DB_SYNTH);
         /* -60 dBFS tone (a = 0.001) is below the -50 dB threshold: all silent */
-        CU_ASSERT_DOUBLE_EQUAL(f.silence_ratio, db(a / sqrt(2.0)) < EM_FACTS_SILENCE_DBFS ? 1.0 : 0.0, 0);
+        CU_ASSERT_DOUBLE_EQUAL(f.silence_ratio, th_db(a / sqrt(2.0)) < EM_FACTS_SILENCE_DBFS ? 1.0 : 0.0, 0);
     }
     free(x);
 }
@@ -81,8 +79,8 @@ static void half_silence_half_tone(void)
     em_facts_compute(x, 2 * R, R, &f);
     CU_ASSERT_DOUBLE_EQUAL(f.silence_ratio, 0.5, 0);
     /* energy of half the clip: -3.01 dB below the tone's own RMS */
-    CU_ASSERT_DOUBLE_EQUAL(f.rms_dbfs, db(0.5 / sqrt(2.0) / sqrt(2.0)), 1e-3);
-    CU_ASSERT_DOUBLE_EQUAL(f.peak_dbfs, db(0.5), 1e-3);
+    CU_ASSERT_DOUBLE_EQUAL(f.rms_dbfs, th_db(0.5 / sqrt(2.0) / sqrt(2.0)), 1e-3);
+    CU_ASSERT_DOUBLE_EQUAL(f.peak_dbfs, th_db(0.5), 1e-3);
     /* one quarter silent: 25 of 100 frames */
     memset(x + R, 0, (R / 2) * sizeof *x);
     th_sine(x, R, 440, 0.5, R, 0);
@@ -166,10 +164,10 @@ static void decoded_sox_tone_matches_closed_form(void)
     struct em_facts f;
     em_facts_compute(a.pcm, a.n, EM_AUDIO_RATE, &f);
     fprintf(stderr, "\n  sox tone A=0.25: rms %.4f (want %.4f) peak %.4f (want %.4f) dBFS", f.rms_dbfs,
-            db(0.25 / sqrt(2.0)), f.peak_dbfs, db(0.25));
+            th_db(0.25 / sqrt(2.0)), f.peak_dbfs, th_db(0.25));
     CU_ASSERT_DOUBLE_EQUAL(f.duration_s, 2.0, 2.0 / EM_AUDIO_RATE);
-    CU_ASSERT_DOUBLE_EQUAL(f.rms_dbfs, db(0.25 / sqrt(2.0)), TOL_DB_DECODED);
-    CU_ASSERT_DOUBLE_EQUAL(f.peak_dbfs, db(0.25), TOL_DB_DECODED);
+    CU_ASSERT_DOUBLE_EQUAL(f.rms_dbfs, th_db(0.25 / sqrt(2.0)), TOL_DB_DECODED);
+    CU_ASSERT_DOUBLE_EQUAL(f.peak_dbfs, th_db(0.25), TOL_DB_DECODED);
     CU_ASSERT_DOUBLE_EQUAL(f.silence_ratio, 0.0, 0);
     em_audio_free(&a);
 
@@ -181,7 +179,7 @@ static void decoded_sox_tone_matches_closed_form(void)
     em_facts_compute(a.pcm, a.n, EM_AUDIO_RATE, &f);
     CU_ASSERT_DOUBLE_EQUAL(f.duration_s, 2.0, 2.0 / EM_AUDIO_RATE);
     CU_ASSERT_DOUBLE_EQUAL(f.silence_ratio, 0.5, 1.0 / 100);
-    CU_ASSERT_DOUBLE_EQUAL(f.rms_dbfs, db(0.5 / 2), TOL_DB_DECODED);
+    CU_ASSERT_DOUBLE_EQUAL(f.rms_dbfs, th_db(0.5 / 2), TOL_DB_DECODED);
     em_audio_free(&a);
 
     /* digital silence survives decoding as the floor */
