@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "common/cmd.h"
 #include "common/log.h"
+#include "common/sig.h"
 #include "coordinator/cli.h"
 #include "coordinator/coord.h"
 #include "proto/wire.h"
@@ -369,12 +370,7 @@ int em_cmd_coordinator(int argc, char **argv)
         goto fail;
     }
     if (o.metrics && (rc = em_metrics_serve(o.metrics, c.m, &ms, &eb)) != EM_OK) goto fail;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    em_sig_on_stop(on_signal);
     em_info("msg=\"coordinator up\" id=%s bind=%s heartbeat_ms=%u lease_ms=%u retry_base_ms=%lld",
             o.id, o.bind, o.heartbeat_ms, o.lease_ms, (long long)c.cfg.retry_base_ms);
     status = run(&c);

@@ -17,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sig.h"
 #include "proto/wire.h"
 #include "worker/pipeline.h"
 #include "worker/pool.h"
@@ -503,13 +504,7 @@ em_err em_loop_run(const struct em_loop_opts *o, struct em_loop_stats *stats,
         rc = em_errf(eb, EM_E_IO, "pipe: %s", strerror(errno));
         goto out;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: zmq_poll returns EINTR */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    em_sig_on_stop(on_signal); /* no SA_RESTART: zmq_poll returns EINTR */
     if ((rc = open_socket(l, eb)) != EM_OK) goto out;
     if ((rc = em_pool_start(o->threads, &o->storage, &l->env, l->wake[1], &l->pool, eb)) != EM_OK)
         goto out;
