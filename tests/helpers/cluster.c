@@ -248,6 +248,13 @@ void th_cluster_dump_logs(const struct th_cluster *c)
           c->dir, c->redis.log);
 }
 
+int th_suite_init(int (*start)(void), int (*clean)(void))
+{
+    if (start() == 0) return 0;
+    clean();
+    return 1;
+}
+
 int th_cluster_start_storage(struct th_cluster *c, const struct th_cluster_opts *o,
                              const struct em_storage_opts *so, struct em_storage **st)
 {

@@ -56,6 +56,9 @@ struct th_cluster {
 /* Makes the temp dir, starts redis, the coordinator (waits for its metrics port) and
  * o->workers workers. 0 on success; on failure everything started is stopped. */
 int th_cluster_start(struct th_cluster *c, const struct th_cluster_opts *o);
+/* A suite's init from its start and clean: start(), and clean() as well when start fails,
+ * since CUnit does not call a suite's clean after its init failed. 0, or 1 on failure. */
+int th_suite_init(int (*start)(void), int (*clean)(void));
 /* th_cluster_start, then opens *st (so, or em_storage_opts_default() when NULL) for the
  * suite's own reads of outputs. 0 on success; on failure the cluster is stopped and *st is
  * NULL. Pair with th_cluster_stop_storage. */

@@ -57,12 +57,7 @@ static int start(void)
     return th_cluster_start_storage(&c, &o, &so, &st) != 0;
 }
 
-static int init(void)
-{
-    if (start() == 0) return 0;
-    clean();
-    return 1;
-}
+static int init(void) { return th_suite_init(start, clean); }
 
 static int corpus(const char *name, int n, char *manifest, size_t cap)
 {
