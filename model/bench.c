@@ -454,9 +454,10 @@ static const struct mm_shape dec_mm[7] = {
 
 static em_err time_matmul(const struct em_tensor *w, int n, int reps, double *out);
 
-/* Seconds of one pass of em_matmul with n rows over the listed weights of one layer. */
+/* Seconds of one pass of em_matmul with n rows over the listed weights of one layer (each
+ * matmul the best of reps). */
 static em_err layer_matmuls(const struct store *st, const char *prefix,
-                            const struct mm_shape *mm, int k, int n, double *out)
+                            const struct mm_shape *mm, int k, int n, int reps, double *out)
 {
     double sum = 0;
     for (int i = 0; i < k; i++) {
@@ -465,7 +466,7 @@ static em_err layer_matmuls(const struct store *st, const char *prefix,
         const struct em_tensor *w = store_find(st, name);
         if (!w) return EM_E_MODEL;
         double t;
-        em_err rc = time_matmul(w, n, n <= 8 ? 5 : 1, &t);
+        em_err rc = time_matmul(w, n, reps, &t);
         if (rc != EM_OK) return rc;
         sum += t;
     }
@@ -591,7 +592,7 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
         if ((rc = em_encoder_run(e1, mel, MEL_FRAMES, enc, &ntok, eb))) goto done;
         r->enc_1_s = fmin(r->enc_1_s, em_now_s() - t0);
     }
-    if ((rc = layer_matmuls(&st, "audio_tower.layers.0.", enc_mm, 6, 1500, &r->enc_mm_s)))
+    if ((rc = layer_matmuls(&st, "audio_tower.layers.0.", enc_mm, 6, 1500, 2, &r->enc_mm_s)))
         goto done;
     if (NE > 1 && r->enc_N_s > r->enc_1_s) {
         r->enc_layer_s = (r->enc_N_s - r->enc_1_s) / (NE - 1);
@@ -653,9 +654,9 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
                          &r->lm4_s, &r->steps4, eb)))
         goto done;
     /* the layer's matmuls alone, at the same shapes (em_matmul on the layer-0 weights) */
-    if ((rc = layer_matmuls(&st, "language_model.model.layers.0.", dec_mm, 7, P, &r->pre_mm_s)) ||
-        (rc = layer_matmuls(&st, "language_model.model.layers.0.", dec_mm, 7, 1, &r->dec1_mm_s)) ||
-        (rc = layer_matmuls(&st, "language_model.model.layers.0.", dec_mm, 7, 4, &r->dec4_mm_s)))
+    if ((rc = layer_matmuls(&st, "language_model.model.layers.0.", dec_mm, 7, P, 1, &r->pre_mm_s)) ||
+        (rc = layer_matmuls(&st, "language_model.model.layers.0.", dec_mm, 7, 1, 5, &r->dec1_mm_s)) ||
+        (rc = layer_matmuls(&st, "language_model.model.layers.0.", dec_mm, 7, 4, 5, &r->dec4_mm_s)))
         goto done;
     r->pre_layer_s = (r->pre_s - r->lm1_s) / N; /* lm1_s may have dropped during the steps */
     r->pre32_s = extrapolate(r->pre_s, r->lm1_s, N);
@@ -753,62 +754,62 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
     fprintf(out, "sgemm [800x4096]x[4096x11008] (decoder FFN shape)   %8.1f GFLOP/s\n\n", g_dec);
 
     fprintf(out, "%-58s", "weights");
-    for (int i = 0; i < nr; i++) fprintf(out, "%12s", em_wtype_name(res[i].type));
+    for (int i = 0; i < nr; i++) fprintf(out, "%14s", em_wtype_name(res[i].type));
     fputc('\n', out);
-    ROW("weights built (MB, embedding shares lm_head)", "%12.0f", r->weights_mb);
-    ROW("peak RSS of this type (MB, VmHWM after its prefill)", "%12.0f", r->rss_mb);
-    ROW("weights of the 32-layer model (GB, every tensor)", "%12.2f", r->total32 / 1e9);
+    ROW("weights built (MB, embedding shares lm_head)", "%14.0f", r->weights_mb);
+    ROW("peak RSS of this type (MB, VmHWM after its prefill)", "%14.0f", r->rss_mb);
+    ROW("weights of the 32-layer model (GB, every tensor)", "%14.2f", r->total32 / 1e9);
     fprintf(out, "encoder (30 s chunk, 1500 positions)\n");
-    ROW("  measured: N layers / 1 layer (s)", "%5.2f/%-6.2f", r->enc_N_s, r->enc_1_s);
-    ROW("  per layer (s)", "%12.3f", r->enc_layer_s);
-    ROW("  per layer GFLOP/s", "%12.1f", r->enc_gflops);
-    ROW("  of a layer: em_matmul alone / the rest (s)", "%5.3f/%-6.3f", r->enc_mm_s,
+    ROW("  measured: N layers / 1 layer (s)", " %6.2f/%-6.2f", r->enc_N_s, r->enc_1_s);
+    ROW("  per layer (s)", "%14.3f", r->enc_layer_s);
+    ROW("  per layer GFLOP/s", "%14.1f", r->enc_gflops);
+    ROW("  of a layer: em_matmul alone / the rest (s)", " %6.3f/%-6.3f", r->enc_mm_s,
         r->enc_layer_s - r->enc_mm_s);
-    ROW("  em_matmul alone GFLOP/s (6 projections)", "%12.1f",
+    ROW("  em_matmul alone GFLOP/s (6 projections)", "%14.1f",
         2.0 * 1500 * (4.0 * 1280 * 1280 + 2.0 * 1280 * 5120) / r->enc_mm_s / 1e9);
-    ROW("  per layer GFLOP/s as % of sgemm at encoder shape", "%11.0f%%",
+    ROW("  per layer GFLOP/s as % of sgemm at encoder shape", "%13.0f%%",
         100 * r->enc_gflops / g_enc);
-    ROW("  s per 30 s chunk, 32 layers [x32]", "%12.2f", r->enc32_s);
-    ROW("  projector 750 x 1280 -> 4096 (s)", "%12.3f", r->proj_s);
+    ROW("  s per 30 s chunk, 32 layers [x32]", "%14.2f", r->enc32_s);
+    ROW("  projector 750 x 1280 -> 4096 (s)", "%14.3f", r->proj_s);
     fprintf(out, "prefill (%d tokens)\n", o->prefill_tokens);
-    ROW("  measured, N layers + lm_head (s)", "%12.2f", r->pre_s);
-    ROW("  per layer GFLOP/s", "%12.1f", r->pre_gflops);
-    ROW("  of a layer: em_matmul alone / the rest (s)", "%5.3f/%-6.3f", r->pre_mm_s,
+    ROW("  measured, N layers + lm_head (s)", "%14.2f", r->pre_s);
+    ROW("  per layer GFLOP/s", "%14.1f", r->pre_gflops);
+    ROW("  of a layer: em_matmul alone / the rest (s)", " %6.3f/%-6.3f", r->pre_mm_s,
         r->pre_layer_s - r->pre_mm_s);
-    ROW("  em_matmul alone GFLOP/s (7 projections)", "%12.1f",
+    ROW("  em_matmul alone GFLOP/s (7 projections)", "%14.1f",
         2.0 * o->prefill_tokens * (4.0 * 4096 * 4096 + 3.0 * 4096 * 11008) / r->pre_mm_s / 1e9);
-    ROW("  per layer GFLOP/s as % of sgemm at decoder shape", "%11.0f%%",
+    ROW("  per layer GFLOP/s as % of sgemm at decoder shape", "%13.0f%%",
         100 * r->pre_gflops / g_dec);
-    ROW("  tokens/s, 32 layers [x32]", "%12.1f", o->prefill_tokens / r->pre32_s);
-    ROW("  24-token prompt tail, 32 layers (s) [x32]", "%12.2f", r->tail32_s);
+    ROW("  tokens/s, 32 layers [x32]", "%14.1f", o->prefill_tokens / r->pre32_s);
+    ROW("  24-token prompt tail, 32 layers (s) [x32]", "%14.2f", r->tail32_s);
     fprintf(out, "decode\n");
-    ROW("  lm_head matmul n=1 / n=4 (s)", "%5.3f/%-6.3f", r->lm1_s, r->lm4_s);
-    ROW("  step batch 1, N layers (s, best / mean of steps)", "%5.3f/%-6.3f", r->step1_s,
+    ROW("  lm_head matmul n=1 / n=4 (s)", " %6.3f/%-6.3f", r->lm1_s, r->lm4_s);
+    ROW("  step batch 1, N layers (s, best / mean of steps)", " %6.3f/%-6.3f", r->step1_s,
         r->step1_mean);
-    ROW("  step batch 4, N layers (s, best / mean of steps)", "%5.3f/%-6.3f", r->step4_s,
+    ROW("  step batch 4, N layers (s, best / mean of steps)", " %6.3f/%-6.3f", r->step4_s,
         r->step4_mean);
-    ROW("  one layer's em_matmul alone, n=1 / n=4 (s)", "%5.3f/%-6.3f", r->dec1_mm_s,
+    ROW("  one layer's em_matmul alone, n=1 / n=4 (s)", " %6.3f/%-6.3f", r->dec1_mm_s,
         r->dec4_mm_s);
-    ROW("  weight bytes per step, N layers (MB)", "%12.0f", r->bytes_N / 1e6);
-    ROW("  achieved GB/s, batch 1, N layers", "%12.1f", r->bytes_N / r->step1_s / 1e9);
-    ROW("  memory read bandwidth measured right before (GB/s)", "%12.1f", r->bw_beside);
-    ROW("  ... achieved as % of it", "%11.0f%%",
+    ROW("  weight bytes per step, N layers (MB)", "%14.0f", r->bytes_N / 1e6);
+    ROW("  achieved GB/s, batch 1, N layers", "%14.1f", r->bytes_N / r->step1_s / 1e9);
+    ROW("  memory read bandwidth measured right before (GB/s)", "%14.1f", r->bw_beside);
+    ROW("  ... achieved as % of it", "%13.0f%%",
         100 * r->bytes_N / r->step1_s / 1e9 / r->bw_beside);
-    ROW("  one layer's matmuls alone n=1: GB/s, % of it", "%6.1f %4.0f%%",
+    ROW("  one layer's matmuls alone n=1: GB/s, % of it", "%8.1f %4.0f%%",
         r->layer_bytes / r->dec1_mm_s / 1e9,
         100 * r->layer_bytes / r->dec1_mm_s / 1e9 / r->bw_beside);
-    ROW("  tokens/s batch 1, 32 layers [x32]", "%12.2f", 1 / r->step1_32);
-    ROW("  tokens/s batch 4, 32 layers [x32]", "%12.2f", 4 / r->step4_32);
-    ROW("  batch 4 tokens/s / batch 1 tokens/s", "%12.2f", 4 * r->step1_32 / r->step4_32);
-    ROW("  weight bytes per step, 32 layers (GB) [x32]", "%12.2f", r->bytes_32 / 1e9);
+    ROW("  tokens/s batch 1, 32 layers [x32]", "%14.2f", 1 / r->step1_32);
+    ROW("  tokens/s batch 4, 32 layers [x32]", "%14.2f", 4 / r->step4_32);
+    ROW("  batch 4 tokens/s / batch 1 tokens/s", "%14.2f", 4 * r->step1_32 / r->step4_32);
+    ROW("  weight bytes per step, 32 layers (GB) [x32]", "%14.2f", r->bytes_32 / 1e9);
     fprintf(out, "end to end, one 30 s clip, %d new tokens per prompt [x32 estimate]\n",
             o->new_tokens);
-    ROW("  1 prompt (s)", "%12.1f", estimate(r, o->new_tokens).one);
-    ROW("  4 prompts, decoded one after another (model.c) (s)", "%12.1f",
+    ROW("  1 prompt (s)", "%14.1f", estimate(r, o->new_tokens).one);
+    ROW("  4 prompts, decoded one after another (model.c) (s)", "%14.1f",
         estimate(r, o->new_tokens).four_seq);
-    ROW("  4 prompts, decoded as one batch of 4 (s)", "%12.1f",
+    ROW("  4 prompts, decoded as one batch of 4 (s)", "%14.1f",
         estimate(r, o->new_tokens).four_batch);
-    ROW("  4 prompts batched / 1 prompt", "%12.2f",
+    ROW("  4 prompts batched / 1 prompt", "%14.2f",
         estimate(r, o->new_tokens).four_batch / estimate(r, o->new_tokens).one);
     return EM_OK;
 }
