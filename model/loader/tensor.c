@@ -45,26 +45,9 @@ void em_tensor_read_f32(const struct em_tensor *t, size_t off, size_t n, float *
     const uint8_t *p = (const uint8_t *)t->data;
     switch (t->dtype) {
     case EM_DT_F32:
-        memcpy(dst, p + off * 4, n * 4);
-        break;
-    case EM_DT_BF16: {
-        /* memcpy keeps unaligned data legal and lets the compiler vectorize the widening
-         * (little-endian host: the project targets x86-64 and arm64 Linux) */
-        p += off * 2;
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            uint32_t u = (uint32_t)h << 16;
-            memcpy(dst + i, &u, 4);
-        }
-        break;
-    }
     case EM_DT_F16:
-        p += off * 2;
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h = (uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
-            dst[i] = em_quant_f16_to_f32(h);
-        }
+    case EM_DT_BF16: /* element types: any offset */
+        em_dequantize_row(t->dtype, p + off * em_dtype_size(t->dtype), dst, (int64_t)n);
         break;
     case EM_DT_Q8_0:
     case EM_DT_Q4_0: {
