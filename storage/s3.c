@@ -144,33 +144,12 @@ static em_err s3_do(struct em_storage *st, const struct em_uri *u, const char *m
     return em_xfer_run(st, st->s3, x, r, eb);
 }
 
-static em_err s3_get(struct em_storage *st, const struct em_uri *u, uint8_t **data,
-                     size_t *len, struct em_errbuf *eb)
-{
-    struct req *q = calloc(1, sizeof *q);
-    if (!q) return em_errf(eb, EM_E_NOMEM, "s3: out of memory");
-    struct em_xfer x;
-    struct em_xfer_resp r;
-    em_err rc = s3_do(st, u, "GET", NULL, 0, NULL, q, &x, &r, eb);
-    if (rc == EM_OK && r.status != 200) rc = em_xfer_status_err(&x, &r, eb);
-    if (rc == EM_OK && !r.data && !(r.data = calloc(1, 1)))
-        rc = em_errf(eb, EM_E_NOMEM, "%s: out of memory", q->what);
-    if (rc == EM_OK) {
-        *data = r.data;
-        *len = r.len;
-    } else {
-        free(r.data);
-    }
-    curl_slist_free_all(q->headers);
-    free(q);
-    return rc;
-}
-
-/* One signed request whose reply body is not kept: EM_OK when the status is one of ok
- * (0-terminated), else the status mapped by em_xfer_status_err. */
+/* One signed request: EM_OK when the reply's status is one of ok (0-terminated), else the
+ * status mapped by em_xfer_status_err. With data, the body is handed over on EM_OK (never
+ * NULL: an empty body is a 1-byte allocation); without, it is dropped. */
 static em_err s3_call(struct em_storage *st, const struct em_uri *u, const char *method,
                       const void *body, size_t len, const char *ctype, const long *ok,
-                      struct em_errbuf *eb)
+                      uint8_t **data, size_t *data_len, struct em_errbuf *eb)
 {
     struct req *q = calloc(1, sizeof *q);
     if (!q) return em_errf(eb, EM_E_NOMEM, "s3: out of memory");
@@ -182,30 +161,45 @@ static em_err s3_call(struct em_storage *st, const struct em_uri *u, const char 
         for (const long *s = ok; *s && !good; s++) good = r.status == *s;
         if (!good) rc = em_xfer_status_err(&x, &r, eb);
     }
+    if (rc == EM_OK && data) {
+        if (!r.data && !(r.data = calloc(1, 1))) {
+            rc = em_errf(eb, EM_E_NOMEM, "%s: out of memory", q->what);
+        } else {
+            *data = r.data;
+            *data_len = r.len;
+            r.data = NULL;
+        }
+    }
     free(r.data);
     curl_slist_free_all(q->headers);
     free(q);
     return rc;
 }
 
+static const long ok_200[] = {200, 0};
+
+static em_err s3_get(struct em_storage *st, const struct em_uri *u, uint8_t **data,
+                     size_t *len, struct em_errbuf *eb)
+{
+    return s3_call(st, u, "GET", NULL, 0, NULL, ok_200, data, len, eb);
+}
+
 static em_err s3_put(struct em_storage *st, const struct em_uri *u, const void *data,
                      size_t len, const char *content_type, struct em_errbuf *eb)
 {
-    static const long ok[] = {200, 0};
-    return s3_call(st, u, "PUT", data, len, content_type, ok, eb);
+    return s3_call(st, u, "PUT", data, len, content_type, ok_200, NULL, NULL, eb);
 }
 
 static em_err s3_exists(struct em_storage *st, const struct em_uri *u, struct em_errbuf *eb)
 {
-    static const long ok[] = {200, 0};
-    return s3_call(st, u, "HEAD", NULL, 0, NULL, ok, eb);
+    return s3_call(st, u, "HEAD", NULL, 0, NULL, ok_200, NULL, NULL, eb);
 }
 
 static em_err s3_del(struct em_storage *st, const struct em_uri *u, struct em_errbuf *eb)
 {
     /* S3 answers 204 whether or not the key existed; some servers say 404 */
     static const long ok[] = {204, 200, 404, 0};
-    return s3_call(st, u, "DELETE", NULL, 0, NULL, ok, eb);
+    return s3_call(st, u, "DELETE", NULL, 0, NULL, ok, NULL, NULL, eb);
 }
 
 const struct em_storage_ops em_storage_s3_ops = {
