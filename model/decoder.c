@@ -151,6 +151,19 @@ em_err em_dec_kv_new(const struct em_dec *d, int cap, struct em_kv **out, struct
     return em_kv_new(d->c.num_hidden_layers, d->KVH * d->hd, cap, out, eb);
 }
 
+em_err em_dec_kv_over(const struct em_dec *d, const struct em_kv *base, int n, int cap,
+                      struct em_kv **out, struct em_errbuf *eb)
+{
+    *out = NULL;
+    if (cap > EM_DEC_MAX_TOKENS)
+        return em_errf(eb, EM_E_TOO_LONG, "decoder: %d positions, limit %d", cap, EM_DEC_MAX_TOKENS);
+    if (!base) return em_errf(eb, EM_E_ARG, "decoder: no base cache");
+    if (em_kv_layers(base) != d->c.num_hidden_layers || em_kv_dim(base) != d->KVH * d->hd)
+        return em_errf(eb, EM_E_ARG, "decoder: a cache of %d layers x %d does not fit this decoder",
+                       em_kv_layers(base), em_kv_dim(base));
+    return em_kv_new_over(base, n, cap, out, eb);
+}
+
 /* y[T, D] = x / sqrt(mean(x^2) + eps) * w  (ref: Qwen2RMSNorm, variance in fp32) */
 static void rmsnorm(float *y, const float *x, const float *w, int T, int D, float eps)
 {

@@ -39,6 +39,11 @@ int em_dec_audio_token(const struct em_dec *d); /* audio_token_index (151646) */
 
 /* A KV cache of the decoder's geometry for cap positions (<= EM_DEC_MAX_TOKENS). */
 em_err em_dec_kv_new(const struct em_dec *d, int cap, struct em_kv **out, struct em_errbuf *eb);
+/* The same over the first n positions of base (em_kv_new_over: borrowed, read in place).
+ * Errors: EM_E_ARG (base not of this decoder's geometry, n > its length, cap <= n),
+ * EM_E_TOO_LONG, EM_E_NOMEM. */
+em_err em_dec_kv_over(const struct em_dec *d, const struct em_kv *base, int n, int cap,
+                      struct em_kv **out, struct em_errbuf *eb);
 
 enum em_dec_logits {
     EM_DEC_LOGITS_NONE = 0, /* only fill the cache */

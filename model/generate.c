@@ -122,12 +122,9 @@ em_err em_generate_shared(const struct em_dec *d, const struct em_kv *shared,
             return em_errf(eb, EM_E_ARG, "generate: audio token at %zu after the shared %zu positions",
                            i, n_done);
     struct em_kv *kv = NULL;
-    if ((rc = em_dec_kv_new(d, (int)(n_prompt + (size_t)p->max_new_tokens), &kv, eb)) != EM_OK)
-        return rc;
-    if ((rc = em_kv_copy_prefix(kv, shared, (int)n_done)) != EM_OK)
-        rc = em_errf(eb, rc, "generate: the shared cache does not fit this decoder");
-    else
-        rc = run(d, kv, prompt, n_prompt, n_done, NULL, 0, p, res, eb);
+    int cap = (int)(n_prompt + (size_t)p->max_new_tokens);
+    if ((rc = em_dec_kv_over(d, shared, (int)n_done, cap, &kv, eb)) != EM_OK) return rc;
+    rc = run(d, kv, prompt, n_prompt, n_done, NULL, 0, p, res, eb);
     em_kv_free(kv);
     return rc;
 }
@@ -157,7 +154,8 @@ static em_err take(struct seq *q, float *logits, struct em_errbuf *eb)
     return EM_OK;
 }
 
-/* Cache, prefill of the part after the shared positions and the first id of prompt q. */
+/* Cache (over the shared positions, read in place), prefill of the rest and the first id of
+ * prompt q. */
 static em_err start(const struct em_dec *d, const struct em_kv *shared, struct seq *q,
                     const int32_t *prompt, float *logits, struct em_errbuf *eb)
 {
@@ -172,10 +170,9 @@ static em_err start(const struct em_dec *d, const struct em_kv *shared, struct s
     memcpy(q->ids, prompt, q->n_prompt * sizeof *q->ids);
     q->n = q->n_prompt;
     if ((rc = em_sampler_new(&q->p->sampler, em_dec_vocab(d), &q->s, eb)) != EM_OK ||
-        (rc = em_dec_kv_new(d, (int)q->cap, &q->kv, eb)) != EM_OK)
+        (rc = shared ? em_dec_kv_over(d, shared, (int)n_done, (int)q->cap, &q->kv, eb)
+                     : em_dec_kv_new(d, (int)q->cap, &q->kv, eb)) != EM_OK)
         return rc;
-    if (n_done && (rc = em_kv_copy_prefix(q->kv, shared, (int)n_done)) != EM_OK)
-        return em_errf(eb, rc, "generate: the shared cache does not fit this decoder");
     if ((rc = em_dec_forward(d, q->kv, prompt + n_done, (int)(q->n_prompt - n_done), NULL, 0,
                              EM_DEC_LOGITS_LAST, logits, eb)) != EM_OK)
         return rc;

@@ -53,8 +53,9 @@ em_err em_generate(const struct em_dec *d, const int32_t *prompt, size_t n_promp
 /* Same, reusing a cache that already holds the first positions of prompt (computed by
  * em_dec_forward on exactly those ids and audio rows, e.g. the audio part that the
  * caption, transcript and events prompts share): the first min(em_kv_len(shared),
- * n_prompt - 1) positions are copied from shared (which is not modified) and only the rest of
- * the prompt is run; it must hold no audio token. The result equals em_generate's on the
+ * n_prompt - 1) positions are read from shared in place (em_dec_kv_over: not copied, not
+ * modified; shared must not change during the call, and several calls may share it at
+ * once) and only the rest of the prompt is run; it must hold no audio token. The result equals em_generate's on the
  * full prompt. Errors: as em_generate; EM_E_ARG if the rest holds an audio token. */
 em_err em_generate_shared(const struct em_dec *d, const struct em_kv *shared,
                           const int32_t *prompt, size_t n_prompt,
@@ -71,7 +72,7 @@ struct em_gen_hook {
 };
 
 /* em_generate_shared for k prompts decoded together: each prompt i gets its own cache with
- * the shared prefix copied in (as em_generate_shared), its own prefill of the rest and its
+ * the shared prefix under it (as em_generate_shared: read in place), its own prefill of the rest and its
  * first token from its own sampler (params p[i], seeded with p[i].sampler.seed); then every
  * step runs the prompts still generating through em_dec_step_batch (at most
  * EM_DEC_MAX_BATCH per call), so each weight is read once per step for all of them; each
@@ -79,8 +80,8 @@ struct em_gen_hook {
  * finished prompt leaves the batch. res[i] equals em_generate_shared(d, shared, prompts[i],
  * n_prompts[i], &p[i]) token for token. shared may be NULL (no shared positions; the
  * prompts then may hold no audio token). hook may be NULL.
- * Memory: the k caches are held together (n_prompts[i] + p[i].max_new_tokens positions
- * each). On EM_OK the caller frees every res[i].ids; on error every res[i] is zeroed.
+ * Memory: the k caches are held together, each storing its own positions (n_prompts[i] -
+ * the shared ones + p[i].max_new_tokens); a prompt's cache is freed when it finishes. On EM_OK the caller frees every res[i].ids; on error every res[i] is zeroed.
  * Errors: EM_E_ARG (k outside 1..EM_GEN_MAX_BATCH, and as em_generate_shared for any
  * prompt), EM_E_TOO_LONG, the decoder's errors, the hook's. */
 em_err em_generate_batch(const struct em_dec *d, const struct em_kv *shared, int k,

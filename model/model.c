@@ -7,8 +7,8 @@
  *           mel[128, 3000] -> encoder [N, d_model] -> projector [N, hidden]
  *           -> ids_p (prompt p, N <|AUDIO|>) for p < P
  *           -> prefill of the prefix shared by every ids_p (holds all N audio rows) into kv
- *           -> em_generate_batch(kv, ids_0..ids_P-1): each prompt's own prefill from a copy
- *              of kv, then all decoded together (one weight pass per step) -> text[w][p]
+ *           -> em_generate_batch(kv, ids_0..ids_P-1): each prompt's own prefill in a cache
+ *              over kv, then all decoded together (one weight pass per step) -> text[w][p]
  *           then merges (model/answer.h) into caption / transcript / events / answers. */
 #include "model/model.h"
 
@@ -468,7 +468,7 @@ static em_err cancel_hook(void *ctx, int i, struct em_errbuf *eb)
 }
 
 /* Generates every prompt of window w: with several prompts, one prefill of their shared
- * prefix, then em_generate_batch (each prompt's own prefill from a copy of that cache, then
+ * prefix, then em_generate_batch (each prompt's own prefill in a cache over that one, then
  * all of them decoded together, one weight pass per step); a single prompt (or prompts
  * without a common audio prefix) runs em_generate on its own. */
 static em_err run_prompts(struct run *st, struct em_model_segment *seg, int n_audio,

@@ -228,7 +228,7 @@ static void greedy_matches_reference(void)
 }
 
 /* Prefill of n-4 positions then 4 single steps gives the last logits of one prefill; and a
- * cache copied up to a prefix continues identically. */
+ * cache copied up to a prefix, or laid over it (em_dec_kv_over), continues identically. */
 static void cache_steps_equal_prefill(void)
 {
     struct rec r;
@@ -252,6 +252,33 @@ static void cache_steps_equal_prefill(void)
     /* the cache is full now */
     CU_ASSERT_EQUAL(em_dec_forward(d, cpy, r.ids, 1, NULL, 0, EM_DEC_LOGITS_LAST, lb, NULL), EM_E_TOO_LONG);
     CU_ASSERT_EQUAL(em_kv_len(cpy), r.n);
+    /* an overlay reads the prefix of a in place: the same logits, a untouched, and a copy of
+     * the overlay (prefix through the base) continues the same way */
+    struct em_kv *ov, *ov2, *back;
+    float *keep = malloc((size_t)em_kv_dim(a) * sizeof *keep);
+    memcpy(keep, em_kv_k(a, 1, r.n - 4), (size_t)em_kv_dim(a) * sizeof *keep);
+    CU_ASSERT_EQUAL_FATAL(em_dec_kv_over(d, a, r.n - 4, r.n, &ov, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_dec_kv_over(d, a, r.n - 4, r.n + 1, &ov2, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_kv_len(ov), r.n - 4);
+    CU_ASSERT_EQUAL(em_dec_forward(d, ov, r.ids + r.n - 4, 4, NULL, 0, EM_DEC_LOGITS_LAST, lb, NULL), EM_OK);
+    CU_ASSERT(golden_cmp("overlay vs prefill", lb, la, (size_t)V, 1, 1e-5) <= 1e-5);
+    CU_ASSERT_EQUAL(memcmp(keep, em_kv_k(a, 1, r.n - 4), (size_t)em_kv_dim(a) * sizeof *keep), 0);
+    CU_ASSERT_EQUAL(em_dec_forward(d, ov2, r.ids + r.n - 4, 3, NULL, 0, EM_DEC_LOGITS_NONE, NULL, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_dec_kv_new(d, r.n, &back, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_kv_copy_prefix(back, ov2, r.n - 1), EM_OK);
+    CU_ASSERT_EQUAL(em_dec_forward(d, back, r.ids + r.n - 1, 1, NULL, 0, EM_DEC_LOGITS_LAST, lb, NULL), EM_OK);
+    CU_ASSERT(golden_cmp("copy of an overlay vs prefill", lb, la, (size_t)V, 1, 1e-5) <= 1e-5);
+    em_kv_free(back);
+    em_kv_truncate(ov2, 2); /* never below the base's positions */
+    CU_ASSERT_EQUAL(em_kv_len(ov2), r.n - 4);
+    CU_ASSERT_EQUAL(em_kv_copy_prefix(ov2, a, 2), EM_E_ARG); /* an overlay is no copy target */
+    CU_ASSERT_EQUAL(em_dec_kv_over(d, a, r.n + 1, r.n + 2, &back, NULL), EM_E_ARG);
+    CU_ASSERT_PTR_NULL(back);
+    CU_ASSERT_EQUAL(em_dec_kv_over(d, a, 4, 4, &back, NULL), EM_E_ARG);
+    CU_ASSERT_EQUAL(em_dec_kv_over(dec[0], a, 4, 8, &back, NULL), EM_E_ARG); /* other geometry */
+    em_kv_free(ov);
+    em_kv_free(ov2);
+    free(keep);
     free(la);
     free(lb);
     em_kv_free(a);
