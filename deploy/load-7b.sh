@@ -19,11 +19,12 @@
 # the model is loaded (exit 1 with an error line), so its wall time is the load time;
 # (2) the full run with --max-new-tokens N. Warm, also (3) with --max-new-tokens 1. The
 # record's own timings are printed: timings.encode_s (mel + encoder + projector), prefill_s
-# (the audio prefix), generate_s (the prompt's own tail prefill, which yields the first
-# token, and the decode loop), model_s, total_s; timings.decode_s there is the audio
-# decode. Seconds per decoded token = (generate_s(N) - generate_s(1)) / (N - 1), both runs
-# having produced their full count (by wall time instead when the record has no timings;
-# that is noisier: it includes the encode/prefill differences between runs on a shared CPU).
+# (the prefix shared by several prompts; 0 for one prompt since model.c runs it in its own
+# cache), generate_s (the rest of the prefill, which yields the first token, and the decode
+# loop), model_s, total_s; timings.decode_s there is the audio decode. Seconds per decoded
+# token = (generate_s(N) - generate_s(1)) / (N - 1), both runs having produced their full
+# count (by wall time instead when the record has no timings; that is noisier: it includes
+# the encode/prefill differences between runs on a shared CPU).
 # "cold" drops only this checkpoint's pages (fsync + posix_fadvise DONTNEED per shard), not
 # the whole page cache. Heavy steps run under nice -n 10 (the dev machine is shared).
 #
@@ -236,8 +237,8 @@ for st in ("cold", "warm"):
           % (st, ld["wall"], fu["wall"], fu["got"], fu["rss"] / 2**20, fu["file"] / 2**20,
              fu["anon"] / 2**20))
     if fu["gen"] >= 0:
-        print("        encode %.2f s, audio prefill %.2f s, generate (prompt tail + %d tokens) %.2f s"
-              % (fu["enc"], fu["pre"], fu["got"], fu["gen"]))
+        print("        encode_s %.2f, prefill_s %.2f (shared prefix), generate_s %.2f "
+              "(rest of the prefill + %d tokens)" % (fu["enc"], fu["pre"], fu["gen"], fu["got"]))
 w, o = rows["warm-full"], rows["warm-one"]
 if w["got"] == new and o["got"] == 1:
     if w["gen"] >= 0 and o["gen"] >= 0:
