@@ -24,8 +24,8 @@ cpu_s() { # utime+stime of a pid in seconds
   awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
-printf "earmark bench dispatch: %d items (%d distinct short clips), cores=%s\n" \
-  "$ITEMS" "${#clips[@]}" "$(nproc)"
+printf "earmark bench dispatch: %d items (%d distinct short clips), cores=%s, load average %s\n" \
+  "$ITEMS" "${#clips[@]}" "$(nproc)" "$(cut -d" " -f1-3 /proc/loadavg)"
 printf "%-8s %10s %10s %22s\n" workers seconds items/s "coordinator CPU/item"
 for w in 1 2 4; do
   redis_start
