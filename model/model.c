@@ -28,6 +28,7 @@
 #include "model/decoder.h"
 #include "model/encoder.h"
 #include "model/generate.h"
+#include "model/loader/gguf.h"
 #include "model/loader/safetensors.h"
 #include "model/mel.h"
 #include "model/projector.h"
@@ -117,10 +118,42 @@ static int cmp_str(const void *a, const void *b)
 #define SAMPLE_BLOCKS 64   /* data samples hashed per safetensors file */
 #define SAMPLE_BYTES 4096  /* bytes per sample */
 
-/* Hashes a safetensors file's identity: "file\0" + u64 header length + header JSON + the
- * file size + SAMPLE_BLOCKS blocks of SAMPLE_BYTES spread evenly over the data area (first
- * and last included). The header pins names, dtypes, shapes and offsets; the samples tell
- * apart two checkpoints of one shape (a fine-tune), without reading 16 GB. */
+/* Hashes "file\0" + the first head_len bytes + the file size + SAMPLE_BLOCKS blocks of
+ * SAMPLE_BYTES spread evenly over [head_len, size) (first and last included). The head pins
+ * names, dtypes, shapes and offsets (and, for a GGUF, config and tokenizer); the samples tell
+ * apart two checkpoints of one shape (a fine-tune) without reading 16 GB. */
+static em_err hash_head_and_samples(EVP_MD_CTX *c, FILE *f, const char *p, const char *file,
+                                    uint64_t head_len, uint64_t size, struct em_errbuf *eb)
+{
+    em_err rc = EM_OK;
+    uint64_t got = 0;
+    char *buf = malloc(SAMPLE_BYTES);
+    if (!buf) return EM_E_NOMEM;
+    EVP_DigestUpdate(c, file, strlen(file) + 1);
+    if (fseeko(f, 0, SEEK_SET) != 0) rc = em_errf(eb, EM_E_IO, "%s: cannot seek", p);
+    while (rc == EM_OK && got < head_len) {
+        size_t want = head_len - got < SAMPLE_BYTES ? (size_t)(head_len - got) : SAMPLE_BYTES;
+        if (fread(buf, 1, want, f) != want) rc = em_errf(eb, EM_E_MODEL, "%s: header truncated", p);
+        else EVP_DigestUpdate(c, buf, want);
+        got += want;
+    }
+    if (rc == EM_OK) EVP_DigestUpdate(c, &size, sizeof size);
+    uint64_t span = size > head_len ? size - head_len : 0;
+    for (int k = 0; rc == EM_OK && span > 0 && k < SAMPLE_BLOCKS; k++) {
+        uint64_t room = span > SAMPLE_BYTES ? span - SAMPLE_BYTES : 0;
+        uint64_t off = head_len + room / (SAMPLE_BLOCKS - 1) * (uint64_t)k;
+        if (k == SAMPLE_BLOCKS - 1) off = head_len + room;
+        size_t want = span < SAMPLE_BYTES ? (size_t)span : SAMPLE_BYTES;
+        if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(buf, 1, want, f) != want)
+            rc = em_errf(eb, EM_E_IO, "%s: cannot read at %llu", p, (unsigned long long)off);
+        else
+            EVP_DigestUpdate(c, buf, want);
+    }
+    free(buf);
+    return rc;
+}
+
+/* A safetensors file: its head is the u64 header length and the header JSON. */
 static em_err hash_safetensors(EVP_MD_CTX *c, const char *dir, const char *file,
                                struct em_errbuf *eb)
 {
@@ -131,7 +164,6 @@ static em_err hash_safetensors(EVP_MD_CTX *c, const char *dir, const char *file,
     if (!f) return em_errf(eb, EM_E_IO, "%s: %s", p, strerror(errno));
     uint8_t len8[8];
     em_err rc = EM_OK;
-    char *buf = NULL;
     uint64_t n = 0;
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0) rc = em_errf(eb, EM_E_IO, "%s: %s", p, strerror(errno));
@@ -141,28 +173,23 @@ static em_err hash_safetensors(EVP_MD_CTX *c, const char *dir, const char *file,
     if (rc == EM_OK && (n > EM_ST_MAX_HEADER || n > (uint64_t)sb.st_size - 8))
         rc = em_errf(eb, EM_E_MODEL, "%s: header of %llu bytes over %u or past the file", p,
                      (unsigned long long)n, EM_ST_MAX_HEADER);
-    if (rc == EM_OK && !(buf = malloc(n > SAMPLE_BYTES ? n : SAMPLE_BYTES))) rc = EM_E_NOMEM;
-    if (rc == EM_OK && fread(buf, 1, n, f) != n)
-        rc = em_errf(eb, EM_E_MODEL, "%s: header truncated", p);
-    if (rc == EM_OK) {
-        uint64_t size = (uint64_t)sb.st_size;
-        EVP_DigestUpdate(c, file, strlen(file) + 1);
-        EVP_DigestUpdate(c, len8, 8);
-        EVP_DigestUpdate(c, buf, n);
-        EVP_DigestUpdate(c, &size, sizeof size);
-    }
-    uint64_t data = 8 + n, span = (uint64_t)sb.st_size - data;
-    for (int k = 0; rc == EM_OK && span > 0 && k < SAMPLE_BLOCKS; k++) {
-        uint64_t room = span > SAMPLE_BYTES ? span - SAMPLE_BYTES : 0;
-        uint64_t off = data + room / (SAMPLE_BLOCKS - 1) * (uint64_t)k;
-        if (k == SAMPLE_BLOCKS - 1) off = data + room;
-        size_t want = span < SAMPLE_BYTES ? (size_t)span : SAMPLE_BYTES;
-        if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(buf, 1, want, f) != want)
-            rc = em_errf(eb, EM_E_IO, "%s: cannot read at %llu", p, (unsigned long long)off);
-        else
-            EVP_DigestUpdate(c, buf, want);
-    }
-    free(buf);
+    if (rc == EM_OK) rc = hash_head_and_samples(c, f, p, file, 8 + n, (uint64_t)sb.st_size, eb);
+    fclose(f);
+    return rc;
+}
+
+/* A GGUF file: its head is its first GGUF_HASH_HEAD bytes, which hold the metadata (config,
+ * tokenizer: a few MB for the Qwen2 vocabulary) and the tensor infos. */
+#define GGUF_HASH_HEAD (16u << 20)
+static em_err hash_gguf(EVP_MD_CTX *c, const char *path, struct em_errbuf *eb)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return em_errf(eb, EM_E_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    em_err rc = fstat(fileno(f), &sb) == 0 ? EM_OK : em_errf(eb, EM_E_IO, "%s: %s", path, strerror(errno));
+    uint64_t head = GGUF_HASH_HEAD;
+    if (rc == EM_OK && head > (uint64_t)sb.st_size) head = (uint64_t)sb.st_size;
+    if (rc == EM_OK) rc = hash_head_and_samples(c, f, path, "model.gguf", head, (uint64_t)sb.st_size, eb);
     fclose(f);
     return rc;
 }
@@ -222,15 +249,17 @@ static em_err shard_names(const char *dir, char ***out, size_t *n, struct em_err
     return rc;
 }
 
-static em_err compute_checksum(const char *dir, char hex[65], struct em_errbuf *eb)
+/* gguf: dir is a .gguf file (its config and tokenizer are inside it). */
+static em_err compute_checksum(const char *dir, bool gguf, char hex[65], struct em_errbuf *eb)
 {
     char **shards = NULL;
     size_t n = 0;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     em_err rc = c ? EM_OK : EM_E_NOMEM;
     if (rc == EM_OK && EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) rc = EM_E_INTERNAL;
-    if (rc == EM_OK) rc = hash_file(c, dir, "config.json", eb);
-    if (rc == EM_OK) rc = shard_names(dir, &shards, &n, eb);
+    if (rc == EM_OK && gguf) rc = hash_gguf(c, dir, eb);
+    if (rc == EM_OK && !gguf) rc = hash_file(c, dir, "config.json", eb);
+    if (rc == EM_OK && !gguf) rc = shard_names(dir, &shards, &n, eb);
     for (size_t i = 0; rc == EM_OK && i < n; i++) rc = hash_safetensors(c, dir, shards[i], eb);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
@@ -275,7 +304,19 @@ static void set_dtype(struct em_model *m)
 {
     int dt = em_ckpt_dtype(m->ck);
     snprintf(m->dtype, sizeof m->dtype, "%s",
-             dt == EM_DT_BF16 ? "bf16" : dt == EM_DT_F16 ? "f16" : dt == EM_DT_F32 ? "f32" : "unknown");
+             dt == EM_DT_BF16   ? "bf16"
+             : dt == EM_DT_F16  ? "f16"
+             : dt == EM_DT_F32  ? "f32"
+             : dt == EM_DT_Q8_0 ? "q8_0"
+             : dt == EM_DT_Q4_0 ? "q4_0"
+                                : "unknown");
+}
+
+/* A path naming a regular file is a GGUF written by `earmark convert`. */
+static bool is_gguf_path(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
 /* Renders and encodes each task once, so a tokenizer without the audio or chat tokens is
@@ -302,21 +343,35 @@ em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct e
     if (!dir || !*dir) return em_errf(eb, EM_E_ARG, "model: no checkpoint directory given");
     if (o.form != EM_MODEL_FORM_AUTO && o.form != EM_MODEL_FORM_BASE && o.form != EM_MODEL_FORM_CHAT)
         return em_errf(eb, EM_E_ARG, "model: form %d is not auto, base or chat", (int)o.form);
-    em_err rc = check_files(dir, eb);
+    bool gguf = is_gguf_path(dir);
+    em_err rc = gguf ? EM_OK : check_files(dir, eb);
     if (rc != EM_OK) return rc;
     struct em_model *m = calloc(1, sizeof *m);
     if (!m) return EM_E_NOMEM;
     if ((rc = set_name(m, dir, o.name, eb)) != EM_OK) goto fail;
     m->form = o.form;
-    if (m->form == EM_MODEL_FORM_AUTO && (rc = detect_form(dir, &m->form, eb)) != EM_OK) goto fail;
+    if (!gguf && m->form == EM_MODEL_FORM_AUTO && (rc = detect_form(dir, &m->form, eb)) != EM_OK)
+        goto fail;
     if ((rc = em_ckpt_open(dir, &m->ck, eb)) != EM_OK) goto fail;
-    if ((rc = em_tok_load(dir, &m->tok, eb)) != EM_OK) goto fail;
+    if (gguf) {
+        /* config, tokenizer and chat template travel inside the file (model/convert.h) */
+        const struct em_gguf *g = em_ckpt_gguf(m->ck);
+        if (!g) {
+            rc = em_errf(eb, EM_E_MODEL, "%s: not a GGUF file", dir);
+            goto fail;
+        }
+        if (m->form == EM_MODEL_FORM_AUTO)
+            m->form = em_gguf_find(g, "tokenizer.chat_template") ? EM_MODEL_FORM_CHAT : EM_MODEL_FORM_BASE;
+        if ((rc = em_gguf_read_tokenizer(g, dir, &m->tok, eb)) != EM_OK) goto fail;
+    } else if ((rc = em_tok_load(dir, &m->tok, eb)) != EM_OK) {
+        goto fail;
+    }
     if ((rc = em_mel_new(&m->mel)) != EM_OK) goto fail;
     if ((rc = em_encoder_new(m->ck, &m->enc, eb)) != EM_OK) goto fail;
     if ((rc = em_projector_init(m->ck, &m->proj, eb)) != EM_OK) goto fail;
     if ((rc = em_dec_open(m->ck, &m->dec, eb)) != EM_OK) goto fail;
     if ((rc = check_prompts(m, eb)) != EM_OK) goto fail;
-    if ((rc = compute_checksum(dir, m->checksum, eb)) != EM_OK) goto fail;
+    if ((rc = compute_checksum(dir, gguf, m->checksum, eb)) != EM_OK) goto fail;
     m->gen = em_gen_params_from(&em_ckpt_config(m->ck)->gen);
     set_dtype(m);
     snprintf(m->identity, sizeof m->identity, "%s@%.12s:%s:%s", m->name, m->checksum, m->dtype,

@@ -47,9 +47,11 @@ struct em_model;
 
 /* Loads the Hugging Face checkpoint directory dir (config.json, optional
  * generation_config.json, tokenizer.json or vocab.json + merges.txt + tokenizer_config.json,
- * model.safetensors or an index + shards). The form is opts->form, or with AUTO chat when
- * dir has chat_template.jinja or tokenizer_config.json has a "chat_template" string, else
- * base. opts may be NULL (defaults). On EM_OK the caller owns *out (em_model_free).
+ * model.safetensors or an index + shards), or a single .gguf file written by `earmark
+ * convert` (config, tokenizer and chat template in its metadata; weights memory-mapped, not
+ * copied). The form is opts->form, or with AUTO chat when dir has chat_template.jinja or
+ * tokenizer_config.json has a "chat_template" string (a GGUF: tokenizer.chat_template),
+ * else base. opts may be NULL (defaults). On EM_OK the caller owns *out (em_model_free).
  * Errors (the detail names the file): EM_E_NOTFOUND (dir, config.json or the tokenizer
  * files missing), EM_E_IO, EM_E_MODEL (malformed or inconsistent files), EM_E_ARG (bad
  * opts), EM_E_NOMEM. */

@@ -19,7 +19,7 @@ static void usage(FILE *f)
             "usage: earmark worker --connect ENDPOINT [--model PATH] [--threads N]\n"
             "                      [--capacity N] [--id NAME] [--drain-ms N]\n"
             "  --connect   coordinator endpoint, e.g. tcp://host:5555 (EARMARK_COORDINATOR)\n"
-            "  --model     Hugging Face checkpoint directory (EARMARK_MODEL); none: signal facts only\n"
+            "  --model     Hugging Face checkpoint directory or .gguf (EARMARK_MODEL); none: facts only\n"
             "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
             "  --capacity  tasks held at once (EARMARK_CAPACITY, default = threads)\n"
             "  --id        worker id (EARMARK_WORKER_ID, default hostname-pid)\n"
