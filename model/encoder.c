@@ -16,7 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define EF_X86 1
+#include <immintrin.h>
+#else
+#define EF_X86 0
+#endif
+
 #include "model/kernels/backend.h"
+#include "model/kernels/cpu/cpufeat.h"
 #include "model/mel.h"
 
 struct enc_layer {
@@ -137,56 +145,293 @@ fail:
     return rc;
 }
 
-/* y[n, d] = LayerNorm(x) * w + b, statistics in double (biased variance). */
-static void layer_norm(float *y, const float *x, int n, int d, const float *w, const float *b,
-                       float eps)
+/* ---- element-wise f32 ops: AVX2 + FMA where em_cpu_level() allows, else plain C --------
+ * Both paths use the same formulas (exp: Cephes expf range reduction + degree-6 polynomial,
+ * about 1 ulp; erfc: Numerical Recipes' Chebyshev fit, relative error < 1.2e-7 everywhere),
+ * so they agree up to FMA rounding. Statistics accumulate in f32 (8 partial sums). */
+
+/* exp(x) for x in [-87.3, 88.3] (clamped outside: the softmax and erfc callers only pass
+ * values where the clamp is below f32 resolution of the result's use). */
+static inline float exp_f(float x)
 {
-    for (int i = 0; i < n; i++) {
-        const float *xr = x + (size_t)i * d;
-        float *yr = y + (size_t)i * d;
-        double mean = 0, var = 0;
-        for (int j = 0; j < d; j++) mean += xr[j];
-        mean /= d;
-        for (int j = 0; j < d; j++) var += ((double)xr[j] - mean) * ((double)xr[j] - mean);
-        var /= d;
-        double inv = 1.0 / sqrt(var + eps);
-        for (int j = 0; j < d; j++) yr[j] = (float)(((double)xr[j] - mean) * inv) * w[j] + b[j];
+    x = x > 88.3762626647949f ? 88.3762626647949f : x;
+    x = x < -87.3365478515625f ? -87.3365478515625f : x;
+    float n = rintf(x * 1.44269504088896341f);
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    return ldexpf(p, (int)n);
+}
+
+/* x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), through erfc(|x| / sqrt 2) (no cancellation
+ * for x < 0). */
+static inline float gelu_f(float x)
+{
+    float z = fabsf(x) * (float)M_SQRT1_2;
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    float half_erfc = 0.5f * t * exp_f(p - z * z);
+    return x * (x >= 0 ? 1.0f - half_erfc : half_erfc);
+}
+
+static void gelu_c(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = gelu_f(x[i]);
+}
+
+/* Row i of s[rows, n]: s = exp(s - max); inv[i] = 1 / sum (the caller scales later). */
+static void softmax_c(float *s, float *inv, int rows, int n)
+{
+    for (int i = 0; i < rows; i++) {
+        float *r = s + (size_t)i * n;
+        float mx = r[0];
+        for (int j = 1; j < n; j++) mx = r[j] > mx ? r[j] : mx;
+        float sum = 0;
+        for (int j = 0; j < n; j++) sum += (r[j] = exp_f(r[j] - mx));
+        inv[i] = 1.0f / sum;
     }
+}
+
+/* y[d] = LayerNorm(x[d]) * w + b (biased variance, two passes). */
+static void layer_norm_row_c(float *y, const float *x, int d, const float *w, const float *b,
+                             float eps)
+{
+    float mean = 0, var = 0;
+    for (int j = 0; j < d; j++) mean += x[j];
+    mean /= (float)d;
+    for (int j = 0; j < d; j++) var += (x[j] - mean) * (x[j] - mean);
+    float inv = 1.0f / sqrtf(var / (float)d + eps);
+    for (int j = 0; j < d; j++) y[j] = (x[j] - mean) * inv * w[j] + b[j];
+}
+
+static void add_c(float *restrict h, const float *restrict a, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h[i] += a[i];
+}
+
+#if EF_X86
+#define EF_AVX2 __attribute__((target("avx2,fma")))
+
+EF_AVX2 static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365478515625f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+EF_AVX2 static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+EF_AVX2 static inline float hmax8(__m256 v)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+EF_AVX2 static void gelu_avx2(float *x, size_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f),
+                 half = _mm256_set1_ps(0.5f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 z = _mm256_mul_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps((float)M_SQRT1_2));
+        __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(half, z, one));
+        __m256 p = _mm256_set1_ps(0.17087277f);
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
+        __m256 he = _mm256_mul_ps(_mm256_mul_ps(half, t), exp8(_mm256_fnmadd_ps(z, z, p)));
+        __m256 pos = _mm256_sub_ps(one, he);
+        __m256 phi = _mm256_blendv_ps(pos, he, v); /* sign bit of x set: half_erfc */
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(v, phi));
+    }
+    for (; i < n; i++) x[i] = gelu_f(x[i]);
+}
+
+EF_AVX2 static void softmax_avx2(float *s, float *inv, int rows, int n)
+{
+    for (int i = 0; i < rows; i++) {
+        float *r = s + (size_t)i * n;
+        int j = 0;
+        __m256 m8 = _mm256_set1_ps(-INFINITY);
+        for (; j + 8 <= n; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(r + j));
+        float mx = hmax8(m8);
+        for (; j < n; j++) mx = r[j] > mx ? r[j] : mx;
+        __m256 mxv = _mm256_set1_ps(mx), s8 = _mm256_setzero_ps();
+        for (j = 0; j + 8 <= n; j += 8) {
+            __m256 ev = exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j), mxv));
+            _mm256_storeu_ps(r + j, ev);
+            s8 = _mm256_add_ps(s8, ev);
+        }
+        float sum = hsum8(s8);
+        for (; j < n; j++) sum += (r[j] = exp_f(r[j] - mx));
+        inv[i] = 1.0f / sum;
+    }
+}
+
+EF_AVX2 static void layer_norm_row_avx2(float *y, const float *x, int d, const float *w,
+                                        const float *b, float eps)
+{
+    __m256 s8 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= d; j += 8) s8 = _mm256_add_ps(s8, _mm256_loadu_ps(x + j));
+    float mean = hsum8(s8);
+    for (; j < d; j++) mean += x[j];
+    mean /= (float)d;
+    __m256 m8 = _mm256_set1_ps(mean);
+    s8 = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= d; j += 8) {
+        __m256 c = _mm256_sub_ps(_mm256_loadu_ps(x + j), m8);
+        s8 = _mm256_fmadd_ps(c, c, s8);
+    }
+    float var = hsum8(s8);
+    for (; j < d; j++) var += (x[j] - mean) * (x[j] - mean);
+    float inv = 1.0f / sqrtf(var / (float)d + eps);
+    __m256 i8 = _mm256_set1_ps(inv);
+    for (j = 0; j + 8 <= d; j += 8) {
+        __m256 c = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), m8), i8);
+        _mm256_storeu_ps(y + j, _mm256_fmadd_ps(c, _mm256_loadu_ps(w + j),
+                                                _mm256_loadu_ps(b + j)));
+    }
+    for (; j < d; j++) y[j] = (x[j] - mean) * inv * w[j] + b[j];
+}
+
+EF_AVX2 static void add_avx2(float *restrict h, const float *restrict a, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(h + i, _mm256_add_ps(_mm256_loadu_ps(h + i), _mm256_loadu_ps(a + i)));
+    for (; i < n; i++) h[i] += a[i];
+}
+#endif
+
+static int use_avx2(void)
+{
+#if EF_X86
+    return em_cpu_level() >= EM_CPU_AVX2;
+#else
+    return 0;
+#endif
 }
 
 static void gelu(float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / M_SQRT2)));
+#if EF_X86
+    if (use_avx2()) {
+        gelu_avx2(x, n);
+        return;
+    }
+#endif
+    gelu_c(x, n);
 }
 
-/* o[T, d] = concat_h softmax(q_h k_h^T * scale) v_h; s is [T, T] scratch. */
+static void softmax_rows(float *s, float *inv, int rows, int n)
+{
+#if EF_X86
+    if (use_avx2()) {
+        softmax_avx2(s, inv, rows, n);
+        return;
+    }
+#endif
+    softmax_c(s, inv, rows, n);
+}
+
+/* h[i] += a[i] */
+static void add_into(float *restrict h, const float *restrict a, size_t n)
+{
+#if EF_X86
+    if (use_avx2()) {
+        add_avx2(h, a, n);
+        return;
+    }
+#endif
+    add_c(h, a, n);
+}
+
+/* y[n, d] = LayerNorm(x) * w + b per row. */
+static void layer_norm(float *y, const float *x, int n, int d, const float *w, const float *b,
+                       float eps)
+{
+    int v = use_avx2();
+    for (int i = 0; i < n; i++) {
+        const float *xr = x + (size_t)i * d;
+        float *yr = y + (size_t)i * d;
+#if EF_X86
+        if (v) {
+            layer_norm_row_avx2(yr, xr, d, w, b, eps);
+            continue;
+        }
+#endif
+        (void)v;
+        layer_norm_row_c(yr, xr, d, w, b, eps);
+    }
+}
+
+/* o[T, d] = concat_h softmax(q_h k_h^T * scale) v_h; s is [T, T] scratch, inv [T]. The
+ * softmax's 1 / sum is applied to the [T, hd] output rows instead of the [T, T] weights. */
 static void attention(const struct em_encoder *e, const float *q, const float *k, const float *v,
-                      float *o, float *s, int T)
+                      float *o, float *s, float *inv, int T)
 {
     const int d = e->d, hd = e->hd;
     const float scale = 1.0f / sqrtf((float)hd);
     for (int h = 0; h < e->heads; h++) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q + h * hd, d,
                     k + h * hd, d, 0.0f, s, T);
-        for (int i = 0; i < T; i++) {
-            float *r = s + (size_t)i * T;
-            float mx = r[0];
-            for (int j = 1; j < T; j++) mx = r[j] > mx ? r[j] : mx;
-            double sum = 0;
-            for (int j = 0; j < T; j++) {
-                r[j] = expf(r[j] - mx);
-                sum += r[j];
-            }
-            float inv = (float)(1.0 / sum);
-            for (int j = 0; j < T; j++) r[j] *= inv;
-        }
+        softmax_rows(s, inv, T, T);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, s, T, v + h * hd,
                     d, 0.0f, o + h * hd, d);
+        for (int i = 0; i < T; i++) {
+            float *orow = o + (size_t)i * d + h * hd;
+            const float c = inv[i];
+            for (int j = 0; j < hd; j++) orow[j] *= c;
+        }
     }
 }
 
 struct scratch {
-    float *a, *q, *k, *v, *o, *s, *f;
+    float *a, *q, *k, *v, *o, *s, *f, *inv;
 };
 
 static em_err run_layer(const struct em_encoder *e, const struct enc_layer *l, float *h, int T,
@@ -198,14 +443,14 @@ static em_err run_layer(const struct em_encoder *e, const struct enc_layer *l, f
     if ((rc = em_matmul(w->q, w->a, T, d, d, &l->q_w, &l->q_b)) != EM_OK) return rc;
     if ((rc = em_matmul(w->k, w->a, T, d, d, &l->k_w, NULL)) != EM_OK) return rc;
     if ((rc = em_matmul(w->v, w->a, T, d, d, &l->v_w, &l->v_b)) != EM_OK) return rc;
-    attention(e, w->q, w->k, w->v, w->o, w->s, T);
+    attention(e, w->q, w->k, w->v, w->o, w->s, w->inv, T);
     if ((rc = em_matmul(w->a, w->o, T, d, d, &l->o_w, &l->o_b)) != EM_OK) return rc;
-    for (size_t i = 0; i < (size_t)T * d; i++) h[i] += w->a[i];
+    add_into(h, w->a, (size_t)T * d);
     layer_norm(w->a, h, T, d, l->ln2_w, l->ln2_b, e->eps);
     if ((rc = em_matmul(w->f, w->a, T, d, e->ffn, &l->fc1_w, &l->fc1_b)) != EM_OK) return rc;
     gelu(w->f, (size_t)T * e->ffn);
     if ((rc = em_matmul(w->a, w->f, T, e->ffn, d, &l->fc2_w, &l->fc2_b)) != EM_OK) return rc;
-    for (size_t i = 0; i < (size_t)T * d; i++) h[i] += w->a[i];
+    add_into(h, w->a, (size_t)T * d);
     return EM_OK;
 }
 
@@ -270,7 +515,8 @@ em_err em_encoder_run(const struct em_encoder *e, const float *mel, int mel_len,
     w.o = malloc(sizeof(float) * (size_t)T * d);
     w.s = malloc(sizeof(float) * (size_t)T * T);
     w.f = malloc(sizeof(float) * (size_t)T * e->ffn);
-    if (!h || !w.a || !w.q || !w.k || !w.v || !w.o || !w.s || !w.f) goto done;
+    w.inv = malloc(sizeof(float) * (size_t)T);
+    if (!h || !w.a || !w.q || !w.k || !w.v || !w.o || !w.s || !w.f || !w.inv) goto done;
     if ((rc = stem(e, mel, h, T)) != EM_OK) goto done;
     for (int i = 0; i < e->nlayers; i++)
         if ((rc = run_layer(e, &e->l[i], h, T, &w)) != EM_OK) goto done;
@@ -290,5 +536,6 @@ done:
     free(w.o);
     free(w.s);
     free(w.f);
+    free(w.inv);
     return rc;
 }
