@@ -10,6 +10,8 @@ Writes, under tests/golden/:
   tiny-bf16.tar.xz              sharded bf16 checkpoint (model-0000{1,2}-of-00002 + index)
   tiny-f32.tar.xz               single-file f32 checkpoint (model.safetensors)
   data.tar.xz                   records: raw little-endian .bin files + index.json
+  tiny-q.tar.xz, data-q.tar.xz  the quantization-accuracy checkpoint and its records
+                                (--only-q makes just these two)
 
 The reference always computes in float32 (bf16 weights widened exactly), eager attention,
 which is what the C code does; only the stored weight dtype differs.
@@ -67,6 +69,24 @@ CHECKPOINTS = {
                                num_attention_heads=5, num_key_value_heads=1,
                                vocab_size=151656)),
 }
+
+# tiny-q: the quantization-accuracy checkpoint (suite qaccuracy, docs/accuracy.md). Every
+# linear has an input dim that is a multiple of 32 (so `earmark convert --type q8_0/q4_0`
+# quantizes all of them, model/convert.h), widths are not powers of two, and the linear
+# weights are gaussian at a realistic scale (std 1/sqrt(fan_in)) rounded to bf16 - the
+# published checkpoint's dtype - instead of a coarse grid, so q8_0/q4_0 rounding really
+# changes them. Kept apart from CHECKPOINTS (own archive, own records data-q.tar.xz) so the
+# two checkpoints above and data.tar.xz stay byte-identical.
+Q_CHECKPOINTS = {
+    "tiny-q": dict(dtype=torch.bfloat16, sharded=False, seed=37,
+                   audio=dict(d_model=96, encoder_layers=2, encoder_attention_heads=3,
+                              encoder_ffn_dim=160),
+                   text=dict(hidden_size=96, intermediate_size=224, num_hidden_layers=2,
+                             num_attention_heads=3, num_key_value_heads=3,
+                             vocab_size=151680)),
+}
+Q_DISTINCT_ROWS = 1024  # tiny-q: embed/lm_head row i equals row i % 1024, specials excepted
+Q_CLIPS = ("speech",)   # clips whose prompts are recorded for tiny-q
 
 CLIPS = {
     # name: (how it is made, whether logits are recorded for it)
@@ -138,6 +158,62 @@ def init_weights(model, seed):
             p.copy_(v.to(p.dtype))
 
 
+def is_linear(name, p):
+    """The tensors model/convert.h quantizes: 2-D q/k/v/o (out_proj), gate/up/down, fc1/fc2
+    of every layer, and lm_head."""
+    if p.dim() != 2:
+        return False
+    if name.endswith("lm_head.weight"):
+        return True
+    return ".layers." in name and name.endswith(("q_proj.weight", "k_proj.weight",
+                                                 "v_proj.weight", "o_proj.weight",
+                                                 "out_proj.weight", "gate_proj.weight",
+                                                 "up_proj.weight", "down_proj.weight",
+                                                 "fc1.weight", "fc2.weight"))
+
+
+def init_weights_q(model, seed):
+    """tiny-q: as init_weights, except that the linears (is_linear) are gaussian with std
+    1/sqrt(fan_in) rounded to bf16 (not a grid), lm_head repeating Q_DISTINCT_ROWS rows, and
+    embed_tokens repeats Q_DISTINCT_ROWS grid rows (it is not quantized)."""
+    g = torch.Generator().manual_seed(seed)
+    sd = model.state_dict()
+    for name, p in sd.items():
+        if name.endswith("embed_positions.weight"):
+            n, d = p.shape
+            half = d // 2
+            inc = math.log(10000.0) / (half - 1)
+            inv = torch.exp(-inc * torch.arange(half, dtype=torch.float64))
+            ang = torch.arange(n, dtype=torch.float64)[:, None] * inv[None, :]
+            v = torch.cat([torch.sin(ang), torch.cos(ang)], dim=1).float()
+            v = grid(v, 1 / 64, 64)
+        elif name.endswith("embed_tokens.weight") or name.endswith("lm_head.weight"):
+            vocab, d = p.shape
+            if name.endswith("lm_head.weight"):
+                base = (torch.randn(Q_DISTINCT_ROWS, d, generator=g) / math.sqrt(d))
+                base = base.to(torch.bfloat16).float()
+            else:
+                base = grid(torch.randn(Q_DISTINCT_ROWS, d, generator=g) * 0.5, 1 / 16, 32)
+            idx = torch.arange(vocab) % Q_DISTINCT_ROWS
+            v = base[idx].clone()
+            for tid in SPECIAL.values():
+                if name.endswith("lm_head.weight"):
+                    v[tid] = (torch.randn(d, generator=g) / math.sqrt(d)).to(torch.bfloat16).float()
+                else:
+                    v[tid] = grid(torch.randn(d, generator=g) * 0.5, 1 / 16, 32)
+        elif "norm" in name and name.endswith("weight"):
+            v = grid(1.0 + 0.2 * torch.randn(p.shape, generator=g), 1 / 64, 127)
+        elif name.endswith("bias"):
+            v = grid(0.1 * torch.randn(p.shape, generator=g), 1 / 128, 127)
+        elif is_linear(name, p):
+            v = (torch.randn(p.shape, generator=g) / math.sqrt(p.shape[1])).to(torch.bfloat16).float()
+        else:
+            fan_in = p[0].numel() if p.dim() > 1 else p.numel()
+            v = grid(torch.randn(p.shape, generator=g) * (1.2 / math.sqrt(fan_in)), 1 / 128, 255)
+        with torch.no_grad():
+            p.copy_(v.to(p.dtype))
+
+
 def make_tokenizer():
     """Stand-in byte-level BPE with the real Qwen2 pre-tokenizer and special ids: byte b has
     id b (no merges), special tokens at their real ids 151643..151648."""
@@ -163,7 +239,7 @@ def gen_config_dict():
             "repetition_penalty": 1.1, "transformers_version": transformers.__version__}
 
 
-def build_checkpoint(name, spec, outdir, tok):
+def build_checkpoint(name, spec, outdir, tok, init=init_weights):
     audio = dict(num_mel_bins=128, max_source_positions=1500, activation_function="gelu",
                  scale_embedding=False, **spec["audio"])
     text = dict(model_type="qwen2", max_position_embeddings=8192, rope_theta=10000.0,
@@ -174,7 +250,7 @@ def build_checkpoint(name, spec, outdir, tok):
     cfg._attn_implementation = "eager"
     torch.manual_seed(spec["seed"])
     model = Qwen2AudioForConditionalGeneration(cfg).eval()
-    init_weights(model, spec["seed"])
+    init(model, spec["seed"])
     os.makedirs(outdir, exist_ok=True)
     cfg.torch_dtype = "bfloat16" if spec["dtype"] == torch.bfloat16 else "float32"
     cfg.vocab_size = text["vocab_size"]
@@ -276,14 +352,14 @@ def record_audio(rec, key, clipkey, inp, caught, n_samples):
     assert int((inp["input_ids"][0] == 151646).sum()) == n_tok
 
 
-def record_logits(rec, key, inp, logits, slices):
+def record_logits(rec, key, inp, logits, slices, lo_rows=DISTINCT_ROWS):
     ids = inp["input_ids"][0].numpy()
     rec.add(key + "/input_ids", ids, np.int32)
     lg = logits.numpy()
     vocab = lg.shape[1]
     if slices:  # the logits themselves only for one clip, to stay small
         last = lg[-3:]
-        rec.add(key + "/logits_last_lo", last[:, :DISTINCT_ROWS], np.float32)
+        rec.add(key + "/logits_last_lo", last[:, :lo_rows], np.float32)
         rec.add(key + "/logits_last_hi", last[:, LOGIT_TAIL_FROM:], np.float32)
     rec.add(key + "/argmax", lg.argmax(axis=1), np.int32)
     rec.add(key + "/max_logit", lg.max(axis=1), np.float32)
@@ -320,10 +396,53 @@ def tar_xz(src_dir, out_path, arcname):
                 t.addfile(info, f)
 
 
+def make_q(clips, tok, work, versions):
+    """tiny-q.tar.xz + data-q.tar.xz (top folder data-q/): for the speech clip, the audio
+    tower output and projected rows, and for every task x form the full-prompt records
+    (input_ids, argmax, max_logit, max_abs_logit, logsumexp over the vocab at every
+    position; logits of the last 3 positions for ids [0, Q_DISTINCT_ROWS) and [151600, V))."""
+    rec = Records(os.path.join(work, "data-q"))
+    rec.meta("versions", versions)
+    rec.meta("tasks", {t: {"base": AUDIO_SLOT + b, "chat": chat_prompt(q)}
+                       for t, (b, q) in TASKS.items()})
+    rec.meta("logits_layout", {"positions": "last 3", "lo": [0, Q_DISTINCT_ROWS],
+                               "hi_from": LOGIT_TAIL_FROM,
+                               "note": "embed/lm_head row i equals row i %% %d except the "
+                                       "special ids 151643..151648" % Q_DISTINCT_ROWS})
+    for ck, spec in Q_CHECKPOINTS.items():
+        ckdir = os.path.join(work, ck)
+        model, proc = build_checkpoint(ck, spec, ckdir, tok, init=init_weights_q)
+        rec.meta(ck + "/config", {"audio": spec["audio"], "text": spec["text"],
+                                  "dtype": str(spec["dtype"]), "sharded": spec["sharded"],
+                                  "linear_init": "gaussian std 1/sqrt(fan_in), bf16-rounded",
+                                  "distinct_rows": Q_DISTINCT_ROWS})
+        for c in Q_CLIPS:
+            wav = clips[c]
+            inp, caught, _ = run_model(model, proc, wav, AUDIO_SLOT + TASKS["caption"][0])
+            n_tok = int((inp["input_ids"][0] == 151646).sum())
+            rec.meta("%s/%s/audio_tokens" % (ck, c), n_tok)
+            rec.add("%s/%s/encoder_out" % (ck, c), caught["enc"][0, :n_tok].numpy(), np.float32)
+            rec.add("%s/%s/audio_embeds" % (ck, c), caught["proj"][0, :n_tok].numpy(), np.float32)
+            for t, (base, q) in TASKS.items():
+                for form, prompt in (("base", AUDIO_SLOT + base), ("chat", chat_prompt(q))):
+                    key = "%s/%s/%s/%s" % (ck, c, t, form)
+                    inp, caught, logits = run_model(model, proc, wav, prompt)
+                    record_logits(rec, key, inp, logits, True, lo_rows=Q_DISTINCT_ROWS)
+                    rec.add(key + "/logsumexp", torch.logsumexp(logits.double(), dim=1).numpy(),
+                            np.float32)
+        tar_xz(ckdir, os.path.join(HERE, ck + ".tar.xz"), ck)
+        print("checkpoint", ck, os.path.getsize(os.path.join(HERE, ck + ".tar.xz")), "bytes")
+    rec.save()
+    tar_xz(rec.root, os.path.join(HERE, "data-q.tar.xz"), "data-q")
+    print("records", os.path.getsize(os.path.join(HERE, "data-q.tar.xz")), "bytes")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--remake-clips", action="store_true")
     ap.add_argument("--keep", help="also leave the unpacked checkpoints and records here")
+    ap.add_argument("--only-q", action="store_true",
+                    help="only (re)make tiny-q.tar.xz and data-q.tar.xz")
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     transformers.logging.set_verbosity_error()  # the stand-in vocab's id gap is intended
@@ -334,9 +453,15 @@ def main():
     clips = {c: read_clip(os.path.join(clipdir, c + ".flac")) for c in CLIPS}
     tok = make_tokenizer()
     work = args.keep or tempfile.mkdtemp(prefix="golden-")
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__,
+                "numpy": np.__version__}
+    make_q(clips, tok, work, versions)
+    if args.only_q:
+        if not args.keep:
+            shutil.rmtree(work)
+        return 0
     rec = Records(os.path.join(work, "data"))
-    rec.meta("versions", {"torch": torch.__version__, "transformers": transformers.__version__,
-                          "numpy": np.__version__})
+    rec.meta("versions", versions)
     rec.meta("clips", {c: {"made_by": CLIPS[c], "n_samples": int(len(w))}
                        for c, w in clips.items()})
     rec.meta("tasks", {t: {"base": AUDIO_SLOT + b, "chat": chat_prompt(q)}
