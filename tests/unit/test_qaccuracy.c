@@ -64,6 +64,7 @@ struct agg {
     double kl_sum, kl_max;
     long m_n[N_MARGIN], m_agree[N_MARGIN]; /* positions with f32 gap >= margins[k] */
     double p1_sum;                         /* f32 top-1 probability (per class), summed */
+    double dl_sum, dl_max;                 /* |logit_quant - logit_f32|: mean (summed) / max */
     int done;
 };
 static struct agg e2e[NT], deconly[NT];
@@ -366,6 +367,13 @@ static void measure(int qi, const int32_t *ids, int T, const float *audio_ref, c
                 a->m_n[k]++;
                 a->m_agree[k] += same;
             }
+        double dsum = 0;
+        for (int i = 0; i < V; i++) {
+            double dl = fabs((double)s[i] - (double)r[i]);
+            dsum += dl;
+            if (dl > a->dl_max) a->dl_max = dl;
+        }
+        a->dl_sum += dsum / V;
         double kl = kl_rows(r, s, V, ea, &p1);
         a->p1_sum += p1;
         ksum += kl;
@@ -409,6 +417,8 @@ static void measure_type(int qi)
                "  (f32 top-1 prob mean %.2e)",
                wnames[qi], how[k], x->agree, x->n, 100.0 * (double)x->agree / (double)x->n,
                x->kl_sum / (double)x->n, x->kl_max, x->p1_sum / (double)x->n);
+        printf("\n        |logit - f32 logit|: mean %.3e max %.3e", x->dl_sum / (double)x->n,
+               x->dl_max);
         for (int m = 0; m < N_MARGIN; m++)
             printf("\n        f32 top-1 gap >= %.2f: %4ld/%ld positions, agree %.2f%%", margins[m],
                    x->m_n[m], x->n, x->m_n[m] ? 100.0 * (double)x->m_agree[m] / (double)x->m_n[m] : 0.0);
