@@ -2,13 +2,16 @@
  * annotate decoded clips with it. What worker/ includes (with model/audio.h).
  *
  *   em_model_load(dir): config.json + generation_config.json, tokenizer files, safetensors
- *     (model/loader), audio tower, projector, language model; prompt form (base | chat)
+ *     (model/loader) -- or one .gguf from `earmark convert` --, audio tower, projector,
+ *     language model; prompt form (base | chat)
  *   em_model_annotate(m, audio[16 kHz mono], prompts[P]):
  *     for each <= 30 s window w (model/chunk.h):
  *       log-mel -> encoder -> projector -> audio rows [N, hidden]
  *       ids_p = prompt p with N <|AUDIO|>            (model/prompt.h)
- *       one prefill of the prefix all ids_p share (it holds the audio), then for each p
- *       em_generate_shared from a copy of that cache -> text[w][p]
+ *       one prefill of the prefix all ids_p share (it holds the audio), then
+ *       em_generate_batch: each prompt prefills its own suffix in a cache laid over the
+ *       shared one (read in place, not copied), and the prompts still running decode
+ *       together, one em_matmul over all of them per weight -> text[w][p]
  *       (a single prompt: em_generate, no shared cache)
  *     merged: caption, transcript, events (model/answer.h), answers[p]
  *
