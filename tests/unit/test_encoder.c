@@ -150,11 +150,55 @@ static void rejects_too_short_and_bad_length(void)
     em_ckpt_close(ck);
 }
 
+/* The f32 element-wise passes (softmax, LayerNorm, GELU in float, SIMD exp / erfc) must keep
+ * the f32 checkpoint far inside ENC_TOL: a full 30-s chunk (1500 positions, row lengths not a
+ * multiple of the vector width) within ENC_TIGHT_TOL of the reference encoder output. */
+#define ENC_TIGHT_TOL 1e-4
+
+static void f32_full_chunk_within_tight_tol(void)
+{
+    char dir[1100], k[256];
+    snprintf(dir, sizeof dir, "%s/%s", tmp_ck[1], ck_names[1]);
+    struct em_ckpt *ck = NULL;
+    struct em_encoder *enc = NULL;
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL_FATAL(em_ckpt_open(dir, &ck, &eb), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_encoder_new(ck, &enc, &eb), EM_OK);
+    float *pcm = NULL;
+    size_t n = 0;
+    CU_ASSERT_FATAL(golden_clip("long", tmp_data, &pcm, &n) == 0);
+    struct em_chunk ch[4];
+    size_t nc = 0;
+    CU_ASSERT_EQUAL_FATAL(em_chunk_split(n, ch, 4, &nc), EM_OK);
+    CU_ASSERT_FATAL(nc >= 1);
+    float *m = malloc(sizeof(float) * EM_MEL_BINS * EM_MEL_FRAMES);
+    int L = 0, N = -1, d = em_encoder_dim(enc);
+    CU_ASSERT_EQUAL_FATAL(em_mel_compute(mel, pcm + ch[0].offset, ch[0].n, m, &L), EM_OK);
+    CU_ASSERT_EQUAL(L, EM_MEL_FRAMES);
+    float *out = malloc(sizeof(float) * 750 * (size_t)d);
+    CU_ASSERT_EQUAL_FATAL(em_encoder_run(enc, m, L, out, &N, &eb), EM_OK);
+    CU_ASSERT_EQUAL(N, 750);
+    int64_t sh[4];
+    int nd;
+    snprintf(k, sizeof k, "%s/long/chunk0/encoder_out", ck_names[1]);
+    float *want = golden_tensor(&g, k, sh, &nd);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+    CU_ASSERT_EQUAL(sh[0], N);
+    CU_ASSERT(golden_cmp(k, out, want, (size_t)N * d, 1, ENC_TIGHT_TOL) <= ENC_TIGHT_TOL);
+    free(want);
+    free(out);
+    free(m);
+    free(pcm);
+    em_encoder_free(enc);
+    em_ckpt_close(ck);
+}
+
 static CU_TestInfo tests[] = {
     {"golden_tiny_bf16", golden_tiny_bf16},
     {"golden_tiny_f32", golden_tiny_f32},
     {"token_counts_match_spec", token_counts_match_spec},
     {"rejects_too_short_and_bad_length", rejects_too_short_and_bad_length},
+    {"f32_full_chunk_within_tight_tol", f32_full_chunk_within_tight_tol},
     CU_TEST_INFO_NULL,
 };
 
