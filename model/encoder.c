@@ -150,10 +150,12 @@ fail:
  * about 1 ulp; erfc: Numerical Recipes' Chebyshev fit, relative error < 1.2e-7 everywhere),
  * so they agree up to FMA rounding. Statistics accumulate in f32 (8 partial sums). */
 
-/* exp(x) for x in [-87.3, 88.3] (clamped outside: the softmax and erfc callers only pass
- * values where the clamp is below f32 resolution of the result's use). */
+/* exp(x) for x in [-87.3, 88.3], clamped outside (the softmax passes x <= 0, where the
+ * clamp only touches weights below 1e-38 next to a weight of 1; erfc's argument <= -1.2
+ * clamps only where erfc is below 1e-38); NaN in, NaN out. */
 static inline float exp_f(float x)
 {
+    if (x != x) return x; /* NaN stays NaN (and (int)NaN below would be undefined) */
     x = x > 88.3762626647949f ? 88.3762626647949f : x;
     x = x < -87.3365478515625f ? -87.3365478515625f : x;
     float n = rintf(x * 1.44269504088896341f);
@@ -229,8 +231,10 @@ static void add_c(float *restrict h, const float *restrict a, size_t n)
 
 EF_AVX2 static inline __m256 exp8(__m256 x)
 {
-    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365478515625f));
+    /* clamp with x second: min/max return the second operand when one is NaN, so NaN
+     * reaches the polynomial and stays NaN */
+    x = _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x);
+    x = _mm256_max_ps(_mm256_set1_ps(-87.3365478515625f), x);
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
