@@ -8,6 +8,11 @@
  *     attn: q = (a Wq^T + bq), k = a Wk^T (no bias), v = a Wv^T + bv; per head
  *           softmax(q k^T * hd^-0.5) v over the T valid keys
  *   pool: p[j] = (h[2j] + h[2j+1]) / 2, j < N; out = LN_final(p)   (pool BEFORE the LN)
+ * Speed: the projections and conv stem go through em_matmul (sgemm for n > 8); attention is
+ * two cblas_sgemm per head (OpenBLAS threads them); LayerNorm, exact-erf GELU, softmax and
+ * the residual adds are f32 SIMD passes (AVX2 + FMA when em_cpu_level() allows, else plain C
+ * with the same formulas), single-threaded: splitting them over threads between OpenBLAS
+ * calls measured slower on the 2-core machine (OpenBLAS' idle workers hold the cores).
  * ref: transformers Qwen2AudioEncoder.forward, Qwen2AudioEncoderLayer.forward */
 #include "model/encoder.h"
 
