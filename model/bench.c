@@ -42,6 +42,7 @@
 #include "model/encoder.h"
 #include "model/kernels/backend.h"
 #include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/membw.h"
 #include "model/kernels/cpu/qmatmul.h"
 #include "model/kvcache.h"
 #include "model/loader/safetensors.h"
@@ -268,44 +269,6 @@ static em_err config_for(int enc_layers, int dec_layers, struct em_qa_config *c,
 
 /* ---- machine limits ---------------------------------------------------------------------- */
 
-struct rd {
-    const uint64_t *p;
-    size_t n;
-    uint64_t sum;
-};
-
-typedef long long v4 __attribute__((vector_size(32)));
-__attribute__((target("avx2"))) static uint64_t sum_avx2(const uint64_t *p, size_t n)
-{
-    v4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-    for (size_t i = 0; i + 16 <= n; i += 16) {
-        a0 += *(const v4 *)(p + i);
-        a1 += *(const v4 *)(p + i + 4);
-        a2 += *(const v4 *)(p + i + 8);
-        a3 += *(const v4 *)(p + i + 12);
-    }
-    const v4 t = a0 + a1 + a2 + a3;
-    return (uint64_t)(t[0] ^ t[1] ^ t[2] ^ t[3]);
-}
-
-static void *read_part(void *arg)
-{
-    struct rd *r = arg;
-    if (em_cpu_level_supported() >= EM_CPU_AVX2) {
-        r->sum = sum_avx2(r->p, r->n);
-        return NULL;
-    }
-    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    for (size_t i = 0; i + 4 <= r->n; i += 4) {
-        a0 += r->p[i];
-        a1 += r->p[i + 1];
-        a2 += r->p[i + 2];
-        a3 += r->p[i + 3];
-    }
-    r->sum = a0 ^ a1 ^ a2 ^ a3;
-    return NULL;
-}
-
 /* Best of reps passes over a fresh buffer with T threads; GB/s (0 if out of memory). */
 static double bandwidth(int T, int reps)
 {
@@ -313,28 +276,7 @@ static double bandwidth(int T, int reps)
     uint64_t *buf = aligned_alloc(64, BW_BYTES);
     if (!buf) return 0;
     for (size_t i = 0; i < words; i++) buf[i] = i;
-    if (T > 64) T = 64;
-    double best = 0;
-    volatile uint64_t sink = 0;
-    for (int rep = 0; rep < reps; rep++) {
-        pthread_t th[64];
-        struct rd r[64];
-        int started = 0;
-        const size_t per = words / (size_t)T / 16 * 16;
-        const double t0 = em_now_s();
-        for (int t = 0; t < T; t++) {
-            r[t] = (struct rd){buf + per * (size_t)t, per, 0};
-            if (t == 0 || pthread_create(&th[t], NULL, read_part, &r[t]) != 0) read_part(&r[t]);
-            else started |= 1 << t;
-        }
-        for (int t = 1; t < T; t++)
-            if (started & (1 << t)) pthread_join(th[t], NULL);
-        const double dt = em_now_s() - t0;
-        for (int t = 0; t < T; t++) sink ^= r[t].sum;
-        const double gbs = (double)(per * (size_t)T * 8) / dt / 1e9;
-        if (gbs > best) best = gbs;
-    }
-    (void)sink;
+    const double best = em_membw_read(buf, words, T, reps);
     free(buf);
     return best;
 }

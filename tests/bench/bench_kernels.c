@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/membw.h"
 #include "model/kernels/cpu/qmatmul.h"
 #include "model/quant.h"
 
@@ -40,66 +41,10 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-struct rd {
-    const uint64_t *p;
-    size_t n;
-    uint64_t sum;
-};
-
-/* 256-bit loads, four independent sums: a scalar loop does not saturate DRAM (measured
- * 22 vs 31 GB/s on one Zen 4 thread). Only called when AVX2 is usable. */
-typedef long long v4 __attribute__((vector_size(32)));
-__attribute__((target("avx2"))) static uint64_t sum_avx2(const uint64_t *p, size_t n)
-{
-    v4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-    for (size_t i = 0; i + 16 <= n; i += 16) {
-        a0 += *(const v4 *)(p + i);
-        a1 += *(const v4 *)(p + i + 4);
-        a2 += *(const v4 *)(p + i + 8);
-        a3 += *(const v4 *)(p + i + 12);
-    }
-    const v4 t = a0 + a1 + a2 + a3;
-    return (uint64_t)(t[0] ^ t[1] ^ t[2] ^ t[3]);
-}
-
-static void *read_part(void *arg)
-{
-    struct rd *r = arg;
-    if (em_cpu_level_supported() >= EM_CPU_AVX2) {
-        r->sum = sum_avx2(r->p, r->n);
-        return NULL;
-    }
-    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    for (size_t i = 0; i + 8 <= r->n; i += 8) {
-        a0 += r->p[i]; a1 += r->p[i + 1]; a2 += r->p[i + 2]; a3 += r->p[i + 3];
-        a4 += r->p[i + 4]; a5 += r->p[i + 5]; a6 += r->p[i + 6]; a7 += r->p[i + 7];
-    }
-    r->sum = a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7;
-    return NULL;
-}
-
-/* Best of reps passes over buf with T threads; GB/s. */
+/* Best of reps passes over buf with T threads; GB/s (model/kernels/cpu/membw.h). */
 static double bandwidth(const uint64_t *buf, size_t words, int T, int reps)
 {
-    double best = 0;
-    uint64_t sink = 0;
-    for (int rep = 0; rep < reps; rep++) {
-        pthread_t th[64];
-        struct rd r[64];
-        const double t0 = now();
-        for (int t = 0; t < T; t++) {
-            r[t] = (struct rd){buf + words / T * t, words / T, 0};
-            pthread_create(&th[t], NULL, read_part, &r[t]);
-        }
-        for (int t = 0; t < T; t++) {
-            pthread_join(th[t], NULL);
-            sink ^= r[t].sum;
-        }
-        const double gbs = (double)(words / T * T * 8) / (now() - t0) / 1e9;
-        if (gbs > best) best = gbs;
-    }
-    if (sink == 42) printf(" ");
-    return best;
+    return em_membw_read(buf, words, T, reps);
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -12,7 +12,7 @@ AVX2="-mavx2 -mfma -mf16c"
 AVX512="$AVX2 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16"
 K=model/kernels/cpu
 $CC $CF -c model/quant.c -o "$B/quant.o"
-for f in cpufeat qdot_generic qmatmul; do $CC $CF -c "$K/$f.c" -o "$B/$f.o"; done
+for f in cpufeat membw qdot_generic qmatmul; do $CC $CF -c "$K/$f.c" -o "$B/$f.o"; done
 $CC $CF $AVX2 -c "$K/qdot_avx2.c" -o "$B/qdot_avx2.o"
 $CC $CF $AVX512 -c "$K/qdot_avx512.c" -o "$B/qdot_avx512.o"
 $CC $CF -c tests/bench/bench_kernels.c -o "$B/bench_kernels.o"
