@@ -1,6 +1,6 @@
 /* model/kernels/cpu/cpufeat.c - CPUID + XGETBV detection, once per process.
  * ref: Intel SDM vol. 1 §14.3 and §15.2 (software must check OSXSAVE and XCR0 before using
- * AVX / AVX-512 state; CPUID alone is not enough, the FIXME in ggml's cpu-feats.cpp). */
+ * AVX / AVX-512 state; CPUID alone is not enough, the caveat noted in ggml's cpu-feats.cpp). */
 #include "model/kernels/cpu/cpufeat.h"
 
 #include <pthread.h>
