@@ -13,6 +13,7 @@
  * position * inv_freq, duplicated halves, attention_scaling 1). */
 #include "model/decoder.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,37 +192,67 @@ static void rope_row(float *v, int n_heads, int hd, const float *cs, const float
     }
 }
 
-/* Attention of one query row q[H * hd] at position pos over the cache rows 0..pos of kv
- * (causal), out[H * hd]; scores has room for pos + 1 floats. */
-static void attention_row(const struct em_dec *d, struct em_kv *kv, int l, int pos,
-                          const float *q, float *out, float *scores)
+/* The contiguous run of cache rows of layer l that starts at position p (< n_pos): the
+ * positions p .. p + return - 1 whose K rows (and V rows) are consecutive kv_dim-strided
+ * rows from *k (*v). A plain cache is one run, an overlay one per cache it reads. */
+static int kv_run(struct em_kv *kv, int l, int p, int n_pos, const float **k, const float **v)
 {
-    const int hd = d->hd, group = d->H / d->KVH, n = pos + 1;
-    const float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < d->H; h++) {
-        const float *qh = q + (size_t)h * hd;
-        int kvh = h / group;
+    const int kd = em_kv_dim(kv);
+    *k = em_kv_k(kv, l, p);
+    *v = em_kv_v(kv, l, p);
+    int n = 1;
+    while (p + n < n_pos && em_kv_k(kv, l, p + n) == *k + (size_t)n * kd &&
+           em_kv_v(kv, l, p + n) == *v + (size_t)n * kd)
+        n++;
+    return n;
+}
+
+/* Rows r of s[rows, n] (row stride n): keys past n0 + r are masked (causal); the rest
+ * become softmax probabilities (fp32: subtract the row max, float exp and sum). */
+static void softmax_causal(float *s, int rows, int n, int n0)
+{
+    for (int r = 0; r < rows; r++) {
+        float *x = s + (size_t)r * n;
+        int valid = n0 + r + 1 < n ? n0 + r + 1 : n;
         float mx = -INFINITY;
-        for (int j = 0; j < n; j++) {
-            const float *k = em_kv_k(kv, l, j) + (size_t)kvh * hd;
-            float s = 0;
-            for (int i = 0; i < hd; i++) s += qh[i] * k[i];
-            s *= scale;
-            scores[j] = s;
-            if (s > mx) mx = s;
+        for (int j = 0; j < valid; j++) mx = x[j] > mx ? x[j] : mx;
+        float sum = 0;
+        for (int j = 0; j < valid; j++) sum += (x[j] = expf(x[j] - mx));
+        float inv = 1.0f / sum;
+        for (int j = 0; j < valid; j++) x[j] *= inv;
+        for (int j = valid; j < n; j++) x[j] = 0;
+    }
+}
+
+/* Attention of T query rows q[T, H * hd] of one sequence at positions p0 .. p0 + T - 1 over
+ * the cache rows 0 .. p0 + T - 1 of kv (causal; rows already written), out[T, H * hd].
+ * sc has room for max(T, H / KVH) * (p0 + T) floats. Two cblas_sgemm per (query or kv)
+ * head and contiguous run of cache rows: scores = q k^T * scale, out = P v. One query row
+ * (a decode step, single or batched: the same code either way) stacks the H / KVH query
+ * heads of a kv head into one [group, hd] product, so each K/V row is read once. */
+static void attention_seq(const struct em_dec *d, struct em_kv *kv, int l, int p0, int T,
+                            const float *q, float *out, float *sc)
+{
+    const int hd = d->hd, group = d->H / d->KVH, n = p0 + T, qd = d->H * hd,
+              kd = d->KVH * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *k, *v;
+    /* one sgemm "unit": M query rows of lda ld at qh, output rows of ldo at oh, kv head kvh */
+    const int units = T == 1 ? d->KVH : d->H, M = T == 1 ? group : T, ld = T == 1 ? hd : qd;
+    for (int u = 0; u < units; u++) {
+        const int kvh = T == 1 ? u : u / group;
+        const float *qh = q + (size_t)u * (T == 1 ? (size_t)group * hd : (size_t)hd);
+        float *oh = out + (size_t)u * (T == 1 ? (size_t)group * hd : (size_t)hd);
+        for (int p = 0, m; p < n; p += m) {
+            m = kv_run(kv, l, p, n, &k, &v);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, m, hd, scale, qh, ld,
+                        k + (size_t)kvh * hd, kd, 0.0f, sc + p, n);
         }
-        double sum = 0;
-        for (int j = 0; j < n; j++) {
-            scores[j] = expf(scores[j] - mx);
-            sum += scores[j];
-        }
-        float inv = (float)(1.0 / sum);
-        float *o = out + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof *o);
-        for (int j = 0; j < n; j++) {
-            const float *v = em_kv_v(kv, l, j) + (size_t)kvh * hd;
-            float p = scores[j] * inv;
-            for (int i = 0; i < hd; i++) o[i] += p * v[i];
+        softmax_causal(sc, M, n, p0); /* T == 1: every row at position p0 = n - 1 */
+        for (int p = 0, m; p < n; p += m) {
+            m = kv_run(kv, l, p, n, &k, &v);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, hd, m, 1.0f, sc + p, n,
+                        v + (size_t)kvh * hd, kd, p ? 1.0f : 0.0f, oh, ld);
         }
     }
 }
@@ -238,9 +269,9 @@ static void scratch_free(struct scratch *s)
 
 /* T activation rows; row t belongs to the sequence of cache kv[t] at position pos[t]. A
  * prefill passes T rows of one cache at consecutive positions, a batched step one row per
- * cache. Every linear runs once over all T rows; RoPE, the cache writes and attention go
- * row by row (each row's keys/values are written before any row attends, so the rows of
- * one sequence see each other causally). */
+ * cache. Every linear runs once over all T rows; RoPE and the cache writes go row by row,
+ * then attention once per run of rows of one sequence (all keys/values are written before
+ * any row attends; the causal mask keeps each row to the positions up to its own). */
 struct rows {
     int T;
     struct em_kv *const *kv; /* [T] */
@@ -265,9 +296,13 @@ static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, i
         memcpy(em_kv_k(rw->kv[t], l, rw->pos[t]), s->k + (size_t)t * kd, (size_t)kd * sizeof(float));
         memcpy(em_kv_v(rw->kv[t], l, rw->pos[t]), s->v + (size_t)t * kd, (size_t)kd * sizeof(float));
     }
-    for (int t = 0; t < T; t++)
-        attention_row(d, rw->kv[t], l, rw->pos[t], s->q + (size_t)t * qd, s->a + (size_t)t * qd,
-                      s->sc);
+    /* one attention call per run of rows of one sequence at consecutive positions */
+    for (int t = 0, m; t < T; t += m) {
+        for (m = 1; t + m < T && rw->kv[t + m] == rw->kv[t] && rw->pos[t + m] == rw->pos[t] + m;)
+            m++;
+        attention_seq(d, rw->kv[t], l, rw->pos[t], m, s->q + (size_t)t * qd,
+                      s->a + (size_t)t * qd, s->sc);
+    }
     if ((rc = em_matmul(s->h, s->a, T, qd, D, &L->o_w, NULL))) return rc;
     for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->h[i];
     rmsnorm(s->h, s->x, L->post_norm, T, D, eps);
@@ -315,7 +350,8 @@ static em_err scratch_alloc(const struct em_dec *d, int T, int max_pos, struct s
         .q = malloc(tq * sizeof(float)), .k = malloc(tk * sizeof(float)),
         .v = malloc(tk * sizeof(float)), .a = malloc(tq * sizeof(float)),
         .g = malloc((size_t)T * d->F * sizeof(float)), .u = malloc((size_t)T * d->F * sizeof(float)),
-        .sc = malloc((size_t)(max_pos + 1) * sizeof(float)),
+        .sc = malloc((size_t)(T > d->H / d->KVH ? T : d->H / d->KVH) * (size_t)(max_pos + 1) *
+                     sizeof(float)),
         .cs = malloc((size_t)T * half * sizeof(float)), .sn = malloc((size_t)T * half * sizeof(float)),
     };
     if (!s->x || !s->h || !s->q || !s->k || !s->v || !s->a || !s->g || !s->u || !s->sc || !s->cs ||
