@@ -269,6 +269,21 @@ static void cache_steps_equal_prefill(void)
     CU_ASSERT_EQUAL(em_dec_forward(d, back, r.ids + r.n - 1, 1, NULL, 0, EM_DEC_LOGITS_LAST, lb, NULL), EM_OK);
     CU_ASSERT(golden_cmp("copy of an overlay vs prefill", lb, la, (size_t)V, 1, 1e-5) <= 1e-5);
     em_kv_free(back);
+    /* an overlay of an overlay reads three runs of rows (a's, mid's, its own): prefill and
+     * single steps over them give the logits of the one prefill */
+    struct em_kv *mid, *top;
+    CU_ASSERT_EQUAL_FATAL(em_dec_kv_over(d, a, r.n - 6, r.n - 2, &mid, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_dec_forward(d, mid, r.ids + r.n - 6, 4, NULL, 0, EM_DEC_LOGITS_NONE, NULL, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_dec_kv_over(d, mid, r.n - 2, r.n, &top, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_dec_forward(d, top, r.ids + r.n - 2, 2, NULL, 0, EM_DEC_LOGITS_LAST, lb, NULL), EM_OK);
+    CU_ASSERT(golden_cmp("overlay of an overlay, prefill vs prefill", lb, la, (size_t)V, 1, 1e-5) <= 1e-5);
+    em_kv_free(top);
+    CU_ASSERT_EQUAL_FATAL(em_dec_kv_over(d, mid, r.n - 2, r.n, &top, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_dec_forward(d, top, r.ids + r.n - 2, 1, NULL, 0, EM_DEC_LOGITS_NONE, NULL, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_dec_forward(d, top, r.ids + r.n - 1, 1, NULL, 0, EM_DEC_LOGITS_LAST, lb, NULL), EM_OK);
+    CU_ASSERT(golden_cmp("overlay of an overlay, steps vs prefill", lb, la, (size_t)V, 1, 1e-5) <= 1e-5);
+    em_kv_free(top);
+    em_kv_free(mid);
     em_kv_truncate(ov2, 2); /* never below the base's positions */
     CU_ASSERT_EQUAL(em_kv_len(ov2), r.n - 4);
     CU_ASSERT_EQUAL(em_kv_copy_prefix(ov2, a, 2), EM_E_ARG); /* an overlay is no copy target */
