@@ -231,13 +231,14 @@ static void softmax_causal(float *s, int rows, int n, int n0)
  * (a decode step, single or batched: the same code either way) stacks the H / KVH query
  * heads of a kv head into one [group, hd] product, so each K/V row is read once. */
 static void attention_seq(const struct em_dec *d, struct em_kv *kv, int l, int p0, int T,
-                            const float *q, float *out, float *sc)
+                          const float *q, float *out, float *sc)
 {
     const int hd = d->hd, group = d->H / d->KVH, n = p0 + T, qd = d->H * hd,
               kd = d->KVH * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     const float *k, *v;
-    /* one sgemm "unit": M query rows of lda ld at qh, output rows of ldo at oh, kv head kvh */
+    /* a unit: M query rows at qh (row stride ld) -> M output rows at oh (same stride), one
+     * kv head kvh; a prefill's unit is one query head, a step's one kv head's query group */
     const int units = T == 1 ? d->KVH : d->H, M = T == 1 ? group : T, ld = T == 1 ? hd : qd;
     for (int u = 0; u < units; u++) {
         const int kvh = T == 1 ? u : u / group;
