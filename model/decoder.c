@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include "model/kernels/backend.h"
+#include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/vecmath.h"
 
 struct dec_layer {
     struct em_tensor q_w, q_b, k_w, k_b, v_w, v_b, o_w, gate, up, down;
@@ -207,19 +209,56 @@ static int kv_run(struct em_kv *kv, int l, int p, int n_pos, const float **k, co
     return n;
 }
 
-/* Rows r of s[rows, n] (row stride n): keys past n0 + r are masked (causal); the rest
- * become softmax probabilities (fp32: subtract the row max, float exp and sum). */
+/* x[0 .. n) = softmax(x) (fp32: subtract the row max, float exp and sum). */
+static void softmax_row_c(float *x, int n)
+{
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    float sum = 0;
+    for (int j = 0; j < n; j++) sum += (x[j] = em_exp_f(x[j] - mx));
+    float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++) x[j] *= inv;
+}
+
+#if EM_VM_X86
+EM_VM_AVX2 static void softmax_row_avx2(float *x, int n)
+{
+    int j = 0;
+    __m256 m8 = _mm256_set1_ps(-INFINITY);
+    for (; j + 8 <= n; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + j));
+    float mx = em_hmax8(m8);
+    for (; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    __m256 mxv = _mm256_set1_ps(mx), s8 = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 ev = em_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), mxv));
+        _mm256_storeu_ps(x + j, ev);
+        s8 = _mm256_add_ps(s8, ev);
+    }
+    float sum = em_hsum8(s8);
+    for (; j < n; j++) sum += (x[j] = em_exp_f(x[j] - mx));
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (j = 0; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(x + j, _mm256_mul_ps(_mm256_loadu_ps(x + j), inv));
+    for (; j < n; j++) x[j] *= 1.0f / sum;
+}
+#endif
+
+/* Rows r of s[rows, n] (row stride n): keys past n0 + r are masked (causal, weight 0); the
+ * rest become softmax probabilities. */
 static void softmax_causal(float *s, int rows, int n, int n0)
 {
+#if EM_VM_X86
+    const int avx2 = em_cpu_level() >= EM_CPU_AVX2;
+#endif
     for (int r = 0; r < rows; r++) {
         float *x = s + (size_t)r * n;
         int valid = n0 + r + 1 < n ? n0 + r + 1 : n;
-        float mx = -INFINITY;
-        for (int j = 0; j < valid; j++) mx = x[j] > mx ? x[j] : mx;
-        float sum = 0;
-        for (int j = 0; j < valid; j++) sum += (x[j] = expf(x[j] - mx));
-        float inv = 1.0f / sum;
-        for (int j = 0; j < valid; j++) x[j] *= inv;
+#if EM_VM_X86
+        if (avx2)
+            softmax_row_avx2(x, valid);
+        else
+#endif
+            softmax_row_c(x, valid);
         for (int j = valid; j < n; j++) x[j] = 0;
     }
 }

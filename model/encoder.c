@@ -30,6 +30,7 @@
 
 #include "model/kernels/backend.h"
 #include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/vecmath.h"
 #include "model/mel.h"
 
 struct enc_layer {
@@ -155,27 +156,6 @@ fail:
  * about 1 ulp; erfc: Numerical Recipes' Chebyshev fit, relative error < 1.2e-7 everywhere),
  * so they agree up to FMA rounding. Statistics accumulate in f32 (8 partial sums). */
 
-/* exp(x) for x in [-87.3, 88.3], clamped outside (the softmax passes x <= 0, where the
- * clamp only touches weights below 1e-38 next to a weight of 1; erfc's argument <= -1.2
- * clamps only where erfc is below 1e-38); NaN in, NaN out. */
-static inline float exp_f(float x)
-{
-    if (x != x) return x; /* NaN stays NaN (and (int)NaN below would be undefined) */
-    x = x > 88.3762626647949f ? 88.3762626647949f : x;
-    x = x < -87.3365478515625f ? -87.3365478515625f : x;
-    float n = rintf(x * 1.44269504088896341f);
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    return ldexpf(p, (int)n);
-}
-
 /* x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), through erfc(|x| / sqrt 2) (no cancellation
  * for x < 0). */
 static inline float gelu_f(float x)
@@ -192,7 +172,7 @@ static inline float gelu_f(float x)
     p = p * t + 0.37409196f;
     p = p * t + 1.00002368f;
     p = p * t - 1.26551223f;
-    float half_erfc = 0.5f * t * exp_f(p - z * z);
+    float half_erfc = 0.5f * t * em_exp_f(p - z * z);
     return x * (x >= 0 ? 1.0f - half_erfc : half_erfc);
 }
 
@@ -209,7 +189,7 @@ static void softmax_c(float *s, float *inv, int rows, int n)
         float mx = r[0];
         for (int j = 1; j < n; j++) mx = r[j] > mx ? r[j] : mx;
         float sum = 0;
-        for (int j = 0; j < n; j++) sum += (r[j] = exp_f(r[j] - mx));
+        for (int j = 0; j < n; j++) sum += (r[j] = em_exp_f(r[j] - mx));
         inv[i] = 1.0f / sum;
     }
 }
@@ -234,44 +214,6 @@ static void add_c(float *restrict h, const float *restrict a, size_t n)
 #if EF_X86
 #define EF_AVX2 __attribute__((target("avx2,fma")))
 
-EF_AVX2 static inline __m256 exp8(__m256 x)
-{
-    /* clamp with x second: min/max return the second operand when one is NaN, so NaN
-     * reaches the polynomial and stays NaN */
-    x = _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x);
-    x = _mm256_max_ps(_mm256_set1_ps(-87.3365478515625f), x);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-EF_AVX2 static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-EF_AVX2 static inline float hmax8(__m256 v)
-{
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 EF_AVX2 static void gelu_avx2(float *x, size_t n)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f),
@@ -291,7 +233,7 @@ EF_AVX2 static void gelu_avx2(float *x, size_t n)
         p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
         p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
         p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
-        __m256 he = _mm256_mul_ps(_mm256_mul_ps(half, t), exp8(_mm256_fnmadd_ps(z, z, p)));
+        __m256 he = _mm256_mul_ps(_mm256_mul_ps(half, t), em_exp8(_mm256_fnmadd_ps(z, z, p)));
         __m256 pos = _mm256_sub_ps(one, he);
         __m256 phi = _mm256_blendv_ps(pos, he, v); /* sign bit of x set: half_erfc */
         _mm256_storeu_ps(x + i, _mm256_mul_ps(v, phi));
@@ -306,16 +248,16 @@ EF_AVX2 static void softmax_avx2(float *s, float *inv, int rows, int n)
         int j = 0;
         __m256 m8 = _mm256_set1_ps(-INFINITY);
         for (; j + 8 <= n; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(r + j));
-        float mx = hmax8(m8);
+        float mx = em_hmax8(m8);
         for (; j < n; j++) mx = r[j] > mx ? r[j] : mx;
         __m256 mxv = _mm256_set1_ps(mx), s8 = _mm256_setzero_ps();
         for (j = 0; j + 8 <= n; j += 8) {
-            __m256 ev = exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j), mxv));
+            __m256 ev = em_exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j), mxv));
             _mm256_storeu_ps(r + j, ev);
             s8 = _mm256_add_ps(s8, ev);
         }
-        float sum = hsum8(s8);
-        for (; j < n; j++) sum += (r[j] = exp_f(r[j] - mx));
+        float sum = em_hsum8(s8);
+        for (; j < n; j++) sum += (r[j] = em_exp_f(r[j] - mx));
         inv[i] = 1.0f / sum;
     }
 }
@@ -326,7 +268,7 @@ EF_AVX2 static void layer_norm_row_avx2(float *y, const float *x, int d, const f
     __m256 s8 = _mm256_setzero_ps();
     int j = 0;
     for (; j + 8 <= d; j += 8) s8 = _mm256_add_ps(s8, _mm256_loadu_ps(x + j));
-    float mean = hsum8(s8);
+    float mean = em_hsum8(s8);
     for (; j < d; j++) mean += x[j];
     mean /= (float)d;
     __m256 m8 = _mm256_set1_ps(mean);
@@ -335,7 +277,7 @@ EF_AVX2 static void layer_norm_row_avx2(float *y, const float *x, int d, const f
         __m256 c = _mm256_sub_ps(_mm256_loadu_ps(x + j), m8);
         s8 = _mm256_fmadd_ps(c, c, s8);
     }
-    float var = hsum8(s8);
+    float var = em_hsum8(s8);
     for (; j < d; j++) var += (x[j] - mean) * (x[j] - mean);
     float inv = 1.0f / sqrtf(var / (float)d + eps);
     __m256 i8 = _mm256_set1_ps(inv);
