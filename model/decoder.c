@@ -212,32 +212,17 @@ static int kv_run(struct em_kv *kv, int l, int p, int n_pos, const float **k, co
 /* x[0 .. n) = softmax(x) (fp32: subtract the row max, float exp and sum). */
 static void softmax_row_c(float *x, int n)
 {
-    float mx = -INFINITY;
-    for (int j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
-    float sum = 0;
-    for (int j = 0; j < n; j++) sum += (x[j] = em_exp_f(x[j] - mx));
-    float inv = 1.0f / sum;
+    float inv = 1.0f / em_exp_shift_row(x, n);
     for (int j = 0; j < n; j++) x[j] *= inv;
 }
 
 #if EM_VM_X86
 EM_VM_AVX2 static void softmax_row_avx2(float *x, int n)
 {
-    int j = 0;
-    __m256 m8 = _mm256_set1_ps(-INFINITY);
-    for (; j + 8 <= n; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + j));
-    float mx = em_hmax8(m8);
-    for (; j < n; j++) mx = x[j] > mx ? x[j] : mx;
-    __m256 mxv = _mm256_set1_ps(mx), s8 = _mm256_setzero_ps();
-    for (j = 0; j + 8 <= n; j += 8) {
-        __m256 ev = em_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), mxv));
-        _mm256_storeu_ps(x + j, ev);
-        s8 = _mm256_add_ps(s8, ev);
-    }
-    float sum = em_hsum8(s8);
-    for (; j < n; j++) sum += (x[j] = em_exp_f(x[j] - mx));
+    float sum = em_exp_shift_row8(x, n);
     __m256 inv = _mm256_set1_ps(1.0f / sum);
-    for (j = 0; j + 8 <= n; j += 8)
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
         _mm256_storeu_ps(x + j, _mm256_mul_ps(_mm256_loadu_ps(x + j), inv));
     for (; j < n; j++) x[j] *= 1.0f / sum;
 }

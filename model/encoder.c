@@ -184,14 +184,7 @@ static void gelu_c(float *x, size_t n)
 /* Row i of s[rows, n]: s = exp(s - max); inv[i] = 1 / sum (the caller scales later). */
 static void softmax_c(float *s, float *inv, int rows, int n)
 {
-    for (int i = 0; i < rows; i++) {
-        float *r = s + (size_t)i * n;
-        float mx = r[0];
-        for (int j = 1; j < n; j++) mx = r[j] > mx ? r[j] : mx;
-        float sum = 0;
-        for (int j = 0; j < n; j++) sum += (r[j] = em_exp_f(r[j] - mx));
-        inv[i] = 1.0f / sum;
-    }
+    for (int i = 0; i < rows; i++) inv[i] = 1.0f / em_exp_shift_row(s + (size_t)i * n, n);
 }
 
 /* y[d] = LayerNorm(x[d]) * w + b (biased variance, two passes). */
@@ -243,23 +236,7 @@ EF_AVX2 static void gelu_avx2(float *x, size_t n)
 
 EF_AVX2 static void softmax_avx2(float *s, float *inv, int rows, int n)
 {
-    for (int i = 0; i < rows; i++) {
-        float *r = s + (size_t)i * n;
-        int j = 0;
-        __m256 m8 = _mm256_set1_ps(-INFINITY);
-        for (; j + 8 <= n; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(r + j));
-        float mx = em_hmax8(m8);
-        for (; j < n; j++) mx = r[j] > mx ? r[j] : mx;
-        __m256 mxv = _mm256_set1_ps(mx), s8 = _mm256_setzero_ps();
-        for (j = 0; j + 8 <= n; j += 8) {
-            __m256 ev = em_exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j), mxv));
-            _mm256_storeu_ps(r + j, ev);
-            s8 = _mm256_add_ps(s8, ev);
-        }
-        float sum = em_hsum8(s8);
-        for (; j < n; j++) sum += (r[j] = em_exp_f(r[j] - mx));
-        inv[i] = 1.0f / sum;
-    }
+    for (int i = 0; i < rows; i++) inv[i] = 1.0f / em_exp_shift_row8(s + (size_t)i * n, n);
 }
 
 EF_AVX2 static void layer_norm_row_avx2(float *y, const float *x, int d, const float *w,

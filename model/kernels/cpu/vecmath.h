@@ -37,6 +37,17 @@ static inline float em_exp_f(float x)
     return ldexpf(p, (int)n);
 }
 
+/* x[0 .. n) = exp(x - max(x)) in place (n >= 1); returns the float sum. A softmax row is
+ * this times 1 / sum; callers apply that factor where it is cheapest. */
+static inline float em_exp_shift_row(float *x, int n)
+{
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    float sum = 0;
+    for (int j = 0; j < n; j++) sum += (x[j] = em_exp_f(x[j] - mx));
+    return sum;
+}
+
 #if EM_VM_X86
 #define EM_VM_AVX2 __attribute__((target("avx2,fma")))
 
@@ -76,6 +87,25 @@ EM_VM_AVX2 static inline float em_hmax8(__m256 v)
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* em_exp_shift_row with 8 lanes (the same max, exp and sum). */
+EM_VM_AVX2 static inline float em_exp_shift_row8(float *x, int n)
+{
+    int j = 0;
+    __m256 m8 = _mm256_set1_ps(-INFINITY);
+    for (; j + 8 <= n; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + j));
+    float mx = em_hmax8(m8);
+    for (; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    __m256 mxv = _mm256_set1_ps(mx), s8 = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 ev = em_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), mxv));
+        _mm256_storeu_ps(x + j, ev);
+        s8 = _mm256_add_ps(s8, ev);
+    }
+    float sum = em_hsum8(s8);
+    for (; j < n; j++) sum += (x[j] = em_exp_f(x[j] - mx));
+    return sum;
 }
 #endif
 
