@@ -15,6 +15,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "model/quant.h"
 
 #define EM_QDOT_MAX_N 8 /* activation rows per prep/rows pass */
 
@@ -52,5 +55,24 @@ const struct em_qdot_ops *em_qdot_avx512(bool bf16);
  * d[n, in / 32] with d = amax / 127, q = round-to-nearest-even(x * (127 / amax)), 0 for an
  * all-zero block. The AVX-512 prep computes the same codes and scales bit for bit. */
 void em_qdot_quantize_x(const float *x, int n, int in, int8_t *q, float *d);
+
+/* The generic and AVX2 prep: a = {n, in, x}; for q8_0 / q4_0 rows also the codes and
+ * scales that quantize (em_qdot_quantize_x or its AVX2 twin) writes into scratch: [n, in]
+ * codes, then [n, in / 32] scales (scratch_size = n * in + n * in / 32 * sizeof(float)). */
+static inline void em_qdot_prep_int8(int wtype, const float *x, int n, int in, void *scratch,
+                                     struct em_qact *a,
+                                     void (*quantize)(const float *, int, int, int8_t *, float *))
+{
+    memset(a, 0, sizeof *a);
+    a->n = n;
+    a->in = in;
+    a->x = x;
+    if (wtype != EM_WT_Q8_0 && wtype != EM_WT_Q4_0) return;
+    int8_t *q = scratch;
+    float *d = (float *)((uint8_t *)scratch + (size_t)n * in);
+    quantize(x, n, in, q, d);
+    a->q = (const uint8_t *)q;
+    a->d = d;
+}
 
 #endif

@@ -56,16 +56,7 @@ static void quantize_x(const float *x, int n, int in, int8_t *q, float *d)
 
 static void y_prep(int wtype, const float *x, int n, int in, void *scratch, struct em_qact *a)
 {
-    memset(a, 0, sizeof *a);
-    a->n = n;
-    a->in = in;
-    a->x = x;
-    if (wtype != EM_WT_Q8_0 && wtype != EM_WT_Q4_0) return;
-    int8_t *q = scratch;
-    float *d = (float *)((uint8_t *)scratch + (size_t)n * in);
-    quantize_x(x, n, in, q, d);
-    a->q = (const uint8_t *)q;
-    a->d = d;
+    em_qdot_prep_int8(wtype, x, n, in, scratch, a, quantize_x);
 }
 
 INLINE __m256i load_w(const uint8_t *blk, int q4)

@@ -38,16 +38,7 @@ static size_t g_scratch_size(int wtype, int n, int in)
 
 static void g_prep(int wtype, const float *x, int n, int in, void *scratch, struct em_qact *a)
 {
-    memset(a, 0, sizeof *a);
-    a->n = n;
-    a->in = in;
-    a->x = x;
-    if (wtype != EM_WT_Q8_0 && wtype != EM_WT_Q4_0) return;
-    int8_t *q = scratch;
-    float *d = (float *)((uint8_t *)scratch + (size_t)n * in);
-    em_qdot_quantize_x(x, n, in, q, d);
-    a->q = (const uint8_t *)q;
-    a->d = d;
+    em_qdot_prep_int8(wtype, x, n, in, scratch, a, em_qdot_quantize_x);
 }
 
 static inline float half_at(const uint8_t *p)
