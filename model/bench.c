@@ -12,16 +12,15 @@
  *                      outside the layers; subtracted from the decoder timings below)
  *             prefill  em_dec_forward of prefill_tokens ids (LOGITS_LAST), then a 24-token
  *                      prompt tail on top of it (what each further prompt costs in model.c)
- *             decode   em_dec_forward steps of 1 token (LOGITS_LAST) and of 4 tokens
- *                      (LOGITS_ALL) at positions after the prefill, for `seconds` each. The
- *                      decoder has no multi-sequence step: 4 positions of one sequence run
- *                      every matmul with n = 4 and read the weights once, which is the work of
- *                      one batched step of 4 prompts (attention differs by a few keys).
+ *             decode   batch 1: em_dec_forward steps of 1 token (LOGITS_LAST) after the
+ *                      prefill; batch 4: em_dec_step_batch steps of 4 sequences, each with
+ *                      its own cache laid over the prefill's (em_dec_kv_over), as model.c
+ *                      decodes the prompts of a clip; `seconds` each.
  *             per layer = (time - lm_head time) / N; a 32-layer figure = 32 x per layer +
  *             lm_head time.
  *   estimate  a 30 s clip: encoder + projector + prefill + new_tokens decode steps, for 1 and
- *             for 4 prompts (shared audio prefill + 3 tails; decode one prompt after another
- *             as model.c does today, and as one batched step of 4 if it decoded them together).
+ *             for 4 prompts (shared audio prefill + 3 tails; decoded as one batch of 4 as
+ *             model.c does, and, for comparison, one prompt after another).
  * Peak RSS per type: VmHWM after resetting it (/proc/self/clear_refs "5") before the type's
  * weights are made. Embedding and lm_head share one random buffer (same shape and dtype; only
  * one embedding row is read per token), so the RSS holds one of them. */
@@ -436,30 +435,38 @@ static em_err time_matmul(const struct em_tensor *w, int n, int reps, double *ou
     return rc;
 }
 
-/* Seconds of one em_dec_forward of T tokens: steps repeated for about `seconds` (at least 3,
- * at most MAX_STEPS; the first one is a warm-up and not counted); *best is the fastest step
- * (the speed when the cores are ours, like the best-of bandwidth it is compared with), *mean
- * the mean. Each step is followed by the lm_head matmul alone with the same n, and *lm_best
- * is lowered to its fastest: both bests then come from the same stretch of machine load, so
- * their difference (the layers' share) is not skewed by load that changed in between. */
+/* Seconds of one decode step of T sequences: T == 1 is em_dec_forward of 1 token on kv;
+ * T > 1 is em_dec_step_batch over T caches laid over kv's positions (each sequence then
+ * attends to the shared prefix plus its own tokens, as the prompts of one clip do). Steps
+ * repeat for about `seconds` (at least 3, at most MAX_STEPS; the first one is a warm-up and
+ * not counted); *best is the fastest step (the speed when the cores are ours, like the
+ * best-of bandwidth it is compared with), *mean the mean. Each step is followed by the
+ * lm_head matmul alone with the same n, and *lm_best is lowered to its fastest: both bests
+ * then come from the same stretch of machine load, so their difference (the layers' share)
+ * is not skewed by load that changed in between. */
 static em_err time_steps(const struct em_dec *d, struct em_kv *kv, int T, double seconds,
                          const struct em_tensor *lm, float *logits, uint64_t *s, double *best,
                          double *mean, double *lm_best, int *steps, struct em_errbuf *eb)
 {
-    int32_t ids[4];
+    int32_t ids[EM_DEC_MAX_BATCH];
+    struct em_kv *seq[EM_DEC_MAX_BATCH] = {0};
     const int V = em_dec_vocab(d), audio = em_dec_audio_token(d);
     double sum = 0, mn = INFINITY;
     int n = 0;
+    em_err rc = EM_OK;
+    if (T < 1 || T > EM_DEC_MAX_BATCH) return EM_E_ARG;
+    for (int i = 0; T > 1 && i < T && rc == EM_OK; i++)
+        rc = em_dec_kv_over(d, kv, em_kv_len(kv), em_kv_len(kv) + MAX_STEPS + 2, &seq[i], eb);
     const double start = em_now_s();
-    for (int k = 0; k < MAX_STEPS + 1; k++) {
+    for (int k = 0; rc == EM_OK && k < MAX_STEPS + 1; k++) {
         for (int t = 0; t < T; t++) {
             ids[t] = (int32_t)(rng_next(s) % (uint64_t)V);
             if (ids[t] == audio) ids[t]--;
         }
         const double t0 = em_now_s();
-        em_err rc = em_dec_forward(d, kv, ids, T, NULL, 0,
-                                   T == 1 ? EM_DEC_LOGITS_LAST : EM_DEC_LOGITS_ALL, logits, eb);
-        if (rc != EM_OK) return rc;
+        rc = T == 1 ? em_dec_forward(d, kv, ids, 1, NULL, 0, EM_DEC_LOGITS_LAST, logits, eb)
+                    : em_dec_step_batch(d, seq, ids, T, logits, eb);
+        if (rc != EM_OK) break;
         const double dt = em_now_s() - t0;
         if (k > 0) {
             sum += dt;
@@ -467,10 +474,12 @@ static em_err time_steps(const struct em_dec *d, struct em_kv *kv, int T, double
             if (dt < mn) mn = dt;
         }
         double tl;
-        if ((rc = time_matmul(lm, T, 1, &tl)) != EM_OK) return rc;
+        if ((rc = time_matmul(lm, T, 1, &tl)) != EM_OK) break;
         if (tl < *lm_best) *lm_best = tl;
         if (n >= 3 && em_now_s() - start >= seconds) break;
     }
+    for (int i = 0; i < T; i++) em_kv_free(seq[i]);
+    if (rc != EM_OK) return rc;
     *mean = sum / n;
     *best = mn;
     *steps = n;
@@ -747,9 +756,9 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
     fprintf(out, "end to end, one 30 s clip, %d new tokens per prompt [x32 estimate]\n",
             o->new_tokens);
     ROW("  1 prompt (s)", "%14.1f", estimate(r, o->new_tokens).one);
-    ROW("  4 prompts, decoded one after another (model.c) (s)", "%14.1f",
+    ROW("  4 prompts, decoded one after another (s)", "%14.1f",
         estimate(r, o->new_tokens).four_seq);
-    ROW("  4 prompts, decoded as one batch of 4 (s)", "%14.1f",
+    ROW("  4 prompts, decoded as one batch of 4 (model.c) (s)", "%14.1f",
         estimate(r, o->new_tokens).four_batch);
     ROW("  4 prompts batched / 1 prompt", "%14.2f",
         estimate(r, o->new_tokens).four_batch / estimate(r, o->new_tokens).one);
