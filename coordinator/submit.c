@@ -26,7 +26,7 @@ struct sopts {
     const char *prompts[64]; /* built-in names */
     const char *free[64];    /* free-text prompts */
     int nprompts, nfree;
-    unsigned max_attempts;
+    unsigned max_attempts, max_new_tokens;
     int skip_done, wait;
 };
 
@@ -34,7 +34,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: earmark submit --redis URL --manifest FILE|- --out URI\n"
                "         [--prompts caption,transcript,events] [--prompt TEXT]...\n"
-               "         [--max-attempts N] [--model NAME] [--skip-done] [--wait]\n");
+               "         [--max-attempts N] [--max-new-tokens N] [--model NAME] [--skip-done]\n"
+               "         [--wait]\n");
 }
 
 static void on_bad(void *ud, unsigned line, em_err code, const char *why)
@@ -74,6 +75,7 @@ static int parse_args(int argc, char **argv, struct sopts *o)
         {"prompts", required_argument, 0, 'p'},
         {"prompt", required_argument, 0, 'P'},
         {"max-attempts", required_argument, 0, 'a'},
+        {"max-new-tokens", required_argument, 0, 'n'},
         {"model", required_argument, 0, 'M'},
         {"skip-done", no_argument, 0, 's'},
         {"wait", no_argument, 0, 'w'},
@@ -112,6 +114,14 @@ static int parse_args(int argc, char **argv, struct sopts *o)
                 return 2;
             }
             o->max_attempts = (unsigned)v;
+            break;
+        case 'n':
+            if (em_cli_u64(optarg, 1, EM_SUBMIT_MAX_NEW_TOKENS, &v) != 0) {
+                fprintf(stderr, "earmark submit: --max-new-tokens must be 1..%u\n",
+                        EM_SUBMIT_MAX_NEW_TOKENS);
+                return 2;
+            }
+            o->max_new_tokens = (unsigned)v;
             break;
         case 'h': usage(stdout); return -1;
         default:
@@ -253,7 +263,7 @@ int em_cmd_submit(int argc, char **argv)
         goto fail;
     }
     if ((rc = em_submit_producer(o.model, o.prompts, (size_t)o.nprompts, o.free, (size_t)o.nfree,
-                                 &prompts_json, &gen_json, &ph, &eb)) != EM_OK)
+                                 o.max_new_tokens, &prompts_json, &gen_json, &ph, &eb)) != EM_OK)
         goto fail;
     if ((rc = em_queue_open(o.redis, &q, &eb)) != EM_OK) goto fail;
 

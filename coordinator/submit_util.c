@@ -15,22 +15,28 @@ int em_submit_prompt_known(const char *name)
                     strcmp(name, "events") == 0);
 }
 
-static json_t *gen_defaults(void)
+static json_t *gen_defaults(unsigned max_new_tokens)
 {
     /* Greedy decoding: deterministic output, so a retry writes the same record. 0 means
      * "the checkpoint's generation_config.json value" (as on the wire), so the repetition
      * penalty the model ships with applies, as Hugging Face applies it even when greedy. */
-    return json_pack("{s:i, s:f, s:i, s:f, s:f, s:i, s:b}", "max_new_tokens", 256, "temperature",
+    return json_pack("{s:i, s:f, s:i, s:f, s:f, s:i, s:b}", "max_new_tokens", (int)max_new_tokens, "temperature",
                      0.0, "top_k", 0, "top_p", 0.0, "repetition_penalty", 0.0, "seed", 0, "greedy",
                      1);
 }
 
 em_err em_submit_producer(const char *model, const char *const *builtin, size_t nbuiltin,
-                          const char *const *free_text, size_t nfree, char **prompts_json,
-                          char **gen_json, char **hash, struct em_errbuf *eb)
+                          const char *const *free_text, size_t nfree, unsigned max_new_tokens,
+                          char **prompts_json, char **gen_json, char **hash,
+                          struct em_errbuf *eb)
 {
     *prompts_json = *gen_json = *hash = NULL;
-    json_t *pr = json_array(), *gen = gen_defaults(), *all = NULL;
+    if (max_new_tokens > EM_SUBMIT_MAX_NEW_TOKENS)
+        return em_errf(eb, EM_E_ARG, "max_new_tokens %u, expected 1..%u", max_new_tokens,
+                       EM_SUBMIT_MAX_NEW_TOKENS);
+    json_t *pr = json_array(), *gen = gen_defaults(max_new_tokens ? max_new_tokens
+                                                                  : EM_SUBMIT_DEFAULT_NEW_TOKENS),
+           *all = NULL;
     char *canon = NULL;
     em_err rc = EM_E_NOMEM;
     if (!pr || !gen) goto fail;

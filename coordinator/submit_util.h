@@ -9,7 +9,9 @@
 
 #include "common/err.h"
 
-#define EM_SUBMIT_MAX_PROMPT 4096u /* bytes of one free-text prompt */
+#define EM_SUBMIT_MAX_PROMPT 4096u       /* bytes of one free-text prompt */
+#define EM_SUBMIT_DEFAULT_NEW_TOKENS 256u /* max_new_tokens when not given */
+#define EM_SUBMIT_MAX_NEW_TOKENS 8192u    /* = EM_MODEL_MAX_NEW_TOKENS (model/model.h) */
 
 struct em_storage;
 
@@ -17,11 +19,14 @@ struct em_storage;
 int em_submit_prompt_known(const char *name);
 
 /* Builds the batch's prompts JSON ([{name, text}]: built-ins first, then "free1".."freeN"),
- * the generation settings JSON (fixed defaults), and the producer hash: hex SHA-256 of the
- * canonical JSON (sorted keys, compact) of {earmark_version, gen, model, prompts}.
- * All three outputs are malloc'd (caller frees). Errors: EM_E_NOMEM, EM_E_ARG. */
+ * the generation settings JSON (greedy; max_new_tokens per prompt and window: the argument,
+ * 0 for the default EM_SUBMIT_DEFAULT_NEW_TOKENS), and the producer hash: hex SHA-256 of
+ * the canonical JSON (sorted keys, compact) of {earmark_version, gen, model, prompts}.
+ * All three outputs are malloc'd (caller frees). Errors: EM_E_NOMEM, EM_E_ARG (unknown
+ * built-in, max_new_tokens above EM_SUBMIT_MAX_NEW_TOKENS). */
 em_err em_submit_producer(const char *model, const char *const *builtin, size_t nbuiltin,
-                          const char *const *free_text, size_t nfree, char **prompts_json,
+                          const char *const *free_text, size_t nfree, unsigned max_new_tokens,
+                          char **prompts_json,
                           char **gen_json, char **hash, struct em_errbuf *eb);
 
 /* 1 if data[len] is an annotation record with status "ok" and producer.hash == hash,
