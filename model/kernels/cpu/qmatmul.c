@@ -31,7 +31,9 @@ struct job {
     float *y;
     size_t ldy;
     int out, chunk;
-    atomic_int next; /* next chunk start row */
+    atomic_int next; /* next chunk start row (or next task, with fn) */
+    void (*fn)(void *ctx, int task, int slot); /* em_qmm_parallel: tasks [0, out) */
+    void *ctx;
 };
 
 static struct {
@@ -60,8 +62,16 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void run_chunks(struct job *jb)
+static void run_chunks(struct job *jb, int slot)
 {
+    if (jb->fn) {
+        for (;;) {
+            const int t = atomic_fetch_add_explicit(&jb->next, 1, memory_order_relaxed);
+            if (t >= jb->out) break;
+            jb->fn(jb->ctx, t, slot);
+        }
+        return;
+    }
     for (;;) {
         const int r0 = atomic_fetch_add_explicit(&jb->next, jb->chunk, memory_order_relaxed);
         if (r0 >= jb->out) break;
@@ -87,7 +97,7 @@ static void *worker(void *arg)
         const bool mine = idx < pool.want;
         pthread_mutex_unlock(&pool.mu);
         if (!mine) continue;
-        run_chunks(jb);
+        run_chunks(jb, idx + 1);
         if (atomic_fetch_sub_explicit(&pool.left, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&pool.mu);
             pthread_cond_signal(&pool.done_cv);
@@ -126,7 +136,7 @@ static void pool_run(struct job *jb, int nthreads)
 {
     const int workers = nthreads - 1;
     if (workers <= 0 || atomic_flag_test_and_set(&pool.busy)) {
-        run_chunks(jb);
+        run_chunks(jb, 0);
         return;
     }
     atomic_store(&pool.left, workers);
@@ -136,7 +146,7 @@ static void pool_run(struct job *jb, int nthreads)
     atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
     pthread_cond_broadcast(&pool.work_cv);
     pthread_mutex_unlock(&pool.mu);
-    run_chunks(jb);
+    run_chunks(jb, 0);
     int spins = 0;
     while (atomic_load_explicit(&pool.left, memory_order_acquire) > 0 && spins++ < SPIN_ITERS)
         cpu_relax();
@@ -146,6 +156,18 @@ static void pool_run(struct job *jb, int nthreads)
     pool.job = NULL;
     pthread_mutex_unlock(&pool.mu);
     atomic_flag_clear(&pool.busy);
+}
+
+void em_qmm_parallel(void (*fn)(void *ctx, int task, int slot), void *ctx, int ntasks,
+                     int threads)
+{
+    if (!fn || ntasks <= 0) return;
+    int nthreads = em_qmm_threads();
+    if (threads > 0 && threads < nthreads) nthreads = threads;
+    if (nthreads > ntasks) nthreads = ntasks;
+    struct job jb = {.out = ntasks, .fn = fn, .ctx = ctx};
+    atomic_init(&jb.next, 0);
+    pool_run(&jb, nthreads);
 }
 
 struct em_qmm_opts em_qmm_opts_default(void)

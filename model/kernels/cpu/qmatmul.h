@@ -43,4 +43,15 @@ em_err em_qmatmul_ex(const struct em_qmm_opts *opts, float *y, const float *x, i
 /* Threads the pool runs (caller included); starts the pool if needed. */
 int em_qmm_threads(void);
 
+/* Generic tasks on the same pool (used by the int8 GEMM, igemm.h, so that one matmul call
+ * never runs on two pools): calls fn(ctx, task, slot) once for every task in [0, ntasks),
+ * on up to `threads` threads (0: the whole pool; never more threads than tasks), the caller
+ * included; tasks are claimed dynamically from a shared counter, so their order is not
+ * fixed. slot is in [0, em_qmm_threads()) and no two threads of this call share a slot at
+ * the same time (index per-thread scratch with it). Returns when every task has finished.
+ * A call that finds the pool busy runs all tasks on the caller's thread (slot 0). fn must not
+ * call em_qmm_parallel or em_qmatmul itself (it would run them on its own thread). */
+void em_qmm_parallel(void (*fn)(void *ctx, int task, int slot), void *ctx, int ntasks,
+                     int threads);
+
 #endif
