@@ -14,10 +14,14 @@
  *       dtype, split by rows over the qmatmul pool (one thread per online CPU). Quantized W
  *       dots int8-quantized x (per 32-block scale, as ggml does); f32/f16 rows use f32 x and
  *       FMA; bf16 rows see EM_MM_BF16_EXACT below. Bias added afterwards in f32.
- *   n >  EM_MM_QMM_MAX_N (prefill, encoder, conv stem): an aligned f32 W goes to OpenBLAS
- *       cblas_sgemm in place; otherwise W is widened (f16/bf16) or dequantized (q8_0/q4_0)
- *       to f32 one tile of whole rows at a time (EM_MM_TILE_BYTES of scratch) and each tile
- *       is multiplied with cblas_sgemm.
+ *   n >  EM_MM_QMM_MAX_N, W in Q8_0 / Q4_0 and em_cpu_level() == EM_CPU_AVX512 (VNNI):
+ *       em_igemm (model/kernels/cpu/igemm.h), an int8 GEMM on the qmatmul pool: x is
+ *       quantized per 32-block exactly as on the small-n path and the same sum of
+ *       dw * dx * integer block dots is computed, so prefill and decode see one definition.
+ *   n >  EM_MM_QMM_MAX_N otherwise (prefill, encoder, conv stem): an aligned f32 W goes to
+ *       OpenBLAS cblas_sgemm in place; otherwise W is widened (f16/bf16) or dequantized
+ *       (q8_0/q4_0 below AVX512) to f32 one tile of whole rows at a time (EM_MM_TILE_BYTES
+ *       of scratch) and each tile is multiplied with cblas_sgemm.
  *
  * Threads (no oversubscription by construction): one em_matmul call runs on exactly one of
  * the two pools, never both, and both pools are sized to the online CPUs (the first sgemm
@@ -34,7 +38,8 @@
  *
  * Thread-safety: em_matmul may be called from several threads; each call allocates its own
  * scratch (at most EM_MM_TILE_BYTES, or one row of W if that is larger; the small-n path:
- * n * in bytes of quantized activations). */
+ * n * in bytes of quantized activations; the int8 GEMM: about n * in * 33 / 32 bytes of
+ * activations plus 40 * in bytes per pool thread, em_igemm_scratch_bytes). */
 #ifndef EM_BACKEND_H
 #define EM_BACKEND_H
 
@@ -43,7 +48,7 @@
 #include "common/err.h"
 #include "model/loader/tensor.h"
 
-#define EM_MM_QMM_MAX_N 8               /* n at or below this: em_qmatmul; above: sgemm */
+#define EM_MM_QMM_MAX_N 8 /* n at or below this: em_qmatmul; above: em_igemm or sgemm */
 #define EM_MM_TILE_BYTES (8u << 20)     /* f32 scratch per widened tile (sgemm path) */
 
 /* 1: on the small-n path bf16 rows are widened and dotted with f32 FMA (AVX2 kernels) even

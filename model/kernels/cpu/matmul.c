@@ -1,11 +1,15 @@
 /* model/kernels/cpu/matmul.c - the CPU backend: y[n, out] = x[n, in] @ W[out, in]^T + b.
  *
- * Two paths (the policy is in backend.h):
+ * Three paths (the policy is in backend.h):
  *   n <= EM_MM_QMM_MAX_N   em_qmatmul (model/kernels/cpu/qmatmul.h): SIMD row kernels reading
  *                          W once, in its stored dtype, on the qmatmul thread pool;
- *   n >  EM_MM_QMM_MAX_N   an aligned f32 W goes straight to OpenBLAS cblas_sgemm; otherwise
- *                          W is widened / dequantized one tile of rows at a time into f32
- *                          scratch and each tile is handed to cblas_sgemm (OpenBLAS' threads). */
+ *   n >  EM_MM_QMM_MAX_N, Q8_0 / Q4_0 W, em_cpu_level() at AVX512 (VNNI)
+ *                          em_igemm (model/kernels/cpu/igemm.h): int8 activations x int8
+ *                          weights with vpdpbusd, on the qmatmul pool;
+ *   n >  EM_MM_QMM_MAX_N   otherwise: an aligned f32 W goes straight to OpenBLAS cblas_sgemm;
+ *                          else W is widened / dequantized one tile of rows at a time into
+ *                          f32 scratch and each tile is handed to cblas_sgemm (OpenBLAS'
+ *                          threads). */
 #include <cblas.h>
 #include <immintrin.h>
 #include <pthread.h>
@@ -15,6 +19,7 @@
 
 #include "model/kernels/backend.h"
 #include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/igemm.h"
 #include "model/kernels/cpu/qmatmul.h"
 
 static em_err check(int n, int in, int out, const struct em_tensor *w,
@@ -180,6 +185,9 @@ static em_err cpu_matmul(void *ctx, float *y, const float *x, int n, int in, int
         struct em_qmm_opts o = em_qmm_opts_default();
         o.level = small_level(w->dtype);
         rc = em_qmatmul_ex(&o, y, x, n, in, out, w->dtype, w->data, NULL);
+    } else if ((w->dtype == EM_DT_Q8_0 || w->dtype == EM_DT_Q4_0) &&
+               em_igemm_available(em_cpu_level())) {
+        rc = em_igemm(y, x, n, in, out, w->dtype, w->data, 0);
     } else {
         rc = matmul_blas(y, x, n, in, out, w);
     }

@@ -1,0 +1,254 @@
+/* model/kernels/cpu/igemm_avx512.c - the AVX-512 VNNI body of em_igemm (igemm.h).
+ * Compiled with -mavx512*; only reached through em_igemm() after em_cpu_level() says so.
+ *
+ * vpdpbusd multiplies u8 x s8: the activation codes are made unsigned (xu = xq + 128, one
+ * xor) and the weights stay signed, so for one 32-block
+ *     sum(xu * w) = sum(xq * w) + 128 * sum(w)
+ * and the int32 accumulator starts at corr = -128 * sum(w) (per row and block, stored with
+ * the repacked tile): the block's integer dot is exact, then
+ *     acc += float(dot) * (dw * dx)                      (f32, block order, one fma)
+ *
+ * Activation layout (quantized once per call, shared read-only by all threads): tokens in
+ * groups of TN = EM_IGEMM_TN (the last group padded with zero codes and zero scales); group
+ * G, block b holds its TN tokens' 32 codes back to back (TN * 32 bytes) and the TN scales
+ * in a separate array [G][b][TN].
+ * Tile layout (per thread, one tile of TR = 32 rows at a time, rows past `out` zero): per
+ * block b, 1280 bytes: [group 0 codes: 8 x 64][group 1 codes: 8 x 64][dw g0: 16 f32]
+ * [dw g1: 16 f32][corr g0: 16 i32][corr g1: 16 i32]; code zmm j of a group holds, for
+ * each of its 16 rows, the block's bytes 4j .. 4j + 3 (one dword lane per row). The tile is
+ * built with masked dword gathers straight from W's blocks (no byte past a block is read).
+ * Kernel: 2 groups x TN tokens, 12 int32 + 12 f32 accumulators, one activation dword
+ * broadcast serving both groups. */
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kernels/cpu/igemm.h"
+#include "model/kernels/cpu/qmatmul.h"
+#include "model/quant.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define TN EM_IGEMM_TN
+#define TR EM_IGEMM_TR
+#define TILE_BLOCK 1280 /* tile bytes per 32-block (TR rows) */
+#define OFF_DW 1024
+#define OFF_CORR 1152
+/* activation rows quantized per task */
+#define QUANT_GROUPS 8
+
+/* ---- activations ----------------------------------------------------------------------- */
+
+/* One 32-block: codes as em_qdot_quantize_x (qdot_generic.c) computes them, bit for bit:
+ * amax as fmaxf over |x| (a NaN element is skipped: vmaxps returns its second operand),
+ * id = 127 / amax (0 for amax == 0), d = amax / 127, q = cvtps2dq(x * id) (round to nearest
+ * even, like lrintf), saturated to int8 as the clamp does (NaN and overflow give -128 both
+ * ways). */
+INLINE void quant_block(const float *xb, __m128i *q0, __m128i *q1, float *d)
+{
+    const __m512 a = _mm512_loadu_ps(xb), b = _mm512_loadu_ps(xb + 16);
+    __m512 m = _mm512_max_ps(_mm512_abs_ps(a), _mm512_setzero_ps());
+    m = _mm512_max_ps(_mm512_abs_ps(b), m);
+    const float amax = _mm512_reduce_max_ps(m);
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    *d = amax / 127.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    *q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a, vid)));
+    *q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(b, vid)));
+}
+
+void em_igemm_quantize_x_avx512(const float *x, int n, int in, int8_t *q, float *d)
+{
+    const int nb = in / EM_QK;
+    for (int j = 0; j < n; j++)
+        for (int b = 0; b < nb; b++) {
+            const size_t o = (size_t)j * in + (size_t)b * EM_QK;
+            __m128i q0, q1;
+            quant_block(x + o, &q0, &q1, d + (size_t)j * nb + b);
+            _mm_storeu_si128((__m128i *)(q + o), q0);
+            _mm_storeu_si128((__m128i *)(q + o + 16), q1);
+        }
+}
+
+struct call {
+    const float *x;
+    int n, in, nb, out, wtype, ngroups;
+    const uint8_t *w;
+    size_t rs;       /* W row bytes */
+    uint8_t *xa;     /* [ngroups][nb][TN][32] codes + 128 */
+    float *xd;       /* [ngroups][nb][TN] scales */
+    uint8_t *tiles;  /* one tile per slot */
+    size_t tile_bytes;
+    float *y;
+};
+
+/* Token groups [G0, G0 + QUANT_GROUPS) into the grouped layout. */
+static void quant_task(void *ctx, int task, int slot)
+{
+    (void)slot;
+    const struct call *c = ctx;
+    const int nb = c->nb;
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    int g1 = (task + 1) * QUANT_GROUPS;
+    if (g1 > c->ngroups) g1 = c->ngroups;
+    for (int g = task * QUANT_GROUPS; g < g1; g++)
+        for (int t = 0; t < TN; t++) {
+            const int tok = g * TN + t;
+            for (int b = 0; b < nb; b++) {
+                const size_t gb = (size_t)g * nb + b;
+                uint8_t *qa = c->xa + gb * (TN * EM_QK) + (size_t)t * EM_QK;
+                float *dd = c->xd + gb * TN + t;
+                if (tok >= c->n) { /* padding: code 0 (stored as 128), scale 0 */
+                    memset(qa, 0x80, EM_QK);
+                    *dd = 0.0f;
+                    continue;
+                }
+                __m128i q0, q1;
+                quant_block(c->x + (size_t)tok * c->in + (size_t)b * EM_QK, &q0, &q1, dd);
+                _mm_storeu_si128((__m128i *)qa, _mm_xor_si128(q0, flip));
+                _mm_storeu_si128((__m128i *)(qa + 16), _mm_xor_si128(q1, flip));
+            }
+        }
+}
+
+/* ---- weight tile ------------------------------------------------------------------------ */
+
+/* Rows [r0, r0 + 32) (those < out) of W into tile. */
+static void repack(const struct call *c, int r0, uint8_t *tile)
+{
+    const size_t bs = c->wtype == EM_WT_Q8_0 ? sizeof(struct em_block_q8_0)
+                                             : sizeof(struct em_block_q4_0);
+    const __m512i vidx = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32((int)c->rs));
+    const __m512i ones = _mm512_set1_epi8(1), low = _mm512_set1_epi8(0x0f),
+                  eight = _mm512_set1_epi8(8), zero = _mm512_setzero_si512();
+    for (int g = 0; g < TR / 16; g++) {
+        const int rg = r0 + 16 * g;
+        const int valid = c->out - rg <= 0 ? 0 : c->out - rg >= 16 ? 16 : c->out - rg;
+        const __mmask16 m = (__mmask16)((1u << valid) - 1u);
+        const uint8_t *base = c->w + (size_t)(valid ? rg : 0) * c->rs;
+        for (int b = 0; b < c->nb; b++) {
+            uint8_t *tb = tile + (size_t)b * TILE_BLOCK;
+            const uint8_t *blk = base + (size_t)b * bs;
+            __m512i code[8];
+            if (c->wtype == EM_WT_Q8_0) {
+                for (int j = 0; j < 8; j++)
+                    code[j] = _mm512_mask_i32gather_epi32(zero, m, vidx, blk + 2 + 4 * j, 1);
+            } else {
+                for (int j = 0; j < 4; j++) {
+                    const __m512i v =
+                        _mm512_mask_i32gather_epi32(zero, m, vidx, blk + 2 + 4 * j, 1);
+                    code[j] = _mm512_maskz_mov_epi32(
+                        m, _mm512_sub_epi8(_mm512_and_si512(v, low), eight));
+                    code[j + 4] = _mm512_maskz_mov_epi32(
+                        m, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low),
+                                           eight));
+                }
+            }
+            __m512i sum = zero;
+            for (int j = 0; j < 8; j++) {
+                _mm512_store_si512((__m512i *)(tb + 512 * g + 64 * j), code[j]);
+                sum = _mm512_dpbusd_epi32(sum, ones, code[j]);
+            }
+            const __m512i dh = _mm512_mask_i32gather_epi32(zero, m, vidx, blk, 1);
+            const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dh));
+            _mm512_store_ps((float *)(tb + OFF_DW + 64 * g), dw);
+            _mm512_store_si512((__m512i *)(tb + OFF_CORR + 64 * g),
+                               _mm512_sub_epi32(zero, _mm512_slli_epi32(sum, 7)));
+        }
+    }
+}
+
+/* ---- kernel ----------------------------------------------------------------------------- */
+
+/* y[t * ldy + (0..31)] for the TN tokens of one group (only the first nt stored; rows by
+ * masks m0, m1) = the tile's 32 rows dotted with the group's activations. */
+INLINE void kernel(const uint8_t *tile, int nb, const uint8_t *xa, const float *xd, float *y,
+                   size_t ldy, int nt, __mmask16 m0, __mmask16 m1)
+{
+    __m512 f0[TN], f1[TN];
+#pragma GCC unroll 8
+    for (int t = 0; t < TN; t++) f0[t] = f1[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *tb = tile + (size_t)b * TILE_BLOCK;
+        const uint8_t *ab = xa + (size_t)b * (TN * EM_QK);
+        const __m512i c0 = _mm512_load_si512((const __m512i *)(tb + OFF_CORR));
+        const __m512i c1 = _mm512_load_si512((const __m512i *)(tb + OFF_CORR + 64));
+        __m512i a0[TN], a1[TN];
+#pragma GCC unroll 8
+        for (int t = 0; t < TN; t++) {
+            a0[t] = c0;
+            a1[t] = c1;
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            const __m512i w0 = _mm512_load_si512((const __m512i *)(tb + 64 * j));
+            const __m512i w1 = _mm512_load_si512((const __m512i *)(tb + 512 + 64 * j));
+#pragma GCC unroll 8
+            for (int t = 0; t < TN; t++) {
+                int32_t v;
+                memcpy(&v, ab + t * EM_QK + 4 * j, 4);
+                const __m512i xb = _mm512_set1_epi32(v);
+                a0[t] = _mm512_dpbusd_epi32(a0[t], xb, w0);
+                a1[t] = _mm512_dpbusd_epi32(a1[t], xb, w1);
+            }
+        }
+        const __m512 d0 = _mm512_load_ps((const float *)(tb + OFF_DW));
+        const __m512 d1 = _mm512_load_ps((const float *)(tb + OFF_DW + 64));
+        const float *db = xd + (size_t)b * TN;
+#pragma GCC unroll 8
+        for (int t = 0; t < TN; t++) {
+            const __m512 s = _mm512_set1_ps(db[t]);
+            f0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a0[t]), _mm512_mul_ps(d0, s), f0[t]);
+            f1[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a1[t]), _mm512_mul_ps(d1, s), f1[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < TN; t++) {
+        if (t >= nt) break;
+        _mm512_mask_storeu_ps(y + (size_t)t * ldy, m0, f0[t]);
+        _mm512_mask_storeu_ps(y + (size_t)t * ldy + 16, m1, f1[t]);
+    }
+}
+
+/* One row tile: repack, then every token group. */
+static void tile_task(void *ctx, int task, int slot)
+{
+    const struct call *c = ctx;
+    uint8_t *tile = c->tiles + (size_t)slot * c->tile_bytes;
+    const int r0 = task * TR;
+    repack(c, r0, tile);
+    const int rows = c->out - r0 < TR ? c->out - r0 : TR;
+    const __mmask16 m0 = (__mmask16)(rows >= 16 ? 0xffffu : (1u << rows) - 1u);
+    const __mmask16 m1 = (__mmask16)(rows >= 32 ? 0xffffu : rows <= 16 ? 0u
+                                                                      : (1u << (rows - 16)) - 1u);
+    const size_t ga = (size_t)c->nb * TN * EM_QK, gd = (size_t)c->nb * TN;
+    for (int g = 0; g < c->ngroups; g++) {
+        const int nt = c->n - g * TN < TN ? c->n - g * TN : TN;
+        kernel(tile, c->nb, c->xa + g * ga, c->xd + g * gd,
+               c->y + (size_t)g * TN * c->out + r0, (size_t)c->out, nt, m0, m1);
+    }
+}
+
+em_err em_igemm_avx512(float *y, const float *x, int n, int in, int out, int wtype,
+                       const uint8_t *w, int threads)
+{
+    struct call c = {
+        .x = x, .n = n, .in = in, .nb = in / EM_QK, .out = out, .wtype = wtype,
+        .ngroups = (n + TN - 1) / TN, .w = w, .rs = em_wtype_row_size(wtype, in), .y = y,
+    };
+    const size_t np = (size_t)c.ngroups * TN;
+    c.tile_bytes = (size_t)c.nb * TILE_BLOCK;
+    const size_t act = (np * in + 63) & ~(size_t)63;
+    const size_t sc = (np * c.nb * sizeof(float) + 63) & ~(size_t)63;
+    const size_t nslots = (size_t)em_qmm_threads();
+    uint8_t *mem = aligned_alloc(64, act + sc + nslots * c.tile_bytes);
+    if (!mem) return EM_E_NOMEM;
+    c.xa = mem;
+    c.xd = (float *)(mem + act);
+    c.tiles = mem + act + sc;
+    em_qmm_parallel(quant_task, &c, (c.ngroups + QUANT_GROUPS - 1) / QUANT_GROUPS, threads);
+    em_qmm_parallel(tile_task, &c, (out + TR - 1) / TR, threads);
+    free(mem);
+    return EM_OK;
+}
