@@ -14,6 +14,7 @@
 #   --new    max new tokens of the full runs (default 4; must be >= 2)
 #   --build  build directory of the binary (default build-big; built with make -j2 if absent)
 #   --remove delete DIR at the end
+#   --generate-only  make DIR if missing, then exit (deploy/worker-7b.sh uses it)
 #
 # Runs per cache state: (1) load only: annotate on an empty .wav, which fails only after
 # the model is loaded (exit 1 with an error line), so its wall time is the load time;
@@ -41,6 +42,7 @@ CLIP=$ROOT/tests/golden/clips/speech.flac
 NEW=4
 BUILD=build-big
 REMOVE=0
+GEN_ONLY=0
 while [ $# -gt 0 ]; do
   case $1 in
     --dir) DIR=$2; shift 2 ;;
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
     --new) NEW=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
     --remove) REMOVE=1; shift ;;
+    --generate-only) GEN_ONLY=1; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "load-7b: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -88,6 +91,7 @@ if [ ! -f "$DIR/.complete" ]; then
 fi
 echo "load-7b: checkpoint $DIR: $(ls "$DIR"/model-*.safetensors | wc -l) shards," \
   "$(du -cb "$DIR"/model-*.safetensors | tail -1 | cut -f1) bytes"
+[ "$GEN_ONLY" = 1 ] && exit 0
 
 # --- 2. the binary ------------------------------------------------------------------------
 BIN=$ROOT/$BUILD/earmark
