@@ -36,13 +36,14 @@
 
 /* Tolerances, relative to max |logit| (measured on this machine in brackets):
  * f16 of the golden checkpoints vs HF [5e-7; their weights are on grids f16 holds exactly];
- * q8_0 vs the bf16 source, 2 decoder layers of U(-0.1, 0.1) weights [1.4e-2];
- * quantized matmul vs the f32 matmul of the dequantized weights: the kernel also rounds the
- * activations to int8 per 32-block, as ggml's q8_0 dot does [decoder 5e-3; encoder 0: its
- * many-frame matmuls dequantize the weights into f32 tiles]. */
+ * q8_0 vs the bf16 source, 2 decoder layers of U(-0.1, 0.1) weights [1.6e-2; 1.4e-2 below AVX512];
+ * quantized matmul vs the f32 matmul of the dequantized weights: the kernels also round the
+ * activations to int8 per 32-block, as ggml's q8_0 dot does, at every n where the int8 GEMM
+ * runs (model/kernels/cpu/igemm.h: AVX512 level) [decoder 1.2e-2 q8_0, 9.3e-3 q4_0; encoder
+ * 3.9e-3; below AVX512 the prefill and encoder dequantize W into f32 tiles: 5e-3 and 0]. */
 #define F16_LOGIT_TOL 2e-3
 #define Q8_LOGIT_TOL 3e-2
-#define DEQ_LOGIT_TOL 1e-2
+#define DEQ_LOGIT_TOL 2e-2
 #define LO_ROWS 4096       /* logits_last_lo covers ids [0, 4096) */
 #define HI_FROM 151600     /* logits_last_hi covers ids [151600, V) */
 
