@@ -33,28 +33,90 @@ int em_convert_parse_type(const char *s)
     return -1;
 }
 
-static int is_linear(const char *name, const struct em_tensor *t)
+/* ---- the per-class type policy -------------------------------------------------------- */
+
+static const char *const class_names[EM_CC_COUNT] = {
+    [EM_CC_ENC_ATTN] = "enc_attn", [EM_CC_ENC_MLP] = "enc_mlp", [EM_CC_DEC_Q] = "dec_q",
+    [EM_CC_DEC_K] = "dec_k",       [EM_CC_DEC_V] = "dec_v",     [EM_CC_DEC_O] = "dec_o",
+    [EM_CC_DEC_GATE] = "dec_gate", [EM_CC_DEC_UP] = "dec_up",   [EM_CC_DEC_DOWN] = "dec_down",
+    [EM_CC_LM_HEAD] = "lm_head"};
+
+/* POLICY: the type of each class of linears per requested block type: REQ is the requested
+ * type, SRC16 the source's 16-bit type (BF16 for a BF16 source, else F16), else an
+ * enum em_wtype. F32/F16/BF16 requests store every linear as requested. */
+#define REQ (-1)
+#define SRC16 (-2)
+static const int policy[2][EM_CC_COUNT] = {
+    /* --type q8_0 */
+    {REQ, REQ, REQ, REQ, REQ, REQ, REQ, REQ, REQ, REQ},
+    /* --type q4_0 */
+    {REQ, REQ, REQ, REQ, REQ, REQ, REQ, REQ, REQ, REQ},
+};
+
+const char *em_convert_class_name(int cls)
 {
-    size_t n = strlen(name);
-    if (t->ndim != 2) return 0;
-    if (strcmp(name, "language_model.lm_head.weight") == 0) return 1;
-    /* inside a layer the only 2-D tensors are the Linear weights (norms are 1-D) */
-    return (strncmp(name, "audio_tower.layers.", 19) == 0 ||
-            strncmp(name, "language_model.model.layers.", 28) == 0) &&
-           n > 7 && strcmp(name + n - 7, ".weight") == 0;
+    return cls >= 0 && cls < EM_CC_COUNT ? class_names[cls] : "other";
 }
 
-int em_convert_tensor_type(const char *name, const struct em_tensor *src, int wtype)
+static int ends_with(const char *s, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+int em_convert_class_of(const char *name, const struct em_tensor *t)
+{
+    size_t n = strlen(name);
+    if (t->ndim != 2) return EM_CC_NONE;
+    if (strcmp(name, "language_model.lm_head.weight") == 0) return EM_CC_LM_HEAD;
+    /* inside a layer the only 2-D tensors are the Linear weights (norms are 1-D) */
+    if (strncmp(name, "audio_tower.layers.", 19) == 0) {
+        if (ends_with(name, n, "_proj.weight")) return EM_CC_ENC_ATTN;
+        if (ends_with(name, n, ".fc1.weight") || ends_with(name, n, ".fc2.weight"))
+            return EM_CC_ENC_MLP;
+        return EM_CC_NONE;
+    }
+    if (strncmp(name, "language_model.model.layers.", 28) != 0) return EM_CC_NONE;
+    static const struct {
+        const char *suffix;
+        int cls;
+    } dec[] = {{".q_proj.weight", EM_CC_DEC_Q},       {".k_proj.weight", EM_CC_DEC_K},
+               {".v_proj.weight", EM_CC_DEC_V},       {".o_proj.weight", EM_CC_DEC_O},
+               {".gate_proj.weight", EM_CC_DEC_GATE}, {".up_proj.weight", EM_CC_DEC_UP},
+               {".down_proj.weight", EM_CC_DEC_DOWN}};
+    for (size_t i = 0; i < sizeof dec / sizeof *dec; i++)
+        if (ends_with(name, n, dec[i].suffix)) return dec[i].cls;
+    return EM_CC_NONE;
+}
+
+int em_convert_policy_type(int cls, int wtype, int src_dtype)
+{
+    if (wtype < 0 || wtype >= EM_WT_COUNT || cls < 0 || cls >= EM_CC_COUNT) return -1;
+    if (wtype != EM_WT_Q8_0 && wtype != EM_WT_Q4_0) return wtype;
+    int t = policy[wtype == EM_WT_Q4_0][cls];
+    return t == REQ ? wtype : t == SRC16 ? (src_dtype == EM_DT_BF16 ? EM_WT_BF16 : EM_WT_F16) : t;
+}
+
+int em_convert_tensor_type_with(const char *name, const struct em_tensor *src, int wtype,
+                                const int *class_type)
 {
     if (wtype < 0 || wtype >= EM_WT_COUNT) return -1;
     int block = wtype == EM_WT_Q8_0 || wtype == EM_WT_Q4_0;
     int src16 = src->dtype == EM_DT_BF16 ? EM_WT_BF16 : EM_WT_F16;
     if (src->ndim <= 1) return EM_WT_F32;
-    if (is_linear(name, src)) {
-        if (block && src->shape[1] % EM_QK != 0) return src16;
-        return wtype;
+    int cls = em_convert_class_of(name, src);
+    if (cls != EM_CC_NONE) {
+        int t = em_convert_policy_type(cls, wtype, src->dtype);
+        if (class_type && class_type[cls] >= 0 && class_type[cls] < EM_WT_COUNT) t = class_type[cls];
+        if ((t == EM_WT_Q8_0 || t == EM_WT_Q4_0) && src->shape[1] % EM_QK != 0) return src16;
+        return t;
     }
     return block ? src->dtype : wtype;
+}
+
+int em_convert_tensor_type(const char *name, const struct em_tensor *src, int wtype)
+{
+    return em_convert_tensor_type_with(name, src, wtype, NULL);
 }
 
 /* ---- the data callback -------------------------------------------------------------------- */
@@ -198,14 +260,14 @@ static em_err load_tokenizer(const char *src, const struct em_ckpt *ck, struct e
 }
 
 static em_err add_tensors(struct em_gguf_writer *w, const struct em_ckpt *ck,
-                          const struct em_qa_expect *ex, size_t n, int wtype, int *type,
-                          struct em_errbuf *eb)
+                          const struct em_qa_expect *ex, size_t n, const struct em_convert_opts *o,
+                          int *type, struct em_errbuf *eb)
 {
     for (size_t i = 0; i < n; i++) {
         struct em_tensor t;
         em_err rc = em_ckpt_tensor(ck, ex[i].name, &t, eb);
         if (rc != EM_OK) return rc;
-        type[i] = em_convert_tensor_type(t.name, &t, wtype);
+        type[i] = em_convert_tensor_type_with(t.name, &t, o->wtype, o->class_type);
         int gt = em_gguf_wtype_to_ggml(type[i]);
         if (gt < 0) return em_errf(eb, EM_E_UNSUPPORTED, "convert: tensor '%s': no GGUF type", t.name);
         if ((rc = em_gguf_add_tensor(w, t.name, (uint32_t)gt, t.ndim, t.shape)) != EM_OK)
@@ -247,7 +309,7 @@ em_err em_convert(const char *src, const char *out, const struct em_convert_opts
         rc = em_errf(eb, rc, "convert: cannot build the metadata (%s)", em_err_str(rc));
         goto done;
     }
-    if ((rc = add_tensors(w, ck, ex, n, o.wtype, type, eb)) != EM_OK) goto done;
+    if ((rc = add_tensors(w, ck, ex, n, &o, type, eb)) != EM_OK) goto done;
     c = (struct conv){ck, ex, type, c.x, c.y, &o, n};
     rc = em_gguf_writer_write(w, out, put_tensor, &c, eb);
 done:

@@ -32,8 +32,29 @@
 
 #define EM_CONVERT_CHUNK (1u << 20) /* f32 values converted per step */
 
+/* The classes of linear weights the per-class policy (convert.c, em_convert_policy_type)
+ * types separately. Every other tensor is EM_CC_NONE. */
+enum em_convert_class {
+    EM_CC_NONE = -1,
+    EM_CC_ENC_ATTN = 0, /* audio_tower.layers.N.self_attn.{q,k,v,out}_proj.weight */
+    EM_CC_ENC_MLP,      /* audio_tower.layers.N.fc1 / fc2.weight */
+    EM_CC_DEC_Q,        /* language_model.model.layers.N.self_attn.q_proj.weight */
+    EM_CC_DEC_K,        /* ... k_proj.weight */
+    EM_CC_DEC_V,        /* ... v_proj.weight */
+    EM_CC_DEC_O,        /* ... o_proj.weight */
+    EM_CC_DEC_GATE,     /* ... mlp.gate_proj.weight */
+    EM_CC_DEC_UP,       /* ... mlp.up_proj.weight */
+    EM_CC_DEC_DOWN,     /* ... mlp.down_proj.weight */
+    EM_CC_LM_HEAD,      /* language_model.lm_head.weight */
+    EM_CC_COUNT
+};
+
 struct em_convert_opts {
-    int wtype; /* enum em_wtype (model/quant.h) for the linear weights; default EM_WT_Q8_0 */
+    int wtype; /* enum em_wtype (model/quant.h) requested; default EM_WT_Q8_0 */
+    /* Optional, EM_CC_COUNT entries: the type of each class of linears, replacing the
+     * policy's (-1: the policy's). NULL: the policy. Used to measure the policy
+     * (tests/unit/test_qaccuracy.c); the block-type fallback below still applies. */
+    const int *class_type;
     /* Optional: called before each tensor (i of n, 0-based), e.g. to print progress. */
     void (*progress)(void *ctx, size_t i, size_t n, const char *name, int wtype);
     void *progress_ctx;
@@ -47,6 +68,23 @@ int em_convert_parse_type(const char *s);
 /* The type tensor src (named name, of a source) is stored as for requested type wtype (the
  * policy above); -1 for a wtype that is not an em_wtype. */
 int em_convert_tensor_type(const char *name, const struct em_tensor *src, int wtype);
+
+/* The class of tensor src named name (enum em_convert_class; EM_CC_NONE if it is not one of
+ * the linears above). */
+int em_convert_class_of(const char *name, const struct em_tensor *src);
+
+/* "enc_attn", "enc_mlp", "dec_q", ... "lm_head"; "other" for anything else. */
+const char *em_convert_class_name(int cls);
+
+/* The policy: the type class cls of a source of dtype src_dtype (enum em_dtype) is stored as
+ * when wtype is requested (before the multiple-of-32 fallback); -1 for a bad wtype or
+ * class. */
+int em_convert_policy_type(int cls, int wtype, int src_dtype);
+
+/* em_convert_tensor_type with the per-class override of em_convert_opts.class_type
+ * (NULL: the policy). */
+int em_convert_tensor_type_with(const char *name, const struct em_tensor *src, int wtype,
+                                const int *class_type);
 
 /* Converts src (a checkpoint directory or .gguf file) into out (a new GGUF file; an existing
  * file is replaced only when the whole conversion succeeded). Errors: those of em_ckpt_open

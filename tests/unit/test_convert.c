@@ -160,14 +160,21 @@ static int clean(void)
     return 0;
 }
 
-static em_err convert(const char *from, const char *to, int wtype)
+/* class_type: NULL for the policy (convert.c), else a type per class (em_convert_opts). */
+static em_err convert_with(const char *from, const char *to, int wtype, const int *class_type)
 {
     struct em_convert_opts o = em_convert_opts_default();
     struct em_errbuf eb = {{0}};
     o.wtype = wtype;
+    o.class_type = class_type;
     em_err rc = em_convert(from, to, &o, &eb);
     if (rc != EM_OK) printf("\n    convert %s: %s", from, eb.msg);
     return rc;
+}
+
+static em_err convert(const char *from, const char *to, int wtype)
+{
+    return convert_with(from, to, wtype, NULL);
 }
 
 static struct em_ckpt *open_ck(const char *p)
@@ -475,11 +482,14 @@ static int expect_quantized(const char *name)
     return 0;
 }
 
+/* Every linear in the requested type (class_type overrides the policy for all classes). */
 static void quantized_case(int wtype)
 {
     char out[1300];
+    int uniform[EM_CC_COUNT];
+    for (int k = 0; k < EM_CC_COUNT; k++) uniform[k] = wtype;
     snprintf(out, sizeof out, "%s/synth-%s.gguf", tmp, em_wtype_name(wtype));
-    CU_ASSERT_EQUAL_FATAL(convert(synth, out, wtype), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(convert_with(synth, out, wtype, uniform), EM_OK);
     struct em_ckpt *a = open_ck(synth), *b = open_ck(out);
     CU_ASSERT_FATAL(a && b);
     CU_ASSERT_EQUAL(em_ckpt_dtype(b), wtype);
@@ -580,6 +590,116 @@ static void quantized_case(int wtype)
     em_dec_free(db);
     em_ckpt_close(a);
     em_ckpt_close(b);
+}
+
+/* ---- the per-class policy (convert.c) is what the written file holds ---- */
+
+/* The policy as docs/accuracy.md states it, written out independently of convert.c: a
+ * change of the policy must change this table too. -1: the requested type. */
+static const int want_policy[2][EM_CC_COUNT] = {
+    /* q8_0: enc_attn, enc_mlp, dec_q, dec_k, dec_v, dec_o, dec_gate, dec_up, dec_down, lm_head */
+    {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+    /* q4_0 */
+    {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+};
+
+static void policy_case(int wtype)
+{
+    char out[1300];
+    snprintf(out, sizeof out, "%s/synth-policy-%s.gguf", tmp, em_wtype_name(wtype));
+    CU_ASSERT_EQUAL_FATAL(convert(synth, out, wtype), EM_OK);
+    struct em_ckpt *a = open_ck(synth), *b = open_ck(out);
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT_EQUAL(em_ckpt_dtype(b), wtype);
+    const int *pol = want_policy[wtype == EM_WT_Q4_0];
+    struct em_qa_expect *ex = NULL;
+    size_t n = 0;
+    int bad = 0, n_cls[EM_CC_COUNT] = {0};
+    CU_ASSERT_EQUAL_FATAL(em_qa_expected_tensors(em_ckpt_config(a), &ex, &n), EM_OK);
+    for (size_t i = 0; i < n; i++) {
+        struct em_tensor ta, tb;
+        em_ckpt_tensor(a, ex[i].name, &ta, NULL);
+        em_ckpt_tensor(b, ex[i].name, &tb, NULL);
+        int cls = em_convert_class_of(ex[i].name, &ta), want;
+        if (ta.ndim == 1) {
+            want = EM_DT_F32;
+        } else if (cls == EM_CC_NONE) {
+            want = EM_DT_BF16; /* embed_tokens, convs, positions, projector: source type */
+        } else {
+            n_cls[cls]++;
+            want = pol[cls] < 0 ? wtype : pol[cls];
+            CU_ASSERT_EQUAL(em_convert_policy_type(cls, wtype, EM_DT_BF16), want);
+            /* synth's audio d_model 48: its inputs are off the 32-block, kept bf16 */
+            if ((want == EM_WT_Q8_0 || want == EM_WT_Q4_0) && ta.shape[1] % EM_QK) want = EM_DT_BF16;
+        }
+        int ok = tb.dtype == want;
+        if (ok && (want == EM_WT_Q8_0 || want == EM_WT_Q4_0)) { /* the reference quantizer's bytes */
+            float *x = widen(&ta);
+            size_t sz = em_dtype_nbytes(want, em_tensor_numel(&ta));
+            uint8_t *q = malloc(sz);
+            ok = em_quantize_row(want, x, q, em_tensor_numel(&ta)) == EM_OK && sz == tb.nbytes &&
+                 memcmp(q, tb.data, sz) == 0;
+            free(q);
+            free(x);
+        } else if (ok && want == EM_DT_BF16) {
+            ok = ta.nbytes == tb.nbytes && memcmp(ta.data, tb.data, ta.nbytes) == 0;
+        }
+        if (!ok) {
+            printf("\n    %s: %s (%s) is %s, expected %s", out, ex[i].name, em_convert_class_name(cls),
+                   em_dtype_name(tb.dtype), em_dtype_name(want));
+            bad++;
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    /* every class occurs: 1 encoder layer (4 attn, 2 mlp), 2 decoder layers, lm_head */
+    CU_ASSERT(n_cls[EM_CC_ENC_ATTN] == 4 && n_cls[EM_CC_ENC_MLP] == 2 && n_cls[EM_CC_LM_HEAD] == 1);
+    for (int k = EM_CC_DEC_Q; k <= EM_CC_DEC_DOWN; k++) CU_ASSERT_EQUAL(n_cls[k], 2);
+    free(ex);
+    em_ckpt_close(a);
+    em_ckpt_close(b);
+}
+
+static void q8_0_policy_is_written(void) { policy_case(EM_WT_Q8_0); }
+static void q4_0_policy_is_written(void) { policy_case(EM_WT_Q4_0); }
+
+static void policy_table_and_classes(void)
+{
+    struct em_tensor t2 = {.ndim = 2, .dtype = EM_DT_BF16, .shape = {64, 64}};
+    struct em_tensor t1 = {.ndim = 1, .dtype = EM_DT_BF16, .shape = {64}};
+    CU_ASSERT_EQUAL(em_convert_class_of("language_model.lm_head.weight", &t2), EM_CC_LM_HEAD);
+    CU_ASSERT_EQUAL(em_convert_class_of("language_model.model.layers.3.mlp.down_proj.weight", &t2),
+                    EM_CC_DEC_DOWN);
+    CU_ASSERT_EQUAL(em_convert_class_of("language_model.model.layers.0.self_attn.v_proj.weight", &t2),
+                    EM_CC_DEC_V);
+    CU_ASSERT_EQUAL(em_convert_class_of("audio_tower.layers.1.self_attn.out_proj.weight", &t2),
+                    EM_CC_ENC_ATTN);
+    CU_ASSERT_EQUAL(em_convert_class_of("audio_tower.layers.1.fc1.weight", &t2), EM_CC_ENC_MLP);
+    CU_ASSERT_EQUAL(em_convert_class_of("language_model.model.layers.0.self_attn.v_proj.bias", &t1),
+                    EM_CC_NONE);
+    CU_ASSERT_EQUAL(em_convert_class_of("language_model.model.embed_tokens.weight", &t2), EM_CC_NONE);
+    CU_ASSERT_EQUAL(em_convert_class_of("multi_modal_projector.linear.weight", &t2), EM_CC_NONE);
+    CU_ASSERT_STRING_EQUAL(em_convert_class_name(EM_CC_DEC_DOWN), "dec_down");
+    CU_ASSERT_STRING_EQUAL(em_convert_class_name(EM_CC_NONE), "other");
+    for (int k = 0; k < EM_CC_COUNT; k++) {
+        /* float requests store every class as requested */
+        CU_ASSERT_EQUAL(em_convert_policy_type(k, EM_WT_F16, EM_DT_BF16), EM_WT_F16);
+        CU_ASSERT_EQUAL(em_convert_policy_type(k, EM_WT_BF16, EM_DT_F32), EM_WT_BF16);
+        for (int q = 0; q < 2; q++) {
+            int w = q ? EM_WT_Q4_0 : EM_WT_Q8_0, want = want_policy[q][k] < 0 ? w : want_policy[q][k];
+            CU_ASSERT_EQUAL(em_convert_policy_type(k, w, EM_DT_BF16), want);
+        }
+    }
+    CU_ASSERT_EQUAL(em_convert_policy_type(EM_CC_COUNT, EM_WT_Q8_0, EM_DT_BF16), -1);
+    CU_ASSERT_EQUAL(em_convert_policy_type(0, EM_WT_COUNT, EM_DT_BF16), -1);
+    /* an override replaces the policy; the block fallback still applies */
+    int ct[EM_CC_COUNT];
+    for (int k = 0; k < EM_CC_COUNT; k++) ct[k] = -1;
+    ct[EM_CC_LM_HEAD] = EM_WT_F16;
+    CU_ASSERT_EQUAL(em_convert_tensor_type_with("language_model.lm_head.weight", &t2, EM_WT_Q4_0, ct), EM_WT_F16);
+    ct[EM_CC_LM_HEAD] = EM_WT_Q8_0;
+    struct em_tensor odd = {.ndim = 2, .dtype = EM_DT_BF16, .shape = {64, 48}};
+    CU_ASSERT_EQUAL(em_convert_tensor_type_with("language_model.lm_head.weight", &odd, EM_WT_Q4_0, ct), EM_WT_BF16);
+    CU_ASSERT_EQUAL(em_convert_tensor_type_with("language_model.lm_head.weight", &t2, EM_WT_Q4_0, ct), EM_WT_Q8_0);
 }
 
 static void q8_0_quantizes_the_linears(void) { quantized_case(EM_WT_Q8_0); }
@@ -743,6 +863,9 @@ static CU_TestInfo tests[] = {
     {"q8_0_quantizes_the_linears", q8_0_quantizes_the_linears},
     {"q4_0_quantizes_the_linears", q4_0_quantizes_the_linears},
     {"q8_0_keeps_linears_off_the_block_size", q8_0_keeps_linears_off_the_block_size},
+    {"q8_0_policy_is_written", q8_0_policy_is_written},
+    {"q4_0_policy_is_written", q4_0_policy_is_written},
+    {"policy_table_and_classes", policy_table_and_classes},
     {"tokenizer_with_merges_round_trips", tokenizer_with_merges_round_trips},
     {"real_vocabulary_matches_reference", real_vocabulary_matches_reference},
     {"errors_leave_nothing_behind", errors_leave_nothing_behind},
