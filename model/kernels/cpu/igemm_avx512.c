@@ -16,7 +16,8 @@
  * block b, 1280 bytes: [group 0 codes: 8 x 64][group 1 codes: 8 x 64][dw g0: 16 f32]
  * [dw g1: 16 f32][corr g0: 16 i32][corr g1: 16 i32]; code zmm j of a group holds, for
  * each of its 16 rows, the block's bytes 4j .. 4j + 3 (one dword lane per row). The tile is
- * built with masked dword gathers straight from W's blocks (no byte past a block is read).
+ * built from 32-byte (q8_0) / 16-byte (q4_0) loads of each row's block codes, transposed in
+ * registers, and one masked gather of the 16 scales (no byte outside W's blocks is read).
  * Kernel: 2 groups x TN tokens, 12 int32 + 12 f32 accumulators, one activation dword
  * broadcast serving both groups. */
 #include <immintrin.h>
@@ -112,7 +113,43 @@ static void quant_task(void *ctx, int task, int slot)
 
 /* ---- weight tile ------------------------------------------------------------------------ */
 
-/* Rows [r0, r0 + 32) (those < out) of W into tile. */
+/* 16 rows x 8 dwords -> 8 zmm, zmm j = dword j of each row (lane r = row r). p[i] holds
+ * row i in dwords 0..7 and row i + 8 in dwords 8..15. The AVX2 8x8 transpose in each 256-bit
+ * half, then one two-source qword permute joins the halves' 128-bit lanes. */
+INLINE void transpose16x8(const __m512i p[8], __m512i out[8])
+{
+    __m512i t[8], u[8];
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm512_unpacklo_epi32(p[2 * k], p[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_epi32(p[2 * k], p[2 * k + 1]);
+    }
+    for (int k = 0; k < 2; k++) {
+        u[4 * k + 0] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+        u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+    }
+    const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+    const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    for (int j = 0; j < 4; j++) {
+        out[j] = _mm512_permutex2var_epi64(u[j], lo, u[4 + j]);
+        out[j + 4] = _mm512_permutex2var_epi64(u[j], hi, u[4 + j]);
+    }
+}
+
+/* The 32 codes of one block as s8 (q4_0: nibble - 8, elements 0..15 from the low nibbles).
+ * Reads only the block's code bytes. */
+INLINE __m256i block_codes(int wtype, const uint8_t *blk)
+{
+    if (wtype == EM_WT_Q8_0) return _mm256_loadu_si256((const __m256i *)(blk + 2));
+    const __m128i v = _mm_loadu_si128((const __m128i *)(blk + 2));
+    const __m128i m = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+    const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m), eight);
+    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m), eight);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+/* Rows [r0, r0 + 32) (those < out) of W into tile; rows past out get zero codes and scales. */
 static void repack(const struct call *c, int r0, uint8_t *tile)
 {
     const size_t bs = c->wtype == EM_WT_Q8_0 ? sizeof(struct em_block_q8_0)
@@ -120,8 +157,7 @@ static void repack(const struct call *c, int r0, uint8_t *tile)
     const __m512i vidx = _mm512_mullo_epi32(
         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
         _mm512_set1_epi32((int)c->rs));
-    const __m512i ones = _mm512_set1_epi8(1), low = _mm512_set1_epi8(0x0f),
-                  eight = _mm512_set1_epi8(8), zero = _mm512_setzero_si512();
+    const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
     for (int g = 0; g < TR / 16; g++) {
         const int rg = r0 + 16 * g;
         const int valid = c->out - rg <= 0 ? 0 : c->out - rg >= 16 ? 16 : c->out - rg;
@@ -130,21 +166,16 @@ static void repack(const struct call *c, int r0, uint8_t *tile)
         for (int b = 0; b < c->nb; b++) {
             uint8_t *tb = tile + (size_t)b * TILE_BLOCK;
             const uint8_t *blk = base + (size_t)b * bs;
-            __m512i code[8];
-            if (c->wtype == EM_WT_Q8_0) {
-                for (int j = 0; j < 8; j++)
-                    code[j] = _mm512_mask_i32gather_epi32(zero, m, vidx, blk + 2 + 4 * j, 1);
-            } else {
-                for (int j = 0; j < 4; j++) {
-                    const __m512i v =
-                        _mm512_mask_i32gather_epi32(zero, m, vidx, blk + 2 + 4 * j, 1);
-                    code[j] = _mm512_maskz_mov_epi32(
-                        m, _mm512_sub_epi8(_mm512_and_si512(v, low), eight));
-                    code[j + 4] = _mm512_maskz_mov_epi32(
-                        m, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low),
-                                           eight));
-                }
+            __m512i p[8], code[8];
+            for (int i = 0; i < 8; i++) {
+                const __m256i a = i < valid ? block_codes(c->wtype, blk + (size_t)i * c->rs)
+                                            : _mm256_setzero_si256();
+                const __m256i d = i + 8 < valid
+                                      ? block_codes(c->wtype, blk + (size_t)(i + 8) * c->rs)
+                                      : _mm256_setzero_si256();
+                p[i] = _mm512_inserti64x4(_mm512_castsi256_si512(a), d, 1);
             }
+            transpose16x8(p, code);
             __m512i sum = zero;
             for (int j = 0; j < 8; j++) {
                 _mm512_store_si512((__m512i *)(tb + 512 * g + 64 * j), code[j]);
