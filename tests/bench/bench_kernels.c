@@ -18,7 +18,21 @@
  *              the median beside it. Reported: GB/s of W bytes, that as % of the bandwidth
  *              measured just before, and the decoder's matmul-only tokens/s at that speed
  *              (32 layers x (4 x 4096x4096 + 2 x 11008x4096 + 4096x11008), n tokens per
- *              step; attention, norms and lm_head excluded). */
+ *              step; attention, norms and lm_head excluded).
+ *   gemm       the prefill / encoder matmuls (n > 8): y[n, out] = x[n, in] @ W^T at the 7B
+ *              encoder FFN (n = 1500: 1280 -> 5120, 5120 -> 1280), decoder attention
+ *              (n = 800: 4096 -> 4096) and decoder FFN (n = 800: 4096 -> 11008, 11008 ->
+ *              4096), and two short prefills (n = 16: 4096 -> 4096; n = 24: 4096 ->
+ *              11008), each through: em_igemm (int8 VNNI GEMM, model/kernels/cpu/igemm.h)
+ *              on q8_0 and q4_0 W; "widen+sgemm", what em_matmul did before it (W
+ *              dequantized into f32 tiles of EM_MM_TILE_BYTES, each tile multiplied with
+ *              cblas_sgemm; the dequantizer here is the scalar em_dequantize_row, the
+ *              library's is AVX2, so this overstates that path's time where the widening
+ *              matters, i.e. at short n); and plain cblas_sgemm on an f32 W (the old path
+ *              without its widening: a lower bound of its time). The variants run round-robin in one process, best of -r rounds each;
+ *              GOPS = 2 * n * in * out / time. OpenBLAS threads = the qmatmul pool's.
+ * Options: -m decode|gemm|all (default all), -r rounds for gemm (default 4). */
+#include <cblas.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,7 +40,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "model/kernels/backend.h"
 #include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/igemm.h"
 #include "model/kernels/cpu/membw.h"
 #include "model/kernels/cpu/qmatmul.h"
 #include "model/quant.h"
@@ -104,15 +120,124 @@ static double time_case(int wtype, int out, int in, int n, int threads, double s
     return best;
 }
 
+/* ---- gemm ---- */
+
+/* What em_matmul did at n > 8 before em_igemm: dequantize tiles of whole rows, sgemm each. */
+static void widen_sgemm(float *y, const float *x, int n, int in, int out, int wtype,
+                        const uint8_t *w, float *tile)
+{
+    const size_t rs = em_wtype_row_size(wtype, in);
+    size_t rows = EM_MM_TILE_BYTES / ((size_t)in * sizeof(float));
+    if (rows < 1) rows = 1;
+    for (size_t r0 = 0; r0 < (size_t)out; r0 += rows) {
+        const size_t tr = (size_t)out - r0 < rows ? (size_t)out - r0 : rows;
+        em_dequantize_row(wtype, w + r0 * rs, tile, (int64_t)(tr * in));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)tr, in, 1.0f, x, in, tile,
+                    in, 0.0f, y + r0, out);
+    }
+}
+
+static void gemm_section(int T, int rounds)
+{
+    static const struct {
+        const char *what;
+        int n, in, out;
+    } shapes[] = {
+        {"encoder fc1", 1500, 1280, 5120},     {"encoder fc2", 1500, 5120, 1280},
+        {"decoder q/k/v/o", 800, 4096, 4096},  {"decoder gate/up", 800, 4096, 11008},
+        {"decoder down", 800, 11008, 4096},    {"short q/k/v/o", 16, 4096, 4096},
+        {"short gate/up", 24, 4096, 11008},
+    };
+    enum { IG_Q8, IG_Q4, WS_Q8, WS_Q4, SG_F32, NV };
+    openblas_set_num_threads(T);
+    printf("gemm: best of %d rounds, GOPS = 2 * n * in * out / s; threads %d (pool and "
+           "OpenBLAS)\n",
+           rounds, T);
+    printf("%-16s %5s %6s %6s | %10s %10s %10s %10s %10s | %s\n", "shape", "n", "in", "out",
+           "igemm q8", "igemm q4", "w+sg q8", "w+sg q4", "sgemm f32", "igemm q8 / sgemm f32");
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        const int n = shapes[k].n, in = shapes[k].in, out = shapes[k].out;
+        uint8_t *wq[2];
+        const int wt[2] = {EM_WT_Q8_0, EM_WT_Q4_0};
+        float *wf = malloc((size_t)out * in * sizeof *wf), *x = malloc((size_t)n * in * 4);
+        float *y = malloc((size_t)n * out * sizeof *y);
+        size_t trows = EM_MM_TILE_BYTES / ((size_t)in * sizeof(float));
+        float *tile = malloc((trows < 1 ? 1 : trows) * (size_t)in * sizeof *tile);
+        if (!wf || !x || !y || !tile) {
+            fprintf(stderr, "out of memory\n");
+            exit(1);
+        }
+        uint32_t s = 11;
+        for (size_t i = 0; i < (size_t)out * in; i++) {
+            s = s * 1664525u + 1013904223u;
+            wf[i] = (float)((int)(s >> 8) % 2001 - 1000) * 1e-4f;
+        }
+        for (int q = 0; q < 2; q++) {
+            const size_t rs = em_wtype_row_size(wt[q], in);
+            wq[q] = malloc(rs * out);
+            if (!wq[q]) exit(1);
+            for (int r = 0; r < out; r++)
+                em_quantize_row(wt[q], wf + (size_t)r * in, wq[q] + rs * r, in);
+        }
+        for (size_t i = 0; i < (size_t)n * in; i++) x[i] = (float)(i % 97) * 0.01f - 0.5f;
+        double best[NV];
+        for (int v = 0; v < NV; v++) best[v] = 1e30;
+        for (int r = 0; r <= rounds; r++) /* round 0 warms (pages, pools) and is not counted */
+            for (int v = 0; v < NV; v++) {
+                const double t0 = now();
+                switch (v) {
+                case IG_Q8:
+                case IG_Q4:
+                    if (em_igemm(y, x, n, in, out, wt[v - IG_Q8], wq[v - IG_Q8], T) != EM_OK) {
+                        best[v] = -1;
+                        continue;
+                    }
+                    break;
+                case WS_Q8:
+                case WS_Q4: widen_sgemm(y, x, n, in, out, wt[v - WS_Q8], wq[v - WS_Q8], tile); break;
+                default:
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x,
+                                in, wf, in, 0.0f, y, out);
+                }
+                const double dt = now() - t0;
+                if (r > 0 && dt < best[v]) best[v] = dt;
+            }
+        const double ops = 2.0 * n * in * out;
+        printf("%-16s %5d %6d %6d |", shapes[k].what, n, in, out);
+        for (int v = 0; v < NV; v++) {
+            if (best[v] < 0) printf(" %10s", "n/a");
+            else printf(" %10.0f", ops / best[v] * 1e-9);
+        }
+        printf(" | x%.2f\n", best[IG_Q8] > 0 ? best[SG_F32] / best[IG_Q8] : 0.0);
+        fflush(stdout);
+        for (int q = 0; q < 2; q++) free(wq[q]);
+        free(wf);
+        free(x);
+        free(y);
+        free(tile);
+    }
+    printf("\n");
+}
+
 int main(int argc, char **argv)
 {
-    int threads = 0;
+    int threads = 0, rounds = 4;
     double secs = 0.6;
+    const char *mode = "all";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "-t") == 0) threads = (int)strtol(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "-s") == 0) secs = strtod(argv[i + 1], NULL);
+        else if (strcmp(argv[i], "-m") == 0) mode = argv[i + 1];
+        else if (strcmp(argv[i], "-r") == 0) rounds = (int)strtol(argv[i + 1], NULL, 10);
     }
+    if (rounds < 1) rounds = 1;
     const int T = threads > 0 && threads < em_qmm_threads() ? threads : em_qmm_threads();
+    if (strcmp(mode, "decode") != 0) {
+        printf("cpu level %s, igemm %s\n", em_cpu_level_name(em_cpu_level()),
+               em_igemm_available(em_cpu_level()) ? "yes" : "no (n/a below)");
+        gemm_section(T, rounds);
+        if (strcmp(mode, "gemm") == 0) return 0;
+    }
     uint64_t *buf = aligned_alloc(64, BW_BYTES);
     if (!buf) return 1;
     memset(buf, 1, BW_BYTES);
