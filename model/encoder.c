@@ -8,8 +8,9 @@
  *     attn: q = (a Wq^T + bq), k = a Wk^T (no bias), v = a Wv^T + bv; per head
  *           softmax(q k^T * hd^-0.5) v over the T valid keys
  *   pool: p[j] = (h[2j] + h[2j+1]) / 2, j < N; out = LN_final(p)   (pool BEFORE the LN)
- * Speed: the projections and conv stem go through em_matmul (sgemm for n > 8); attention is
- * two cblas_sgemm per head (OpenBLAS threads them); LayerNorm, exact-erf GELU, softmax and
+ * Speed: the projections and conv stem go through em_matmul (int8 GEMM or sgemm for n > 8);
+ * attention is em_attn_full (model/kernels/cpu/attn.h: fused AVX-512 tiles, (head, query
+ * block) tasks on the qmatmul pool) or, below AVX-512, two cblas_sgemm per head; LayerNorm, exact-erf GELU, softmax and
  * the residual adds are f32 SIMD passes (AVX2 + FMA when em_cpu_level() allows, else plain C
  * with the same formulas), single-threaded: splitting them over threads between OpenBLAS
  * calls measured slower on the 2-core machine (OpenBLAS' idle workers hold the cores).
@@ -29,6 +30,7 @@
 #endif
 
 #include "model/kernels/backend.h"
+#include "model/kernels/cpu/attn.h"
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/vecmath.h"
 #include "model/mel.h"
@@ -374,7 +376,10 @@ static em_err run_layer(const struct em_encoder *e, const struct enc_layer *l, f
     if ((rc = em_matmul(w->q, w->a, T, d, d, &l->q_w, &l->q_b)) != EM_OK) return rc;
     if ((rc = em_matmul(w->k, w->a, T, d, d, &l->k_w, NULL)) != EM_OK) return rc;
     if ((rc = em_matmul(w->v, w->a, T, d, d, &l->v_w, &l->v_b)) != EM_OK) return rc;
-    attention(e, w->q, w->k, w->v, w->o, w->s, w->inv, w->ot, T);
+    /* the fused AVX-512 kernel on both cores (attn.h); the sgemm path where it is missing */
+    rc = em_attn_full(w->o, w->q, w->k, w->v, T, e->heads, e->hd, d, 1.0f / sqrtf((float)e->hd));
+    if (rc == EM_E_UNSUPPORTED) attention(e, w->q, w->k, w->v, w->o, w->s, w->inv, w->ot, T);
+    else if (rc != EM_OK) return rc;
     if ((rc = em_matmul(w->a, w->o, T, d, d, &l->o_w, &l->o_b)) != EM_OK) return rc;
     add_into(h, w->a, (size_t)T * d);
     layer_norm(w->a, h, T, d, l->ln2_w, l->ln2_b, e->eps);

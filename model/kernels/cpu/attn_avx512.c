@@ -1,0 +1,103 @@
+/* model/kernels/cpu/attn_avx512.c - one (head, query block) task of em_attn_full (attn.h):
+ * scores in 8 x 32 register tiles, softmax rows, then p v in 6 x 64 tiles. Compiled with
+ * -mavx512*; reached only through attn.c after em_cpu_level() says AVX512. Rows past the
+ * block's end are computed as copies of its last row (clamped pointers) and never stored,
+ * so nothing outside q, kt, vp and the block's rows of s is read. Small transposed copies
+ * of q's tile rows (after s in the scratch) keep the score tile's broadcasts on one pointer. */
+#include <immintrin.h>
+
+#include "model/kernels/cpu/attn.h"
+#include "model/kernels/cpu/vecmath.h"
+
+/* the tiles' accumulators must live in registers: unroll the row loops fully */
+#define UNROLL _Pragma("GCC unroll 8")
+#define RS 8 /* score tile rows */
+#define RO 6 /* output tile rows */
+
+static inline int clamp_row(int r, int qb) { return r < qb ? r : qb - 1; }
+
+/* s[r, j] = scale * q_r . k_j for r < qb rounded up to RS, j < tp (kt zero-padded). The
+ * RS rows of q are first copied transposed into qt [hd, RS], so the tile's broadcasts walk
+ * one pointer (eight row pointers cost spills). */
+static void scores(const float *q, int ld, int hd, int qb, int tp, const float *kt, float scale,
+                   float *s, float *qt)
+{
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int r0 = 0; r0 < qb; r0 += RS) {
+        for (int r = 0; r < RS; r++) {
+            const float *qr = q + (size_t)clamp_row(r0 + r, qb) * ld;
+            for (int c = 0; c < hd; c++) qt[c * RS + r] = qr[c];
+        }
+        for (int j0 = 0; j0 < tp; j0 += 32) {
+            __m512 a[RS][2];
+            UNROLL for (int r = 0; r < RS; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+            const float *kc = kt + j0, *qc = qt;
+            for (int c = 0; c < hd; c++, kc += tp, qc += RS) {
+                const __m512 k0 = _mm512_load_ps(kc), k1 = _mm512_load_ps(kc + 16);
+                UNROLL for (int r = 0; r < RS; r++) {
+                    const __m512 b = _mm512_set1_ps(qc[r]);
+                    a[r][0] = _mm512_fmadd_ps(b, k0, a[r][0]);
+                    a[r][1] = _mm512_fmadd_ps(b, k1, a[r][1]);
+                }
+            }
+            for (int r = 0; r < RS && r0 + r < qb; r++) {
+                float *sr = s + (size_t)(r0 + r) * tp + j0;
+                _mm512_store_ps(sr, _mm512_mul_ps(a[r][0], vs));
+                _mm512_store_ps(sr + 16, _mm512_mul_ps(a[r][1], vs));
+            }
+        }
+    }
+}
+
+/* o[r, c] = inv[r] * sum_j s[r, j] vp[j, c] for r < qb, c < hd (six row pointers: few
+ * enough for the registers, and a transposed copy of p would cost a scalar move per
+ * product row and column). */
+static void weighted_sum(const float *s, const float *inv, int qb, int T, int tp,
+                         const float *vp, int hd, int hdp, float *o, int ld)
+{
+    for (int r0 = 0; r0 < qb; r0 += RO) {
+        const float *pr[RO];
+        for (int r = 0; r < RO; r++) pr[r] = s + (size_t)clamp_row(r0 + r, qb) * tp;
+        for (int c0 = 0; c0 < hdp; c0 += 64) {
+            __m512 a[RO][4];
+            UNROLL for (int r = 0; r < RO; r++)
+                a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm512_setzero_ps();
+            const float *vj = vp + c0;
+            for (int j = 0; j < T; j++, vj += hdp) {
+                const __m512 v0 = _mm512_load_ps(vj), v1 = _mm512_load_ps(vj + 16);
+                const __m512 v2 = _mm512_load_ps(vj + 32), v3 = _mm512_load_ps(vj + 48);
+                UNROLL for (int r = 0; r < RO; r++) {
+                    const __m512 p = _mm512_set1_ps(pr[r][j]);
+                    a[r][0] = _mm512_fmadd_ps(p, v0, a[r][0]);
+                    a[r][1] = _mm512_fmadd_ps(p, v1, a[r][1]);
+                    a[r][2] = _mm512_fmadd_ps(p, v2, a[r][2]);
+                    a[r][3] = _mm512_fmadd_ps(p, v3, a[r][3]);
+                }
+            }
+            for (int r = 0; r < RO && r0 + r < qb; r++) {
+                float *orow = o + (size_t)(r0 + r) * ld + c0;
+                const __m512 f = _mm512_set1_ps(inv[r0 + r]);
+                for (int g = 0; g < 4; g++) {
+                    const int c = c0 + 16 * g;
+                    if (c >= hd) break;
+                    const int left = hd - c;
+                    const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF
+                                                   : (__mmask16)((1u << left) - 1u);
+                    _mm512_mask_storeu_ps(orow + 16 * g, m, _mm512_mul_ps(a[r][g], f));
+                }
+            }
+        }
+    }
+}
+
+void em_attn_block_avx512(const float *q, int ld, int hd, int i0, int qb, int T, int tp,
+                          const float *kt, const float *vp, int hdp, float scale, float *s,
+                          float *o)
+{
+    float inv[EM_ATTN_QB];
+    q += (size_t)i0 * ld;
+    o += (size_t)i0 * ld;
+    scores(q, ld, hd, qb, tp, kt, scale, s, s + (size_t)EM_ATTN_QB * tp);
+    for (int r = 0; r < qb; r++) inv[r] = 1.0f / em_exp_shift_row8(s + (size_t)r * tp, T);
+    weighted_sum(s, inv, qb, T, tp, vp, hd, hdp, o, ld);
+}
