@@ -22,8 +22,10 @@
  *             for 4 prompts (shared audio prefill + 3 tails; decoded as one batch of 4 as
  *             model.c does, and, for comparison, one prompt after another).
  * Peak RSS per type: VmHWM after resetting it (/proc/self/clear_refs "5") before the type's
- * weights are made. Embedding and lm_head share one random buffer (same shape and dtype; only
- * one embedding row is read per token), so the RSS holds one of them. */
+ * weights are made. Tensor types are what `earmark convert --type T` writes (its per-class
+ * policy, model/convert.h). The embedding shares lm_head's random buffer when their types
+ * agree; otherwise it is calloc'd zero pages (only one row is read per token), so the RSS
+ * holds one vocabulary-sized matrix, not two. */
 #include "model/bench.h"
 
 #include <cblas.h>
@@ -37,6 +39,7 @@
 
 #include "common/clock.h"
 #include "model/config.h"
+#include "model/convert.h"
 #include "model/decoder.h"
 #include "model/encoder.h"
 #include "model/kernels/backend.h"
@@ -133,14 +136,15 @@ static void store_free(struct store *st)
     memset(st, 0, sizeof *st);
 }
 
-/* The weight type a tensor gets: matrices (Linear and Conv1d weights, lm_head, embedding)
- * the benchmarked type; vectors (biases, norms) and the positional table the float type of
- * the same family (a GGUF conversion keeps these in float as well). */
+/* The type `earmark convert --type type` gives tensor e of the published (bf16) checkpoint:
+ * the conversion's own per-class policy (model/convert.h), so the bench measures the files
+ * users get. */
 static int dtype_for(const struct em_qa_expect *e, int type)
 {
-    const int matrix = e->ndim >= 2 && !strstr(e->name, "embed_positions");
-    if (matrix) return type;
-    return type == EM_WT_Q8_0 || type == EM_WT_Q4_0 ? EM_WT_BF16 : type;
+    struct em_tensor src = {.name = e->name, .dtype = EM_DT_BF16, .ndim = e->ndim};
+    memcpy(src.shape, e->shape, sizeof src.shape);
+    const int t = em_convert_tensor_type(e->name, &src, type);
+    return t < 0 ? type : t;
 }
 
 /* Fills numel values of dtype at dst: matrices uniform in +-1/sqrt(in), norm weights
@@ -201,7 +205,7 @@ static em_err store_build(struct store *st, const struct em_qa_config *cfg, int 
                                   .nbytes = nb};
         memcpy(w->t.shape, ex[i].shape, sizeof w->t.shape);
         if (strcmp(w->name, EMBED) == 0) {
-            emb = i;
+            emb = i; /* below: lm_head's buffer, or zero pages never filled */
             continue;
         }
         if (strcmp(w->name, LM_HEAD) == 0) lm = i;
@@ -215,7 +219,14 @@ static em_err store_build(struct store *st, const struct em_qa_config *cfg, int 
     }
     if (rc == EM_OK && (lm == nex || emb == nex))
         rc = em_errf(eb, EM_E_MODEL, "bench: the tensor table has no lm_head or embedding");
-    if (rc == EM_OK) st->w[emb].t.data = st->w[lm].t.data; /* same shape and dtype */
+    if (rc == EM_OK && st->w[emb].t.dtype == st->w[lm].t.dtype) {
+        st->w[emb].t.data = st->w[lm].t.data; /* same shape and dtype */
+    } else if (rc == EM_OK) {
+        /* one row is read per token: calloc's untouched zero pages cost no RSS until read */
+        if (!(st->w[emb].mem = calloc(1, st->w[emb].t.nbytes)))
+            rc = em_errf(eb, EM_E_NOMEM, "bench: no memory for %s", EMBED);
+        st->w[emb].t.data = st->w[emb].mem;
+    }
     free(ex);
     return rc;
 }
@@ -707,7 +718,7 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
     fprintf(out, "%-58s", "weights");
     for (int i = 0; i < nr; i++) fprintf(out, "%14s", em_wtype_name(res[i].type));
     fputc('\n', out);
-    ROW("weights built (MB, embedding shares lm_head)", "%14.0f", r->weights_mb);
+    ROW("weights built (MB, embedding not counted)", "%14.0f", r->weights_mb);
     ROW("peak RSS of this type (MB, VmHWM after its prefill)", "%14.0f", r->rss_mb);
     ROW("weights of the 32-layer model (GB, every tensor)", "%14.2f", r->total32 / 1e9);
     fprintf(out, "encoder (30 s chunk, 1500 positions)\n");
