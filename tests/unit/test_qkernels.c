@@ -2,7 +2,8 @@
  *  - the generic path against a double-precision reference on the dequantized weights, within
  *    the closed-form error of quantizing x per 32-block;
  *  - every SIMD level the machine supports against the generic path on odd shapes
- *    (out 1, 3, 17, 63; in 32, 96, 4128, and odd in for float rows; n 1..8 and 11) with
+ *    (out 1, 3, 17, 63; in 32, 96, 160, 224, 4128 = 1, 3, 5, 7, 129 blocks, every partial
+ *    group of 4 blocks, and odd in for float rows; n 1..8 and 11) with
  *    weights, x and y at offset addresses;
  *  - activation codes identical across levels, pool vs single thread bit-identical,
  *    concurrent callers, bias, argument errors. No timing. */
@@ -193,7 +194,7 @@ done:
 static void simd_matches_generic_on_odd_shapes(void)
 {
     static const int outs[] = {1, 3, 17, 63};
-    static const int ins_q[] = {32, 96, 4128};
+    static const int ins_q[] = {32, 96, 160, 224, 4128};
     static const int ins_f[] = {32, 33, 95, 4128};
     const int sup = em_cpu_level_supported();
     int cases = 0;
@@ -203,7 +204,7 @@ static void simd_matches_generic_on_odd_shapes(void)
         for (size_t t = 0; t < sizeof wtypes_all / sizeof *wtypes_all; t++) {
             const int wt = wtypes_all[t];
             const int *ins = is_block(wt) ? ins_q : ins_f;
-            const int nins = is_block(wt) ? 3 : 4;
+            const int nins = is_block(wt) ? 5 : 4;
             double worst = 0;
             int bad = 0;
             for (int oi = 0; oi < 4; oi++)
@@ -252,20 +253,34 @@ static void activation_codes_identical_across_levels(void)
         struct em_qact a;
         ops[l]->prep(EM_WT_Q8_0, x, n, in, scratch, &a);
         int bad_q = 0, bad_d = 0;
-        const int z = l == 2; /* AVX-512: pairs of blocks interleaved by dword, sums */
-        for (int j = 0; j < n; j++)
-            for (int i = 0; i < in; i++) {
-                const int b = i / EM_QK, t = i % EM_QK;
-                int pos = i;
-                if (z && (b % 2 == 1 || b + 1 < nb))
-                    pos = (b / 2) * 2 * EM_QK + (2 * (t / 4) + b % 2) * 4 + t % 4;
-                bad_q += (int8_t)a.q[(size_t)j * in + pos] != q[(size_t)j * in + i];
-            }
-        for (int b = 0; b < n * nb; b++) bad_d += a.d[b] != d[b];
-        for (int b = 0; z && b < n * nb; b++) {
-            int sum = 0;
-            for (int i = 0; i < EM_QK; i++) sum += q[(size_t)b * EM_QK + i];
-            bad_d += a.s[b] != -128 * sum; /* q8_0 rows: C = 128 */
+        if (l == 2) {
+            /* AVX-512: per row, groups of 4 blocks (a partial last group zero-padded) of 192
+             * bytes: two 64-byte vectors of code + 128 (block k's halves in 16-byte lane k;
+             * for q8_0 rows block 1's two halves swapped), then 16 f32 scales (block k's in
+             * lanes 4k..4k+3) */
+            const int ng = (nb + 3) / 4;
+            for (int j = 0; j < n; j++)
+                for (int g = 0; g < ng; g++) {
+                    const uint8_t *rec = a.q + ((size_t)j * ng + g) * 192;
+                    float dx[16];
+                    memcpy(dx, rec + 128, sizeof dx);
+                    for (int k = 0; k < 4; k++) {
+                        const int b = g * 4 + k;
+                        for (int t = 0; t < EM_QK; t++) {
+                            const int half = (t / 16) ^ (k == 1); /* q8_0: block 1 swapped */
+                            const int got = rec[half * 64 + k * 16 + t % 16] - 128;
+                            const int want = b < nb ? q[((size_t)j * nb + b) * EM_QK + t] : 0;
+                            bad_q += got != want;
+                        }
+                        for (int t = 0; t < 4; t++)
+                            bad_d += dx[4 * k + t] != (b < nb ? d[(size_t)j * nb + b] : 0.0f);
+                    }
+                }
+        } else {
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < in; i++)
+                    bad_q += (int8_t)a.q[(size_t)j * in + i] != q[(size_t)j * in + i];
+            for (int b = 0; b < n * nb; b++) bad_d += a.d[b] != d[b];
         }
         if (bad_q || bad_d) printf("\n%s prep: %d codes, %d scales differ\n", ops[l]->name, bad_q, bad_d);
         CU_ASSERT_EQUAL(bad_q, 0);

@@ -25,11 +25,11 @@
 struct em_qact {
     int n, in;
     const float *x;    /* [n, in] the caller's f32 rows (f32 / f16 weight rows) */
-    const uint8_t *q;  /* [n, in] int8 codes; AVX-512 stores each pair of blocks with their
-                          4-byte groups interleaved (A0 B0 A1 B1 ...) */
+    const uint8_t *q;  /* [n, in] int8 codes; AVX-512 instead stores its own records here
+                          (per row and group of 4 blocks: codes + 128 and scales, laid out
+                          for its kernels; see qdot_avx512.c) and leaves d and s NULL */
     const float *d;    /* [n, in / 32] block scales, x ~= d * q */
-    const int32_t *s;  /* [n, in / 32] AVX-512 only: -C * sum(codes of the block), C = 128
-                          for q8_0 rows, 8 for q4_0 rows (the unsigned-weight correction) */
+    const int32_t *s;  /* unused (NULL) */
     const uint16_t *xb; /* [n, in] x rounded to bf16 (AVX-512 BF16 rows only) */
 };
 

@@ -1,19 +1,21 @@
 /* model/kernels/cpu/qdot_avx512.c - AVX-512 (F/BW/VL/DQ + VNNI, optional BF16) row kernels.
  * Compiled with -mavx512*; only reached through em_qdot_avx512() after em_cpu_level() says so.
  *
- * q8_0 / q4_0 (two 32-blocks per zmm, their dwords interleaved: even lanes block b, odd
- * lanes block b+1, so a pair's scales are one 8-byte broadcast). vpdpbusd multiplies u8 x s8,
- * so the weights are made unsigned and the activation codes stay signed:
- *   q8_0: u = w + 128 (one xor), sum(u * x) = sum(w * x) + 128 * sum(x)
- *   q4_0: u = nibble,            sum(u * x) = sum((u - 8) * x) + 8 * sum(x)
- * and prep stores -C * sum(x) per block, loaded (8 bytes, masked) as the accumulator start:
- *     s_j  = vpdpbusd(-C * sum x_j, u, x_j)          int32 per lane, exact
- *     acc_j += float(s_j) * (dw * dx_j)               f32 per lane, reduced at row end
- * With more than 4 (q8_0) / 2 (q4_0) activations two rows are done per pass, so each
- * activation load serves both (activations for n = 8 and in = 11008 are 88 KB, beyond L1);
- * with fewer, one row per pass keeps W a single DRAM stream (measured faster).
+ * q8_0 / q4_0, in groups of 4 blocks (128 weights): the weights of a group are read with
+ * 2-3 zmm loads inside it and gathered by word permutes into two vectors of signed bytes,
+ * block k's 32 weights in 128-bit lane k of the pair (see load_w_group). vpdpbusd multiplies
+ * u8 x s8, so the activation codes are stored unsigned (u = code + 128) and each lane starts
+ * from -128 * the sum of its weights (two vpdpbusd per group and row, shared by every x):
+ *     s_j  = vpdpbusd(vpdpbusd(-128 * sum w, u_a, w_a), u_b, w_b)    int32 per lane, exact
+ *     acc_j += float(s_j) * (dw * dx_j)                             f32 per lane (4 per block)
+ * Per activation and group that is 2 vpdpbusd, 1 conversion, 1 multiply and 1 FMA (the
+ * previous layout, two blocks per zmm, needed twice the float work per weight). With more
+ * than one activation two rows are done per pass, so each activation load serves both
+ * (the activations' records, 192 bytes per group, outgrow L1 at n >= 4 and in = 4096).
  * bf16 rows: vdpbf16ps on x rounded to bf16 (if the CPU has AVX512_BF16), else widened + FMA.
- * f16 rows: vcvtph2ps + FMA; f32 rows: FMA. Row ends use masked loads (no over-read). */
+ * f16 rows: vcvtph2ps + FMA; f32 rows: FMA. Row ends use masked loads (no over-read).
+ * Each output row's arithmetic does not depend on n or on the row pairing, so a row of a
+ * batch gets the bits it gets alone (batched decode relies on this). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -28,26 +30,26 @@
 #ifndef EM_QDOT_PREFETCH
 #define EM_QDOT_PREFETCH 4096
 #endif
+#define GRP_BLOCKS 4 /* q8_0 / q4_0 blocks per kernel step */
 
 /* ---- activation prep ---- */
+
+/* Bytes of one activation row's record per group of 4 blocks: codes + 128 (2 x 64 u8),
+ * dx (16 f32). */
+#define GRP_BYTES 192
+
+static inline int n_groups(int in) { return (in / EM_QK + GRP_BLOCKS - 1) / GRP_BLOCKS; }
 
 static size_t z_scratch_size(int wtype, int n, int in)
 {
     if (wtype == EM_WT_Q8_0 || wtype == EM_WT_Q4_0)
-        return (size_t)n * in + (size_t)n * (in / EM_QK) * (sizeof(float) + sizeof(int32_t));
+        return (size_t)n * n_groups(in) * GRP_BYTES;
     if (wtype == EM_WT_BF16) return (size_t)n * in * sizeof(uint16_t);
     return 0;
 }
 
-/* Dword k of a and dword k of b side by side: lane 2k from a, lane 2k+1 from b (k < 8). */
-INLINE __m512i interleave_pair(__m512i a, __m512i b)
-{
-    const __m512i idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    return _mm512_permutex2var_epi32(a, idx, b);
-}
-
-/* 32 floats -> 32 int8 codes in a ymm, the scale amax / 127 and the code sum. */
-INLINE __m256i quantize_block(const float *xb, float *d, int32_t *sum)
+/* 32 floats -> 32 int8 codes in a ymm and the scale amax / 127. */
+INLINE __m256i quantize_block(const float *xb, float *d)
 {
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
     const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
@@ -58,34 +60,48 @@ INLINE __m256i quantize_block(const float *xb, float *d, int32_t *sum)
     const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));
     const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
     const __m128i q0 = _mm512_cvtsepi32_epi8(i0), q1 = _mm512_cvtsepi32_epi8(i1);
-    /* sum of the saturated codes, as the kernels see them */
-    *sum = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_cvtepi8_epi32(q0),
-                                                    _mm512_cvtepi8_epi32(q1)));
     *d = amax / 127.0f;
     return _mm256_set_m128i(q1, q0);
 }
 
-/* Codes of a pair of blocks are stored interleaved (interleave_pair), a last odd block as
- * is; scales d[j, b]; corrections s[j, b] = -C * sum. */
-static void quantize_x(const float *x, int n, int in, int C, int8_t *q, float *d, int32_t *s)
+/* Qword indices taking the 16-code halves of blocks A..D (natural order: X0 = A0 A1 B0 B1,
+ * X1 = C0 C1 D0 D1, each 16 codes) into the two vectors the row kernels dot: for q4_0
+ * [A0 B0 C0 D0] and [A1 B1 C1 D1]; for q8_0 block B's halves are swapped ([A0 B1 C0 D0],
+ * [A1 B0 C1 D1]), matching where load_w_group finds B's weights. */
+static const int64_t XA_Q4[8] = {0, 1, 4, 5, 8, 9, 12, 13};
+static const int64_t XB_Q4[8] = {2, 3, 6, 7, 10, 11, 14, 15};
+static const int64_t XA_Q8[8] = {0, 1, 6, 7, 8, 9, 12, 13};
+static const int64_t XB_Q8[8] = {2, 3, 4, 5, 10, 11, 14, 15};
+
+/* x[n, in] -> per row, per group of 4 blocks (a last partial group padded with zeros):
+ * the two code vectors as unsigned bytes (code + 128) and dx per lane (block k's scale in
+ * lanes 4k..4k+3). */
+static void quantize_x(const float *x, int n, int in, int q4, uint8_t *out)
 {
-    const int nb = in / EM_QK;
+    const int nb = in / EM_QK, ng = n_groups(in);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i xa = _mm512_loadu_si512(q4 ? XA_Q4 : XA_Q8);
+    const __m512i xb = _mm512_loadu_si512(q4 ? XB_Q4 : XB_Q8);
     for (int j = 0; j < n; j++) {
         const float *xj = x + (size_t)j * in;
-        int8_t *qj = q + (size_t)j * in;
-        float *dj = d + (size_t)j * nb;
-        int32_t *sj = s + (size_t)j * nb;
-        int b = 0;
-        for (; b + 2 <= nb; b += 2) {
-            const __m256i qa = quantize_block(xj + b * EM_QK, &dj[b], &sj[b]);
-            const __m256i qb = quantize_block(xj + (b + 1) * EM_QK, &dj[b + 1], &sj[b + 1]);
-            _mm512_storeu_si512(qj + b * EM_QK, interleave_pair(_mm512_zextsi256_si512(qa),
-                                                                _mm512_zextsi256_si512(qb)));
+        for (int g = 0; g < ng; g++) {
+            uint8_t *o = out + ((size_t)j * ng + g) * GRP_BYTES;
+            __m256i q[GRP_BLOCKS];
+            float dx[16];
+            for (int k = 0; k < GRP_BLOCKS; k++) {
+                const int b = g * GRP_BLOCKS + k;
+                float d = 0.0f;
+                q[k] = b < nb ? quantize_block(xj + (size_t)b * EM_QK, &d)
+                              : _mm256_setzero_si256();
+                for (int l = 0; l < 4; l++) dx[4 * k + l] = d;
+            }
+            const __m512i x0 = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
+            const __m512i x1 = _mm512_inserti64x4(_mm512_castsi256_si512(q[2]), q[3], 1);
+            _mm512_storeu_si512(o, _mm512_xor_si512(_mm512_permutex2var_epi64(x0, xa, x1), flip));
+            _mm512_storeu_si512(o + 64,
+                                _mm512_xor_si512(_mm512_permutex2var_epi64(x0, xb, x1), flip));
+            memcpy(o + 128, dx, sizeof dx);
         }
-        if (b < nb)
-            _mm256_storeu_si256((__m256i *)(qj + b * EM_QK),
-                                quantize_block(xj + b * EM_QK, &dj[b], &sj[b]));
-        for (b = 0; b < nb; b++) sj[b] *= -C;
     }
 }
 
@@ -96,14 +112,8 @@ static void z_prep(int wtype, const float *x, int n, int in, void *scratch, stru
     a->in = in;
     a->x = x;
     if (wtype == EM_WT_Q8_0 || wtype == EM_WT_Q4_0) {
-        const size_t nbt = (size_t)n * (in / EM_QK);
-        int8_t *q = scratch;
-        float *d = (float *)((uint8_t *)scratch + (size_t)n * in);
-        int32_t *s = (int32_t *)(d + nbt);
-        quantize_x(x, n, in, wtype == EM_WT_Q8_0 ? 128 : 8, q, d, s);
-        a->q = (const uint8_t *)q;
-        a->d = d;
-        a->s = s;
+        quantize_x(x, n, in, wtype == EM_WT_Q4_0, scratch);
+        a->q = scratch; /* the group records above; d and s stay NULL */
     } else if (wtype == EM_WT_BF16 && scratch) {
         uint16_t *xb = scratch;
         const size_t total = (size_t)n * in;
@@ -116,52 +126,86 @@ static void z_prep(int wtype, const float *x, int n, int in, void *scratch, stru
     }
 }
 
-/* ---- q8_0 / q4_0 ---- */
+/* ---- q8_0 / q4_0: groups of 4 blocks ----
+ * The 4 blocks of a group (q8_0 136 bytes, q4_0 72) are read with 2-3 overlapping zmm loads
+ * inside the group and gathered by word permutes (every field starts at an even offset)
+ * into two vectors of unsigned weights, each with block k in 128-bit lane k, and the four
+ * f16 scales widened to [dA x4, dB x4, dC x4, dD x4]. Per activation: two vpdpbusd from the
+ * correction, one int -> float conversion, one multiply by dw * dx and one FMA per 128
+ * weights. A last partial group uses masked loads (zero bytes, scale 0, zero codes). */
 
-INLINE uint32_t load_h(const uint8_t *p)
+/* Word indices into (L0 = bytes 0..63, L1 = 64..127) and (L0, L2 = 72..135) of a q8_0
+ * group: vector a = A[0:16] B[16:32] C[0:16] D[0:16], b = A[16:32] B[0:16] C[16:32]
+ * D[16:32] (block k's codes at 34k + 2); scales at 34k. */
+static const uint16_t Q8_IA[32] = {1,  2,  3,  4,  5,  6,  7,  8,  26, 27, 28,
+                                   29, 30, 31, 32, 33, 35, 36, 37, 38, 39, 40,
+                                   41, 42, 52, 53, 54, 55, 56, 57, 58, 59};
+static const uint16_t Q8_IB[32] = {9,  10, 11, 12, 13, 14, 15, 16, 18, 19, 20,
+                                   21, 22, 23, 24, 25, 39, 40, 41, 42, 43, 44,
+                                   45, 46, 56, 57, 58, 59, 60, 61, 62, 63};
+static const uint16_t Q8_ID[32] = {0, 0, 0, 0, 17, 17, 17, 17, 34, 34, 34, 34, 51, 51, 51, 51};
+/* Word indices into (L0 = bytes 0..63, L1 = 8..71) of a q4_0 group: the 16 code bytes of
+ * block k (at 18k + 2) in lane k; scales at 18k. */
+static const uint16_t Q4_IQ[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12,
+                                   13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24,
+                                   25, 26, 28, 29, 30, 31, 60, 61, 62, 63};
+static const uint16_t Q4_ID[32] = {0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27};
+
+struct qidx {
+    __m512i a, b, d;
+};
+
+INLINE struct qidx load_qidx(int q4)
 {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return h;
+    struct qidx ix;
+    ix.a = _mm512_loadu_si512(q4 ? Q4_IQ : Q8_IA);
+    ix.b = _mm512_loadu_si512(q4 ? Q4_IQ : Q8_IB);
+    ix.d = _mm512_loadu_si512(q4 ? Q4_ID : Q8_ID);
+    return ix;
 }
 
-/* Unsigned weights of blocks at b0 and b0 + bs, interleaved like the activations. */
-INLINE __m512i load_w_pair(const uint8_t *b0, size_t bs, int q4)
+/* Masks of the bytes of the first nblk blocks of a group in each load. */
+INLINE __mmask64 bytes_mask(int64_t valid, int64_t start)
 {
-    if (!q4) {
-        const __m512i w = interleave_pair(
-            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
-            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + bs + 2))));
-        return _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80));
+    const int64_t k = valid - start;
+    return k <= 0 ? 0 : k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << k) - 1);
+}
+
+/* The group at p (nblk blocks present, 1..4; 4 reads no byte past the group). */
+INLINE void load_w_group(const uint8_t *p, int q4, int nblk, const struct qidx *ix,
+                         __m512i *wa, __m512i *wb, __m512 *dw)
+{
+    if (q4) {
+        __m512i l0, l1;
+        if (nblk == GRP_BLOCKS) {
+            l0 = _mm512_loadu_si512(p);
+            l1 = _mm512_loadu_si512(p + 8);
+        } else {
+            const int64_t v = 18 * (int64_t)nblk;
+            l0 = _mm512_maskz_loadu_epi8(bytes_mask(v, 0), p);
+            l1 = _mm512_maskz_loadu_epi8(bytes_mask(v, 8), p + 8);
+        }
+        const __m512i q = _mm512_permutex2var_epi16(l0, ix->a, l1);
+        const __m512i lo4 = _mm512_set1_epi8(15), eight = _mm512_set1_epi8(8);
+        *wa = _mm512_sub_epi8(_mm512_and_si512(q, lo4), eight);
+        *wb = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(q, 4), lo4), eight);
+        *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(ix->d, l0)));
+        return;
     }
-    /* v = [qs_A | qs_B]; lo = elements 0..15 of A | of B, hi = elements 16..31 of A | of B */
-    const __m256i v = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(b0 + bs + 2)),
-                                       _mm_loadu_si128((const __m128i *)(b0 + 2)));
-    const __m256i lo4 = _mm256_set1_epi8(15);
-    const __m256i lo = _mm256_and_si256(v, lo4);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
-    /* lane 2k: A dword k (lo[k] for k < 4, hi[k - 4] after); lane 2k+1: B dword k (lo[4 + k],
-     * hi[k]) */
-    const __m512i idx = _mm512_set_epi32(23, 19, 22, 18, 21, 17, 20, 16, 7, 3, 6, 2, 5, 1, 4, 0);
-    return _mm512_permutex2var_epi32(_mm512_castsi256_si512(lo), idx,
-                                     _mm512_castsi256_si512(hi));
-}
-
-/* [dA, dB, dA, dB, ...] */
-INLINE __m512 load_d_pair(const uint8_t *b0, size_t bs)
-{
-    return _mm512_cvtph_ps(_mm256_set1_epi32((int)(load_h(b0) | load_h(b0 + bs) << 16)));
-}
-
-/* The unsigned weights of one (last, unpaired) block in a ymm, natural order. */
-INLINE __m256i load_w_block(const uint8_t *blk, int q4)
-{
-    if (!q4)
-        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)),
-                                _mm256_set1_epi8((char)0x80));
-    const __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
-    const __m128i lo4 = _mm_set1_epi8(15);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), lo4), _mm_and_si128(q, lo4));
+    __m512i l0, l1, l2;
+    if (nblk == GRP_BLOCKS) {
+        l0 = _mm512_loadu_si512(p);
+        l1 = _mm512_loadu_si512(p + 64);
+        l2 = _mm512_loadu_si512(p + 72);
+    } else {
+        const int64_t v = 34 * (int64_t)nblk;
+        l0 = _mm512_maskz_loadu_epi8(bytes_mask(v, 0), p);
+        l1 = _mm512_maskz_loadu_epi8(bytes_mask(v, 64), p + 64);
+        l2 = _mm512_maskz_loadu_epi8(bytes_mask(v, 72), p + 72);
+    }
+    *wa = _mm512_permutex2var_epi16(l0, ix->a, l1);
+    *wb = _mm512_permutex2var_epi16(l0, ix->b, l2);
+    *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(l0, ix->d, l1)));
 }
 
 /* R (1 or 2) rows at a time share every activation load; N activations share every weight
@@ -169,74 +213,58 @@ INLINE __m256i load_w_block(const uint8_t *blk, int q4)
 INLINE void q_rows_R(const int N, const int R, const int q4, const struct em_qact *a,
                      const uint8_t *row0, size_t rs, float *y, size_t ldy, int r)
 {
-    const int in = a->in, nb = in / EM_QK;
-    const size_t bs = q4 ? sizeof(struct em_block_q4_0) : sizeof(struct em_block_q8_0);
+    const int nb = a->in / EM_QK, ng = n_groups(a->in), full = nb / GRP_BLOCKS;
+    const size_t gs = (q4 ? sizeof(struct em_block_q4_0) : sizeof(struct em_block_q8_0)) *
+                      GRP_BLOCKS;
+    const struct qidx ix = load_qidx(q4);
     __m512 acc[2][EM_QDOT_MAX_N];
 #pragma GCC unroll 8
     for (int j = 0; j < N; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
-    int b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        __m512i w[2];
+    for (int g = 0; g < ng; g++) {
+        __m512i wa[2], wb[2], c[2];
         __m512 dw[2];
+        const int nblk = g < full ? GRP_BLOCKS : nb - g * GRP_BLOCKS;
 #pragma GCC unroll 2
         for (int k = 0; k < R; k++) {
-            _mm_prefetch((const char *)row0 + k * rs + (size_t)b * bs + EM_QDOT_PREFETCH,
-                         _MM_HINT_T0);
-            w[k] = load_w_pair(row0 + k * rs + (size_t)b * bs, bs, q4);
-            dw[k] = load_d_pair(row0 + k * rs + (size_t)b * bs, bs);
+            const uint8_t *p = row0 + k * rs + (size_t)g * gs;
+            for (size_t o = 0; o < gs; o += 64)
+                _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + o, _MM_HINT_T0);
+            _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + gs - 1, _MM_HINT_T0);
+            load_w_group(p, q4, nblk, &ix, &wa[k], &wb[k], &dw[k]);
+            /* the codes come as u = code + 128: sum(u * w) = sum(code * w) + 128 * sum(w),
+             * so each lane starts from -128 * (its 8 weights' sum), shared by every x */
+            const __m512i c128 = _mm512_set1_epi8((char)0x80);
+            c[k] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                    _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(
+                                        _mm512_setzero_si512(), c128, wa[k]), c128, wb[k]));
         }
 #pragma GCC unroll 8
         for (int j = 0; j < N; j++) {
-            const size_t jb = (size_t)j * nb + b;
-            const __m512i xv = _mm512_loadu_si512(a->q + (size_t)j * in + (size_t)b * EM_QK);
-            const __m512i s0 = _mm512_maskz_loadu_epi32(0x3, a->s + jb); /* lanes 0, 1 */
-            double dxp;
-            memcpy(&dxp, a->d + jb, sizeof dxp);
-            const __m512 dx = _mm512_castpd_ps(_mm512_set1_pd(dxp)); /* [dxA, dxB] x 8 */
+            const uint8_t *xg = a->q + ((size_t)j * ng + g) * GRP_BYTES;
+            const __m512i xa = _mm512_loadu_si512(xg), xb = _mm512_loadu_si512(xg + 64);
+            const __m512 dx = _mm512_loadu_ps(xg + 128);
 #pragma GCC unroll 2
             for (int k = 0; k < R; k++) {
-                const __m512i s = _mm512_dpbusd_epi32(s0, w[k], xv);
+                const __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c[k], xa, wa[k]), xb, wb[k]);
                 acc[k][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[k], dx),
                                             acc[k][j]);
-            }
-        }
-    }
-    float tail[2][EM_QDOT_MAX_N] = {{0}};
-    if (b < nb) { /* odd block count: the last block alone, stored as is */
-#pragma GCC unroll 2
-        for (int k = 0; k < R; k++) {
-            const uint8_t *blk = row0 + k * rs + (size_t)b * bs;
-            const __m256i w = load_w_block(blk, q4);
-            const float dw = _cvtsh_ss((unsigned short)load_h(blk));
-#pragma GCC unroll 8
-            for (int j = 0; j < N; j++) {
-                const size_t jb = (size_t)j * nb + b;
-                const __m256i xv = _mm256_loadu_si256(
-                    (const __m256i *)(a->q + (size_t)j * in + (size_t)b * EM_QK));
-                const __m256i s = _mm256_dpbusd_epi32(_mm256_maskz_loadu_epi32(0x1, a->s + jb),
-                                                      w, xv);
-                const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s),
-                                                _mm256_extracti128_si256(s, 1));
-                const int si = _mm_extract_epi32(h, 0) + _mm_extract_epi32(h, 1) +
-                               _mm_extract_epi32(h, 2) + _mm_extract_epi32(h, 3);
-                tail[k][j] = dw * a->d[jb] * (float)si;
             }
         }
     }
 #pragma GCC unroll 2
     for (int k = 0; k < R; k++)
 #pragma GCC unroll 8
-        for (int j = 0; j < N; j++)
-            y[(size_t)j * ldy + r + k] = _mm512_reduce_add_ps(acc[k][j]) + tail[k][j];
+        for (int j = 0; j < N; j++) y[(size_t)j * ldy + r + k] = _mm512_reduce_add_ps(acc[k][j]);
 }
 
 INLINE void q_rows_body(const int N, const int q4, const struct em_qact *a, const uint8_t *w,
                         size_t rs, int r0, int r1, float *y, size_t ldy)
 {
     int r = r0;
-    /* Two rows per pass are two DRAM streams, which measured slower for few activations
-     * (q8_0 n = 1, one thread: 13 vs 24 GB/s); for more, sharing the x loads wins. */
-    if (N > (q4 ? 2 : 4))
+    /* Two rows per pass are two DRAM streams, which measured slower for one activation
+     * (q8_0 n = 1, one thread: 13 vs 24 GB/s); for more, sharing the x loads wins (q8_0
+     * n = 4, W in L2, one thread: 15 -> 21 GB/s). */
+    if (N > 1)
         for (; r + 2 <= r1; r += 2) q_rows_R(N, 2, q4, a, w + (size_t)r * rs, rs, y, ldy, r);
     for (; r < r1; r++) q_rows_R(N, 1, q4, a, w + (size_t)r * rs, rs, y, ldy, r);
 }
