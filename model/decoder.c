@@ -21,6 +21,7 @@
 
 #include "model/kernels/backend.h"
 #include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/qmatmul.h"
 #include "model/kernels/cpu/vecmath.h"
 
 struct dec_layer {
@@ -282,6 +283,164 @@ static void attention_seq(const struct em_dec *d, struct em_kv *kv, int l, int p
     }
 }
 
+/* ---- decode attention: the single query rows of a step, every sequence at once ----------
+ * A decode step has one query row per sequence (em_dec_forward of 1 token, or
+ * em_dec_step_batch). Its attention reads every cached K/V row of the sequence once, which
+ * at 7B is 2 x 16 KB per position and layer (26 MB at 800 positions): memory-bound work.
+ * Here it runs on the qmatmul pool, one task per kv head, and the sequences of a batch that
+ * read the same cache rows (overlays on one shared prefix: em_dec_kv_over) share each row
+ * read: a run of rows is visited once for every query that attends to it.
+ * Each score and each output element is computed by the same operations in the same order
+ * whatever the batch, the task split or the row blocking (scores: one accumulator over the
+ * head dimension; outputs: o = fma(p_j, v_j, o) over the positions in order), so a sequence
+ * gets the same bits alone or in a batch. */
+
+struct dec_run {
+    const float *k, *v; /* rows p .. p + m - 1, kv_dim-strided */
+    int p, m;
+    int nseq;
+    int seq[EM_DEC_MAX_BATCH]; /* members of the decode set that read these rows */
+};
+
+struct dec_attn {
+    const struct em_dec *d;
+    int B, n_max, nruns;
+    const int *n;           /* [B] positions each member attends (its position + 1) */
+    const float *const *q;  /* [B] query rows [H * hd] */
+    float *const *out;      /* [B] output rows [H * hd] */
+    const struct dec_run *runs; /* sorted by p */
+    float *sc;              /* per pool slot: B * group rows of n_max scores */
+    size_t sc_slot;
+};
+
+static int run_cmp(const void *a, const void *b)
+{
+    const struct dec_run *x = a, *y = b;
+    return (x->p > y->p) - (x->p < y->p);
+}
+
+/* Task: kv head u for every member of the set. */
+static void dec_attn_task(void *ctx, int u, int slot)
+{
+    const struct dec_attn *A = ctx;
+    const struct em_dec *d = A->d;
+    const int hd = d->hd, group = d->H / d->KVH, kd = d->KVH * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *sc = A->sc + (size_t)slot * A->sc_slot;
+#if EM_VM_X86
+    const int avx2 = em_cpu_level() >= EM_CPU_AVX2;
+#endif
+    /* scores of query (b, g) in row b * group + g */
+    for (int r = 0; r < A->nruns; r++) {
+        const struct dec_run *R = &A->runs[r];
+        for (int i = 0; i < R->m; i += 4) {
+            const int rows = R->m - i < 4 ? R->m - i : 4;
+            const float *k = R->k + (size_t)i * kd + (size_t)u * hd;
+            for (int e = 0; e < R->nseq; e++)
+                for (int g = 0; g < group; g++) {
+                    const int b = R->seq[e];
+                    const float *q = A->q[b] + (size_t)(u * group + g) * hd;
+                    float *s = sc + (size_t)(b * group + g) * A->n_max + R->p + i;
+#if EM_VM_X86
+                    if (avx2) em_dots8(q, k, (size_t)kd, rows, hd, scale, s);
+                    else
+#endif
+                        em_dots(q, k, (size_t)kd, rows, hd, scale, s);
+                }
+        }
+    }
+    for (int b = 0; b < A->B; b++)
+        for (int g = 0; g < group; g++) {
+            float *s = sc + (size_t)(b * group + g) * A->n_max;
+#if EM_VM_X86
+            if (avx2) softmax_row_avx2(s, A->n[b]);
+            else
+#endif
+                softmax_row_c(s, A->n[b]);
+            memset(A->out[b] + (size_t)(u * group + g) * hd, 0, (size_t)hd * sizeof(float));
+        }
+    for (int r = 0; r < A->nruns; r++) {
+        const struct dec_run *R = &A->runs[r];
+        for (int i = 0; i < R->m; i += 4) {
+            const int rows = R->m - i < 4 ? R->m - i : 4;
+            const float *v = R->v + (size_t)i * kd + (size_t)u * hd;
+            for (int e = 0; e < R->nseq; e++)
+                for (int g = 0; g < group; g++) {
+                    const int b = R->seq[e];
+                    float *o = A->out[b] + (size_t)(u * group + g) * hd;
+                    const float *p = sc + (size_t)(b * group + g) * A->n_max + R->p + i;
+#if EM_VM_X86
+                    if (avx2) em_axpys8(o, p, v, (size_t)kd, rows, hd);
+                    else
+#endif
+                        em_axpys(o, p, v, (size_t)kd, rows, hd);
+                }
+        }
+    }
+}
+
+/* Attention of B single query rows: row b of cache kv[b] at position pos[b] (its K/V rows
+ * written), q[b] -> out[b]. */
+static em_err attention_decode(const struct em_dec *d, int l, int B, struct em_kv *const *kv,
+                               const int *pos, const float *const *q, float *const *out)
+{
+    int n[EM_DEC_MAX_BATCH], n_max = 0, nruns = 0, cap = 2 * B;
+    struct dec_run *runs = malloc((size_t)cap * sizeof *runs);
+    if (!runs) return EM_E_NOMEM;
+    for (int b = 0; b < B; b++) {
+        n[b] = pos[b] + 1;
+        if (n[b] > n_max) n_max = n[b];
+        const float *k, *v;
+        for (int p = 0, m; p < n[b]; p += m) {
+            m = kv_run(kv[b], l, p, n[b], &k, &v);
+            int r = 0;
+            while (r < nruns && !(runs[r].k == k && runs[r].v == v && runs[r].p == p &&
+                                  runs[r].m == m))
+                r++;
+            if (r == nruns) {
+                if (nruns == cap) {
+                    struct dec_run *nr = realloc(runs, (size_t)(cap *= 2) * sizeof *runs);
+                    if (!nr) {
+                        free(runs);
+                        return EM_E_NOMEM;
+                    }
+                    runs = nr;
+                }
+                runs[nruns++] = (struct dec_run){.k = k, .v = v, .p = p, .m = m};
+            }
+            runs[r].seq[runs[r].nseq++] = b;
+        }
+    }
+    qsort(runs, (size_t)nruns, sizeof *runs, run_cmp);
+    const int group = d->H / d->KVH, slots = em_qmm_threads();
+    struct dec_attn A = {
+        .d = d, .B = B, .n_max = n_max, .nruns = nruns, .n = n, .q = q, .out = out,
+        .runs = runs, .sc_slot = (size_t)B * group * n_max,
+    };
+    float *sc = malloc((size_t)slots * A.sc_slot * sizeof *sc);
+    if (!sc) {
+        free(runs);
+        return EM_E_NOMEM;
+    }
+    A.sc = sc;
+    em_qmm_parallel(dec_attn_task, &A, d->KVH, 0);
+    free(sc);
+    free(runs);
+    return EM_OK;
+}
+
+/* g = silu(g) * u (vecmath.h; AVX2 where the CPU allows) */
+static void silu_mul(float *g, const float *u, size_t n)
+{
+#if EM_VM_X86
+    if (em_cpu_level() >= EM_CPU_AVX2) {
+        em_silu_mul8(g, u, n);
+        return;
+    }
+#endif
+    em_silu_mul(g, u, n);
+}
+
 struct scratch {
     float *x, *h, *q, *k, *v, *a, *g, *u, *sc, *cs, *sn;
 };
@@ -321,23 +480,37 @@ static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, i
         memcpy(em_kv_k(rw->kv[t], l, rw->pos[t]), s->k + (size_t)t * kd, (size_t)kd * sizeof(float));
         memcpy(em_kv_v(rw->kv[t], l, rw->pos[t]), s->v + (size_t)t * kd, (size_t)kd * sizeof(float));
     }
-    /* one attention call per run of rows of one sequence at consecutive positions */
+    /* runs of rows of one sequence at consecutive positions (a prefill) attend through
+     * sgemm, one call per run; single rows (decode steps) all together */
+    struct em_kv *dkv[EM_DEC_MAX_BATCH];
+    const float *dq[EM_DEC_MAX_BATCH];
+    float *dout[EM_DEC_MAX_BATCH];
+    int dpos[EM_DEC_MAX_BATCH], nd = 0;
     for (int t = 0, m; t < T; t += m) {
         for (m = 1; t + m < T && rw->kv[t + m] == rw->kv[t] && rw->pos[t + m] == rw->pos[t] + m;)
             m++;
-        attention_seq(d, rw->kv[t], l, rw->pos[t], m, s->q + (size_t)t * qd,
-                      s->a + (size_t)t * qd, s->sc);
+        if (m > 1) {
+            attention_seq(d, rw->kv[t], l, rw->pos[t], m, s->q + (size_t)t * qd,
+                          s->a + (size_t)t * qd, s->sc);
+            continue;
+        }
+        if (nd == EM_DEC_MAX_BATCH) {
+            if ((rc = attention_decode(d, l, nd, dkv, dpos, dq, dout))) return rc;
+            nd = 0;
+        }
+        dkv[nd] = rw->kv[t];
+        dpos[nd] = rw->pos[t];
+        dq[nd] = s->q + (size_t)t * qd;
+        dout[nd++] = s->a + (size_t)t * qd;
     }
+    if (nd && (rc = attention_decode(d, l, nd, dkv, dpos, dq, dout))) return rc;
     if ((rc = em_matmul(s->h, s->a, T, qd, D, &L->o_w, NULL))) return rc;
     for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->h[i];
     rmsnorm(s->h, s->x, L->post_norm, T, D, eps);
     if ((rc = em_matmul(s->g, s->h, T, D, d->F, &L->gate, NULL)) ||
         (rc = em_matmul(s->u, s->h, T, D, d->F, &L->up, NULL)))
         return rc;
-    for (size_t i = 0; i < (size_t)T * d->F; i++) {
-        float g = s->g[i];
-        s->g[i] = g / (1.0f + expf(-g)) * s->u[i];
-    }
+    silu_mul(s->g, s->u, (size_t)T * d->F);
     if ((rc = em_matmul(s->h, s->g, T, d->F, D, &L->down, NULL))) return rc;
     for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->h[i];
     return EM_OK;

@@ -10,13 +10,18 @@
  *     penalty 1.0 and with the checkpoint's default (1.1).
  * Plus cache behaviour (step-by-step == one prefill, prefix copy), argument errors, and
  * batched decode: em_dec_step_batch == single steps, em_generate_batch == em_generate_shared
- * one prompt at a time (greedy and seeded sampling, id for id). */
+ * one prompt at a time (greedy and seeded sampling, id for id); the decode-step helpers
+ * (vecmath.h: attention dot / axpy rows, SwiGLU) AVX2 against C on odd sizes. */
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/decoder.h"
+#include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/vecmath.h"
 #include "model/generate.h"
 #include "model/tokenizer.h"
 #include "model/loader/safetensors.h"
@@ -655,6 +660,104 @@ static void batch_generation_hook_and_errors(void)
     trio_close(&t);
 }
 
+/* ---- decode-step helpers (model/kernels/cpu/vecmath.h) ----------------------------------
+ * The AVX2 dot / axpy rows of the decode attention and the SwiGLU product against the plain
+ * C ones on odd head sizes, odd row strides and unaligned pointers; and the property the
+ * batched decode relies on: a row's result does not depend on how many rows one call takes. */
+static float vrand(uint32_t *r)
+{
+    *r ^= *r << 13;
+    *r ^= *r >> 17;
+    *r ^= *r << 5;
+    return (float)((double)*r / 2147483648.0 - 1.0);
+}
+
+static void decode_helpers_simd_match_c(void)
+{
+    static const int hds[] = {1, 7, 8, 9, 17, 64, 130};
+    uint32_t r = 12345;
+    int cases = 0, bad = 0;
+    for (size_t hi = 0; hi < sizeof hds / sizeof *hds; hi++) {
+        const int hd = hds[hi], ld = hd + 3;
+        float *qb = malloc(sizeof(float) * (hd + 1)), *kb = malloc(sizeof(float) * (4 * ld + 1));
+        float *ob = malloc(sizeof(float) * (hd + 1)), *oc = malloc(sizeof(float) * hd);
+        float *o1 = malloc(sizeof(float) * hd);
+        float *q = qb + 1, *k = kb + 1, *o = ob + 1; /* 4 bytes off vector alignment */
+        for (int c = 0; c < hd; c++) q[c] = vrand(&r);
+        for (int i = 0; i < 4 * ld; i++) k[i] = vrand(&r);
+        const float p[4] = {0.4f, -0.25f, 0.125f, 0.9f};
+        for (int rows = 1; rows <= 4; rows++) {
+            float sc[4], sv[4], s1;
+            double mag[4] = {0};
+            for (int i = 0; i < rows; i++)
+                for (int c = 0; c < hd; c++) mag[i] += fabs((double)q[c] * k[(size_t)i * ld + c]);
+            em_dots(q, k, (size_t)ld, rows, hd, 0.5f, sc);
+            for (int c = 0; c < hd; c++) oc[c] = o[c] = 0.5f * vrand(&r);
+            memcpy(o1, o, sizeof(float) * hd);
+            em_axpys(oc, p, k, (size_t)ld, rows, hd);
+#if EM_VM_X86
+            if (em_cpu_level() >= EM_CPU_AVX2) {
+                em_dots8(q, k, (size_t)ld, rows, hd, 0.5f, sv);
+                em_axpys8(o, p, k, (size_t)ld, rows, hd);
+                for (int i = 0; i < rows; i++) { /* one row alone: the same bits */
+                    em_dots8(q, k + (size_t)i * ld, (size_t)ld, 1, hd, 0.5f, &s1);
+                    bad += memcmp(&s1, &sv[i], sizeof s1) != 0;
+                    bad += fabs((double)sv[i] - sc[i]) > 1e-6 * mag[i];
+                    em_axpys8(o1, p + i, k + (size_t)i * ld, (size_t)ld, 1, hd);
+                }
+                bad += memcmp(o1, o, sizeof(float) * hd) != 0;
+                for (int c = 0; c < hd; c++) bad += fabs((double)o[c] - oc[c]) > 1e-6;
+                cases++;
+            }
+#endif
+            /* the C version against double */
+            for (int i = 0; i < rows; i++) {
+                double want = 0;
+                for (int c = 0; c < hd; c++) want += (double)q[c] * k[(size_t)i * ld + c];
+                bad += fabs(sc[i] - 0.5 * want) > 1e-6 * mag[i] + 1e-30;
+            }
+        }
+        free(qb);
+        free(kb);
+        free(ob);
+        free(oc);
+        free(o1);
+    }
+    /* SwiGLU product: odd lengths, unaligned, large |gv| (the exp clamps), NaN stays NaN */
+    for (int n = 1; n <= 41; n += 5) {
+        float *gb = malloc(sizeof(float) * (n + 1)), *gc = malloc(sizeof(float) * n);
+        float *ub = malloc(sizeof(float) * (n + 1));
+        float *gv = gb + 1, *u = ub + 1;
+        for (int i = 0; i < n; i++) {
+            gv[i] = 12.0f * vrand(&r);
+            u[i] = vrand(&r);
+        }
+        gv[0] = n > 5 ? 200.0f : -200.0f;
+        if (n > 10) gv[7] = NAN;
+        memcpy(gc, gv, sizeof(float) * n);
+        em_silu_mul(gc, u, (size_t)n);
+#if EM_VM_X86
+        if (em_cpu_level() >= EM_CPU_AVX2) {
+            em_silu_mul8(gv, u, (size_t)n);
+            for (int i = 0; i < n; i++) {
+                if (isnan(gc[i])) {
+                    bad += !isnan(gv[i]);
+                    continue;
+                }
+                bad += fabs((double)gv[i] - gc[i]) > 4e-7 * fabs(gc[i]) + 1e-30;
+            }
+            cases++;
+        }
+#endif
+        bad += fabs(gc[0] - (n > 5 ? 200.0 * u[0] : 0.0)) > 1e-4 * fabs(200.0 * u[0]);
+        free(gb);
+        free(gc);
+        free(ub);
+    }
+    printf("\n    %d SIMD cases, %d mismatches\n", cases, bad);
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 static CU_TestInfo tests[] = {
     {"logits_match_reference", logits_match_reference},
     {"greedy_matches_reference", greedy_matches_reference},
@@ -665,6 +768,7 @@ static CU_TestInfo tests[] = {
     {"batch_step_errors", batch_step_errors},
     {"batch_generation_equals_sequential", batch_generation_equals_sequential},
     {"batch_generation_hook_and_errors", batch_generation_hook_and_errors},
+    {"decode_helpers_simd_match_c", decode_helpers_simd_match_c},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_decoder = {"decoder", init, clean, NULL, NULL, tests};

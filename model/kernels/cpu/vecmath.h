@@ -1,13 +1,15 @@
 /* model/kernels/cpu/vecmath.h - float exp for the model's element-wise passes (softmax,
  * GELU, SiLU), shared by model/encoder.c and model/decoder.c: a plain C version and an
  * AVX2 + FMA one of the same formula (Cephes expf range reduction + degree-6 polynomial,
- * about 1 ulp), so the two agree up to FMA rounding, plus AVX2 horizontal sum and max.
+ * about 1 ulp), so the two agree up to FMA rounding, plus AVX2 horizontal sum and max;
+ * and the decoder's decode-attention dot / axpy rows and SwiGLU product (C and AVX2).
  * The AVX2 functions may only run where em_cpu_level() >= EM_CPU_AVX2 (cpufeat.h); they
  * exist when EM_VM_X86 is 1. Static inline, no state: thread-safe. */
 #ifndef EM_VECMATH_H
 #define EM_VECMATH_H
 
 #include <math.h>
+#include <stddef.h>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define EM_VM_X86 1
@@ -46,6 +48,36 @@ static inline float em_exp_shift_row(float *x, int n)
     float sum = 0;
     for (int j = 0; j < n; j++) sum += (x[j] = em_exp_f(x[j] - mx));
     return sum;
+}
+
+/* ---- decode attention and SwiGLU helpers (model/decoder.c) ----
+ * em_dots / em_dots8: s[i] = scale * dot(q, k + i * ld) over hd floats, for i < rows
+ * (rows <= 4): one accumulator per row over the head dimension, so a row's score has the
+ * same bits whatever rows is (batched and single decode steps agree).
+ * em_axpys / em_axpys8: o[c] = p[i] * v[i * ld + c] + o[c] for i < rows in order (fused in
+ * the AVX2 version): the same bits as one row at a time.
+ * em_silu_mul / em_silu_mul8: g[i] = g[i] / (1 + exp(-g[i])) * u[i] (expf / em_exp8). */
+static inline void em_dots(const float *q, const float *k, size_t ld, int rows, int hd,
+                           float scale, float *s)
+{
+    for (int i = 0; i < rows; i++) {
+        const float *kr = k + (size_t)i * ld;
+        float acc = 0;
+        for (int c = 0; c < hd; c++) acc += q[c] * kr[c];
+        s[i] = scale * acc;
+    }
+}
+
+static inline void em_axpys(float *o, const float *p, const float *v, size_t ld, int rows,
+                            int hd)
+{
+    for (int i = 0; i < rows; i++)
+        for (int c = 0; c < hd; c++) o[c] += p[i] * v[(size_t)i * ld + c];
+}
+
+static inline void em_silu_mul(float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 #if EM_VM_X86
@@ -106,6 +138,68 @@ EM_VM_AVX2 static inline float em_exp_shift_row8(float *x, int n)
     float sum = em_hsum8(s8);
     for (; j < n; j++) sum += (x[j] = em_exp_f(x[j] - mx));
     return sum;
+}
+EM_VM_AVX2 static inline float em_dot_tail(const float *q, const float *k, int c, int hd,
+                                           float acc)
+{
+    for (; c < hd; c++) acc += q[c] * k[c];
+    return acc;
+}
+
+EM_VM_AVX2 static inline void em_dots8(const float *q, const float *k, size_t ld, int rows,
+                                       int hd, float scale, float *s)
+{
+    const int h8 = hd & ~7;
+    if (rows == 4) { /* four rows per pass: four independent FMA chains */
+        const float *k1 = k + ld, *k2 = k + 2 * ld, *k3 = k + 3 * ld;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < h8; c += 8) {
+            const __m256 qv = _mm256_loadu_ps(q + c);
+            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + c), a0);
+            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + c), a1);
+            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + c), a2);
+            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + c), a3);
+        }
+        s[0] = scale * em_dot_tail(q, k, h8, hd, em_hsum8(a0));
+        s[1] = scale * em_dot_tail(q, k1, h8, hd, em_hsum8(a1));
+        s[2] = scale * em_dot_tail(q, k2, h8, hd, em_hsum8(a2));
+        s[3] = scale * em_dot_tail(q, k3, h8, hd, em_hsum8(a3));
+        return;
+    }
+    for (int i = 0; i < rows; i++) {
+        const float *kr = k + (size_t)i * ld;
+        __m256 a = _mm256_setzero_ps();
+        for (int c = 0; c < h8; c += 8)
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_loadu_ps(kr + c), a);
+        s[i] = scale * em_dot_tail(q, kr, h8, hd, em_hsum8(a));
+    }
+}
+
+EM_VM_AVX2 static inline void em_axpys8(float *o, const float *p, const float *v, size_t ld,
+                                        int rows, int hd)
+{
+    const int h8 = hd & ~7;
+    for (int c = 0; c < h8; c += 8) {
+        __m256 a = _mm256_loadu_ps(o + c);
+        for (int i = 0; i < rows; i++)
+            a = _mm256_fmadd_ps(_mm256_set1_ps(p[i]), _mm256_loadu_ps(v + (size_t)i * ld + c), a);
+        _mm256_storeu_ps(o + c, a);
+    }
+    for (int c = h8; c < hd; c++)
+        for (int i = 0; i < rows; i++) o[c] = fmaf(p[i], v[(size_t)i * ld + c], o[c]);
+}
+
+EM_VM_AVX2 static inline void em_silu_mul8(float *g, const float *u, size_t n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 e = em_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)),
+                                              _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + em_exp_f(-g[i])) * u[i];
 }
 #endif
 
