@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "model/kernels/backend.h"
+#include "model/kernels/cpu/attn.h"
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/qmatmul.h"
 #include "model/kernels/cpu/vecmath.h"
@@ -283,6 +284,29 @@ static void attention_seq(const struct em_dec *d, struct em_kv *kv, int l, int p
     }
 }
 
+/* The same as attention_seq through em_attn (model/kernels/cpu/attn.h: causal AVX-512 tiles
+ * on the qmatmul pool, only the score columns each block of queries can see). The cache's
+ * rows are passed as pointers, so an overlay's rows and its shared prefix's need no copy.
+ * EM_E_UNSUPPORTED below AVX-512 (the caller runs attention_seq), EM_E_NOMEM. */
+static em_err attention_prefill(const struct em_dec *d, struct em_kv *kv, int l, int p0, int T,
+                                const float *q, float *out)
+{
+    const int n = p0 + T, qd = d->H * d->hd;
+    const float **rows = malloc(2 * (size_t)n * sizeof *rows);
+    if (!rows) return EM_E_NOMEM;
+    for (int p = 0; p < n; p++) {
+        rows[p] = em_kv_k(kv, l, p);
+        rows[n + p] = em_kv_v(kv, l, p);
+    }
+    const struct em_attn_args a = {.o = out, .ldo = qd, .q = q, .ldq = qd, .k = rows,
+                                   .v = rows + n, .T = T, .n = n, .p0 = p0, .causal = true,
+                                   .heads = d->H, .kv_heads = d->KVH, .hd = d->hd,
+                                   .scale = 1.0f / sqrtf((float)d->hd)};
+    em_err rc = em_attn(&a);
+    free(rows);
+    return rc;
+}
+
 /* ---- decode attention: the single query rows of a step, every sequence at once ----------
  * A decode step has one query row per sequence (em_dec_forward of 1 token, or
  * em_dec_step_batch). Its attention reads every cached K/V row of the sequence once, which
@@ -481,7 +505,8 @@ static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, i
         memcpy(em_kv_v(rw->kv[t], l, rw->pos[t]), s->v + (size_t)t * kd, (size_t)kd * sizeof(float));
     }
     /* runs of rows of one sequence at consecutive positions (a prefill) attend through
-     * sgemm, one call per run; single rows (decode steps) all together */
+     * em_attn (sgemm below AVX-512), one call per run; single rows (decode steps) all
+     * together */
     struct em_kv *dkv[EM_DEC_MAX_BATCH];
     const float *dq[EM_DEC_MAX_BATCH];
     float *dout[EM_DEC_MAX_BATCH];
@@ -490,8 +515,13 @@ static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, i
         for (m = 1; t + m < T && rw->kv[t + m] == rw->kv[t] && rw->pos[t + m] == rw->pos[t] + m;)
             m++;
         if (m > 1) {
-            attention_seq(d, rw->kv[t], l, rw->pos[t], m, s->q + (size_t)t * qd,
-                          s->a + (size_t)t * qd, s->sc);
+            rc = attention_prefill(d, rw->kv[t], l, rw->pos[t], m, s->q + (size_t)t * qd,
+                                   s->a + (size_t)t * qd);
+            if (rc == EM_E_UNSUPPORTED)
+                attention_seq(d, rw->kv[t], l, rw->pos[t], m, s->q + (size_t)t * qd,
+                              s->a + (size_t)t * qd, s->sc);
+            else if (rc != EM_OK)
+                return rc;
             continue;
         }
         if (nd == EM_DEC_MAX_BATCH) {

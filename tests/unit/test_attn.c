@@ -1,9 +1,12 @@
-/* tests/unit/test_attn.c - em_attn_full (model/kernels/cpu/attn.h) against a double
- * reference on odd sizes: T not a multiple of the 48-row blocks or the 32-column tiles, head
- * widths below, at and above 64 (the tiny checkpoints' 18 and 20, the 7B encoder's 64), a
- * row stride wider than heads * hd (its extra columns must stay untouched). */
+/* tests/unit/test_attn.c - em_attn / em_attn_full (model/kernels/cpu/attn.h) against a
+ * double reference on odd sizes: T not a multiple of the 48-row blocks or the 32-column
+ * tiles, head widths below, at and above 64 (the tiny checkpoints' 18 and 20, the 7B
+ * encoder's 64, the decoder's 128), a row stride wider than heads * hd (its extra columns
+ * must stay untouched); causal with a cache offset, grouped kv heads and key rows split
+ * over two buffers (an overlay on a shared prefix). */
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -105,7 +108,102 @@ static void attn_bad_args(void)
     CU_ASSERT_EQUAL(em_attn_full(NULL, x, x, x, 2, 1, 4, 4, 1.0f), EM_E_ARG);
 }
 
+/* causal: T queries at positions p0.., n = p0 + T keys in two buffers (rows < split in the
+ * first), heads / kvh query heads per kv head */
+static void check_causal(int T, int p0, int heads, int kvh, int hd, int split)
+{
+    const int n = p0 + T, qd = heads * hd, kd = kvh * hd, ldo = qd + 5;
+    float *q = malloc((size_t)T * qd * sizeof *q), *o = malloc((size_t)T * ldo * sizeof *o);
+    float *kb = malloc((size_t)n * kd * 2 * sizeof *kb); /* [0, split) then the rest */
+    float *vb = malloc((size_t)n * kd * 2 * sizeof *vb);
+    const float **kr = malloc((size_t)n * sizeof *kr), **vr = malloc((size_t)n * sizeof *vr);
+    CU_ASSERT_FATAL(q && o && kb && vb && kr && vr);
+    uint64_t s = (uint64_t)T * 977 + (uint64_t)p0 * 31 + (uint64_t)hd;
+    for (size_t i = 0; i < (size_t)T * qd; i++) q[i] = frand(&s);
+    for (size_t i = 0; i < (size_t)T * ldo; i++) o[i] = 12345.0f;
+    for (int j = 0; j < n; j++) { /* second buffer starts a gap after the first */
+        const size_t row = (size_t)(j < split ? j : n + j) * kd;
+        kr[j] = kb + row;
+        vr[j] = vb + row;
+        for (int c = 0; c < kd; c++) {
+            kb[row + c] = frand(&s);
+            vb[row + c] = frand(&s);
+        }
+    }
+    const float scale = 1.0f / sqrtf((float)hd);
+    const struct em_attn_args a = {.o = o, .ldo = ldo, .q = q, .ldq = qd, .k = kr, .v = vr,
+                                   .T = T, .n = n, .p0 = p0, .causal = true, .heads = heads,
+                                   .kv_heads = kvh, .hd = hd, .scale = scale};
+    em_err rc = em_attn(&a);
+    if (em_cpu_level() < EM_CPU_AVX512) {
+        CU_ASSERT_EQUAL(rc, EM_E_UNSUPPORTED);
+    } else {
+        CU_ASSERT_EQUAL_FATAL(rc, EM_OK);
+        double worst = 0, *p = malloc((size_t)n * sizeof *p);
+        int touched = 0;
+        for (int h = 0; h < heads; h++) {
+            const int g = h / (heads / kvh);
+            for (int i = 0; i < T; i++) {
+                const int valid = p0 + i + 1;
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j < valid; j++) {
+                    double d = 0;
+                    for (int c = 0; c < hd; c++)
+                        d += (double)q[(size_t)i * qd + h * hd + c] * kr[j][g * hd + c];
+                    p[j] = d * scale;
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (int j = 0; j < valid; j++) sum += (p[j] = exp(p[j] - mx));
+                for (int c = 0; c < hd; c++) {
+                    double acc = 0;
+                    for (int j = 0; j < valid; j++) acc += p[j] * vr[j][g * hd + c];
+                    double e = fabs(o[(size_t)i * ldo + h * hd + c] - acc / sum);
+                    if (!(e <= worst)) worst = e;
+                }
+            }
+        }
+        for (int i = 0; i < T; i++)
+            for (int c = qd; c < ldo; c++) touched += o[(size_t)i * ldo + c] != 12345.0f;
+        CU_ASSERT(worst < 2e-5);
+        if (!(worst < 2e-5))
+            fprintf(stderr, "attn causal T=%d p0=%d heads=%d/%d hd=%d: max |err| %.3g\n", T, p0,
+                    heads, kvh, hd, worst);
+        CU_ASSERT_EQUAL(touched, 0);
+        free(p);
+    }
+    free(q), free(o), free(kb), free(vb), free(kr), free(vr);
+}
+
+static void attn_causal_cache(void)
+{
+    check_causal(1, 0, 2, 1, 18, 0);      /* one token, nothing before it */
+    check_causal(7, 0, 4, 2, 20, 3);      /* the first rows see fewer keys than a tile */
+    check_causal(48, 0, 3, 3, 64, 48);
+    check_causal(50, 5, 4, 1, 64, 5);     /* a prompt tail over a 5-row prefix */
+    check_causal(130, 77, 2, 2, 128, 77); /* the decoder's head width, blocks of 48 */
+    check_causal(33, 300, 4, 4, 80, 150); /* keys split inside the prefix */
+}
+
+static void attn_bad_causal(void)
+{
+    float x[64] = {0};
+    const float *r[4] = {x, x, x, x};
+    struct em_attn_args a = {.o = x, .ldo = 8, .q = x, .ldq = 8, .k = r, .v = r, .T = 2, .n = 3,
+                             .p0 = 1, .causal = true, .heads = 2, .kv_heads = 2, .hd = 4,
+                             .scale = 1.0f};
+    a.n = 4; /* n != p0 + T */
+    CU_ASSERT_EQUAL(em_attn(&a), EM_E_ARG);
+    a.n = 3;
+    a.kv_heads = 3; /* heads not a multiple */
+    CU_ASSERT_EQUAL(em_attn(&a), EM_E_ARG);
+    a.kv_heads = 2;
+    a.causal = false; /* full needs n == T */
+    CU_ASSERT_EQUAL(em_attn(&a), EM_E_ARG);
+}
+
 static CU_TestInfo tests[] = {
+    {"causal over a split cache", attn_causal_cache},
+    {"bad causal arguments", attn_bad_causal},
     {"odd sizes against double", attn_odd_sizes},
     {"peaked scores", attn_peaked_scores},
     {"bad arguments", attn_bad_args},

@@ -1,5 +1,5 @@
-/* model/kernels/cpu/attn.c - em_attn_full (attn.h): argument checks, the per-head repack of
- * k and v, and the (head, query block) tasks on the qmatmul pool. */
+/* model/kernels/cpu/attn.c - em_attn (attn.h): argument checks, the per-kv-head repack of
+ * k and v, and the (query head, query block) tasks on the qmatmul pool. */
 #include "model/kernels/cpu/attn.h"
 
 #include <stdint.h>
@@ -10,11 +10,10 @@
 #include "model/kernels/cpu/qmatmul.h"
 
 struct job {
-    const float *q, *k, *v;
-    float *o, *kt, *vp, *s;
-    int T, heads, hd, ld, tp, hdp, nqb;
+    const struct em_attn_args *a;
+    float *kt, *vp, *s;
+    int tp, hdp, nqb, group;
     size_t s_floats; /* per slot */
-    float scale;
 };
 
 static void *alloc64(size_t floats)
@@ -23,61 +22,92 @@ static void *alloc64(size_t floats)
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
-/* kt_h[c, j] = k[j, h*hd + c] (zero for j >= T); vp_h[j, c] = v[j, h*hd + c] (zero c >= hd). */
-static void pack_task(void *ctx, int h, int slot)
+/* kt_g[c, j] = k[j][g*hd + c] (zero for j >= n); vp_g[j, c] = v[j][g*hd + c] (zero c >= hd). */
+static void pack_task(void *ctx, int g, int slot)
 {
     (void)slot;
     const struct job *jb = ctx;
-    float *kt = jb->kt + (size_t)h * jb->hd * jb->tp;
-    float *vp = jb->vp + (size_t)h * jb->T * jb->hdp;
-    for (int c = 0; c < jb->hd; c++)
-        memset(kt + (size_t)c * jb->tp + jb->T, 0, (size_t)(jb->tp - jb->T) * sizeof(float));
-    for (int j = 0; j < jb->T; j++) {
-        const float *kr = jb->k + (size_t)j * jb->ld + (size_t)h * jb->hd;
-        const float *vr = jb->v + (size_t)j * jb->ld + (size_t)h * jb->hd;
+    const struct em_attn_args *a = jb->a;
+    const int hd = a->hd, n = a->n;
+    float *kt = jb->kt + (size_t)g * hd * jb->tp;
+    float *vp = jb->vp + (size_t)g * n * jb->hdp;
+    for (int c = 0; c < hd; c++)
+        memset(kt + (size_t)c * jb->tp + n, 0, (size_t)(jb->tp - n) * sizeof(float));
+    for (int j = 0; j < n; j++) {
+        const float *kr = a->k[j] + (size_t)g * hd, *vr = a->v[j] + (size_t)g * hd;
         float *vo = vp + (size_t)j * jb->hdp;
-        for (int c = 0; c < jb->hd; c++) kt[(size_t)c * jb->tp + j] = kr[c];
-        memcpy(vo, vr, (size_t)jb->hd * sizeof(float));
-        memset(vo + jb->hd, 0, (size_t)(jb->hdp - jb->hd) * sizeof(float));
+        for (int c = 0; c < hd; c++) kt[(size_t)c * jb->tp + j] = kr[c];
+        memcpy(vo, vr, (size_t)hd * sizeof(float));
+        memset(vo + hd, 0, (size_t)(jb->hdp - hd) * sizeof(float));
     }
 }
 
 static void block_task(void *ctx, int task, int slot)
 {
     const struct job *jb = ctx;
-    const int h = task / jb->nqb, i0 = (task % jb->nqb) * EM_ATTN_QB;
-    const int qb = jb->T - i0 < EM_ATTN_QB ? jb->T - i0 : EM_ATTN_QB;
-    em_attn_block_avx512(jb->q + (size_t)h * jb->hd, jb->ld, jb->hd, i0, qb, jb->T, jb->tp,
-                         jb->kt + (size_t)h * jb->hd * jb->tp,
-                         jb->vp + (size_t)h * jb->T * jb->hdp, jb->hdp, jb->scale,
-                         jb->s + (size_t)slot * jb->s_floats, jb->o + (size_t)h * jb->hd);
+    const struct em_attn_args *a = jb->a;
+    const int h = task / jb->nqb, i0 = (task % jb->nqb) * EM_ATTN_QB, g = h / jb->group;
+    const int qb = a->T - i0 < EM_ATTN_QB ? a->T - i0 : EM_ATTN_QB;
+    /* causal: the block's last row sees keys up to position p0 + i0 + qb - 1 */
+    const int ncols = a->causal ? a->p0 + i0 + qb : a->n;
+    const int valid0 = a->causal ? a->p0 + i0 + 1 : a->n, step = a->causal ? 1 : 0;
+    em_attn_block_avx512(a->q + (size_t)i0 * a->ldq + (size_t)h * a->hd, a->ldq, a->hd, qb,
+                         ncols, valid0, step, jb->tp, jb->kt + (size_t)g * a->hd * jb->tp,
+                         jb->vp + (size_t)g * a->n * jb->hdp, jb->hdp, a->scale,
+                         jb->s + (size_t)slot * jb->s_floats,
+                         a->o + (size_t)i0 * a->ldo + (size_t)h * a->hd, a->ldo);
 }
 
-em_err em_attn_full(float *o, const float *q, const float *k, const float *v, int T, int heads,
-                    int hd, int ld, float scale)
+static bool args_ok(const struct em_attn_args *a)
 {
-    if (!o || !q || !k || !v || T < 1 || heads < 1 || hd < 1 || ld < heads * hd ||
-        T > (1 << 20) || hd > (1 << 12))
-        return EM_E_ARG;
+    if (!a || !a->o || !a->q || !a->k || !a->v) return false;
+    if (a->T < 1 || a->heads < 1 || a->kv_heads < 1 || a->hd < 1 || a->hd > (1 << 12) ||
+        a->n > (1 << 20) || a->heads % a->kv_heads != 0)
+        return false;
+    if (a->causal ? (a->p0 < 0 || a->n != a->p0 + a->T) : (a->n != a->T || a->p0 != 0))
+        return false;
+    return a->ldq >= a->heads * a->hd && a->ldo >= a->heads * a->hd;
+}
+
+em_err em_attn(const struct em_attn_args *a)
+{
+    if (!args_ok(a)) return EM_E_ARG;
     if (em_cpu_level() < EM_CPU_AVX512) return EM_E_UNSUPPORTED;
-    struct job jb = {.q = q, .k = k, .v = v, .o = o, .T = T, .heads = heads, .hd = hd,
-                     .ld = ld, .scale = scale};
-    jb.tp = (T + 31) & ~31;
-    jb.hdp = (hd + 63) & ~63;
-    jb.nqb = (T + EM_ATTN_QB - 1) / EM_ATTN_QB;
-    jb.s_floats = ((size_t)EM_ATTN_QB * jb.tp + (size_t)8 * hd + 15) & ~(size_t)15;
+    struct job jb = {.a = a, .group = a->heads / a->kv_heads};
+    jb.tp = (a->n + 31) & ~31;
+    jb.hdp = (a->hd + 63) & ~63;
+    jb.nqb = (a->T + EM_ATTN_QB - 1) / EM_ATTN_QB;
+    jb.s_floats = ((size_t)EM_ATTN_QB * jb.tp + (size_t)8 * a->hd + 15) & ~(size_t)15;
     const int slots = em_qmm_threads();
-    jb.kt = alloc64((size_t)heads * hd * jb.tp);
-    jb.vp = alloc64((size_t)heads * T * jb.hdp);
+    jb.kt = alloc64((size_t)a->kv_heads * a->hd * jb.tp);
+    jb.vp = alloc64((size_t)a->kv_heads * a->n * jb.hdp);
     jb.s = alloc64((size_t)slots * jb.s_floats);
     em_err rc = EM_E_NOMEM;
     if (jb.kt && jb.vp && jb.s) {
-        em_qmm_parallel(pack_task, &jb, heads, 0);
-        em_qmm_parallel(block_task, &jb, heads * jb.nqb, 0);
+        em_qmm_parallel(pack_task, &jb, a->kv_heads, 0);
+        em_qmm_parallel(block_task, &jb, a->heads * jb.nqb, 0);
         rc = EM_OK;
     }
     free(jb.kt);
     free(jb.vp);
     free(jb.s);
+    return rc;
+}
+
+em_err em_attn_full(float *o, const float *q, const float *k, const float *v, int T, int heads,
+                    int hd, int ld, float scale)
+{
+    if (!o || !q || !k || !v || T < 1 || T > (1 << 20)) return EM_E_ARG;
+    const float **rows = malloc(2 * (size_t)T * sizeof *rows);
+    if (!rows) return EM_E_NOMEM;
+    for (int j = 0; j < T; j++) {
+        rows[j] = k + (size_t)j * ld;
+        rows[T + j] = v + (size_t)j * ld;
+    }
+    const struct em_attn_args a = {.o = o, .ldo = ld, .q = q, .ldq = ld, .k = rows,
+                                   .v = rows + T, .T = T, .n = T, .heads = heads,
+                                   .kv_heads = heads, .hd = hd, .scale = scale};
+    em_err rc = em_attn(&a);
+    free(rows);
     return rc;
 }

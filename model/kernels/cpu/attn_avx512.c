@@ -16,11 +16,12 @@
 
 static inline int clamp_row(int r, int qb) { return r < qb ? r : qb - 1; }
 
-/* s[r, j] = scale * q_r . k_j for r < qb rounded up to RS, j < tp (kt zero-padded). The
+/* s[r, j] = scale * q_r . k_j for r < qb rounded up to RS, j < ns (a multiple of 32; s's row
+ * stride; kt [hd, tp] zero-padded past the keys, ns <= tp). The
  * RS rows of q are first copied transposed into qt [hd, RS], so the tile's broadcasts walk
  * one pointer (eight row pointers cost spills). */
-static void scores(const float *q, int ld, int hd, int qb, int tp, const float *kt, float scale,
-                   float *s, float *qt)
+static void scores(const float *q, int ld, int hd, int qb, int ns, int tp, const float *kt,
+                   float scale, float *s, float *qt)
 {
     const __m512 vs = _mm512_set1_ps(scale);
     for (int r0 = 0; r0 < qb; r0 += RS) {
@@ -28,7 +29,7 @@ static void scores(const float *q, int ld, int hd, int qb, int tp, const float *
             const float *qr = q + (size_t)clamp_row(r0 + r, qb) * ld;
             for (int c = 0; c < hd; c++) qt[c * RS + r] = qr[c];
         }
-        for (int j0 = 0; j0 < tp; j0 += 32) {
+        for (int j0 = 0; j0 < ns; j0 += 32) {
             __m512 a[RS][2];
             UNROLL for (int r = 0; r < RS; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
             const float *kc = kt + j0, *qc = qt;
@@ -41,7 +42,7 @@ static void scores(const float *q, int ld, int hd, int qb, int tp, const float *
                 }
             }
             for (int r = 0; r < RS && r0 + r < qb; r++) {
-                float *sr = s + (size_t)(r0 + r) * tp + j0;
+                float *sr = s + (size_t)(r0 + r) * ns + j0;
                 _mm512_store_ps(sr, _mm512_mul_ps(a[r][0], vs));
                 _mm512_store_ps(sr + 16, _mm512_mul_ps(a[r][1], vs));
             }
@@ -90,14 +91,19 @@ static void weighted_sum(const float *s, const float *inv, int qb, int T, int tp
     }
 }
 
-void em_attn_block_avx512(const float *q, int ld, int hd, int i0, int qb, int T, int tp,
-                          const float *kt, const float *vp, int hdp, float scale, float *s,
-                          float *o)
+void em_attn_block_avx512(const float *q, int ldq, int hd, int qb, int ncols, int valid0,
+                          int step, int tp, const float *kt, const float *vp, int hdp,
+                          float scale, float *s, float *o, int ldo)
 {
     float inv[EM_ATTN_QB];
-    q += (size_t)i0 * ld;
-    o += (size_t)i0 * ld;
-    scores(q, ld, hd, qb, tp, kt, scale, s, s + (size_t)EM_ATTN_QB * tp);
-    for (int r = 0; r < qb; r++) inv[r] = 1.0f / em_exp_shift_row8(s + (size_t)r * tp, T);
-    weighted_sum(s, inv, qb, T, tp, vp, hd, hdp, o, ld);
+    const int tpb = (ncols + 31) & ~31; /* score columns computed (kt is zero past n) */
+    scores(q, ldq, hd, qb, tpb, tp, kt, scale, s, s + (size_t)EM_ATTN_QB * tpb);
+    for (int r = 0; r < qb; r++) {
+        float *sr = s + (size_t)r * tpb;
+        int valid = valid0 + r * step;
+        if (valid > ncols) valid = ncols;
+        inv[r] = 1.0f / em_exp_shift_row8(sr, valid);
+        for (int j = valid; j < ncols; j++) sr[j] = 0.0f; /* masked: weight 0 */
+    }
+    weighted_sum(s, inv, qb, ncols, tpb, vp, hd, hdp, o, ldo);
 }
