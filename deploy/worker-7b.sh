@@ -8,13 +8,14 @@
 # record's timings.
 #
 #   deploy/worker-7b.sh [--dir DIR] [--gguf FILE] [--type q8_0|q4_0] [--seconds S]
-#                       [--prompts LIST] [--new N] [--build DIR]
+#                       [--prompts LIST] [--prompt TEXT]... [--new N] [--build DIR]
 #
 #   --dir      7B-shaped checkpoint (default /work/big7b; made by load-7b.sh if missing)
 #   --gguf     converted file (default DIR.TYPE.gguf; converted when missing)
 #   --type     conversion type (default q8_0)
 #   --seconds  clip length cut from tests/golden/clips/long.flac (default 30)
-#   --prompts  built-in prompts (default caption,transcript,events)
+#   --prompts  built-in prompts (default caption,transcript,events; "" for none)
+#   --prompt   a free-text prompt besides them (repeatable)
 #   --new      max new tokens per prompt (default 16)
 #   --build    build directory of the binary (default build-big)
 #
@@ -30,6 +31,7 @@ GGUF=
 TYPE=q8_0
 SECONDS_CLIP=30
 PROMPTS=caption,transcript,events
+FREE=()
 NEW=16
 BUILD=build-big
 while [ $# -gt 0 ]; do
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
     --type) TYPE=$2; shift 2 ;;
     --seconds) SECONDS_CLIP=$2; shift 2 ;;
     --prompts) PROMPTS=$2; shift 2 ;;
+    --prompt) FREE+=(--prompt "$2"); shift 2 ;;
     --new) NEW=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -101,14 +104,15 @@ SAMPLER=$!
 OUT=$CL_DIR/out
 mkdir -p "$OUT"
 t0=$(date +%s.%N)
-"$EM_BIN" submit --manifest "$CL_DIR/manifest.txt" --out "file://$OUT" --prompts "$PROMPTS" \
-  --max-new-tokens "$NEW" --wait > "$CL_DIR/batch"
+"$EM_BIN" submit --manifest "$CL_DIR/manifest.txt" --out "file://$OUT" \
+  ${PROMPTS:+--prompts "$PROMPTS"} ${FREE[@]+"${FREE[@]}"} --max-new-tokens "$NEW" --wait \
+  > "$CL_DIR/batch"
 wall=$(echo "$(date +%s.%N) - $t0" | bc)
 sleep 0.5
 awk '{ if ($1 > r) r = $1; if ($2 > a) a = $2; if ($3 > f) f = $3; if ($4 > h) h = $4 }
      END { printf "worker-7b: worker peak RSS %.2f GiB (VmHWM %.2f GiB); peaks: file-backed %.2f GiB, anonymous %.2f GiB\n",
            r / 1048576, h / 1048576, f / 1048576, a / 1048576 }' "$CL_DIR/mem"
-echo "worker-7b: clip of $SECONDS_CLIP s, prompts $PROMPTS, max $NEW new tokens each: $wall s from submit to record"
+echo "worker-7b: clip of $SECONDS_CLIP s, prompts ${PROMPTS:-none} + $(( ${#FREE[@]} / 2 )) free-text, max $NEW new tokens each: $wall s from submit to record"
 python3 - "$OUT" <<'EOF'
 import json, pathlib, sys
 for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
