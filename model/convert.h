@@ -9,9 +9,14 @@
  *
  * Type policy (em_convert_tensor_type), with T the requested type:
  *   - "linear" weights: the 2-D q/k/v/o (out_proj) attention projections, gate/up/down and
- *     fc1/fc2 of every decoder and encoder layer, and language_model.lm_head.weight:
- *       T; but when T is Q8_0/Q4_0 and the input dim (shape[1]) is not a multiple of 32,
- *       F16, or BF16 when the source is BF16 (no range loss).
+ *     fc1/fc2 of every decoder and encoder layer, and language_model.lm_head.weight, in the
+ *     classes of enum em_convert_class: the type of the per-class table of convert.c
+ *     (em_convert_policy_type; the measurements behind it: docs/accuracy.md):
+ *       T = F32/F16/BF16/Q8_0: T for every class;
+ *       T = Q4_0: Q8_0 for the audio encoder's linears, the decoder's q/k/v/o_proj and
+ *         lm_head; Q4_0 for the decoder's gate/up/down_proj;
+ *     but when that type is Q8_0/Q4_0 and the input dim (shape[1]) is not a multiple of 32,
+ *     F16, or BF16 when the source is BF16 (no range loss).
  *   - 1-D tensors (every norm weight and bias, every bias): F32 (small; widened at load).
  *   - the other weights (embed_tokens, conv1/conv2, embed_positions, the projector):
  *       T when T is F32/F16/BF16; with Q8_0/Q4_0 their source type (their bytes are copied),

@@ -17,6 +17,7 @@ The reference always computes in float32 (bf16 weights widened exactly), eager a
 which is what the C code does; only the stored weight dtype differs.
 """
 import argparse
+import functools
 import json
 import math
 import os
@@ -212,6 +213,188 @@ def init_weights_q(model, seed):
             v = grid(torch.randn(p.shape, generator=g) * (1.2 / math.sqrt(fan_in)), 1 / 128, 255)
         with torch.no_grad():
             p.copy_(v.to(p.dtype))
+
+
+# ---- tiny-t: a TRAINED tiny checkpoint (suite qaccuracy, docs/accuracy.md) -------------------
+# A random model's next-token distributions are nearly flat, so it cannot show whether a real
+# model's margins survive q8_0/q4_0 rounding. tiny-t has tiny-q's geometry, tiny-q's kind of
+# random audio tower (frozen), and a text decoder TRAINED for a few CPU minutes as a byte-level
+# language model (the stand-in tokenizer: byte b is id b) on a generic corpus: the license
+# texts of /usr/share/common-licenses (Debian base-files). Nothing of the golden prompts is
+# in the corpus (checked below), and the golden clip is not used in training: the audio rows
+# in training come from synthetic noise / tone / chirp clips made here with a seeded RNG.
+T_CORPUS = "/usr/share/common-licenses"
+T_LIVE = list(range(256)) + sorted(SPECIAL.values())  # ids the byte tokenizer can produce
+T_SEQ, T_BATCH, T_STEPS, T_LR = 224, 16, 400, 3e-3
+
+T_CHECKPOINTS = {
+    "tiny-t": dict(dtype=torch.bfloat16, sharded=False, seed=41,
+                   audio=dict(d_model=96, encoder_layers=2, encoder_attention_heads=3,
+                              encoder_ffn_dim=160),
+                   text=dict(hidden_size=96, intermediate_size=224, num_hidden_layers=2,
+                             num_attention_heads=3, num_key_value_heads=3,
+                             vocab_size=151680)),
+}
+
+
+def t_corpus():
+    """The training text: every distinct regular file of T_CORPUS (symlinks resolved, sorted
+    by real path), as bytes, each followed by <|endoftext|>. Refuses a corpus that contains a
+    golden prompt's text."""
+    paths = sorted({os.path.realpath(os.path.join(T_CORPUS, f)) for f in os.listdir(T_CORPUS)})
+    ids, names = [], []
+    for p in paths:
+        if not os.path.isfile(p):
+            continue
+        with open(p, "rb") as f:
+            data = f.read()
+        for t, (b, q) in TASKS.items():
+            for s in (b, q, "You are a helpful assistant", "Audio 1:"):
+                assert s.encode() not in data, ("golden prompt text in the corpus", p, s)
+        ids.extend(data)
+        ids.append(SPECIAL["<|endoftext|>"])
+        names.append(os.path.basename(p))
+    return np.array(ids, dtype=np.int64), names
+
+
+def t_synthetic_clips(rng, n=12):
+    """Seeded training audio, unrelated to the golden clips: white/pink-ish noise, tones,
+    chirps, 1.0-3.5 s, random level."""
+    out = []
+    for i in range(n):
+        dur = rng.uniform(1.0, 3.5)
+        t = np.arange(int(dur * RATE)) / RATE
+        kind = i % 3
+        if kind == 0:
+            x = rng.standard_normal(len(t))
+            x = np.convolve(x, np.ones(int(rng.integers(1, 8))) / 4, mode="same")
+        elif kind == 1:
+            x = sum(np.sin(2 * np.pi * rng.uniform(100, 3000) * t + rng.uniform(0, 6))
+                    for _ in range(int(rng.integers(1, 4))))
+        else:
+            f0, f1 = rng.uniform(100, 1000), rng.uniform(1000, 6000)
+            x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * dur)))
+        x = x / (np.abs(x).max() + 1e-9) * rng.uniform(0.1, 0.6)
+        out.append(np.round(x * 32767).astype(np.float32) / 32768.0)  # s16 like a clip
+    return out
+
+
+def t_batch(rng, corpus, lines, audio_pool, byte_ids):
+    """T_BATCH sequences of T_SEQ + 1 ids (audio slots as runs of <|AUDIO|>) and, for each,
+    the index of its audio pool entry (-1: none). Mix: 40 % plain text windows, 30 % an audio
+    slot then text, 30 % a generic chat exchange (system / user / assistant turns from corpus
+    lines, half with an audio slot in the user turn)."""
+    S = SPECIAL
+    seqs, which = [], []
+    for _ in range(T_BATCH):
+        r = rng.random()
+        a = -1
+        if r < 0.4:
+            s = []
+        elif r < 0.7:
+            a = int(rng.integers(len(audio_pool)))
+            s = [S["<|audio_bos|>"]] + [S["<|AUDIO|>"]] * len(audio_pool[a]) + [S["<|audio_eos|>"]]
+        else:
+            def line():
+                return list(lines[int(rng.integers(len(lines)))])
+            s = [S["<|im_start|>"]] + byte_ids(b"system\n") + line() + [S["<|im_end|>"]] + \
+                byte_ids(b"\n") + [S["<|im_start|>"]] + byte_ids(b"user\n")
+            if rng.random() < 0.5:
+                a = int(rng.integers(len(audio_pool)))
+                s += [S["<|audio_bos|>"]] + [S["<|AUDIO|>"]] * len(audio_pool[a]) + \
+                     [S["<|audio_eos|>"]] + byte_ids(b"\n")
+            s += line() + [S["<|im_end|>"]] + byte_ids(b"\n") + [S["<|im_start|>"]] + \
+                byte_ids(b"assistant\n")
+            s += line() + line() + [S["<|im_end|>"]] + byte_ids(b"\n")
+        need = T_SEQ + 1 - len(s)
+        if need > 0:
+            o = int(rng.integers(0, len(corpus) - need))
+            s = s + corpus[o:o + need].tolist()
+        seqs.append(s[:T_SEQ + 1])
+        which.append(a)
+    return torch.tensor(seqs, dtype=torch.long), which
+
+
+def t_train(model, proc, seed):
+    """Trains model's text decoder in place (f32, seeded, one thread; about 5 min of CPU).
+    The audio tower and projector stay as initialised (frozen). Only T_LIVE ids carry
+    meaning: embed_tokens / lm_head are trained as len(T_LIVE) + 1 rows, the last one
+    standing for every other id (151418 of them; the loss counts its multiplicity, so it is
+    the full-vocabulary softmax of the exported model), and written back that way."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    corpus, names = t_corpus()
+    print("tiny-t corpus: %d bytes from %d files of %s" % (len(corpus), len(names), T_CORPUS))
+    lines = [ln.strip() for ln in bytes(int(c) for c in corpus if c < 256).split(b"\n")]
+    lines = [ln for ln in lines if 12 <= len(ln) <= 72]
+    lut = np.full(max(SPECIAL.values()) + 1, -1, dtype=np.int64)
+    for i, tid in enumerate(T_LIVE):
+        lut[tid] = i
+    n_live = len(T_LIVE)
+    n_dead = model.config.text_config.vocab_size - n_live
+    # audio rows of the synthetic clips through the (frozen) tower + projector
+    pool = []
+    for wav in t_synthetic_clips(rng):
+        inp = proc(text=AUDIO_SLOT, audio=[wav], sampling_rate=RATE, return_tensors="pt")
+        caught = {}
+        h = model.multi_modal_projector.register_forward_hook(
+            lambda m, a, o: caught.__setitem__("proj", o.detach().clone()))
+        with torch.no_grad():
+            model(**inp)
+        h.remove()
+        n_tok = int((inp["input_ids"][0] == SPECIAL["<|AUDIO|>"]).sum())
+        pool.append(caught["proj"][0, :n_tok].float())
+    lm = model.language_model
+    body = lm.model
+    emb = torch.nn.Parameter(body.embed_tokens.weight.detach()[T_LIVE + [256]].float().clone())
+    head = torch.nn.Parameter(lm.lm_head.weight.detach()[T_LIVE + [256]].float().clone())
+    params = [p for n, p in body.named_parameters() if not n.startswith("embed_tokens")]
+    opt = torch.optim.AdamW(params + [emb, head], lr=T_LR, betas=(0.9, 0.98), weight_decay=0.01)
+    log_mult = torch.zeros(n_live + 1)
+    log_mult[n_live] = math.log(n_dead)
+    body.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: float sums in a fixed order, so the run is byte-stable
+    for step in range(T_STEPS):
+        lr = T_LR * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / T_STEPS))
+        for grp in opt.param_groups:
+            grp["lr"] = lr
+        ids, which = t_batch(rng, corpus, lines, pool, lambda b: list(b))
+        live = torch.from_numpy(lut[ids.numpy()])
+        x = emb[live[:, :-1]]
+        for b, a in enumerate(which):
+            if a >= 0:
+                pos = (ids[b, :-1] == SPECIAL["<|AUDIO|>"]).nonzero()[:, 0]
+                x = x.index_put((torch.full_like(pos, b), pos), pool[a][:len(pos)])
+        h = body(inputs_embeds=x).last_hidden_state
+        logits = h @ head.t() + log_mult
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, n_live + 1),
+                                                 live[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params + [emb, head], 1.0)
+        opt.step()
+        if step % 100 == 0 or step == T_STEPS - 1:
+            print("tiny-t step %4d loss %.4f (nats/token) lr %.2e" % (step, loss.item(), lr),
+                  flush=True)
+    body.eval()
+    torch.set_num_threads(threads)
+    with torch.no_grad():
+        V = model.config.text_config.vocab_size
+        idx = torch.full((V,), n_live, dtype=torch.long)
+        idx[T_LIVE] = torch.arange(n_live)
+        body.embed_tokens.weight.copy_(emb.detach()[idx])
+        lm.lm_head.weight.copy_(head.detach()[idx])
+    return names
+
+
+def init_weights_t(model, seed, proc=None, info=None):
+    """tiny-t: tiny-q's initialisation (seeded), then t_train on the text decoder."""
+    init_weights_q(model, seed)
+    names = t_train(model, proc, seed)
+    if info is not None:
+        info["corpus_files"] = names
 
 
 def make_tokenizer():
@@ -437,12 +620,69 @@ def make_q(clips, tok, work, versions):
     print("records", os.path.getsize(os.path.join(HERE, "data-q.tar.xz")), "bytes")
 
 
+def make_processor(tok):
+    fe = WhisperFeatureExtractor(feature_size=128, sampling_rate=RATE, hop_length=160,
+                                 chunk_length=30, n_fft=400, padding_value=0.0,
+                                 return_attention_mask=True)
+    return Qwen2AudioProcessor(feature_extractor=fe, tokenizer=tok)
+
+
+def make_t(clips, tok, work, versions):
+    """tiny-t.tar.xz + data-t.tar.xz (top folder data-t/): the trained checkpoint and the
+    same records as make_q (speech clip; 3 tasks x base/chat; logits of the last 3 positions
+    for ids [0, Q_DISTINCT_ROWS) and [151600, V))."""
+    rec = Records(os.path.join(work, "data-t"))
+    rec.meta("versions", versions)
+    rec.meta("tasks", {t: {"base": AUDIO_SLOT + b, "chat": chat_prompt(q)}
+                       for t, (b, q) in TASKS.items()})
+    rec.meta("logits_layout", {"positions": "last 3", "lo": [0, Q_DISTINCT_ROWS],
+                               "hi_from": LOGIT_TAIL_FROM,
+                               "note": "embed/lm_head rows of ids outside 0..255 and "
+                                       "151643..151648 are all equal (one trained row)"})
+    for ck, spec in T_CHECKPOINTS.items():
+        ckdir = os.path.join(work, ck)
+        info = {}
+        init = functools.partial(init_weights_t, proc=make_processor(tok), info=info)
+        model, proc = build_checkpoint(ck, spec, ckdir, tok, init=init)
+        rec.meta(ck + "/config", {"audio": spec["audio"], "text": spec["text"],
+                                  "dtype": str(spec["dtype"]), "sharded": spec["sharded"],
+                                  "training": {"corpus": T_CORPUS,
+                                               "files": info.get("corpus_files"),
+                                               "seq": T_SEQ, "batch": T_BATCH,
+                                               "steps": T_STEPS, "lr": T_LR,
+                                               "seed": spec["seed"]},
+                                  "live_ids": "0..255 and 151643..151648"})
+        for c in Q_CLIPS:
+            wav = clips[c]
+            inp, caught, _ = run_model(model, proc, wav, AUDIO_SLOT + TASKS["caption"][0])
+            n_tok = int((inp["input_ids"][0] == 151646).sum())
+            rec.meta("%s/%s/audio_tokens" % (ck, c), n_tok)
+            rec.add("%s/%s/encoder_out" % (ck, c), caught["enc"][0, :n_tok].numpy(), np.float32)
+            rec.add("%s/%s/audio_embeds" % (ck, c), caught["proj"][0, :n_tok].numpy(), np.float32)
+            for t, (base, q) in TASKS.items():
+                for form, prompt in (("base", AUDIO_SLOT + base), ("chat", chat_prompt(q))):
+                    key = "%s/%s/%s/%s" % (ck, c, t, form)
+                    inp, caught, logits = run_model(model, proc, wav, prompt)
+                    record_logits(rec, key, inp, logits, True, lo_rows=Q_DISTINCT_ROWS)
+                    rec.add(key + "/logsumexp", torch.logsumexp(logits.double(), dim=1).numpy(),
+                            np.float32)
+                    p = torch.softmax(logits.double(), dim=1)
+                    print("tiny-t %s/%s: mean top-1 prob %.3f" % (t, form, p.max(dim=1).values.mean()))
+        tar_xz(ckdir, os.path.join(HERE, ck + ".tar.xz"), ck)
+        print("checkpoint", ck, os.path.getsize(os.path.join(HERE, ck + ".tar.xz")), "bytes")
+    rec.save()
+    tar_xz(rec.root, os.path.join(HERE, "data-t.tar.xz"), "data-t")
+    print("records", os.path.getsize(os.path.join(HERE, "data-t.tar.xz")), "bytes")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--remake-clips", action="store_true")
     ap.add_argument("--keep", help="also leave the unpacked checkpoints and records here")
     ap.add_argument("--only-q", action="store_true",
                     help="only (re)make tiny-q.tar.xz and data-q.tar.xz")
+    ap.add_argument("--only-t", action="store_true",
+                    help="only (re)make tiny-t.tar.xz and data-t.tar.xz (trains, ~5 min)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     transformers.logging.set_verbosity_error()  # the stand-in vocab's id gap is intended
@@ -455,11 +695,17 @@ def main():
     work = args.keep or tempfile.mkdtemp(prefix="golden-")
     versions = {"torch": torch.__version__, "transformers": transformers.__version__,
                 "numpy": np.__version__}
+    if args.only_t:
+        make_t(clips, tok, work, versions)
+        if not args.keep:
+            shutil.rmtree(work)
+        return 0
     make_q(clips, tok, work, versions)
     if args.only_q:
         if not args.keep:
             shutil.rmtree(work)
         return 0
+    make_t(clips, tok, work, versions)
     rec = Records(os.path.join(work, "data"))
     rec.meta("versions", versions)
     rec.meta("clips", {c: {"made_by": CLIPS[c], "n_samples": int(len(w))}

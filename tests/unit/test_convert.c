@@ -599,8 +599,8 @@ static void quantized_case(int wtype)
 static const int want_policy[2][EM_CC_COUNT] = {
     /* q8_0: enc_attn, enc_mlp, dec_q, dec_k, dec_v, dec_o, dec_gate, dec_up, dec_down, lm_head */
     {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
-    /* q4_0 */
-    {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+    /* q4_0: the encoder, the decoder's attention and lm_head in q8_0, the decoder MLP q4_0 */
+    {EM_WT_Q8_0, EM_WT_Q8_0, EM_WT_Q8_0, EM_WT_Q8_0, EM_WT_Q8_0, EM_WT_Q8_0, -1, -1, -1, EM_WT_Q8_0},
 };
 
 static void policy_case(int wtype)
