@@ -24,6 +24,7 @@
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/igemm.h"
 #include "model/kernels/cpu/qdot.h"
+#include "model/kernels/cpu/qmatmul.h"
 #include "model/loader/tensor.h"
 #include "model/quant.h"
 #include "tests/helpers/proc.h"
@@ -205,12 +206,16 @@ static void large_in_matches_scalar_definition(void)
     check_igemm(EM_WT_Q8_0, 9, 4096, 37, 3, 0);
     check_igemm(EM_WT_Q4_0, 100, 4096, 97, 1, 0);
     check_igemm(EM_WT_Q4_0, 13, 4096, 1, 0, 0);
+    check_igemm(EM_WT_Q8_0, 37, 512, 970, 1, 0);
+    check_igemm(EM_WT_Q8_0, 11, 288, 1025, 0, 1);
+    check_igemm(EM_WT_Q8_0, 600, 1024, 70, 1, 0);
+    check_igemm(EM_WT_Q4_0, 100, 8192, 40, 3, 0);
 }
 
 static void pool_matches_one_thread_bit_for_bit(void)
 {
     if (!have_igemm()) return;
-    const int n = 45, in = 512, out = 333;
+    const int n = 700, in = 1024, out = 333;
     const uint8_t *w;
     uint8_t *mem = make_w(EM_WT_Q4_0, out, in, 1, &w);
     float *x = make_x(n, in, 1);
@@ -315,7 +320,11 @@ static void bad_arguments_are_rejected(void)
     CU_ASSERT_EQUAL(y[0], 5.0f); /* nothing written */
     CU_ASSERT_EQUAL(em_igemm(y, x, 1, 32, 2, EM_WT_Q4_0, w, 0),
                     have_igemm() ? EM_OK : EM_E_UNSUPPORTED);
+    /* activations (n rounded up to 6) + scales + one tile per pool thread */
+    const size_t th = (size_t)em_qmm_threads();
     CU_ASSERT(em_igemm_scratch_bytes(100, 4096) >= 100 * 4096);
+    CU_ASSERT(em_igemm_scratch_bytes(100, 4096) <=
+              102 * 4096 + 102 * 128 * 4 + th * (4096 / 32) * 1280);
     CU_ASSERT_EQUAL(em_igemm_scratch_bytes(0, 4096), 0);
 }
 
