@@ -17,7 +17,8 @@
  * [dw g1: 16 f32][corr g0: 16 i32][corr g1: 16 i32]; code zmm j of a group holds, for
  * each of its 16 rows, the block's bytes 4j .. 4j + 3 (one dword lane per row). The tile is
  * built from 32-byte (q8_0) / 16-byte (q4_0) loads of each row's block codes, transposed in
- * registers, and one masked gather of the 16 scales (no byte outside W's blocks is read).
+ * registers, and the 16 f16 scales copied one by one (no byte outside W's blocks is read;
+ * plain loads, so ASan sees every access).
  * Kernel: 2 groups x TN tokens, 12 int32 + 12 f32 accumulators, one activation dword
  * broadcast serving both groups. */
 #include <immintrin.h>
@@ -154,14 +155,10 @@ static void repack(const struct call *c, int r0, uint8_t *tile)
 {
     const size_t bs = c->wtype == EM_WT_Q8_0 ? sizeof(struct em_block_q8_0)
                                              : sizeof(struct em_block_q4_0);
-    const __m512i vidx = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        _mm512_set1_epi32((int)c->rs));
     const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
     for (int g = 0; g < TR / 16; g++) {
         const int rg = r0 + 16 * g;
         const int valid = c->out - rg <= 0 ? 0 : c->out - rg >= 16 ? 16 : c->out - rg;
-        const __mmask16 m = (__mmask16)((1u << valid) - 1u);
         const uint8_t *base = c->w + (size_t)(valid ? rg : 0) * c->rs;
         for (int b = 0; b < c->nb; b++) {
             uint8_t *tb = tile + (size_t)b * TILE_BLOCK;
@@ -181,8 +178,9 @@ static void repack(const struct call *c, int r0, uint8_t *tile)
                 _mm512_store_si512((__m512i *)(tb + 512 * g + 64 * j), code[j]);
                 sum = _mm512_dpbusd_epi32(sum, ones, code[j]);
             }
-            const __m512i dh = _mm512_mask_i32gather_epi32(zero, m, vidx, blk, 1);
-            const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dh));
+            uint16_t dh[16] = {0};
+            for (int i = 0; i < valid; i++) memcpy(&dh[i], blk + (size_t)i * c->rs, 2);
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh));
             _mm512_store_ps((float *)(tb + OFF_DW + 64 * g), dw);
             _mm512_store_si512((__m512i *)(tb + OFF_CORR + 64 * g),
                                _mm512_sub_epi32(zero, _mm512_slli_epi32(sum, 7)));
