@@ -138,6 +138,9 @@ static void quantizer_is_bit_identical(void)
     for (int i = 0; i < 32; i++) x[4 * in + 64 + i] = 1e-42f * (float)(i - 16); /* tiny block */
     x[5 * in + 100] = 3.0e38f;                /* near overflow */
     for (int i = 0; i < 32; i++) x[6 * in + i] = (float)(i - 16) * 0.5f; /* exact halves */
+    x[6 * in + 40] = NAN;      /* skipped by the block's amax; its code saturates */
+    x[6 * in + 70] = INFINITY; /* amax inf: scale 0, every code of the block from x * 0 */
+    x[6 * in + 71] = -3.0f;
     int8_t *q1 = malloc((size_t)n * in), *q2 = malloc((size_t)n * in);
     float *d1 = malloc((size_t)n * in / 32 * sizeof *d1), *d2 = malloc((size_t)n * in / 32 * 4);
     em_qdot_quantize_x(x, n, in, q1, d1);
