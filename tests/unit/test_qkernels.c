@@ -2,8 +2,8 @@
  *  - the generic path against a double-precision reference on the dequantized weights, within
  *    the closed-form error of quantizing x per 32-block;
  *  - every SIMD level the machine supports against the generic path on odd shapes
- *    (out 1, 3, 17, 63; in 32, 96, 160, 224, 4128 = 1, 3, 5, 7, 129 blocks, every partial
- *    group of 4 blocks, and odd in for float rows; n 1..8 and 11) with
+ *    (out 1, 3, 17, 63; in 32, 96, 160, 224, 256, 4128 = 1, 3, 5, 7, 8, 129 blocks: full
+ *    and partial groups of the AVX-512 kernels, and odd in for float rows; n 1..8 and 11) with
  *    weights, x and y at offset addresses;
  *  - activation codes identical across levels, pool vs single thread bit-identical,
  *    concurrent callers, bias, argument errors. No timing. */
@@ -194,7 +194,7 @@ done:
 static void simd_matches_generic_on_odd_shapes(void)
 {
     static const int outs[] = {1, 3, 17, 63};
-    static const int ins_q[] = {32, 96, 160, 224, 4128};
+    static const int ins_q[] = {32, 96, 160, 224, 256, 4128};
     static const int ins_f[] = {32, 33, 95, 4128};
     const int sup = em_cpu_level_supported();
     int cases = 0;
@@ -204,7 +204,7 @@ static void simd_matches_generic_on_odd_shapes(void)
         for (size_t t = 0; t < sizeof wtypes_all / sizeof *wtypes_all; t++) {
             const int wt = wtypes_all[t];
             const int *ins = is_block(wt) ? ins_q : ins_f;
-            const int nins = is_block(wt) ? 5 : 4;
+            const int nins = is_block(wt) ? 6 : 4;
             double worst = 0;
             int bad = 0;
             for (int oi = 0; oi < 4; oi++)
@@ -281,6 +281,41 @@ static void activation_codes_identical_across_levels(void)
                 for (int i = 0; i < in; i++)
                     bad_q += (int8_t)a.q[(size_t)j * in + i] != q[(size_t)j * in + i];
             for (int b = 0; b < n * nb; b++) bad_d += a.d[b] != d[b];
+        }
+        if (l == 2) {
+            /* AVX-512 q4_0 rows: per row, groups of 8 blocks of 384 bytes: four 64-byte code
+             * vectors (vector m, 16-byte lane k: codes 8m..8m+7 of block k, then of block
+             * k + 4), 16 f32 scales and 16 int32 corrections (-8 * code sum) in lane order
+             * [k, k, k + 4, k + 4] (corrections in the first lane of each block, else 0) */
+            const size_t ss4 = ops[l]->scratch_size(EM_WT_Q4_0, n, in);
+            void *scr4 = aligned_alloc(64, (ss4 + 63) & ~(size_t)63);
+            struct em_qact a4;
+            ops[l]->prep(EM_WT_Q4_0, x, n, in, scr4, &a4);
+            const int ng = (nb + 7) / 8;
+            CU_ASSERT_EQUAL(ss4, (size_t)n * ng * 384);
+            for (int j = 0; j < n; j++)
+                for (int g = 0; g < ng; g++) {
+                    const uint8_t *rec = a4.q + ((size_t)j * ng + g) * 384;
+                    float dx[16];
+                    int32_t cs[16];
+                    memcpy(dx, rec + 256, sizeof dx);
+                    memcpy(cs, rec + 320, sizeof cs);
+                    for (int k = 0; k < 8; k++) {
+                        const int b = g * 8 + k, lane = k % 4, half = k / 4;
+                        int sum = 0;
+                        for (int t = 0; t < EM_QK; t++) {
+                            const int8_t got = (int8_t)rec[(t / 8) * 64 + lane * 16 + half * 8 + t % 8];
+                            const int8_t want = b < nb ? q[((size_t)j * nb + b) * EM_QK + t] : 0;
+                            bad_q += got != want;
+                            sum += want;
+                        }
+                        for (int t = 0; t < 2; t++) {
+                            bad_d += dx[4 * lane + 2 * half + t] != (b < nb ? d[(size_t)j * nb + b] : 0.0f);
+                            bad_d += cs[4 * lane + 2 * half + t] != (t == 0 ? -8 * sum : 0);
+                        }
+                    }
+                }
+            free(scr4);
         }
         if (bad_q || bad_d) printf("\n%s prep: %d codes, %d scales differ\n", ops[l]->name, bad_q, bad_d);
         CU_ASSERT_EQUAL(bad_q, 0);

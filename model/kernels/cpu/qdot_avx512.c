@@ -1,17 +1,21 @@
 /* model/kernels/cpu/qdot_avx512.c - AVX-512 (F/BW/VL/DQ + VNNI, optional BF16) row kernels.
  * Compiled with -mavx512*; only reached through em_qdot_avx512() after em_cpu_level() says so.
  *
- * q8_0 / q4_0, in groups of 4 blocks (128 weights): the weights of a group are read with
- * 2-3 zmm loads inside it and gathered by word permutes into two vectors of signed bytes,
- * block k's 32 weights in 128-bit lane k of the pair (see load_w_group). vpdpbusd multiplies
- * u8 x s8, so the activation codes are stored unsigned (u = code + 128) and each lane starts
- * from -128 * the sum of its weights (two vpdpbusd per group and row, shared by every x):
- *     s_j  = vpdpbusd(vpdpbusd(-128 * sum w, u_a, w_a), u_b, w_b)    int32 per lane, exact
- *     acc_j += float(s_j) * (dw * dx_j)                             f32 per lane (4 per block)
- * Per activation and group that is 2 vpdpbusd, 1 conversion, 1 multiply and 1 FMA (the
- * previous layout, two blocks per zmm, needed twice the float work per weight). With more
- * than one activation two rows are done per pass, so each activation load serves both
- * (the activations' records, 192 bytes per group, outgrow L1 at n >= 4 and in = 4096).
+ * q8_0 / q4_0 in groups of blocks (q8_0: 4 blocks, q4_0: 8): the weights of a group are
+ * read with 3 zmm loads inside it and gathered by word permutes (every field of a block
+ * starts at an even offset) into vectors whose 32-bit lanes each hold weights of one block,
+ * and the f16 scales widened to the same lanes. vpdpbusd multiplies u8 x s8:
+ *   q8_0: the activation codes are stored unsigned (u = code + 128) and each lane starts from
+ *         -128 * the sum of its weights (two vpdpbusd per group and row, shared by every x);
+ *   q4_0: the nibbles are the unsigned operand, the codes stay signed, and each activation's
+ *         record carries -8 * sum(codes of the block) as the lane start.
+ *     s_j  = vpdpbusd(...(start, u, w)...)         int32 per lane, exact
+ *     acc_j += float(s_j) * (dw * dx_j)           f32 per lane, reduced at the row end
+ * Per activation that is 1 conversion, 1 multiply and 1 FMA per 128 (q8_0) / 256 (q4_0)
+ * weights, a quarter (half) of the float work of the previous layout (two blocks per zmm),
+ * which left q4_0 compute-bound. With more than one activation two rows are done per pass,
+ * so each activation load serves both (an activation's records outgrow L1 from n = 4 at
+ * in = 4096).
  * bf16 rows: vdpbf16ps on x rounded to bf16 (if the CPU has AVX512_BF16), else widened + FMA.
  * f16 rows: vcvtph2ps + FMA; f32 rows: FMA. Row ends use masked loads (no over-read).
  * Each output row's arithmetic does not depend on n or on the row pairing, so a row of a
@@ -30,7 +34,7 @@
 #ifndef EM_QDOT_PREFETCH
 #define EM_QDOT_PREFETCH 4096
 #endif
-#define GRP_BLOCKS 4 /* q8_0 / q4_0 blocks per kernel step */
+#define GRP_BLOCKS 4 /* q8_0 blocks per kernel step */
 
 /* ---- activation prep ---- */
 
@@ -40,10 +44,19 @@
 
 static inline int n_groups(int in) { return (in / EM_QK + GRP_BLOCKS - 1) / GRP_BLOCKS; }
 
+/* q4_0: groups of 8 blocks (below); bytes per row and group: 4 x 64 code bytes, 16 f32 dx,
+ * 16 int32 corrections. */
+#define G8_BLOCKS 8
+#define G8_BYTES 384
+
+static inline int n_groups8(int in) { return (in / EM_QK + G8_BLOCKS - 1) / G8_BLOCKS; }
+
+static void quantize_x_q4(const float *x, int n, int in, uint8_t *out);
+
 static size_t z_scratch_size(int wtype, int n, int in)
 {
-    if (wtype == EM_WT_Q8_0 || wtype == EM_WT_Q4_0)
-        return (size_t)n * n_groups(in) * GRP_BYTES;
+    if (wtype == EM_WT_Q4_0) return (size_t)n * n_groups8(in) * G8_BYTES;
+    if (wtype == EM_WT_Q8_0) return (size_t)n * n_groups(in) * GRP_BYTES;
     if (wtype == EM_WT_BF16) return (size_t)n * in * sizeof(uint16_t);
     return 0;
 }
@@ -65,23 +78,20 @@ INLINE __m256i quantize_block(const float *xb, float *d)
 }
 
 /* Qword indices taking the 16-code halves of blocks A..D (natural order: X0 = A0 A1 B0 B1,
- * X1 = C0 C1 D0 D1, each 16 codes) into the two vectors the row kernels dot: for q4_0
- * [A0 B0 C0 D0] and [A1 B1 C1 D1]; for q8_0 block B's halves are swapped ([A0 B1 C0 D0],
- * [A1 B0 C1 D1]), matching where load_w_group finds B's weights. */
-static const int64_t XA_Q4[8] = {0, 1, 4, 5, 8, 9, 12, 13};
-static const int64_t XB_Q4[8] = {2, 3, 6, 7, 10, 11, 14, 15};
+ * X1 = C0 C1 D0 D1, each 16 codes) into the two vectors the q8_0 row kernel dots:
+ * [A0 B1 C0 D0] and [A1 B0 C1 D1] (block B's halves swapped, matching where load_w_group
+ * finds B's weights). */
 static const int64_t XA_Q8[8] = {0, 1, 6, 7, 8, 9, 12, 13};
 static const int64_t XB_Q8[8] = {2, 3, 4, 5, 10, 11, 14, 15};
 
-/* x[n, in] -> per row, per group of 4 blocks (a last partial group padded with zeros):
- * the two code vectors as unsigned bytes (code + 128) and dx per lane (block k's scale in
- * lanes 4k..4k+3). */
-static void quantize_x(const float *x, int n, int in, int q4, uint8_t *out)
+/* q8_0: x[n, in] -> per row, per group of 4 blocks (a last partial group padded with
+ * zeros): the two code vectors as unsigned bytes (code + 128) and dx per lane (block k's
+ * scale in lanes 4k..4k+3). */
+static void quantize_x_q8(const float *x, int n, int in, uint8_t *out)
 {
     const int nb = in / EM_QK, ng = n_groups(in);
     const __m512i flip = _mm512_set1_epi8((char)0x80);
-    const __m512i xa = _mm512_loadu_si512(q4 ? XA_Q4 : XA_Q8);
-    const __m512i xb = _mm512_loadu_si512(q4 ? XB_Q4 : XB_Q8);
+    const __m512i xa = _mm512_loadu_si512(XA_Q8), xb = _mm512_loadu_si512(XB_Q8);
     for (int j = 0; j < n; j++) {
         const float *xj = x + (size_t)j * in;
         for (int g = 0; g < ng; g++) {
@@ -112,7 +122,8 @@ static void z_prep(int wtype, const float *x, int n, int in, void *scratch, stru
     a->in = in;
     a->x = x;
     if (wtype == EM_WT_Q8_0 || wtype == EM_WT_Q4_0) {
-        quantize_x(x, n, in, wtype == EM_WT_Q4_0, scratch);
+        if (wtype == EM_WT_Q4_0) quantize_x_q4(x, n, in, scratch);
+        else quantize_x_q8(x, n, in, scratch);
         a->q = scratch; /* the group records above; d and s stay NULL */
     } else if (wtype == EM_WT_BF16 && scratch) {
         uint16_t *xb = scratch;
@@ -126,13 +137,13 @@ static void z_prep(int wtype, const float *x, int n, int in, void *scratch, stru
     }
 }
 
-/* ---- q8_0 / q4_0: groups of 4 blocks ----
- * The 4 blocks of a group (q8_0 136 bytes, q4_0 72) are read with 2-3 overlapping zmm loads
- * inside the group and gathered by word permutes (every field starts at an even offset)
- * into two vectors of unsigned weights, each with block k in 128-bit lane k, and the four
- * f16 scales widened to [dA x4, dB x4, dC x4, dD x4]. Per activation: two vpdpbusd from the
- * correction, one int -> float conversion, one multiply by dw * dx and one FMA per 128
- * weights. A last partial group uses masked loads (zero bytes, scale 0, zero codes). */
+/* ---- q8_0: groups of 4 blocks ----
+ * The 4 blocks of a group (136 bytes) are read with 3 overlapping zmm loads inside it and
+ * gathered by word permutes (every field starts at an even offset) into two vectors of
+ * signed weights, block k in 128-bit lane k, and the four f16 scales widened to
+ * [dA x4, dB x4, dC x4, dD x4]. Per activation: two vpdpbusd from the per-row correction,
+ * one int -> float conversion, one multiply by dw * dx and one FMA per 128 weights. A last
+ * partial group uses masked loads (zero bytes, scale 0, zero codes). */
 
 /* Word indices into (L0 = bytes 0..63, L1 = 64..127) and (L0, L2 = 72..135) of a q8_0
  * group: vector a = A[0:16] B[16:32] C[0:16] D[0:16], b = A[16:32] B[0:16] C[16:32]
@@ -144,23 +155,16 @@ static const uint16_t Q8_IB[32] = {9,  10, 11, 12, 13, 14, 15, 16, 18, 19, 20,
                                    21, 22, 23, 24, 25, 39, 40, 41, 42, 43, 44,
                                    45, 46, 56, 57, 58, 59, 60, 61, 62, 63};
 static const uint16_t Q8_ID[32] = {0, 0, 0, 0, 17, 17, 17, 17, 34, 34, 34, 34, 51, 51, 51, 51};
-/* Word indices into (L0 = bytes 0..63, L1 = 8..71) of a q4_0 group: the 16 code bytes of
- * block k (at 18k + 2) in lane k; scales at 18k. */
-static const uint16_t Q4_IQ[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12,
-                                   13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24,
-                                   25, 26, 28, 29, 30, 31, 60, 61, 62, 63};
-static const uint16_t Q4_ID[32] = {0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27};
-
 struct qidx {
     __m512i a, b, d;
 };
 
-INLINE struct qidx load_qidx(int q4)
+INLINE struct qidx load_qidx(void)
 {
     struct qidx ix;
-    ix.a = _mm512_loadu_si512(q4 ? Q4_IQ : Q8_IA);
-    ix.b = _mm512_loadu_si512(q4 ? Q4_IQ : Q8_IB);
-    ix.d = _mm512_loadu_si512(q4 ? Q4_ID : Q8_ID);
+    ix.a = _mm512_loadu_si512(Q8_IA);
+    ix.b = _mm512_loadu_si512(Q8_IB);
+    ix.d = _mm512_loadu_si512(Q8_ID);
     return ix;
 }
 
@@ -172,26 +176,9 @@ INLINE __mmask64 bytes_mask(int64_t valid, int64_t start)
 }
 
 /* The group at p (nblk blocks present, 1..4; 4 reads no byte past the group). */
-INLINE void load_w_group(const uint8_t *p, int q4, int nblk, const struct qidx *ix,
-                         __m512i *wa, __m512i *wb, __m512 *dw)
+INLINE void load_w_group(const uint8_t *p, int nblk, const struct qidx *ix, __m512i *wa,
+                         __m512i *wb, __m512 *dw)
 {
-    if (q4) {
-        __m512i l0, l1;
-        if (nblk == GRP_BLOCKS) {
-            l0 = _mm512_loadu_si512(p);
-            l1 = _mm512_loadu_si512(p + 8);
-        } else {
-            const int64_t v = 18 * (int64_t)nblk;
-            l0 = _mm512_maskz_loadu_epi8(bytes_mask(v, 0), p);
-            l1 = _mm512_maskz_loadu_epi8(bytes_mask(v, 8), p + 8);
-        }
-        const __m512i q = _mm512_permutex2var_epi16(l0, ix->a, l1);
-        const __m512i lo4 = _mm512_set1_epi8(15), eight = _mm512_set1_epi8(8);
-        *wa = _mm512_sub_epi8(_mm512_and_si512(q, lo4), eight);
-        *wb = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(q, 4), lo4), eight);
-        *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(ix->d, l0)));
-        return;
-    }
     __m512i l0, l1, l2;
     if (nblk == GRP_BLOCKS) {
         l0 = _mm512_loadu_si512(p);
@@ -210,13 +197,12 @@ INLINE void load_w_group(const uint8_t *p, int q4, int nblk, const struct qidx *
 
 /* R (1 or 2) rows at a time share every activation load; N activations share every weight
  * load. Accumulators: R * N zmm. */
-INLINE void q_rows_R(const int N, const int R, const int q4, const struct em_qact *a,
+INLINE void q_rows_R(const int N, const int R, const struct em_qact *a,
                      const uint8_t *row0, size_t rs, float *y, size_t ldy, int r)
 {
     const int nb = a->in / EM_QK, ng = n_groups(a->in), full = nb / GRP_BLOCKS;
-    const size_t gs = (q4 ? sizeof(struct em_block_q4_0) : sizeof(struct em_block_q8_0)) *
-                      GRP_BLOCKS;
-    const struct qidx ix = load_qidx(q4);
+    const size_t gs = sizeof(struct em_block_q8_0) * GRP_BLOCKS;
+    const struct qidx ix = load_qidx();
     __m512 acc[2][EM_QDOT_MAX_N];
 #pragma GCC unroll 8
     for (int j = 0; j < N; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
@@ -230,7 +216,7 @@ INLINE void q_rows_R(const int N, const int R, const int q4, const struct em_qac
             for (size_t o = 0; o < gs; o += 64)
                 _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + o, _MM_HINT_T0);
             _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + gs - 1, _MM_HINT_T0);
-            load_w_group(p, q4, nblk, &ix, &wa[k], &wb[k], &dw[k]);
+            load_w_group(p, nblk, &ix, &wa[k], &wb[k], &dw[k]);
             /* the codes come as u = code + 128: sum(u * w) = sum(code * w) + 128 * sum(w),
              * so each lane starts from -128 * (its 8 weights' sum), shared by every x */
             const __m512i c128 = _mm512_set1_epi8((char)0x80);
@@ -257,7 +243,7 @@ INLINE void q_rows_R(const int N, const int R, const int q4, const struct em_qac
         for (int j = 0; j < N; j++) y[(size_t)j * ldy + r + k] = _mm512_reduce_add_ps(acc[k][j]);
 }
 
-INLINE void q_rows_body(const int N, const int q4, const struct em_qact *a, const uint8_t *w,
+INLINE void q_rows_body(const int N, const struct em_qact *a, const uint8_t *w,
                         size_t rs, int r0, int r1, float *y, size_t ldy)
 {
     int r = r0;
@@ -265,9 +251,144 @@ INLINE void q_rows_body(const int N, const int q4, const struct em_qact *a, cons
      * (q8_0 n = 1, one thread: 13 vs 24 GB/s); for more, sharing the x loads wins (q8_0
      * n = 4, W in L2, one thread: 15 -> 21 GB/s). */
     if (N > 1)
-        for (; r + 2 <= r1; r += 2) q_rows_R(N, 2, q4, a, w + (size_t)r * rs, rs, y, ldy, r);
-    for (; r < r1; r++) q_rows_R(N, 1, q4, a, w + (size_t)r * rs, rs, y, ldy, r);
+        for (; r + 2 <= r1; r += 2) q_rows_R(N, 2, a, w + (size_t)r * rs, rs, y, ldy, r);
+    for (; r < r1; r++) q_rows_R(N, 1, a, w + (size_t)r * rs, rs, y, ldy, r);
 }
+
+/* ---- q4_0: groups of 8 blocks, two lanes per block ----
+ * A q4_0 group of 8 blocks (144 bytes) is read with 3 zmm loads (at 0, 64, 80) and gathered
+ * by word permutes: the code bytes of blocks 0-3 (q) and 4-7 (q'), 16 per 128-bit lane, and
+ * the scales. Low / high nibbles of q and q' are unpacked by qwords into four vectors whose
+ * lane k holds 8 weights of block k then 8 of block k + 4 (two dwords each), so one
+ * vpdpbusd covers 8 blocks and the float work (1 conversion, 1 multiply, 1 FMA) is per
+ * 8 blocks: per activation and 256 weights 4 vpdpbusd + 3 float ops. The nibbles are the
+ * unsigned operand and the activation codes stay signed; each activation's record carries
+ * the correction -8 * sum(codes of the block) in the block's first lane. */
+
+/* Lane k (k < 4) of vector m (m < 4) takes codes 8m .. 8m + 7 of block k, then of block
+ * k + 4; scales and corrections in lane order [k, k, k + 4, k + 4]. */
+static void quantize_x_q4(const float *x, int n, int in, uint8_t *out)
+{
+    const int nb = in / EM_QK, ng = n_groups8(in);
+    for (int j = 0; j < n; j++) {
+        const float *xj = x + (size_t)j * in;
+        for (int g = 0; g < ng; g++) {
+            uint8_t *o = out + ((size_t)j * ng + g) * G8_BYTES;
+            int8_t codes[G8_BLOCKS * EM_QK];
+            float d[G8_BLOCKS], dx[16];
+            int32_t cs[16];
+            for (int k = 0; k < G8_BLOCKS; k++) {
+                const int b = g * G8_BLOCKS + k;
+                d[k] = 0.0f;
+                const __m256i q = b < nb ? quantize_block(xj + (size_t)b * EM_QK, &d[k])
+                                         : _mm256_setzero_si256();
+                _mm256_storeu_si256((__m256i *)(codes + k * EM_QK), q);
+            }
+            for (int k = 0; k < 4; k++) {
+                int32_t sum[2] = {0, 0};
+                for (int h = 0; h < 2; h++)
+                    for (int t = 0; t < EM_QK; t++) sum[h] += codes[(k + 4 * h) * EM_QK + t];
+                for (int m = 0; m < 4; m++) {
+                    memcpy(o + 64 * m + 16 * k, codes + k * EM_QK + 8 * m, 8);
+                    memcpy(o + 64 * m + 16 * k + 8, codes + (k + 4) * EM_QK + 8 * m, 8);
+                }
+                dx[4 * k] = dx[4 * k + 1] = d[k];
+                dx[4 * k + 2] = dx[4 * k + 3] = d[k + 4];
+                cs[4 * k] = -8 * sum[0];
+                cs[4 * k + 2] = -8 * sum[1];
+                cs[4 * k + 1] = cs[4 * k + 3] = 0;
+            }
+            memcpy(o + 256, dx, sizeof dx);
+            memcpy(o + 320, cs, sizeof cs);
+        }
+    }
+}
+
+/* Word indices into (L0 = bytes 0..63, L1 = 64..127) for blocks 0-3's codes (at 18k + 2),
+ * into (L1, L2 = 80..143) for blocks 4-7's, and into (L0, L1) for the scales (at 18k) in
+ * lane order [k, k, k + 4, k + 4]. */
+static const uint16_t Q4G_IQ0[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12,
+                                     13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24,
+                                     25, 26, 28, 29, 30, 31, 32, 33, 34, 35};
+static const uint16_t Q4G_IQ1[32] = {5,  6,  7,  8,  9,  10, 11, 12, 14, 15, 16,
+                                     17, 18, 19, 20, 21, 23, 24, 25, 26, 27, 28,
+                                     29, 30, 56, 57, 58, 59, 60, 61, 62, 63};
+static const uint16_t Q4G_ID[32] = {0, 0, 36, 36, 9, 9, 45, 45, 18, 18, 54, 54, 27, 27, 63, 63};
+
+INLINE void q4g_rows_R(const int N, const int R, const struct em_qact *a, const uint8_t *row0,
+                       size_t rs, float *y, size_t ldy, int r)
+{
+    const int nb = a->in / EM_QK, ng = n_groups8(a->in), full = nb / G8_BLOCKS;
+    const size_t gs = sizeof(struct em_block_q4_0) * G8_BLOCKS;
+    const __m512i i0 = _mm512_loadu_si512(Q4G_IQ0), i1 = _mm512_loadu_si512(Q4G_IQ1),
+                  id = _mm512_loadu_si512(Q4G_ID), lo4 = _mm512_set1_epi8(15);
+    __m512 acc[2][EM_QDOT_MAX_N];
+#pragma GCC unroll 8
+    for (int j = 0; j < N; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+        __m512i w[2][4];
+        __m512 dw[2];
+#pragma GCC unroll 2
+        for (int k = 0; k < R; k++) {
+            const uint8_t *p = row0 + k * rs + (size_t)g * gs;
+            _mm_prefetch((const char *)p + EM_QDOT_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + gs - 1, _MM_HINT_T0);
+            __m512i l0, l1, l2;
+            if (g < full) {
+                l0 = _mm512_loadu_si512(p);
+                l1 = _mm512_loadu_si512(p + 64);
+                l2 = _mm512_loadu_si512(p + 80);
+            } else { /* partial last group: zero bytes past its blocks */
+                const int64_t v = 18 * (int64_t)(nb - g * G8_BLOCKS);
+                l0 = _mm512_maskz_loadu_epi8(bytes_mask(v, 0), p);
+                l1 = _mm512_maskz_loadu_epi8(bytes_mask(v, 64), p + 64);
+                l2 = _mm512_maskz_loadu_epi8(bytes_mask(v, 80), p + 80);
+            }
+            const __m512i qa = _mm512_permutex2var_epi16(l0, i0, l1);
+            const __m512i qb = _mm512_permutex2var_epi16(l1, i1, l2);
+            const __m512i la = _mm512_and_si512(qa, lo4), lb = _mm512_and_si512(qb, lo4);
+            const __m512i ha = _mm512_and_si512(_mm512_srli_epi16(qa, 4), lo4);
+            const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(qb, 4), lo4);
+            w[k][0] = _mm512_unpacklo_epi64(la, lb);
+            w[k][1] = _mm512_unpackhi_epi64(la, lb);
+            w[k][2] = _mm512_unpacklo_epi64(ha, hb);
+            w[k][3] = _mm512_unpackhi_epi64(ha, hb);
+            dw[k] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(l0, id, l1)));
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < N; j++) {
+            const uint8_t *xg = a->q + ((size_t)j * ng + g) * G8_BYTES;
+            const __m512i x0 = _mm512_loadu_si512(xg), x1 = _mm512_loadu_si512(xg + 64),
+                          x2 = _mm512_loadu_si512(xg + 128), x3 = _mm512_loadu_si512(xg + 192);
+            const __m512 dx = _mm512_loadu_ps(xg + 256);
+            const __m512i c = _mm512_loadu_si512(xg + 320);
+#pragma GCC unroll 2
+            for (int k = 0; k < R; k++) {
+                __m512i s = _mm512_dpbusd_epi32(c, w[k][0], x0);
+                s = _mm512_dpbusd_epi32(s, w[k][1], x1);
+                s = _mm512_dpbusd_epi32(s, w[k][2], x2);
+                s = _mm512_dpbusd_epi32(s, w[k][3], x3);
+                acc[k][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[k], dx),
+                                            acc[k][j]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int k = 0; k < R; k++)
+#pragma GCC unroll 8
+        for (int j = 0; j < N; j++) y[(size_t)j * ldy + r + k] = _mm512_reduce_add_ps(acc[k][j]);
+}
+
+INLINE void q4g_rows_body(const int N, const struct em_qact *a, const uint8_t *w, size_t rs,
+                          int r0, int r1, float *y, size_t ldy)
+{
+    int r = r0;
+    if (N > 1)
+        for (; r + 2 <= r1; r += 2) q4g_rows_R(N, 2, a, w + (size_t)r * rs, rs, y, ldy, r);
+    for (; r < r1; r++) q4g_rows_R(N, 1, a, w + (size_t)r * rs, rs, y, ldy, r);
+}
+
 
 /* ---- f32 / f16 / bf16 rows: 16 (32 for vdpbf16ps) weights per step, masked at the row end ---- */
 
@@ -360,8 +481,8 @@ INLINE void bf16dp_rows_body(const int N, const struct em_qact *a, const uint8_t
                            int r0, int r1, float *y, size_t ldy, int bf16dp)                   \
     {                                                                                          \
         switch (wtype) {                                                                       \
-        case EM_WT_Q8_0: q_rows_body(N, 0, a, w, rs, r0, r1, y, ldy); break;                   \
-        case EM_WT_Q4_0: q_rows_body(N, 1, a, w, rs, r0, r1, y, ldy); break;                   \
+        case EM_WT_Q8_0: q_rows_body(N, a, w, rs, r0, r1, y, ldy); break;                      \
+        case EM_WT_Q4_0: q4g_rows_body(N, a, w, rs, r0, r1, y, ldy); break;                   \
         case EM_WT_F32: f_rows_body(N, EM_WT_F32, a, w, rs, r0, r1, y, ldy); break;            \
         case EM_WT_F16: f_rows_body(N, EM_WT_F16, a, w, rs, r0, r1, y, ldy); break;            \
         case EM_WT_BF16:                                                                       \
