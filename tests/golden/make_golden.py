@@ -12,6 +12,8 @@ Writes, under tests/golden/:
   data.tar.xz                   records: raw little-endian .bin files + index.json
   tiny-q.tar.xz, data-q.tar.xz  the quantization-accuracy checkpoint and its records
                                 (--only-q makes just these two)
+  tiny-t.tar.xz, data-t.tar.xz  the same geometry with a trained text decoder (t_train:
+                                ~5 min of CPU) and its records (--only-t: just these two)
 
 The reference always computes in float32 (bf16 weights widened exactly), eager attention,
 which is what the C code does; only the stored weight dtype differs.

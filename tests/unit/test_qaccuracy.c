@@ -482,9 +482,9 @@ static int measure_files(int c, int f0, int f1, int verbose)
                         add_pos(&s->a[f][m], &ps, ids[p] != AUDIO_ID);
                     }
                     if (verbose)
-                        printf("\n    %s %-11s %-12s %-16s agree %3ld/%-3ld = %6.2f%% (text %6.2f%%)"
+                        printf("\n    %s %-11s %-12s agree %3ld/%-3ld = %6.2f%% (text %6.2f%%)"
                                "  KL mean %.3e max %.3e",
-                               cknames[c], fnames[f], mnames[m], "", one.agree, one.n,
+                               cknames[c], fnames[f], mnames[m], one.agree, one.n,
                                pct(one.agree, one.n), pct(one.t_agree, one.t_n),
                                one.kl_sum / (double)one.n, one.kl_max);
                     if (verbose) printf(" [%s/%s]", tasks[t], forms[fm]);
@@ -580,7 +580,9 @@ static void tiny_t_bounds(void)
             CU_ASSERT(mean_kl(CK_T, f, m) <= 2e-3);
             CU_ASSERT(y->m_n[2] > 0 && y->m_agree[2] == y->m_n[2]); /* every lead >= 0.25 kept */
         }
-        /* q4_0 policy */
+        /* q4_0 policy; where f32 leads by >= 1 logit (701 positions) it agreed at all */
+        const struct agg *p4 = &S[CK_T].a[F_Q4P][m];
+        CU_ASSERT(p4->m_n[4] > 0 && p4->m_agree[4] >= 0.99 * (double)p4->m_n[4]);
         CU_ASSERT(agree(CK_T, F_Q4P, m) >= 0.93);
         CU_ASSERT(mean_kl(CK_T, F_Q4P, m) <= 0.05);
         /* q4_0 all */
