@@ -5,11 +5,16 @@
  *   - -> f16 GGUF: every value is the f16 rounding of the original, and the decoder (logits)
  *     and the encoder + projector (speech clip) on the converted file match the HF golden
  *     records within F16_LOGIT_TOL;
- *   - a synthetic bf16 checkpoint written here with some dims multiples of 32 -> q8_0 / q4_0:
+ *   - a synthetic bf16 checkpoint written here with some dims multiples of 32 -> q8_0 / q4_0
+ *     with every class of linears asked in that type (em_convert_opts.class_type):
  *     exactly the linears whose input dim is a multiple of 32 are quantized (bit-equal to
  *     em_quantize_row of the source), the rest keep the policy of convert.h, the decoder
  *     on the q8_0 file stays within Q8_LOGIT_TOL of the bf16 source, and on either file
  *     within DEQ_LOGIT_TOL of its GGUF -> f32 GGUF re-conversion (dequantized weights);
+ *   - the per-class policy (convert.c): with the default options each linear is written in
+ *     the type of want_policy (this file's copy of the table docs/accuracy.md states), as
+ *     the reference quantizer's bytes; em_convert_class_of / em_convert_policy_type /
+ *     em_convert_tensor_type_with on names, types and overrides;
  *   - the tokenizer keys round trip a BPE with merges (tests/golden/tok/tiny, and the real
  *     Qwen2 vocabulary against the HF reference ids of tests/golden/tok/qwen2_golden.json);
  *   - errors: bad source, unwritable output (nothing left behind), bad type names. */
