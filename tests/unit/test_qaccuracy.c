@@ -10,7 +10,8 @@
  * class). Then for every golden prompt (speech clip, 3 tasks x base/chat), teacher-forced on
  * the recorded input ids: the fraction of positions where a quantized file's argmax class
  * equals the f32 file's, and mean / max KL(p_f32 || p_quant) of the next-token distributions
- * (softmax in double), per prompt and overall, end to end (each file's own encoder +
+ * (softmax in double, summed over tie classes: exact, as tied ids are checked to keep equal
+ * logits), per prompt and overall, end to end (each file's own encoder +
  * projector) and decoder only (the HF audio rows in both), split by the f32 top-1 gap and
  * into text positions (the input token is not <|AUDIO|>).
  * Asserted (docs/accuracy.md, "What the suite asserts"): KL > 0; mean-KL regression bounds;
@@ -69,6 +70,14 @@ struct agg {
 enum { M_E2E, M_DEC, NM };
 static const char *mnames[NM] = {"end to end", "decoder only"};
 
+/* The tie classes of a checkpoint, dense: cidx[id] in [0, n), rep[k] its lowest id, mult[k]
+ * its size. */
+struct classes {
+    int n;
+    int *cidx, *rep;
+    double *mult;
+};
+
 struct ckset {
     struct golden g;
     struct em_ckpt *ck[NF];
@@ -77,7 +86,9 @@ struct ckset {
     int n_emb[NF];
     float *enc_out_f32;
     long fbytes[NF];
-    int *cls; /* tie class of every id */
+    int *cls; /* tie class of every id (tie_class) */
+    struct classes cl;
+    double spread; /* largest |logit - its class representative's| seen by compare_rows */
     int V;
     struct agg a[NF][NM];
 };
@@ -185,30 +196,41 @@ struct pos {
     double gap, kl, p1, dl_mean, dl_max;
 };
 
-/* Compares logit rows r (f32) and s (quantized) over V ids with tie classes cls. */
-static struct pos compare_rows(const float *r, const float *s, int V, const int *cls)
+/* Compares logit rows r (f32) and s (quantized) over V ids. Argmax and |delta logit| run
+ * over every id; the softmax sums run over the classes (representative logit times the
+ * class size), which is exact where tied ids have equal logits: *spread gets the largest
+ * difference from its representative seen in either row (asserted small). */
+static struct pos compare_rows(const float *r, const float *s, int V, const struct classes *cl,
+                               double *spread)
 {
     struct pos o = {0};
     int br = 0, bs = 0;
-    for (int i = 1; i < V; i++) {
+    double dsum = 0, sp = *spread;
+    for (int i = 0; i < V; i++) {
         if (r[i] > r[br]) br = i;
         if (s[i] > s[bs]) bs = i;
+        const double dl = fabs((double)s[i] - (double)r[i]);
+        dsum += dl;
+        if (dl > o.dl_max) o.dl_max = dl;
+        const int k = cl->rep[cl->cidx[i]];
+        const double e1 = fabs((double)r[i] - r[k]), e2 = fabs((double)s[i] - s[k]);
+        if (e1 > sp) sp = e1;
+        if (e2 > sp) sp = e2;
     }
-    o.same = cls[br] == cls[bs];
+    *spread = sp;
+    o.same = cl->cidx[br] == cl->cidx[bs];
     const double ma = r[br], mb = s[bs];
-    double sa = 0, sb = 0, cross = 0, top = 0, second = -INFINITY, dsum = 0;
-    for (int i = 0; i < V; i++) {
-        const double a = r[i], b = s[i], ea = exp(a - ma);
+    const int top_k = cl->cidx[br];
+    double sa = 0, sb = 0, cross = 0, top = 0, second = -INFINITY;
+    for (int k = 0; k < cl->n; k++) {
+        const double a = r[cl->rep[k]], b = s[cl->rep[k]], ea = cl->mult[k] * exp(a - ma);
         sa += ea;
-        sb += exp(b - mb);
+        sb += cl->mult[k] * exp(b - mb);
         cross += ea * (a - b);
-        if (cls[i] == cls[br])
+        if (k == top_k)
             top += ea;
         else if (a > second)
             second = a;
-        const double dl = fabs(b - a);
-        dsum += dl;
-        if (dl > o.dl_max) o.dl_max = dl;
     }
     /* KL = sum p_a (log p_a - log p_b) = E_a[a - b] - lse_a + lse_b */
     const double kl = cross / sa - (ma + log(sa)) + (mb + log(sb));
@@ -283,6 +305,23 @@ static int init_ck(int c, const float *mel, int L)
     s->V = em_dec_vocab(s->dec[F_F32]);
     if (!(s->cls = malloc((size_t)s->V * sizeof *s->cls))) return -1;
     for (int i = 0; i < s->V; i++) s->cls[i] = tie_class(c, i);
+    /* dense classes: a class label is an id (tie_class), so label -> index fits in V */
+    s->cl.cidx = malloc((size_t)s->V * sizeof *s->cl.cidx);
+    s->cl.rep = malloc((size_t)s->V * sizeof *s->cl.rep);
+    s->cl.mult = calloc((size_t)s->V, sizeof *s->cl.mult);
+    int *dense = malloc((size_t)s->V * sizeof *dense);
+    if (!s->cl.cidx || !s->cl.rep || !s->cl.mult || !dense) {
+        free(dense);
+        return -1;
+    }
+    for (int i = 0; i < s->V; i++) dense[i] = -1;
+    for (int i = 0; i < s->V; i++) {
+        int *d = &dense[s->cls[i]];
+        if (*d < 0) s->cl.rep[*d = s->cl.n++] = i;
+        s->cl.cidx[i] = *d;
+        s->cl.mult[*d] += 1;
+    }
+    free(dense);
     const char *st = getenv("EM_QA_STUDY");
     if (st && (*st == '1' || *st == '2')) study(src, c, mel, L);
     return 0;
@@ -317,6 +356,9 @@ static int clean(void)
         }
         free(s->enc_out_f32);
         free(s->cls);
+        free(s->cl.cidx);
+        free(s->cl.rep);
+        free(s->cl.mult);
         if (s->g.index) golden_close(&s->g);
         memset(s, 0, sizeof *s);
     }
@@ -477,7 +519,7 @@ static int measure_files(int c, int f0, int f1, int verbose)
                     struct agg one = {0};
                     for (int p = 0; p < T; p++) {
                         struct pos ps = compare_rows(ref + (size_t)p * s->V, q + (size_t)p * s->V,
-                                                     s->V, s->cls);
+                                                     s->V, &s->cl, &s->spread);
                         add_pos(&one, &ps, ids[p] != AUDIO_ID);
                         add_pos(&s->a[f][m], &ps, ids[p] != AUDIO_ID);
                     }
@@ -536,6 +578,10 @@ static double t_agree(int c, int f, int m) { return (double)S[c].a[f][m].t_agree
 static void rounding_changed_the_model(void)
 {
     for (int c = 0; c < NCK; c++) {
+        /* the class sums of compare_rows are exact: tied ids kept equal logits */
+        printf("\n    %s: %d tie classes; largest logit spread inside one %.3g", cknames[c],
+               S[c].cl.n, S[c].spread);
+        CU_ASSERT(S[c].spread <= 1e-4);
         for (int f = F_Q8; f < NF; f++)
             for (int m = 0; m < NM; m++) {
                 CU_ASSERT_FATAL(S[c].a[f][m].done);
