@@ -13,9 +13,9 @@
  *     acc_j += float(s_j) * (dw * dx_j)           f32 per lane, reduced at the row end
  * Per activation that is 1 conversion, 1 multiply and 1 FMA per 128 (q8_0) / 256 (q4_0)
  * weights, a quarter (half) of the float work of the previous layout (two blocks per zmm),
- * which left q4_0 compute-bound. With more than one activation two rows are done per pass,
- * so each activation load serves both (an activation's records outgrow L1 from n = 4 at
- * in = 4096).
+ * which left q4_0 compute-bound. With more than two activations two rows are done per
+ * pass, so each activation load serves both (an activation's records outgrow L1 from n = 4
+ * at in = 4096), and the rows are prefetched in software (QDOT_FEW).
  * bf16 rows: vdpbf16ps on x rounded to bf16 (if the CPU has AVX512_BF16), else widened + FMA.
  * f16 rows: vcvtph2ps + FMA; f32 rows: FMA. Row ends use masked loads (no over-read).
  * Each output row's arithmetic does not depend on n or on the row pairing, so a row of a
@@ -34,6 +34,14 @@
 #ifndef EM_QDOT_PREFETCH
 #define EM_QDOT_PREFETCH 4096
 #endif
+/* Up to this many activations the q8_0 / q4_0 kernels take one row per pass and leave the
+ * prefetching to the hardware; with more, two rows share every activation load and the
+ * rows are prefetched in software. Measured here with W in DRAM, one thread, best of 12
+ * interleaved passes (one-thread read bandwidth ~20 GB/s): n = 1 without / with the
+ * software prefetch q4_0 17.4 / 10.0 GB/s, q8_0 17.5 / 13.6; n = 2 one row without
+ * prefetch / two rows with q4_0 15.7 / 10.4, q8_0 15.9 / 10.7; from n = 3 the prefetch
+ * wins (n = 6: 7.6 vs 4.6 GB/s for q4_0) and one or two rows per pass measure alike. */
+#define QDOT_FEW 2
 #define GRP_BLOCKS 4 /* q8_0 blocks per kernel step */
 
 /* ---- activation prep ---- */
@@ -213,9 +221,11 @@ INLINE void q_rows_R(const int N, const int R, const struct em_qact *a,
 #pragma GCC unroll 2
         for (int k = 0; k < R; k++) {
             const uint8_t *p = row0 + k * rs + (size_t)g * gs;
-            for (size_t o = 0; o < gs; o += 64)
-                _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + o, _MM_HINT_T0);
-            _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + gs - 1, _MM_HINT_T0);
+            if (N > QDOT_FEW) {
+                for (size_t o = 0; o < gs; o += 64)
+                    _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + o, _MM_HINT_T0);
+                _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + gs - 1, _MM_HINT_T0);
+            }
             load_w_group(p, nblk, &ix, &wa[k], &wb[k], &dw[k]);
             /* the codes come as u = code + 128: sum(u * w) = sum(code * w) + 128 * sum(w),
              * so each lane starts from -128 * (its 8 weights' sum), shared by every x */
@@ -247,10 +257,7 @@ INLINE void q_rows_body(const int N, const struct em_qact *a, const uint8_t *w,
                         size_t rs, int r0, int r1, float *y, size_t ldy)
 {
     int r = r0;
-    /* Two rows per pass are two DRAM streams, which measured slower for one activation
-     * (q8_0 n = 1, one thread: 13 vs 24 GB/s); for more, sharing the x loads wins (q8_0
-     * n = 4, W in L2, one thread: 15 -> 21 GB/s). */
-    if (N > 1)
+    if (N > QDOT_FEW)
         for (; r + 2 <= r1; r += 2) q_rows_R(N, 2, a, w + (size_t)r * rs, rs, y, ldy, r);
     for (; r < r1; r++) q_rows_R(N, 1, a, w + (size_t)r * rs, rs, y, ldy, r);
 }
@@ -331,9 +338,11 @@ INLINE void q4g_rows_R(const int N, const int R, const struct em_qact *a, const 
 #pragma GCC unroll 2
         for (int k = 0; k < R; k++) {
             const uint8_t *p = row0 + k * rs + (size_t)g * gs;
-            _mm_prefetch((const char *)p + EM_QDOT_PREFETCH, _MM_HINT_T0);
-            _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + gs - 1, _MM_HINT_T0);
+            if (N > QDOT_FEW) {
+                _mm_prefetch((const char *)p + EM_QDOT_PREFETCH, _MM_HINT_T0);
+                _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + gs - 1, _MM_HINT_T0);
+            }
             __m512i l0, l1, l2;
             if (g < full) {
                 l0 = _mm512_loadu_si512(p);
@@ -384,7 +393,7 @@ INLINE void q4g_rows_body(const int N, const struct em_qact *a, const uint8_t *w
                           int r0, int r1, float *y, size_t ldy)
 {
     int r = r0;
-    if (N > 1)
+    if (N > QDOT_FEW)
         for (; r + 2 <= r1; r += 2) q4g_rows_R(N, 2, a, w + (size_t)r * rs, rs, y, ldy, r);
     for (; r < r1; r++) q4g_rows_R(N, 1, a, w + (size_t)r * rs, rs, y, ldy, r);
 }
