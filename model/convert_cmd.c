@@ -19,10 +19,12 @@ static void usage(FILE *f)
             "usage: earmark convert SRC -o OUT.gguf [--type q8_0|q4_0|bf16|f16|f32] [--quiet]\n"
             "  SRC      Hugging Face Qwen2-Audio checkpoint directory (or a GGUF file)\n"
             "  -o       the GGUF file to write (written to OUT.tmp.<pid>, then renamed)\n"
-            "  --type   type of the layer linear weights and lm_head (default q8_0); linears\n"
-            "           whose input dim is not a multiple of 32 stay f16/bf16, norms and biases\n"
-            "           f32, embeddings/conv/projector keep the source type unless f32/f16/bf16\n"
-            "           is asked (model/convert.h)\n"
+            "  --type   type of the layer linear weights and lm_head (default q8_0); q4_0\n"
+            "           quantizes the decoder MLPs to q4_0 and keeps the audio encoder, the\n"
+            "           decoder attention and lm_head in q8_0 (docs/accuracy.md); linears whose\n"
+            "           input dim is not a multiple of 32 stay f16/bf16, norms and biases f32,\n"
+            "           embeddings/conv/projector keep the source type unless f32/f16/bf16 is\n"
+            "           asked (model/convert.h)\n"
             "  --quiet  no per-tensor progress lines\n");
 }
 
