@@ -581,6 +581,30 @@ def tar_xz(src_dir, out_path, arcname):
                 t.addfile(info, f)
 
 
+def record_prompts(rec, ck, model, proc, clips, show_top1=False):
+    """For each clip of Q_CLIPS: the audio tower output and projected rows, then for every
+    task x form the full-prompt records and the logsumexp over the vocab at every position
+    (make_q and make_t)."""
+    for c in Q_CLIPS:
+        wav = clips[c]
+        inp, caught, _ = run_model(model, proc, wav, AUDIO_SLOT + TASKS["caption"][0])
+        n_tok = int((inp["input_ids"][0] == 151646).sum())
+        rec.meta("%s/%s/audio_tokens" % (ck, c), n_tok)
+        rec.add("%s/%s/encoder_out" % (ck, c), caught["enc"][0, :n_tok].numpy(), np.float32)
+        rec.add("%s/%s/audio_embeds" % (ck, c), caught["proj"][0, :n_tok].numpy(), np.float32)
+        for t, (base, q) in TASKS.items():
+            for form, prompt in (("base", AUDIO_SLOT + base), ("chat", chat_prompt(q))):
+                key = "%s/%s/%s/%s" % (ck, c, t, form)
+                inp, caught, logits = run_model(model, proc, wav, prompt)
+                record_logits(rec, key, inp, logits, True, lo_rows=Q_DISTINCT_ROWS)
+                rec.add(key + "/logsumexp", torch.logsumexp(logits.double(), dim=1).numpy(),
+                        np.float32)
+                if show_top1:
+                    p = torch.softmax(logits.double(), dim=1)
+                    print("%s %s/%s: mean top-1 prob %.3f" % (ck, t, form,
+                                                           p.max(dim=1).values.mean()))
+
+
 def make_q(clips, tok, work, versions):
     """tiny-q.tar.xz + data-q.tar.xz (top folder data-q/): for the speech clip, the audio
     tower output and projected rows, and for every task x form the full-prompt records
@@ -601,20 +625,7 @@ def make_q(clips, tok, work, versions):
                                   "dtype": str(spec["dtype"]), "sharded": spec["sharded"],
                                   "linear_init": "gaussian std 1/sqrt(fan_in), bf16-rounded",
                                   "distinct_rows": Q_DISTINCT_ROWS})
-        for c in Q_CLIPS:
-            wav = clips[c]
-            inp, caught, _ = run_model(model, proc, wav, AUDIO_SLOT + TASKS["caption"][0])
-            n_tok = int((inp["input_ids"][0] == 151646).sum())
-            rec.meta("%s/%s/audio_tokens" % (ck, c), n_tok)
-            rec.add("%s/%s/encoder_out" % (ck, c), caught["enc"][0, :n_tok].numpy(), np.float32)
-            rec.add("%s/%s/audio_embeds" % (ck, c), caught["proj"][0, :n_tok].numpy(), np.float32)
-            for t, (base, q) in TASKS.items():
-                for form, prompt in (("base", AUDIO_SLOT + base), ("chat", chat_prompt(q))):
-                    key = "%s/%s/%s/%s" % (ck, c, t, form)
-                    inp, caught, logits = run_model(model, proc, wav, prompt)
-                    record_logits(rec, key, inp, logits, True, lo_rows=Q_DISTINCT_ROWS)
-                    rec.add(key + "/logsumexp", torch.logsumexp(logits.double(), dim=1).numpy(),
-                            np.float32)
+        record_prompts(rec, ck, model, proc, clips)
         tar_xz(ckdir, os.path.join(HERE, ck + ".tar.xz"), ck)
         print("checkpoint", ck, os.path.getsize(os.path.join(HERE, ck + ".tar.xz")), "bytes")
     rec.save()
@@ -654,22 +665,7 @@ def make_t(clips, tok, work, versions):
                                                "steps": T_STEPS, "lr": T_LR,
                                                "seed": spec["seed"]},
                                   "live_ids": "0..255 and 151643..151648"})
-        for c in Q_CLIPS:
-            wav = clips[c]
-            inp, caught, _ = run_model(model, proc, wav, AUDIO_SLOT + TASKS["caption"][0])
-            n_tok = int((inp["input_ids"][0] == 151646).sum())
-            rec.meta("%s/%s/audio_tokens" % (ck, c), n_tok)
-            rec.add("%s/%s/encoder_out" % (ck, c), caught["enc"][0, :n_tok].numpy(), np.float32)
-            rec.add("%s/%s/audio_embeds" % (ck, c), caught["proj"][0, :n_tok].numpy(), np.float32)
-            for t, (base, q) in TASKS.items():
-                for form, prompt in (("base", AUDIO_SLOT + base), ("chat", chat_prompt(q))):
-                    key = "%s/%s/%s/%s" % (ck, c, t, form)
-                    inp, caught, logits = run_model(model, proc, wav, prompt)
-                    record_logits(rec, key, inp, logits, True, lo_rows=Q_DISTINCT_ROWS)
-                    rec.add(key + "/logsumexp", torch.logsumexp(logits.double(), dim=1).numpy(),
-                            np.float32)
-                    p = torch.softmax(logits.double(), dim=1)
-                    print("tiny-t %s/%s: mean top-1 prob %.3f" % (t, form, p.max(dim=1).values.mean()))
+        record_prompts(rec, ck, model, proc, clips, show_top1=True)
         tar_xz(ckdir, os.path.join(HERE, ck + ".tar.xz"), ck)
         print("checkpoint", ck, os.path.getsize(os.path.join(HERE, ck + ".tar.xz")), "bytes")
     rec.save()

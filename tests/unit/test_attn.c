@@ -12,12 +12,9 @@
 
 #include "model/kernels/cpu/attn.h"
 #include "model/kernels/cpu/cpufeat.h"
+#include "tests/helpers/rand.h"
 
-static float frand(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
+static float frand(uint64_t *s) { return em_test_lcg64_unit(s); } /* [-1, 1) */
 
 /* double-precision attention of one head into ref[T, hd] */
 static void ref_head(const float *q, const float *k, const float *v, int T, int hd, int ld,

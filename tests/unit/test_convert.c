@@ -38,6 +38,7 @@
 #include "model/quant.h"
 #include "model/tokenizer.h"
 #include "tests/golden/golden.h"
+#include "tests/helpers/rand.h"
 
 /* Tolerances, relative to max |logit| (measured on this machine in brackets):
  * f16 of the golden checkpoints vs HF [5e-7; their weights are on grids f16 holds exactly];
@@ -76,13 +77,7 @@ static const char *SYNTH_CONFIG =
     "\"tie_word_embeddings\":false}}";
 
 static uint32_t rng = 2463534242u;
-static float frand(void) /* uniform in [-1, 1) */
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 17;
-    rng ^= rng << 5;
-    return (float)((double)rng / 2147483648.0 - 1.0);
-}
+static float frand(void) { return em_test_xorshift_unit(&rng); } /* [-1, 1) */
 
 static int write_synth(const char *dir)
 {

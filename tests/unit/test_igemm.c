@@ -28,6 +28,7 @@
 #include "model/loader/tensor.h"
 #include "model/quant.h"
 #include "tests/helpers/proc.h"
+#include "tests/helpers/rand.h"
 
 /* |got - want| <= TOL_ORDER * sum_b |term_b| per element: only f32 summation order differs */
 #define TOL_ORDER 1e-5
@@ -37,11 +38,7 @@
 #define TOL_FLOAT 1e-4
 
 static uint32_t rng = 777u;
-static float frand(void) /* uniform in [-1, 1) */
-{
-    rng = rng * 1664525u + 1013904223u;
-    return (float)((rng >> 8) & 0xffffff) / 8388608.0f - 1.0f;
-}
+static float frand(void) { return em_test_lcg_unit(&rng); } /* [-1, 1) */
 
 static int have_igemm(void) { return em_igemm_available(em_cpu_level()); }
 

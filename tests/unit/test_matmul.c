@@ -14,6 +14,7 @@
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/loader/tensor.h"
 #include "model/quant.h"
+#include "tests/helpers/rand.h"
 
 /* relative to max |want|: f32 accumulation order differs */
 #define TOL_FLOAT 1e-4
@@ -25,11 +26,7 @@
 #define TOL_QX_SAME 3e-3
 
 static uint32_t rng = 12345u;
-static float frand(void) /* uniform in [-1, 1) */
-{
-    rng = rng * 1664525u + 1013904223u;
-    return (float)((rng >> 8) & 0xffffff) / 8388608.0f - 1.0f;
-}
+static float frand(void) { return em_test_lcg_unit(&rng); } /* [-1, 1) */
 
 /* max |got - want| / max |want| */
 static double rel_err(const float *got, const float *want, size_t n)

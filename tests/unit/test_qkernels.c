@@ -18,6 +18,7 @@
 #include "model/kernels/cpu/qdot.h"
 #include "model/kernels/cpu/qmatmul.h"
 #include "model/quant.h"
+#include "tests/helpers/rand.h"
 
 /* SIMD vs generic: same integers, different float summation order. Relative to
  * S = sum |w_i| (|x_i| + dx/2), the sum of the magnitudes of the terms. */
@@ -28,13 +29,7 @@
 #define TOL_ACT_STEP (0.5 + 1e-4)
 
 static uint32_t rng = 2463534242u;
-static float frand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 17;
-    rng ^= rng << 5;
-    return (float)((double)rng / 2147483648.0 - 1.0);
-}
+static float frand(void) { return em_test_xorshift_unit(&rng); } /* [-1, 1) */
 
 static const int levels_all[] = {EM_CPU_GENERIC, EM_CPU_AVX2, EM_CPU_AVX512};
 static const int wtypes_all[] = {EM_WT_Q8_0, EM_WT_Q4_0, EM_WT_BF16, EM_WT_F16, EM_WT_F32};

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "model/quant.h"
+#include "tests/helpers/rand.h"
 
 /* f16 carries 11 significant bits: a q8_0 scale stored as f16 differs from amax / 127 by at
  * most 2^-11 relative, which each |q| <= 127 multiplies (closed form in q8_roundtrip). */
@@ -13,13 +14,7 @@
 #define ROUND_SLACK 1e-6 /* relative slack for the float ops of the bound itself */
 
 static uint32_t rng_state = 12345u;
-static float frand(void) /* uniform in [-1, 1) */
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return (float)((double)rng_state / 2147483648.0 - 1.0);
-}
+static float frand(void) { return em_test_xorshift_unit(&rng_state); } /* [-1, 1) */
 
 static uint32_t bits(float f)
 {
