@@ -193,6 +193,20 @@ static float *widen(const struct em_tensor *t)
     return x;
 }
 
+/* 1 if got holds exactly the bytes em_quantize_row makes of src in wtype. */
+static int quantized_as_reference(const struct em_tensor *src, const struct em_tensor *got,
+                                  int wtype)
+{
+    float *x = widen(src);
+    size_t sz = em_dtype_nbytes(wtype, em_tensor_numel(src));
+    uint8_t *q = malloc(sz);
+    int ok = x && q && em_quantize_row(wtype, x, q, em_tensor_numel(src)) == EM_OK &&
+             sz == got->nbytes && memcmp(q, got->data, sz) == 0;
+    free(q);
+    free(x);
+    return ok;
+}
+
 /* ---- tokenizer comparison ---- */
 
 static const char *TEXTS[] = {
@@ -506,13 +520,7 @@ static void quantized_case(int wtype)
         int ok = tb.dtype == want && tb.ndim == ta.ndim &&
                  memcmp(ta.shape, tb.shape, sizeof ta.shape) == 0;
         if (ok && want == wtype) { /* bit-equal to the reference quantizer */
-            float *x = widen(&ta);
-            size_t sz = em_dtype_nbytes(wtype, em_tensor_numel(&ta));
-            uint8_t *q = malloc(sz);
-            ok = em_quantize_row(wtype, x, q, em_tensor_numel(&ta)) == EM_OK && sz == tb.nbytes &&
-                 memcmp(q, tb.data, sz) == 0;
-            free(q);
-            free(x);
+            ok = quantized_as_reference(&ta, &tb, wtype);
             nq++;
         } else if (ok && want == EM_DT_BF16) { /* kept: the same bytes */
             ok = ta.nbytes == tb.nbytes && memcmp(ta.data, tb.data, ta.nbytes) == 0;
@@ -634,13 +642,7 @@ static void policy_case(int wtype)
         }
         int ok = tb.dtype == want;
         if (ok && (want == EM_WT_Q8_0 || want == EM_WT_Q4_0)) { /* the reference quantizer's bytes */
-            float *x = widen(&ta);
-            size_t sz = em_dtype_nbytes(want, em_tensor_numel(&ta));
-            uint8_t *q = malloc(sz);
-            ok = em_quantize_row(want, x, q, em_tensor_numel(&ta)) == EM_OK && sz == tb.nbytes &&
-                 memcmp(q, tb.data, sz) == 0;
-            free(q);
-            free(x);
+            ok = quantized_as_reference(&ta, &tb, want);
         } else if (ok && want == EM_DT_BF16) {
             ok = ta.nbytes == tb.nbytes && memcmp(ta.data, tb.data, ta.nbytes) == 0;
         }
