@@ -193,14 +193,14 @@ static float *widen(const struct em_tensor *t)
     return x;
 }
 
-/* 1 if got holds exactly the bytes em_quantize_row makes of src in wtype. */
-static int quantized_as_reference(const struct em_tensor *src, const struct em_tensor *got,
+/* 1 if got holds exactly the bytes em_quantize_row makes of from in wtype. */
+static int quantized_as_reference(const struct em_tensor *from, const struct em_tensor *got,
                                   int wtype)
 {
-    float *x = widen(src);
-    size_t sz = em_dtype_nbytes(wtype, em_tensor_numel(src));
+    float *x = widen(from);
+    size_t sz = em_dtype_nbytes(wtype, em_tensor_numel(from));
     uint8_t *q = malloc(sz);
-    int ok = x && q && em_quantize_row(wtype, x, q, em_tensor_numel(src)) == EM_OK &&
+    int ok = x && q && em_quantize_row(wtype, x, q, em_tensor_numel(from)) == EM_OK &&
              sz == got->nbytes && memcmp(q, got->data, sz) == 0;
     free(q);
     free(x);
