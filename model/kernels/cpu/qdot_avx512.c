@@ -42,6 +42,17 @@
  * prefetch / two rows with q4_0 15.7 / 10.4, q8_0 15.9 / 10.7; from n = 3 the prefetch
  * wins (n = 6: 7.6 vs 4.6 GB/s for q4_0) and one or two rows per pass measure alike. */
 #define QDOT_FEW 2
+/* From QDOT_FEW + 1 to this many activations the software prefetch goes to L2 (T1), with
+ * more to L1 (T0). Two threads, W in DRAM, load ~1.4, best of 12 interleaved, T1 vs T0:
+ * q4_0 n = 3 27.9 vs 20.7 GB/s, n = 4 22.7 vs 19.7, n = 5 23.9 vs 20.5, n = 8 11.5 vs 13.1;
+ * q8_0 n = 3..5 +2..6 %, n = 6..8 -1 %. */
+#define QDOT_PF_L2_MAX 5
+
+INLINE void prefetch_w(const char *p, const int N)
+{
+    if (N <= QDOT_PF_L2_MAX) _mm_prefetch(p, _MM_HINT_T1);
+    else _mm_prefetch(p, _MM_HINT_T0);
+}
 #define GRP_BLOCKS 4 /* q8_0 blocks per kernel step */
 
 /* ---- activation prep ---- */
@@ -223,8 +234,8 @@ INLINE void q_rows_R(const int N, const int R, const struct em_qact *a,
             const uint8_t *p = row0 + k * rs + (size_t)g * gs;
             if (N > QDOT_FEW) {
                 for (size_t o = 0; o < gs; o += 64)
-                    _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + o, _MM_HINT_T0);
-                _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + gs - 1, _MM_HINT_T0);
+                    prefetch_w((const char *)p + EM_QDOT_PREFETCH + o, N);
+                prefetch_w((const char *)p + EM_QDOT_PREFETCH + gs - 1, N);
             }
             load_w_group(p, nblk, &ix, &wa[k], &wb[k], &dw[k]);
             /* the codes come as u = code + 128: sum(u * w) = sum(code * w) + 128 * sum(w),
@@ -339,9 +350,9 @@ INLINE void q4g_rows_R(const int N, const int R, const struct em_qact *a, const 
         for (int k = 0; k < R; k++) {
             const uint8_t *p = row0 + k * rs + (size_t)g * gs;
             if (N > QDOT_FEW) {
-                _mm_prefetch((const char *)p + EM_QDOT_PREFETCH, _MM_HINT_T0);
-                _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + 64, _MM_HINT_T0);
-                _mm_prefetch((const char *)p + EM_QDOT_PREFETCH + gs - 1, _MM_HINT_T0);
+                prefetch_w((const char *)p + EM_QDOT_PREFETCH, N);
+                prefetch_w((const char *)p + EM_QDOT_PREFETCH + 64, N);
+                prefetch_w((const char *)p + EM_QDOT_PREFETCH + gs - 1, N);
             }
             __m512i l0, l1, l2;
             if (g < full) {
