@@ -112,16 +112,9 @@ static void scalar_ref(int wtype, const uint8_t *w, const float *x, int n, int i
     free(d);
 }
 
-/* max |got - want| / max |want| */
 static double rel_err(const float *got, const float *want, size_t n)
 {
-    double e = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double dd = fabs((double)got[i] - want[i]);
-        if (!(dd <= e)) e = isnan(dd) ? INFINITY : dd;
-        if (fabs(want[i]) > m) m = fabs(want[i]);
-    }
-    return m > 0 ? e / m : e;
+    return em_test_rel_err(got, want, n); /* tests/helpers/rand.h */
 }
 
 /* ---- the quantizer ---- */

@@ -28,16 +28,9 @@
 static uint32_t rng = 12345u;
 static float frand(void) { return em_test_lcg_unit(&rng); } /* [-1, 1) */
 
-/* max |got - want| / max |want| */
 static double rel_err(const float *got, const float *want, size_t n)
 {
-    double e = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= e)) e = isnan(d) ? INFINITY : d;
-        if (fabs(want[i]) > m) m = fabs(want[i]);
-    }
-    return m > 0 ? e / m : e;
+    return em_test_rel_err(got, want, n); /* tests/helpers/rand.h */
 }
 
 /* A weight [out, in] of dtype from random f32 values, stored one byte off alignment.
