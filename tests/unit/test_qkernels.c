@@ -5,7 +5,8 @@
  *    (out 1, 3, 17, 63; in 32, 96, 160, 224, 256, 4128 = 1, 3, 5, 7, 8, 129 blocks: full
  *    and partial groups of the AVX-512 kernels, and odd in for float rows; n 1..8 and 11) with
  *    weights, x and y at offset addresses;
- *  - activation codes identical across levels, pool vs single thread bit-identical,
+ *  - activation codes identical across levels, AVX-512 rows bit-identical for every n and
+ *    row pairing, pool vs single thread bit-identical,
  *    concurrent callers, bias, argument errors. No timing. */
 #include <CUnit/CUnit.h>
 #include <math.h>
@@ -249,26 +250,30 @@ static void activation_codes_identical_across_levels(void)
         ops[l]->prep(EM_WT_Q8_0, x, n, in, scratch, &a);
         int bad_q = 0, bad_d = 0;
         if (l == 2) {
-            /* AVX-512: per row, groups of 4 blocks (a partial last group zero-padded) of 192
-             * bytes: two 64-byte vectors of code + 128 (block k's halves in 16-byte lane k;
-             * for q8_0 rows block 1's two halves swapped), then 16 f32 scales (block k's in
-             * lanes 4k..4k+3) */
-            const int ng = (nb + 3) / 4;
+            /* AVX-512 q8_0 rows: per row, groups of 8 blocks (a partial last group
+             * zero-padded) of 320 bytes: four 64-byte vectors of code + 128, then 16 f32
+             * scales. Blocks 4h + k (h = 0, 1; k < 4) come as two halves of 16 codes, the
+             * first vector pair (0, 1) holding half k == 1 ? 1 : 0 and the pair (2, 3) the
+             * other; vector 2p + e, 16-byte lane k, bytes 8h .. 8h + 7 hold codes 8e .. 8e + 7
+             * of that half. Scales in lane order [k, k, k + 4, k + 4]. */
+            const int ng = (nb + 7) / 8;
+            CU_ASSERT_EQUAL(ss, (size_t)n * ng * 320);
             for (int j = 0; j < n; j++)
                 for (int g = 0; g < ng; g++) {
-                    const uint8_t *rec = a.q + ((size_t)j * ng + g) * 192;
+                    const uint8_t *rec = a.q + ((size_t)j * ng + g) * 320;
                     float dx[16];
-                    memcpy(dx, rec + 128, sizeof dx);
-                    for (int k = 0; k < 4; k++) {
-                        const int b = g * 4 + k;
+                    memcpy(dx, rec + 256, sizeof dx);
+                    for (int kk = 0; kk < 8; kk++) {
+                        const int b = g * 8 + kk, k = kk % 4, h = kk / 4;
                         for (int t = 0; t < EM_QK; t++) {
-                            const int half = (t / 16) ^ (k == 1); /* q8_0: block 1 swapped */
-                            const int got = rec[half * 64 + k * 16 + t % 16] - 128;
+                            const int pair = (t / 16) ^ (k == 1); /* block k == 1 swapped */
+                            const int v = 2 * pair + (t % 16) / 8;
+                            const int got = rec[v * 64 + k * 16 + h * 8 + t % 8] - 128;
                             const int want = b < nb ? q[((size_t)j * nb + b) * EM_QK + t] : 0;
                             bad_q += got != want;
                         }
-                        for (int t = 0; t < 4; t++)
-                            bad_d += dx[4 * k + t] != (b < nb ? d[(size_t)j * nb + b] : 0.0f);
+                        for (int t = 0; t < 2; t++)
+                            bad_d += dx[4 * k + 2 * h + t] != (b < nb ? d[(size_t)j * nb + b] : 0.0f);
                     }
                 }
         } else {
@@ -357,6 +362,54 @@ static void avx512_without_bf16_widens_bf16_rows(void)
         mat_free(&m);
     }
     CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* AVX-512 rows: each output row's bits do not depend on how many activations share the
+ * pass (n = 1..8) nor on the row it is paired with (the batched decode relies on it): every
+ * x_j of a batch against x_j alone, and rows [1, out) started at an odd row. q8_0 / q4_0
+ * rows at in = 4128 (a partial last group) and 256 (one full group), unaligned W. */
+static void avx512_rows_bit_identical_across_n(void)
+{
+    if (em_cpu_level_supported() < EM_CPU_AVX512) {
+        printf("\n(no AVX-512 here: nothing to compare)\n");
+        CU_ASSERT_TRUE(em_cpu_level_supported() < EM_CPU_AVX512);
+        return;
+    }
+    static const int wts[] = {EM_WT_Q8_0, EM_WT_Q4_0};
+    static const int ins[] = {4128, 256};
+    const struct em_qdot_ops *z = em_qdot_avx512(em_cpu_has_avx512bf16());
+    int bad = 0, cmp = 0;
+    for (int t = 0; t < 2; t++)
+        for (int ii = 0; ii < 2; ii++) {
+            const int out = 13, in = ins[ii], wt = wts[t];
+            const size_t rs = em_wtype_row_size(wt, in);
+            struct mat m;
+            mat_make(&m, wt, out, in, EM_QDOT_MAX_N, 3);
+            const size_t ss = z->scratch_size(wt, EM_QDOT_MAX_N, in);
+            void *scratch = aligned_alloc(64, (ss + 63) & ~(size_t)63);
+            float alone[EM_QDOT_MAX_N][13], y[EM_QDOT_MAX_N * 13];
+            struct em_qact a;
+            for (int j = 0; j < EM_QDOT_MAX_N; j++) {
+                z->prep(wt, m.x + (size_t)j * in, 1, in, scratch, &a);
+                z->rows(wt, &a, m.w, rs, 0, out, alone[j], out);
+            }
+            for (int n = 1; n <= EM_QDOT_MAX_N; n++)
+                for (int r0 = 0; r0 < 2; r0++) {
+                    z->prep(wt, m.x, n, in, scratch, &a);
+                    memset(y, 0, sizeof y);
+                    z->rows(wt, &a, m.w, rs, r0, out, y, out);
+                    for (int j = 0; j < n; j++)
+                        for (int r = r0; r < out; r++) {
+                            bad += memcmp(&y[j * out + r], &alone[j][r], sizeof(float)) != 0;
+                            cmp++;
+                        }
+                }
+            free(scratch);
+            mat_free(&m);
+        }
+    if (bad) printf("\n%d of %d outputs differ from the activation alone\n", bad, cmp);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_TRUE(cmp > 0);
 }
 
 static void pool_matches_single_thread(void)
@@ -466,6 +519,7 @@ static CU_TestInfo tests[] = {
     {"cpu_level_is_consistent", cpu_level_is_consistent},
     {"generic_matches_exact_reference", generic_matches_exact_reference},
     {"activation_codes_identical_across_levels", activation_codes_identical_across_levels},
+    {"avx512_rows_bit_identical_across_n", avx512_rows_bit_identical_across_n},
     {"simd_matches_generic_on_odd_shapes", simd_matches_generic_on_odd_shapes},
     {"avx512_without_bf16_widens_bf16_rows", avx512_without_bf16_widens_bf16_rows},
     {"pool_matches_single_thread", pool_matches_single_thread},

@@ -1,19 +1,20 @@
 /* model/kernels/cpu/qdot_avx512.c - AVX-512 (F/BW/VL/DQ + VNNI, optional BF16) row kernels.
  * Compiled with -mavx512*; only reached through em_qdot_avx512() after em_cpu_level() says so.
  *
- * q8_0 / q4_0 in groups of blocks (q8_0: 4 blocks, q4_0: 8): the weights of a group are
- * read with 3 zmm loads inside it and gathered by word permutes (every field of a block
- * starts at an even offset) into vectors whose 32-bit lanes each hold weights of one block,
- * and the f16 scales widened to the same lanes. vpdpbusd multiplies u8 x s8:
+ * q8_0 / q4_0 in groups of 8 blocks: the weights are read with zmm loads inside the group
+ * (q8_0: two 4-block loads of 3 zmm, q4_0: 3 zmm) and gathered by word permutes (every field
+ * of a block starts at an even offset) and qword interleaves into vectors whose 32-bit lanes
+ * each hold weights of one block, and the f16 scales widened to the same lanes. vpdpbusd
+ * multiplies u8 x s8:
  *   q8_0: the activation codes are stored unsigned (u = code + 128) and each lane starts from
  *         -128 * the sum of its weights (two vpdpbusd per group and row, shared by every x);
  *   q4_0: the nibbles are the unsigned operand, the codes stay signed, and each activation's
  *         record carries -8 * sum(codes of the block) as the lane start.
  *     s_j  = vpdpbusd(...(start, u, w)...)         int32 per lane, exact
  *     acc_j += float(s_j) * (dw * dx_j)           f32 per lane, reduced at the row end
- * Per activation that is 1 conversion, 1 multiply and 1 FMA per 128 (q8_0) / 256 (q4_0)
- * weights, a quarter (half) of the float work of the previous layout (two blocks per zmm),
- * which left q4_0 compute-bound. With more than two activations two rows are done per
+ * Per activation that is 1 conversion, 1 multiply and 1 FMA per 256 weights (q8_0 had
+ * groups of 4 blocks, per 128 weights, until its n >= 3 rows measured compute-bound; q4_0's
+ * previous layout, two blocks per zmm, had 4x the float work). With more than two activations two rows are done per
  * pass, so each activation load serves both (an activation's records outgrow L1 from n = 4
  * at in = 4096), and the rows are prefetched in software (QDOT_FEW).
  * bf16 rows: vdpbf16ps on x rounded to bf16 (if the CPU has AVX512_BF16), else widened + FMA.
@@ -53,15 +54,25 @@ INLINE void prefetch_w(const char *p, const int N)
     if (N <= QDOT_PF_L2_MAX) _mm_prefetch(p, _MM_HINT_T1);
     else _mm_prefetch(p, _MM_HINT_T0);
 }
-#define GRP_BLOCKS 4 /* q8_0 blocks per kernel step */
+#define GRP_BLOCKS 4 /* q8_0 blocks per load_w_group */
+/* q8_0 rows: up to Q8_FEW activations one row per pass with the hardware prefetcher; with
+ * more, two rows per pass, and each pass prefetches the same group of the next pass's rows
+ * (R rows ahead: the distance follows the row length, where a fixed 4 KiB was too short for
+ * 4352-byte rows and too long for none). Two threads, W in DRAM, 8-block groups, best of
+ * interleaved runs against 4 KiB ahead: 4096 x 4096 n = 3, 4 25 -> 35 GB/s, n = 8 19 ->
+ * 20.5; 4096 x 11008 n = 4 27 -> 33..43. n = 2 in = 11008 one row per pass measured
+ * 19 GB/s (its activation records outgrow L1), two rows with prefetch 33..49; at in = 4096
+ * they measure alike (-3 %..+0 %); n = 1 stays one row without software prefetch. */
+#define Q8_FEW 1
 
 /* ---- activation prep ---- */
 
-/* Bytes of one activation row's record per group of 4 blocks: codes + 128 (2 x 64 u8),
- * dx (16 f32). */
-#define GRP_BYTES 192
+/* q8_0 rows are dotted in groups of 8 blocks (two of the 4-block loads below); bytes of one
+ * activation row's record per group: codes + 128 (4 x 64 u8), dx (16 f32). */
+#define Q8G_BLOCKS 8
+#define GRP_BYTES 320
 
-static inline int n_groups(int in) { return (in / EM_QK + GRP_BLOCKS - 1) / GRP_BLOCKS; }
+static inline int n_groups(int in) { return (in / EM_QK + Q8G_BLOCKS - 1) / Q8G_BLOCKS; }
 
 /* q4_0: groups of 8 blocks (below); bytes per row and group: 4 x 64 code bytes, 16 f32 dx,
  * 16 int32 corrections. */
@@ -103,9 +114,10 @@ INLINE __m256i quantize_block(const float *xb, float *d)
 static const int64_t XA_Q8[8] = {0, 1, 6, 7, 8, 9, 12, 13};
 static const int64_t XB_Q8[8] = {2, 3, 4, 5, 10, 11, 14, 15};
 
-/* q8_0: x[n, in] -> per row, per group of 4 blocks (a last partial group padded with
- * zeros): the two code vectors as unsigned bytes (code + 128) and dx per lane (block k's
- * scale in lanes 4k..4k+3). */
+/* q8_0: x[n, in] -> per row, per group of 8 blocks (a last partial group padded with
+ * zeros): each half group's two code vectors as unsigned bytes (code + 128), interleaved by
+ * qwords as q_rows_R interleaves the weights, then dx per lane (blocks k and k + 4 in lanes
+ * [k, k, k + 4, k + 4]). */
 static void quantize_x_q8(const float *x, int n, int in, uint8_t *out)
 {
     const int nb = in / EM_QK, ng = n_groups(in);
@@ -115,21 +127,28 @@ static void quantize_x_q8(const float *x, int n, int in, uint8_t *out)
         const float *xj = x + (size_t)j * in;
         for (int g = 0; g < ng; g++) {
             uint8_t *o = out + ((size_t)j * ng + g) * GRP_BYTES;
-            __m256i q[GRP_BLOCKS];
+            __m512i va[2], vb[2];
             float dx[16];
-            for (int k = 0; k < GRP_BLOCKS; k++) {
-                const int b = g * GRP_BLOCKS + k;
-                float d = 0.0f;
-                q[k] = b < nb ? quantize_block(xj + (size_t)b * EM_QK, &d)
-                              : _mm256_setzero_si256();
-                for (int l = 0; l < 4; l++) dx[4 * k + l] = d;
+            for (int h = 0; h < 2; h++) { /* blocks 4h .. 4h + 3 as a 4-block group */
+                __m256i q[GRP_BLOCKS];
+                for (int k = 0; k < GRP_BLOCKS; k++) {
+                    const int b = g * Q8G_BLOCKS + 4 * h + k;
+                    float d = 0.0f;
+                    q[k] = b < nb ? quantize_block(xj + (size_t)b * EM_QK, &d)
+                                  : _mm256_setzero_si256();
+                    dx[4 * k + 2 * h] = dx[4 * k + 2 * h + 1] = d;
+                }
+                const __m512i x0 = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
+                const __m512i x1 = _mm512_inserti64x4(_mm512_castsi256_si512(q[2]), q[3], 1);
+                va[h] = _mm512_xor_si512(_mm512_permutex2var_epi64(x0, xa, x1), flip);
+                vb[h] = _mm512_xor_si512(_mm512_permutex2var_epi64(x0, xb, x1), flip);
             }
-            const __m512i x0 = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
-            const __m512i x1 = _mm512_inserti64x4(_mm512_castsi256_si512(q[2]), q[3], 1);
-            _mm512_storeu_si512(o, _mm512_xor_si512(_mm512_permutex2var_epi64(x0, xa, x1), flip));
-            _mm512_storeu_si512(o + 64,
-                                _mm512_xor_si512(_mm512_permutex2var_epi64(x0, xb, x1), flip));
-            memcpy(o + 128, dx, sizeof dx);
+            /* the same qword interleave as the weights (q8g_rows_R) */
+            _mm512_storeu_si512(o, _mm512_unpacklo_epi64(va[0], va[1]));
+            _mm512_storeu_si512(o + 64, _mm512_unpackhi_epi64(va[0], va[1]));
+            _mm512_storeu_si512(o + 128, _mm512_unpacklo_epi64(vb[0], vb[1]));
+            _mm512_storeu_si512(o + 192, _mm512_unpackhi_epi64(vb[0], vb[1]));
+            memcpy(o + 256, dx, sizeof dx);
         }
     }
 }
@@ -156,13 +175,12 @@ static void z_prep(int wtype, const float *x, int n, int in, void *scratch, stru
     }
 }
 
-/* ---- q8_0: groups of 4 blocks ----
- * The 4 blocks of a group (136 bytes) are read with 3 overlapping zmm loads inside it and
+/* ---- q8_0: groups of 8 blocks, loaded as two groups of 4 ----
+ * The 4 blocks of a half group (136 bytes) are read with 3 overlapping zmm loads inside it and
  * gathered by word permutes (every field starts at an even offset) into two vectors of
  * signed weights, block k in 128-bit lane k, and the four f16 scales widened to
- * [dA x4, dB x4, dC x4, dD x4]. Per activation: two vpdpbusd from the per-row correction,
- * one int -> float conversion, one multiply by dw * dx and one FMA per 128 weights. A last
- * partial group uses masked loads (zero bytes, scale 0, zero codes). */
+ * [dA x4, dB x4, dC x4, dD x4]; q_rows_R interleaves two of them. A last partial group
+ * uses masked loads (zero bytes, scale 0, zero codes; no load at all for an absent half). */
 
 /* Word indices into (L0 = bytes 0..63, L1 = 64..127) and (L0, L2 = 72..135) of a q8_0
  * group: vector a = A[0:16] B[16:32] C[0:16] D[0:16], b = A[16:32] B[0:16] C[16:32]
@@ -196,7 +214,7 @@ INLINE __mmask64 bytes_mask(int64_t valid, int64_t start)
 
 /* The group at p (nblk blocks present, 1..4; 4 reads no byte past the group). */
 INLINE void load_w_group(const uint8_t *p, int nblk, const struct qidx *ix, __m512i *wa,
-                         __m512i *wb, __m512 *dw)
+                         __m512i *wb, __m256i *dh)
 {
     __m512i l0, l1, l2;
     if (nblk == GRP_BLOCKS) {
@@ -211,48 +229,69 @@ INLINE void load_w_group(const uint8_t *p, int nblk, const struct qidx *ix, __m5
     }
     *wa = _mm512_permutex2var_epi16(l0, ix->a, l1);
     *wb = _mm512_permutex2var_epi16(l0, ix->b, l2);
-    *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(l0, ix->d, l1)));
+    *dh = _mm512_castsi512_si256(_mm512_permutex2var_epi16(l0, ix->d, l1));
 }
 
 /* R (1 or 2) rows at a time share every activation load; N activations share every weight
- * load. Accumulators: R * N zmm. */
+ * load. A group of 8 blocks is two 4-block loads (blocks 0-3 and 4-7, load_w_group) whose
+ * vectors are interleaved by qwords, as the q4_0 kernel does: vector m's 16-byte lane k
+ * holds 8 weights of block k, then 8 of block k + 4, so the 32-bit lanes 4k, 4k + 1 sum
+ * block k and 4k + 2, 4k + 3 block k + 4, and the scales are in lane order
+ * [k, k, k + 4, k + 4]. Per activation and 256 weights: 4 vpdpbusd, 1 conversion,
+ * 1 multiply, 1 FMA. Accumulators: R * N zmm. */
 INLINE void q_rows_R(const int N, const int R, const struct em_qact *a,
                      const uint8_t *row0, size_t rs, float *y, size_t ldy, int r)
 {
-    const int nb = a->in / EM_QK, ng = n_groups(a->in), full = nb / GRP_BLOCKS;
-    const size_t gs = sizeof(struct em_block_q8_0) * GRP_BLOCKS;
+    const int nb = a->in / EM_QK, ng = n_groups(a->in), full = nb / Q8G_BLOCKS;
+    const size_t hs = sizeof(struct em_block_q8_0) * GRP_BLOCKS, gs = 2 * hs;
     const struct qidx ix = load_qidx();
     __m512 acc[2][EM_QDOT_MAX_N];
 #pragma GCC unroll 8
     for (int j = 0; j < N; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
     for (int g = 0; g < ng; g++) {
-        __m512i wa[2], wb[2], c[2];
+        __m512i w[2][4], c[2];
         __m512 dw[2];
-        const int nblk = g < full ? GRP_BLOCKS : nb - g * GRP_BLOCKS;
+        const int nblk = g < full ? Q8G_BLOCKS : nb - g * Q8G_BLOCKS;
+        const int n0 = nblk < GRP_BLOCKS ? nblk : GRP_BLOCKS, n1 = nblk - n0;
 #pragma GCC unroll 2
         for (int k = 0; k < R; k++) {
             const uint8_t *p = row0 + k * rs + (size_t)g * gs;
-            if (N > QDOT_FEW) {
-                for (size_t o = 0; o < gs; o += 64)
-                    prefetch_w((const char *)p + EM_QDOT_PREFETCH + o, N);
-                prefetch_w((const char *)p + EM_QDOT_PREFETCH + gs - 1, N);
+            if (N > Q8_FEW) {
+                const char *pf = (const char *)p + (size_t)R * rs;
+                for (size_t o = 0; o < gs; o += 64) prefetch_w(pf + o, N);
+                prefetch_w(pf + gs - 1, N);
             }
-            load_w_group(p, nblk, &ix, &wa[k], &wb[k], &dw[k]);
+            __m512i wa0, wb0, wa1, wb1;
+            __m256i d0, d1;
+            load_w_group(p, n0, &ix, &wa0, &wb0, &d0);
+            load_w_group(p + hs, n1, &ix, &wa1, &wb1, &d1); /* n1 = 0: all zero, no read */
+            w[k][0] = _mm512_unpacklo_epi64(wa0, wa1);
+            w[k][1] = _mm512_unpackhi_epi64(wa0, wa1);
+            w[k][2] = _mm512_unpacklo_epi64(wb0, wb1);
+            w[k][3] = _mm512_unpackhi_epi64(wb0, wb1);
+            /* words 4k, 4k + 1 from block k's scale, 4k + 2, 4k + 3 from block k + 4's */
+            dw[k] = _mm512_cvtph_ps(_mm256_mask_blend_epi16(0xCCCC, d0, d1));
             /* the codes come as u = code + 128: sum(u * w) = sum(code * w) + 128 * sum(w),
-             * so each lane starts from -128 * (its 8 weights' sum), shared by every x */
+             * so each lane starts from -128 * (its 16 weights' sum), shared by every x */
             const __m512i c128 = _mm512_set1_epi8((char)0x80);
-            c[k] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                    _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(
-                                        _mm512_setzero_si512(), c128, wa[k]), c128, wb[k]));
+            __m512i cs = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, w[k][0]);
+            cs = _mm512_dpbusd_epi32(cs, c128, w[k][1]);
+            cs = _mm512_dpbusd_epi32(cs, c128, w[k][2]);
+            cs = _mm512_dpbusd_epi32(cs, c128, w[k][3]);
+            c[k] = _mm512_sub_epi32(_mm512_setzero_si512(), cs);
         }
 #pragma GCC unroll 8
         for (int j = 0; j < N; j++) {
             const uint8_t *xg = a->q + ((size_t)j * ng + g) * GRP_BYTES;
-            const __m512i xa = _mm512_loadu_si512(xg), xb = _mm512_loadu_si512(xg + 64);
-            const __m512 dx = _mm512_loadu_ps(xg + 128);
+            const __m512i x0 = _mm512_loadu_si512(xg), x1 = _mm512_loadu_si512(xg + 64),
+                          x2 = _mm512_loadu_si512(xg + 128), x3 = _mm512_loadu_si512(xg + 192);
+            const __m512 dx = _mm512_loadu_ps(xg + 256);
 #pragma GCC unroll 2
             for (int k = 0; k < R; k++) {
-                const __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c[k], xa, wa[k]), xb, wb[k]);
+                __m512i s = _mm512_dpbusd_epi32(c[k], x0, w[k][0]);
+                s = _mm512_dpbusd_epi32(s, x1, w[k][1]);
+                s = _mm512_dpbusd_epi32(s, x2, w[k][2]);
+                s = _mm512_dpbusd_epi32(s, x3, w[k][3]);
                 acc[k][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[k], dx),
                                             acc[k][j]);
             }
@@ -268,7 +307,7 @@ INLINE void q_rows_body(const int N, const struct em_qact *a, const uint8_t *w,
                         size_t rs, int r0, int r1, float *y, size_t ldy)
 {
     int r = r0;
-    if (N > QDOT_FEW)
+    if (N > Q8_FEW)
         for (; r + 2 <= r1; r += 2) q_rows_R(N, 2, a, w + (size_t)r * rs, rs, y, ldy, r);
     for (; r < r1; r++) q_rows_R(N, 1, a, w + (size_t)r * rs, rs, y, ldy, r);
 }
