@@ -62,7 +62,9 @@ INLINE void prefetch_w(const char *p, const int N)
  * interleaved runs against 4 KiB ahead: 4096 x 4096 n = 3, 4 25 -> 35 GB/s, n = 8 19 ->
  * 20.5; 4096 x 11008 n = 4 27 -> 33..43. n = 2 in = 11008 one row per pass measured
  * 19 GB/s (its activation records outgrow L1), two rows with prefetch 33..49; at in = 4096
- * they measure alike (-3 %..+0 %); n = 1 stays one row without software prefetch. */
+ * they measure alike (-3 %..+0 %); n = 1 stays one row without software prefetch. The
+ * prefetch goes to L2 (T1) for every n (QDOT_PF_L2_MAX is for q4_0): n = 6 / 8 T0 22 / 20
+ * GB/s, T1 32 / 26-28 (4096 x 4096 and 4096 x 11008). */
 #define Q8_FEW 1
 
 /* ---- activation prep ---- */
@@ -258,8 +260,8 @@ INLINE void q_rows_R(const int N, const int R, const struct em_qact *a,
             const uint8_t *p = row0 + k * rs + (size_t)g * gs;
             if (N > Q8_FEW) {
                 const char *pf = (const char *)p + (size_t)R * rs;
-                for (size_t o = 0; o < gs; o += 64) prefetch_w(pf + o, N);
-                prefetch_w(pf + gs - 1, N);
+                for (size_t o = 0; o < gs; o += 64) _mm_prefetch(pf + o, _MM_HINT_T1);
+                _mm_prefetch(pf + gs - 1, _MM_HINT_T1);
             }
             __m512i wa0, wb0, wa1, wb1;
             __m256i d0, d1;
