@@ -26,7 +26,7 @@ struct em_qact {
     int n, in;
     const float *x;    /* [n, in] the caller's f32 rows (f32 / f16 weight rows) */
     const uint8_t *q;  /* [n, in] int8 codes; AVX-512 instead stores its own records here
-                          (per row and group of 4 blocks: codes + 128 and scales, laid out
+                          (per row and group of 8 blocks: codes + 128 and scales, laid out
                           for its kernels; see qdot_avx512.c) and leaves d and s NULL */
     const float *d;    /* [n, in / 32] block scales, x ~= d * q */
     const int32_t *s;  /* unused (NULL) */
