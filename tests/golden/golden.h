@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/mel.h"
+
 static inline const char *golden_root(void)
 {
     const char *r = getenv("EM_TEST_ROOT");
@@ -89,6 +91,23 @@ static inline int golden_clip(const char *name, const char *tmp, float **pcm, si
     }
     free(raw);
     return 0;
+}
+
+/* golden_clip(name) through the C log-mel: [EM_MEL_BINS, EM_MEL_FRAMES] (caller frees), the
+ * valid frame count in *L; NULL on any failure. */
+static inline float *golden_clip_mel(const char *name, const char *tmp, int *L)
+{
+    float *pcm = NULL, *m = malloc(sizeof(float) * EM_MEL_BINS * EM_MEL_FRAMES);
+    size_t n = 0;
+    struct em_mel *mel = NULL;
+    if (!m || golden_clip(name, tmp, &pcm, &n) != 0 || em_mel_new(&mel) != EM_OK ||
+        em_mel_compute(mel, pcm, n, m, L) != EM_OK) {
+        free(m);
+        m = NULL;
+    }
+    em_mel_free(mel);
+    free(pcm);
+    return m;
 }
 
 struct golden {

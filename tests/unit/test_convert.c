@@ -428,20 +428,7 @@ static int run_audio(const struct em_ckpt *ck, const float *mel, int L, float **
     return ok ? 0 : -1;
 }
 
-static float *speech_mel(int *L)
-{
-    float *pcm = NULL, *m = malloc(sizeof(float) * EM_MEL_BINS * EM_MEL_FRAMES);
-    size_t n = 0;
-    struct em_mel *mel = NULL;
-    if (golden_clip("speech", tmp, &pcm, &n) != 0 || em_mel_new(&mel) != EM_OK ||
-        em_mel_compute(mel, pcm, n, m, L) != EM_OK) {
-        free(m);
-        m = NULL;
-    }
-    em_mel_free(mel);
-    free(pcm);
-    return m;
-}
+static float *speech_mel(int *L) { return golden_clip_mel("speech", tmp, L); }
 
 static void f16_encoder_matches_reference(void)
 {
