@@ -16,7 +16,7 @@
  * groups of 4 blocks, per 128 weights, until its n >= 3 rows measured compute-bound; q4_0's
  * previous layout, two blocks per zmm, had 4x the float work). With more than two activations two rows are done per
  * pass, so each activation load serves both (an activation's records outgrow L1 from n = 4
- * at in = 4096), and the rows are prefetched in software (QDOT_FEW).
+ * at in = 4096), and the rows are prefetched in software (Q8_FEW, Q4_FEW).
  * bf16 rows: vdpbf16ps on x rounded to bf16 (if the CPU has AVX512_BF16), else widened + FMA.
  * f16 rows: vcvtph2ps + FMA; f32 rows: FMA. Row ends use masked loads (no over-read).
  * Each output row's arithmetic does not depend on n or on the row pairing, so a row of a
@@ -28,32 +28,13 @@
 #include "model/quant.h"
 
 #define INLINE static inline __attribute__((always_inline))
-/* Bytes ahead to prefetch in each quantized weight row stream (a lot of arithmetic per
- * line, and the hardware prefetchers stop at 4 KiB pages). Measured on Zen 4 with W in
- * DRAM, one thread, two rows per pass: q4_0 7 -> 13 GB/s, q8_0 11 -> 13 GB/s; for bf16 rows
- * (less work per line) it measured slightly slower, so they rely on the hardware prefetcher. */
-#ifndef EM_QDOT_PREFETCH
-#define EM_QDOT_PREFETCH 4096
-#endif
-/* Up to this many activations the q8_0 / q4_0 kernels take one row per pass and leave the
- * prefetching to the hardware; with more, two rows share every activation load and the
- * rows are prefetched in software. Measured here with W in DRAM, one thread, best of 12
- * interleaved passes (one-thread read bandwidth ~20 GB/s): n = 1 without / with the
- * software prefetch q4_0 17.4 / 10.0 GB/s, q8_0 17.5 / 13.6; n = 2 one row without
- * prefetch / two rows with q4_0 15.7 / 10.4, q8_0 15.9 / 10.7; from n = 3 the prefetch
- * wins (n = 6: 7.6 vs 4.6 GB/s for q4_0) and one or two rows per pass measure alike. */
-#define QDOT_FEW 2
-/* From QDOT_FEW + 1 to this many activations the software prefetch goes to L2 (T1), with
- * more to L1 (T0). Two threads, W in DRAM, load ~1.4, best of 12 interleaved, T1 vs T0:
- * q4_0 n = 3 27.9 vs 20.7 GB/s, n = 4 22.7 vs 19.7, n = 5 23.9 vs 20.5, n = 8 11.5 vs 13.1;
- * q8_0 n = 3..5 +2..6 %, n = 6..8 -1 %. */
-#define QDOT_PF_L2_MAX 5
-
-INLINE void prefetch_w(const char *p, const int N)
-{
-    if (N <= QDOT_PF_L2_MAX) _mm_prefetch(p, _MM_HINT_T1);
-    else _mm_prefetch(p, _MM_HINT_T0);
-}
+/* Software prefetch of the quantized weight rows (the hardware prefetchers stop at 4 KiB
+ * pages, and each line carries a lot of arithmetic). Before commit 7953ed5 (q8_0) and the
+ * q4_0 change after it, both prefetched a fixed 4 KiB ahead from n = 3 (one thread, W in DRAM: q4_0 7 -> 13
+ * GB/s against none); now both prefetch the same group of the next pass's rows (Q8_FEW,
+ * Q4_FEW below). n = 1 stays one row per pass without software prefetch (one thread, W in
+ * DRAM: with the 4 KiB prefetch q4_0 measured 17.4 -> 10.0 GB/s). bf16 / f16 / f32 rows
+ * (less work per line) measured slightly slower with it and rely on the hardware. */
 #define GRP_BLOCKS 4 /* q8_0 blocks per load_w_group */
 /* q8_0 rows: up to Q8_FEW activations one row per pass with the hardware prefetcher; with
  * more, two rows per pass, and each pass prefetches the same group of the next pass's rows
@@ -63,9 +44,24 @@ INLINE void prefetch_w(const char *p, const int N)
  * 20.5; 4096 x 11008 n = 4 27 -> 33..43. n = 2 in = 11008 one row per pass measured
  * 19 GB/s (its activation records outgrow L1), two rows with prefetch 33..49; at in = 4096
  * they measure alike (-3 %..+0 %); n = 1 stays one row without software prefetch. The
- * prefetch goes to L2 (T1) for every n (QDOT_PF_L2_MAX is for q4_0): n = 6 / 8 T0 22 / 20
+ * prefetch goes to L2 (T1) for every n (Q4_PF_L2_MAX is for q4_0): n = 6 / 8 T0 22 / 20
  * GB/s, T1 32 / 26-28 (4096 x 4096 and 4096 x 11008). */
 #define Q8_FEW 1
+/* q4_0 rows: as q8_0, two rows per pass from n = 2, each prefetching the same group of the
+ * next pass's rows (R rows ahead); into L2 (T1) up to Q4_PF_L2_MAX activations, into L1 (T0)
+ * above. Two threads, W in DRAM (2304-byte rows at in = 4096, 6144 at in = 11008), best of
+ * 4..8 interleaved rounds against 4 KiB ahead (from n = 3; one row without software prefetch
+ * at n = 2): 4096 x 11008 n = 2 15 -> 38 GB/s, n = 3 20 -> 28, n = 4 18 -> 22, n = 6 14 -> 18,
+ * n = 8 12 -> 15; 4096 x 4096 and 11008 x 4096 n = 2..4 alike or + 1..2 GB/s, n = 6 T1
+ * 19-20 vs T0 17-18 GB/s, n = 8 T1 13.5-14 vs T0 14.5-15 (q4_0's n = 8 is compute-bound). */
+#define Q4_FEW 1
+#define Q4_PF_L2_MAX 6
+
+INLINE void prefetch_q4(const char *p, const int N)
+{
+    if (N <= Q4_PF_L2_MAX) _mm_prefetch(p, _MM_HINT_T1);
+    else _mm_prefetch(p, _MM_HINT_T0);
+}
 
 /* ---- activation prep ---- */
 
@@ -390,10 +386,10 @@ INLINE void q4g_rows_R(const int N, const int R, const struct em_qact *a, const 
 #pragma GCC unroll 2
         for (int k = 0; k < R; k++) {
             const uint8_t *p = row0 + k * rs + (size_t)g * gs;
-            if (N > QDOT_FEW) {
-                prefetch_w((const char *)p + EM_QDOT_PREFETCH, N);
-                prefetch_w((const char *)p + EM_QDOT_PREFETCH + 64, N);
-                prefetch_w((const char *)p + EM_QDOT_PREFETCH + gs - 1, N);
+            if (N > Q4_FEW) { /* the same group of the next pass's rows */
+                const char *pf = (const char *)p + (size_t)R * rs;
+                for (size_t o = 0; o < gs; o += 64) prefetch_q4(pf + o, N);
+                prefetch_q4(pf + gs - 1, N);
             }
             __m512i l0, l1, l2;
             if (g < full) {
@@ -445,7 +441,7 @@ INLINE void q4g_rows_body(const int N, const struct em_qact *a, const uint8_t *w
                           int r0, int r1, float *y, size_t ldy)
 {
     int r = r0;
-    if (N > QDOT_FEW)
+    if (N > Q4_FEW)
         for (; r + 2 <= r1; r += 2) q4g_rows_R(N, 2, a, w + (size_t)r * rs, rs, y, ldy, r);
     for (; r < r1; r++) q4g_rows_R(N, 1, a, w + (size_t)r * rs, rs, y, ldy, r);
 }
