@@ -51,7 +51,7 @@
 #define EM_MM_QMM_MAX_N 8 /* n at or below this: em_qmatmul; above: em_igemm or sgemm */
 #define EM_MM_TILE_BYTES (8u << 20)     /* f32 scratch per widened tile (sgemm path) */
 
-/* 1: on the small-n path bf16 rows are widened and dotted with f32 FMA (AVX2 kernels) even
+/* 1: on the small-n path bf16 rows are widened and dotted with f32 FMA (em_qmm_opts.bf16_exact) even
  * where AVX512_BF16 exists, so x is not rounded to bf16 and the result matches the f32
  * reference to accumulation order; 0: vdpbf16ps on bf16-rounded x (faster in compute, about
  * 2^-9 relative error per product). Set to 1: see docs/bench-model.md. */

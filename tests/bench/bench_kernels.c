@@ -96,7 +96,7 @@ static double time_case(int wtype, int out, int in, int n, int threads, double s
     }
     for (size_t c = 1; c < copies; c++) memcpy(w + msize * c, w, msize);
     for (int i = 0; i < n * in; i++) x[i] = (float)(i % 97) * 0.01f - 0.5f;
-    const struct em_qmm_opts o = {.level = -1, .threads = threads};
+    const struct em_qmm_opts o = {.level = -1, .threads = threads, .bf16_exact = EM_MM_BF16_EXACT};
     for (size_t c = 0; c < copies; c++) /* warm: pages, pool, branch predictors */
         em_qmatmul_ex(&o, y, x, n, in, out, wtype, w + msize * c, NULL);
     int calls = 0;

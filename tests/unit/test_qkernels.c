@@ -147,7 +147,8 @@ static void generic_matches_exact_reference(void)
 }
 
 /* One SIMD-vs-generic case; returns the number of outputs out of tolerance. */
-static int simd_case(int level, int wtype, int out, int in, int n, int off, double *worst)
+static int simd_case(int level, int wtype, int out, int in, int n, int off, int exact,
+                     double *worst)
 {
     struct mat m;
     mat_make(&m, wtype, out, in, n, off % 4);
@@ -160,7 +161,7 @@ static int simd_case(int level, int wtype, int out, int in, int n, int off, doub
     for (size_t i = 0; i < (size_t)n * out + 8; i++) ybuf[i] = -7.0f; /* guard */
     int bad = 0;
     const struct em_qmm_opts og = {.level = EM_CPU_GENERIC, .threads = 1};
-    const struct em_qmm_opts os = {.level = level, .threads = 1};
+    const struct em_qmm_opts os = {.level = level, .threads = 1, .bf16_exact = exact};
     if (em_qmatmul_ex(&og, yg, m.x, n, in, out, wtype, m.w, NULL) != EM_OK ||
         em_qmatmul_ex(&os, ys, xs, n, in, out, wtype, m.w, NULL) != EM_OK) {
         bad = -1;
@@ -168,7 +169,7 @@ static int simd_case(int level, int wtype, int out, int in, int n, int off, doub
     }
     for (int i = 0; i < off % 3; i++) bad += ybuf[i] != -7.0f;
     for (int i = 0; i < 8 - off % 3; i++) bad += ys[(size_t)n * out + i] != -7.0f;
-    const double bf = (level == EM_CPU_AVX512 && wtype == EM_WT_BF16 &&
+    const double bf = (level == EM_CPU_AVX512 && wtype == EM_WT_BF16 && !exact &&
                        em_cpu_has_avx512bf16()) ? TOL_BF16_X : 0;
     for (int j = 0; j < n; j++)
         for (int r = 0; r < out; r++) {
@@ -191,7 +192,7 @@ static void simd_matches_generic_on_odd_shapes(void)
 {
     static const int outs[] = {1, 3, 17, 63};
     static const int ins_q[] = {32, 96, 160, 224, 256, 4128};
-    static const int ins_f[] = {32, 33, 95, 4128};
+    static const int ins_f[] = {32, 33, 48, 95, 4128}; /* tails of 1, 16 and 31 */
     const int sup = em_cpu_level_supported();
     int cases = 0;
     for (int li = 1; li < 3; li++) {
@@ -200,20 +201,24 @@ static void simd_matches_generic_on_odd_shapes(void)
         for (size_t t = 0; t < sizeof wtypes_all / sizeof *wtypes_all; t++) {
             const int wt = wtypes_all[t];
             const int *ins = is_block(wt) ? ins_q : ins_f;
-            const int nins = is_block(wt) ? 6 : 4;
+            const int nins = is_block(wt) ? 6 : 5;
+            /* BF16 at AVX-512: both vdpbf16ps (bf16_exact 0) and the exact widening (1) */
+            const int nex = wt == EM_WT_BF16 && level == EM_CPU_AVX512 ? 2 : 1;
             double worst = 0;
             int bad = 0;
+            for (int ex = 0; ex < nex; ex++)
             for (int oi = 0; oi < 4; oi++)
                 for (int ii = 0; ii < nins; ii++)
                     for (int n = 1; n <= 9; n++) {
                         const int nn = n == 9 ? 11 : n; /* 11: a group of 8 then of 3 */
                         if (ins[ii] > 1000 && outs[oi] > 17 && nn > 4 && nn != 8) continue;
                         const int off = oi * 7 + ii * 3 + n;
-                        const int b = simd_case(level, wt, outs[oi], ins[ii], nn, off, &worst);
+                        const int b =
+                            simd_case(level, wt, outs[oi], ins[ii], nn, off, ex, &worst);
                         if (b)
-                            printf("\n%s %s out=%d in=%d n=%d off=%d: %d bad\n",
-                                   em_cpu_level_name(level), em_wtype_name(wt), outs[oi],
-                                   ins[ii], nn, off, b);
+                            printf("\n%s %s%s out=%d in=%d n=%d off=%d: %d bad\n",
+                                   em_cpu_level_name(level), em_wtype_name(wt),
+                                   ex ? " exact" : "", outs[oi], ins[ii], nn, off, b);
                         bad += b != 0;
                         cases++;
                     }
@@ -332,8 +337,9 @@ static void activation_codes_identical_across_levels(void)
     free(d);
 }
 
-/* A CPU with AVX-512 VNNI but no AVX512_BF16 (Ice Lake) takes em_qdot_avx512(false): BF16
- * rows are widened and multiplied in f32, so they match generic to the reorder tolerance. */
+/* em_qdot_avx512(false) (a CPU with AVX-512 VNNI but no AVX512_BF16, or bf16_exact): BF16
+ * rows are widened and multiplied in f32 against f32 x, so they match generic to the reorder
+ * tolerance. */
 static void avx512_without_bf16_widens_bf16_rows(void)
 {
     if (em_cpu_level_supported() < EM_CPU_AVX512) {
@@ -341,16 +347,18 @@ static void avx512_without_bf16_widens_bf16_rows(void)
         return;
     }
     const struct em_qdot_ops *z = em_qdot_avx512(false), *g = em_qdot_generic();
-    CU_ASSERT_EQUAL(z->scratch_size(EM_WT_BF16, 5, 100), 0);
+    CU_ASSERT_EQUAL(z->scratch_size(EM_WT_BF16, 5, 100), 5 * 100 * sizeof(float));
+    float *scratch = aligned_alloc(64, EM_QDOT_MAX_N * 100 * sizeof(float));
     int bad = 0;
     for (int n = 1; n <= EM_QDOT_MAX_N; n++) {
         struct mat m;
         mat_make(&m, EM_WT_BF16, 7, 100, n, 3);
         float yz[EM_QDOT_MAX_N * 7], yg[EM_QDOT_MAX_N * 7];
         struct em_qact az, ag;
-        z->prep(EM_WT_BF16, m.x, n, 100, NULL, &az);
+        z->prep(EM_WT_BF16, m.x, n, 100, scratch, &az);
         g->prep(EM_WT_BF16, m.x, n, 100, NULL, &ag);
         CU_ASSERT_PTR_NULL(az.xb);
+        CU_ASSERT_PTR_NOT_NULL(az.xp);
         z->rows(EM_WT_BF16, &az, m.w, 200, 0, 7, yz, 7);
         g->rows(EM_WT_BF16, &ag, m.w, 200, 0, 7, yg, 7);
         for (int j = 0; j < n; j++)
@@ -361,13 +369,15 @@ static void avx512_without_bf16_widens_bf16_rows(void)
             }
         mat_free(&m);
     }
+    free(scratch);
     CU_ASSERT_EQUAL(bad, 0);
 }
 
 /* AVX-512 rows: each output row's bits do not depend on how many activations share the
  * pass (n = 1..8) nor on the row it is paired with (the batched decode relies on it): every
  * x_j of a batch against x_j alone, and rows [1, out) started at an odd row. q8_0 / q4_0
- * rows at in = 4128 (a partial last group) and 256 (one full group), unaligned W. */
+ * rows at in = 4128 (a partial last group) and 256 (one full group), exact BF16 rows at 4128
+ * and 95 (a 31-element tail), unaligned W. */
 static void avx512_rows_bit_identical_across_n(void)
 {
     if (em_cpu_level_supported() < EM_CPU_AVX512) {
@@ -375,13 +385,15 @@ static void avx512_rows_bit_identical_across_n(void)
         CU_ASSERT_TRUE(em_cpu_level_supported() < EM_CPU_AVX512);
         return;
     }
-    static const int wts[] = {EM_WT_Q8_0, EM_WT_Q4_0};
-    static const int ins[] = {4128, 256};
-    const struct em_qdot_ops *z = em_qdot_avx512(em_cpu_has_avx512bf16());
+    static const int wts[] = {EM_WT_Q8_0, EM_WT_Q4_0, EM_WT_BF16};
+    static const int ins[][2] = {{4128, 256}, {4128, 256}, {4128, 95}};
     int bad = 0, cmp = 0;
-    for (int t = 0; t < 2; t++)
+    for (int t = 0; t < 3; t++)
         for (int ii = 0; ii < 2; ii++) {
-            const int out = 13, in = ins[ii], wt = wts[t];
+            /* BF16: the exact rows (two per pass at n = 3, 4; one otherwise) */
+            const struct em_qdot_ops *z =
+                em_qdot_avx512(wts[t] != EM_WT_BF16 && em_cpu_has_avx512bf16());
+            const int out = 13, in = ins[t][ii], wt = wts[t];
             const size_t rs = em_wtype_row_size(wt, in);
             struct mat m;
             mat_make(&m, wt, out, in, EM_QDOT_MAX_N, 3);

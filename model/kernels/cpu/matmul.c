@@ -165,16 +165,6 @@ static em_err matmul_blas(float *y, const float *x, int n, int in, int out,
     return EM_OK;
 }
 
-/* The SIMD level for float rows on the small-n path: see EM_MM_BF16_EXACT in backend.h. */
-static int small_level(int dtype)
-{
-    int level = em_cpu_level();
-    if (EM_MM_BF16_EXACT && dtype == EM_DT_BF16 && level == EM_CPU_AVX512 &&
-        em_cpu_has_avx512bf16())
-        level = EM_CPU_AVX2; /* widen + f32 FMA instead of vdpbf16ps on bf16-rounded x */
-    return level;
-}
-
 static em_err cpu_matmul(void *ctx, float *y, const float *x, int n, int in, int out,
                          const struct em_tensor *w, const struct em_tensor *bias)
 {
@@ -183,7 +173,7 @@ static em_err cpu_matmul(void *ctx, float *y, const float *x, int n, int in, int
     if (rc != EM_OK || n == 0) return rc;
     if (n <= EM_MM_QMM_MAX_N) {
         struct em_qmm_opts o = em_qmm_opts_default();
-        o.level = small_level(w->dtype);
+        o.bf16_exact = EM_MM_BF16_EXACT; /* see backend.h */
         rc = em_qmatmul_ex(&o, y, x, n, in, out, w->dtype, w->data, NULL);
     } else if ((w->dtype == EM_DT_Q8_0 || w->dtype == EM_DT_Q4_0) &&
                em_igemm_available(em_cpu_level())) {

@@ -30,7 +30,10 @@ struct em_qact {
                           for its kernels; see qdot_avx512.c) and leaves d and s NULL */
     const float *d;    /* [n, in / 32] block scales, x ~= d * q */
     const int32_t *s;  /* unused (NULL) */
-    const uint16_t *xb; /* [n, in] x rounded to bf16 (AVX-512 BF16 rows only) */
+    const uint16_t *xb; /* [n, in] x rounded to bf16 (AVX-512 vdpbf16ps BF16 rows only) */
+    const float *xp;    /* [n, in] x with each whole 32-element chunk stored as its 16 even
+                           elements, then its 16 odd ones (AVX-512 exact BF16 rows only; the
+                           tail past the last whole chunk is read from x) */
 };
 
 struct em_qdot_ops {
@@ -47,7 +50,8 @@ struct em_qdot_ops {
 
 const struct em_qdot_ops *em_qdot_generic(void);
 /* Call only when em_cpu_level() >= EM_CPU_AVX2 (resp. AVX512; bf16 selects vdpbf16ps
- * for BF16 rows and needs em_cpu_has_avx512bf16()). */
+ * for BF16 rows and needs em_cpu_has_avx512bf16(); without it BF16 rows are widened to f32
+ * exactly and multiplied with f32 FMA against f32 x). */
 const struct em_qdot_ops *em_qdot_avx2(void);
 const struct em_qdot_ops *em_qdot_avx512(bool bf16);
 

@@ -172,7 +172,7 @@ void em_qmm_parallel(void (*fn)(void *ctx, int task, int slot), void *ctx, int n
 
 struct em_qmm_opts em_qmm_opts_default(void)
 {
-    return (struct em_qmm_opts){.level = -1, .threads = 0};
+    return (struct em_qmm_opts){.level = -1, .threads = 0, .bf16_exact = 0};
 }
 
 em_err em_qmatmul(float *y, const float *x, int n, int in, int out, int wtype, const void *w,
@@ -182,10 +182,10 @@ em_err em_qmatmul(float *y, const float *x, int n, int in, int out, int wtype, c
     return em_qmatmul_ex(&o, y, x, n, in, out, wtype, w, bias);
 }
 
-static const struct em_qdot_ops *ops_for(int level)
+static const struct em_qdot_ops *ops_for(int level, int bf16_exact)
 {
     switch (level) {
-    case EM_CPU_AVX512: return em_qdot_avx512(em_cpu_has_avx512bf16());
+    case EM_CPU_AVX512: return em_qdot_avx512(!bf16_exact && em_cpu_has_avx512bf16());
     case EM_CPU_AVX2: return em_qdot_avx2();
     default: return em_qdot_generic();
     }
@@ -202,7 +202,7 @@ em_err em_qmatmul_ex(const struct em_qmm_opts *opts, float *y, const float *x, i
     if (!y || !x || !w) return EM_E_ARG;
     int level = opts && opts->level >= 0 ? opts->level : em_cpu_level();
     if (level > em_cpu_level_supported()) return EM_E_UNSUPPORTED;
-    const struct em_qdot_ops *ops = ops_for(level);
+    const struct em_qdot_ops *ops = ops_for(level, opts && opts->bf16_exact);
 
     int nthreads = em_qmm_threads();
     if (opts && opts->threads > 0 && opts->threads < nthreads) nthreads = opts->threads;

@@ -28,8 +28,11 @@
 struct em_qmm_opts {
     int level;   /* enum em_cpu_level to run; -1: em_cpu_level() */
     int threads; /* 0: the whole pool; 1: caller's thread only; k: at most k threads */
+    int bf16_exact; /* BF16 rows at AVX-512 on a CPU with AVX512_BF16: 0 vdpbf16ps on x
+                       rounded to bf16; 1 widened to f32 and multiplied with f32 FMA (exact
+                       products, as below AVX-512). No effect on other rows or levels. */
 };
-struct em_qmm_opts em_qmm_opts_default(void); /* {-1, 0} */
+struct em_qmm_opts em_qmm_opts_default(void); /* {-1, 0, 0} */
 
 /* Errors: EM_E_ARG (n < 0, in <= 0, out < 0, in not a multiple of 32 for Q8_0 / Q4_0, NULL
  * y, x or w with n, out > 0), EM_E_UNSUPPORTED (unknown wtype, or opts->level above
