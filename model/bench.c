@@ -3,7 +3,9 @@
  * One run measures, in order:
  *   machine   memory read bandwidth (all cores, 512 MiB buffer >> LLC, AVX2 loads, best of 5)
  *             and OpenBLAS sgemm GFLOP/s at the encoder FFN shape [1500 x 1280] x [1280 x 5120]
- *             and the decoder FFN shape [800 x 4096] x [4096 x 11008] (best of 3 / 2);
+ *             and the decoder FFN shape [800 x 4096] x [4096 x 11008] (best of 3 / 2), and the
+ *             arithmetic peaks (model/kernels/cpu/peak.h): f32 FMA GFLOP/s and int8
+ *             vpdpbusd GOPS on all threads;
  *   per type  random weights (em_ckpt_from_views), then
  *             encoder  em_encoder_run on a full 30 s chunk (3000 mel frames) with N layers and
  *                      with 1 layer: per layer = difference / (N - 1), the rest (conv stem,
@@ -21,6 +23,10 @@
  *   estimate  a 30 s clip: encoder + projector + prefill + new_tokens decode steps, for 1 and
  *             for 4 prompts (shared audio prefill + 3 tails; decoded as one batch of 4 as
  *             model.c does, and, for comparison, one prompt after another).
+ *   floor     what one prompt on a 30 s clip cannot beat here: the 32-layer encoder and
+ *             prefill arithmetic at the measured peaks (linear layers at the int8 peak for
+ *             q8_0 / q4_0, the f32 FMA peak otherwise; attention at the f32 FMA peak) plus
+ *             new_tokens steps' weight bytes at the bandwidth measured beside the decode.
  * Peak RSS per type: VmHWM after resetting it (/proc/self/clear_refs "5") before the type's
  * weights are made. Tensor types are what `earmark convert --type T` writes (its per-class
  * policy, model/convert.h). The embedding shares lm_head's random buffer when their types
@@ -45,6 +51,7 @@
 #include "model/kernels/backend.h"
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/membw.h"
+#include "model/kernels/cpu/peak.h"
 #include "model/kernels/cpu/qmatmul.h"
 #include "model/kvcache.h"
 #include "model/loader/safetensors.h"
@@ -668,6 +675,20 @@ static struct e2e estimate(const struct tres *r, int new_tokens)
     return e;
 }
 
+/* Seconds the 32-layer encoder (one 30 s chunk) and a P-token prefill need at least: linear
+ * layers at the int8 peak for the block types (em_igemm), at the f32 FMA peak otherwise;
+ * attention (f32 in every type) at the f32 FMA peak. */
+static double floor_front(int type, int P, double p_fma, double p_vnni)
+{
+    const double L = FULL_LAYERS, TE = 1500, d = 1280, f = 5120, D = 4096, F = 11008;
+    const double lin = L * 2 * TE * (4 * d * d + 2 * d * f) + L * 2 * P * (4 * D * D + 3 * D * F);
+    const double att = L * 2 * 2 * TE * TE * d + L * 2 * 2 * (P * (P + 1.0) / 2) * D;
+    const int q = type == EM_WT_Q8_0 || type == EM_WT_Q4_0;
+    const double lin_peak = q && p_vnni > 0 ? p_vnni : p_fma;
+    if (!(lin_peak > 0) || !(p_fma > 0)) return NAN;
+    return lin / (lin_peak * 1e9) + att / (p_fma * 1e9);
+}
+
 #define ROW(label, fmt, ...)                                                                   \
     do {                                                                                       \
         fprintf(out, "%-58s", label);                                                          \
@@ -694,6 +715,7 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
     const double bw = bandwidth(T, 5);
     const double g_enc = sgemm_gflops(1500, 1280, 5120, 3);
     const double g_dec = sgemm_gflops(800, 4096, 11008, 2);
+    const double p_fma = em_peak_fma_gflops(T, 0.3), p_vnni = em_peak_vnni_gops(T, 0.3);
 
     struct tres res[EM_WT_COUNT];
     int nr = 0;
@@ -713,7 +735,10 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
             "cores; every figure is best-of where repeated)\n", load0[0], load1[0]);
     fprintf(out, "memory read bandwidth (all %d threads, 512 MiB)     %8.1f GB/s\n", T, bw);
     fprintf(out, "sgemm [1500x1280]x[1280x5120] (encoder FFN shape)   %8.1f GFLOP/s\n", g_enc);
-    fprintf(out, "sgemm [800x4096]x[4096x11008] (decoder FFN shape)   %8.1f GFLOP/s\n\n", g_dec);
+    fprintf(out, "sgemm [800x4096]x[4096x11008] (decoder FFN shape)   %8.1f GFLOP/s\n", g_dec);
+    fprintf(out, "f32 FMA peak (all %d threads, register loop)         %8.1f GFLOP/s\n", T, p_fma);
+    fprintf(out, "int8 vpdpbusd peak (all %d threads, register loop)   %8.1f GOPS%s\n\n", T,
+            p_vnni, p_vnni > 0 ? "" : " (no AVX-512 VNNI at this level)");
 
     fprintf(out, "%-58s", "weights");
     for (int i = 0; i < nr; i++) fprintf(out, "%14s", em_wtype_name(res[i].type));
@@ -773,5 +798,17 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
         estimate(r, o->new_tokens).four_batch);
     ROW("  4 prompts batched / 1 prompt", "%14.2f",
         estimate(r, o->new_tokens).four_batch / estimate(r, o->new_tokens).one);
+    fprintf(out, "floor for 1 prompt at this machine's measured peaks and bandwidth [x32]\n");
+    ROW("  encoder + prefill arithmetic at the peaks (s)", "%14.1f",
+        floor_front(r->type, o->prefill_tokens, p_fma, p_vnni));
+    ROW("  decode weight bytes at the bandwidth beside them (s)", "%14.1f",
+        o->new_tokens * r->bytes_32 / 1e9 / r->bw_beside);
+    ROW("  floor, 1 prompt (s)", "%14.1f",
+        floor_front(r->type, o->prefill_tokens, p_fma, p_vnni) +
+            o->new_tokens * r->bytes_32 / 1e9 / r->bw_beside);
+    ROW("  1 prompt estimate / floor", "%14.2f",
+        estimate(r, o->new_tokens).one /
+            (floor_front(r->type, o->prefill_tokens, p_fma, p_vnni) +
+             o->new_tokens * r->bytes_32 / 1e9 / r->bw_beside));
     return EM_OK;
 }

@@ -17,6 +17,7 @@
 
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/qdot.h"
+#include "model/kernels/cpu/peak.h"
 #include "model/kernels/cpu/qmatmul.h"
 #include "model/quant.h"
 #include "tests/helpers/rand.h"
@@ -527,8 +528,31 @@ static void cpu_level_is_consistent(void)
     }
 }
 
+/* The bench's arithmetic peaks (peak.h): a positive, finite rate at the levels that have the
+ * instruction, 0 below; more threads than the cap are clamped, not overrun. No timing
+ * threshold: only that the loops ran and were counted. */
+static void peaks_are_measured_where_supported(void)
+{
+    const int level = em_cpu_level();
+    const double f1 = em_peak_fma_gflops(1, 0.02), v1 = em_peak_vnni_gops(1, 0.02);
+    const double fbig = em_peak_fma_gflops(EM_PEAK_MAX_THREADS + 5, 0.01);
+    printf("\nfma %.1f GFLOP/s, vnni %.1f GOPS (1 thread, 20 ms)\n", f1, v1);
+    if (level >= EM_CPU_AVX2) {
+        CU_ASSERT_TRUE(f1 > 0 && isfinite(f1));
+        CU_ASSERT_TRUE(fbig > 0 && isfinite(fbig));
+    } else {
+        CU_ASSERT_EQUAL(f1, 0);
+    }
+    if (level >= EM_CPU_AVX512) {
+        CU_ASSERT_TRUE(v1 > 0 && isfinite(v1));
+    } else {
+        CU_ASSERT_EQUAL(v1, 0);
+    }
+}
+
 static CU_TestInfo tests[] = {
     {"cpu_level_is_consistent", cpu_level_is_consistent},
+    {"peaks_are_measured_where_supported", peaks_are_measured_where_supported},
     {"generic_matches_exact_reference", generic_matches_exact_reference},
     {"activation_codes_identical_across_levels", activation_codes_identical_across_levels},
     {"avx512_rows_bit_identical_across_n", avx512_rows_bit_identical_across_n},
