@@ -17,7 +17,9 @@
  *             decode   batch 1: em_dec_forward steps of 1 token (LOGITS_LAST) after the
  *                      prefill; batch 4: em_dec_step_batch steps of 4 sequences, each with
  *                      its own cache laid over the prefill's (em_dec_kv_over), as model.c
- *                      decodes the prompts of a clip; `seconds` each.
+ *                      decodes the prompts of a clip; `seconds` each, in DEC_ROUNDS
+ *                      alternating rounds with the bandwidth measured before each round
+ *                      (best of the rounds for all three).
  *             per layer = (time - lm_head time) / N; a 32-layer figure = 32 x per layer +
  *             lm_head time.
  *   estimate  a 30 s clip: encoder + projector + prefill + new_tokens decode steps, for 1 and
@@ -62,6 +64,7 @@
 #define FULL_LAYERS 32
 #define TAIL_TOKENS 24
 #define MAX_STEPS 64
+#define DEC_ROUNDS 3 /* decode measurement rounds (bench_type) */
 #define MEL_FRAMES 3000
 #define BW_BYTES (512u << 20)
 
@@ -369,7 +372,7 @@ struct tres {
     double bytes_N, bytes_32; /* weight bytes read by one decode step */
     double layer_bytes, lm_bytes;
     double total32; /* bytes of every tensor of the 32-layer model in this type */
-    double bw_beside; /* GB/s measured right before this type's decode steps */
+    double bw_beside; /* GB/s, best of those measured before each decode round */
     int steps1, steps4;
 };
 
@@ -589,7 +592,8 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
         goto done;
     if ((rc = em_dec_open(ckN, &d, eb))) goto done;
     const int V = em_dec_vocab(d), audio = em_dec_audio_token(d);
-    if ((rc = em_dec_kv_new(d, P + TAIL_TOKENS + 5 * (MAX_STEPS + 1) + 8, &kv, eb))) goto done;
+    if ((rc = em_dec_kv_new(d, P + TAIL_TOKENS + (DEC_ROUNDS + 2) * (MAX_STEPS + 1) + 8, &kv, eb)))
+        goto done;
     ids = malloc((size_t)(P > TAIL_TOKENS ? P : TAIL_TOKENS) * sizeof *ids);
     logits = malloc((size_t)4 * V * sizeof *logits);
     if (!ids || !logits) {
@@ -615,13 +619,32 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
     /* peak RSS now: weights, caches and the prefill's scratch (the largest) are all counted,
      * the bandwidth buffer below is not */
     r->rss_mb = peak_rss_mb();
-    progress(o, "%s: bandwidth beside the decode steps", em_wtype_name(type));
-    r->bw_beside = bandwidth(em_qmm_threads(), 3);
-    if ((rc = time_steps(d, kv, 1, o->seconds, lm, logits, &s, &r->step1_s, &r->step1_mean,
-                         &r->lm1_s, &r->steps1, eb)) ||
-        (rc = time_steps(d, kv, 4, o->seconds, lm, logits, &s, &r->step4_s, &r->step4_mean,
-                         &r->lm4_s, &r->steps4, eb)))
-        goto done;
+    /* DEC_ROUNDS rounds of: bandwidth, batch-1 steps, batch-4 steps, so that both batch
+     * sizes and the bandwidth are sampled in the same minutes (the host's bandwidth flips
+     * between about 30 and 60 GB/s from minute to minute); best and mean over the rounds */
+    r->step1_s = r->step4_s = INFINITY;
+    double sum1 = 0, sum4 = 0;
+    for (int round = 0; round < DEC_ROUNDS; round++) {
+        progress(o, "%s: decode round %d of %d (bandwidth, batch 1, batch 4)",
+                 em_wtype_name(type), round + 1, DEC_ROUNDS);
+        const double bw_r = bandwidth(em_qmm_threads(), 2);
+        if (bw_r > r->bw_beside) r->bw_beside = bw_r;
+        double b1, b4, mean1, mean4;
+        int n1, n4;
+        if ((rc = time_steps(d, kv, 1, o->seconds / DEC_ROUNDS, lm, logits, &s, &b1, &mean1,
+                             &r->lm1_s, &n1, eb)) ||
+            (rc = time_steps(d, kv, 4, o->seconds / DEC_ROUNDS, lm, logits, &s, &b4, &mean4,
+                             &r->lm4_s, &n4, eb)))
+            goto done;
+        r->step1_s = fmin(r->step1_s, b1);
+        r->step4_s = fmin(r->step4_s, b4);
+        sum1 += mean1 * n1;
+        sum4 += mean4 * n4;
+        r->steps1 += n1;
+        r->steps4 += n4;
+    }
+    r->step1_mean = sum1 / r->steps1;
+    r->step4_mean = sum4 / r->steps4;
     /* the layer's matmuls alone, at the same shapes (em_matmul on the layer-0 weights) */
     if ((rc = layer_matmuls(&st, "language_model.model.layers.0.", dec_mm, 7, P, 1, &r->pre_mm_s)) ||
         (rc = layer_matmuls(&st, "language_model.model.layers.0.", dec_mm, 7, 1, 5, &r->dec1_mm_s)) ||
@@ -779,7 +802,7 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
         r->dec4_mm_s);
     ROW("  weight bytes per step, N layers (MB)", "%14.0f", r->bytes_N / 1e6);
     ROW("  achieved GB/s, batch 1, N layers", "%14.1f", r->bytes_N / r->step1_s / 1e9);
-    ROW("  memory read bandwidth measured right before (GB/s)", "%14.1f", r->bw_beside);
+    ROW("  memory read bandwidth, best of the rounds (GB/s)", "%14.1f", r->bw_beside);
     ROW("  ... achieved as % of it", "%13.0f%%",
         100 * r->bytes_N / r->step1_s / 1e9 / r->bw_beside);
     ROW("  one layer's matmuls alone n=1: GB/s, % of it", "%8.1f %4.0f%%",
