@@ -32,87 +32,48 @@ static double now_s(void)
     __asm__ volatile("" : "+" C(a0), "+" C(a1), "+" C(a2), "+" C(a3), "+" C(a4), "+" C(a5),      \
                      "+" C(a6), "+" C(a7), "+" C(a8), "+" C(a9), "+" C(a10), "+" C(a11))
 
-/* Each returns the instructions executed in about `seconds` and a value to keep. */
-__attribute__((target("avx512f,avx512vnni"))) static double run_vnni(double seconds, float *keep)
-{
-    __m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2),
-            a3 = _mm512_set1_epi32(3), a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5),
-            a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7), a8 = _mm512_set1_epi32(8),
-            a9 = _mm512_set1_epi32(9), a10 = _mm512_set1_epi32(10), a11 = _mm512_set1_epi32(11);
-    __m512i x = _mm512_set1_epi8(3), w = _mm512_set1_epi8(-5);
-    OPAQUE12("v");
-    double n = 0;
-    const double t0 = now_s();
-    do {
-        for (long i = 0; i < ITERS; i++) {
-#define VNNI(a) _mm512_dpbusd_epi32(a, x, w)
-            STEP12(VNNI);
-#undef VNNI
-            __asm__ volatile("" : "+v"(x), "+v"(w));
-        }
-        n += 12.0 * ITERS;
-    } while (now_s() - t0 < seconds);
-    a0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
-                          _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
-    a0 = _mm512_add_epi32(a0, _mm512_add_epi32(_mm512_add_epi32(a8, a9),
-                                               _mm512_add_epi32(a10, a11)));
-    *keep = (float)_mm512_reduce_add_epi32(a0);
-    return n;
-}
+/* A loop of 12 independent chains of OP (a, x, c) for about `seconds`: returns the
+ * instructions executed and stores a value derived from the chains in *keep. INIT(k) gives
+ * chain k's start, ADD sums two vectors, KEEP turns a vector into a float; C is the asm
+ * register constraint of the vector type. */
+#define PEAK_RUN(NAME, TARGET, VT, INIT, X0, C0, OP, ADD, KEEP, C)                              \
+    __attribute__((target(TARGET))) static double NAME(double seconds, float *keep)           \
+    {                                                                                          \
+        VT a0 = INIT(0), a1 = INIT(1), a2 = INIT(2), a3 = INIT(3), a4 = INIT(4), a5 = INIT(5), \
+           a6 = INIT(6), a7 = INIT(7), a8 = INIT(8), a9 = INIT(9), a10 = INIT(10),             \
+           a11 = INIT(11);                                                                     \
+        VT x = X0, c = C0;                                                                     \
+        OPAQUE12(C);                                                                           \
+        double n = 0;                                                                          \
+        const double t0 = now_s();                                                             \
+        do {                                                                                   \
+            for (long i = 0; i < ITERS; i++) {                                                 \
+                STEP12(OP);                                                                    \
+                __asm__ volatile("" : "+" C(x), "+" C(c));                                     \
+            }                                                                                  \
+            n += 12.0 * ITERS;                                                                 \
+        } while (now_s() - t0 < seconds);                                                      \
+        a0 = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7)));                \
+        a0 = ADD(a0, ADD(ADD(a8, a9), ADD(a10, a11)));                                         \
+        *keep = KEEP(a0);                                                                      \
+        return n;                                                                              \
+    }
 
-__attribute__((target("avx512f"))) static double run_fma512(double seconds, float *keep)
-{
-    __m512 a0 = _mm512_set1_ps(0.50f), a1 = _mm512_set1_ps(0.51f), a2 = _mm512_set1_ps(0.52f),
-           a3 = _mm512_set1_ps(0.53f), a4 = _mm512_set1_ps(0.54f), a5 = _mm512_set1_ps(0.55f),
-           a6 = _mm512_set1_ps(0.56f), a7 = _mm512_set1_ps(0.57f), a8 = _mm512_set1_ps(0.58f),
-           a9 = _mm512_set1_ps(0.59f), a10 = _mm512_set1_ps(0.60f), a11 = _mm512_set1_ps(0.61f);
-    __m512 x = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    OPAQUE12("v");
-    double n = 0;
-    const double t0 = now_s();
-    do {
-        for (long i = 0; i < ITERS; i++) {
-#define FMA(a) _mm512_fmadd_ps(a, x, c)
-            STEP12(FMA);
-#undef FMA
-            __asm__ volatile("" : "+v"(x), "+v"(c));
-        }
-        n += 12.0 * ITERS;
-    } while (now_s() - t0 < seconds);
-    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                       _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    a0 = _mm512_add_ps(a0, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
-    *keep = _mm512_reduce_add_ps(a0);
-    return n;
-}
+#define I512(k) _mm512_set1_epi32(k)
+#define F512(k) _mm512_set1_ps(0.5f + 0.01f * (k))
+#define F256(k) _mm256_set1_ps(0.5f + 0.01f * (k))
+#define VNNI(a) _mm512_dpbusd_epi32(a, x, c)
+#define FMA512(a) _mm512_fmadd_ps(a, x, c)
+#define FMA256(a) _mm256_fmadd_ps(a, x, c)
+#define KEEP_I512(v) ((float)_mm512_reduce_add_epi32(v))
+#define KEEP_F256(v) _mm_cvtss_f32(_mm256_castps256_ps128(v))
 
-__attribute__((target("avx2,fma"))) static double run_fma256(double seconds, float *keep)
-{
-    __m256 a0 = _mm256_set1_ps(0.50f), a1 = _mm256_set1_ps(0.51f), a2 = _mm256_set1_ps(0.52f),
-           a3 = _mm256_set1_ps(0.53f), a4 = _mm256_set1_ps(0.54f), a5 = _mm256_set1_ps(0.55f),
-           a6 = _mm256_set1_ps(0.56f), a7 = _mm256_set1_ps(0.57f), a8 = _mm256_set1_ps(0.58f),
-           a9 = _mm256_set1_ps(0.59f), a10 = _mm256_set1_ps(0.60f), a11 = _mm256_set1_ps(0.61f);
-    __m256 x = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    OPAQUE12("x");
-    double n = 0;
-    const double t0 = now_s();
-    do {
-        for (long i = 0; i < ITERS; i++) {
-#define FMA(a) _mm256_fmadd_ps(a, x, c)
-            STEP12(FMA);
-#undef FMA
-            __asm__ volatile("" : "+x"(x), "+x"(c));
-        }
-        n += 12.0 * ITERS;
-    } while (now_s() - t0 < seconds);
-    a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                       _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-    a0 = _mm256_add_ps(a0, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
-    float v[8];
-    _mm256_storeu_ps(v, a0);
-    *keep = v[0];
-    return n;
-}
+PEAK_RUN(run_vnni, "avx512f,avx512vnni", __m512i, I512, _mm512_set1_epi8(3),
+         _mm512_set1_epi8(-5), VNNI, _mm512_add_epi32, KEEP_I512, "v")
+PEAK_RUN(run_fma512, "avx512f", __m512, F512, _mm512_set1_ps(0.999999f), _mm512_set1_ps(1e-7f),
+         FMA512, _mm512_add_ps, _mm512_reduce_add_ps, "v")
+PEAK_RUN(run_fma256, "avx2,fma", __m256, F256, _mm256_set1_ps(0.999999f),
+         _mm256_set1_ps(1e-7f), FMA256, _mm256_add_ps, KEEP_F256, "x")
 
 enum kind { K_VNNI, K_FMA512, K_FMA256 };
 
