@@ -65,7 +65,9 @@ static double now_s(void)
 #define VNNI(a) _mm512_dpbusd_epi32(a, x, c)
 #define FMA512(a) _mm512_fmadd_ps(a, x, c)
 #define FMA256(a) _mm256_fmadd_ps(a, x, c)
-#define KEEP_I512(v) ((float)_mm512_reduce_add_epi32(v))
+/* lane 0 only: _mm512_reduce_add_epi32 adds in signed int in C (GCC), which overflows (UB)
+ * on the wrapped accumulators */
+#define KEEP_I512(v) ((float)_mm_cvtsi128_si32(_mm512_castsi512_si128(v)))
 #define KEEP_F256(v) _mm_cvtss_f32(_mm256_castps256_ps128(v))
 
 PEAK_RUN(run_vnni, "avx512f,avx512vnni", __m512i, I512, _mm512_set1_epi8(3),
