@@ -169,17 +169,71 @@ em_err em_dec_kv_over(const struct em_dec *d, const struct em_kv *base, int n, i
     return em_kv_new_over(base, n, cap, out, eb);
 }
 
-/* y[T, D] = x / sqrt(mean(x^2) + eps) * w  (ref: Qwen2RMSNorm, variance in fp32) */
+/* Row passes of a prefill (RMSNorm, RoPE and the cache writes) run on the qmatmul pool in
+ * tasks of PAR_ROWS rows from PAR_MIN_ROWS rows on; each row's arithmetic does not depend on
+ * the split. Single-threaded they took 12 + 15 ms of a 7B layer's ~600 ms at 800 tokens. */
+#define PAR_ROWS 16
+#define PAR_MIN_ROWS 32
+
+struct row_pass {
+    void (*rows)(const struct row_pass *c, int t0, int t1);
+    int T;
+    /* rmsnorm */
+    float *y;
+    const float *x, *w;
+    int D;
+    float eps;
+    /* rope + cache writes */
+    const struct em_dec *d;
+    const struct rows *rw;
+    struct scratch *s;
+    int l;
+};
+
+static void row_pass_task(void *ctx, int task, int slot)
+{
+    (void)slot;
+    const struct row_pass *c = ctx;
+    const int t0 = task * PAR_ROWS, t1 = t0 + PAR_ROWS < c->T ? t0 + PAR_ROWS : c->T;
+    c->rows(c, t0, t1);
+}
+
+static void row_pass_run(const struct row_pass *c)
+{
+    if (c->T >= PAR_MIN_ROWS)
+        em_qmm_parallel(row_pass_task, (void *)c, (c->T + PAR_ROWS - 1) / PAR_ROWS, 0);
+    else
+        c->rows(c, 0, c->T);
+}
+
+/* y[T, D] = x / sqrt(mean(x^2) + eps) * w  (ref: Qwen2RMSNorm, variance in fp32; here the
+ * sum of squares is in double, four partial sums added in a fixed order) */
+static void rmsnorm_rows(const struct row_pass *c, int t0, int t1)
+{
+    const int D = c->D;
+    for (int t = t0; t < t1; t++) {
+        const float *xr = c->x + (size_t)t * D;
+        float *yr = c->y + (size_t)t * D;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int i = 0;
+        for (; i + 4 <= D; i += 4) {
+            s0 += (double)xr[i] * xr[i];
+            s1 += (double)xr[i + 1] * xr[i + 1];
+            s2 += (double)xr[i + 2] * xr[i + 2];
+            s3 += (double)xr[i + 3] * xr[i + 3];
+        }
+        for (; i < D; i++) s0 += (double)xr[i] * xr[i];
+        const double ss = (s0 + s1) + (s2 + s3);
+        float r = 1.0f / sqrtf((float)(ss / D) + c->eps);
+        for (i = 0; i < D; i++) yr[i] = c->w[i] * (xr[i] * r);
+    }
+}
+
 static void rmsnorm(float *y, const float *x, const float *w, int T, int D, float eps)
 {
-    for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * D;
-        float *yr = y + (size_t)t * D;
-        double ss = 0;
-        for (int i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
-        float r = 1.0f / sqrtf((float)(ss / D) + eps);
-        for (int i = 0; i < D; i++) yr[i] = w[i] * (xr[i] * r);
-    }
+    const struct row_pass c = {.rows = rmsnorm_rows, .T = T, .y = y, .x = x, .w = w, .D = D,
+                               .eps = eps};
+    row_pass_run(&c);
 }
 
 /* Rotate-half RoPE on n_heads heads of one row at position pos. */
@@ -486,10 +540,29 @@ struct rows {
     const int *pos;          /* [T] */
 };
 
+/* RoPE on rows [t0, t1) of q and k, then their k and v rows into the caches (each row has
+ * its own cache row: distinct positions, or distinct caches in a batch step). */
+static void rope_rows(const struct row_pass *c, int t0, int t1)
+{
+    const struct em_dec *d = c->d;
+    const struct rows *rw = c->rw;
+    struct scratch *s = c->s;
+    const int qd = d->H * d->hd, kd = d->KVH * d->hd, half = d->hd / 2;
+    for (int t = t0; t < t1; t++) {
+        const float *cs = s->cs + (size_t)t * half, *sn = s->sn + (size_t)t * half;
+        rope_row(s->q + (size_t)t * qd, d->H, d->hd, cs, sn);
+        rope_row(s->k + (size_t)t * kd, d->KVH, d->hd, cs, sn);
+        memcpy(em_kv_k(rw->kv[t], c->l, rw->pos[t]), s->k + (size_t)t * kd,
+               (size_t)kd * sizeof(float));
+        memcpy(em_kv_v(rw->kv[t], c->l, rw->pos[t]), s->v + (size_t)t * kd,
+               (size_t)kd * sizeof(float));
+    }
+}
+
 static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, int l,
                             const struct rows *rw, struct scratch *s)
 {
-    const int D = d->D, qd = d->H * d->hd, kd = d->KVH * d->hd, half = d->hd / 2, T = rw->T;
+    const int D = d->D, qd = d->H * d->hd, kd = d->KVH * d->hd, T = rw->T;
     const float eps = d->c.rms_norm_eps;
     em_err rc;
     rmsnorm(s->h, s->x, L->in_norm, T, D, eps);
@@ -497,13 +570,8 @@ static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, i
         (rc = em_matmul(s->k, s->h, T, D, kd, &L->k_w, &L->k_b)) ||
         (rc = em_matmul(s->v, s->h, T, D, kd, &L->v_w, &L->v_b)))
         return rc;
-    for (int t = 0; t < T; t++) {
-        const float *cs = s->cs + (size_t)t * half, *sn = s->sn + (size_t)t * half;
-        rope_row(s->q + (size_t)t * qd, d->H, d->hd, cs, sn);
-        rope_row(s->k + (size_t)t * kd, d->KVH, d->hd, cs, sn);
-        memcpy(em_kv_k(rw->kv[t], l, rw->pos[t]), s->k + (size_t)t * kd, (size_t)kd * sizeof(float));
-        memcpy(em_kv_v(rw->kv[t], l, rw->pos[t]), s->v + (size_t)t * kd, (size_t)kd * sizeof(float));
-    }
+    const struct row_pass rp = {.rows = rope_rows, .T = T, .d = d, .rw = rw, .s = s, .l = l};
+    row_pass_run(&rp);
     /* runs of rows of one sequence at consecutive positions (a prefill) attend through
      * em_attn (sgemm below AVX-512), one call per run; single rows (decode steps) all
      * together */
