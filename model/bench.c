@@ -698,18 +698,26 @@ static struct e2e estimate(const struct tres *r, int new_tokens)
     return e;
 }
 
-/* Seconds the 32-layer encoder (one 30 s chunk) and a P-token prefill need at least: linear
- * layers at the int8 peak for the block types (em_igemm), at the f32 FMA peak otherwise;
- * attention (f32 in every type) at the f32 FMA peak. */
-static double floor_front(int type, int P, double p_fma, double p_vnni)
+struct floor {
+    double front, decode, total;
+};
+
+/* What one prompt on a 30 s clip cannot beat here. front: the 32-layer encoder (one chunk)
+ * and a P-token prefill, linear layers at the int8 peak for the block types (em_igemm), at
+ * the f32 FMA peak otherwise, attention (f32 in every type) at the f32 FMA peak; decode:
+ * new_tokens steps' weight bytes at the bandwidth measured beside the decode. */
+static struct floor floor_of(const struct tres *r, int P, int new_tokens, double p_fma,
+                             double p_vnni)
 {
+    struct floor fl = {NAN, new_tokens * r->bytes_32 / 1e9 / r->bw_beside, NAN};
     const double L = FULL_LAYERS, TE = 1500, d = 1280, f = 5120, D = 4096, F = 11008;
     const double lin = L * 2 * TE * (4 * d * d + 2 * d * f) + L * 2 * P * (4 * D * D + 3 * D * F);
     const double att = L * 2 * 2 * TE * TE * d + L * 2 * 2 * (P * (P + 1.0) / 2) * D;
-    const int q = type == EM_WT_Q8_0 || type == EM_WT_Q4_0;
+    const int q = r->type == EM_WT_Q8_0 || r->type == EM_WT_Q4_0;
     const double lin_peak = q && p_vnni > 0 ? p_vnni : p_fma;
-    if (!(lin_peak > 0) || !(p_fma > 0)) return NAN;
-    return lin / (lin_peak * 1e9) + att / (p_fma * 1e9);
+    if (lin_peak > 0 && p_fma > 0) fl.front = lin / (lin_peak * 1e9) + att / (p_fma * 1e9);
+    fl.total = fl.front + fl.decode;
+    return fl;
 }
 
 #define ROW(label, fmt, ...)                                                                   \
@@ -822,16 +830,11 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
     ROW("  4 prompts batched / 1 prompt", "%14.2f",
         estimate(r, o->new_tokens).four_batch / estimate(r, o->new_tokens).one);
     fprintf(out, "floor for 1 prompt at this machine's measured peaks and bandwidth [x32]\n");
-    ROW("  encoder + prefill arithmetic at the peaks (s)", "%14.1f",
-        floor_front(r->type, o->prefill_tokens, p_fma, p_vnni));
-    ROW("  decode weight bytes at the bandwidth beside them (s)", "%14.1f",
-        o->new_tokens * r->bytes_32 / 1e9 / r->bw_beside);
-    ROW("  floor, 1 prompt (s)", "%14.1f",
-        floor_front(r->type, o->prefill_tokens, p_fma, p_vnni) +
-            o->new_tokens * r->bytes_32 / 1e9 / r->bw_beside);
-    ROW("  1 prompt estimate / floor", "%14.2f",
-        estimate(r, o->new_tokens).one /
-            (floor_front(r->type, o->prefill_tokens, p_fma, p_vnni) +
-             o->new_tokens * r->bytes_32 / 1e9 / r->bw_beside));
+#define FLOOR floor_of(r, o->prefill_tokens, o->new_tokens, p_fma, p_vnni)
+    ROW("  encoder + prefill arithmetic at the peaks (s)", "%14.1f", FLOOR.front);
+    ROW("  decode weight bytes at the bandwidth beside them (s)", "%14.1f", FLOOR.decode);
+    ROW("  floor, 1 prompt (s)", "%14.1f", FLOOR.total);
+    ROW("  1 prompt estimate / floor", "%14.2f", estimate(r, o->new_tokens).one / FLOOR.total);
+#undef FLOOR
     return EM_OK;
 }
