@@ -373,6 +373,8 @@ struct tres {
     double layer_bytes, lm_bytes;
     double total32; /* bytes of every tensor of the 32-layer model in this type */
     double bw_beside; /* GB/s, best of those measured before each decode round */
+    double kv_bytes_N; /* K and V bytes a batch-1 step reads at the prefill's length, N layers */
+    int kv_type;       /* enum em_kv_type of the decoder's caches */
     int steps1, steps4;
 };
 
@@ -615,6 +617,8 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
         goto done;
     r->tail_s = em_now_s() - t0;
     r->tail32_s = extrapolate(r->tail_s, r->lm1_s, N);
+    r->kv_type = (int)em_kv_type(kv);
+    r->kv_bytes_N = 2.0 * N * em_kv_len(kv) * em_kv_dim(kv) * (double)em_kv_elem_bytes(kv);
 
     /* peak RSS now: weights, caches and the prefill's scratch (the largest) are all counted,
      * the bandwidth buffer below is not */
@@ -809,6 +813,8 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
     ROW("  one layer's em_matmul alone, n=1 / n=4 (s)", " %6.3f/%-6.3f", r->dec1_mm_s,
         r->dec4_mm_s);
     ROW("  weight bytes per step, N layers (MB)", "%14.0f", r->bytes_N / 1e6);
+    ROW("  KV cache: type, MB read per step at the prompt's end", "%9s %4.0f",
+        em_kv_type_name(r->kv_type), r->kv_bytes_N / 1e6);
     ROW("  achieved GB/s, batch 1, N layers", "%14.1f", r->bytes_N / r->step1_s / 1e9);
     ROW("  memory read bandwidth, best of the rounds (GB/s)", "%14.1f", r->bw_beside);
     ROW("  ... achieved as % of it", "%13.0f%%",

@@ -38,6 +38,7 @@ struct em_dec {
     float *norm;      /* [D] */
     float *inv_freq;  /* [hd / 2] */
     struct dec_layer *layers;
+    enum em_kv_type kv_type; /* of em_dec_kv_new's caches */
 };
 
 static em_err view(const struct em_ckpt *ck, struct em_tensor *t, int ndim, int64_t d0,
@@ -125,6 +126,19 @@ em_err em_dec_open(const struct em_ckpt *ck, struct em_dec **out, struct em_errb
         d->inv_freq[i] = 1.0f / powf((float)d->c.rope_theta, (float)(2 * i) / (float)d->hd);
     for (int i = 0; i < d->c.num_hidden_layers; i++)
         if ((rc = open_layer(ck, d, i, eb)) != EM_OK) goto fail;
+    /* f16 keys and values for quantized weights (their error dwarfs f16's), f32 otherwise
+     * (the f32 / bf16 golden data); EARMARK_KV=f32|f16 overrides */
+    const int qt = d->layers[0].q_w.dtype;
+    d->kv_type = qt == EM_DT_Q8_0 || qt == EM_DT_Q4_0 ? EM_KV_F16 : EM_KV_F32;
+    const char *env = getenv("EARMARK_KV");
+    if (env && *env) {
+        const int t = em_kv_type_parse(env);
+        if (t < 0) {
+            rc = em_errf(eb, EM_E_ARG, "decoder: EARMARK_KV=%s: expected f32 or f16", env);
+            goto fail;
+        }
+        d->kv_type = (enum em_kv_type)t;
+    }
     *out = d;
     return EM_OK;
 fail:
@@ -149,11 +163,20 @@ const struct em_qa_text_config *em_dec_config(const struct em_dec *d) { return &
 int em_dec_vocab(const struct em_dec *d) { return d->V; }
 int em_dec_audio_token(const struct em_dec *d) { return d->audio_token; }
 
-em_err em_dec_kv_new(const struct em_dec *d, int cap, struct em_kv **out, struct em_errbuf *eb)
+enum em_kv_type em_dec_kv_type(const struct em_dec *d) { return d->kv_type; }
+
+em_err em_dec_kv_new_type(const struct em_dec *d, int cap, enum em_kv_type type,
+                          struct em_kv **out, struct em_errbuf *eb)
 {
+    *out = NULL;
     if (cap > EM_DEC_MAX_TOKENS)
         return em_errf(eb, EM_E_TOO_LONG, "decoder: %d positions, limit %d", cap, EM_DEC_MAX_TOKENS);
-    return em_kv_new(d->c.num_hidden_layers, d->KVH * d->hd, cap, out, eb);
+    return em_kv_new(d->c.num_hidden_layers, d->KVH * d->hd, cap, type, out, eb);
+}
+
+em_err em_dec_kv_new(const struct em_dec *d, int cap, struct em_kv **out, struct em_errbuf *eb)
+{
+    return em_dec_kv_new_type(d, cap, d->kv_type, out, eb);
 }
 
 em_err em_dec_kv_over(const struct em_dec *d, const struct em_kv *base, int n, int cap,
@@ -252,17 +275,38 @@ static void rope_row(float *v, int n_heads, int hd, const float *cs, const float
 
 /* The contiguous run of cache rows of layer l that starts at position p (< n_pos): the
  * positions p .. p + return - 1 whose K rows (and V rows) are consecutive kv_dim-strided
- * rows from *k (*v). A plain cache is one run, an overlay one per cache it reads. */
-static int kv_run(struct em_kv *kv, int l, int p, int n_pos, const float **k, const float **v)
+ * rows (of the cache's element type) from *k (*v). A plain cache is one run, an overlay one
+ * per cache it reads. */
+static int kv_run(const struct em_kv *kv, int l, int p, int n_pos, const void **k,
+                  const void **v)
 {
-    const int kd = em_kv_dim(kv);
+    const size_t row = (size_t)em_kv_dim(kv) * em_kv_elem_bytes(kv);
     *k = em_kv_k(kv, l, p);
     *v = em_kv_v(kv, l, p);
     int n = 1;
-    while (p + n < n_pos && em_kv_k(kv, l, p + n) == *k + (size_t)n * kd &&
-           em_kv_v(kv, l, p + n) == *v + (size_t)n * kd)
+    while (p + n < n_pos &&
+           (const char *)em_kv_k(kv, l, p + n) == (const char *)*k + (size_t)n * row &&
+           (const char *)em_kv_v(kv, l, p + n) == (const char *)*v + (size_t)n * row)
         n++;
     return n;
+}
+
+/* kv_run of an f32 cache, or, with wide (an f16 cache's rows 0 .. n_pos - 1 widened: K rows
+ * then V rows), the one run of all n_pos rows in it. */
+static int f32_run(const struct em_kv *kv, int l, int p, int n_pos, const float *wide,
+                   const float **k, const float **v)
+{
+    if (wide) {
+        const size_t kd = (size_t)em_kv_dim(kv);
+        *k = wide + (size_t)p * kd;
+        *v = wide + (size_t)(n_pos + p) * kd;
+        return n_pos - p;
+    }
+    const void *kr, *vr;
+    const int m = kv_run(kv, l, p, n_pos, &kr, &vr);
+    *k = kr;
+    *v = vr;
+    return m;
 }
 
 /* x[0 .. n) = softmax(x) (fp32: subtract the row max, float exp and sum). */
@@ -309,14 +353,25 @@ static void softmax_causal(float *s, int rows, int n, int n0)
  * sc has room for max(T, H / KVH) * (p0 + T) floats. Two cblas_sgemm per (query or kv)
  * head and contiguous run of cache rows: scores = q k^T * scale, out = P v. One query row
  * (a decode step, single or batched: the same code either way) stacks the H / KVH query
- * heads of a kv head into one [group, hd] product, so each K/V row is read once. */
-static void attention_seq(const struct em_dec *d, struct em_kv *kv, int l, int p0, int T,
-                          const float *q, float *out, float *sc)
+ * heads of a kv head into one [group, hd] product, so each K/V row is read once. An f16
+ * cache's rows 0 .. n - 1 are widened into one f32 copy first (this path runs only below
+ * AVX-512). EM_E_NOMEM for that copy. */
+static em_err attention_seq(const struct em_dec *d, const struct em_kv *kv, int l, int p0, int T,
+                            const float *q, float *out, float *sc)
 {
     const int hd = d->hd, group = d->H / d->KVH, n = p0 + T, qd = d->H * hd,
               kd = d->KVH * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     const float *k, *v;
+    float *wide = NULL; /* [2][n][kd] for an f16 cache */
+    if (em_kv_type(kv) != EM_KV_F32) {
+        if (!(wide = malloc(2 * (size_t)n * kd * sizeof *wide))) return EM_E_NOMEM;
+        for (int p = 0; p < n; p++) {
+            em_kv_widen(em_kv_type(kv), em_kv_k(kv, l, p), wide + (size_t)p * kd, (size_t)kd);
+            em_kv_widen(em_kv_type(kv), em_kv_v(kv, l, p), wide + (size_t)(n + p) * kd,
+                        (size_t)kd);
+        }
+    }
     /* a unit: M query rows at qh (row stride ld) -> M output rows at oh (same stride), one
      * kv head kvh; a prefill's unit is one query head, a step's one kv head's query group */
     const int units = T == 1 ? d->KVH : d->H, M = T == 1 ? group : T, ld = T == 1 ? hd : qd;
@@ -325,17 +380,19 @@ static void attention_seq(const struct em_dec *d, struct em_kv *kv, int l, int p
         const float *qh = q + (size_t)u * (T == 1 ? (size_t)group * hd : (size_t)hd);
         float *oh = out + (size_t)u * (T == 1 ? (size_t)group * hd : (size_t)hd);
         for (int p = 0, m; p < n; p += m) {
-            m = kv_run(kv, l, p, n, &k, &v);
+            m = f32_run(kv, l, p, n, wide, &k, &v);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, m, hd, scale, qh, ld,
                         k + (size_t)kvh * hd, kd, 0.0f, sc + p, n);
         }
         softmax_causal(sc, M, n, p0); /* T == 1: every row at position p0 = n - 1 */
         for (int p = 0, m; p < n; p += m) {
-            m = kv_run(kv, l, p, n, &k, &v);
+            m = f32_run(kv, l, p, n, wide, &k, &v);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, hd, m, 1.0f, sc + p, n,
                         v + (size_t)kvh * hd, kd, p ? 1.0f : 0.0f, oh, ld);
         }
     }
+    free(wide);
+    return EM_OK;
 }
 
 /* The same as attention_seq through em_attn (model/kernels/cpu/attn.h: causal AVX-512 tiles
@@ -346,16 +403,29 @@ static em_err attention_prefill(const struct em_dec *d, struct em_kv *kv, int l,
                                 const float *q, float *out)
 {
     const int n = p0 + T, qd = d->H * d->hd;
-    const float **rows = malloc(2 * (size_t)n * sizeof *rows);
-    if (!rows) return EM_E_NOMEM;
-    for (int p = 0; p < n; p++) {
-        rows[p] = em_kv_k(kv, l, p);
-        rows[n + p] = em_kv_v(kv, l, p);
+    struct em_attn_args a = {.o = out, .ldo = qd, .q = q, .ldq = qd, .T = T, .n = n, .p0 = p0,
+                             .causal = true, .heads = d->H, .kv_heads = d->KVH, .hd = d->hd,
+                             .scale = 1.0f / sqrtf((float)d->hd)};
+    void *rows;
+    if (em_kv_type(kv) == EM_KV_F16) {
+        const uint16_t **r = malloc(2 * (size_t)n * sizeof *r);
+        if (!(rows = r)) return EM_E_NOMEM;
+        for (int p = 0; p < n; p++) {
+            r[p] = em_kv_k(kv, l, p);
+            r[n + p] = em_kv_v(kv, l, p);
+        }
+        a.k16 = r;
+        a.v16 = r + n;
+    } else {
+        const float **r = malloc(2 * (size_t)n * sizeof *r);
+        if (!(rows = r)) return EM_E_NOMEM;
+        for (int p = 0; p < n; p++) {
+            r[p] = em_kv_k(kv, l, p);
+            r[n + p] = em_kv_v(kv, l, p);
+        }
+        a.k = r;
+        a.v = r + n;
     }
-    const struct em_attn_args a = {.o = out, .ldo = qd, .q = q, .ldq = qd, .k = rows,
-                                   .v = rows + n, .T = T, .n = n, .p0 = p0, .causal = true,
-                                   .heads = d->H, .kv_heads = d->KVH, .hd = d->hd,
-                                   .scale = 1.0f / sqrtf((float)d->hd)};
     em_err rc = em_attn(&a);
     free(rows);
     return rc;
@@ -374,7 +444,8 @@ static em_err attention_prefill(const struct em_dec *d, struct em_kv *kv, int l,
  * gets the same bits alone or in a batch. */
 
 struct dec_run {
-    const float *k, *v; /* rows p .. p + m - 1, kv_dim-strided */
+    const void *k, *v; /* rows p .. p + m - 1, kv_dim-strided */
+    int f16;           /* element type: uint16_t halves (1) or float (0) */
     int p, m;
     int nseq;
     int seq[EM_DEC_MAX_BATCH]; /* members of the decode set that read these rows */
@@ -397,6 +468,50 @@ static int run_cmp(const void *a, const void *b)
     return (x->p > y->p) - (x->p < y->p);
 }
 
+/* s[i] = scale * q . k row i, i < rows (<= 4): em_dots over the run's element type */
+static void run_dots(const struct dec_run *R, size_t off, size_t ld, const float *q, int rows,
+                     int hd, float scale, float *s, int avx2)
+{
+    (void)avx2;
+    if (R->f16) {
+        const uint16_t *k = (const uint16_t *)R->k + off;
+#if EM_VM_X86
+        if (avx2) em_dots8_h(q, k, ld, rows, hd, scale, s);
+        else
+#endif
+            em_dots_h(q, k, ld, rows, hd, scale, s);
+        return;
+    }
+    const float *k = (const float *)R->k + off;
+#if EM_VM_X86
+    if (avx2) em_dots8(q, k, ld, rows, hd, scale, s);
+    else
+#endif
+        em_dots(q, k, ld, rows, hd, scale, s);
+}
+
+/* o += p[i] * v row i, i < rows, in order: em_axpys over the run's element type */
+static void run_axpys(const struct dec_run *R, size_t off, size_t ld, float *o, const float *p,
+                      int rows, int hd, int avx2)
+{
+    (void)avx2;
+    if (R->f16) {
+        const uint16_t *v = (const uint16_t *)R->v + off;
+#if EM_VM_X86
+        if (avx2) em_axpys8_h(o, p, v, ld, rows, hd);
+        else
+#endif
+            em_axpys_h(o, p, v, ld, rows, hd);
+        return;
+    }
+    const float *v = (const float *)R->v + off;
+#if EM_VM_X86
+    if (avx2) em_axpys8(o, p, v, ld, rows, hd);
+    else
+#endif
+        em_axpys(o, p, v, ld, rows, hd);
+}
+
 /* Task: kv head u for every member of the set. */
 static void dec_attn_task(void *ctx, int u, int slot)
 {
@@ -405,25 +520,19 @@ static void dec_attn_task(void *ctx, int u, int slot)
     const int hd = d->hd, group = d->H / d->KVH, kd = d->KVH * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     float *sc = A->sc + (size_t)slot * A->sc_slot;
-#if EM_VM_X86
     const int avx2 = em_cpu_level() >= EM_CPU_AVX2;
-#endif
     /* scores of query (b, g) in row b * group + g */
     for (int r = 0; r < A->nruns; r++) {
         const struct dec_run *R = &A->runs[r];
         for (int i = 0; i < R->m; i += 4) {
             const int rows = R->m - i < 4 ? R->m - i : 4;
-            const float *k = R->k + (size_t)i * kd + (size_t)u * hd;
+            const size_t off = (size_t)i * kd + (size_t)u * hd;
             for (int e = 0; e < R->nseq; e++)
                 for (int g = 0; g < group; g++) {
                     const int b = R->seq[e];
                     const float *q = A->q[b] + (size_t)(u * group + g) * hd;
                     float *s = sc + (size_t)(b * group + g) * A->n_max + R->p + i;
-#if EM_VM_X86
-                    if (avx2) em_dots8(q, k, (size_t)kd, rows, hd, scale, s);
-                    else
-#endif
-                        em_dots(q, k, (size_t)kd, rows, hd, scale, s);
+                    run_dots(R, off, (size_t)kd, q, rows, hd, scale, s, avx2);
                 }
         }
     }
@@ -441,17 +550,13 @@ static void dec_attn_task(void *ctx, int u, int slot)
         const struct dec_run *R = &A->runs[r];
         for (int i = 0; i < R->m; i += 4) {
             const int rows = R->m - i < 4 ? R->m - i : 4;
-            const float *v = R->v + (size_t)i * kd + (size_t)u * hd;
+            const size_t off = (size_t)i * kd + (size_t)u * hd;
             for (int e = 0; e < R->nseq; e++)
                 for (int g = 0; g < group; g++) {
                     const int b = R->seq[e];
                     float *o = A->out[b] + (size_t)(u * group + g) * hd;
                     const float *p = sc + (size_t)(b * group + g) * A->n_max + R->p + i;
-#if EM_VM_X86
-                    if (avx2) em_axpys8(o, p, v, (size_t)kd, rows, hd);
-                    else
-#endif
-                        em_axpys(o, p, v, (size_t)kd, rows, hd);
+                    run_axpys(R, off, (size_t)kd, o, p, rows, hd, avx2);
                 }
         }
     }
@@ -468,7 +573,8 @@ static em_err attention_decode(const struct em_dec *d, int l, int B, struct em_k
     for (int b = 0; b < B; b++) {
         n[b] = pos[b] + 1;
         if (n[b] > n_max) n_max = n[b];
-        const float *k, *v;
+        const void *k, *v;
+        const int f16 = em_kv_type(kv[b]) == EM_KV_F16;
         for (int p = 0, m; p < n[b]; p += m) {
             m = kv_run(kv[b], l, p, n[b], &k, &v);
             int r = 0;
@@ -484,7 +590,7 @@ static em_err attention_decode(const struct em_dec *d, int l, int B, struct em_k
                     }
                     runs = nr;
                 }
-                runs[nruns++] = (struct dec_run){.k = k, .v = v, .p = p, .m = m};
+                runs[nruns++] = (struct dec_run){.k = k, .v = v, .f16 = f16, .p = p, .m = m};
             }
             runs[r].seq[runs[r].nseq++] = b;
         }
@@ -552,10 +658,7 @@ static void rope_rows(const struct row_pass *c, int t0, int t1)
         const float *cs = s->cs + (size_t)t * half, *sn = s->sn + (size_t)t * half;
         rope_row(s->q + (size_t)t * qd, d->H, d->hd, cs, sn);
         rope_row(s->k + (size_t)t * kd, d->KVH, d->hd, cs, sn);
-        memcpy(em_kv_k(rw->kv[t], c->l, rw->pos[t]), s->k + (size_t)t * kd,
-               (size_t)kd * sizeof(float));
-        memcpy(em_kv_v(rw->kv[t], c->l, rw->pos[t]), s->v + (size_t)t * kd,
-               (size_t)kd * sizeof(float));
+        em_kv_store(rw->kv[t], c->l, rw->pos[t], s->k + (size_t)t * kd, s->v + (size_t)t * kd);
     }
 }
 
@@ -586,10 +689,9 @@ static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, i
             rc = attention_prefill(d, rw->kv[t], l, rw->pos[t], m, s->q + (size_t)t * qd,
                                    s->a + (size_t)t * qd);
             if (rc == EM_E_UNSUPPORTED)
-                attention_seq(d, rw->kv[t], l, rw->pos[t], m, s->q + (size_t)t * qd,
-                              s->a + (size_t)t * qd, s->sc);
-            else if (rc != EM_OK)
-                return rc;
+                rc = attention_seq(d, rw->kv[t], l, rw->pos[t], m, s->q + (size_t)t * qd,
+                                   s->a + (size_t)t * qd, s->sc);
+            if (rc != EM_OK) return rc;
             continue;
         }
         if (nd == EM_DEC_MAX_BATCH) {

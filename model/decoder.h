@@ -37,8 +37,18 @@ const struct em_qa_text_config *em_dec_config(const struct em_dec *d);
 int em_dec_vocab(const struct em_dec *d);       /* V: logits per position */
 int em_dec_audio_token(const struct em_dec *d); /* audio_token_index (151646) */
 
-/* A KV cache of the decoder's geometry for cap positions (<= EM_DEC_MAX_TOKENS). */
+/* A KV cache of the decoder's geometry for cap positions (<= EM_DEC_MAX_TOKENS), of the
+ * decoder's element type (em_dec_kv_type). */
 em_err em_dec_kv_new(const struct em_dec *d, int cap, struct em_kv **out, struct em_errbuf *eb);
+/* The same with an explicit element type (tests, the bench). */
+em_err em_dec_kv_new_type(const struct em_dec *d, int cap, enum em_kv_type type,
+                          struct em_kv **out, struct em_errbuf *eb);
+/* The type em_dec_kv_new uses: EM_KV_F16 when the layers' linear weights are quantized
+ * (Q8_0 / Q4_0: their rounding error is far above f16's), EM_KV_F32 for F32 / BF16 / F16
+ * weights (the golden data's path); the environment variable EARMARK_KV=f32|f16, read by
+ * em_dec_open, overrides it (em_dec_open fails with EM_E_ARG on another value). The
+ * forward pass takes caches of either type, mixed in one batch. */
+enum em_kv_type em_dec_kv_type(const struct em_dec *d);
 /* The same over the first n positions of base (em_kv_new_over: borrowed, read in place).
  * Errors: EM_E_ARG (base not of this decoder's geometry, n > its length, cap <= n),
  * EM_E_TOO_LONG, EM_E_NOMEM. */

@@ -3,15 +3,18 @@
  * tiles, head widths below, at and above 64 (the tiny checkpoints' 18 and 20, the 7B
  * encoder's 64, the decoder's 128), a row stride wider than heads * hd (its extra columns
  * must stay untouched); causal with a cache offset, grouped kv heads and key rows split
- * over two buffers (an overlay on a shared prefix). */
+ * over two buffers (an overlay on a shared prefix); f16 key / value rows (an f16 KV cache)
+ * against the same rows widened, bit for bit. */
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model/kernels/cpu/attn.h"
 #include "model/kernels/cpu/cpufeat.h"
+#include "model/quant.h"
 #include "tests/helpers/rand.h"
 
 static float frand(uint64_t *s) { return em_test_lcg64_unit(s); } /* [-1, 1) */
@@ -181,6 +184,51 @@ static void attn_causal_cache(void)
     check_causal(33, 300, 4, 4, 80, 150); /* keys split inside the prefix */
 }
 
+/* f16 rows (k16 / v16: an f16 KV cache) give the bits of the same rows widened to f32 */
+static void check_f16(int T, int p0, int heads, int kvh, int hd)
+{
+    const int n = p0 + T, qd = heads * hd, kd = kvh * hd;
+    float *q = malloc((size_t)T * qd * sizeof *q), *w = malloc(2 * (size_t)n * kd * sizeof *w);
+    uint16_t *h = malloc(2 * (size_t)n * kd * sizeof *h);
+    float *o1 = malloc((size_t)T * qd * sizeof *o1), *o2 = malloc((size_t)T * qd * sizeof *o2);
+    const float **fr = malloc(2 * (size_t)n * sizeof *fr);
+    const uint16_t **hr = malloc(2 * (size_t)n * sizeof *hr);
+    CU_ASSERT_FATAL(q && w && h && o1 && o2 && fr && hr);
+    uint64_t s = (uint64_t)T * 131 + (uint64_t)hd;
+    for (size_t i = 0; i < (size_t)T * qd; i++) q[i] = frand(&s);
+    for (size_t i = 0; i < 2 * (size_t)n * kd; i++) {
+        h[i] = em_quant_f32_to_f16(3.0f * frand(&s));
+        w[i] = em_quant_f16_to_f32(h[i]);
+    }
+    for (int j = 0; j < 2 * n; j++) {
+        fr[j] = w + (size_t)j * kd;
+        hr[j] = h + (size_t)j * kd;
+    }
+    struct em_attn_args a = {.o = o1, .ldo = qd, .q = q, .ldq = qd, .k = fr, .v = fr + n,
+                             .T = T, .n = n, .p0 = p0, .causal = true, .heads = heads,
+                             .kv_heads = kvh, .hd = hd, .scale = 1.0f / sqrtf((float)hd)};
+    const em_err r1 = em_attn(&a);
+    a.o = o2;
+    a.k16 = hr;
+    a.v16 = hr + n;
+    CU_ASSERT_EQUAL(em_attn(&a), EM_E_ARG); /* both pairs */
+    a.k = NULL;
+    CU_ASSERT_EQUAL(em_attn(&a), EM_E_ARG); /* v of one pair with both of the other */
+    a.v = NULL;
+    const em_err r2 = em_attn(&a);
+    CU_ASSERT_EQUAL(r1, r2);
+    if (r1 == EM_OK && r2 == EM_OK)
+        CU_ASSERT_EQUAL(memcmp(o1, o2, (size_t)T * qd * sizeof *o1), 0);
+    free(q), free(w), free(h), free(o1), free(o2), free(fr), free(hr);
+}
+
+static void attn_f16_rows_equal_widened(void)
+{
+    check_f16(1, 0, 2, 1, 18);
+    check_f16(50, 5, 4, 1, 64);
+    check_f16(33, 100, 4, 4, 128);
+}
+
 static void attn_bad_causal(void)
 {
     float x[64] = {0};
@@ -200,6 +248,7 @@ static void attn_bad_causal(void)
 
 static CU_TestInfo tests[] = {
     {"causal over a split cache", attn_causal_cache},
+    {"f16 rows equal their widened f32", attn_f16_rows_equal_widened},
     {"bad causal arguments", attn_bad_causal},
     {"odd sizes against double", attn_odd_sizes},
     {"peaked scores", attn_peaked_scores},

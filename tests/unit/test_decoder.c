@@ -10,8 +10,9 @@
  *     penalty 1.0 and with the checkpoint's default (1.1).
  * Plus cache behaviour (step-by-step == one prefill, prefix copy), argument errors, and
  * batched decode: em_dec_step_batch == single steps, em_generate_batch == em_generate_shared
- * one prompt at a time (greedy and seeded sampling, id for id); the decode-step helpers
- * (vecmath.h: attention dot / axpy rows, SwiGLU) AVX2 against C on odd sizes. */
+ * one prompt at a time (greedy and seeded sampling, id for id), over f32, f16 and mixed
+ * caches; f16 caches against f32 ones; the decode-step helpers (vecmath.h: attention dot /
+ * axpy rows, SwiGLU) AVX2 against C on odd sizes; and the suite again below AVX-512. */
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #include "model/tokenizer.h"
 #include "model/loader/safetensors.h"
 #include "tests/golden/golden.h"
+#include "tests/helpers/proc.h"
 
 #define LOGIT_TOL 1e-3 /* relative to max |logit| */
 #define LO_ROWS 4096   /* logits_last_lo covers ids [0, 4096) */
@@ -386,9 +388,10 @@ static void bad_arguments_are_errors(void)
  * give the logits of the same steps run one sequence at a time with em_dec_forward (same
  * rows of the same small-n matmuls: equal to the last bit here; checked with a tiny
  * tolerance and the argmax), and every cache ends at the same length. */
-static void batch_case(int c)
+static void batch_case(int c, int mode)
 {
     const struct em_dec *d = dec[c];
+    static const char *modes[3] = {"f32 caches", "f16 caches", "f32 and f16 caches mixed"};
     const int V = em_dec_vocab(d), K = EM_DEC_MAX_BATCH;
     struct rec r[EM_DEC_MAX_BATCH];
     struct em_kv *a[EM_DEC_MAX_BATCH], *b[EM_DEC_MAX_BATCH];
@@ -396,8 +399,10 @@ static void batch_case(int c)
         CU_ASSERT_EQUAL_FATAL(load_rec(c, tasks[i % 3], forms[(i / 3) % 2], &r[i]), 0);
         int n = r[i].n - (i >= 6 ? 5 + i : 0); /* the repeats stop earlier: other lengths */
         while (n > 1 && r[i].ids[n - 1] == em_dec_audio_token(d)) n--;
-        CU_ASSERT_EQUAL_FATAL(em_dec_kv_new(d, n + 4, &a[i], NULL), EM_OK);
-        CU_ASSERT_EQUAL_FATAL(em_dec_kv_new(d, n + 4, &b[i], NULL), EM_OK);
+        const enum em_kv_type kt = mode == 0 ? EM_KV_F32 : mode == 1 ? EM_KV_F16
+                                                                     : (enum em_kv_type)(i & 1);
+        CU_ASSERT_EQUAL_FATAL(em_dec_kv_new_type(d, n + 4, kt, &a[i], NULL), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(em_dec_kv_new_type(d, n + 4, kt, &b[i], NULL), EM_OK);
         CU_ASSERT_EQUAL_FATAL(em_dec_forward(d, a[i], r[i].ids, n, r[i].audio, r[i].n_audio,
                                              EM_DEC_LOGITS_NONE, NULL, NULL), EM_OK);
         CU_ASSERT_EQUAL_FATAL(em_kv_copy_prefix(b[i], a[i], n), EM_OK);
@@ -429,8 +434,8 @@ static void batch_case(int c)
             CU_ASSERT_EQUAL(em_kv_len(a[i]), em_kv_len(b[i]));
         }
     }
-    printf("\n    %s: %d sequences x 3 batched steps vs single steps: max rel diff %.3g, argmax "
-           "differs %d", names[c], K, worst, bad_argmax);
+    printf("\n    %s, %s: %d sequences x 3 batched steps vs single steps: max rel diff %.3g, "
+           "argmax differs %d", names[c], modes[mode], K, worst, bad_argmax);
     CU_ASSERT(worst <= 1e-6);
     CU_ASSERT_EQUAL(bad_argmax, 0);
     /* a smaller batch of every other cache continues as well */
@@ -453,7 +458,127 @@ static void batch_case(int c)
 
 static void batch_step_equals_single_steps(void)
 {
-    for (int c = 0; c < 2; c++) batch_case(c);
+    for (int c = 0; c < 2; c++)
+        for (int mode = 0; mode < 3; mode++) batch_case(c, mode);
+}
+
+/* ---- f16 KV caches -------------------------------------------------------------------------
+ * The same prompt through an f32 and an f16 cache (em_dec_kv_new_type): every position's
+ * logits within F16_TOL of the largest |logit| and the same argmax, then 4 single steps each;
+ * an f16 overlay on the f16 prefill continues as the f16 cache itself does. And the type
+ * policy: f32 for these bf16 / f32 checkpoints, EARMARK_KV overrides, a bad value refuses. */
+/* f16 keeps 11 significant bits: measured 1.3e-3 (tiny-bf16) and 2.9e-3 (tiny-f32, GQA 5/1),
+ * a quarter of what q8_0 weights move the same logits (1.2e-2, test_convert.c) */
+#define F16_TOL 5e-3
+
+static double rel_diff(const float *a, const float *b, size_t n, int *argmax_differs)
+{
+    double mabs = 0, err = 0;
+    size_t am = 0, bm = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] > a[am]) am = i;
+        if (b[i] > b[bm]) bm = i;
+        if (fabsf(a[i]) > mabs) mabs = fabsf(a[i]);
+        if (fabs((double)a[i] - b[i]) > err) err = fabs((double)a[i] - b[i]);
+    }
+    *argmax_differs += am != bm;
+    return mabs > 0 ? err / mabs : err;
+}
+
+static void f16_case(int c)
+{
+    struct rec r;
+    CU_ASSERT_EQUAL_FATAL(load_rec(c, "transcript", "chat", &r), 0);
+    const struct em_dec *d = dec[c];
+    const int V = em_dec_vocab(d), steps = 4;
+    struct em_kv *kf, *kh, *ov;
+    CU_ASSERT_EQUAL(em_dec_kv_type(d), EM_KV_F32);
+    CU_ASSERT_EQUAL_FATAL(em_dec_kv_new_type(d, r.n + steps, EM_KV_F32, &kf, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_dec_kv_new_type(d, r.n + steps, EM_KV_F16, &kh, NULL), EM_OK);
+    float *lf = malloc((size_t)r.n * V * sizeof *lf), *lh = malloc((size_t)r.n * V * sizeof *lh);
+    float *lo = malloc((size_t)V * sizeof *lo);
+    CU_ASSERT_FATAL(lf && lh && lo);
+    CU_ASSERT_EQUAL_FATAL(em_dec_forward(d, kf, r.ids, r.n, r.audio, r.n_audio, EM_DEC_LOGITS_ALL,
+                                         lf, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_dec_forward(d, kh, r.ids, r.n, r.audio, r.n_audio, EM_DEC_LOGITS_ALL,
+                                         lh, NULL), EM_OK);
+    double worst = 0;
+    int differs = 0;
+    for (int t = 0; t < r.n; t++) {
+        const double e = rel_diff(lf + (size_t)t * V, lh + (size_t)t * V, (size_t)V, &differs);
+        if (e > worst) worst = e;
+    }
+    printf("\n    %s prefill of %d: f16 vs f32 cache max rel diff %.3g, argmax differs at %d", names[c],
+           r.n, worst, differs);
+    CU_ASSERT(worst <= F16_TOL);
+    CU_ASSERT_EQUAL(differs, 0);
+    CU_ASSERT_EQUAL_FATAL(em_dec_kv_over(d, kh, r.n - 2, r.n + steps, &ov, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_kv_type(ov), EM_KV_F16);
+    CU_ASSERT_EQUAL(em_dec_forward(d, ov, r.ids + r.n - 2, 2, NULL, 0, EM_DEC_LOGITS_NONE, NULL, NULL),
+                    EM_OK);
+    worst = 0;
+    differs = 0;
+    for (int i = 0; i < steps; i++) {
+        const int32_t id = (int32_t)(300 + 41 * i);
+        CU_ASSERT_EQUAL(em_dec_forward(d, kf, &id, 1, NULL, 0, EM_DEC_LOGITS_LAST, lf, NULL), EM_OK);
+        CU_ASSERT_EQUAL(em_dec_forward(d, kh, &id, 1, NULL, 0, EM_DEC_LOGITS_LAST, lh, NULL), EM_OK);
+        CU_ASSERT_EQUAL(em_dec_forward(d, ov, &id, 1, NULL, 0, EM_DEC_LOGITS_LAST, lo, NULL), EM_OK);
+        const double e = rel_diff(lf, lh, (size_t)V, &differs);
+        if (e > worst) worst = e;
+        CU_ASSERT(golden_cmp("f16 overlay vs f16 cache", lo, lh, (size_t)V, 1, 1e-5) <= 1e-5);
+    }
+    CU_ASSERT(worst <= F16_TOL);
+    CU_ASSERT_EQUAL(differs, 0);
+    em_kv_free(ov);
+    em_kv_free(kf);
+    em_kv_free(kh);
+    free(lf), free(lh), free(lo);
+    free_rec(&r);
+}
+
+static void f16_cache_follows_f32_cache(void)
+{
+    for (int c = 0; c < 2; c++) f16_case(c);
+    struct em_dec *d2 = NULL;
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL_FATAL(setenv("EARMARK_KV", "f16", 1), 0);
+    CU_ASSERT_EQUAL(em_dec_open(ck[1], &d2, &eb), EM_OK);
+    if (d2) CU_ASSERT_EQUAL(em_dec_kv_type(d2), EM_KV_F16);
+    em_dec_free(d2);
+    d2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(setenv("EARMARK_KV", "bf16", 1), 0);
+    CU_ASSERT_EQUAL(em_dec_open(ck[1], &d2, &eb), EM_E_ARG);
+    CU_ASSERT_PTR_NULL(d2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "EARMARK_KV=bf16"));
+    unsetenv("EARMARK_KV");
+}
+
+/* The suite again in a child with EARMARK_CPU=avx2 (the level is read once per process):
+ * below AVX-512 a prefill attends through attention_seq (sgemm, an f16 cache widened first)
+ * and the steps through the AVX2 / F16C rows. */
+static void capped_level_runs_in_child(void)
+{
+    if (getenv("EM_TEST_DECODER_CHILD")) {
+        CU_ASSERT(em_cpu_level() <= EM_CPU_AVX2);
+        return;
+    }
+    if (em_cpu_level() < EM_CPU_AVX512) return; /* this process is already below it */
+    char dir[256], log[320];
+    CU_ASSERT_EQUAL_FATAL(th_tmpdir(dir, sizeof dir), 0);
+    snprintf(log, sizeof log, "%s/child.log", dir);
+    char *argv[] = {"/proc/self/exe", NULL};
+    char *env[] = {"EM_TEST_SUITE=decoder", "EARMARK_CPU=avx2", "EM_TEST_DECODER_CHILD=1", NULL};
+    const pid_t pid = th_spawn(argv, env, log);
+    CU_ASSERT_FATAL(pid > 0);
+    const int rc = th_wait(pid, 600000);
+    if (rc != 0) {
+        char *text = th_slurp(log, NULL);
+        printf("\n    child (EARMARK_CPU=avx2) exit %d:\n%s", rc, text ? text : "(no log)");
+        free(text);
+        if (rc < 0) th_stop(pid, 9, 1000);
+    }
+    CU_ASSERT_EQUAL(rc, 0);
+    th_rmrf(dir);
 }
 
 static void batch_step_errors(void)
@@ -769,6 +894,8 @@ static CU_TestInfo tests[] = {
     {"batch_generation_equals_sequential", batch_generation_equals_sequential},
     {"batch_generation_hook_and_errors", batch_generation_hook_and_errors},
     {"decode_helpers_simd_match_c", decode_helpers_simd_match_c},
+    {"f16_cache_follows_f32_cache", f16_cache_follows_f32_cache},
+    {"capped_level_runs_in_child", capped_level_runs_in_child},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_decoder = {"decoder", init, clean, NULL, NULL, tests};

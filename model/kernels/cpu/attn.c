@@ -8,6 +8,7 @@
 
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/qmatmul.h"
+#include "model/kernels/cpu/vecmath.h"
 
 struct job {
     const struct em_attn_args *a;
@@ -25,7 +26,6 @@ static void *alloc64(size_t floats)
 /* kt_g[c, j] = k[j][g*hd + c] (zero for j >= n); vp_g[j, c] = v[j][g*hd + c] (zero c >= hd). */
 static void pack_task(void *ctx, int g, int slot)
 {
-    (void)slot;
     const struct job *jb = ctx;
     const struct em_attn_args *a = jb->a;
     const int hd = a->hd, n = a->n;
@@ -33,11 +33,19 @@ static void pack_task(void *ctx, int g, int slot)
     float *vp = jb->vp + (size_t)g * n * jb->hdp;
     for (int c = 0; c < hd; c++)
         memset(kt + (size_t)c * jb->tp + n, 0, (size_t)(jb->tp - n) * sizeof(float));
+    float *kw = jb->s + (size_t)slot * jb->s_floats; /* f16: one widened k row */
     for (int j = 0; j < n; j++) {
-        const float *kr = a->k[j] + (size_t)g * hd, *vr = a->v[j] + (size_t)g * hd;
+        const float *kr;
         float *vo = vp + (size_t)j * jb->hdp;
+        if (a->k16) {
+            em_f16_load8(kw, a->k16[j] + (size_t)g * hd, (size_t)hd);
+            em_f16_load8(vo, a->v16[j] + (size_t)g * hd, (size_t)hd);
+            kr = kw;
+        } else {
+            kr = a->k[j] + (size_t)g * hd;
+            memcpy(vo, a->v[j] + (size_t)g * hd, (size_t)hd * sizeof(float));
+        }
         for (int c = 0; c < hd; c++) kt[(size_t)c * jb->tp + j] = kr[c];
-        memcpy(vo, vr, (size_t)hd * sizeof(float));
         memset(vo + hd, 0, (size_t)(jb->hdp - hd) * sizeof(float));
     }
 }
@@ -60,7 +68,10 @@ static void block_task(void *ctx, int task, int slot)
 
 static bool args_ok(const struct em_attn_args *a)
 {
-    if (!a || !a->o || !a->q || !a->k || !a->v) return false;
+    if (!a || !a->o || !a->q) return false;
+    const bool f32 = a->k && a->v && !a->k16 && !a->v16;
+    const bool f16 = a->k16 && a->v16 && !a->k && !a->v;
+    if (!f32 && !f16) return false;
     if (a->T < 1 || a->heads < 1 || a->kv_heads < 1 || a->hd < 1 || a->hd > (1 << 12) ||
         a->n > (1 << 20) || a->heads % a->kv_heads != 0)
         return false;

@@ -18,7 +18,8 @@
  *
  * Memory: q [T, ldq] and o [T, ldo] f32 row-major; key / value row j is k[j] / v[j] (row
  * pointers, so a cache whose rows live in several buffers, e.g. an overlay on a shared
- * prefix, needs no copy; each row holds kv_heads * hd floats). o must not overlap q or any
+ * prefix, needs no copy; each row holds kv_heads * hd floats, or IEEE halves through k16 /
+ * v16 instead, widened exactly in the repack). o must not overlap q or any
  * k / v row. Per call k and v are repacked per kv head (k_g transposed, v_g padded to 64
  * columns): about 4 * kv_heads * n * (hd + 64) bytes, plus 4 * (48 * n + 8 * hd) bytes per
  * pool thread; freed before return. Thread-safety: several calls may run at once (a call
@@ -28,6 +29,7 @@
 #define EM_ATTN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/err.h"
 
@@ -36,7 +38,8 @@ struct em_attn_args {
     int ldo;
     const float *q;
     int ldq;
-    const float *const *k, *const *v; /* n row pointers each */
+    const float *const *k, *const *v; /* n row pointers each (f32 rows) */
+    const uint16_t *const *k16, *const *v16; /* or these (f16 rows); the other pair NULL */
     int T, n, p0;                      /* full: n == T, p0 == 0; causal: n == p0 + T */
     bool causal;
     int heads, kv_heads, hd;           /* heads a multiple of kv_heads */
@@ -44,7 +47,8 @@ struct em_attn_args {
 };
 
 /* Errors: EM_E_ARG (T < 1, n < T, causal with n != p0 + T, full with n != T, heads or hd < 1,
- * heads not a multiple of kv_heads, ldq / ldo < heads * hd, NULL pointers), EM_E_UNSUPPORTED
+ * heads not a multiple of kv_heads, ldq / ldo < heads * hd, NULL pointers, not exactly one
+ * of the pairs k / v and k16 / v16), EM_E_UNSUPPORTED
  * (the CPU level is below EM_CPU_AVX512: callers keep their own path), EM_E_NOMEM. */
 em_err em_attn(const struct em_attn_args *a);
 

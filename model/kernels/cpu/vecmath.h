@@ -10,6 +10,9 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "model/quant.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define EM_VM_X86 1
@@ -75,13 +78,64 @@ static inline void em_axpys(float *o, const float *p, const float *v, size_t ld,
         for (int c = 0; c < hd; c++) o[c] += p[i] * v[(size_t)i * ld + c];
 }
 
+/* The same over f16 rows (k, v: uint16_t, ld in elements), each element widened first. */
+static inline void em_dots_h(const float *q, const uint16_t *k, size_t ld, int rows, int hd,
+                             float scale, float *s)
+{
+    for (int i = 0; i < rows; i++) {
+        const uint16_t *kr = k + (size_t)i * ld;
+        float acc = 0;
+        for (int c = 0; c < hd; c++) acc += q[c] * em_quant_f16_to_f32(kr[c]);
+        s[i] = scale * acc;
+    }
+}
+
+static inline void em_axpys_h(float *o, const float *p, const uint16_t *v, size_t ld, int rows,
+                              int hd)
+{
+    for (int i = 0; i < rows; i++)
+        for (int c = 0; c < hd; c++) o[c] += p[i] * em_quant_f16_to_f32(v[(size_t)i * ld + c]);
+}
+
 static inline void em_silu_mul(float *g, const float *u, size_t n)
 {
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+/* ---- f16 rows (the decoder's KV cache, model/kvcache.h) ----
+ * Storing x as f16: em_quant_f32_to_f16(em_f16_clamp(x)) (model/quant.h): rounded to nearest
+ * even, values beyond the f16 range (infinities too) saturated at +-65504, NaN stays NaN.
+ * Reading: em_quant_f16_to_f32 (exact). em_f16_store8 / em_f16_load8 do the same for a row
+ * with F16C, to the same bits (NaN payloads aside). */
+#define EM_F16_MAX 65504.0f
+
+static inline float em_f16_clamp(float x)
+{
+    return x > EM_F16_MAX ? EM_F16_MAX : x < -EM_F16_MAX ? -EM_F16_MAX : x; /* NaN passes */
+}
+
 #if EM_VM_X86
 #define EM_VM_AVX2 __attribute__((target("avx2,fma")))
+#define EM_VM_F16C __attribute__((target("avx2,fma,f16c")))
+
+EM_VM_F16C static inline void em_f16_store8(uint16_t *h, const float *x, size_t n)
+{
+    const __m256 hi = _mm256_set1_ps(EM_F16_MAX), lo = _mm256_set1_ps(-EM_F16_MAX);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { /* x second in max / min: NaN passes */
+        const __m256 v = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_loadu_ps(x + i)));
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (; i < n; i++) h[i] = em_quant_f32_to_f16(em_f16_clamp(x[i]));
+}
+
+EM_VM_F16C static inline void em_f16_load8(float *x, const uint16_t *h, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    for (; i < n; i++) x[i] = em_quant_f16_to_f32(h[i]);
+}
 
 EM_VM_AVX2 static inline __m256 em_exp8(__m256 x)
 {
@@ -187,6 +241,62 @@ EM_VM_AVX2 static inline void em_axpys8(float *o, const float *p, const float *v
     }
     for (int c = h8; c < hd; c++)
         for (int i = 0; i < rows; i++) o[c] = fmaf(p[i], v[(size_t)i * ld + c], o[c]);
+}
+
+EM_VM_F16C static inline __m256 em_h8(const uint16_t *h)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+}
+
+EM_VM_F16C static inline float em_dot_tail_h(const float *q, const uint16_t *k, int c, int hd,
+                                             float acc)
+{
+    for (; c < hd; c++) acc += q[c] * em_quant_f16_to_f32(k[c]);
+    return acc;
+}
+
+/* em_dots8 / em_axpys8 over f16 rows (F16C widening on load; the same operation order). */
+EM_VM_F16C static inline void em_dots8_h(const float *q, const uint16_t *k, size_t ld, int rows,
+                                         int hd, float scale, float *s)
+{
+    const int h8 = hd & ~7;
+    if (rows == 4) {
+        const uint16_t *k1 = k + ld, *k2 = k + 2 * ld, *k3 = k + 3 * ld;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < h8; c += 8) {
+            const __m256 qv = _mm256_loadu_ps(q + c);
+            a0 = _mm256_fmadd_ps(qv, em_h8(k + c), a0);
+            a1 = _mm256_fmadd_ps(qv, em_h8(k1 + c), a1);
+            a2 = _mm256_fmadd_ps(qv, em_h8(k2 + c), a2);
+            a3 = _mm256_fmadd_ps(qv, em_h8(k3 + c), a3);
+        }
+        s[0] = scale * em_dot_tail_h(q, k, h8, hd, em_hsum8(a0));
+        s[1] = scale * em_dot_tail_h(q, k1, h8, hd, em_hsum8(a1));
+        s[2] = scale * em_dot_tail_h(q, k2, h8, hd, em_hsum8(a2));
+        s[3] = scale * em_dot_tail_h(q, k3, h8, hd, em_hsum8(a3));
+        return;
+    }
+    for (int i = 0; i < rows; i++) {
+        const uint16_t *kr = k + (size_t)i * ld;
+        __m256 a = _mm256_setzero_ps();
+        for (int c = 0; c < h8; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), em_h8(kr + c), a);
+        s[i] = scale * em_dot_tail_h(q, kr, h8, hd, em_hsum8(a));
+    }
+}
+
+EM_VM_F16C static inline void em_axpys8_h(float *o, const float *p, const uint16_t *v, size_t ld,
+                                          int rows, int hd)
+{
+    const int h8 = hd & ~7;
+    for (int c = 0; c < h8; c += 8) {
+        __m256 a = _mm256_loadu_ps(o + c);
+        for (int i = 0; i < rows; i++)
+            a = _mm256_fmadd_ps(_mm256_set1_ps(p[i]), em_h8(v + (size_t)i * ld + c), a);
+        _mm256_storeu_ps(o + c, a);
+    }
+    for (int c = h8; c < hd; c++)
+        for (int i = 0; i < rows; i++)
+            o[c] = fmaf(p[i], em_quant_f16_to_f32(v[(size_t)i * ld + c]), o[c]);
 }
 
 EM_VM_AVX2 static inline void em_silu_mul8(float *g, const float *u, size_t n)
