@@ -40,7 +40,9 @@ int em_dec_audio_token(const struct em_dec *d); /* audio_token_index (151646) */
 /* A KV cache of the decoder's geometry for cap positions (<= EM_DEC_MAX_TOKENS), of the
  * decoder's element type (em_dec_kv_type). */
 em_err em_dec_kv_new(const struct em_dec *d, int cap, struct em_kv **out, struct em_errbuf *eb);
-/* The same with an explicit element type (tests, the bench). */
+/* The same with an explicit element type (tests, the bench). Both set *out to NULL on
+ * error: EM_E_TOO_LONG (cap over EM_DEC_MAX_TOKENS or the cache byte limit), EM_E_ARG,
+ * EM_E_NOMEM. */
 em_err em_dec_kv_new_type(const struct em_dec *d, int cap, enum em_kv_type type,
                           struct em_kv **out, struct em_errbuf *eb);
 /* The type em_dec_kv_new uses: EM_KV_F16 when the layers' linear weights are quantized

@@ -372,8 +372,9 @@ static void bad_arguments_are_errors(void)
     CU_ASSERT_EQUAL(em_dec_forward(d, kv, aud, 1, row, 1, EM_DEC_LOGITS_NONE, NULL, &eb), EM_E_ARG);
     CU_ASSERT_EQUAL(em_dec_forward(d, kv, aud, 0, NULL, 0, EM_DEC_LOGITS_NONE, NULL, &eb), EM_E_ARG);
     CU_ASSERT_EQUAL(em_kv_len(kv), 0);
-    CU_ASSERT_EQUAL(em_dec_kv_new(d, EM_DEC_MAX_TOKENS + 1, &kv, &eb) == EM_E_TOO_LONG, 1);
     em_kv_free(kv);
+    CU_ASSERT_EQUAL(em_dec_kv_new(d, EM_DEC_MAX_TOKENS + 1, &kv, &eb) == EM_E_TOO_LONG, 1);
+    CU_ASSERT_PTR_NULL(kv); /* *out is NULL on every error */
     struct em_gen_params p = em_gen_params_from(NULL);
     struct em_gen_result res;
     p.max_new_tokens = 0;
