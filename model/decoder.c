@@ -406,25 +406,23 @@ static em_err attention_prefill(const struct em_dec *d, struct em_kv *kv, int l,
     struct em_attn_args a = {.o = out, .ldo = qd, .q = q, .ldq = qd, .T = T, .n = n, .p0 = p0,
                              .causal = true, .heads = d->H, .kv_heads = d->KVH, .hd = d->hd,
                              .scale = 1.0f / sqrtf((float)d->hd)};
-    void *rows;
-    if (em_kv_type(kv) == EM_KV_F16) {
-        const uint16_t **r = malloc(2 * (size_t)n * sizeof *r);
-        if (!(rows = r)) return EM_E_NOMEM;
-        for (int p = 0; p < n; p++) {
-            r[p] = em_kv_k(kv, l, p);
-            r[n + p] = em_kv_v(kv, l, p);
-        }
-        a.k16 = r;
-        a.v16 = r + n;
+    /* 2n row pointers of the cache's element type, stored (and read) as that type only */
+    const int f16 = em_kv_type(kv) == EM_KV_F16;
+    void *rows = malloc(2 * (size_t)n * (f16 ? sizeof(const uint16_t *) : sizeof(const float *)));
+    if (!rows) return EM_E_NOMEM;
+    const uint16_t **rh = rows;
+    const float **rf = rows;
+    for (int i = 0; i < 2 * n; i++) {
+        const void *row = i < n ? em_kv_k(kv, l, i) : em_kv_v(kv, l, i - n);
+        if (f16) rh[i] = row;
+        else rf[i] = row;
+    }
+    if (f16) {
+        a.k16 = rh;
+        a.v16 = rh + n;
     } else {
-        const float **r = malloc(2 * (size_t)n * sizeof *r);
-        if (!(rows = r)) return EM_E_NOMEM;
-        for (int p = 0; p < n; p++) {
-            r[p] = em_kv_k(kv, l, p);
-            r[n + p] = em_kv_v(kv, l, p);
-        }
-        a.k = r;
-        a.v = r + n;
+        a.k = rf;
+        a.v = rf + n;
     }
     em_err rc = em_attn(&a);
     free(rows);
@@ -468,48 +466,39 @@ static int run_cmp(const void *a, const void *b)
     return (x->p > y->p) - (x->p < y->p);
 }
 
-/* s[i] = scale * q . k row i, i < rows (<= 4): em_dots over the run's element type */
+/* s[i] = scale * q . k row i, i < rows (<= 4), over the run's element type; off and ld in
+ * elements */
 static void run_dots(const struct dec_run *R, size_t off, size_t ld, const float *q, int rows,
                      int hd, float scale, float *s, int avx2)
 {
-    (void)avx2;
-    if (R->f16) {
-        const uint16_t *k = (const uint16_t *)R->k + off;
+    const int h = R->f16;
+    const void *k = (const char *)R->k + off * (h ? sizeof(uint16_t) : sizeof(float));
 #if EM_VM_X86
-        if (avx2) em_dots8_h(q, k, ld, rows, hd, scale, s);
-        else
-#endif
-            em_dots_h(q, k, ld, rows, hd, scale, s);
+    if (avx2) {
+        if (h) em_dots8_h(q, k, ld, rows, hd, scale, s);
+        else em_dots8(q, k, ld, rows, hd, scale, s);
         return;
     }
-    const float *k = (const float *)R->k + off;
-#if EM_VM_X86
-    if (avx2) em_dots8(q, k, ld, rows, hd, scale, s);
-    else
 #endif
-        em_dots(q, k, ld, rows, hd, scale, s);
+    (void)avx2;
+    em_dots_t(q, k, ld, rows, hd, scale, s, h);
 }
 
-/* o += p[i] * v row i, i < rows, in order: em_axpys over the run's element type */
+/* o += p[i] * v row i, i < rows, in order, over the run's element type */
 static void run_axpys(const struct dec_run *R, size_t off, size_t ld, float *o, const float *p,
                       int rows, int hd, int avx2)
 {
-    (void)avx2;
-    if (R->f16) {
-        const uint16_t *v = (const uint16_t *)R->v + off;
+    const int h = R->f16;
+    const void *v = (const char *)R->v + off * (h ? sizeof(uint16_t) : sizeof(float));
 #if EM_VM_X86
-        if (avx2) em_axpys8_h(o, p, v, ld, rows, hd);
-        else
-#endif
-            em_axpys_h(o, p, v, ld, rows, hd);
+    if (avx2) {
+        if (h) em_axpys8_h(o, p, v, ld, rows, hd);
+        else em_axpys8(o, p, v, ld, rows, hd);
         return;
     }
-    const float *v = (const float *)R->v + off;
-#if EM_VM_X86
-    if (avx2) em_axpys8(o, p, v, ld, rows, hd);
-    else
 #endif
-        em_axpys(o, p, v, ld, rows, hd);
+    (void)avx2;
+    em_axpys_t(o, p, v, ld, rows, hd, h);
 }
 
 /* Task: kv head u for every member of the set. */

@@ -109,6 +109,24 @@ int th_stop(pid_t pid, int sig, int timeout_ms)
     return rc;
 }
 
+int th_run_self(char *const env[], int timeout_ms, const char *what)
+{
+    char dir[256], log[320];
+    if (th_tmpdir(dir, sizeof dir) != 0) return -1;
+    snprintf(log, sizeof log, "%s/child.log", dir);
+    char *argv[] = {"/proc/self/exe", NULL};
+    const pid_t pid = th_spawn(argv, env, log);
+    int rc = pid > 0 ? th_wait(pid, timeout_ms) : -1;
+    if (rc != 0) {
+        char *text = th_slurp(log, NULL);
+        printf("\n    child (%s) exit %d:\n%s", what, rc, text ? text : "(no log)");
+        free(text);
+        if (rc < 0 && pid > 0) th_stop(pid, 9, 1000);
+    }
+    th_rmrf(dir);
+    return rc;
+}
+
 int th_sh(const char *fmt, ...)
 {
     char cmd[8192];

@@ -23,6 +23,11 @@ int th_stop(pid_t pid, int sig, int timeout_ms);
 /* Waits up to timeout_ms for the child to exit; returns its exit code (0..255), 128+signal,
  * or -1 on timeout (the child is left running). */
 int th_wait(pid_t pid, int timeout_ms);
+/* Runs this test binary again (/proc/self/exe) with env (NULL-terminated "K=V" strings,
+ * e.g. EM_TEST_SUITE=x and a CPU cap), its output in a temp dir's log; waits up to
+ * timeout_ms (then kills it). Returns the child's exit code (th_wait's), after printing its
+ * log under `what` when that is not 0. */
+int th_run_self(char *const env[], int timeout_ms, const char *what);
 /* Runs a shell command line; returns its exit status (0..255) or -1. */
 int th_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads a whole file (malloc'd, NUL-terminated); NULL if missing. */

@@ -564,22 +564,8 @@ static void capped_level_runs_in_child(void)
         return;
     }
     if (em_cpu_level() < EM_CPU_AVX512) return; /* this process is already below it */
-    char dir[256], log[320];
-    CU_ASSERT_EQUAL_FATAL(th_tmpdir(dir, sizeof dir), 0);
-    snprintf(log, sizeof log, "%s/child.log", dir);
-    char *argv[] = {"/proc/self/exe", NULL};
     char *env[] = {"EM_TEST_SUITE=decoder", "EARMARK_CPU=avx2", "EM_TEST_DECODER_CHILD=1", NULL};
-    const pid_t pid = th_spawn(argv, env, log);
-    CU_ASSERT_FATAL(pid > 0);
-    const int rc = th_wait(pid, 600000);
-    if (rc != 0) {
-        char *text = th_slurp(log, NULL);
-        printf("\n    child (EARMARK_CPU=avx2) exit %d:\n%s", rc, text ? text : "(no log)");
-        free(text);
-        if (rc < 0) th_stop(pid, 9, 1000);
-    }
-    CU_ASSERT_EQUAL(rc, 0);
-    th_rmrf(dir);
+    CU_ASSERT_EQUAL(th_run_self(env, 600000, "EARMARK_CPU=avx2"), 0);
 }
 
 static void batch_step_errors(void)
@@ -817,10 +803,10 @@ static void decode_helpers_simd_match_c(void)
             double mag[4] = {0};
             for (int i = 0; i < rows; i++)
                 for (int c = 0; c < hd; c++) mag[i] += fabs((double)q[c] * k[(size_t)i * ld + c]);
-            em_dots(q, k, (size_t)ld, rows, hd, 0.5f, sc);
+            em_dots_t(q, k, (size_t)ld, rows, hd, 0.5f, sc, 0);
             for (int c = 0; c < hd; c++) oc[c] = o[c] = 0.5f * vrand(&r);
             memcpy(o1, o, sizeof(float) * hd);
-            em_axpys(oc, p, k, (size_t)ld, rows, hd);
+            em_axpys_t(oc, p, k, (size_t)ld, rows, hd, 0);
 #if EM_VM_X86
             if (em_cpu_level() >= EM_CPU_AVX2) {
                 em_dots8(q, k, (size_t)ld, rows, hd, 0.5f, sv);

@@ -380,23 +380,8 @@ static void capped_level_runs_in_child(void)
         CU_ASSERT(!have_igemm());
         return;
     }
-    char dir[256];
-    CU_ASSERT_EQUAL_FATAL(th_tmpdir(dir, sizeof dir), 0);
-    char log[320];
-    snprintf(log, sizeof log, "%s/child.log", dir);
-    char *argv[] = {"/proc/self/exe", NULL};
     char *env[] = {"EM_TEST_SUITE=igemm", "EARMARK_CPU=avx2", "EM_TEST_IGEMM_CHILD=1", NULL};
-    const pid_t pid = th_spawn(argv, env, log);
-    CU_ASSERT_FATAL(pid > 0);
-    const int rc = th_wait(pid, 120000);
-    if (rc != 0) {
-        char *text = th_slurp(log, NULL);
-        printf("\n    child (EARMARK_CPU=avx2) exit %d:\n%s", rc, text ? text : "(no log)");
-        free(text);
-        if (rc < 0) th_stop(pid, 9, 1000);
-    }
-    CU_ASSERT_EQUAL(rc, 0);
-    th_rmrf(dir);
+    CU_ASSERT_EQUAL(th_run_self(env, 120000, "EARMARK_CPU=avx2"), 0);
 }
 
 static CU_TestInfo tests[] = {

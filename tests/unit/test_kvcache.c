@@ -150,10 +150,10 @@ static void f16_helpers_simd_match_c(void)
         const float p[4] = {0.4f, -0.25f, 0.125f, 0.9f};
         for (int rows = 1; rows <= 4; rows++) {
             float sc[4], sv[4], s1;
-            em_dots_h(q, h, (size_t)ld, rows, hd, 0.5f, sc);
+            em_dots_t(q, h, (size_t)ld, rows, hd, 0.5f, sc, 1);
             em_dots8_h(q, h, (size_t)ld, rows, hd, 0.5f, sv);
             for (int c = 0; c < hd; c++) oc[c] = o[c] = o1[c] = 0.5f * frand(&s);
-            em_axpys_h(oc, p, h, (size_t)ld, rows, hd);
+            em_axpys_t(oc, p, h, (size_t)ld, rows, hd, 1);
             em_axpys8_h(o, p, h, (size_t)ld, rows, hd);
             for (int i = 0; i < rows; i++) {
                 double mag = 0;

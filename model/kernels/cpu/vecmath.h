@@ -54,47 +54,36 @@ static inline float em_exp_shift_row(float *x, int n)
 }
 
 /* ---- decode attention and SwiGLU helpers (model/decoder.c) ----
- * em_dots / em_dots8: s[i] = scale * dot(q, k + i * ld) over hd floats, for i < rows
+ * em_dots_t / em_dots8: s[i] = scale * dot(q, k + i * ld) over hd elements, for i < rows
  * (rows <= 4): one accumulator per row over the head dimension, so a row's score has the
  * same bits whatever rows is (batched and single decode steps agree).
- * em_axpys / em_axpys8: o[c] = p[i] * v[i * ld + c] + o[c] for i < rows in order (fused in
- * the AVX2 version): the same bits as one row at a time.
+ * em_axpys_t / em_axpys8: o[c] = p[i] * v[i * ld + c] + o[c] for i < rows in order (fused
+ * in the AVX2 version): the same bits as one row at a time.
+ * The _t forms take rows of floats (h == 0) or IEEE halves (h == 1, widened exactly); the
+ * F16C forms are em_dots8 / em_axpys8 (floats) and em_dots8_h / em_axpys8_h (halves).
  * em_silu_mul / em_silu_mul8: g[i] = g[i] / (1 + exp(-g[i])) * u[i] (expf / em_exp8). */
-static inline void em_dots(const float *q, const float *k, size_t ld, int rows, int hd,
-                           float scale, float *s)
+
+/* Element i of a row of floats (h == 0) or IEEE halves (h == 1). */
+static inline float em_elt(const void *r, size_t i, int h)
+{
+    return h ? em_quant_f16_to_f32(((const uint16_t *)r)[i]) : ((const float *)r)[i];
+}
+
+static inline void em_dots_t(const float *q, const void *k, size_t ld, int rows, int hd,
+                             float scale, float *s, int h)
 {
     for (int i = 0; i < rows; i++) {
-        const float *kr = k + (size_t)i * ld;
         float acc = 0;
-        for (int c = 0; c < hd; c++) acc += q[c] * kr[c];
+        for (int c = 0; c < hd; c++) acc += q[c] * em_elt(k, (size_t)i * ld + (size_t)c, h);
         s[i] = scale * acc;
     }
 }
 
-static inline void em_axpys(float *o, const float *p, const float *v, size_t ld, int rows,
-                            int hd)
+static inline void em_axpys_t(float *o, const float *p, const void *v, size_t ld, int rows,
+                              int hd, int h)
 {
     for (int i = 0; i < rows; i++)
-        for (int c = 0; c < hd; c++) o[c] += p[i] * v[(size_t)i * ld + c];
-}
-
-/* The same over f16 rows (k, v: uint16_t, ld in elements), each element widened first. */
-static inline void em_dots_h(const float *q, const uint16_t *k, size_t ld, int rows, int hd,
-                             float scale, float *s)
-{
-    for (int i = 0; i < rows; i++) {
-        const uint16_t *kr = k + (size_t)i * ld;
-        float acc = 0;
-        for (int c = 0; c < hd; c++) acc += q[c] * em_quant_f16_to_f32(kr[c]);
-        s[i] = scale * acc;
-    }
-}
-
-static inline void em_axpys_h(float *o, const float *p, const uint16_t *v, size_t ld, int rows,
-                              int hd)
-{
-    for (int i = 0; i < rows; i++)
-        for (int c = 0; c < hd; c++) o[c] += p[i] * em_quant_f16_to_f32(v[(size_t)i * ld + c]);
+        for (int c = 0; c < hd; c++) o[c] += p[i] * em_elt(v, (size_t)i * ld + (size_t)c, h);
 }
 
 static inline void em_silu_mul(float *g, const float *u, size_t n)
@@ -193,110 +182,89 @@ EM_VM_AVX2 static inline float em_exp_shift_row8(float *x, int n)
     for (; j < n; j++) sum += (x[j] = em_exp_f(x[j] - mx));
     return sum;
 }
-EM_VM_AVX2 static inline float em_dot_tail(const float *q, const float *k, int c, int hd,
-                                           float acc)
+/* 8 elements of a row of floats (h == 0) or halves (h == 1) from element i, as floats. */
+EM_VM_F16C static inline __m256 em_ld8(const void *r, size_t i, int h)
 {
-    for (; c < hd; c++) acc += q[c] * k[c];
-    return acc;
+    return h ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)r + i)))
+             : _mm256_loadu_ps((const float *)r + i);
 }
 
-EM_VM_AVX2 static inline void em_dots8(const float *q, const float *k, size_t ld, int rows,
-                                       int hd, float scale, float *s)
+#define EM_VM_INLINE __attribute__((always_inline)) static inline
+
+/* s[i] = scale * q . row i (i < rows) of k with rows ld elements apart (the row's element
+ * type by h, a constant where this is inlined). */
+EM_VM_F16C EM_VM_INLINE void em_dots8_t(const float *q, const void *k, size_t ld, int rows,
+                                        int hd, float scale, float *s, int h)
 {
     const int h8 = hd & ~7;
-    if (rows == 4) { /* four rows per pass: four independent FMA chains */
-        const float *k1 = k + ld, *k2 = k + 2 * ld, *k3 = k + 3 * ld;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int c = 0; c < h8; c += 8) {
-            const __m256 qv = _mm256_loadu_ps(q + c);
-            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + c), a0);
-            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + c), a1);
-            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + c), a2);
-            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + c), a3);
+    for (int i = 0; i < rows;) {
+        if (rows - i >= 4) { /* four rows per pass: four independent FMA chains */
+            const size_t r0 = (size_t)i * ld;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int c = 0; c < h8; c += 8) {
+                const __m256 qv = _mm256_loadu_ps(q + c);
+                a0 = _mm256_fmadd_ps(qv, em_ld8(k, r0 + (size_t)c, h), a0);
+                a1 = _mm256_fmadd_ps(qv, em_ld8(k, r0 + ld + (size_t)c, h), a1);
+                a2 = _mm256_fmadd_ps(qv, em_ld8(k, r0 + 2 * ld + (size_t)c, h), a2);
+                a3 = _mm256_fmadd_ps(qv, em_ld8(k, r0 + 3 * ld + (size_t)c, h), a3);
+            }
+            const float acc[4] = {em_hsum8(a0), em_hsum8(a1), em_hsum8(a2), em_hsum8(a3)};
+            for (int j = 0; j < 4; j++) {
+                float t = acc[j];
+                for (int c = h8; c < hd; c++) t += q[c] * em_elt(k, r0 + (size_t)j * ld + (size_t)c, h);
+                s[i + j] = scale * t;
+            }
+            i += 4;
+            continue;
         }
-        s[0] = scale * em_dot_tail(q, k, h8, hd, em_hsum8(a0));
-        s[1] = scale * em_dot_tail(q, k1, h8, hd, em_hsum8(a1));
-        s[2] = scale * em_dot_tail(q, k2, h8, hd, em_hsum8(a2));
-        s[3] = scale * em_dot_tail(q, k3, h8, hd, em_hsum8(a3));
-        return;
-    }
-    for (int i = 0; i < rows; i++) {
-        const float *kr = k + (size_t)i * ld;
+        const size_t r0 = (size_t)i * ld;
         __m256 a = _mm256_setzero_ps();
         for (int c = 0; c < h8; c += 8)
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_loadu_ps(kr + c), a);
-        s[i] = scale * em_dot_tail(q, kr, h8, hd, em_hsum8(a));
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), em_ld8(k, r0 + (size_t)c, h), a);
+        float t = em_hsum8(a);
+        for (int c = h8; c < hd; c++) t += q[c] * em_elt(k, r0 + (size_t)c, h);
+        s[i++] = scale * t;
     }
 }
 
-EM_VM_AVX2 static inline void em_axpys8(float *o, const float *p, const float *v, size_t ld,
-                                        int rows, int hd)
+/* o[c] = fma(p[i], row i of v, o[c]) for i < rows in order (v's element type by h). */
+EM_VM_F16C EM_VM_INLINE void em_axpys8_t(float *o, const float *p, const void *v, size_t ld,
+                                         int rows, int hd, int h)
 {
     const int h8 = hd & ~7;
     for (int c = 0; c < h8; c += 8) {
         __m256 a = _mm256_loadu_ps(o + c);
         for (int i = 0; i < rows; i++)
-            a = _mm256_fmadd_ps(_mm256_set1_ps(p[i]), _mm256_loadu_ps(v + (size_t)i * ld + c), a);
+            a = _mm256_fmadd_ps(_mm256_set1_ps(p[i]), em_ld8(v, (size_t)i * ld + (size_t)c, h), a);
         _mm256_storeu_ps(o + c, a);
     }
     for (int c = h8; c < hd; c++)
-        for (int i = 0; i < rows; i++) o[c] = fmaf(p[i], v[(size_t)i * ld + c], o[c]);
+        for (int i = 0; i < rows; i++) o[c] = fmaf(p[i], em_elt(v, (size_t)i * ld + (size_t)c, h), o[c]);
 }
 
-EM_VM_F16C static inline __m256 em_h8(const uint16_t *h)
+EM_VM_F16C static inline void em_dots8(const float *q, const float *k, size_t ld, int rows,
+                                       int hd, float scale, float *s)
 {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+    em_dots8_t(q, k, ld, rows, hd, scale, s, 0);
 }
 
-EM_VM_F16C static inline float em_dot_tail_h(const float *q, const uint16_t *k, int c, int hd,
-                                             float acc)
+EM_VM_F16C static inline void em_axpys8(float *o, const float *p, const float *v, size_t ld,
+                                        int rows, int hd)
 {
-    for (; c < hd; c++) acc += q[c] * em_quant_f16_to_f32(k[c]);
-    return acc;
+    em_axpys8_t(o, p, v, ld, rows, hd, 0);
 }
 
 /* em_dots8 / em_axpys8 over f16 rows (F16C widening on load; the same operation order). */
 EM_VM_F16C static inline void em_dots8_h(const float *q, const uint16_t *k, size_t ld, int rows,
                                          int hd, float scale, float *s)
 {
-    const int h8 = hd & ~7;
-    if (rows == 4) {
-        const uint16_t *k1 = k + ld, *k2 = k + 2 * ld, *k3 = k + 3 * ld;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int c = 0; c < h8; c += 8) {
-            const __m256 qv = _mm256_loadu_ps(q + c);
-            a0 = _mm256_fmadd_ps(qv, em_h8(k + c), a0);
-            a1 = _mm256_fmadd_ps(qv, em_h8(k1 + c), a1);
-            a2 = _mm256_fmadd_ps(qv, em_h8(k2 + c), a2);
-            a3 = _mm256_fmadd_ps(qv, em_h8(k3 + c), a3);
-        }
-        s[0] = scale * em_dot_tail_h(q, k, h8, hd, em_hsum8(a0));
-        s[1] = scale * em_dot_tail_h(q, k1, h8, hd, em_hsum8(a1));
-        s[2] = scale * em_dot_tail_h(q, k2, h8, hd, em_hsum8(a2));
-        s[3] = scale * em_dot_tail_h(q, k3, h8, hd, em_hsum8(a3));
-        return;
-    }
-    for (int i = 0; i < rows; i++) {
-        const uint16_t *kr = k + (size_t)i * ld;
-        __m256 a = _mm256_setzero_ps();
-        for (int c = 0; c < h8; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), em_h8(kr + c), a);
-        s[i] = scale * em_dot_tail_h(q, kr, h8, hd, em_hsum8(a));
-    }
+    em_dots8_t(q, k, ld, rows, hd, scale, s, 1);
 }
 
 EM_VM_F16C static inline void em_axpys8_h(float *o, const float *p, const uint16_t *v, size_t ld,
                                           int rows, int hd)
 {
-    const int h8 = hd & ~7;
-    for (int c = 0; c < h8; c += 8) {
-        __m256 a = _mm256_loadu_ps(o + c);
-        for (int i = 0; i < rows; i++)
-            a = _mm256_fmadd_ps(_mm256_set1_ps(p[i]), em_h8(v + (size_t)i * ld + c), a);
-        _mm256_storeu_ps(o + c, a);
-    }
-    for (int c = h8; c < hd; c++)
-        for (int i = 0; i < rows; i++)
-            o[c] = fmaf(p[i], em_quant_f16_to_f32(v[(size_t)i * ld + c]), o[c]);
+    em_axpys8_t(o, p, v, ld, rows, hd, 1);
 }
 
 EM_VM_AVX2 static inline void em_silu_mul8(float *g, const float *u, size_t n)
