@@ -748,9 +748,10 @@ static em_err scratch_alloc(const struct em_dec *d, int T, int max_pos, struct s
 }
 
 /* Embedded rows in s->x, positions in rw: the layers, then (mode) logits of the last row or
- * of every row. */
+ * of every row, or with `ends` (k rows, ascending) the logits of those rows. */
 static em_err run_rows(const struct em_dec *d, const struct rows *rw, struct scratch *s,
-                       enum em_dec_logits mode, float *logits, struct em_errbuf *eb)
+                       enum em_dec_logits mode, const int *ends, int k, float *logits,
+                       struct em_errbuf *eb)
 {
     const int D = d->D, half = d->hd / 2, T = rw->T;
     em_err rc;
@@ -763,9 +764,17 @@ static em_err run_rows(const struct em_dec *d, const struct rows *rw, struct scr
     for (int l = 0; l < d->c.num_hidden_layers; l++)
         if ((rc = layer_forward(d, &d->layers[l], l, rw, s)) != EM_OK)
             return em_errf(eb, rc, "decoder: layer %d: matmul failed (%s)", l, em_err_name(rc));
-    if (mode != EM_DEC_LOGITS_NONE) {
-        int first = mode == EM_DEC_LOGITS_ALL ? 0 : T - 1, n = T - first;
+    int n = 0;
+    if (ends) { /* row by row: RMSNorm's bits do not depend on how many rows one call takes */
+        for (n = 0; n < k; n++)
+            rmsnorm(s->h + (size_t)n * D, s->x + (size_t)ends[n] * D, d->norm, 1, D,
+                    d->c.rms_norm_eps);
+    } else if (mode != EM_DEC_LOGITS_NONE) {
+        int first = mode == EM_DEC_LOGITS_ALL ? 0 : T - 1;
+        n = T - first;
         rmsnorm(s->h, s->x + (size_t)first * D, d->norm, n, D, d->c.rms_norm_eps);
+    }
+    if (n > 0) {
         if ((rc = em_matmul(logits, s->h, n, D, d->V, &d->lm_head, NULL)) != EM_OK)
             return em_errf(eb, rc, "decoder: lm_head matmul failed (%s)", em_err_name(rc));
     }
@@ -793,7 +802,7 @@ em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *i
     }
     if ((rc = embed(d, ids, T, audio, n_audio, s.x, eb)) != EM_OK) goto done;
     struct rows rw = {T, kvs, pos};
-    if ((rc = run_rows(d, &rw, &s, mode, logits, eb)) != EM_OK) goto done;
+    if ((rc = run_rows(d, &rw, &s, mode, NULL, 0, logits, eb)) != EM_OK) goto done;
     em_kv_advance(kv, T);
 done:
     scratch_free(&s);
@@ -805,32 +814,70 @@ done:
 em_err em_dec_step_batch(const struct em_dec *d, struct em_kv *const *kv, const int32_t *ids,
                          int k, float *logits, struct em_errbuf *eb)
 {
-    if (k < 1 || k > EM_DEC_MAX_BATCH || !kv || !ids || !logits)
+    if (k < 1 || k > EM_DEC_MAX_BATCH || !ids)
         return em_errf(eb, EM_E_ARG, "decoder: batch of %d sequences, expected 1..%d", k,
                        EM_DEC_MAX_BATCH);
-    int pos[EM_DEC_MAX_BATCH], max_pos = 0;
+    const int32_t *rows[EM_DEC_MAX_BATCH];
+    int one[EM_DEC_MAX_BATCH];
     for (int i = 0; i < k; i++) {
-        if (!kv[i]) return em_errf(eb, EM_E_ARG, "decoder: batch sequence %d has no cache", i);
+        rows[i] = &ids[i];
+        one[i] = 1;
+    }
+    return em_dec_prefill_batch(d, kv, rows, one, k, logits, eb);
+}
+
+em_err em_dec_prefill_batch(const struct em_dec *d, struct em_kv *const *kv,
+                            const int32_t *const *ids, const int *n, int k, float *logits,
+                            struct em_errbuf *eb)
+{
+    if (k < 1 || k > EM_DEC_MAX_BATCH || !kv || !ids || !n || !logits)
+        return em_errf(eb, EM_E_ARG, "decoder: batch of %d sequences, expected 1..%d", k,
+                       EM_DEC_MAX_BATCH);
+    int T = 0, max_pos = 0, ends[EM_DEC_MAX_BATCH];
+    for (int i = 0; i < k; i++) {
+        if (!kv[i] || !ids[i] || n[i] < 1)
+            return em_errf(eb, EM_E_ARG, "decoder: batch sequence %d: no cache, ids or tokens", i);
         for (int j = 0; j < i; j++)
             if (kv[j] == kv[i])
                 return em_errf(eb, EM_E_ARG, "decoder: batch sequences %d and %d share a cache", j, i);
-        if (ids[i] == d->audio_token)
-            return em_errf(eb, EM_E_ARG, "decoder: audio token in batch sequence %d", i);
-        pos[i] = em_kv_len(kv[i]);
-        if (pos[i] >= em_kv_cap(kv[i]))
-            return em_errf(eb, EM_E_TOO_LONG, "decoder: batch sequence %d: %d + 1 positions exceed "
-                           "the cache's %d", i, pos[i], em_kv_cap(kv[i]));
-        if (pos[i] > max_pos) max_pos = pos[i];
+        for (int t = 0; t < n[i]; t++)
+            if (ids[i][t] == d->audio_token)
+                return em_errf(eb, EM_E_ARG, "decoder: audio token in batch sequence %d at %d", i, t);
+        const int p0 = em_kv_len(kv[i]);
+        if (n[i] > em_kv_cap(kv[i]) - p0)
+            return em_errf(eb, EM_E_TOO_LONG, "decoder: batch sequence %d: %d + %d positions exceed "
+                           "the cache's %d", i, p0, n[i], em_kv_cap(kv[i]));
+        if (n[i] > EM_DEC_MAX_TOKENS - T)
+            return em_errf(eb, EM_E_TOO_LONG, "decoder: batch of more than %d tokens",
+                           EM_DEC_MAX_TOKENS);
+        T += n[i];
+        ends[i] = T - 1;
+        if (p0 + n[i] - 1 > max_pos) max_pos = p0 + n[i] - 1;
     }
     struct scratch s;
-    em_err rc = scratch_alloc(d, k, max_pos, &s);
-    if (rc == EM_OK) rc = embed(d, ids, k, NULL, 0, s.x, eb);
+    struct em_kv **kvs = malloc((size_t)T * sizeof *kvs);
+    int *pos = malloc((size_t)T * sizeof *pos);
+    int32_t *flat = malloc((size_t)T * sizeof *flat);
+    em_err rc = scratch_alloc(d, T, max_pos, &s);
+    if (rc == EM_OK && (!kvs || !pos || !flat)) rc = EM_E_NOMEM;
     if (rc == EM_OK) {
-        struct rows rw = {k, kv, pos};
-        rc = run_rows(d, &rw, &s, EM_DEC_LOGITS_ALL, logits, eb);
+        for (int i = 0, t = 0; i < k; i++)
+            for (int j = 0; j < n[i]; j++, t++) {
+                kvs[t] = kv[i];
+                pos[t] = em_kv_len(kv[i]) + j;
+                flat[t] = ids[i][j];
+            }
+        rc = embed(d, flat, T, NULL, 0, s.x, eb);
+    }
+    if (rc == EM_OK) {
+        struct rows rw = {T, kvs, pos};
+        rc = run_rows(d, &rw, &s, EM_DEC_LOGITS_NONE, ends, k, logits, eb);
     }
     if (rc == EM_OK)
-        for (int i = 0; i < k; i++) em_kv_advance(kv[i], 1);
+        for (int i = 0; i < k; i++) em_kv_advance(kv[i], n[i]);
     scratch_free(&s);
+    free(kvs);
+    free(pos);
+    free(flat);
     return rc;
 }

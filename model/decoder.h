@@ -86,4 +86,20 @@ em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *i
 em_err em_dec_step_batch(const struct em_dec *d, struct em_kv *const *kv, const int32_t *ids,
                          int k, float *logits, struct em_errbuf *eb);
 
+/* The prefill of k sequences at once (the prompt tails of a clip's prompts over their shared
+ * audio prefix): sequence i appends ids[i][0 .. n[i]) at positions em_kv_len(kv[i]) .. of its
+ * own cache. Every linear runs once over all the rows (one pass over the weights instead of
+ * k, and the int8 GEMM at its full width); attention runs per sequence against its own cache.
+ * logits[k, V] (caller-owned): row i is the logits of sequence i's last position, what
+ * em_dec_forward(d, kv[i], ids[i], n[i], NULL, 0, EM_DEC_LOGITS_LAST, ...) gives wherever
+ * the matmul's rows do not depend on how many rows it takes (quantized weights; OpenBLAS
+ * sgemm for f32 / bf16 ones may round differently). The caches must be distinct.
+ * Errors: EM_E_ARG (k outside 1..EM_DEC_MAX_BATCH, a NULL or repeated cache, n[i] < 1, an id
+ * outside [0, V) or the audio token), EM_E_TOO_LONG (a cache full, more than
+ * EM_DEC_MAX_TOKENS rows), EM_E_NOMEM, the matmul's errors. On error every cache keeps its
+ * previous length. */
+em_err em_dec_prefill_batch(const struct em_dec *d, struct em_kv *const *kv,
+                            const int32_t *const *ids, const int *n, int k, float *logits,
+                            struct em_errbuf *eb);
+
 #endif

@@ -154,10 +154,10 @@ static em_err take(struct seq *q, float *logits, struct em_errbuf *eb)
     return EM_OK;
 }
 
-/* Cache (over the shared positions, read in place), prefill of the rest and the first id of
- * prompt q. */
+/* Cache of prompt q (over the shared positions, read in place), its ids and sampler; *rest
+ * = the first prompt position its own prefill runs. */
 static em_err start(const struct em_dec *d, const struct em_kv *shared, struct seq *q,
-                    const int32_t *prompt, float *logits, struct em_errbuf *eb)
+                    const int32_t *prompt, size_t *rest, struct em_errbuf *eb)
 {
     size_t n_done = shared ? (size_t)em_kv_len(shared) : 0;
     if (n_done > q->n_prompt - 1) n_done = q->n_prompt - 1;
@@ -173,10 +173,32 @@ static em_err start(const struct em_dec *d, const struct em_kv *shared, struct s
         (rc = shared ? em_dec_kv_over(d, shared, (int)n_done, (int)q->cap, &q->kv, eb)
                      : em_dec_kv_new(d, (int)q->cap, &q->kv, eb)) != EM_OK)
         return rc;
-    if ((rc = em_dec_forward(d, q->kv, prompt + n_done, (int)(q->n_prompt - n_done), NULL, 0,
-                             EM_DEC_LOGITS_LAST, logits, eb)) != EM_OK)
-        return rc;
-    return take(q, logits, eb);
+    *rest = n_done;
+    return EM_OK;
+}
+
+/* The own prefills of prompts [i0, i1) (<= EM_DEC_MAX_BATCH) in one em_dec_prefill_batch
+ * (one pass over the weights for all their rows), then each one's first id. */
+static em_err prefill_group(const struct em_dec *d, struct seq *q, const size_t *rest, int i0,
+                            int i1, float *logits, struct em_errbuf *eb)
+{
+    struct em_kv *kv[EM_DEC_MAX_BATCH];
+    const int32_t *ids[EM_DEC_MAX_BATCH];
+    int n[EM_DEC_MAX_BATCH];
+    for (int i = i0; i < i1; i++) {
+        kv[i - i0] = q[i].kv;
+        ids[i - i0] = q[i].ids + rest[i];
+        n[i - i0] = (int)(q[i].n_prompt - rest[i]);
+    }
+    em_err rc = em_dec_prefill_batch(d, kv, ids, n, i1 - i0, logits, eb);
+    for (int i = i0; rc == EM_OK && i < i1; i++) {
+        rc = take(&q[i], logits + (size_t)(i - i0) * (size_t)em_dec_vocab(d), eb);
+        if (q[i].done) { /* its cache is no longer needed */
+            em_kv_free(q[i].kv);
+            q[i].kv = NULL;
+        }
+    }
+    return rc;
 }
 
 em_err em_generate_batch(const struct em_dec *d, const struct em_kv *shared, int k,
@@ -193,9 +215,10 @@ em_err em_generate_batch(const struct em_dec *d, const struct em_kv *shared, int
     for (int i = 0; i < k; i++)
         if ((rc = check_params(n_prompts[i], &p[i], eb)) != EM_OK) return rc;
     struct seq *q = calloc((size_t)k, sizeof *q);
+    size_t *rest = calloc((size_t)k, sizeof *rest);
     float *logits = malloc((size_t)EM_DEC_MAX_BATCH * V * sizeof *logits);
     rc = EM_E_NOMEM;
-    if (!q || !logits) goto done;
+    if (!q || !rest || !logits) goto done;
     rc = EM_OK;
     for (int i = 0; rc == EM_OK && i < k; i++) {
         q[i].p = &p[i];
@@ -203,11 +226,10 @@ em_err em_generate_batch(const struct em_dec *d, const struct em_kv *shared, int
         q[i].cap = n_prompts[i] + (size_t)p[i].max_new_tokens;
         if (hook && hook->before_prompt && (rc = hook->before_prompt(hook->ctx, i, eb)) != EM_OK)
             break;
-        rc = start(d, shared, &q[i], prompts[i], logits, eb);
-        if (q[i].done) { /* its cache is no longer needed */
-            em_kv_free(q[i].kv);
-            q[i].kv = NULL;
-        }
+        rc = start(d, shared, &q[i], prompts[i], &rest[i], eb);
+        /* the own prefills of up to EM_DEC_MAX_BATCH prompts run together */
+        if (rc == EM_OK && ((i + 1) % EM_DEC_MAX_BATCH == 0 || i + 1 == k))
+            rc = prefill_group(d, q, rest, i - i % EM_DEC_MAX_BATCH, i + 1, logits, eb);
     }
     while (rc == EM_OK) {
         struct em_kv *kv[EM_DEC_MAX_BATCH];
@@ -248,6 +270,7 @@ done:
         free(q[i].ids);
     }
     free(q);
+    free(rest);
     free(logits);
     return rc;
 }

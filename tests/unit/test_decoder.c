@@ -463,6 +463,66 @@ static void batch_step_equals_single_steps(void)
         for (int mode = 0; mode < 3; mode++) batch_case(c, mode);
 }
 
+static double rel_diff(const float *a, const float *b, size_t n, int *argmax_differs);
+
+/* Three prompt tails of different lengths (1, 5 and 9 tokens) over one shared prefix, in
+ * one em_dec_prefill_batch: each sequence's last logits equal its own em_dec_forward (to
+ * float rounding: these checkpoints' f32 / bf16 matmuls go through sgemm) with the same
+ * argmax, the caches advance by their tails; and the argument errors leave every cache
+ * as it was. */
+static void prefill_batch_equals_single_prefills(void)
+{
+    struct rec r;
+    CU_ASSERT_EQUAL_FATAL(load_rec(1, "caption", "chat", &r), 0);
+    const struct em_dec *d = dec[1];
+    const int V = em_dec_vocab(d), pre = r.n - 9, lens[3] = {1, 5, 9};
+    struct em_kv *shared, *a[3], *b[3];
+    CU_ASSERT_EQUAL_FATAL(em_dec_kv_new(d, pre, &shared, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_dec_forward(d, shared, r.ids, pre, r.audio, r.n_audio,
+                                         EM_DEC_LOGITS_NONE, NULL, NULL), EM_OK);
+    const int32_t *ids[3];
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(em_dec_kv_over(d, shared, pre, pre + 9, &a[i], NULL), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(em_dec_kv_over(d, shared, pre, pre + 9, &b[i], NULL), EM_OK);
+        ids[i] = r.ids + pre + 9 - lens[i]; /* other ids for each */
+    }
+    float *lb = malloc(3 * (size_t)V * sizeof *lb), *ls = malloc((size_t)V * sizeof *ls);
+    CU_ASSERT_FATAL(lb && ls);
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL_FATAL(em_dec_prefill_batch(d, a, ids, lens, 3, lb, &eb), EM_OK);
+    int differs = 0;
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(em_kv_len(a[i]), pre + lens[i]);
+        CU_ASSERT_EQUAL_FATAL(em_dec_forward(d, b[i], ids[i], lens[i], NULL, 0, EM_DEC_LOGITS_LAST,
+                                             ls, NULL), EM_OK);
+        CU_ASSERT(golden_cmp("prefill batch vs single", lb + (size_t)i * V, ls, (size_t)V, 1, 1e-5) <=
+                  1e-5);
+        (void)rel_diff(lb + (size_t)i * V, ls, (size_t)V, &differs);
+    }
+    CU_ASSERT_EQUAL(differs, 0);
+    /* errors: nothing moves */
+    int bad_n[3] = {1, 0, 2};
+    CU_ASSERT_EQUAL(em_dec_prefill_batch(d, b, ids, bad_n, 3, lb, &eb), EM_E_ARG);
+    int32_t aud[2] = {5, EM_TOK_AUDIO};
+    const int32_t *with_audio[2] = {ids[0], aud};
+    const int two[2] = {1, 2};
+    CU_ASSERT_EQUAL(em_dec_prefill_batch(d, b, with_audio, two, 2, lb, &eb), EM_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "audio token in batch sequence 1"));
+    struct em_kv *twice[2] = {b[0], b[0]};
+    CU_ASSERT_EQUAL(em_dec_prefill_batch(d, twice, ids, two, 2, lb, &eb), EM_E_ARG);
+    const int long_n[2] = {1, 9}; /* b[1] holds pre + 5 of pre + 9 */
+    CU_ASSERT_EQUAL(em_dec_prefill_batch(d, b, ids, long_n, 2, lb, &eb), EM_E_TOO_LONG);
+    CU_ASSERT_EQUAL(em_dec_prefill_batch(d, b, ids, two, 0, lb, &eb), EM_E_ARG);
+    for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(em_kv_len(b[i]), pre + lens[i]);
+    for (int i = 0; i < 3; i++) {
+        em_kv_free(a[i]);
+        em_kv_free(b[i]);
+    }
+    em_kv_free(shared);
+    free(lb), free(ls);
+    free_rec(&r);
+}
+
 /* ---- f16 KV caches -------------------------------------------------------------------------
  * The same prompt through an f32 and an f16 cache (em_dec_kv_new_type): every position's
  * logits within F16_TOL of the largest |logit| and the same argmax, then 4 single steps each;
@@ -881,6 +941,7 @@ static CU_TestInfo tests[] = {
     {"batch_generation_equals_sequential", batch_generation_equals_sequential},
     {"batch_generation_hook_and_errors", batch_generation_hook_and_errors},
     {"decode_helpers_simd_match_c", decode_helpers_simd_match_c},
+    {"prefill_batch_equals_single_prefills", prefill_batch_equals_single_prefills},
     {"f16_cache_follows_f32_cache", f16_cache_follows_f32_cache},
     {"capped_level_runs_in_child", capped_level_runs_in_child},
     CU_TEST_INFO_NULL,
