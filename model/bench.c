@@ -13,7 +13,8 @@
  *             lm_head  em_matmul [n x 4096] x lm_head^T for n = 1 and 4 (the per-token cost
  *                      outside the layers; subtracted from the decoder timings below)
  *             prefill  em_dec_forward of prefill_tokens ids (LOGITS_LAST), then a 24-token
- *                      prompt tail on top of it (what each further prompt costs in model.c)
+ *                      prompt tail on top of it, and 4 such tails in one
+ *                      em_dec_prefill_batch over 4 overlays (what model.c runs for 4 prompts)
  *             decode   batch 1: em_dec_forward steps of 1 token (LOGITS_LAST) after the
  *                      prefill; batch 4: em_dec_step_batch steps of 4 sequences, each with
  *                      its own cache laid over the prefill's (em_dec_kv_over), as model.c
@@ -23,8 +24,9 @@
  *             per layer = (time - lm_head time) / N; a 32-layer figure = 32 x per layer +
  *             lm_head time.
  *   estimate  a 30 s clip: encoder + projector + prefill + new_tokens decode steps, for 1 and
- *             for 4 prompts (shared audio prefill + 3 tails; decoded as one batch of 4 as
- *             model.c does, and, for comparison, one prompt after another).
+ *             for 4 prompts (shared audio prefill + the 4-tail batch less the one tail the
+ *             1-prompt prefill holds, decoded as one batch of 4 as model.c does; and, for
+ *             comparison, 3 more single tails and one prompt after another).
  *   floor     what one prompt on a 30 s clip cannot beat here: the 32-layer encoder and
  *             prefill arithmetic at the measured peaks (linear layers at the int8 peak for
  *             q8_0 / q4_0, the f32 FMA peak otherwise; attention at the f32 FMA peak) plus
@@ -367,6 +369,7 @@ struct tres {
     double enc_N_s, enc_1_s, enc_layer_s, enc_rest_s, enc32_s, enc_gflops, proj_s;
     double lm1_s, lm4_s;
     double pre_s, pre_layer_s, pre32_s, pre_gflops, tail_s, tail32_s;
+    double tails4_s, tails4_32; /* 4 tails in one em_dec_prefill_batch */
     double step1_s, step4_s, step1_32, step4_32, step1_mean, step4_mean;
     double enc_mm_s, pre_mm_s, dec1_mm_s, dec4_mm_s; /* one layer's matmuls alone */
     double bytes_N, bytes_32; /* weight bytes read by one decode step */
@@ -617,6 +620,19 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
         goto done;
     r->tail_s = em_now_s() - t0;
     r->tail32_s = extrapolate(r->tail_s, r->lm1_s, N);
+    /* the same tail for 4 prompts at once, each over its own overlay (em_generate_batch) */
+    {
+        struct em_kv *ov[4] = {0};
+        const int32_t *tid[4] = {ids, ids, ids, ids};
+        const int tn[4] = {TAIL_TOKENS, TAIL_TOKENS, TAIL_TOKENS, TAIL_TOKENS};
+        for (int i = 0; i < 4 && rc == EM_OK; i++)
+            rc = em_dec_kv_over(d, kv, em_kv_len(kv), em_kv_len(kv) + TAIL_TOKENS, &ov[i], eb);
+        t0 = em_now_s();
+        if (rc == EM_OK) rc = em_dec_prefill_batch(d, ov, tid, tn, 4, logits, eb);
+        r->tails4_s = em_now_s() - t0;
+        for (int i = 0; i < 4; i++) em_kv_free(ov[i]);
+        if (rc != EM_OK) goto done;
+    }
     r->kv_type = (int)em_kv_type(kv);
     r->kv_bytes_N = 2.0 * N * em_kv_len(kv) * em_kv_dim(kv) * (double)em_kv_elem_bytes(kv);
 
@@ -658,6 +674,7 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
     r->pre32_s = extrapolate(r->pre_s, r->lm1_s, N);
     r->pre_gflops = dec_layer_flops(P, 0, 4096, 11008) / r->pre_layer_s / 1e9;
     r->tail32_s = extrapolate(r->tail_s, r->lm1_s, N);
+    r->tails4_32 = extrapolate(r->tails4_s, r->lm4_s, N);
     r->step1_32 = extrapolate(r->step1_s, r->lm1_s, N);
     r->step4_32 = extrapolate(r->step4_s, r->lm4_s, N);
     r->layer_bytes = layer_bytes_of(&st);
@@ -698,7 +715,8 @@ static struct e2e estimate(const struct tres *r, int new_tokens)
     struct e2e e;
     e.one = front + new_tokens * r->step1_32;
     e.four_seq = front + 3 * r->tail32_s + 4.0 * new_tokens * r->step1_32;
-    e.four_batch = front + 3 * r->tail32_s + new_tokens * r->step4_32;
+    /* model.c: 4 tails in one batch; 1 of them is in the 1-prompt prefill already */
+    e.four_batch = front + r->tails4_32 - r->tail32_s + new_tokens * r->step4_32;
     return e;
 }
 
@@ -804,6 +822,7 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
         100 * r->pre_gflops / g_dec);
     ROW("  tokens/s, 32 layers [x32]", "%14.1f", o->prefill_tokens / r->pre32_s);
     ROW("  24-token prompt tail, 32 layers (s) [x32]", "%14.2f", r->tail32_s);
+    ROW("  4 such tails in one batch (em_dec_prefill_batch) (s) [x32]", "%14.2f", r->tails4_32);
     fprintf(out, "decode\n");
     ROW("  lm_head matmul n=1 / n=4 (s)", " %6.3f/%-6.3f", r->lm1_s, r->lm4_s);
     ROW("  step batch 1, N layers (s, best / mean of steps)", " %6.3f/%-6.3f", r->step1_s,
