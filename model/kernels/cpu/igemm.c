@@ -22,8 +22,8 @@ size_t em_igemm_scratch_bytes(int n, int in)
     if (n <= 0 || in <= 0) return 0;
     const size_t np = ((size_t)n + EM_IGEMM_TN - 1) / EM_IGEMM_TN * EM_IGEMM_TN;
     const size_t nb = (size_t)in / EM_QK;
-    const size_t tile = nb * (EM_IGEMM_TR * (EM_QK + 2 * sizeof(float)));
-    return np * (size_t)in + np * nb * sizeof(float) + (size_t)em_qmm_threads() * tile;
+    const size_t tile = nb * (EM_IGEMM_TR * (EM_QK + sizeof(float)));
+    return np * (size_t)in + 2 * np * nb * sizeof(float) + (size_t)em_qmm_threads() * tile;
 }
 
 em_err em_igemm(float *y, const float *x, int n, int in, int out, int wtype, const void *w,

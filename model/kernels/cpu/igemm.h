@@ -9,19 +9,21 @@
  *   accumulated in f32 in block order. Only the float rounding of the accumulation can differ
  *   from a plain C loop (fma instead of mul + add).
  *
- * How: activations are quantized once per call to unsigned codes xq + 128 (u8), grouped by
- * EM_IGEMM_TN tokens; W is repacked one tile of EM_IGEMM_TR rows at a time (the whole `in`)
- * into per-thread scratch, 16 rows per zmm with 4 consecutive k-bytes per row (s8 codes; q4_0
- * nibbles become nibble - 8), with the per-(row, block) f32 scale and the correction
- * -128 * sum(codes) as the int32 accumulator's start value; a register-blocked kernel then
+ * How: activations are quantized once per call (s8 codes, grouped by EM_IGEMM_TN tokens,
+ * with each (token, block)'s f32 scale and correction -128 * sum(codes), the int32
+ * accumulator's start value); W is repacked one tile of EM_IGEMM_TR rows at a time (the
+ * whole `in`) into per-thread scratch, 16 rows per zmm with 4 consecutive k-bytes per row
+ * (unsigned codes + 128; q4_0 nibbles become nibble - 8 first), with the per-(row, block)
+ * f32 scale; a register-blocked kernel then
  * runs 2 x 16 rows by EM_IGEMM_TN tokens over the tile for every token group. Row tiles are
  * split over the qmatmul pool (em_qmm_parallel, qmatmul.h): one pool per call, no OpenBLAS.
  *
  * Memory: W is a borrowed view of out rows of em_wtype_row_size(wtype, in) bytes each,
  * contiguous, any alignment (a read-only file mapping is fine); nothing outside it is read.
- * Per call the GEMM allocates em_igemm_scratch_bytes(n, in) bytes: the activation codes and
- * scales (about n * in * 33 / 32 bytes, n rounded up to EM_IGEMM_TN) plus one repacked tile
- * per pool thread (EM_IGEMM_TR * in * 40 / 32 bytes each, 160 KiB at in = 4096).
+ * Per call the GEMM allocates em_igemm_scratch_bytes(n, in) bytes: the activation codes,
+ * scales and corrections (about n * in * 34 / 32 bytes, n rounded up to EM_IGEMM_TN) plus
+ * one repacked tile per pool thread (EM_IGEMM_TR * in * 36 / 32 bytes each, 144 KiB at
+ * in = 4096).
  * x [n, in] and y [n, out] are f32 row-major, 4-byte aligned, must not overlap.
  * Thread-safety: may be called from several threads at once (a call finding the pool busy
  * runs on its own thread). */

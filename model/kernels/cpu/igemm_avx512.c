@@ -1,21 +1,24 @@
 /* model/kernels/cpu/igemm_avx512.c - the AVX-512 VNNI body of em_igemm (igemm.h).
  * Compiled with -mavx512*; only reached through em_igemm() after em_cpu_level() says so.
  *
- * vpdpbusd multiplies u8 x s8: the activation codes are made unsigned (xu = xq + 128, one
- * xor) and the weights stay signed, so for one 32-block
- *     sum(xu * w) = sum(xq * w) + 128 * sum(w)
- * and the int32 accumulator starts at corr = -128 * sum(w) (per row and block, stored with
- * the repacked tile): the block's integer dot is exact, then
+ * vpdpbusd multiplies u8 x s8: the weight codes are made unsigned in the repacked tile
+ * (wu = w + 128, one xor) and the activation codes stay signed, so for one 32-block
+ *     sum(wu * xq) = sum(w * xq) + 128 * sum(xq)
+ * and the int32 accumulator starts at corr = -128 * sum(xq) (per token and block, computed
+ * when the activations are quantized): the block's integer dot is exact, then
  *     acc += float(dot) * (dw * dx)                      (f32, block order, one fma)
+ * (With the signs the other way round the correction was per row, kept in the tile and
+ * copied into twelve accumulators per block; this way it is one broadcast per token, and
+ * the GEMM measured 1-3 % faster at the model's shapes.)
  *
  * Activation layout (quantized once per call, shared read-only by all threads): tokens in
- * groups of TN = EM_IGEMM_TN (the last group padded with zero codes and zero scales); group
- * G, block b holds its TN tokens' 32 codes back to back (TN * 32 bytes) and the TN scales
- * in a separate array [G][b][TN].
+ * groups of TN = EM_IGEMM_TN (the last group padded with zero codes, scales and
+ * corrections); group G, block b holds its TN tokens' 32 codes back to back (TN * 32
+ * bytes), the TN scales and the TN corrections in separate arrays [G][b][TN].
  * Tile layout (per thread, one tile of TR = 32 rows at a time, rows past `out` zero): per
- * block b, 1280 bytes: [group 0 codes: 8 x 64][group 1 codes: 8 x 64][dw g0: 16 f32]
- * [dw g1: 16 f32][corr g0: 16 i32][corr g1: 16 i32]; code zmm j of a group holds, for
- * each of its 16 rows, the block's bytes 4j .. 4j + 3 (one dword lane per row). The tile is
+ * block b, 1152 bytes: [group 0 codes: 8 x 64][group 1 codes: 8 x 64][dw g0: 16 f32]
+ * [dw g1: 16 f32]; code zmm j of a group holds, for each of its 16 rows, the block's bytes
+ * 4j .. 4j + 3 (one dword lane per row), plus 128. The tile is
  * built from 32-byte (q8_0) / 16-byte (q4_0) loads of each row's block codes, transposed in
  * registers, and the 16 f16 scales copied one by one (no byte outside W's blocks is read;
  * plain loads, so ASan sees every access).
@@ -32,9 +35,8 @@
 #define INLINE static inline __attribute__((always_inline))
 #define TN EM_IGEMM_TN
 #define TR EM_IGEMM_TR
-#define TILE_BLOCK 1280 /* tile bytes per 32-block (TR rows) */
+#define TILE_BLOCK 1152 /* tile bytes per 32-block (TR rows) */
 #define OFF_DW 1024
-#define OFF_CORR 1152
 /* activation rows quantized per task */
 #define QUANT_GROUPS 8
 
@@ -76,8 +78,9 @@ struct call {
     int n, in, nb, out, wtype, ngroups;
     const uint8_t *w;
     size_t rs;       /* W row bytes */
-    uint8_t *xa;     /* [ngroups][nb][TN][32] codes + 128 */
+    int8_t *xa;      /* [ngroups][nb][TN][32] codes */
     float *xd;       /* [ngroups][nb][TN] scales */
+    int32_t *xc;     /* [ngroups][nb][TN] -128 * sum(codes) */
     uint8_t *tiles;  /* one tile per slot */
     size_t tile_bytes;
     float *y;
@@ -89,7 +92,6 @@ static void quant_task(void *ctx, int task, int slot)
     (void)slot;
     const struct call *c = ctx;
     const int nb = c->nb;
-    const __m128i flip = _mm_set1_epi8((char)0x80);
     int g1 = (task + 1) * QUANT_GROUPS;
     if (g1 > c->ngroups) g1 = c->ngroups;
     for (int g = task * QUANT_GROUPS; g < g1; g++)
@@ -97,17 +99,28 @@ static void quant_task(void *ctx, int task, int slot)
             const int tok = g * TN + t;
             for (int b = 0; b < nb; b++) {
                 const size_t gb = (size_t)g * nb + b;
-                uint8_t *qa = c->xa + gb * (TN * EM_QK) + (size_t)t * EM_QK;
+                int8_t *qa = c->xa + gb * (TN * EM_QK) + (size_t)t * EM_QK;
                 float *dd = c->xd + gb * TN + t;
-                if (tok >= c->n) { /* padding: code 0 (stored as 128), scale 0 */
-                    memset(qa, 0x80, EM_QK);
+                int32_t *cc = c->xc + gb * TN + t;
+                if (tok >= c->n) { /* padding: code 0, scale 0, no correction */
+                    memset(qa, 0, EM_QK);
                     *dd = 0.0f;
+                    *cc = 0;
                     continue;
                 }
                 __m128i q0, q1;
                 quant_block(c->x + (size_t)tok * c->in + (size_t)b * EM_QK, &q0, &q1, dd);
-                _mm_storeu_si128((__m128i *)qa, _mm_xor_si128(q0, flip));
-                _mm_storeu_si128((__m128i *)(qa + 16), _mm_xor_si128(q1, flip));
+                _mm_storeu_si128((__m128i *)qa, q0);
+                _mm_storeu_si128((__m128i *)(qa + 16), q1);
+                /* the 32 codes' sum: widened to 16 bits, pairs to 32, then across lanes */
+                const __m256i w16 = _mm256_add_epi16(_mm256_cvtepi8_epi16(q0),
+                                                     _mm256_cvtepi8_epi16(q1));
+                const __m256i w32 = _mm256_madd_epi16(w16, _mm256_set1_epi16(1));
+                __m128i h = _mm_add_epi32(_mm256_castsi256_si128(w32),
+                                          _mm256_extracti128_si256(w32, 1));
+                h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+                h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+                *cc = -128 * _mm_cvtsi128_si32(h);
             }
         }
 }
@@ -155,7 +168,7 @@ static void repack(const struct call *c, int r0, uint8_t *tile)
 {
     const size_t bs = c->wtype == EM_WT_Q8_0 ? sizeof(struct em_block_q8_0)
                                              : sizeof(struct em_block_q4_0);
-    const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
     for (int g = 0; g < TR / 16; g++) {
         const int rg = r0 + 16 * g;
         const int valid = c->out - rg <= 0 ? 0 : c->out - rg >= 16 ? 16 : c->out - rg;
@@ -173,17 +186,13 @@ static void repack(const struct call *c, int r0, uint8_t *tile)
                 p[i] = _mm512_inserti64x4(_mm512_castsi256_si512(a), d, 1);
             }
             transpose16x8(p, code);
-            __m512i sum = zero;
-            for (int j = 0; j < 8; j++) {
-                _mm512_store_si512((__m512i *)(tb + 512 * g + 64 * j), code[j]);
-                sum = _mm512_dpbusd_epi32(sum, ones, code[j]);
-            }
+            for (int j = 0; j < 8; j++)
+                _mm512_store_si512((__m512i *)(tb + 512 * g + 64 * j),
+                                   _mm512_xor_si512(code[j], flip));
             uint16_t dh[16] = {0};
             for (int i = 0; i < valid; i++) memcpy(&dh[i], blk + (size_t)i * c->rs, 2);
             const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh));
             _mm512_store_ps((float *)(tb + OFF_DW + 64 * g), dw);
-            _mm512_store_si512((__m512i *)(tb + OFF_CORR + 64 * g),
-                               _mm512_sub_epi32(zero, _mm512_slli_epi32(sum, 7)));
         }
     }
 }
@@ -192,23 +201,19 @@ static void repack(const struct call *c, int r0, uint8_t *tile)
 
 /* y[t * ldy + (0..31)] for the TN tokens of one group (only the first nt stored; rows by
  * masks m0, m1) = the tile's 32 rows dotted with the group's activations. */
-INLINE void kernel(const uint8_t *tile, int nb, const uint8_t *xa, const float *xd, float *y,
-                   size_t ldy, int nt, __mmask16 m0, __mmask16 m1)
+INLINE void kernel(const uint8_t *tile, int nb, const int8_t *xa, const float *xd,
+                   const int32_t *xc, float *y, size_t ldy, int nt, __mmask16 m0, __mmask16 m1)
 {
     __m512 f0[TN], f1[TN];
 #pragma GCC unroll 8
     for (int t = 0; t < TN; t++) f0[t] = f1[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *tb = tile + (size_t)b * TILE_BLOCK;
-        const uint8_t *ab = xa + (size_t)b * (TN * EM_QK);
-        const __m512i c0 = _mm512_load_si512((const __m512i *)(tb + OFF_CORR));
-        const __m512i c1 = _mm512_load_si512((const __m512i *)(tb + OFF_CORR + 64));
+        const int8_t *ab = xa + (size_t)b * (TN * EM_QK);
+        const int32_t *cb = xc + (size_t)b * TN;
         __m512i a0[TN], a1[TN];
 #pragma GCC unroll 8
-        for (int t = 0; t < TN; t++) {
-            a0[t] = c0;
-            a1[t] = c1;
-        }
+        for (int t = 0; t < TN; t++) a0[t] = a1[t] = _mm512_set1_epi32(cb[t]);
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             const __m512i w0 = _mm512_load_si512((const __m512i *)(tb + 64 * j));
@@ -218,8 +223,8 @@ INLINE void kernel(const uint8_t *tile, int nb, const uint8_t *xa, const float *
                 int32_t v;
                 memcpy(&v, ab + t * EM_QK + 4 * j, 4);
                 const __m512i xb = _mm512_set1_epi32(v);
-                a0[t] = _mm512_dpbusd_epi32(a0[t], xb, w0);
-                a1[t] = _mm512_dpbusd_epi32(a1[t], xb, w1);
+                a0[t] = _mm512_dpbusd_epi32(a0[t], w0, xb); /* u8 weights x s8 codes */
+                a1[t] = _mm512_dpbusd_epi32(a1[t], w1, xb);
             }
         }
         const __m512 d0 = _mm512_load_ps((const float *)(tb + OFF_DW));
@@ -254,7 +259,7 @@ static void tile_task(void *ctx, int task, int slot)
     const size_t ga = (size_t)c->nb * TN * EM_QK, gd = (size_t)c->nb * TN;
     for (int g = 0; g < c->ngroups; g++) {
         const int nt = c->n - g * TN < TN ? c->n - g * TN : TN;
-        kernel(tile, c->nb, c->xa + g * ga, c->xd + g * gd,
+        kernel(tile, c->nb, c->xa + g * ga, c->xd + g * gd, c->xc + g * gd,
                c->y + (size_t)g * TN * c->out + r0, (size_t)c->out, nt, m0, m1);
     }
 }
@@ -271,11 +276,12 @@ em_err em_igemm_avx512(float *y, const float *x, int n, int in, int out, int wty
     const size_t act = (np * in + 63) & ~(size_t)63;
     const size_t sc = (np * c.nb * sizeof(float) + 63) & ~(size_t)63;
     const size_t nslots = (size_t)em_qmm_threads();
-    uint8_t *mem = aligned_alloc(64, act + sc + nslots * c.tile_bytes);
+    uint8_t *mem = aligned_alloc(64, act + 2 * sc + nslots * c.tile_bytes);
     if (!mem) return EM_E_NOMEM;
-    c.xa = mem;
+    c.xa = (int8_t *)mem;
     c.xd = (float *)(mem + act);
-    c.tiles = mem + act + sc;
+    c.xc = (int32_t *)(mem + act + sc);
+    c.tiles = mem + act + 2 * sc;
     em_qmm_parallel(quant_task, &c, (c.ngroups + QUANT_GROUPS - 1) / QUANT_GROUPS, threads);
     em_qmm_parallel(tile_task, &c, (out + TR - 1) / TR, threads);
     free(mem);
