@@ -14,6 +14,7 @@
 
 #include "model/kernels/cpu/attn.h"
 #include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/vecmath.h"
 #include "model/quant.h"
 #include "tests/helpers/rand.h"
 
@@ -229,6 +230,25 @@ static void attn_f16_rows_equal_widened(void)
     check_f16(33, 100, 4, 4, 128);
 }
 
+/* The 16-lane softmax pass against the 8-lane one (vecmath.h): the same bits for every
+ * length (16-blocks, an 8-block, a scalar tail), with -inf (masked) and very negative
+ * scores among them. */
+static void attn_exp_row_matches_8_lanes(void)
+{
+    if (em_cpu_level() < EM_CPU_AVX512) return;
+    uint64_t s = 5;
+    int bad = 0;
+    for (int n = 1; n <= 75; n++) {
+        float a[75], b[75];
+        for (int j = 0; j < n; j++) a[j] = b[j] = 20.0f * frand(&s);
+        if (n > 5) a[3] = b[3] = -INFINITY;
+        if (n > 9) a[9] = b[9] = -200.0f;
+        const float sa = em_attn_exp_shift_row_avx512(a, n), sb = em_exp_shift_row8(b, n);
+        bad += memcmp(&sa, &sb, sizeof sa) != 0 || memcmp(a, b, (size_t)n * sizeof *a) != 0;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 static void attn_bad_causal(void)
 {
     float x[64] = {0};
@@ -249,6 +269,7 @@ static void attn_bad_causal(void)
 static CU_TestInfo tests[] = {
     {"causal over a split cache", attn_causal_cache},
     {"f16 rows equal their widened f32", attn_f16_rows_equal_widened},
+    {"16-lane softmax pass equals the 8-lane one", attn_exp_row_matches_8_lanes},
     {"bad causal arguments", attn_bad_causal},
     {"odd sizes against double", attn_odd_sizes},
     {"peaked scores", attn_peaked_scores},

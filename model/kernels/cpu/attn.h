@@ -71,4 +71,8 @@ void em_attn_block_avx512(const float *q, int ldq, int hd, int qb, int ncols, in
                           int step, int tp, const float *kt, const float *vp, int hdp,
                           float scale, float *s, float *o, int ldo);
 
+/* The block's softmax pass: x[0 .. n) = exp(x - max), returns their sum; the bits of
+ * em_exp_shift_row8 (vecmath.h) with 16-lane max and exp. AVX-512 only (tests compare). */
+float em_attn_exp_shift_row_avx512(float *x, int n);
+
 #endif

@@ -5,6 +5,7 @@
  * so nothing outside q, kt, vp and the block's rows of s is read. Small transposed copies
  * of q's tile rows (after s in the scratch) keep the score tile's broadcasts on one pointer. */
 #include <immintrin.h>
+#include <math.h>
 
 #include "model/kernels/cpu/attn.h"
 #include "model/kernels/cpu/vecmath.h"
@@ -91,6 +92,55 @@ static void weighted_sum(const float *s, const float *inv, int qb, int T, int tp
     }
 }
 
+/* em_exp8 (vecmath.h) on 16 lanes: the same operations lane by lane, so the same bits. */
+static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), x); /* x second: NaN stays NaN */
+    x = _mm512_max_ps(_mm512_set1_ps(-87.3365478515625f), x);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    const __m512i e = _mm512_slli_epi32(
+        _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+/* em_exp_shift_row8 (vecmath.h) with 16-lane max and exp: the sum still goes through one
+ * 8-lane accumulator in the same order (each 16 as its low then its high 8), so the row's
+ * weights and sum have the bits of the 8-lane version, at about half the instructions. */
+float em_attn_exp_shift_row_avx512(float *x, int n)
+{
+    int j = 0;
+    __m512 m16 = _mm512_set1_ps(-INFINITY);
+    for (; j + 16 <= n; j += 16) m16 = _mm512_max_ps(m16, _mm512_loadu_ps(x + j));
+    float mx = _mm512_reduce_max_ps(m16);
+    for (; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    const __m512 mxv = _mm512_set1_ps(mx);
+    __m256 s8 = _mm256_setzero_ps();
+    for (j = 0; j + 16 <= n; j += 16) {
+        const __m512 ev = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + j), mxv));
+        _mm512_storeu_ps(x + j, ev);
+        s8 = _mm256_add_ps(s8, _mm512_castps512_ps256(ev));
+        s8 = _mm256_add_ps(s8, _mm512_extractf32x8_ps(ev, 1));
+    }
+    for (; j + 8 <= n; j += 8) {
+        const __m256 ev = em_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_set1_ps(mx)));
+        _mm256_storeu_ps(x + j, ev);
+        s8 = _mm256_add_ps(s8, ev);
+    }
+    float sum = em_hsum8(s8);
+    for (; j < n; j++) sum += (x[j] = em_exp_f(x[j] - mx));
+    return sum;
+}
+
 void em_attn_block_avx512(const float *q, int ldq, int hd, int qb, int ncols, int valid0,
                           int step, int tp, const float *kt, const float *vp, int hdp,
                           float scale, float *s, float *o, int ldo)
@@ -102,7 +152,7 @@ void em_attn_block_avx512(const float *q, int ldq, int hd, int qb, int ncols, in
         float *sr = s + (size_t)r * tpb;
         int valid = valid0 + r * step;
         if (valid > ncols) valid = ncols;
-        inv[r] = 1.0f / em_exp_shift_row8(sr, valid);
+        inv[r] = 1.0f / em_attn_exp_shift_row_avx512(sr, valid);
         for (int j = valid; j < ncols; j++) sr[j] = 0.0f; /* masked: weight 0 */
     }
     weighted_sum(s, inv, qb, ncols, tpb, vp, hd, hdp, o, ldo);
