@@ -510,8 +510,9 @@ static void prefill_batch_equals_single_prefills(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "audio token in batch sequence 1"));
     struct em_kv *twice[2] = {b[0], b[0]};
     CU_ASSERT_EQUAL(em_dec_prefill_batch(d, twice, ids, two, 2, lb, &eb), EM_E_ARG);
-    const int long_n[2] = {1, 9}; /* b[1] holds pre + 5 of pre + 9 */
-    CU_ASSERT_EQUAL(em_dec_prefill_batch(d, b, ids, long_n, 2, lb, &eb), EM_E_TOO_LONG);
+    const int long_n[2] = {1, 9}; /* b[1] holds pre + 5 of pre + 9; ids[2] has 9 ids */
+    const int32_t *long_ids[2] = {ids[0], ids[2]};
+    CU_ASSERT_EQUAL(em_dec_prefill_batch(d, b, long_ids, long_n, 2, lb, &eb), EM_E_TOO_LONG);
     CU_ASSERT_EQUAL(em_dec_prefill_batch(d, b, ids, two, 0, lb, &eb), EM_E_ARG);
     for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(em_kv_len(b[i]), pre + lens[i]);
     for (int i = 0; i < 3; i++) {
