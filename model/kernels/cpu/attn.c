@@ -33,19 +33,22 @@ static void pack_task(void *ctx, int g, int slot)
     float *vp = jb->vp + (size_t)g * n * jb->hdp;
     for (int c = 0; c < hd; c++)
         memset(kt + (size_t)c * jb->tp + n, 0, (size_t)(jb->tp - n) * sizeof(float));
+    /* k: 16 rows at a time in registers, the rest (and any hd not a multiple of 16) below */
+    const int done = em_attn_pack_kt_avx512(a->k, a->k16, (size_t)g * hd, n, hd, jb->tp, kt);
     float *kw = jb->s + (size_t)slot * jb->s_floats; /* f16: one widened k row */
     for (int j = 0; j < n; j++) {
         const float *kr;
         float *vo = vp + (size_t)j * jb->hdp;
         if (a->k16) {
-            em_f16_load8(kw, a->k16[j] + (size_t)g * hd, (size_t)hd);
             em_f16_load8(vo, a->v16[j] + (size_t)g * hd, (size_t)hd);
+            if (j >= done) em_f16_load8(kw, a->k16[j] + (size_t)g * hd, (size_t)hd);
             kr = kw;
         } else {
             kr = a->k[j] + (size_t)g * hd;
             memcpy(vo, a->v[j] + (size_t)g * hd, (size_t)hd * sizeof(float));
         }
-        for (int c = 0; c < hd; c++) kt[(size_t)c * jb->tp + j] = kr[c];
+        if (j >= done)
+            for (int c = 0; c < hd; c++) kt[(size_t)c * jb->tp + j] = kr[c];
         memset(vo + hd, 0, (size_t)(jb->hdp - hd) * sizeof(float));
     }
 }

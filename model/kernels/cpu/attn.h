@@ -29,6 +29,7 @@
 #define EM_ATTN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -70,6 +71,13 @@ em_err em_attn_full(float *o, const float *q, const float *k, const float *v, in
 void em_attn_block_avx512(const float *q, int ldq, int hd, int qb, int ncols, int valid0,
                           int step, int tp, const float *kt, const float *vp, int hdp,
                           float scale, float *s, float *o, int ldo);
+
+/* kt[c * tp + j] = k row j's element off + c (c < hd) for the rows j < return value: every
+ * whole 16 rows of n when hd is a multiple of 16 (16 x 16 register transposes), else none;
+ * the caller packs the rest. Rows from k (f32) or, when k16 is not NULL, k16 (f16, widened
+ * exactly). kt 64-byte aligned, tp a multiple of 16. AVX-512 only. */
+int em_attn_pack_kt_avx512(const float *const *k, const uint16_t *const *k16, size_t off,
+                           int n, int hd, int tp, float *kt);
 
 /* The block's softmax pass: x[0 .. n) = exp(x - max), returns their sum; the bits of
  * em_exp_shift_row8 (vecmath.h) with 16-lane max and exp. AVX-512 only (tests compare). */

@@ -141,6 +141,52 @@ float em_attn_exp_shift_row_avx512(float *x, int n)
     return sum;
 }
 
+/* r[0..16) (row i: 16 floats) -> r[c] = element c of every row (lane i = row i). Per 128-bit
+ * lane: pairs (unpack), then 4 x 4 blocks (shuffle); then the lanes across registers. */
+static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) { /* u[4i + k], lane L: rows 4i .. 4i+3 of element 4L + k */
+        u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int k = 0; k < 4; k++) {
+        const __m512 x0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x44);
+        const __m512 x1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xEE);
+        const __m512 x2 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x44);
+        const __m512 x3 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xEE);
+        r[k] = _mm512_shuffle_f32x4(x0, x2, 0x88);
+        r[4 + k] = _mm512_shuffle_f32x4(x0, x2, 0xDD);
+        r[8 + k] = _mm512_shuffle_f32x4(x1, x3, 0x88);
+        r[12 + k] = _mm512_shuffle_f32x4(x1, x3, 0xDD);
+    }
+}
+
+int em_attn_pack_kt_avx512(const float *const *k, const uint16_t *const *k16, size_t off,
+                           int n, int hd, int tp, float *kt)
+{
+    int j0 = 0;
+    if (hd % 16) return 0;
+    for (; j0 + 16 <= n; j0 += 16)
+        for (int c0 = 0; c0 < hd; c0 += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = k16 ? _mm512_cvtph_ps(_mm256_loadu_si256(
+                                 (const __m256i *)(k16[j0 + i] + off + (size_t)c0)))
+                           : _mm512_loadu_ps(k[j0 + i] + off + (size_t)c0);
+            transpose16(r);
+            for (int c = 0; c < 16; c++)
+                _mm512_store_ps(kt + (size_t)(c0 + c) * (size_t)tp + (size_t)j0, r[c]);
+        }
+    return j0;
+}
+
 void em_attn_block_avx512(const float *q, int ldq, int hd, int qb, int ncols, int valid0,
                           int step, int tp, const float *kt, const float *vp, int hdp,
                           float scale, float *s, float *o, int ldo)
