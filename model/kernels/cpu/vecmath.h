@@ -21,23 +21,37 @@
 #define EM_VM_X86 0
 #endif
 
+/* The constants of em_exp_f / em_exp8 (and attn_avx512.c's 16-lane copy): clamp range,
+ * log2(e), ln 2 in two parts (Cody-Waite), the degree-6 polynomial's coefficients. */
+#define EM_EXP_HI 88.3762626647949f
+#define EM_EXP_LO -87.3365478515625f
+#define EM_EXP_LOG2E 1.44269504088896341f
+#define EM_EXP_LN2_HI 0.693359375f
+#define EM_EXP_LN2_LO -2.12194440e-4f
+#define EM_EXP_P0 1.9875691500e-4f
+#define EM_EXP_P1 1.3981999507e-3f
+#define EM_EXP_P2 8.3334519073e-3f
+#define EM_EXP_P3 4.1665795894e-2f
+#define EM_EXP_P4 1.6666665459e-1f
+#define EM_EXP_P5 5.0000001201e-1f
+
 /* exp(x) for x in [-87.3, 88.3], clamped outside (the softmax passes x <= 0, where the
  * clamp only touches weights below 1e-38 next to a weight of 1; erfc's argument <= -1.2
  * clamps only where erfc is below 1e-38); NaN in, NaN out. */
 static inline float em_exp_f(float x)
 {
     if (x != x) return x; /* NaN stays NaN (and (int)NaN below would be undefined) */
-    x = x > 88.3762626647949f ? 88.3762626647949f : x;
-    x = x < -87.3365478515625f ? -87.3365478515625f : x;
-    float n = rintf(x * 1.44269504088896341f);
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
+    x = x > EM_EXP_HI ? EM_EXP_HI : x;
+    x = x < EM_EXP_LO ? EM_EXP_LO : x;
+    float n = rintf(x * EM_EXP_LOG2E);
+    float r = x - n * EM_EXP_LN2_HI;
+    r = r - n * EM_EXP_LN2_LO;
+    float p = EM_EXP_P0;
+    p = p * r + EM_EXP_P1;
+    p = p * r + EM_EXP_P2;
+    p = p * r + EM_EXP_P3;
+    p = p * r + EM_EXP_P4;
+    p = p * r + EM_EXP_P5;
     p = p * (r * r) + r + 1.0f;
     return ldexpf(p, (int)n);
 }
@@ -130,18 +144,18 @@ EM_VM_AVX2 static inline __m256 em_exp8(__m256 x)
 {
     /* clamp with x second: min/max return the second operand when one is NaN, so NaN
      * reaches the polynomial and stays NaN */
-    x = _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x);
-    x = _mm256_max_ps(_mm256_set1_ps(-87.3365478515625f), x);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+    x = _mm256_min_ps(_mm256_set1_ps(EM_EXP_HI), x);
+    x = _mm256_max_ps(_mm256_set1_ps(EM_EXP_LO), x);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(EM_EXP_LOG2E)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EM_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EM_EXP_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(EM_EXP_P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EM_EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EM_EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EM_EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EM_EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EM_EXP_P5));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i e = _mm256_slli_epi32(
         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
