@@ -781,6 +781,40 @@ static em_err run_rows(const struct em_dec *d, const struct rows *rw, struct scr
     return EM_OK;
 }
 
+/* Runs k sequences' new rows, ids back to back (T in all; sequence i appends n[i] rows at
+ * positions em_kv_len(kv[i]) ..; max_pos the highest of them), through embed (audio rows as
+ * there) and run_rows (mode, ends, logits as there), then advances every cache. The callers
+ * have checked the arguments. */
+static em_err run_seqs(const struct em_dec *d, struct em_kv *const *kv, const int *n, int k,
+                       const int32_t *ids, int T, int max_pos, const float *audio, int n_audio,
+                       enum em_dec_logits mode, const int *ends, float *logits,
+                       struct em_errbuf *eb)
+{
+    struct scratch s;
+    struct em_kv **kvs = malloc((size_t)T * sizeof *kvs);
+    int *pos = malloc((size_t)T * sizeof *pos);
+    em_err rc = scratch_alloc(d, T, max_pos, &s);
+    if (rc == EM_OK && (!kvs || !pos)) rc = EM_E_NOMEM;
+    if (rc == EM_OK) {
+        for (int i = 0, t = 0; i < k; i++)
+            for (int j = 0; j < n[i]; j++, t++) {
+                kvs[t] = kv[i];
+                pos[t] = em_kv_len(kv[i]) + j;
+            }
+        rc = embed(d, ids, T, audio, n_audio, s.x, eb);
+    }
+    if (rc == EM_OK) {
+        const struct rows rw = {T, kvs, pos};
+        rc = run_rows(d, &rw, &s, mode, ends, k, logits, eb);
+    }
+    if (rc == EM_OK)
+        for (int i = 0; i < k; i++) em_kv_advance(kv[i], n[i]);
+    scratch_free(&s);
+    free(kvs);
+    free(pos);
+    return rc;
+}
+
 em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *ids, int T,
                       const float *audio, int n_audio, enum em_dec_logits mode, float *logits,
                       struct em_errbuf *eb)
@@ -790,25 +824,7 @@ em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *i
     if (T > em_kv_cap(kv) - p0)
         return em_errf(eb, EM_E_TOO_LONG, "decoder: %d + %d positions exceed the cache's %d", p0, T,
                        em_kv_cap(kv));
-    struct scratch s;
-    struct em_kv **kvs = malloc((size_t)T * sizeof *kvs);
-    int *pos = malloc((size_t)T * sizeof *pos);
-    em_err rc = scratch_alloc(d, T, p0 + T - 1, &s);
-    if (rc == EM_OK && (!kvs || !pos)) rc = EM_E_NOMEM;
-    if (rc != EM_OK) goto done;
-    for (int t = 0; t < T; t++) {
-        kvs[t] = kv;
-        pos[t] = p0 + t;
-    }
-    if ((rc = embed(d, ids, T, audio, n_audio, s.x, eb)) != EM_OK) goto done;
-    struct rows rw = {T, kvs, pos};
-    if ((rc = run_rows(d, &rw, &s, mode, NULL, 0, logits, eb)) != EM_OK) goto done;
-    em_kv_advance(kv, T);
-done:
-    scratch_free(&s);
-    free(kvs);
-    free(pos);
-    return rc;
+    return run_seqs(d, &kv, &T, 1, ids, T, p0 + T - 1, audio, n_audio, mode, NULL, logits, eb);
 }
 
 em_err em_dec_step_batch(const struct em_dec *d, struct em_kv *const *kv, const int32_t *ids,
@@ -854,30 +870,11 @@ em_err em_dec_prefill_batch(const struct em_dec *d, struct em_kv *const *kv,
         ends[i] = T - 1;
         if (p0 + n[i] - 1 > max_pos) max_pos = p0 + n[i] - 1;
     }
-    struct scratch s;
-    struct em_kv **kvs = malloc((size_t)T * sizeof *kvs);
-    int *pos = malloc((size_t)T * sizeof *pos);
-    int32_t *flat = malloc((size_t)T * sizeof *flat);
-    em_err rc = scratch_alloc(d, T, max_pos, &s);
-    if (rc == EM_OK && (!kvs || !pos || !flat)) rc = EM_E_NOMEM;
-    if (rc == EM_OK) {
-        for (int i = 0, t = 0; i < k; i++)
-            for (int j = 0; j < n[i]; j++, t++) {
-                kvs[t] = kv[i];
-                pos[t] = em_kv_len(kv[i]) + j;
-                flat[t] = ids[i][j];
-            }
-        rc = embed(d, flat, T, NULL, 0, s.x, eb);
-    }
-    if (rc == EM_OK) {
-        struct rows rw = {T, kvs, pos};
-        rc = run_rows(d, &rw, &s, EM_DEC_LOGITS_NONE, ends, k, logits, eb);
-    }
-    if (rc == EM_OK)
-        for (int i = 0; i < k; i++) em_kv_advance(kv[i], n[i]);
-    scratch_free(&s);
-    free(kvs);
-    free(pos);
+    int32_t *flat = malloc((size_t)T * sizeof *flat); /* the sequences' ids back to back */
+    if (!flat) return EM_E_NOMEM;
+    for (int i = 0, t = 0; i < k; t += n[i], i++) memcpy(flat + t, ids[i], (size_t)n[i] * sizeof *flat);
+    const em_err rc = run_seqs(d, kv, n, k, flat, T, max_pos, NULL, 0, EM_DEC_LOGITS_NONE, ends,
+                               logits, eb);
     free(flat);
     return rc;
 }
