@@ -20,6 +20,7 @@
 #include "proto/earmark.pb-c.h"
 
 #define EM_COORD_MAX_RID 255 /* bytes of a ZeroMQ routing id */
+#define EM_COORD_LEASE_HEX 32 /* hex digits of a lease token (16 random bytes) */
 
 enum em_job_state { EM_JOB_WAITING, EM_JOB_RUNNING, EM_JOB_FINALIZING };
 
@@ -44,6 +45,7 @@ struct em_job {
     uint8_t rid[EM_COORD_MAX_RID];
     size_t rid_len; /* worker running it */
     char task_id[160];
+    char lease[EM_QUEUE_MAX_LEASE + 1]; /* token of the live dispatch; "" when none */
     int64_t dispatched_ms; /* monotonic */
     int64_t deadline_wall_ms;
 };
@@ -57,6 +59,9 @@ struct em_worker {
     unsigned running;
     int reset_credits; /* a Welcome was sent: the next Ready is absolute */
     int64_t last_seen_ms;
+    int hello;   /* said Hello on this connection: id is its worker id */
+    int refused; /* claimed the id of a live worker: nothing it sends is taken */
+    int leaving; /* said Goodbye (draining): nothing more is dispatched to it */
 };
 
 struct em_coord_cfg {
@@ -104,6 +109,15 @@ void em_coord_job_finalize(struct em_coord *c, struct em_job *j);
 void em_coord_job_settle(struct em_coord *c, struct em_job *j, int ok);
 /* Removes and frees a job. */
 void em_coord_job_drop(struct em_coord *c, struct em_job *j);
+
+/* lease.c */
+/* Writes a new random lease token (EM_COORD_LEASE_HEX digits + NUL). -1 if getrandom fails. */
+int em_coord_lease_new(char out[EM_COORD_LEASE_HEX + 1]);
+/* A Result from w: accepted only from the peer the task was sent to, with its token, while
+ * the lease is live; else dropped by reason (see lease.c). */
+void em_coord_on_result(struct em_coord *c, struct em_worker *w, const Earmark__Result *r);
+/* Adopts waiting jobs w proves (task id + token) to hold from before a restart. */
+void em_coord_on_heartbeat(struct em_coord *c, struct em_worker *w, const Earmark__Heartbeat *h);
 
 /* dispatch.c */
 /* Handles every message waiting on the ROUTER socket. */

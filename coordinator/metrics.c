@@ -64,7 +64,9 @@ static void gauge(char *out, size_t cap, size_t *n, const char *name, const char
 size_t em_metrics_render(const struct em_metrics *m0, char *out, size_t cap)
 {
     struct em_metrics *m = (struct em_metrics *)m0; /* atomic_load wants non-const in C11 */
-    static const char *reasons[EM_DROP_COUNT] = {"malformed", "frames", "unexpected"};
+    static const char *reasons[EM_DROP_COUNT] = {"malformed", "frames", "unexpected",
+                                                    "wrong_peer", "bad_token", "no_lease",
+                                                    "id_clash"};
     static const char *drops = "earmark_frames_dropped_total";
     static const char *lat = "earmark_item_latency_seconds";
     size_t n = 0;
@@ -90,6 +92,10 @@ size_t em_metrics_render(const struct em_metrics *m0, char *out, size_t cap)
     app(out, cap, &n, "%s_bucket{le=\"+Inf\"} %llu\n", lat, LD(m->lat_count));
     app(out, cap, &n, "%s_sum %.6f\n", lat, (double)LD(m->lat_sum_us) / 1e6);
     app(out, cap, &n, "%s_count %llu\n", lat, LD(m->lat_count));
+    counter(out, cap, &n, "earmark_auth_refused_total",
+            "Connections refused by the ZAP handler (key not allowed).", LD(m->auth_refused));
+    counter(out, cap, &n, "earmark_worker_goodbyes_total", "Workers that said goodbye.",
+            LD(m->goodbyes));
     return n;
 }
 

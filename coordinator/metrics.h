@@ -14,7 +14,15 @@
 #define EM_METRICS_MAX_REQ 4096 /* bytes of request head read */
 #define EM_METRICS_NBUCKETS 12
 
-enum em_drop_reason { EM_DROP_MALFORMED, EM_DROP_FRAMES, EM_DROP_UNEXPECTED, EM_DROP_COUNT };
+/* wrong_peer: a Result from a peer the task was not dispatched to; bad_token: from that peer
+ * but without the dispatch's lease token; no_lease: for a task with no live lease (settled,
+ * waiting for a retry, replayed); id_clash: from a peer refused for claiming a live worker's
+ * id. */
+enum em_drop_reason {
+    EM_DROP_MALFORMED, EM_DROP_FRAMES, EM_DROP_UNEXPECTED,
+    EM_DROP_WRONG_PEER, EM_DROP_BAD_TOKEN, EM_DROP_NO_LEASE, EM_DROP_ID_CLASH,
+    EM_DROP_COUNT
+};
 
 struct em_metrics {
     atomic_uint_fast64_t done, failed, retried, lost_workers, stale_results;
@@ -24,6 +32,8 @@ struct em_metrics {
     atomic_uint_fast64_t lat_bucket[EM_METRICS_NBUCKETS];
     atomic_uint_fast64_t lat_count;
     atomic_uint_fast64_t lat_sum_us;
+    atomic_uint_fast64_t auth_refused; /* CURVE handshakes the ZAP handler refused */
+    atomic_uint_fast64_t goodbyes;     /* workers that said Goodbye (draining) */
 };
 
 extern const double em_metrics_bounds[EM_METRICS_NBUCKETS];

@@ -18,7 +18,8 @@
  *   batch:<B>:tries     HASH   item -> attempts dispatched; "<item>:fails" -> failed attempts
  *                              (the retry budget counts these); "<item>:lost" -> failures
  *                              that were a lost worker; "<item>:err" -> "<EM_E_NAME>\t<msg>"
- *                              the last error
+ *                              the last error; "<item>:lease" -> token of the dispatch
+ *                              whose result is awaited (deleted when that attempt fails)
  *   items               STREAM one entry per item (and per re-queue by a later submit):
  *                              batch, item, source, meta (JSON text or ""), ref, attempt;
  *                              consumer group "coordinators"
@@ -50,6 +51,7 @@
 #define EM_QUEUE_TIMEOUT_MS 5000 /* per command */
 #define EM_QUEUE_MAX_BATCH_ID 64 /* bytes, ids read back from Redis are checked */
 #define EM_QUEUE_MAX_ITEM_ID 64
+#define EM_QUEUE_MAX_LEASE 64    /* bytes of a lease token */
 
 struct em_queue;
 
@@ -139,12 +141,15 @@ struct em_queue_tries {
     unsigned attempts, fails, lost;
     char err_class[40];
     char err_msg[256];
+    char lease[EM_QUEUE_MAX_LEASE + 1]; /* token of the live dispatch; "" when none */
 };
 em_err em_queue_tries_get(struct em_queue *q, const char *batch, const char *item,
                           struct em_queue_tries *t, struct em_errbuf *eb);
+/* Records a dispatch: attempts, and lease (its token; "<item>:lease") in one HSET. */
 em_err em_queue_tries_set(struct em_queue *q, const char *batch, const char *item,
-                          unsigned attempts, struct em_errbuf *eb);
-/* Records a failed attempt: last error, fails += 1, and lost += 1 when lost. */
+                          unsigned attempts, const char *lease, struct em_errbuf *eb);
+/* Records a failed attempt: last error, fails += 1, and lost += 1 when lost; the attempt's
+ * lease ends (its token is deleted). */
 em_err em_queue_tries_fail(struct em_queue *q, const char *batch, const char *item, int lost,
                            const char *err_class, const char *err_msg, struct em_errbuf *eb);
 /* XADD earmark:dead, and batch dead += 1 when batch is non-empty. */

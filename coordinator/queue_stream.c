@@ -230,15 +230,19 @@ em_err em_queue_tries_get(struct em_queue *q, const char *batch, const char *ite
                           struct em_queue_tries *t, struct em_errbuf *eb)
 {
     char tk[128], lf[EM_QUEUE_MAX_ITEM_ID + 8], ef[EM_QUEUE_MAX_ITEM_ID + 8];
-    char ff[EM_QUEUE_MAX_ITEM_ID + 8];
+    char ff[EM_QUEUE_MAX_ITEM_ID + 8], sf[EM_QUEUE_MAX_ITEM_ID + 8];
     em_qi_key(tk, sizeof tk, batch, ":tries");
     snprintf(lf, sizeof lf, "%s:lost", item);
     snprintf(ef, sizeof ef, "%s:err", item);
     snprintf(ff, sizeof ff, "%s:fails", item);
+    snprintf(sf, sizeof sf, "%s:lease", item);
     memset(t, 0, sizeof *t);
-    redisReply *r = em_qi_cmd(q, eb, "HMGET", tk, item, lf, ef, ff, (const char *)NULL);
+    redisReply *r = em_qi_cmd(q, eb, "HMGET", tk, item, lf, ef, ff, sf, (const char *)NULL);
     if (!r) return EM_E_REDIS;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 5) {
+        const redisReply *l = r->element[4];
+        if (l->type == REDIS_REPLY_STRING && l->len <= EM_QUEUE_MAX_LEASE)
+            snprintf(t->lease, sizeof t->lease, "%.*s", (int)l->len, l->str);
         if (r->element[0]->type == REDIS_REPLY_STRING)
             t->attempts = (unsigned)em_qi_rnum(r->element[0]);
         if (r->element[1]->type == REDIS_REPLY_STRING)
@@ -258,9 +262,14 @@ em_err em_queue_tries_get(struct em_queue *q, const char *batch, const char *ite
 }
 
 em_err em_queue_tries_set(struct em_queue *q, const char *batch, const char *item,
-                          unsigned attempts, struct em_errbuf *eb)
+                          unsigned attempts, const char *lease, struct em_errbuf *eb)
 {
-    return em_qi_hset_num(q, batch, ":tries", item, attempts, eb);
+    char tk[128], sf[EM_QUEUE_MAX_ITEM_ID + 8], a[16];
+    em_qi_key(tk, sizeof tk, batch, ":tries");
+    snprintf(sf, sizeof sf, "%s:lease", item);
+    snprintf(a, sizeof a, "%u", attempts);
+    return em_qi_ok(q, eb,
+                    em_qi_cmd(q, eb, "HSET", tk, item, a, sf, lease ? lease : "", (const char *)NULL));
 }
 
 em_err em_queue_tries_fail(struct em_queue *q, const char *batch, const char *item, int lost,
@@ -274,7 +283,10 @@ em_err em_queue_tries_fail(struct em_queue *q, const char *batch, const char *it
     snprintf(ff, sizeof ff, "%s:fails", item);
     snprintf(ev, sizeof ev, "%s\t%s", err_class ? err_class : "EM_E_INTERNAL",
              err_msg ? err_msg : "");
+    char sf[EM_QUEUE_MAX_ITEM_ID + 8];
+    snprintf(sf, sizeof sf, "%s:lease", item);
     em_err rc = em_qi_ok(q, eb, em_qi_cmd(q, eb, "HSET", tk, ef, ev, (const char *)NULL));
+    if (rc == EM_OK) rc = em_qi_ok(q, eb, em_qi_cmd(q, eb, "HDEL", tk, sf, (const char *)NULL));
     if (rc == EM_OK)
         rc = em_qi_ok(q, eb, em_qi_cmd(q, eb, "HINCRBY", tk, ff, "1", (const char *)NULL));
     if (rc == EM_OK && lost)

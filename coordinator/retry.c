@@ -74,6 +74,7 @@ void em_coord_job_failed(struct em_coord *c, struct em_job *j, int lost, const c
     if (j->state == EM_JOB_RUNNING) atomic_fetch_sub(&c->m->in_flight, 1);
     j->state = EM_JOB_WAITING;
     j->rid_len = 0;
+    j->lease[0] = 0; /* the attempt's lease ends: a late result for it settles nothing */
     j->fails++;
     j->lost += lost ? 1 : 0;
     snprintf(j->err_class, sizeof j->err_class, "%s", err_class ? err_class : "EM_E_INTERNAL");

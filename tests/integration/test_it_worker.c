@@ -63,10 +63,16 @@ static void dump_log(void)
     th_sh("echo '--- worker log (tail)'; tail -n 40 '%s' >&2", log_path);
 }
 
+/* The worker's connection as the ROUTER names it (workers set no routing id): learnt from
+ * every message received. */
+static uint8_t peer[256];
+static size_t peer_len;
+
 static int send_frame(uint8_t *buf, size_t len)
 {
     int rc = -1;
-    if (zmq_send(router, WID, strlen(WID), ZMQ_SNDMORE) >= 0 && zmq_send(router, buf, len, 0) >= 0)
+    if (peer_len && zmq_send(router, peer, peer_len, ZMQ_SNDMORE) >= 0 &&
+        zmq_send(router, buf, len, 0) >= 0)
         rc = 0;
     free(buf);
     return rc;
@@ -80,11 +86,13 @@ static Earmark__Envelope *expect(Earmark__Envelope__BodyCase want)
     while (em_now_ms() < until) {
         zmq_pollitem_t it = {router, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&it, 1, 100) <= 0) continue;
-        char id[64];
+        uint8_t id[256];
         uint8_t buf[65536];
         int idn = zmq_recv(router, id, sizeof id, 0);
         int n = zmq_recv(router, buf, sizeof buf, 0);
-        if (idn <= 0 || n < 0 || n > (int)sizeof buf) continue;
+        if (idn <= 0 || idn > (int)sizeof id || n < 0 || n > (int)sizeof buf) continue;
+        memcpy(peer, id, (size_t)idn);
+        peer_len = (size_t)idn;
         Earmark__Envelope *e = NULL;
         if (em_wire_unpack(buf, (size_t)n, &e, NULL) != EM_OK) continue;
         if (e->body_case == EARMARK__ENVELOPE__BODY_HEARTBEAT)

@@ -248,9 +248,13 @@ static void tries_and_dead_letters(void)
     CU_ASSERT_EQUAL(em_queue_tries_get(q, "b-t", "i", &t, NULL), EM_OK);
     CU_ASSERT_EQUAL(t.attempts, 0);
     CU_ASSERT_EQUAL(t.lost, 0);
-    CU_ASSERT_EQUAL(em_queue_tries_set(q, "b-t", "i", 2, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_queue_tries_set(q, "b-t", "i", 2, "0123abcd", NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_queue_tries_get(q, "b-t", "i", &t, NULL), EM_OK);
+    CU_ASSERT_STRING_EQUAL(t.lease, "0123abcd");
     CU_ASSERT_EQUAL(em_queue_tries_fail(q, "b-t", "i", 1, "EM_E_LOST", "worker w1 lost", NULL),
                     EM_OK);
+    CU_ASSERT_EQUAL(em_queue_tries_get(q, "b-t", "i", &t, NULL), EM_OK);
+    CU_ASSERT_STRING_EQUAL(t.lease, ""); /* a failed attempt's lease ends */
     CU_ASSERT_EQUAL(em_queue_tries_fail(q, "b-t", "i", 0, "EM_E_STORAGE", "503 from s3", NULL),
                     EM_OK);
     CU_ASSERT_EQUAL(em_queue_tries_get(q, "b-t", "i", &t, NULL), EM_OK);
@@ -501,6 +505,7 @@ static void fw_result(void *s, const Earmark__Task *t, int ok)
     r.batch_id = t->batch_id;
     r.item_id = t->item_id;
     r.attempt = t->attempt;
+    r.lease_token = t->lease_token;
     r.ok = ok;
     r.output_uri = t->out_uri;
     uint8_t *b;
@@ -518,7 +523,7 @@ static void fw_hello_ready(void *s, const char *id, unsigned credits)
     fw_send(s, b, n);
     Earmark__Envelope *w = fw_expect(s, EARMARK__ENVELOPE__BODY_WELCOME);
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
-    CU_ASSERT_EQUAL(w->welcome->lease_ms, 500);
+    CU_ASSERT_EQUAL(w->welcome->lease_ms, 1500);
     em_wire_free(w);
     CU_ASSERT_EQUAL_FATAL(em_wire_ready(credits, &b, &n, NULL), EM_OK);
     fw_send(s, b, n);
@@ -544,7 +549,7 @@ static void coordinator_protocol(void)
     setenv("EARMARK_RETRY_BASE_MS", "10", 1);
     em_log_set_level(EM_LOG_ERROR);
     cr = (struct coord_run){.argv = {"coordinator", "--redis", redis.url, "--bind", bind,
-                                     "--heartbeat-ms", "100", "--lease-ms", "500", "--id", "ct"},
+                                     "--heartbeat-ms", "100", "--lease-ms", "1500", "--id", "ct"},
                             .argc = 11};
     signal(SIGTERM, ignore_signal);
     CU_ASSERT_EQUAL_FATAL(pthread_create(&cr.th, NULL, coord_main, &cr), 0);
@@ -555,7 +560,7 @@ static void coordinator_protocol(void)
     void *stranger = fake_worker(ctx, "stranger", bind);
     uint8_t *b;
     size_t n;
-    CU_ASSERT_EQUAL(em_wire_heartbeat(NULL, 0, &b, &n, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_wire_heartbeat(NULL, NULL, 0, &b, &n, NULL), EM_OK);
     fw_send(stranger, b, n);
     Earmark__Envelope *e = fw_expect(stranger, EARMARK__ENVELOPE__BODY_WELCOME);
     CU_ASSERT_PTR_NOT_NULL(e);
@@ -573,6 +578,8 @@ static void coordinator_protocol(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(t1->task->out_uri, name));
     CU_ASSERT_EQUAL_FATAL(t1->task->n_prompts, 1);
     CU_ASSERT_STRING_EQUAL(t1->task->prompts[0]->name, "caption");
+    CU_ASSERT_EQUAL(em_wire_heartbeat(NULL, NULL, 0, &b, &n, NULL), EM_OK);
+    fw_send(w1, b, n); /* alive: a result after the lease ran out would be refused */
     CU_ASSERT_PTR_NULL(fw_recv(w1, 300)); /* no credit, no task */
     fw_result(w1, t1->task, 1);
     CU_ASSERT_EQUAL(em_wire_ready(1, &b, &n, NULL), EM_OK);
@@ -589,7 +596,7 @@ static void coordinator_protocol(void)
     for (int i = 0; i < 400 && !(re && third); i++) {
         uint8_t *hb;
         size_t hn;
-        em_wire_heartbeat(NULL, 0, &hb, &hn, NULL);
+        em_wire_heartbeat(NULL, NULL, 0, &hb, &hn, NULL);
         fw_send(w2, hb, hn);
         Earmark__Envelope *x = fw_recv(w2, 50);
         if (!x) continue;
@@ -632,7 +639,7 @@ static void coordinator_protocol(void)
         if (!complete) {
             uint8_t *hb;
             size_t hn;
-            em_wire_heartbeat(NULL, 0, &hb, &hn, NULL);
+            em_wire_heartbeat(NULL, NULL, 0, &hb, &hn, NULL);
             fw_send(w2, hb, hn);
             em_sleep_ms(50);
         }
