@@ -17,6 +17,7 @@ static const struct {
     {"annotate", em_cmd_annotate, "annotate local files in-process, no Redis"},
     {"convert", em_cmd_convert, "convert a checkpoint to one GGUF file (q8_0, q4_0, bf16, f16, f32)"},
     {"bench", em_cmd_bench, "benchmark the model code at the 7B shapes (bench model)"},
+    {"keygen", em_cmd_keygen, "write a CURVE key pair (PREFIX.key, PREFIX.pub) for coordinator/worker"},
 };
 
 static void usage(FILE *f)

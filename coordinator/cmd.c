@@ -28,6 +28,7 @@
 #include "common/sig.h"
 #include "coordinator/cli.h"
 #include "coordinator/coord.h"
+#include "coordinator/zap.h"
 #include "proto/wire.h"
 #include "storage/storage.h"
 
@@ -54,8 +55,26 @@ static int64_t env_ms(const char *name, int64_t def, int64_t lo, int64_t hi)
 
 struct copts {
     const char *redis, *bind, *metrics, *id;
+    const char *curve_secret, *allow_keys; /* CURVE: own secret key file, allowed worker keys */
+    int insecure;                          /* no CURVE on a non-loopback bind, knowingly */
     unsigned heartbeat_ms, lease_ms;
 };
+
+static const char *env_str(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* Only this host can reach it: 127.0.0.0/8, ::1, localhost, ipc://, inproc://. */
+static int bind_is_loopback(const char *ep)
+{
+    static const char *const ok[] = {"tcp://127.", "tcp://localhost:", "tcp://[::1]:",
+                                     "ipc://", "inproc://"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (strncmp(ep, ok[i], strlen(ok[i])) == 0) return 1;
+    return 0;
+}
 
 static int parse_args(int argc, char **argv, struct copts *o)
 {
@@ -63,7 +82,9 @@ static int parse_args(int argc, char **argv, struct copts *o)
         {"redis", required_argument, 0, 'r'},    {"bind", required_argument, 0, 'b'},
         {"metrics", required_argument, 0, 'm'},  {"heartbeat-ms", required_argument, 0, 'H'},
         {"lease-ms", required_argument, 0, 'L'}, {"id", required_argument, 0, 'i'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},           {"curve-secret", required_argument, 0, 'S'},
+        {"allow-keys", required_argument, 0, 'A'}, {"insecure", no_argument, 0, 'I'},
+        {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     o->heartbeat_ms = 1000;
@@ -77,6 +98,9 @@ static int parse_args(int argc, char **argv, struct copts *o)
         case 'b': o->bind = optarg; break;
         case 'm': o->metrics = optarg; break;
         case 'i': o->id = optarg; break;
+        case 'S': o->curve_secret = optarg; break;
+        case 'A': o->allow_keys = optarg; break;
+        case 'I': o->insecure = 1; break;
         case 'H':
         case 'L':
             if (em_cli_u64(optarg, 10, 3600000, &v) != 0) {
@@ -89,11 +113,16 @@ static int parse_args(int argc, char **argv, struct copts *o)
         case 'h':
             printf("usage: earmark coordinator --redis URL --bind ENDPOINT [--metrics HOST:PORT]\n"
                    "         [--heartbeat-ms N] [--lease-ms N] [--id NAME]\n"
+                   "         [--curve-secret FILE --allow-keys DIR|FILE | --insecure]\n"
                    "  --heartbeat-ms  worker heartbeat interval (1000)\n"
                    "  --lease-ms      a worker silent this long is lost (5 x heartbeat)\n"
                    "  --id            consumer name in Redis, stable across restarts (hostname)\n"
+                   "  --curve-secret  own CURVE secret key file, mode 0600 (earmark keygen)\n"
+                   "  --allow-keys    worker public keys allowed: a directory of *.pub or a file\n"
+                   "  --insecure      allow a non-loopback --bind without CURVE\n"
                    "env: EARMARK_REDIS_URL EARMARK_RETRY_BASE_MS EARMARK_RETRY_MAX_MS\n"
-                   "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n");
+                   "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n"
+                   "     EARMARK_CURVE_SECRET EARMARK_ALLOW_KEYS\n");
             return -1;
         default:
             fprintf(stderr, "earmark coordinator: bad or incomplete option '%s'\n",
@@ -105,6 +134,20 @@ static int parse_args(int argc, char **argv, struct copts *o)
     if (!o->redis || !o->bind || optind != argc) {
         fprintf(stderr, "earmark coordinator: --redis URL (or EARMARK_REDIS_URL) and --bind "
                         "ENDPOINT are required\n");
+        return 2;
+    }
+    if (!o->curve_secret) o->curve_secret = env_str("EARMARK_CURVE_SECRET");
+    if (!o->allow_keys) o->allow_keys = env_str("EARMARK_ALLOW_KEYS");
+    if (!o->curve_secret != !o->allow_keys) {
+        fprintf(stderr, "earmark coordinator: --curve-secret and --allow-keys go together\n");
+        return 2;
+    }
+    if (!o->curve_secret && !o->insecure && !bind_is_loopback(o->bind)) {
+        fprintf(stderr,
+                "earmark coordinator: refusing to bind %s without CURVE: anyone who can reach "
+                "it could take tasks and report fake results. Give --curve-secret and "
+                "--allow-keys (earmark keygen), bind to 127.0.0.1, or pass --insecure\n",
+                o->bind);
         return 2;
     }
     if (!o->lease_ms) o->lease_ms = o->heartbeat_ms * 5;
@@ -167,6 +210,7 @@ static void intake(struct em_coord *c, struct em_queue_entry *e)
     j->lost = t.lost;
     snprintf(j->err_class, sizeof j->err_class, "%s", t.err_class);
     snprintf(j->err_msg, sizeof j->err_msg, "%s", t.err_msg);
+    snprintf(j->lease, sizeof j->lease, "%s", t.lease); /* a worker may still hold it */
     j->not_before_ms = em_now_ms();
     c->jobs[c->njobs++] = j;
     if (j->fails >= b->info.max_attempts) em_coord_job_finalize(c, j);
@@ -330,6 +374,8 @@ int em_cmd_coordinator(int argc, char **argv)
     struct em_coord c = {0};
     struct em_errbuf eb = {{0}};
     struct em_metrics_server *ms = NULL;
+    struct em_curve_allow *allow = NULL;
+    struct em_zap *zap = NULL;
     void *ctx = NULL;
     char host[128];
     int status = 1;
@@ -349,6 +395,11 @@ int em_cmd_coordinator(int argc, char **argv)
         .drain_ms = env_ms("EARMARK_DRAIN_MS", 30000, 0, 3600000),
     };
     c.m = &metrics;
+    struct em_curve_pair pair = {{0}, {0}};
+    /* keys first: a bad key file fails at once, not after waiting for Redis */
+    if (o.curve_secret && ((rc = em_curve_load_pair(o.curve_secret, &pair, &eb)) != EM_OK ||
+                           (rc = em_curve_allow_load(o.allow_keys, &allow, &eb)) != EM_OK))
+        goto fail;
     struct em_storage_opts so = em_storage_opts_default();
     so.retries = 1; /* the loop retries on its own schedule; never block it for long */
     so.timeout_ms = 10000;
@@ -359,11 +410,21 @@ int em_cmd_coordinator(int argc, char **argv)
     int one = 1, linger = 1000;
     if (!(ctx = zmq_ctx_new()) || !(c.zsock = zmq_socket(ctx, ZMQ_ROUTER)) ||
         zmq_setsockopt(c.zsock, ZMQ_MAXMSGSIZE, &maxsz, sizeof maxsz) != 0 ||
-        zmq_setsockopt(c.zsock, ZMQ_ROUTER_HANDOVER, &one, sizeof one) != 0 ||
         zmq_setsockopt(c.zsock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
         zmq_setsockopt(c.zsock, ZMQ_LINGER, &linger, sizeof linger) != 0) {
         em_errf(&eb, EM_E_IO, "zmq socket: %s", zmq_strerror(zmq_errno()));
         goto fail;
+    }
+    if (o.curve_secret) {
+        rc = em_zap_start(ctx, c.zsock, &pair, allow, c.m, &zap, &eb);
+        memset(&pair, 0, sizeof pair);
+        if (rc != EM_OK) goto fail;
+        em_info("msg=\"CURVE on\" allowed_keys=%zu", em_curve_allow_count(allow));
+        rc = EM_E_IO;
+    } else if (!bind_is_loopback(o.bind)) {
+        em_warn("msg=\"--insecure: no CURVE on a non-loopback bind; anyone who reaches %s can "
+                "take tasks\"",
+                o.bind);
     }
     if (zmq_bind(c.zsock, o.bind) != 0) {
         em_errf(&eb, EM_E_IO, "cannot bind %s: %s", o.bind, zmq_strerror(zmq_errno()));
@@ -376,10 +437,13 @@ int em_cmd_coordinator(int argc, char **argv)
     status = run(&c);
     goto out;
 fail:
+    memset(&pair, 0, sizeof pair);
     fprintf(stderr, "earmark coordinator: %s\n", em_errbuf_msg(&eb, rc));
     status = 1;
 out:
     em_metrics_stop(ms);
+    em_zap_stop(zap);
+    em_curve_allow_free(allow);
     cleanup(&c);
     if (c.zsock) zmq_close(c.zsock);
     if (ctx) zmq_ctx_term(ctx);

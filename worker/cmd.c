@@ -1,8 +1,9 @@
 /* worker/cmd.c - `earmark worker`: options -> em_loop_run.
  *   earmark worker --connect ENDPOINT [--model PATH] [--threads N] [--capacity N]
- *                  [--id NAME] [--drain-ms N]
+ *                  [--id NAME] [--drain-ms N] [--curve-key FILE --coordinator-key FILE]
  * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
- * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS. S3 settings: AWS_* (storage.h). */
+ * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS, EARMARK_CURVE_KEY,
+ * EARMARK_COORDINATOR_KEY. S3 settings: AWS_* (storage.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,15 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: earmark worker --connect ENDPOINT [--model PATH] [--threads N]\n"
             "                      [--capacity N] [--id NAME] [--drain-ms N]\n"
+            "                      [--curve-key FILE --coordinator-key FILE]\n"
             "  --connect   coordinator endpoint, e.g. tcp://host:5555 (EARMARK_COORDINATOR)\n"
             "  --model     Hugging Face checkpoint directory or .gguf (EARMARK_MODEL); none: facts only\n"
             "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
             "  --capacity  tasks held at once (EARMARK_CAPACITY, default = threads)\n"
             "  --id        worker id (EARMARK_WORKER_ID, default hostname-pid)\n"
-            "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n");
+            "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n"
+            "  --curve-key        own CURVE secret key file, mode 0600 (EARMARK_CURVE_KEY)\n"
+            "  --coordinator-key  the coordinator's public key file (EARMARK_COORDINATOR_KEY)\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -40,6 +44,8 @@ int em_cmd_worker(int argc, char **argv)
     const char *capacity_s = env_or("EARMARK_CAPACITY", NULL);
     const char *id = env_or("EARMARK_WORKER_ID", NULL);
     const char *drain_s = env_or("EARMARK_DRAIN_MS", "30000");
+    const char *curve_key = env_or("EARMARK_CURVE_KEY", NULL);
+    const char *coord_key = env_or("EARMARK_COORDINATOR_KEY", NULL);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -58,6 +64,8 @@ int em_cmd_worker(int argc, char **argv)
         else if (strcmp(a, "--capacity") == 0) capacity_s = v;
         else if (strcmp(a, "--id") == 0) id = v;
         else if (strcmp(a, "--drain-ms") == 0) drain_s = v;
+        else if (strcmp(a, "--curve-key") == 0) curve_key = v;
+        else if (strcmp(a, "--coordinator-key") == 0) coord_key = v;
         else {
             fprintf(stderr, "earmark worker: unknown option %s\n", a);
             usage(stderr);
@@ -86,12 +94,30 @@ int em_cmd_worker(int argc, char **argv)
         id = idbuf;
     }
     struct em_errbuf eb = {{0}};
+    if (!curve_key != !coord_key) {
+        fprintf(stderr, "earmark worker: --curve-key and --coordinator-key go together\n");
+        return 2;
+    }
+    struct em_curve_pair pair = {{0}, {0}};
+    char server_key[EM_CURVE_Z85 + 1] = "";
+    if (curve_key) {
+        em_err krc = em_curve_load_pair(curve_key, &pair, &eb);
+        if (krc == EM_OK) krc = em_curve_load_pub(coord_key, server_key, &eb);
+        if (krc != EM_OK) {
+            memset(&pair, 0, sizeof pair);
+            fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, krc));
+            return krc == EM_E_AUTH || krc == EM_E_FORMAT ? 2 : 1;
+        }
+        o.curve = &pair;
+        o.server_key = server_key;
+    }
     struct em_model *rt = NULL;
     if (model) {
         /* loaded once, before connecting: a worker that cannot run its model takes no task */
         em_err lrc = em_model_load(model, NULL, &rt, &eb);
         if (lrc != EM_OK) {
             fprintf(stderr, "earmark worker: --model %s: %s\n", model, em_errbuf_msg(&eb, lrc));
+            memset(&pair, 0, sizeof pair);
             return 1;
         }
     }
@@ -103,6 +129,7 @@ int em_cmd_worker(int argc, char **argv)
     o.capacity = (unsigned)capacity;
     o.drain_ms = (int)drain;
     em_err rc = em_loop_run(&o, NULL, &eb);
+    memset(&pair, 0, sizeof pair);
     if (rc == EM_E_TIMEOUT) rt = NULL; /* pipeline threads may still use it: leave it mapped */
     em_model_free(rt);
     if (rc != EM_OK) {
