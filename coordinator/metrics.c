@@ -93,7 +93,7 @@ size_t em_metrics_render(const struct em_metrics *m0, char *out, size_t cap)
     app(out, cap, &n, "%s_sum %.6f\n", lat, (double)LD(m->lat_sum_us) / 1e6);
     app(out, cap, &n, "%s_count %llu\n", lat, LD(m->lat_count));
     counter(out, cap, &n, "earmark_auth_refused_total",
-            "Connections refused by the ZAP handler (key not allowed).", LD(m->auth_refused));
+            "Handshakes refused: key not allowed, no CURVE, or broken.", LD(m->auth_refused));
     counter(out, cap, &n, "earmark_worker_goodbyes_total", "Workers that said goodbye.",
             LD(m->goodbyes));
     return n;

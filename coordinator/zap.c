@@ -99,11 +99,20 @@ static void on_event(struct em_zap *z)
     uint32_t val;
     memcpy(&ev, f[0].b, 2);
     memcpy(&val, f[0].b + 2, 4);
-    int plain = ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
-                val == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
-    if (ev != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && !plain) return;
+    /* every failed handshake is a peer kept out: a refused key (AUTH, logged by answer()),
+     * no CURVE at all (a mechanism mismatch, or - when the peer sees the mismatch first and
+     * hangs up - no detail), or bytes that are not ZMTP */
+    if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        atomic_fetch_add(&z->m->auth_refused, 1);
+        return;
+    }
+    if (ev != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && ev != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        return;
     atomic_fetch_add(&z->m->auth_refused, 1);
-    if (plain && should_log(z)) em_warn("msg=\"connection refused: peer does not speak CURVE\"");
+    if (should_log(z))
+        em_warn("msg=\"connection refused: %s\"",
+                val == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH ? "peer does not speak CURVE"
+                                                                   : "handshake failed");
 }
 
 static void *run(void *arg)
@@ -138,7 +147,8 @@ em_err em_zap_start(void *ctx, void *router, const struct em_curve_pair *pair,
         zmq_setsockopt(z->rep, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_bind(z->rep, ZAP_ENDPOINT) != 0 ||
         zmq_socket_monitor(router, mon,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) !=
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) !=
             0 ||
         !(z->mon = zmq_socket(ctx, ZMQ_PAIR)) ||
         zmq_setsockopt(z->mon, ZMQ_LINGER, &linger, sizeof linger) != 0 ||

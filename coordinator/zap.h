@@ -4,8 +4,8 @@
  * The handler is a thread of its own with two sockets in the ROUTER's context: a REP bound
  * at inproc://zeromq.zap.01 that answers libzmq's authentication requests (200 for a CURVE
  * client key in the allow list, 400 otherwise), and a PAIR on the ROUTER's monitor that
- * counts failed handshakes in earmark_auth_refused_total: refused keys (ZAP 400) and peers
- * that speak no CURVE at all (mechanism mismatch). Refusals are logged with the peer's
+ * counts failed handshakes in earmark_auth_refused_total: refused keys (ZAP 400), peers
+ * that speak no CURVE at all (mechanism mismatch) and other broken handshakes. Refusals are logged with the peer's
  * address and key, at most EM_ZAP_LOG_BURST of them, then every EM_ZAP_LOG_EVERY-th.
  * A refused peer never reaches the ROUTER: it gets no Welcome and no task.
  *

@@ -39,8 +39,13 @@ int th_cluster_coord_start(struct th_cluster *c)
     snprintf(hb, sizeof hb, "%d", TH_CLUSTER_HEARTBEAT_MS);
     snprintf(lease, sizeof lease, "%d", TH_CLUSTER_LEASE_MS);
     snprintf(log, sizeof log, "%s/coordinator-%d.log", c->dir, ++c->coord_runs);
+    char key[700], allow[700];
+    snprintf(key, sizeof key, "%s/coord.key", c->keys);
+    snprintf(allow, sizeof allow, "%s/allowed", c->keys);
     char *argv[] = {(char *)th_bin(), "coordinator", "--redis", c->redis.url, "--bind", bind,
-                    "--heartbeat-ms", hb, "--lease-ms", lease, "--metrics", metrics, NULL};
+                    "--heartbeat-ms", hb, "--lease-ms", lease, "--metrics", metrics,
+                    "--curve-secret", key, "--allow-keys", allow, NULL};
+    if (c->o.plain) argv[12] = NULL;
     static const char *const base[] = {"EARMARK_LOG=info", "EARMARK_RETRY_BASE_MS=50", NULL};
     char *env[2 * TH_CLUSTER_MAX_ENV + 4];
     env_join(env, sizeof env / sizeof *env, base, c->o.coord_env);
@@ -74,8 +79,13 @@ int th_cluster_worker_start(struct th_cluster *c, int i)
     snprintf(id, sizeof id, "w%d", i);
     snprintf(threads, sizeof threads, "%d", c->o.threads > 0 ? c->o.threads : 1);
     snprintf(log, sizeof log, "%s/worker%d-%d.log", c->dir, i, ++c->worker_runs[i]);
+    char key[700], pub[700];
+    snprintf(key, sizeof key, "%s/worker.key", c->keys);
+    snprintf(pub, sizeof pub, "%s/coord.pub", c->keys);
     char *argv[] = {(char *)th_bin(), "worker", "--connect", c->coord_ep, "--id", id,
-                    "--threads", threads, "--drain-ms", "5000", NULL};
+                    "--threads", threads, "--drain-ms", "5000", "--curve-key", key,
+                    "--coordinator-key", pub, NULL};
+    if (c->o.plain) argv[10] = NULL;
     static const char *const base[] = {"EARMARK_LOG=info", NULL};
     char *env[2 * TH_CLUSTER_MAX_ENV + 4];
     env_join(env, sizeof env / sizeof *env, base, c->o.worker_env);
@@ -102,6 +112,23 @@ int th_cluster_supervise(struct th_cluster *c)
     return n;
 }
 
+/* Keys for the coordinator and the workers, made by `earmark keygen` (the CLI is what an
+ * operator runs), and the allow list holding the workers' public key. */
+static int make_keys(struct th_cluster *c)
+{
+    snprintf(c->keys, sizeof c->keys, "%s/keys", c->dir);
+    if (c->o.plain) return 0;
+    if (th_sh("mkdir -m 0755 '%s' '%s/allowed' && '%s' keygen -o '%s/coord' >/dev/null && "
+              "'%s' keygen -o '%s/worker' >/dev/null && cp '%s/worker.pub' '%s/allowed/'",
+              c->keys, c->keys, th_bin(), c->keys, th_bin(), c->keys, c->keys, c->keys) != 0)
+        return -1;
+    char path[700];
+    snprintf(path, sizeof path, "%s/worker.key", c->keys);
+    if (em_curve_load_pair(path, &c->worker_pair, NULL) != EM_OK) return -1;
+    snprintf(path, sizeof path, "%s/coord.pub", c->keys);
+    return em_curve_load_pub(path, c->coord_pub, NULL) == EM_OK ? 0 : -1;
+}
+
 int th_cluster_start(struct th_cluster *c, const struct th_cluster_opts *o)
 {
     memset(c, 0, sizeof *c);
@@ -113,6 +140,7 @@ int th_cluster_start(struct th_cluster *c, const struct th_cluster_opts *o)
     c->started = true;
     if (o->workers < 0 || o->workers > TH_CLUSTER_MAX_WORKERS) return -1;
     if (th_tmpdir(c->dir, sizeof c->dir) != 0) return -1;
+    if (make_keys(c) != 0) goto fail;
     if (th_redis_start(&c->redis) != 0) goto fail;
     c->coord_port = th_free_port();
     c->metrics_port = th_free_port();
@@ -203,7 +231,10 @@ out:
     return buf;
 }
 
-double th_cluster_metric(struct th_cluster *c, const char *name_part)
+/* Sum of the samples whose name contains name_part (exact: equals it) and whose line
+ * contains label (NULL: any); -1 as th_cluster_metric. */
+static double metric_sum(struct th_cluster *c, const char *name_part, bool exact,
+                         const char *label)
 {
     char *resp = metrics_get(c->metrics_port);
     if (!resp) return -1;
@@ -218,7 +249,8 @@ double th_cluster_metric(struct th_cluster *c, const char *name_part)
         size_t nl = strcspn(line, "{ ");
         char name[256];
         snprintf(name, sizeof name, "%.*s", (int)(nl < 255 ? nl : 255), line);
-        if (!strstr(name, name_part)) continue;
+        if (exact ? strcmp(name, name_part) != 0 : !strstr(name, name_part)) continue;
+        if (label && !strstr(line, label)) continue;
         const char *v = strrchr(line, ' ');
         if (!v) continue;
         char *end = NULL;
@@ -229,6 +261,16 @@ double th_cluster_metric(struct th_cluster *c, const char *name_part)
     }
     free(resp);
     return found ? sum : -1;
+}
+
+double th_cluster_metric(struct th_cluster *c, const char *name_part)
+{
+    return metric_sum(c, name_part, false, NULL);
+}
+
+double th_cluster_metric_exact(struct th_cluster *c, const char *name, const char *label)
+{
+    return metric_sum(c, name, true, label);
 }
 
 int th_cluster_sanitizer_reports(const struct th_cluster *c)

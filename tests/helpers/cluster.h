@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "common/curve.h"
 #include "storage/storage.h"
 #include "tests/helpers/servers.h"
 
@@ -34,6 +35,7 @@ struct th_cluster_opts {
     int threads;                                    /* per worker; 0: 1 */
     const char *worker_env[TH_CLUSTER_MAX_ENV];     /* extra "K=V", NULL-terminated, static */
     const char *coord_env[TH_CLUSTER_MAX_ENV];      /* extra "K=V", NULL-terminated, static */
+    bool plain; /* no CURVE (loopback only); by default the cluster runs with generated keys */
 };
 
 struct th_cluster {
@@ -49,6 +51,12 @@ struct th_cluster {
     int worker_runs[TH_CLUSTER_MAX_WORKERS];
     int restarts;              /* workers restarted by th_cluster_supervise */
     char batch[64];            /* the last submitted batch id */
+    /* CURVE (unless o.plain): `earmark keygen` made <dir>/keys/{coord,worker}.{key,pub}; the
+     * coordinator allows <dir>/keys/allowed/ (worker.pub). Test peers that should pass the
+     * ZAP handler use worker_pair and coord_pub. */
+    char keys[600];
+    struct em_curve_pair worker_pair;
+    char coord_pub[EM_CURVE_Z85 + 1];
     unsigned failures_at_start; /* CUnit failures when started: logs are dumped if more */
     bool started;
 };
@@ -87,6 +95,9 @@ int th_cluster_wait(struct th_cluster *c, struct em_storage *st, const char *out
 /* Sum of the coordinator's /metrics samples whose metric name contains name_part; -1 when
  * /metrics cannot be read or no such metric. */
 double th_cluster_metric(struct th_cluster *c, const char *name_part);
+/* Sum of the samples of exactly the metric name whose line contains label (e.g.
+ * "reason=\"wrong_peer\""; NULL: every sample); -1 as above. */
+double th_cluster_metric_exact(struct th_cluster *c, const char *name, const char *label);
 /* 1 when a process log holds a sanitizer report (ASan, UBSan, LSan; the lines are printed),
  * else 0. Under SAN=1 a worker that trips a sanitizer dies and its task is re-dispatched,
  * which a batch check alone would not notice, so suites assert 0. */
