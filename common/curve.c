@@ -1,5 +1,6 @@
 /* common/curve.c - CURVE key files and allow lists (see curve.h). */
 #include "common/curve.h"
+#include "common/smallfile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,34 +19,10 @@ struct em_curve_allow {
 
 int em_curve_available(void) { return zmq_has("curve"); }
 
-/* Reads a whole file (at most EM_CURVE_MAX_FILE bytes) into a malloc'd, NUL-terminated
- * buffer; *st receives its fstat. */
 static em_err slurp(const char *path, char **out, struct stat *st, struct em_errbuf *eb)
 {
-    *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) return em_errf(eb, EM_E_IO, "%s: %s", path, strerror(errno));
-    em_err rc = EM_OK;
-    char *b = NULL;
-    if (fstat(fd, st) != 0) {
-        rc = em_errf(eb, EM_E_IO, "%s: %s", path, strerror(errno));
-    } else if (!S_ISREG(st->st_mode)) {
-        rc = em_errf(eb, EM_E_AUTH, "%s: not a regular file", path);
-    } else if (st->st_size > EM_CURVE_MAX_FILE) {
-        rc = em_errf(eb, EM_E_TOO_LONG, "%s: %lld bytes, a key file holds at most %d", path,
-                     (long long)st->st_size, EM_CURVE_MAX_FILE);
-    } else if (!(b = malloc((size_t)st->st_size + 1))) {
-        rc = em_errf(eb, EM_E_NOMEM, "%s: out of memory", path);
-    } else {
-        size_t n = 0;
-        ssize_t r;
-        while (n < (size_t)st->st_size && (r = read(fd, b + n, (size_t)st->st_size - n)) > 0)
-            n += (size_t)r;
-        b[n] = 0;
-        *out = b;
-    }
-    close(fd);
-    return rc;
+    memset(st, 0, sizeof *st);
+    return em_smallfile_read(path, EM_CURVE_MAX_FILE, out, &st->st_mode, eb);
 }
 
 /* Next key line of text at *p (skipping blanks and '#' comments), trimmed, into z (Z85,
@@ -87,11 +64,7 @@ em_err em_curve_load_pair(const char *path, struct em_curve_pair *out, struct em
     struct stat st;
     memset(out, 0, sizeof *out);
     em_err rc = slurp(path, &text, &st, eb);
-    if (rc == EM_OK && (st.st_mode & 077))
-        rc = em_errf(eb, EM_E_AUTH,
-                     "%s: secret key file is accessible by group or others (mode %04o); "
-                     "chmod 600 it",
-                     path, (unsigned)(st.st_mode & 07777));
+    if (rc == EM_OK) rc = em_smallfile_private(path, st.st_mode, "secret key", eb);
     if (rc == EM_OK) rc = one_key(path, text, out->sec, eb);
     if (rc == EM_OK && zmq_curve_public(out->pub, out->sec) != 0)
         rc = em_errf(eb, EM_E_INTERNAL, "%s: cannot derive the public key: %s", path,

@@ -270,3 +270,14 @@ void em_coord_batches_free(struct em_coord *c)
     c->batches = NULL;
     c->nbatches = c->capbatches = 0;
 }
+
+void em_coord_batch_forget(struct em_coord *c, const char *id)
+{
+    for (size_t i = 0; i < c->nbatches; i++)
+        if (strcmp(c->batches[i]->info.id, id) == 0) {
+            struct em_cbatch *b = c->batches[i];
+            c->batches[i] = c->batches[--c->nbatches];
+            cbatch_free(b);
+            return;
+        }
+}

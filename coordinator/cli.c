@@ -1,6 +1,8 @@
 /* coordinator/cli.c - shared helpers of the coordinator-side subcommands. */
 #include "coordinator/cli.h"
 
+#include "common/smallfile.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,4 +106,30 @@ void em_progress_line(const struct em_progress *p, char *out, size_t cap)
     snprintf(out, cap, "[%s] %llu/%llu done %llu failed %.1f items/s ETA %s", bar,
              (unsigned long long)p->done, (unsigned long long)p->total,
              (unsigned long long)p->failed, p->rate, eta);
+}
+
+em_err em_cli_secret_line(const char *path, char *out, size_t cap, struct em_errbuf *eb)
+{
+    char *text = NULL;
+    mode_t mode = 0;
+    out[0] = 0;
+    em_err rc = em_smallfile_read(path, cap * 4, &text, &mode, eb);
+    if (rc == EM_OK) rc = em_smallfile_private(path, mode, "Redis URL", eb);
+    if (rc == EM_OK) {
+        const char *p = text;
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+        size_t n = strcspn(p, "\r\n");
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+        if (n == 0) rc = em_errf(eb, EM_E_FORMAT, "%s: empty", path);
+        else if (n >= cap) rc = em_errf(eb, EM_E_TOO_LONG, "%s: first line longer than %zu", path, cap - 1);
+        else {
+            memcpy(out, p, n);
+            out[n] = 0;
+        }
+    }
+    if (text) {
+        memset(text, 0, strlen(text));
+        free(text);
+    }
+    return rc;
 }

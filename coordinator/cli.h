@@ -15,6 +15,12 @@
 int em_cli_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 /* --redis if set, else $EARMARK_REDIS_URL, else NULL. */
 const char *em_cli_redis_url(const char *flag);
+#define EM_CLI_MAX_URL 4095 /* bytes of a URL read from a file */
+/* The first non-empty line of a file that holds a secret (a URL with a password), trimmed,
+ * into out (cap bytes). The file must be a regular file no one but its owner can read
+ * (EM_E_AUTH otherwise, with the chmod to run). Errors: EM_E_IO, EM_E_AUTH, EM_E_TOO_LONG,
+ * EM_E_FORMAT (empty). */
+em_err em_cli_secret_line(const char *path, char *out, size_t cap, struct em_errbuf *eb);
 /* Reads a whole file ("-" = stdin), at most max bytes. On EM_OK *data is malloc'd and
  * NUL-terminated (caller frees). Errors: EM_E_IO, EM_E_TOO_LONG, EM_E_NOMEM. */
 em_err em_cli_read_file(const char *path, size_t max, uint8_t **data, size_t *len,

@@ -57,6 +57,7 @@ struct copts {
     const char *redis, *bind, *metrics, *id;
     const char *curve_secret, *allow_keys; /* CURVE: own secret key file, allowed worker keys */
     int insecure;                          /* no CURVE on a non-loopback bind, knowingly */
+    const char *redis_ca, *redis_url_file; /* rediss:// CA; URL (with password) from a file */
     unsigned heartbeat_ms, lease_ms;
 };
 
@@ -84,6 +85,7 @@ static int parse_args(int argc, char **argv, struct copts *o)
         {"lease-ms", required_argument, 0, 'L'}, {"id", required_argument, 0, 'i'},
         {"help", no_argument, 0, 'h'},           {"curve-secret", required_argument, 0, 'S'},
         {"allow-keys", required_argument, 0, 'A'}, {"insecure", no_argument, 0, 'I'},
+        {"redis-ca", required_argument, 0, 'C'},   {"redis-url-file", required_argument, 0, 'U'},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -101,6 +103,8 @@ static int parse_args(int argc, char **argv, struct copts *o)
         case 'S': o->curve_secret = optarg; break;
         case 'A': o->allow_keys = optarg; break;
         case 'I': o->insecure = 1; break;
+        case 'C': o->redis_ca = optarg; break;
+        case 'U': o->redis_url_file = optarg; break;
         case 'H':
         case 'L':
             if (em_cli_u64(optarg, 10, 3600000, &v) != 0) {
@@ -120,15 +124,31 @@ static int parse_args(int argc, char **argv, struct copts *o)
                    "  --curve-secret  own CURVE secret key file, mode 0600 (earmark keygen)\n"
                    "  --allow-keys    worker public keys allowed: a directory of *.pub or a file\n"
                    "  --insecure      allow a non-loopback --bind without CURVE\n"
+                   "  --redis-ca      CA file for a rediss:// server's certificate\n"
+                   "  --redis-url-file  read the Redis URL (with its password) from a file that\n"
+                   "                  only its owner can read, so it is not on the command line\n"
                    "env: EARMARK_REDIS_URL EARMARK_RETRY_BASE_MS EARMARK_RETRY_MAX_MS\n"
                    "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n"
-                   "     EARMARK_CURVE_SECRET EARMARK_ALLOW_KEYS\n");
+                   "     EARMARK_CURVE_SECRET EARMARK_ALLOW_KEYS EARMARK_REDIS_CA\n"
+                   "     EARMARK_REDIS_URL_FILE\n");
             return -1;
         default:
             fprintf(stderr, "earmark coordinator: bad or incomplete option '%s'\n",
                     argv[optind - 1]);
             return 2;
         }
+    }
+    if (!o->redis_url_file) o->redis_url_file = env_str("EARMARK_REDIS_URL_FILE");
+    if (!o->redis_ca) o->redis_ca = env_str("EARMARK_REDIS_CA");
+    if (o->redis_url_file && !o->redis) {
+        static char url[EM_CLI_MAX_URL + 1]; /* zeroed when the coordinator returns */
+        struct em_errbuf eb = {{0}};
+        em_err rc = em_cli_secret_line(o->redis_url_file, url, sizeof url, &eb);
+        if (rc != EM_OK) {
+            fprintf(stderr, "earmark coordinator: %s\n", em_errbuf_msg(&eb, rc));
+            return 2;
+        }
+        o->redis = url;
     }
     o->redis = em_cli_redis_url(o->redis);
     if (!o->redis || !o->bind || optind != argc) {
@@ -232,7 +252,9 @@ static void adopt_own_pending(struct em_coord *c)
         size_t n = 0;
         struct em_errbuf eb = {{0}};
         if (em_queue_read(c->q, c->cfg.id, after, READ_MAX, &v, &n, NULL, &eb) != EM_OK) {
-            em_warn("err=EM_E_REDIS msg=\"reading own pending entries\" detail=\"%s\"", eb.msg);
+            if (!em_coord_recover_nogroup(c, &eb))
+                em_warn("err=EM_E_REDIS msg=\"reading own pending entries\" detail=\"%s\"",
+                        eb.msg);
             return;
         }
         if (n) snprintf(after, sizeof after, "%s", v[n - 1].stream_id);
@@ -251,7 +273,8 @@ static void read_new(struct em_coord *c)
     size_t n = 0, bad = 0;
     struct em_errbuf eb = {{0}};
     if (em_queue_read(c->q, c->cfg.id, NULL, want, &v, &n, &bad, &eb) != EM_OK) {
-        em_warn("err=EM_E_REDIS msg=\"reading new entries\" detail=\"%s\"", eb.msg);
+        if (!em_coord_recover_nogroup(c, &eb))
+            em_warn("err=EM_E_REDIS msg=\"reading new entries\" detail=\"%s\"", eb.msg);
         return;
     }
     if (bad) em_warn("msg=\"malformed stream entries dead-lettered\" count=%zu", bad);
@@ -266,9 +289,10 @@ static void renew_and_claim(struct em_coord *c, int claim)
         if (ids) {
             for (size_t i = 0; i < c->njobs; i++)
                 ids[i] = c->jobs[i]->e.stream_id;
-            if (em_queue_touch(c->q, c->cfg.id, ids, c->njobs, &eb) != EM_OK)
-                em_warn("err=EM_E_REDIS msg=\"lease renewal failed\" detail=\"%s\"", eb.msg);
+            em_err rc = em_queue_touch(c->q, c->cfg.id, ids, c->njobs, &eb);
             free(ids);
+            if (rc != EM_OK && !em_coord_recover_nogroup(c, &eb))
+                em_warn("err=EM_E_REDIS msg=\"lease renewal failed\" detail=\"%s\"", eb.msg);
         }
     }
     if (!claim) return;
@@ -278,6 +302,8 @@ static void renew_and_claim(struct em_coord *c, int claim)
                            &eb) == EM_OK) {
         if (n) em_info("msg=\"claimed idle entries\" count=%zu", n);
         take_entries(c, v, n);
+    } else {
+        em_coord_recover_nogroup(c, &eb);
     }
     adopt_own_pending(c);
 }
@@ -342,11 +368,12 @@ static int run(struct em_coord *c)
 }
 
 /* Redis may come up after us (service start order): retry for EARMARK_REDIS_WAIT_MS. */
-static em_err connect_redis(struct em_coord *c, const char *url, struct em_errbuf *eb)
+static em_err connect_redis(struct em_coord *c, const char *url, const char *ca,
+                            struct em_errbuf *eb)
 {
     int64_t until = em_now_ms() + env_ms("EARMARK_REDIS_WAIT_MS", 10000, 0, 3600000);
     for (;;) {
-        em_err rc = c->q ? EM_OK : em_queue_open(url, &c->q, eb);
+        em_err rc = c->q ? EM_OK : em_queue_open_tls(url, ca, &c->q, eb);
         if (rc == EM_OK) rc = em_queue_ensure_group(c->q, eb);
         if (rc == EM_OK || rc == EM_E_ARG || rc == EM_E_AUTH || em_now_ms() >= until || stop_flag)
             return rc;
@@ -403,7 +430,9 @@ int em_cmd_coordinator(int argc, char **argv)
     struct em_storage_opts so = em_storage_opts_default();
     so.retries = 1; /* the loop retries on its own schedule; never block it for long */
     so.timeout_ms = 10000;
-    if ((rc = connect_redis(&c, o.redis, &eb)) != EM_OK) goto fail;
+    rc = connect_redis(&c, o.redis, o.redis_ca, &eb);
+    if (o.redis_url_file) memset((char *)o.redis, 0, strlen(o.redis)); /* its copy is in c.q */
+    if (rc != EM_OK) goto fail;
     if ((rc = em_storage_open(&so, &c.st, &eb)) != EM_OK) goto fail;
     rc = EM_E_IO;
     int64_t maxsz = EM_WIRE_MAX_FRAME;

@@ -96,6 +96,8 @@ void em_coord_batch_check(struct em_coord *c, const char *id);
 /* Periodic: active batches' completion, in-flight counts, cache expiry. */
 void em_coord_batches_tick(struct em_coord *c, int64_t now_ms);
 void em_coord_batches_free(struct em_coord *c);
+/* Drops a batch from the cache (no job may still point at it). */
+void em_coord_batch_forget(struct em_coord *c, const char *id);
 
 /* retry.c */
 int64_t em_coord_backoff_ms(const struct em_coord *c, unsigned fails);
@@ -118,6 +120,13 @@ int em_coord_lease_new(char out[EM_COORD_LEASE_HEX + 1]);
 void em_coord_on_result(struct em_coord *c, struct em_worker *w, const Earmark__Result *r);
 /* Adopts waiting jobs w proves (task id + token) to hold from before a restart. */
 void em_coord_on_heartbeat(struct em_coord *c, struct em_worker *w, const Earmark__Heartbeat *h);
+
+/* lost.c */
+/* After a Redis error eb: when it is NOGROUP (Redis lost the stream or its consumer group:
+ * restarted empty, or flushed), makes the group again, drops every held job whose batch is
+ * gone (each such batch logged once and counted in earmark_batches_lost_total) and returns
+ * 1; the caller's work is retried on its next round. 0 for any other error. */
+int em_coord_recover_nogroup(struct em_coord *c, const struct em_errbuf *eb);
 
 /* dispatch.c */
 /* Handles every message waiting on the ROUTER socket. */

@@ -96,6 +96,9 @@ size_t em_metrics_render(const struct em_metrics *m0, char *out, size_t cap)
             "Handshakes refused: key not allowed, no CURVE, or broken.", LD(m->auth_refused));
     counter(out, cap, &n, "earmark_worker_goodbyes_total", "Workers that said goodbye.",
             LD(m->goodbyes));
+    counter(out, cap, &n, "earmark_batches_lost_total",
+            "Batches Redis lost (restarted empty, flushed) while the coordinator held items.",
+            LD(m->batches_lost));
     return n;
 }
 

@@ -34,6 +34,7 @@ struct em_metrics {
     atomic_uint_fast64_t lat_sum_us;
     atomic_uint_fast64_t auth_refused; /* CURVE handshakes the ZAP handler refused */
     atomic_uint_fast64_t goodbyes;     /* workers that said Goodbye (draining) */
+    atomic_uint_fast64_t batches_lost; /* batches Redis lost while items were held */
 };
 
 extern const double em_metrics_bounds[EM_METRICS_NBUCKETS];

@@ -55,8 +55,24 @@
 
 struct em_queue;
 
-/* url: redis://[:password@]host[:port][/db] or host:port. Copies what it needs.
- * On EM_OK the caller owns *out (em_queue_close). */
+/* A parsed Redis URL: redis[s]://[[user]:password@]host[:port][/db] or host[:port].
+ * rediss:// is TLS (coordinator/tls_relay.h). The userinfo ends at the last '@' (so a
+ * password may contain '@'); user and password are percent-decoded (%40 is '@'). */
+struct em_redis_url {
+    int tls;
+    char host[256];
+    int port, db;
+    char user[128], password[256];
+};
+/* Errors (EM_E_ARG) name the part that is wrong and never echo the URL or the password. */
+em_err em_redis_url_parse(const char *url, struct em_redis_url *u, struct em_errbuf *eb);
+
+/* url as above; ACL users authenticate with AUTH user password. For rediss://, ca_file is
+ * the CA that signed the server's certificate (NULL: the system's trust store). Copies what
+ * it needs. On EM_OK the caller owns *out (em_queue_close). */
+em_err em_queue_open_tls(const char *url, const char *ca_file, struct em_queue **out,
+                         struct em_errbuf *eb);
+/* em_queue_open_tls with ca_file from $EARMARK_REDIS_CA (unset: system trust store). */
 em_err em_queue_open(const char *url, struct em_queue **out, struct em_errbuf *eb);
 void em_queue_close(struct em_queue *q); /* NULL is a no-op */
 
@@ -129,7 +145,8 @@ em_err em_queue_autoclaim(struct em_queue *q, const char *consumer, int64_t min_
 em_err em_queue_touch(struct em_queue *q, const char *consumer, char *const *ids, size_t n,
                       struct em_errbuf *eb);
 /* Settles an item once (status + counter) and XACKs stream_id (NULL/"": no ack) in one
- * script. *first (may be NULL) is 1 if this call set the status. */
+ * script. *first (may be NULL) is 1 if this call set the status. EM_E_NOTFOUND (nothing
+ * written) when the batch hash is gone (Redis lost its data, or the batch was deleted). */
 em_err em_queue_settle(struct em_queue *q, const char *batch, const char *item, int ok,
                        const char *stream_id, int *first, struct em_errbuf *eb);
 em_err em_queue_ack(struct em_queue *q, const char *stream_id, struct em_errbuf *eb);

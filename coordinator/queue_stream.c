@@ -11,6 +11,7 @@
 /* status + counter set once, optional ack: KEYS status, batch, stream;
  * ARGV item, "ok"|"failed", counter field, stream id or "", group */
 static const char *SETTLE_LUA =
+    "if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end\n" /* batch gone: write nothing */
     "local new = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])\n"
     "if new == 1 then redis.call('HINCRBY', KEYS[2], ARGV[3], 1) end\n"
     "if ARGV[4] ~= '' then redis.call('XACK', KEYS[3], ARGV[5], ARGV[4]) end\n"
@@ -198,8 +199,10 @@ em_err em_queue_settle(struct em_queue *q, const char *batch, const char *item, 
                               ok ? "ok" : "failed", ok ? "done" : "failed",
                               stream_id ? stream_id : "", EM_QUEUE_GROUP, (const char *)NULL);
     if (!r) return EM_E_REDIS;
+    int gone = r->type == REDIS_REPLY_INTEGER && r->integer == -1;
     if (first) *first = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     freeReplyObject(r);
+    if (gone) return em_errf(eb, EM_E_NOTFOUND, "batch %s no longer exists in Redis", batch);
     return EM_OK;
 }
 
