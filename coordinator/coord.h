@@ -21,6 +21,7 @@
 
 #define EM_COORD_MAX_RID 255 /* bytes of a ZeroMQ routing id */
 #define EM_COORD_LEASE_HEX 32 /* hex digits of a lease token (16 random bytes) */
+#define EM_COORD_LOST_RING 64 /* batches remembered as lost, so each is reported once */
 
 enum em_job_state { EM_JOB_WAITING, EM_JOB_RUNNING, EM_JOB_FINALIZING };
 
@@ -84,6 +85,8 @@ struct em_coord {
     size_t nbatches, capbatches;
     int stopping;
     int64_t grace_until_ms; /* no dispatch before: after a start, workers re-announce */
+    char lost[EM_COORD_LOST_RING][EM_QUEUE_MAX_BATCH_ID + 1]; /* lost.c: reported lost */
+    size_t nlost;
 };
 
 /* batch.c */
@@ -127,6 +130,9 @@ void em_coord_on_heartbeat(struct em_coord *c, struct em_worker *w, const Earmar
  * gone (each such batch logged once and counted in earmark_batches_lost_total) and returns
  * 1; the caller's work is retried on its next round. 0 for any other error. */
 int em_coord_recover_nogroup(struct em_coord *c, const struct em_errbuf *eb);
+/* batch is gone from Redis (a settle found no batch hash): drops its held jobs and its
+ * cache entry; logs and counts it once. */
+void em_coord_batch_lost(struct em_coord *c, const char *batch);
 
 /* dispatch.c */
 /* Handles every message waiting on the ROUTER socket. */

@@ -11,13 +11,35 @@
 #include "common/log.h"
 #include "coordinator/coord.h"
 
-#define LOST_MAX 256 /* distinct lost batches named per recovery (the rest are counted) */
-
-static int seen(char (*ids)[EM_QUEUE_MAX_BATCH_ID + 1], size_t n, const char *id)
+/* Whether batch was declared lost already (a ring of the last EM_COORD_LOST_RING). */
+static int known_lost(const struct em_coord *c, const char *batch)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(ids[i], id) == 0) return 1;
+    for (size_t i = 0; i < EM_COORD_LOST_RING; i++)
+        if (strcmp(c->lost[i], batch) == 0) return 1;
     return 0;
+}
+
+void em_coord_batch_lost(struct em_coord *c, const char *batch_in)
+{
+    char batch[EM_QUEUE_MAX_BATCH_ID + 1];
+    snprintf(batch, sizeof batch, "%s", batch_in); /* batch_in may live in a job dropped here */
+    size_t dropped = 0;
+    for (size_t i = 0; i < c->njobs;) {
+        if (strcmp(c->jobs[i]->e.batch, batch) != 0) {
+            i++;
+            continue;
+        }
+        em_coord_job_drop(c, c->jobs[i]); /* the array changed: i now holds another job */
+        dropped++;
+    }
+    em_coord_batch_forget(c, batch);
+    if (known_lost(c, batch)) return;
+    snprintf(c->lost[c->nlost++ % EM_COORD_LOST_RING], sizeof c->lost[0], "%s", batch);
+    atomic_fetch_add(&c->m->batches_lost, 1);
+    em_error("batch=%s msg=\"batch lost: Redis no longer has it (restarted without persistence, "
+             "flushed, or deleted); its held items are dropped - resubmit the manifest\" "
+             "dropped=%zu",
+             batch, dropped);
 }
 
 int em_coord_recover_nogroup(struct em_coord *c, const struct em_errbuf *eb)
@@ -28,30 +50,16 @@ int em_coord_recover_nogroup(struct em_coord *c, const struct em_errbuf *eb)
     em_error("err=EM_E_REDIS msg=\"Redis lost the work stream or its consumer group (restarted "
              "without persistence, or flushed); group made again\" ok=%d held=%zu",
              rc == EM_OK, c->njobs);
-    static char lost[LOST_MAX][EM_QUEUE_MAX_BATCH_ID + 1]; /* poll-loop thread only */
-    size_t nlost = 0;
     for (size_t i = 0; i < c->njobs;) {
-        struct em_job *j = c->jobs[i];
         struct em_batch_info bi;
-        int gone = seen(lost, nlost, j->e.batch);
-        if (!gone) {
-            em_err g = em_queue_batch_get(c->q, j->e.batch, &bi, &e2);
-            if (g == EM_OK) em_batch_info_clear(&bi);
-            gone = g == EM_E_NOTFOUND;
-            if (gone) {
-                atomic_fetch_add(&c->m->batches_lost, 1);
-                em_error("batch=%s msg=\"batch lost: Redis no longer has it; its items are "
-                         "dropped (resubmit the manifest)\"",
-                         j->e.batch);
-                if (nlost < LOST_MAX) snprintf(lost[nlost++], sizeof lost[0], "%s", j->e.batch);
-            }
-        }
-        if (!gone) {
+        em_err g = em_queue_batch_get(c->q, c->jobs[i]->e.batch, &bi, &e2);
+        if (g == EM_OK) em_batch_info_clear(&bi);
+        if (g != EM_E_NOTFOUND) {
             i++;
             continue;
         }
-        em_coord_job_drop(c, j); /* the array changed: i now holds another job */
+        em_coord_batch_lost(c, c->jobs[i]->e.batch);
+        i = 0; /* jobs were dropped: rescan (each lost batch is handled once) */
     }
-    for (size_t k = 0; k < nlost; k++) em_coord_batch_forget(c, lost[k]);
     return 1;
 }

@@ -56,6 +56,10 @@ void em_coord_job_settle(struct em_coord *c, struct em_job *j, int ok)
     struct em_errbuf eb = {{0}};
     int first = 0;
     em_err rc = em_queue_settle(c->q, j->e.batch, j->e.item, ok, j->e.stream_id, &first, &eb);
+    if (rc == EM_E_NOTFOUND) {
+        em_coord_batch_lost(c, j->e.batch); /* drops j */
+        return;
+    }
     if (rc != EM_OK) {
         /* Not recorded: keep the entry pending; it is re-read and re-dispatched (the
          * output key is idempotent), never lost. */
@@ -142,6 +146,10 @@ void em_coord_job_finalize(struct em_coord *c, struct em_job *j)
             j->e.item, em_err_name(code), j->attempts, msg);
     int first = 0;
     rc = em_queue_settle(c->q, j->e.batch, j->e.item, 0, j->e.stream_id, &first, &eb);
+    if (rc == EM_E_NOTFOUND) {
+        em_coord_batch_lost(c, j->e.batch); /* drops j */
+        return;
+    }
     if (rc != EM_OK) {
         log_err(j, "settle failed; item stays pending", rc, &eb);
         j->finalize_tries++;

@@ -31,6 +31,13 @@ static void env_join(char **out, size_t cap, const char *const *base, const char
     out[k] = NULL;
 }
 
+/* The URL every process gets, through EARMARK_REDIS_URL (never argv: it may hold a
+ * password). */
+static const char *redis_url(const struct th_cluster *c)
+{
+    return c->o.redis_url ? c->o.redis_url : c->redis.url;
+}
+
 int th_cluster_coord_start(struct th_cluster *c)
 {
     char bind[64], metrics[64], hb[16], lease[16], log[700];
@@ -42,11 +49,13 @@ int th_cluster_coord_start(struct th_cluster *c)
     char key[700], allow[700];
     snprintf(key, sizeof key, "%s/coord.key", c->keys);
     snprintf(allow, sizeof allow, "%s/allowed", c->keys);
-    char *argv[] = {(char *)th_bin(), "coordinator", "--redis", c->redis.url, "--bind", bind,
-                    "--heartbeat-ms", hb, "--lease-ms", lease, "--metrics", metrics,
-                    "--curve-secret", key, "--allow-keys", allow, NULL};
-    if (c->o.plain) argv[12] = NULL;
-    static const char *const base[] = {"EARMARK_LOG=info", "EARMARK_RETRY_BASE_MS=50", NULL};
+    char *argv[] = {(char *)th_bin(), "coordinator", "--bind", bind, "--heartbeat-ms", hb,
+                    "--lease-ms", lease, "--metrics", metrics, "--curve-secret", key,
+                    "--allow-keys", allow, NULL};
+    if (c->o.plain) argv[10] = NULL;
+    static char url_env[600];
+    snprintf(url_env, sizeof url_env, "EARMARK_REDIS_URL=%s", redis_url(c));
+    const char *const base[] = {"EARMARK_LOG=info", "EARMARK_RETRY_BASE_MS=50", url_env, NULL};
     char *env[2 * TH_CLUSTER_MAX_ENV + 4];
     env_join(env, sizeof env / sizeof *env, base, c->o.coord_env);
     c->coord = th_spawn(argv, env, log);
@@ -141,7 +150,7 @@ int th_cluster_start(struct th_cluster *c, const struct th_cluster_opts *o)
     if (o->workers < 0 || o->workers > TH_CLUSTER_MAX_WORKERS) return -1;
     if (th_tmpdir(c->dir, sizeof c->dir) != 0) return -1;
     if (make_keys(c) != 0) goto fail;
-    if (th_redis_start(&c->redis) != 0) goto fail;
+    if (th_redis_start_args(&c->redis, o->redis_args) != 0) goto fail;
     c->coord_port = th_free_port();
     c->metrics_port = th_free_port();
     while (c->metrics_port == c->coord_port) c->metrics_port = th_free_port();
@@ -163,9 +172,9 @@ int th_cluster_submit(struct th_cluster *c, const char *manifest, const char *ou
 {
     char out[700];
     snprintf(out, sizeof out, "%s/batch.txt", c->dir);
-    int rc = th_sh("'%s' submit --redis '%s' --manifest '%s' --out '%s' --max-attempts %d "
-                   "> '%s' 2>> '%s/submit.log'",
-                   th_bin(), c->redis.url, manifest, out_uri, max_attempts, out, c->dir);
+    int rc = th_sh("EARMARK_REDIS_URL='%s' '%s' submit --manifest '%s' --out '%s' "
+                   "--max-attempts %d > '%s' 2>> '%s/submit.log'",
+                   redis_url(c), th_bin(), manifest, out_uri, max_attempts, out, c->dir);
     size_t n = 0;
     char *b = th_slurp(out, &n);
     c->batch[0] = 0;
@@ -202,7 +211,8 @@ int th_cluster_wait(struct th_cluster *c, struct em_storage *st, const char *out
     if (rc != 0) {
         fprintf(stderr, "cluster: batch %s not complete after %d ms; status:\n", c->batch,
                 timeout_ms);
-        th_sh("'%s' status --redis '%s' '%s' --json >&2", th_bin(), c->redis.url, c->batch);
+        th_sh("EARMARK_REDIS_URL='%s' '%s' status '%s' --json >&2", redis_url(c), th_bin(),
+              c->batch);
     }
     return rc;
 }
@@ -433,6 +443,18 @@ json_t *th_record_get(struct em_storage *st, const char *out_uri, const char *ba
     free(data);
     free(key);
     return j;
+}
+
+int th_record_exists(struct em_storage *st, const char *out_uri, const char *batch,
+                     const char *uri)
+{
+    char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
+    em_id_item(batch, uri, id);
+    snprintf(name, sizeof name, "%s.json", id);
+    char *key = em_storage_join(out_uri, name);
+    int yes = key && em_storage_exists(st, key, NULL) == EM_OK;
+    free(key);
+    return yes;
 }
 
 int th_record_check_ok(const json_t *rec, const char *uri, const char *batch)

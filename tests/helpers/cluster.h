@@ -36,6 +36,8 @@ struct th_cluster_opts {
     const char *worker_env[TH_CLUSTER_MAX_ENV];     /* extra "K=V", NULL-terminated, static */
     const char *coord_env[TH_CLUSTER_MAX_ENV];      /* extra "K=V", NULL-terminated, static */
     bool plain; /* no CURVE (loopback only); by default the cluster runs with generated keys */
+    const char *const *redis_args; /* extra redis-server arguments (th_redis_start_args) */
+    const char *redis_url; /* what the processes are given (EARMARK_REDIS_URL); NULL: redis.url */
 };
 
 struct th_cluster {
@@ -130,6 +132,9 @@ int th_uris_find(const struct th_uris *u, const char *suffix);
  * NULL (with a line on stderr) when missing or not JSON. Caller json_decref()s. */
 json_t *th_record_get(struct em_storage *st, const char *out_uri, const char *batch,
                       const char *uri);
+/* 1 when the record of uri in batch exists at out_uri (quietly), else 0. */
+int th_record_exists(struct em_storage *st, const char *out_uri, const char *batch,
+                     const char *uri);
 /* A good record: status ok, source == uri, audio.duration_s > 0, batch id. Returns 0 or
  * prints what is wrong and returns 1. */
 int th_record_check_ok(const json_t *rec, const char *uri, const char *batch);

@@ -172,24 +172,13 @@ struct outage {
     int paused, resumed, mid;
 };
 
-/* Whether the record of uri exists (quietly). */
-static int record_exists(const char *out, const char *batch, const char *uri)
-{
-    char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
-    em_id_item(batch, uri, id);
-    snprintf(name, sizeof name, "%s.json", id);
-    char *key = em_storage_join(out, name);
-    int yes = key && em_storage_exists(st, key, NULL) == EM_OK;
-    free(key);
-    return yes;
-}
 
 static void outage_tick(struct th_cluster *cl, void *arg)
 {
     struct outage *o = arg;
-    if (o->paused || !record_exists(o->out, cl->batch, o->probe)) return;
+    if (o->paused || !th_record_exists(st, o->out, cl->batch, o->probe)) return;
     /* the batch must not be finished when the store goes down */
-    o->mid = !record_exists(o->out, cl->batch, o->last);
+    o->mid = !th_record_exists(st, o->out, cl->batch, o->last);
     th_server_pause(&s3);
     o->paused = 1;
     em_sleep_ms(OUTAGE_MS);
