@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/id.h"
+#include "tests/helpers/clips.h"
 #include "tests/helpers/proc.h"
 
 #define START_WAIT_MS 30000
@@ -190,6 +191,16 @@ int th_cluster_submit(struct th_cluster *c, const char *manifest, const char *ou
         return -1;
     }
     return 0;
+}
+
+int th_cluster_corpus(struct th_cluster *c, const char *name, int n, char *manifest, char *out,
+                      size_t cap)
+{
+    char d[700];
+    snprintf(d, sizeof d, "%s/%s", c->dir, name);
+    snprintf(manifest, cap, "%s/manifest.txt", d);
+    snprintf(out, cap, "file://%s/out-%s", c->dir, name);
+    return th_make_corpus(d, n, 0);
 }
 
 int th_cluster_wait(struct th_cluster *c, struct em_storage *st, const char *out_uri,

@@ -89,6 +89,10 @@ int th_cluster_supervise(struct th_cluster *c);
  * to c->batch. 0 on success. */
 int th_cluster_submit(struct th_cluster *c, const char *manifest, const char *out_uri,
                       int max_attempts);
+/* A corpus of n clips (th_make_corpus) under <dir>/name: its manifest path into manifest,
+ * and file://<dir>/out-name into out (both cap bytes). 0 on success. */
+int th_cluster_corpus(struct th_cluster *c, const char *name, int n, char *manifest, char *out,
+                      size_t cap);
 /* Polls until <out_uri>/manifest.jsonl exists (the coordinator writes it when the batch is
  * complete), calling tick(c, arg) about every 200 ms (may be NULL). 0 when it appeared,
  * -1 after timeout_ms (then prints `earmark status --json`). */

@@ -87,14 +87,6 @@ static int start(void)
 
 static int init(void) { return th_suite_init(start, clean); }
 
-static int corpus(const char *name, int n, char *manifest, char *out, size_t cap)
-{
-    char d[700];
-    snprintf(d, sizeof d, "%s/%s", c.dir, name);
-    snprintf(manifest, cap, "%s/manifest.txt", d);
-    snprintf(out, cap, "file://%s/out-%s", c.dir, name);
-    return th_make_corpus(d, n, 0);
-}
 
 /* 0 when no log in the cluster's dir (coordinator, workers, submit) holds the password,
  * raw or %-encoded. */
@@ -103,19 +95,24 @@ static int password_in_logs(void)
     return th_sh("cd '%s' && ! grep -l -F -e 's3cr@t' -e 's3cr%%40t' -e 'p%%w/d' *.log >&2", c.dir);
 }
 
+static void check_ok(struct th_uris *u, const char *out)
+{
+    CU_ASSERT_EQUAL(th_manifest_check(st, out, c.batch, u), 0);
+    CU_ASSERT_EQUAL(th_records_check_ok(st, out, c.batch, u), 0);
+    th_uris_free(u);
+}
+
 /* ---- a ---- */
 
 static void tls_acl_batch_completes(void)
 {
     char manifest[760], out[760];
-    CU_ASSERT_EQUAL_FATAL(corpus("a", 4, manifest, out, sizeof manifest), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_corpus(&c, "a", 4, manifest, out, sizeof manifest), 0);
     struct th_uris u;
     CU_ASSERT_EQUAL_FATAL(th_uris_load(manifest, &u), 0);
     CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, manifest, out, 3), 0);
     CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(th_manifest_check(st, out, c.batch, &u), 0);
-    CU_ASSERT_EQUAL(th_records_check_ok(st, out, c.batch, &u), 0);
-    th_uris_free(&u);
+    check_ok(&u, out);
     /* plain TCP to the TLS port, or anonymous on the plain one, gets nowhere */
     CU_ASSERT_NOT_EQUAL(th_sh("EARMARK_REDIS_URL='redis://127.0.0.1:%d' '%s' status %s "
                               ">/dev/null 2>&1",
@@ -176,7 +173,7 @@ static void redis_restarted_empty_next_batch_completes(void)
     char manifest[760], out[760];
     pid_t coord = c.coord;
     double lost0 = th_cluster_metric_exact(&c, "earmark_batches_lost_total", NULL);
-    CU_ASSERT_EQUAL_FATAL(corpus("c1", 12, manifest, out, sizeof manifest), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_corpus(&c, "c1", 12, manifest, out, sizeof manifest), 0);
     struct th_uris u;
     CU_ASSERT_EQUAL_FATAL(th_uris_load(manifest, &u), 0);
     CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, manifest, out, 3), 0);
@@ -198,13 +195,11 @@ static void redis_restarted_empty_next_batch_completes(void)
         em_sleep_ms(100);
     CU_ASSERT_EQUAL(th_cluster_metric_exact(&c, "earmark_batches_lost_total", NULL), lost0 + 1);
     /* the next batch, same coordinator process */
-    CU_ASSERT_EQUAL_FATAL(corpus("c2", 4, manifest, out, sizeof manifest), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_corpus(&c, "c2", 4, manifest, out, sizeof manifest), 0);
     CU_ASSERT_EQUAL_FATAL(th_uris_load(manifest, &u), 0);
     CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, manifest, out, 3), 0);
     CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(th_manifest_check(st, out, c.batch, &u), 0);
-    CU_ASSERT_EQUAL(th_records_check_ok(st, out, c.batch, &u), 0);
-    th_uris_free(&u);
+    check_ok(&u, out);
     CU_ASSERT_EQUAL(c.coord, coord);
     CU_ASSERT_EQUAL(th_wait(c.coord, 0), -1); /* still running */
     fprintf(stderr, "\n  coordinator on the loss:\n");

@@ -47,14 +47,6 @@ static int start(void)
 
 static int init(void) { return th_suite_init(start, clean); }
 
-static int corpus(const char *name, int n, char *manifest, char *out, size_t cap)
-{
-    char d[700];
-    snprintf(d, sizeof d, "%s/%s", c.dir, name);
-    snprintf(manifest, cap, "%s/manifest.txt", d);
-    snprintf(out, cap, "file://%s/out-%s", c.dir, name);
-    return th_make_corpus(d, n, 0);
-}
 
 /* Waits until metric (exact name, label) reaches at least want. */
 static int wait_metric(const char *name, const char *label, double want)
@@ -129,7 +121,7 @@ static void peers_tick(struct th_cluster *cl, void *arg)
 static void no_key_no_task(void)
 {
     char manifest[760], out[760], keyp[700];
-    CU_ASSERT_EQUAL_FATAL(corpus("a", 6, manifest, out, sizeof manifest), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_corpus(&c, "a", 6, manifest, out, sizeof manifest), 0);
     /* a key pair of its own, unknown to the coordinator */
     snprintf(keyp, sizeof keyp, "%s/stranger", c.dir);
     CU_ASSERT_EQUAL_FATAL(em_curve_keygen(keyp, NULL), EM_OK);
@@ -203,22 +195,36 @@ static void insecure_setups_refused(void)
     free(text);
 }
 
-/* ---- b ---- */
+/* ---- b, c ---- */
+
+/* The stage of b and c: w0 stopped, two authenticated peers - a holder with one credit and
+ * another with none - and a corpus of 3 submitted. Returns the task the holder was sent
+ * (caller frees), or NULL. */
+static Earmark__Envelope *holder_gets_a_task(const char *name, struct th_peer *holder,
+                                             struct th_peer *other, struct th_uris *u,
+                                             char *out, size_t cap)
+{
+    char manifest[760], hid[64], oid[64];
+    if (th_cluster_corpus(&c, name, 3, manifest, out, cap) != 0) return NULL;
+    stop_w0();
+    if (th_peer_open(holder, c.coord_ep, &c.worker_pair, c.coord_pub, NULL) != 0 ||
+        th_peer_open(other, c.coord_ep, &c.worker_pair, c.coord_pub, NULL) != 0)
+        return NULL;
+    snprintf(hid, sizeof hid, "holder-%s", name);
+    snprintf(oid, sizeof oid, "other-%s", name);
+    th_peer_hello_ready(holder, hid, 1);
+    th_peer_hello_ready(other, oid, 0);
+    if (th_uris_load(manifest, u) != 0) return NULL;
+    if (th_cluster_submit(&c, manifest, out, 3) != 0) return NULL;
+    return th_peer_expect(holder, EARMARK__ENVELOPE__BODY_TASK, WAIT_MS);
+}
 
 static void forged_result_refused(void)
 {
-    char manifest[760], out[760];
-    CU_ASSERT_EQUAL_FATAL(corpus("b", 3, manifest, out, sizeof manifest), 0);
-    stop_w0();
+    char out[760];
     struct th_peer holder, forger;
-    CU_ASSERT_EQUAL_FATAL(th_peer_open(&holder, c.coord_ep, &c.worker_pair, c.coord_pub, NULL), 0);
-    CU_ASSERT_EQUAL_FATAL(th_peer_open(&forger, c.coord_ep, &c.worker_pair, c.coord_pub, NULL), 0);
-    th_peer_hello_ready(&holder, "holder", 1);
-    th_peer_hello_ready(&forger, "forger", 0);
-    struct th_uris u;
-    CU_ASSERT_EQUAL_FATAL(th_uris_load(manifest, &u), 0);
-    CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, manifest, out, 3), 0);
-    Earmark__Envelope *t = th_peer_expect(&holder, EARMARK__ENVELOPE__BODY_TASK, WAIT_MS);
+    struct th_uris u = {0};
+    Earmark__Envelope *t = holder_gets_a_task("b", &holder, &forger, &u, out, sizeof out);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     CU_ASSERT_EQUAL(strlen(t->task->lease_token), 32);
     double wp = drops("wrong_peer"), bt = drops("bad_token");
@@ -239,22 +245,13 @@ static void forged_result_refused(void)
     th_uris_free(&u);
 }
 
-/* ---- c ---- */
 
 static void replayed_and_retry_wait_results_refused(void)
 {
-    char manifest[760], out[760];
-    CU_ASSERT_EQUAL_FATAL(corpus("c", 3, manifest, out, sizeof manifest), 0);
-    stop_w0();
+    char out[760];
     struct th_peer holder, third;
-    CU_ASSERT_EQUAL_FATAL(th_peer_open(&holder, c.coord_ep, &c.worker_pair, c.coord_pub, NULL), 0);
-    CU_ASSERT_EQUAL_FATAL(th_peer_open(&third, c.coord_ep, &c.worker_pair, c.coord_pub, NULL), 0);
-    th_peer_hello_ready(&holder, "holder2", 1);
-    th_peer_hello_ready(&third, "third", 0);
-    struct th_uris u;
-    CU_ASSERT_EQUAL_FATAL(th_uris_load(manifest, &u), 0);
-    CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, manifest, out, 3), 0);
-    Earmark__Envelope *t = th_peer_expect(&holder, EARMARK__ENVELOPE__BODY_TASK, WAIT_MS);
+    struct th_uris u = {0};
+    Earmark__Envelope *t = holder_gets_a_task("c", &holder, &third, &u, out, sizeof out);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     double retried = th_cluster_metric_exact(&c, "earmark_items_retried_total", NULL);
     double nl = drops("no_lease");
@@ -288,7 +285,7 @@ static void replayed_and_retry_wait_results_refused(void)
 static void id_clash_leaves_real_worker_serving(void)
 {
     char manifest[760], out[760];
-    CU_ASSERT_EQUAL_FATAL(corpus("d", 8, manifest, out, sizeof manifest), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_corpus(&c, "d", 8, manifest, out, sizeof manifest), 0);
     /* w0 is in, and the peers of earlier tests are gone */
     int64_t until = em_now_ms() + WAIT_MS;
     while (th_cluster_metric_exact(&c, "earmark_workers", NULL) != 1 && em_now_ms() < until)
@@ -318,7 +315,7 @@ static void id_clash_leaves_real_worker_serving(void)
 static void goodbye_stops_dispatch(void)
 {
     char manifest[760], out[760];
-    CU_ASSERT_EQUAL_FATAL(corpus("e", 4, manifest, out, sizeof manifest), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_corpus(&c, "e", 4, manifest, out, sizeof manifest), 0);
     double bye = th_cluster_metric_exact(&c, "earmark_worker_goodbyes_total", NULL);
     /* a peer offers credits, then says goodbye as a draining worker does */
     struct th_peer p;
