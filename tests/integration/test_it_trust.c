@@ -245,7 +245,6 @@ static void forged_result_refused(void)
     th_uris_free(&u);
 }
 
-
 static void replayed_and_retry_wait_results_refused(void)
 {
     char out[760];

@@ -17,6 +17,7 @@
 #include "coordinator/submit_util.h"
 #include "proto/wire.h"
 #include "storage/storage.h"
+#include "tests/helpers/peer.h"
 #include "tests/helpers/proc.h"
 #include "tests/helpers/servers.h"
 
@@ -499,19 +500,8 @@ static Earmark__Envelope *fw_expect(void *s, Earmark__Envelope__BodyCase kind)
 
 static void fw_result(void *s, const Earmark__Task *t, int ok)
 {
-    Earmark__Result r;
-    earmark__result__init(&r);
-    r.task_id = t->task_id;
-    r.batch_id = t->batch_id;
-    r.item_id = t->item_id;
-    r.attempt = t->attempt;
-    r.lease_token = t->lease_token;
-    r.ok = ok;
-    r.output_uri = t->out_uri;
-    uint8_t *b;
-    size_t n;
-    CU_ASSERT_EQUAL_FATAL(em_wire_result(&r, &b, &n, NULL), EM_OK);
-    fw_send(s, b, n);
+    struct th_peer p = {.sock = s};
+    CU_ASSERT_EQUAL(th_peer_result(&p, t, ok, false, t->lease_token), 0);
 }
 
 static void fw_hello_ready(void *s, const char *id, unsigned credits)
