@@ -58,6 +58,7 @@ struct copts {
     const char *curve_secret, *allow_keys; /* CURVE: own secret key file, allowed worker keys */
     int insecure;                          /* no CURVE on a non-loopback bind, knowingly */
     const char *redis_ca, *redis_url_file; /* rediss:// CA; URL (with password) from a file */
+    int redis_owned; /* redis is our copy of a secret URL: wiped once connected */
     unsigned heartbeat_ms, lease_ms;
 };
 
@@ -65,6 +66,23 @@ static const char *env_str(const char *name)
 {
     const char *v = getenv(name);
     return v && *v ? v : NULL;
+}
+
+/* --redis URL with a password: copies it, then blanks the password in argv so that ps and
+ * /proc/PID/cmdline stop showing it (they did for a moment: hence the warning). */
+static const char *hide_redis_password(char *arg)
+{
+    static char copy[EM_CLI_MAX_URL + 1]; /* zeroed when the coordinator returns */
+    struct em_redis_url u;
+    if (em_redis_url_parse(arg, &u, NULL) != EM_OK || !u.password[0]) return arg;
+    memset(&u, 0, sizeof u);
+    snprintf(copy, sizeof copy, "%s", arg);
+    char *at = strrchr(arg, '@'), *colon = strchr(arg, ':');
+    colon = colon && strncmp(colon, "://", 3) == 0 ? strchr(colon + 3, ':') : colon;
+    for (char *p = colon && colon < at ? colon + 1 : arg; p && p < at; p++) *p = 'x';
+    em_warn("msg=\"--redis carries a password, which ps showed until now; give the URL in "
+            "EARMARK_REDIS_URL or --redis-url-file instead\"");
+    return copy;
 }
 
 /* Only this host can reach it: 127.0.0.0/8, ::1, localhost, ipc://, inproc://. */
@@ -96,7 +114,10 @@ static int parse_args(int argc, char **argv, struct copts *o)
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
         uint64_t v;
         switch (c) {
-        case 'r': o->redis = optarg; break;
+        case 'r':
+            o->redis = hide_redis_password(optarg);
+            o->redis_owned = o->redis != optarg;
+            break;
         case 'b': o->bind = optarg; break;
         case 'm': o->metrics = optarg; break;
         case 'i': o->id = optarg; break;
@@ -149,6 +170,7 @@ static int parse_args(int argc, char **argv, struct copts *o)
             return 2;
         }
         o->redis = url;
+        o->redis_owned = 1;
     }
     o->redis = em_cli_redis_url(o->redis);
     if (!o->redis || !o->bind || optind != argc) {
@@ -431,7 +453,7 @@ int em_cmd_coordinator(int argc, char **argv)
     so.retries = 1; /* the loop retries on its own schedule; never block it for long */
     so.timeout_ms = 10000;
     rc = connect_redis(&c, o.redis, o.redis_ca, &eb);
-    if (o.redis_url_file) memset((char *)o.redis, 0, strlen(o.redis)); /* its copy is in c.q */
+    if (o.redis_owned) memset((char *)o.redis, 0, strlen(o.redis)); /* c.q has its own copy */
     if (rc != EM_OK) goto fail;
     if ((rc = em_storage_open(&so, &c.st, &eb)) != EM_OK) goto fail;
     rc = EM_E_IO;
