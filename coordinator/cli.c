@@ -120,9 +120,11 @@ em_err em_cli_secret_line(const char *path, char *out, size_t cap, struct em_err
         while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
         size_t n = strcspn(p, "\r\n");
         while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
-        if (n == 0) rc = em_errf(eb, EM_E_FORMAT, "%s: empty", path);
-        else if (n >= cap) rc = em_errf(eb, EM_E_TOO_LONG, "%s: first line longer than %zu", path, cap - 1);
-        else {
+        if (n == 0) {
+            rc = em_errf(eb, EM_E_FORMAT, "%s: empty", path);
+        } else if (n >= cap) {
+            rc = em_errf(eb, EM_E_TOO_LONG, "%s: first line longer than %zu", path, cap - 1);
+        } else {
             memcpy(out, p, n);
             out[n] = 0;
         }

@@ -150,10 +150,14 @@ void em_coord_on_result(struct em_coord *c, struct em_worker *w, const Earmark__
     for (size_t i = 0; i < c->njobs && !j; i++)
         if (c->jobs[i]->state == EM_JOB_RUNNING && strcmp(c->jobs[i]->task_id, r->task_id) == 0)
             j = c->jobs[i];
-    if (!j) on_unheld_result(c, w, r);
-    else if (!same_peer(j, w)) drop(c, w, EM_DROP_WRONG_PEER, "wrong_peer", r->task_id);
-    else if (!lease_eq(j->lease, r->lease_token)) drop(c, w, EM_DROP_BAD_TOKEN, "bad_token", r->task_id);
-    else settle_running(c, w, j, r);
+    if (!j)
+        on_unheld_result(c, w, r);
+    else if (!same_peer(j, w))
+        drop(c, w, EM_DROP_WRONG_PEER, "wrong_peer", r->task_id);
+    else if (!lease_eq(j->lease, r->lease_token))
+        drop(c, w, EM_DROP_BAD_TOKEN, "bad_token", r->task_id);
+    else
+        settle_running(c, w, j, r);
 }
 
 void em_coord_on_heartbeat(struct em_coord *c, struct em_worker *w, const Earmark__Heartbeat *h)

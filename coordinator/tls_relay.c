@@ -91,7 +91,8 @@ static em_err handshake(struct em_tls_relay *r, const char *host, int port, cons
 {
     char why[256];
     if (!(r->ctx = SSL_CTX_new(TLS_client_method())))
-        return em_errf(eb, EM_E_NOMEM, "redis %s:%d: TLS: %s", host, port, ssl_why(why, sizeof why));
+        return em_errf(eb, EM_E_NOMEM, "redis %s:%d: TLS: %s", host, port,
+                       ssl_why(why, sizeof why));
     SSL_CTX_set_min_proto_version(r->ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(r->ctx, SSL_VERIFY_PEER, NULL);
     int loaded = ca ? SSL_CTX_load_verify_locations(r->ctx, ca, NULL)
@@ -100,7 +101,8 @@ static em_err handshake(struct em_tls_relay *r, const char *host, int port, cons
         return em_errf(eb, EM_E_ARG, "redis %s:%d: cannot load CA %s: %s", host, port,
                        ca ? ca : "(system store)", ssl_why(why, sizeof why));
     if (!(r->ssl = SSL_new(r->ctx)))
-        return em_errf(eb, EM_E_NOMEM, "redis %s:%d: TLS: %s", host, port, ssl_why(why, sizeof why));
+        return em_errf(eb, EM_E_NOMEM, "redis %s:%d: TLS: %s", host, port,
+                       ssl_why(why, sizeof why));
     unsigned char ip[16];
     int is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
     if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(r->ssl), host) != 1
@@ -116,7 +118,8 @@ static em_err handshake(struct em_tls_relay *r, const char *host, int port, cons
                 : e == SSL_ERROR_WANT_WRITE ? wait_fd(r->tcp, POLLOUT, deadline)
                                             : -2;
         if (w == 1) continue;
-        if (w == 0) return em_errf(eb, EM_E_TIMEOUT, "redis %s:%d: TLS handshake timed out", host, port);
+        if (w == 0)
+            return em_errf(eb, EM_E_TIMEOUT, "redis %s:%d: TLS handshake timed out", host, port);
         long v = SSL_get_verify_result(r->ssl);
         if (v != X509_V_OK)
             return em_errf(eb, EM_E_AUTH, "redis %s:%d: server certificate refused: %s", host, port,
@@ -169,8 +172,8 @@ static int drain_tls(struct em_tls_relay *r, char *buf)
         }
         int e = SSL_get_error(r->ssl, k);
         if (e == SSL_ERROR_WANT_READ) return 0;
-        if (e == SSL_ERROR_WANT_WRITE && wait_fd(r->tcp, POLLOUT, em_now_ms() + WRITE_TIMEOUT_MS) == 1)
-            continue;
+        int64_t deadline = em_now_ms() + WRITE_TIMEOUT_MS;
+        if (e == SSL_ERROR_WANT_WRITE && wait_fd(r->tcp, POLLOUT, deadline) == 1) continue;
         return -1;
     }
 }

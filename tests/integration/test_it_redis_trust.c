@@ -238,7 +238,8 @@ static void redis_restarted_empty_next_batch_completes(void)
     th_sh("grep -h -e 'batch lost' -e 'group made again' '%s'/coordinator-*.log | cut -c1-220 >&2",
           c.dir);
     /* said once, loudly */
-    CU_ASSERT_EQUAL(th_sh("test \"$(cat '%s'/coordinator-*.log | grep -c 'batch=%s msg=\"batch lost')\" = 1",
+    CU_ASSERT_EQUAL(th_sh("test \"$(cat '%s'/coordinator-*.log | "
+                          "grep -c 'batch=%s msg=\"batch lost')\" = 1",
                           c.dir, lost_batch),
                     0);
     CU_ASSERT_EQUAL(password_in_logs(), 0);
