@@ -77,9 +77,10 @@ static const char *hide_redis_password(char *arg)
     if (em_redis_url_parse(arg, &u, NULL) != EM_OK || !u.password[0]) return arg;
     memset(&u, 0, sizeof u);
     snprintf(copy, sizeof copy, "%s", arg);
-    char *at = strrchr(arg, '@'), *colon = strchr(arg, ':');
-    colon = colon && strncmp(colon, "://", 3) == 0 ? strchr(colon + 3, ':') : colon;
-    for (char *p = colon && colon < at ? colon + 1 : arg; p && p < at; p++) *p = 'x';
+    char *at = strrchr(arg, '@'), *start = strstr(arg, "://");
+    start = start && start < at ? start + 3 : arg;
+    char *colon = memchr(start, ':', (size_t)(at - start)); /* user:password, or password */
+    for (char *p = colon ? colon + 1 : start; p < at; p++) *p = 'x';
     em_warn("msg=\"--redis carries a password, which ps showed until now; give the URL in "
             "EARMARK_REDIS_URL or --redis-url-file instead\"");
     return copy;
