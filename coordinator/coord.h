@@ -20,6 +20,8 @@
 #include "proto/earmark.pb-c.h"
 
 #define EM_COORD_MAX_RID 255 /* bytes of a ZeroMQ routing id */
+/* "<batch>/<item>/<attempt>" */
+#define EM_COORD_MAX_TASK_ID (EM_QUEUE_MAX_BATCH_ID + EM_QUEUE_MAX_ITEM_ID + 12)
 
 enum em_job_state { EM_JOB_WAITING, EM_JOB_RUNNING, EM_JOB_FINALIZING };
 
@@ -43,7 +45,7 @@ struct em_job {
     int64_t not_before_ms; /* monotonic: waiting/finalizing job is not touched before */
     uint8_t rid[EM_COORD_MAX_RID];
     size_t rid_len; /* worker running it */
-    char task_id[160];
+    char task_id[EM_COORD_MAX_TASK_ID + 1];
     int64_t dispatched_ms; /* monotonic */
     int64_t deadline_wall_ms;
 };

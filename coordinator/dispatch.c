@@ -412,7 +412,7 @@ static long pick_worker(const struct em_coord *c, const struct load *ld, int sus
 static int send_task(struct em_coord *c, struct em_job *j, struct em_worker *w)
 {
     unsigned attempt = j->attempts + 1;
-    char task_id[160], name[EM_QUEUE_MAX_ITEM_ID + 8];
+    char task_id[EM_COORD_MAX_TASK_ID + 1], name[EM_QUEUE_MAX_ITEM_ID + 8];
     if (em_wire_task_id(j->e.batch, j->e.item, attempt, task_id, sizeof task_id) != EM_OK)
         return -2;
     struct em_errbuf eb = {{0}};

@@ -49,7 +49,7 @@
 #define EM_QUEUE_ACTIVE "earmark:batches:active"
 #define EM_QUEUE_TIMEOUT_MS 5000 /* per command */
 #define EM_QUEUE_MAX_BATCH_ID 64 /* bytes, ids read back from Redis are checked */
-#define EM_QUEUE_MAX_ITEM_ID 64
+#define EM_QUEUE_MAX_ITEM_ID EM_ID_MAX /* manifest ids (common/id.h) */
 
 struct em_queue;
 
@@ -106,8 +106,9 @@ struct em_queue_entry {
 };
 void em_queue_entries_free(struct em_queue_entry *e, size_t n);
 
-/* 1 if s is a usable batch or item id: 1..max of [A-Za-z0-9_-] (they end up in keys and
- * object paths, so nothing else is accepted from the stream or the wire). */
+/* 1 if s is a usable batch or item id: 1..max bytes that pass em_id_valid ([A-Za-z0-9._-],
+ * not "." or ".."; they end up in keys and object paths, so nothing else is accepted from
+ * the stream or the wire). */
 int em_queue_id_ok(const char *s, size_t max);
 
 /* XGROUP CREATE ... $ MKSTREAM unless it exists. */

@@ -280,25 +280,19 @@ int em_cmd_submit(int argc, char **argv)
     if ((rc = em_queue_batch_create(q, &b, &eb)) != EM_OK) goto fail;
 
     items = calloc(n, sizeof *items);
-    char(*idv)[EM_ID_LEN + 1] = calloc(n, sizeof *idv);
-    if (!items || !idv) {
-        free(idv);
+    if (!items) {
         rc = em_errf(&eb, EM_E_NOMEM, "out of memory for %zu items", n);
         goto fail;
     }
     for (size_t i = 0; i < n; i++) {
         const struct em_manifest_item *it = em_manifest_at(m, i);
-        em_id_item(b.id, it->uri, idv[i]);
-        items[i] = (struct em_queue_item){idv[i], it->uri, it->meta_json, it->ref};
+        items[i] = (struct em_queue_item){it->id, it->uri, it->meta_json, it->ref};
     }
     size_t ntodo = n, nskip = 0;
-    if (o.skip_done && (rc = skip_done(q, &o, b.id, ph, m, items, &ntodo, &nskip, &eb)) != EM_OK) {
-        free(idv);
+    if (o.skip_done && (rc = skip_done(q, &o, b.id, ph, m, items, &ntodo, &nskip, &eb)) != EM_OK)
         goto fail;
-    }
     rc = em_queue_add_items(q, b.id, items, ntodo, &eb);
     if (rc == EM_OK) rc = em_queue_batch_open(q, b.id, &eb);
-    free(idv);
     if (rc != EM_OK) goto fail;
     printf("%s\n", b.id);
     fflush(stdout);

@@ -55,7 +55,9 @@ coordinator_start() {
 workers_start() { # count
   local i
   for ((i = 1; i <= $1; i++)); do
-    "$EM_BIN" worker --connect "$COORD_EP" --id "w$i" ${EM_MODEL:+--model "$EM_MODEL"} \
+    # local sources are read only under the cluster's dir (or EARMARK_SOURCE_ROOTS)
+    EARMARK_SOURCE_ROOTS="${EARMARK_SOURCE_ROOTS:-$CL_DIR}" \
+      "$EM_BIN" worker --connect "$COORD_EP" --id "w$i" ${EM_MODEL:+--model "$EM_MODEL"} \
       >"$CL_DIR/worker$i.log" 2>&1 &
     CL_PIDS+=($!)
   done

@@ -58,6 +58,13 @@ em_err em_storage_exists(struct em_storage *st, const char *uri, struct em_errbu
 /* Deletes; a missing object is EM_OK. */
 em_err em_storage_delete(struct em_storage *st, const char *uri, struct em_errbuf *eb);
 
+/* Reads the whole regular file open on fd (not closed here), named name in messages:
+ * fstat first, so anything but a regular file (FIFO, device, socket, directory) is
+ * EM_E_ARG before any read, and a file over max_bytes is EM_E_TOO_LONG. On EM_OK *data is
+ * malloc'd (caller frees), NUL-terminated one byte past *len. */
+em_err em_storage_read_fd(int fd, const char *name, size_t max_bytes, uint8_t **data,
+                          size_t *len, struct em_errbuf *eb);
+
 /* Joins a prefix URI and a name with exactly one '/'. Returns malloc'd string or NULL. */
 char *em_storage_join(const char *prefix, const char *name);
 

@@ -1,8 +1,9 @@
 /* worker/cmd.c - `earmark worker`: options -> em_loop_run.
  *   earmark worker --connect ENDPOINT [--model PATH] [--threads N] [--capacity N]
- *                  [--id NAME] [--drain-ms N]
+ *                  [--id NAME] [--drain-ms N] [--source-root DIR]...
  * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
- * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS. S3 settings: AWS_* (storage.h). */
+ * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS; EARMARK_SOURCE_ROOTS (colon-
+ * separated) adds to the --source-root flags. S3 settings: AWS_* (storage.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "common/num.h"
 #include "worker/loop.h"
+#include "worker/source.h"
 
 static void usage(FILE *f)
 {
@@ -23,7 +25,9 @@ static void usage(FILE *f)
             "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
             "  --capacity  tasks held at once (EARMARK_CAPACITY, default = threads)\n"
             "  --id        worker id (EARMARK_WORKER_ID, default hostname-pid)\n"
-            "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n");
+            "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n"
+            "  --source-root DIR  local sources may be read under DIR only (repeatable; also\n"
+            "              EARMARK_SOURCE_ROOTS=DIR:DIR); none: no local files, s3/http only\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -40,6 +44,8 @@ int em_cmd_worker(int argc, char **argv)
     const char *capacity_s = env_or("EARMARK_CAPACITY", NULL);
     const char *id = env_or("EARMARK_WORKER_ID", NULL);
     const char *drain_s = env_or("EARMARK_DRAIN_MS", "30000");
+    const char *roots[EM_SOURCE_MAX_ROOTS];
+    size_t nroots = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -58,6 +64,8 @@ int em_cmd_worker(int argc, char **argv)
         else if (strcmp(a, "--capacity") == 0) capacity_s = v;
         else if (strcmp(a, "--id") == 0) id = v;
         else if (strcmp(a, "--drain-ms") == 0) drain_s = v;
+        else if (strcmp(a, "--source-root") == 0 && nroots < EM_SOURCE_MAX_ROOTS)
+            roots[nroots++] = v;
         else {
             fprintf(stderr, "earmark worker: unknown option %s\n", a);
             usage(stderr);
@@ -86,12 +94,24 @@ int em_cmd_worker(int argc, char **argv)
         id = idbuf;
     }
     struct em_errbuf eb = {{0}};
+    struct em_source_policy sources;
+    em_err prc = em_source_policy_init(&sources, roots, nroots, false, &eb);
+    if (prc == EM_OK) prc = em_source_policy_add_list(&sources, getenv("EARMARK_SOURCE_ROOTS"), &eb);
+    if (prc != EM_OK) {
+        fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, prc));
+        return 2;
+    }
+    if (sources.n_roots == 0)
+        em_info("msg=\"no --source-root: local (file://) sources will be refused\"");
+    for (size_t i = 0; i < sources.n_roots; i++)
+        em_info("msg=\"source root\" dir=\"%s\"", sources.roots[i]);
     struct em_model *rt = NULL;
     if (model) {
         /* loaded once, before connecting: a worker that cannot run its model takes no task */
         em_err lrc = em_model_load(model, NULL, &rt, &eb);
         if (lrc != EM_OK) {
             fprintf(stderr, "earmark worker: --model %s: %s\n", model, em_errbuf_msg(&eb, lrc));
+            em_source_policy_free(&sources);
             return 1;
         }
     }
@@ -102,8 +122,13 @@ int em_cmd_worker(int argc, char **argv)
     o.threads = (unsigned)threads;
     o.capacity = (unsigned)capacity;
     o.drain_ms = (int)drain;
+    o.sources = &sources;
     em_err rc = em_loop_run(&o, NULL, &eb);
-    if (rc == EM_E_TIMEOUT) rt = NULL; /* pipeline threads may still use it: leave it mapped */
+    if (rc == EM_E_TIMEOUT) {
+        rt = NULL; /* pipeline threads may still use it and the policy: leave both */
+    } else {
+        em_source_policy_free(&sources);
+    }
     em_model_free(rt);
     if (rc != EM_OK) {
         fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, rc));

@@ -49,6 +49,7 @@ struct em_loop_opts {
     unsigned capacity;     /* tasks held at once (queued + running), 1..EM_LOOP_MAX_CAPACITY */
     int drain_ms;          /* bound on finishing held tasks after SIGTERM/Drain */
     struct em_storage_opts storage; /* each pipeline thread opens its own handle */
+    const struct em_source_policy *sources; /* worker/source.h; NULL: no local sources */
 };
 
 /* threads 1, capacity 0 (= threads), drain_ms 30000, storage defaults. */

@@ -74,8 +74,10 @@ int th_cluster_worker_start(struct th_cluster *c, int i)
     snprintf(id, sizeof id, "w%d", i);
     snprintf(threads, sizeof threads, "%d", c->o.threads > 0 ? c->o.threads : 1);
     snprintf(log, sizeof log, "%s/worker%d-%d.log", c->dir, i, ++c->worker_runs[i]);
+    /* local sources only under the cluster's temp dir, where suites make their corpora */
     char *argv[] = {(char *)th_bin(), "worker", "--connect", c->coord_ep, "--id", id,
-                    "--threads", threads, "--drain-ms", "5000", NULL};
+                    "--threads", threads, "--drain-ms", "5000", "--source-root", c->dir,
+                    NULL};
     static const char *const base[] = {"EARMARK_LOG=info", NULL};
     char *env[2 * TH_CLUSTER_MAX_ENV + 4];
     env_join(env, sizeof env / sizeof *env, base, c->o.worker_env);
@@ -372,7 +374,8 @@ json_t *th_record_get(struct em_storage *st, const char *out_uri, const char *ba
                       const char *uri)
 {
     char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
-    em_id_item(batch, uri, id);
+    (void)batch; /* keys do not depend on the batch; the record names it inside */
+    em_id_item(uri, id);
     snprintf(name, sizeof name, "%s.json", id);
     char *key = em_storage_join(out_uri, name);
     if (!key) return NULL;
@@ -443,6 +446,7 @@ int th_record_check_failed(const json_t *rec, const char *uri, const char *cls,
 int th_manifest_check(struct em_storage *st, const char *out_uri, const char *batch,
                       const struct th_uris *u)
 {
+    (void)batch; /* ids do not depend on the batch */
     char *key = em_storage_join(out_uri, "manifest.jsonl");
     uint8_t *data = NULL;
     size_t len = 0;
@@ -457,7 +461,7 @@ int th_manifest_check(struct em_storage *st, const char *out_uri, const char *ba
     char (*ids)[EM_ID_LEN + 1] = calloc(u->n + 1, sizeof *ids);
     int *seen = calloc(u->n + 1, sizeof *seen);
     if (!ids || !seen) problems++;
-    for (size_t i = 0; ids && i < u->n; i++) em_id_item(batch, u->v[i], ids[i]);
+    for (size_t i = 0; ids && i < u->n; i++) em_id_item(u->v[i], ids[i]);
     size_t lines = 0;
     for (char *s = (char *)data; ids && seen && s && *s;) {
         char *nl = strchr(s, '\n');
