@@ -198,6 +198,14 @@ void em_coord_batch_check(struct em_coord *c, const char *id)
     }
     if (strcmp(bi.state, "open") == 0 && bi.done + bi.failed >= bi.total) {
         rc = write_manifest(c, &bi, &eb);
+        if (rc != EM_OK && !em_err_retryable(rc)) {
+            /* refused for good (403, bad key): retrying forever would leave the batch open */
+            char q[300];
+            em_error("batch=%s err=%s msg=\"manifest.jsonl refused by storage; the batch "
+                     "completes without it\" detail=\"%s\"",
+                     id, em_err_name(rc), em_log_q(q, sizeof q, em_errbuf_msg(&eb, rc)));
+            rc = EM_OK;
+        }
         if (rc == EM_OK) rc = em_queue_batch_complete(c->q, id, &eb);
         if (rc == EM_OK) {
             em_info("batch=%s msg=\"batch complete\" total=%llu done=%llu failed=%llu", id,

@@ -48,6 +48,7 @@ struct em_job {
     char task_id[EM_COORD_MAX_TASK_ID + 1];
     int64_t dispatched_ms; /* monotonic */
     int64_t deadline_wall_ms;
+    char ran_on[64], ran_model[128]; /* worker id and model of the last dispatch; "" unknown */
 };
 
 struct em_worker {
@@ -59,6 +60,7 @@ struct em_worker {
     unsigned running;
     int reset_credits; /* a Welcome was sent: the next Ready is absolute */
     int64_t last_seen_ms;
+    char model[128]; /* Hello.model; "" before a Hello */
 };
 
 struct em_coord_cfg {
@@ -102,6 +104,13 @@ void em_coord_job_failed(struct em_coord *c, struct em_job *j, int lost, const c
 /* Writes the error record, settles failed, acks, dead-letters; on storage failure keeps the
  * job (finalizing) for a later try. Removes the job when done. */
 void em_coord_job_finalize(struct em_coord *c, struct em_job *j);
+/* A permanent failure with no record stored (the worker's put was refused): the
+ * coordinator writes the error record itself, or settles without one if storage refuses
+ * it too. Removes the job when settled. */
+void em_coord_job_failed_final(struct em_coord *c, struct em_job *j, const char *err_class,
+                               const char *err_msg);
+/* Notes which worker (and model) a job was sent to, for the records the coordinator writes. */
+void em_coord_job_ran_on(struct em_job *j, const struct em_worker *w);
 /* Settles a held job (ok or permanent failure reported by a worker) and removes it. */
 void em_coord_job_settle(struct em_coord *c, struct em_job *j, int ok);
 /* Removes and frees a job. */

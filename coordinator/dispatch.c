@@ -134,6 +134,7 @@ static void on_hello(struct em_coord *c, struct em_worker *w, const Earmark__Hel
     /* A known worker saying Hello again restarted: what it held is gone. */
     if (known && worker_running(c, w)) fail_jobs_of(c, w, "restarted");
     if (h->worker_id[0]) snprintf(w->id, sizeof w->id, "%s", h->worker_id);
+    snprintf(w->model, sizeof w->model, "%s", h->model);
     w->capacity = h->capacity > MAX_CREDITS ? MAX_CREDITS : h->capacity;
     char q1[64], q2[64];
     em_info("worker=%s msg=\"hello\" version=\"%s\" backend=\"%s\" capacity=%u pid=%u", w->id,
@@ -238,7 +239,10 @@ static void on_result(struct em_coord *c, struct em_worker *w, const Earmark__Re
                 w->id, j->e.batch, j->e.item, j->attempts,
                 em_err_name(em_err_from_name(r->error_class)),
                 em_log_q(q, sizeof q, r->error_message));
-        em_coord_job_settle(c, j, 0);
+        if (r->output_uri[0])
+            em_coord_job_settle(c, j, 0);
+        else /* no record stored (its put was refused): the coordinator writes one */
+            em_coord_job_failed_final(c, j, r->error_class, r->error_message);
     } else {
         em_coord_job_failed(c, j, 0, r->error_class[0] ? r->error_class : "EM_E_INTERNAL",
                             r->error_message);
@@ -265,6 +269,7 @@ static void on_heartbeat(struct em_coord *c, struct em_worker *w, const Earmark_
         snprintf(j->task_id, sizeof j->task_id, "%s", tid);
         j->dispatched_ms = em_now_ms();
         j->deadline_wall_ms = em_wall_ms() + c->cfg.task_timeout_ms;
+        em_coord_job_ran_on(j, w);
         atomic_fetch_add(&c->m->in_flight, 1);
         em_info("worker=%s batch=%s item=%s attempt=%u msg=\"adopted a task the worker holds\"",
                 w->id, batch, item, attempt);
@@ -459,6 +464,7 @@ static int send_task(struct em_coord *c, struct em_job *j, struct em_worker *w)
     snprintf(j->task_id, sizeof j->task_id, "%s", task_id);
     j->dispatched_ms = em_now_ms();
     j->deadline_wall_ms = deadline;
+    em_coord_job_ran_on(j, w);
     w->credits--;
     atomic_fetch_add(&c->m->in_flight, 1);
     em_debug("worker=%s batch=%s item=%s attempt=%u msg=\"dispatched\"", w->id, j->e.batch,

@@ -94,6 +94,49 @@ void em_coord_job_failed(struct em_coord *c, struct em_job *j, int lost, const c
     em_coord_job_finalize(c, j);
 }
 
+void em_coord_job_ran_on(struct em_job *j, const struct em_worker *w)
+{
+    snprintf(j->ran_on, sizeof j->ran_on, "%s", w->id);
+    snprintf(j->ran_model, sizeof j->ran_model, "%s", w->model);
+}
+
+void em_coord_job_failed_final(struct em_coord *c, struct em_job *j, const char *err_class,
+                               const char *err_msg)
+{
+    if (j->state == EM_JOB_RUNNING) atomic_fetch_sub(&c->m->in_flight, 1);
+    j->state = EM_JOB_WAITING;
+    j->rid_len = 0;
+    j->fails++;
+    snprintf(j->err_class, sizeof j->err_class, "%s", err_class ? err_class : "EM_E_INTERNAL");
+    snprintf(j->err_msg, sizeof j->err_msg, "%s", err_msg ? err_msg : "");
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_queue_tries_fail(c->q, j->e.batch, j->e.item, 0, j->err_class, j->err_msg, &eb);
+    if (rc != EM_OK) log_err(j, "could not record the failed attempt", rc, &eb);
+    em_coord_job_finalize(c, j);
+}
+
+/* Settles a finalizing job failed (first settle: counted and dead-lettered) and drops it;
+ * on a Redis failure keeps it for a later try. */
+static void settle_failed(struct em_coord *c, struct em_job *j, em_err code, const char *msg)
+{
+    struct em_errbuf eb = {{0}};
+    int first = 0;
+    em_err rc = em_queue_settle(c->q, j->e.batch, j->e.item, 0, j->e.stream_id, &first, &eb);
+    if (rc != EM_OK) {
+        log_err(j, "settle failed; item stays pending", rc, &eb);
+        j->finalize_tries++;
+        j->not_before_ms = em_now_ms() + em_coord_backoff_ms(c, j->finalize_tries);
+        return;
+    }
+    if (first) {
+        atomic_fetch_add(&c->m->failed, 1);
+        if (em_queue_dead(c->q, j->e.batch, j->e.item, j->e.source, j->attempts, em_err_name(code),
+                          msg, &eb) != EM_OK)
+            log_err(j, "dead letter not written", EM_E_REDIS, &eb);
+    }
+    drop_settled(c, j, first);
+}
+
 void em_coord_job_finalize(struct em_coord *c, struct em_job *j)
 {
     struct em_errbuf eb = {{0}};
@@ -113,9 +156,10 @@ void em_coord_job_finalize(struct em_coord *c, struct em_job *j)
         .item_id = j->e.item,
         .batch_id = j->e.batch,
         .source = j->e.source,
-        .worker_id = "coordinator",
+        .worker_id = NULL, /* "coordinator"; the worker of the last attempt goes beside */
+        .last_worker = j->ran_on[0] ? j->ran_on : NULL,
         .producer_hash = j->b->info.producer_hash,
-        .model = j->b->info.model,
+        .model = j->ran_model[0] ? j->ran_model : "unknown",
         .meta_json = j->e.meta_json,
         .attempt = j->attempts,
         .err = code,
@@ -130,28 +174,17 @@ void em_coord_job_finalize(struct em_coord *c, struct em_job *j)
                                : em_storage_put(c->st, uri, rec, len, "application/json", &eb);
     free(rec);
     free(uri);
-    if (rc != EM_OK) {
+    if (rc != EM_OK && em_err_retryable(rc)) {
         /* Storage is down: the item stays held (and its entry pending) until it is written. */
         j->finalize_tries++;
         j->not_before_ms = em_now_ms() + em_coord_backoff_ms(c, j->finalize_tries);
         log_err(j, "error record not written yet; will retry", rc, &eb);
         return;
     }
+    if (rc != EM_OK) /* refused for good (403, bad key): retrying cannot help; the item ends */
+        log_err(j, "error record refused by storage; the item is settled failed without one",
+                rc, &eb);
     em_warn("batch=%s item=%s err=%s attempts=%u msg=\"item failed\" detail=\"%s\"", j->e.batch,
             j->e.item, em_err_name(code), j->attempts, msg);
-    int first = 0;
-    rc = em_queue_settle(c->q, j->e.batch, j->e.item, 0, j->e.stream_id, &first, &eb);
-    if (rc != EM_OK) {
-        log_err(j, "settle failed; item stays pending", rc, &eb);
-        j->finalize_tries++;
-        j->not_before_ms = em_now_ms() + em_coord_backoff_ms(c, j->finalize_tries);
-        return;
-    }
-    if (first) {
-        atomic_fetch_add(&c->m->failed, 1);
-        if (em_queue_dead(c->q, j->e.batch, j->e.item, j->e.source, j->attempts, em_err_name(code),
-                          msg, &eb) != EM_OK)
-            log_err(j, "dead letter not written", EM_E_REDIS, &eb);
-    }
-    drop_settled(c, j, first);
+    settle_failed(c, j, code, msg);
 }

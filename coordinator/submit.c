@@ -146,15 +146,12 @@ static int parse_args(int argc, char **argv, struct sopts *o)
 }
 
 /* --skip-done: lists items whose record is current as done; the rest go to todo. */
-static em_err skip_done(struct em_queue *q, const struct sopts *o, const char *batch,
-                        const char *ph, struct em_manifest *m, struct em_queue_item *todo,
-                        size_t *ntodo, size_t *nskip, struct em_errbuf *eb)
+static em_err skip_done(struct em_queue *q, struct em_storage *st, const struct sopts *o,
+                        const char *batch, const char *ph, struct em_manifest *m,
+                        struct em_queue_item *todo, size_t *ntodo, size_t *nskip,
+                        struct em_errbuf *eb)
 {
-    struct em_storage *st = NULL;
-    struct em_storage_opts so = em_storage_opts_default();
-    so.retries = 2;
-    em_err rc = em_storage_open(&so, &st, eb);
-    if (rc != EM_OK) return rc;
+    em_err rc = EM_OK;
     struct em_submit_prev *prev = NULL;
     em_submit_prev_load(st, o->out, &prev); /* no previous manifest: only <out>/<id>.json */
     *ntodo = *nskip = 0;
@@ -176,7 +173,6 @@ static em_err skip_done(struct em_queue *q, const struct sopts *o, const char *b
         }
     }
     em_submit_prev_free(prev);
-    em_storage_close(st);
     return rc;
 }
 
@@ -248,6 +244,7 @@ int em_cmd_submit(int argc, char **argv)
     struct em_manifest *m = NULL;
     struct em_queue *q = NULL;
     struct em_queue_item *items = NULL;
+    struct em_storage *st = NULL;
     char *prompts_json = NULL, *gen_json = NULL, *ph = NULL;
     struct em_errbuf eb = {{0}};
     em_err rc;
@@ -265,10 +262,19 @@ int em_cmd_submit(int argc, char **argv)
     if ((rc = em_submit_producer(o.model, o.prompts, (size_t)o.nprompts, o.free, (size_t)o.nfree,
                                  o.max_new_tokens, &prompts_json, &gen_json, &ph, &eb)) != EM_OK)
         goto fail;
-    if ((rc = em_queue_open(o.redis, &q, &eb)) != EM_OK) goto fail;
-
     struct em_batch_info b = {0};
     em_id_batch(b.id);
+    struct em_storage_opts so = em_storage_opts_default();
+    so.retries = 2;
+    if ((rc = em_storage_open(&so, &st, &eb)) != EM_OK) goto fail;
+    char probe[EM_QUEUE_MAX_BATCH_ID + 32];
+    snprintf(probe, sizeof probe, ".earmark-probe-%s", b.id);
+    if ((rc = em_submit_check_out(st, o.out, probe, &eb)) != EM_OK) {
+        status = 2; /* a bad --out is a usage error: nothing was queued */
+        goto fail;
+    }
+    if ((rc = em_queue_open(o.redis, &q, &eb)) != EM_OK) goto fail;
+
     b.prompts_json = prompts_json;
     b.gen_json = gen_json;
     b.out = (char *)o.out;
@@ -289,7 +295,8 @@ int em_cmd_submit(int argc, char **argv)
         items[i] = (struct em_queue_item){it->id, it->uri, it->meta_json, it->ref};
     }
     size_t ntodo = n, nskip = 0;
-    if (o.skip_done && (rc = skip_done(q, &o, b.id, ph, m, items, &ntodo, &nskip, &eb)) != EM_OK)
+    if (o.skip_done &&
+        (rc = skip_done(q, st, &o, b.id, ph, m, items, &ntodo, &nskip, &eb)) != EM_OK)
         goto fail;
     rc = em_queue_add_items(q, b.id, items, ntodo, &eb);
     if (rc == EM_OK) rc = em_queue_batch_open(q, b.id, &eb);
@@ -302,8 +309,9 @@ int em_cmd_submit(int argc, char **argv)
     goto out;
 fail:
     fprintf(stderr, "earmark submit: %s\n", em_errbuf_msg(&eb, rc));
-    status = 1;
+    if (status != 2) status = 1;
 out:
+    em_storage_close(st);
     free(items);
     free(prompts_json);
     free(gen_json);

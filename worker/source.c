@@ -89,9 +89,11 @@ static int allowed(const struct em_source_policy *p, const char *path)
     return 0;
 }
 
-static em_err denied(const char *uri, struct em_errbuf *eb)
+/* The URI is left out: the caller names the item, and the text must be the same for every
+ * path refused (the pipeline prefixes the file name). */
+static em_err denied(struct em_errbuf *eb)
 {
-    return em_errf(eb, EM_E_NOTFOUND, "%.200s: " EM_SOURCE_DENIED, uri);
+    return em_errf(eb, EM_E_NOTFOUND, EM_SOURCE_DENIED);
 }
 
 static em_err fetch_local(const struct em_source_policy *p, const char *uri, const char *path,
@@ -102,23 +104,23 @@ static em_err fetch_local(const struct em_source_policy *p, const char *uri, con
     char *real = realpath(path, NULL);
     if (!real || !allowed(p, real)) {
         free(real);
-        return denied(uri, eb);
+        return denied(eb);
     }
     int fd = open(real, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     free(real);
     if (fd < 0) return errno == ENOMEM ? em_errf(eb, EM_E_NOMEM, "%.200s: out of memory", uri)
-                                       : denied(uri, eb);
+                                       : denied(eb);
     /* the path may have changed between realpath and open: check what was opened */
     char link[64], opened[PATH_MAX];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t k = readlink(link, opened, sizeof opened - 1);
     em_err rc;
     if (k <= 0 || (size_t)k >= sizeof opened - 1) {
-        rc = denied(uri, eb);
+        rc = denied(eb);
     } else {
         opened[k] = 0;
         rc = allowed(p, opened) ? em_storage_read_fd(fd, uri, max_bytes, data, len, eb)
-                                : denied(uri, eb);
+                                : denied(eb);
     }
     close(fd);
     return rc;

@@ -14,7 +14,7 @@
  *     (/proc/self/fd/N) is checked against the roots again, so a component swapped for a
  *     symlink between the check and the open is refused too.
  *   - A path outside the roots, a missing path and a path that does not resolve all give
- *     EM_E_NOTFOUND with the same message (EM_SOURCE_DENIED after the URI), so an error
+ *     EM_E_NOTFOUND with the same message (EM_SOURCE_DENIED, without the path), so an error
  *     record never tells whether a file outside the roots exists.
  * Threads: a policy is read-only after em_source_policy_init and may be shared; the
  * storage handle passed to em_source_fetch is the calling thread's own. */
