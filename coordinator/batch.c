@@ -253,8 +253,28 @@ static void expire_cache(struct em_coord *c, int64_t now)
     }
 }
 
+/* Waiting items of batches past their deadline (submit --deadline) fail now, with what
+ * held them up (a stall) in the message. */
+static void expire_deadlines(struct em_coord *c)
+{
+    for (size_t i = 0; i < c->njobs;) {
+        struct em_job *j = c->jobs[i];
+        if (j->state != EM_JOB_WAITING || !em_coord_past_deadline(j->b)) {
+            i++;
+            continue;
+        }
+        char why[256];
+        snprintf(why, sizeof why, "the batch's deadline passed%s%.180s",
+                 j->b->stall_count ? " while its output was stalled: " : "",
+                 j->b->stall_count ? j->b->stall_reason : "");
+        em_coord_job_failed_final(c, j, "EM_E_TIMEOUT", why); /* settles or finalizes j */
+        i = 0; /* the array changed */
+    }
+}
+
 void em_coord_batches_tick(struct em_coord *c, int64_t now_ms)
 {
+    expire_deadlines(c);
     char **ids = NULL;
     size_t n = 0;
     struct em_errbuf eb;

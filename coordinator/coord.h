@@ -33,6 +33,11 @@ struct em_cbatch {
     int64_t loaded_ms;     /* monotonic; the cache entry is refreshed after a while */
     int64_t next_check_ms; /* next completion check */
     unsigned manifest_failures;
+    /* infrastructure fault on this batch's output: nothing is dispatched before
+     * stall_until_ms (monotonic); stall_count drives the backoff; cleared by a success */
+    int64_t stall_until_ms;
+    unsigned stall_count;
+    char stall_reason[256]; /* "EM_E_NAME: detail" of the fault that began the stall */
 };
 
 struct em_job {
@@ -98,7 +103,9 @@ void em_coord_batches_free(struct em_coord *c);
 
 /* retry.c */
 int64_t em_coord_backoff_ms(const struct em_coord *c, unsigned fails);
-/* A failed attempt of a held job: retry later or finalize. Removes the job when settled. */
+/* A failed attempt of a held job: retry later or finalize. Removes the job when settled.
+ * An infrastructure fault (em_err_infra) spends no attempt: the job waits and dispatch to
+ * its batch's output pauses with backoff (stalled) until an attempt succeeds. */
 void em_coord_job_failed(struct em_coord *c, struct em_job *j, int lost, const char *err_class,
                          const char *err_msg);
 /* Writes the error record, settles failed, acks, dead-letters; on storage failure keeps the
@@ -113,6 +120,10 @@ void em_coord_job_failed_final(struct em_coord *c, struct em_job *j, const char 
 void em_coord_job_ran_on(struct em_job *j, const struct em_worker *w);
 /* Settles a held job (ok or permanent failure reported by a worker) and removes it. */
 void em_coord_job_settle(struct em_coord *c, struct em_job *j, int ok);
+/* 1 when the batch's deadline (submit --deadline) has passed. */
+int em_coord_past_deadline(const struct em_cbatch *b);
+/* Ends the stall of b after a success (status and metric follow). */
+void em_coord_unstall(struct em_coord *c, struct em_cbatch *b);
 /* Removes and frees a job. */
 void em_coord_job_drop(struct em_coord *c, struct em_job *j);
 

@@ -482,6 +482,7 @@ void em_coord_dispatch(struct em_coord *c, int64_t now_ms)
     for (size_t i = 0; i < c->njobs; i++) {
         struct em_job *j = c->jobs[i];
         if (j->state != EM_JOB_WAITING || j->not_before_ms > now_ms) continue;
+        if (j->b->stall_until_ms > now_ms) continue; /* its output is stalled: paused */
         long k = pick_worker(c, ld, j->lost > 0);
         if (k < 0) continue;
         struct em_worker *w = c->workers[k];

@@ -90,6 +90,11 @@ size_t em_metrics_render(const struct em_metrics *m0, char *out, size_t cap)
     app(out, cap, &n, "%s_bucket{le=\"+Inf\"} %llu\n", lat, LD(m->lat_count));
     app(out, cap, &n, "%s_sum %.6f\n", lat, (double)LD(m->lat_sum_us) / 1e6);
     app(out, cap, &n, "%s_count %llu\n", lat, LD(m->lat_count));
+    gauge(out, cap, &n, "earmark_outputs_stalled",
+          "Batches whose dispatch is paused by an infrastructure fault.", LI(m->stalled));
+    counter(out, cap, &n, "earmark_infra_faults_total",
+            "Attempts failed by the infrastructure (not counted against items).",
+            LD(m->infra_faults));
     return n;
 }
 

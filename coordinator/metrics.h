@@ -24,6 +24,8 @@ struct em_metrics {
     atomic_uint_fast64_t lat_bucket[EM_METRICS_NBUCKETS];
     atomic_uint_fast64_t lat_count;
     atomic_uint_fast64_t lat_sum_us;
+    atomic_int_fast64_t stalled; /* batches whose output is paused by an infrastructure fault */
+    atomic_uint_fast64_t infra_faults; /* attempts that failed on the infrastructure */
 };
 
 extern const double em_metrics_bounds[EM_METRICS_NBUCKETS];

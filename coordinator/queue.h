@@ -65,6 +65,8 @@ struct em_batch_info {
     unsigned max_attempts;
     uint64_t total, done, failed, skipped, dead;
     int64_t created_ms, completed_ms;
+    int64_t deadline_ms; /* wall ms after which unsettled items fail (submit --deadline); 0 none */
+    char *stalled;       /* owned: "EM_E_NAME: detail" while dispatch is paused, else NULL */
     char state[16];
 };
 void em_batch_info_clear(struct em_batch_info *b); /* frees the strings, zeroes */
@@ -77,6 +79,9 @@ em_err em_queue_batch_open(struct em_queue *q, const char *batch, struct em_errb
 /* Reads the batch hash into *b (caller clears). EM_E_NOTFOUND if absent. */
 em_err em_queue_batch_get(struct em_queue *q, const char *batch, struct em_batch_info *b,
                           struct em_errbuf *eb);
+/* Sets (reason non-NULL) or clears the batch's "stalled" field, shown by status. */
+em_err em_queue_batch_stalled(struct em_queue *q, const char *batch, const char *reason,
+                              struct em_errbuf *eb);
 /* state "complete", completed = now, SREM batches:active. */
 em_err em_queue_batch_complete(struct em_queue *q, const char *batch, struct em_errbuf *eb);
 /* Active batch ids: *ids is a malloc'd array of malloc'd strings (em_queue_strv_free). */

@@ -51,8 +51,48 @@ static void drop_settled(struct em_coord *c, struct em_job *j, int first)
     if (first) em_coord_batch_check(c, batch);
 }
 
+int em_coord_past_deadline(const struct em_cbatch *b)
+{
+    return b->info.deadline_ms > 0 && em_wall_ms() > b->info.deadline_ms;
+}
+
+void em_coord_unstall(struct em_coord *c, struct em_cbatch *b)
+{
+    if (!b->stall_count) return;
+    b->stall_count = 0;
+    b->stall_until_ms = 0;
+    atomic_fetch_sub(&c->m->stalled, 1);
+    struct em_errbuf eb = {{0}};
+    em_queue_batch_stalled(c->q, b->info.id, NULL, &eb);
+    em_info("batch=%s msg=\"output reachable again; dispatch resumed\"", b->info.id);
+}
+
+/* An infrastructure fault: the job waits, its attempt unspent, and the whole batch's output
+ * pauses; the pause grows with backoff while probes keep failing. */
+static void stall(struct em_coord *c, struct em_job *j, const char *err_class, const char *msg)
+{
+    struct em_cbatch *b = j->b;
+    int64_t now = em_now_ms();
+    atomic_fetch_add(&c->m->infra_faults, 1);
+    if (now >= b->stall_until_ms) { /* the first fault, or a probe after the pause failed */
+        if (!b->stall_count) atomic_fetch_add(&c->m->stalled, 1);
+        b->stall_count++;
+        b->stall_until_ms = now + em_coord_backoff_ms(c, b->stall_count);
+        char q[300];
+        snprintf(b->stall_reason, sizeof b->stall_reason, "%s: %s", err_class, msg ? msg : "");
+        struct em_errbuf eb = {{0}};
+        em_queue_batch_stalled(c->q, b->info.id, b->stall_reason, &eb);
+        em_warn("batch=%s err=%s msg=\"output stalled; dispatch paused\" pause_ms=%lld "
+                "detail=\"%s\"",
+                b->info.id, err_class, (long long)(b->stall_until_ms - now),
+                em_log_q(q, sizeof q, msg ? msg : ""));
+    }
+    j->not_before_ms = b->stall_until_ms;
+}
+
 void em_coord_job_settle(struct em_coord *c, struct em_job *j, int ok)
 {
+    em_coord_unstall(c, j->b);
     struct em_errbuf eb = {{0}};
     int first = 0;
     em_err rc = em_queue_settle(c->q, j->e.batch, j->e.item, ok, j->e.stream_id, &first, &eb);
@@ -74,6 +114,10 @@ void em_coord_job_failed(struct em_coord *c, struct em_job *j, int lost, const c
     if (j->state == EM_JOB_RUNNING) atomic_fetch_sub(&c->m->in_flight, 1);
     j->state = EM_JOB_WAITING;
     j->rid_len = 0;
+    if (!lost && em_err_infra(em_err_from_name(err_class)) && !em_coord_past_deadline(j->b)) {
+        stall(c, j, err_class, err_msg);
+        return;
+    }
     j->fails++;
     j->lost += lost ? 1 : 0;
     snprintf(j->err_class, sizeof j->err_class, "%s", err_class ? err_class : "EM_E_INTERNAL");
@@ -174,16 +218,16 @@ void em_coord_job_finalize(struct em_coord *c, struct em_job *j)
                                : em_storage_put(c->st, uri, rec, len, "application/json", &eb);
     free(rec);
     free(uri);
-    if (rc != EM_OK && em_err_retryable(rc)) {
-        /* Storage is down: the item stays held (and its entry pending) until it is written. */
+    if (rc != EM_OK && em_err_retryable(rc) && !em_coord_past_deadline(j->b)) {
+        /* Storage is down: the item stays held (and its entry pending) until it is written,
+         * or until the batch's deadline. */
         j->finalize_tries++;
         j->not_before_ms = em_now_ms() + em_coord_backoff_ms(c, j->finalize_tries);
         log_err(j, "error record not written yet; will retry", rc, &eb);
         return;
     }
-    if (rc != EM_OK) /* refused for good (403, bad key): retrying cannot help; the item ends */
-        log_err(j, "error record refused by storage; the item is settled failed without one",
-                rc, &eb);
+    if (rc != EM_OK) /* refused for good (403, bad key), or the deadline passed: the item ends */
+        log_err(j, "error record not stored; the item is settled failed without one", rc, &eb);
     em_warn("batch=%s item=%s err=%s attempts=%u msg=\"item failed\" detail=\"%s\"", j->e.batch,
             j->e.item, em_err_name(code), j->attempts, msg);
     settle_failed(c, j, code, msg);

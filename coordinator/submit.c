@@ -27,6 +27,7 @@ struct sopts {
     const char *free[64];    /* free-text prompts */
     int nprompts, nfree;
     unsigned max_attempts, max_new_tokens;
+    int64_t deadline_ms; /* --deadline: from submission; 0 none */
     int skip_done, wait;
 };
 
@@ -35,7 +36,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: earmark submit --redis URL --manifest FILE|- --out URI\n"
                "         [--prompts caption,transcript,events] [--prompt TEXT]...\n"
                "         [--max-attempts N] [--max-new-tokens N] [--model NAME] [--skip-done]\n"
-               "         [--wait]\n");
+               "         [--wait] [--deadline DURATION (e.g. 90m, 2h; items unsettled then fail)]\n");
 }
 
 static void on_bad(void *ud, unsigned line, em_err code, const char *why)
@@ -79,6 +80,7 @@ static int parse_args(int argc, char **argv, struct sopts *o)
         {"model", required_argument, 0, 'M'},
         {"skip-done", no_argument, 0, 's'},
         {"wait", no_argument, 0, 'w'},
+        {"deadline", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -96,6 +98,12 @@ static int parse_args(int argc, char **argv, struct sopts *o)
         case 'M': o->model = optarg; break;
         case 's': o->skip_done = 1; break;
         case 'w': o->wait = 1; break;
+        case 'D':
+            if (em_cli_duration_ms(optarg, 365LL * 86400000, &o->deadline_ms) != 0) {
+                fprintf(stderr, "earmark submit: --deadline must be N[s|m|h|d], up to 365d\n");
+                return 2;
+            }
+            break;
         case 'p':
             if (add_prompt_list(o, optarg) != 0) return 2;
             break;
@@ -283,6 +291,7 @@ int em_cmd_submit(int argc, char **argv)
     b.max_attempts = o.max_attempts;
     b.total = n;
     b.created_ms = em_wall_ms();
+    b.deadline_ms = o.deadline_ms ? b.created_ms + o.deadline_ms : 0;
     if ((rc = em_queue_batch_create(q, &b, &eb)) != EM_OK) goto fail;
 
     items = calloc(n, sizeof *items);

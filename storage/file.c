@@ -23,6 +23,10 @@ static em_err errno_err(int e)
         return EM_E_NOMEM;
     case ENAMETOOLONG:
         return EM_E_ARG;
+    case ENOSPC:
+    case EDQUOT:
+    case EROFS:
+        return EM_E_STORAGE_FULL;
     default:
         return EM_E_IO;
     }
@@ -146,8 +150,7 @@ static em_err file_put(struct em_storage *st, const struct em_uri *u, const void
         int e = errno;
         close(fd);
         unlink(tmp);
-        return em_errf(eb, e == ENOSPC ? EM_E_IO : errno_err(e), "%s: write: %s", path,
-                       strerror(e));
+        return em_errf(eb, errno_err(e), "%s: write: %s", path, strerror(e));
     }
     /* objects are world-readable like an S3 object behind the same credentials */
     fchmod(fd, 0644);

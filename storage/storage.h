@@ -9,7 +9,9 @@
  * A handle is not thread-safe; open one per thread. Each call is synchronous and
  * retries retryable failures (5xx, connection errors) with backoff up to opts.retries.
  * Errors: EM_E_NOTFOUND (404 / no such file), EM_E_AUTH (403, signature refused),
- * EM_E_STORAGE (other 4xx/5xx after retries), EM_E_IO (connection), EM_E_TOO_LONG
+ * EM_E_STORAGE (other 4xx/5xx after retries), EM_E_STORAGE_DOWN (cannot connect or resolve,
+ * after retries), EM_E_STORAGE_FULL (disk full, quota, read-only file system, HTTP 507),
+ * EM_E_IO (other connection trouble), EM_E_TOO_LONG
  * (object larger than max_bytes), EM_E_ARG (bad URI). The detail in eb never contains
  * credentials or signatures. */
 #ifndef EM_STORAGE_H
