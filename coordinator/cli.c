@@ -97,14 +97,15 @@ void em_progress_of(const struct em_batch_info *b, uint64_t in_flight, uint64_t 
     p->failed = b->failed;
     p->skipped = b->skipped;
     p->dead = dead;
-    p->complete = strcmp(b->state, "complete") == 0;
-    uint64_t settled = b->done + b->failed;
+    p->cancelled = b->cancelled;
+    p->complete = strcmp(b->state, "complete") == 0 || strcmp(b->state, "cancelled") == 0;
+    uint64_t settled = b->done + b->failed + b->cancelled;
     uint64_t left = settled >= b->total ? 0 : b->total - settled;
     p->in_flight = in_flight > left ? left : in_flight;
     p->pending = left - p->in_flight;
     int64_t end = p->complete && b->completed_ms > b->created_ms ? b->completed_ms : now_ms;
     double el = (double)(end - b->created_ms) / 1000.0;
-    uint64_t worked = settled > b->skipped ? settled - b->skipped : 0;
+    uint64_t worked = b->done + b->failed > b->skipped ? b->done + b->failed - b->skipped : 0;
     p->rate = el > 0.001 ? (double)worked / el : 0.0;
     p->eta_s = left == 0 ? 0.0 : (p->rate > 0 ? (double)left / p->rate : -1.0);
     if (!p->complete && b->stalled && *b->stalled) { /* nothing moves: no rate, no ETA */

@@ -24,10 +24,10 @@ em_err em_cli_read_file(const char *path, size_t max, uint8_t **data, size_t *le
 
 /* Progress of a batch at wall time now_ms: counts as stored, plus derived numbers. */
 struct em_progress {
-    uint64_t total, done, failed, skipped, in_flight, pending, dead;
+    uint64_t total, done, failed, skipped, in_flight, pending, dead, cancelled;
     double rate;  /* items/s settled by workers since the batch was created (skips left out) */
     double eta_s; /* pending / rate; -1 when unknown */
-    int complete; /* state "complete" */
+    int complete; /* state "complete" or "cancelled": nothing more will happen */
     int stalled;  /* open, and its output stalled (an infrastructure fault): rate 0, ETA unknown */
 };
 void em_progress_of(const struct em_batch_info *b, uint64_t in_flight, uint64_t dead,

@@ -12,7 +12,9 @@
  * Knobs (environment): EARMARK_REDIS_URL (for --redis), EARMARK_RETRY_BASE_MS (200; retry n
  * waits base * 2^(n-1)), EARMARK_RETRY_MAX_MS (30000, the cap), EARMARK_TASK_TIMEOUT_MS
  * (3600000; a task's deadline), EARMARK_DRAIN_MS (30000; bound on the SIGTERM drain),
- * EARMARK_REDIS_WAIT_MS (10000; how long to wait for Redis at start). --lease-ms defaults to
+ * EARMARK_REDIS_WAIT_MS (10000; how long to wait for Redis at start), EARMARK_TRIM_EVERY_MS
+ * (60000; how often settled stream entries are trimmed), EARMARK_RETENTION (for
+ * --retention). --lease-ms defaults to
  * 5 x --heartbeat-ms (1000). */
 #include <getopt.h>
 #include <signal.h>
@@ -55,6 +57,7 @@ static int64_t env_ms(const char *name, int64_t def, int64_t lo, int64_t hi)
 struct copts {
     const char *redis, *bind, *metrics, *id;
     unsigned heartbeat_ms, lease_ms;
+    int64_t retention_ms;
 };
 
 static int parse_args(int argc, char **argv, struct copts *o)
@@ -63,11 +66,17 @@ static int parse_args(int argc, char **argv, struct copts *o)
         {"redis", required_argument, 0, 'r'},    {"bind", required_argument, 0, 'b'},
         {"metrics", required_argument, 0, 'm'},  {"heartbeat-ms", required_argument, 0, 'H'},
         {"lease-ms", required_argument, 0, 'L'}, {"id", required_argument, 0, 'i'},
+        {"retention", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     o->heartbeat_ms = 1000;
     o->lease_ms = 0;
+    const char *ret = getenv("EARMARK_RETENTION");
+    if (ret && *ret && em_cli_duration_ms(ret, 3650LL * 86400000, &o->retention_ms) != 0) {
+        fprintf(stderr, "earmark coordinator: EARMARK_RETENTION must be N[s|m|h|d]\n");
+        return 2;
+    }
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
@@ -77,6 +86,12 @@ static int parse_args(int argc, char **argv, struct copts *o)
         case 'b': o->bind = optarg; break;
         case 'm': o->metrics = optarg; break;
         case 'i': o->id = optarg; break;
+        case 'R':
+            if (em_cli_duration_ms(optarg, 3650LL * 86400000, &o->retention_ms) != 0) {
+                fprintf(stderr, "earmark coordinator: --retention must be N[s|m|h|d] (e.g. 7d)\n");
+                return 2;
+            }
+            break;
         case 'H':
         case 'L':
             if (em_cli_u64(optarg, 10, 3600000, &v) != 0) {
@@ -88,10 +103,12 @@ static int parse_args(int argc, char **argv, struct copts *o)
             break;
         case 'h':
             printf("usage: earmark coordinator --redis URL --bind ENDPOINT [--metrics HOST:PORT]\n"
-                   "         [--heartbeat-ms N] [--lease-ms N] [--id NAME]\n"
+                   "         [--heartbeat-ms N] [--lease-ms N] [--id NAME] [--retention 7d]\n"
                    "  --heartbeat-ms  worker heartbeat interval (1000)\n"
                    "  --lease-ms      a worker silent this long is lost (5 x heartbeat)\n"
                    "  --id            consumer name in Redis, stable across restarts (hostname)\n"
+                   "  --retention     finished batches' keys expire after this (EARMARK_RETENTION;\n"
+                   "                  default: kept until `earmark delete`)\n"
                    "env: EARMARK_REDIS_URL EARMARK_RETRY_BASE_MS EARMARK_RETRY_MAX_MS\n"
                    "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n");
             return -1;
@@ -347,6 +364,8 @@ int em_cmd_coordinator(int argc, char **argv)
         .retry_max_ms = env_ms("EARMARK_RETRY_MAX_MS", 30000, 1, 86400000),
         .task_timeout_ms = env_ms("EARMARK_TASK_TIMEOUT_MS", 3600000, 100, 7 * 86400000LL),
         .drain_ms = env_ms("EARMARK_DRAIN_MS", 30000, 0, 3600000),
+        .retention_ms = o.retention_ms,
+        .trim_every_ms = env_ms("EARMARK_TRIM_EVERY_MS", 60000, 100, 86400000),
     };
     c.m = &metrics;
     struct em_storage_opts so = em_storage_opts_default();

@@ -72,6 +72,8 @@ struct em_coord_cfg {
     const char *id; /* consumer name */
     unsigned heartbeat_ms, lease_ms;
     int64_t retry_base_ms, retry_max_ms, task_timeout_ms, drain_ms;
+    int64_t retention_ms; /* TTL of a finished batch's keys; 0: kept */
+    int64_t trim_every_ms; /* streams trimmed this often */
 };
 
 struct em_coord {
@@ -88,6 +90,7 @@ struct em_coord {
     size_t nbatches, capbatches;
     int stopping;
     int64_t grace_until_ms; /* no dispatch before: after a start, workers re-announce */
+    int64_t next_trim_ms;   /* streams are trimmed about once a minute */
 };
 
 /* batch.c */

@@ -288,6 +288,10 @@ em_err em_queue_batch_get(struct em_queue *q, const char *batch, struct em_batch
             b->done = em_qi_rnum(v);
         else if (strcmp(f->str, "failed") == 0)
             b->failed = em_qi_rnum(v);
+        else if (strcmp(f->str, "cancelled") == 0)
+            b->cancelled = em_qi_rnum(v);
+        else if (strcmp(f->str, "cancel") == 0)
+            b->cancel = em_qi_rnum(v) != 0;
         else if (strcmp(f->str, "skipped") == 0)
             b->skipped = em_qi_rnum(v);
         else if (strcmp(f->str, "dead") == 0)
