@@ -111,10 +111,17 @@ void em_coord_job_failed(struct em_coord *c, struct em_job *j, int lost, const c
                          const char *err_msg)
 {
     struct em_errbuf eb = {{0}};
+    if (em_coord_past_deadline(j->b)) { /* no more tries: the batch's time is up */
+        char why[256];
+        snprintf(why, sizeof why, "the batch's deadline passed; last error %s: %.160s",
+                 err_class ? err_class : "?", err_msg ? err_msg : "");
+        em_coord_job_failed_final(c, j, "EM_E_TIMEOUT", why);
+        return;
+    }
     if (j->state == EM_JOB_RUNNING) atomic_fetch_sub(&c->m->in_flight, 1);
     j->state = EM_JOB_WAITING;
     j->rid_len = 0;
-    if (!lost && em_err_infra(em_err_from_name(err_class)) && !em_coord_past_deadline(j->b)) {
+    if (!lost && em_err_infra(em_err_from_name(err_class))) {
         stall(c, j, err_class, err_msg);
         return;
     }
