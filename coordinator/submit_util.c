@@ -162,7 +162,7 @@ int em_submit_find_current(struct em_storage *st, const char *out,
                            const struct em_submit_prev *prev, const char *item_id,
                            const char *source, const char *hash, char **uri)
 {
-    char name[EM_ID_LEN + 8];
+    char name[EM_ID_MAX + 8];
     snprintf(name, sizeof name, "%s.json", item_id);
     *uri = em_storage_join(out, name);
     if (!*uri) return -1;
