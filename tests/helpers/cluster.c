@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/id.h"
+#include "tests/helpers/clips.h"
 #include "tests/helpers/proc.h"
 
 #define START_WAIT_MS 30000
@@ -135,11 +136,39 @@ fail:
 int th_cluster_submit(struct th_cluster *c, const char *manifest, const char *out_uri,
                       int max_attempts)
 {
+    return th_cluster_submit_with(c, manifest, out_uri, max_attempts, NULL);
+}
+
+int th_cluster_tones(struct th_cluster *c, const char *name, int n, char *manifest, size_t cap,
+                     struct th_uris *u)
+{
+    char d[700];
+    snprintf(d, sizeof d, "%s/%s", c->dir, name);
+    if (th_sh("mkdir -p '%s'", d) != 0) return -1;
+    snprintf(manifest, cap, "%s/manifest.txt", d);
+    FILE *f = fopen(manifest, "w");
+    if (!f) return -1;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        char p[800];
+        snprintf(p, sizeof p, "%s/t%d.wav", d, i);
+        bad |= th_make_tone(p, 300 + 40 * i, 0.3, 0.5, 16000, 1);
+        fprintf(f, "file://%s\n", p);
+    }
+    bad |= fclose(f);
+    return bad || th_uris_load(manifest, u);
+}
+
+int th_cluster_submit_with(struct th_cluster *c, const char *manifest, const char *out_uri,
+                           int max_attempts, const char *flags)
+{
     char out[700];
     snprintf(out, sizeof out, "%s/batch.txt", c->dir);
-    int rc = th_sh("'%s' submit --redis '%s' --manifest '%s' --out '%s' --max-attempts %d "
-                   "> '%s' 2>> '%s/submit.log'",
-                   th_bin(), c->redis.url, manifest, out_uri, max_attempts, out, c->dir);
+    /* bounded: with --wait a batch that never completes must not hang the suite */
+    int rc = th_sh("timeout 200 '%s' submit --redis '%s' --manifest '%s' --out '%s' "
+                   "--max-attempts %d %s > '%s' 2>> '%s/submit.log'",
+                   th_bin(), c->redis.url, manifest, out_uri, max_attempts, flags ? flags : "",
+                   out, c->dir);
     size_t n = 0;
     char *b = th_slurp(out, &n);
     c->batch[0] = 0;

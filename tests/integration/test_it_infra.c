@@ -58,26 +58,6 @@ static char *status_json(void)
     return th_slurp(path, &n);
 }
 
-/* N_ITEMS tones under c.dir/name, manifest written; URIs into u. */
-static int make_items(const char *name, char *manifest, size_t cap, struct th_uris *u)
-{
-    char d[700];
-    snprintf(d, sizeof d, "%s/%s", c.dir, name);
-    if (th_sh("mkdir -p '%s'", d) != 0) return -1;
-    snprintf(manifest, cap, "%s/manifest.txt", d);
-    FILE *f = fopen(manifest, "w");
-    if (!f) return -1;
-    int bad = 0;
-    for (int i = 0; i < N_ITEMS; i++) {
-        char p[800];
-        snprintf(p, sizeof p, "%s/t%d.wav", d, i);
-        bad |= th_make_tone(p, 300 + 50 * i, 0.3, 1.0, 16000, 1);
-        fprintf(f, "file://%s\n", p);
-    }
-    fclose(f);
-    return bad || th_uris_load(manifest, u);
-}
-
 static void workers_stop(void)
 {
     for (int i = 0; i < c.nworkers; i++) th_cluster_worker_kill(&c, i, SIGTERM);
@@ -94,7 +74,7 @@ static void storage_down_stalls_without_spending_attempts(void)
 {
     char manifest[800];
     struct th_uris u;
-    CU_ASSERT_EQUAL_FATAL(make_items("stall", manifest, sizeof manifest, &u), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_tones(&c, "stall", N_ITEMS, manifest, sizeof manifest, &u), 0);
     const char *out = "s3://" BUCKET "/stall";
     /* submitted while storage is up (its probe passes), run while it is down */
     workers_stop();
@@ -139,22 +119,12 @@ static void storage_down_stalls_without_spending_attempts(void)
 
 static void deadline_bounds_a_stall(void)
 {
-    char manifest[800], path[800];
+    char manifest[800];
     struct th_uris u;
-    CU_ASSERT_EQUAL_FATAL(make_items("deadline", manifest, sizeof manifest, &u), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_tones(&c, "deadline", N_ITEMS, manifest, sizeof manifest, &u), 0);
     const char *out = "s3://" BUCKET "/deadline";
     workers_stop();
-    snprintf(path, sizeof path, "%s/batch-deadline.txt", c.dir);
-    CU_ASSERT_EQUAL_FATAL(th_sh("'%s' submit --redis '%s' --manifest '%s' --out '%s' "
-                                "--max-attempts 2 --deadline 3s > '%s' 2>> '%s/submit.log'",
-                                th_bin(), c.redis.url, manifest, out, path, c.dir),
-                          0);
-    size_t n = 0;
-    char *b = th_slurp(path, &n);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    while (n && b[n - 1] == '\n') b[--n] = 0;
-    snprintf(c.batch, sizeof c.batch, "%s", b);
-    free(b);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_submit_with(&c, manifest, out, 2, "--deadline 3s"), 0);
     th_server_pause(&s3);
     CU_ASSERT_EQUAL_FATAL(workers_start(), 0);
     /* every item fails at the deadline, storage still down */

@@ -42,24 +42,17 @@ static int init(void)
     return th_cluster_start_storage(&c, &o, NULL, &st) != 0;
 }
 
-/* n tones under c.dir/name; manifest path into manifest, URIs into u. */
-static int make_items(const char *name, int n, char *manifest, size_t cap, struct th_uris *u)
+/* A new batch of two clips completes: the coordinator goes on after what a test did. */
+static void later_batch_completes(const char *name)
 {
-    char d[700];
-    snprintf(d, sizeof d, "%s/%s", c.dir, name);
-    if (th_sh("mkdir -p '%s'", d) != 0) return -1;
-    snprintf(manifest, cap, "%s/manifest.txt", d);
-    FILE *f = fopen(manifest, "w");
-    if (!f) return -1;
-    int bad = 0;
-    for (int i = 0; i < n; i++) {
-        char p[800];
-        snprintf(p, sizeof p, "%s/t%d.wav", d, i);
-        bad |= th_make_tone(p, 300 + 40 * i, 0.3, 0.5, 16000, 1);
-        fprintf(f, "file://%s\n", p);
-    }
-    fclose(f);
-    return bad || th_uris_load(manifest, u);
+    char m[800], out[820];
+    struct th_uris u;
+    CU_ASSERT_EQUAL_FATAL(th_cluster_tones(&c, name, 2, m, sizeof m, &u), 0);
+    snprintf(out, sizeof out, "file://%s/out-%s", c.dir, name);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, m, out, 2), 0);
+    CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(th_records_check_ok(st, out, c.batch, &u), 0);
+    th_uris_free(&u);
 }
 
 /* Runs `earmark <args>` (printf-style) with --redis; stdout into *out (malloc'd, may be
@@ -108,7 +101,7 @@ static void cancel_settles_the_rest(void)
 {
     char m[800], outdir[800], out[820];
     struct th_uris u;
-    CU_ASSERT_EQUAL_FATAL(make_items("cancel", 16, m, sizeof m, &u), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_tones(&c, "cancel", 16, m, sizeof m, &u), 0);
     snprintf(outdir, sizeof outdir, "%s/out-cancel", c.dir);
     snprintf(out, sizeof out, "file://%s", outdir);
     CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, m, out, 2), 0);
@@ -143,20 +136,14 @@ static void cancel_settles_the_rest(void)
     CU_ASSERT_TRUE(th_count_json(outdir) <= (int)(done + failed) + 2);
     th_uris_free(&u);
 
-    /* the coordinator goes on: a later batch completes */
-    CU_ASSERT_EQUAL_FATAL(make_items("after-cancel", 2, m, sizeof m, &u), 0);
-    snprintf(out, sizeof out, "file://%s/out-after-cancel", c.dir);
-    CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, m, out, 2), 0);
-    CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(th_records_check_ok(st, out, c.batch, &u), 0);
-    th_uris_free(&u);
+    later_batch_completes("after-cancel");
 }
 
 static void delete_refuses_running_then_removes(void)
 {
     char m[800], out[820], pattern[700], cmd[300];
     struct th_uris u;
-    CU_ASSERT_EQUAL_FATAL(make_items("delete", 4, m, sizeof m, &u), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_tones(&c, "delete", 4, m, sizeof m, &u), 0);
     snprintf(out, sizeof out, "file://%s/out-delete", c.dir);
     for (int i = 0; i < c.nworkers; i++) th_cluster_worker_kill(&c, i, SIGTERM);
     CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, m, out, 2), 0); /* stays open: no worker */
@@ -185,12 +172,7 @@ static void delete_refuses_running_then_removes(void)
 
     /* the coordinator meets the deleted batch's unread entries and goes on */
     for (int i = 0; i < c.nworkers; i++) CU_ASSERT_EQUAL(th_cluster_worker_start(&c, i), 0);
-    CU_ASSERT_EQUAL_FATAL(make_items("after-delete", 2, m, sizeof m, &u), 0);
-    snprintf(out, sizeof out, "file://%s/out-after-delete", c.dir);
-    CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, m, out, 2), 0);
-    CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, NULL, NULL), 0);
-    CU_ASSERT_EQUAL(th_records_check_ok(st, out, c.batch, &u), 0);
-    th_uris_free(&u);
+    later_batch_completes("after-delete");
 }
 
 static void retention_ls_and_trimming(void)

@@ -353,16 +353,8 @@ static void resubmission_leaves_one_object_per_source(void)
     char a[800];
     snprintf(a, sizeof a, "%s/a.wav", d);
     CU_ASSERT_EQUAL_FATAL(th_sh("cp '%s' '%s'", a, late), 0);
-    char bid[800];
-    snprintf(bid, sizeof bid, "%s/batch2.txt", d);
-    CU_ASSERT_EQUAL(th_sh("timeout 100 '%s' submit --redis '%s' --manifest '%s' --out '%s' "
-                          "--max-attempts 2 --skip-done --wait > '%s' 2>> '%s/submit.log'",
-                          th_bin(), c.redis.url, m, out, bid, c.dir),
-                    0);
-    size_t bn = 0;
-    char *second = th_slurp(bid, &bn);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(second);
-    while (bn && (second[bn - 1] == '\n')) second[--bn] = 0;
+    CU_ASSERT_EQUAL_FATAL(th_cluster_submit_with(&c, m, out, 2, "--skip-done --wait"), 0);
+    const char *second = c.batch;
     CU_ASSERT_STRING_NOT_EQUAL(second, first);
 
     CU_ASSERT_EQUAL(th_count_json(outdir), 5); /* exactly one object per item */
@@ -387,7 +379,6 @@ static void resubmission_leaves_one_object_per_source(void)
                           "grep -q '\"id\":\"take-2\"' '%s' && ! grep -q pending '%s'",
                           mf, mf, mf, mf),
                     0);
-    free(second);
 }
 
 static CU_TestInfo tests[] = {
