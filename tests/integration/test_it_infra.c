@@ -58,44 +58,46 @@ static char *status_json(void)
     return th_slurp(path, &n);
 }
 
-static void workers_stop(void)
+/* Polls status until it contains want; returns it (malloc'd) or NULL after STALL_WAIT_MS
+ * (then prints the last one). */
+static char *status_until(const char *want)
 {
-    for (int i = 0; i < c.nworkers; i++) th_cluster_worker_kill(&c, i, SIGTERM);
+    char *js = NULL;
+    for (int64_t until = em_now_ms() + STALL_WAIT_MS; em_now_ms() < until; em_sleep_ms(250)) {
+        free(js);
+        js = status_json();
+        if (js && strstr(js, want)) return js;
+    }
+    fprintf(stderr, "status never had %s: %s\n", want, js ? js : "(none)");
+    free(js);
+    return NULL;
 }
 
-static int workers_start(void)
+/* N_ITEMS clips submitted to out (with flags) while storage is up, so the submit probe
+ * passes; the workers start only once storage is down. */
+static int submit_then_storage_down(const char *name, const char *out, const char *flags,
+                                    struct th_uris *u)
 {
-    int bad = 0;
+    char manifest[800];
+    if (th_cluster_tones(&c, name, N_ITEMS, manifest, sizeof manifest, u) != 0) return -1;
+    for (int i = 0; i < c.nworkers; i++) th_cluster_worker_kill(&c, i, SIGTERM);
+    int bad = th_cluster_submit_with(&c, manifest, out, 2, flags);
+    th_server_pause(&s3);
     for (int i = 0; i < c.nworkers; i++) bad |= th_cluster_worker_start(&c, i);
     return bad;
 }
 
 static void storage_down_stalls_without_spending_attempts(void)
 {
-    char manifest[800];
     struct th_uris u;
-    CU_ASSERT_EQUAL_FATAL(th_cluster_tones(&c, "stall", N_ITEMS, manifest, sizeof manifest, &u), 0);
     const char *out = "s3://" BUCKET "/stall";
-    /* submitted while storage is up (its probe passes), run while it is down */
-    workers_stop();
-    CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, manifest, out, 2), 0);
-    th_server_pause(&s3);
-    CU_ASSERT_EQUAL_FATAL(workers_start(), 0);
-    int seen = 0;
-    char *js = NULL;
-    for (int64_t until = em_now_ms() + STALL_WAIT_MS; !seen && em_now_ms() < until;) {
-        free(js);
-        js = status_json();
-        seen = js && strstr(js, "\"stalled\":\"EM_E_STORAGE_DOWN");
-        if (!seen) em_sleep_ms(250);
-    }
-    CU_ASSERT_TRUE(seen);
-    if (seen) { /* while stalled: no rate, no ETA */
+    CU_ASSERT_EQUAL_FATAL(submit_then_storage_down("stall", out, NULL, &u), 0);
+    char *js = status_until("\"stalled\":\"EM_E_STORAGE_DOWN");
+    CU_ASSERT_PTR_NOT_NULL(js);
+    if (js) { /* while stalled: no rate, no ETA */
         CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"rate\":0.0"));
         CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"eta_s\":null"));
         CU_ASSERT_TRUE(th_cluster_metric(&c, "earmark_outputs_stalled") >= 1);
-    } else {
-        fprintf(stderr, "status: %s\n", js ? js : "(none)");
     }
     free(js);
     CU_ASSERT_EQUAL_FATAL(th_server_resume(&s3), 0);
@@ -119,27 +121,14 @@ static void storage_down_stalls_without_spending_attempts(void)
 
 static void deadline_bounds_a_stall(void)
 {
-    char manifest[800];
     struct th_uris u;
-    CU_ASSERT_EQUAL_FATAL(th_cluster_tones(&c, "deadline", N_ITEMS, manifest, sizeof manifest, &u), 0);
     const char *out = "s3://" BUCKET "/deadline";
-    workers_stop();
-    CU_ASSERT_EQUAL_FATAL(th_cluster_submit_with(&c, manifest, out, 2, "--deadline 3s"), 0);
-    th_server_pause(&s3);
-    CU_ASSERT_EQUAL_FATAL(workers_start(), 0);
+    CU_ASSERT_EQUAL_FATAL(submit_then_storage_down("deadline", out, "--deadline 3s", &u), 0);
     /* every item fails at the deadline, storage still down */
-    int all_failed = 0;
-    char *js = NULL;
     char want[64];
     snprintf(want, sizeof want, "\"failed\":%d", N_ITEMS);
-    for (int64_t until = em_now_ms() + STALL_WAIT_MS; !all_failed && em_now_ms() < until;) {
-        free(js);
-        js = status_json();
-        all_failed = js && strstr(js, want);
-        if (!all_failed) em_sleep_ms(250);
-    }
-    CU_ASSERT_TRUE(all_failed);
-    if (!all_failed) fprintf(stderr, "status: %s\n", js ? js : "(none)");
+    char *js = status_until(want);
+    CU_ASSERT_PTR_NOT_NULL(js);
     free(js);
     CU_ASSERT_EQUAL(th_sh("grep -q 'EM_E_TIMEOUT' '%s'/coordinator-*.log", c.dir), 0);
     CU_ASSERT_EQUAL_FATAL(th_server_resume(&s3), 0);
