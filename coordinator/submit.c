@@ -226,6 +226,11 @@ static int wait_batch(struct em_queue *q, const char *batch)
         }
         if (p.complete) {
             if (tty) fputc('\n', stderr);
+            if (p.cancelled) {
+                fprintf(stderr, "earmark submit: batch %s was cancelled (%llu items)\n", batch,
+                        (unsigned long long)p.cancelled);
+                return 1;
+            }
             if (p.failed) {
                 fprintf(stderr, "earmark submit: batch %s: %llu of %llu items failed\n", batch,
                         (unsigned long long)p.failed, (unsigned long long)p.total);

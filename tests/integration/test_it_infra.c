@@ -136,6 +136,7 @@ static void deadline_bounds_a_stall(void)
     CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, NULL, NULL), 0);
     CU_ASSERT_EQUAL(th_manifest_check(st, out, c.batch, &u), 0);
     th_uris_free(&u);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
 static CU_TestInfo tests[] = {

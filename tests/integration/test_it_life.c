@@ -202,6 +202,7 @@ static void retention_ls_and_trimming(void)
     for (int64_t until = em_now_ms() + POLL_MS; em_now_ms() < until; em_sleep_ms(200))
         if ((len = redis_num("XLEN earmark:items")) >= 0 && len <= 1) break;
     CU_ASSERT_TRUE(len >= 0 && len <= 1);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
 static CU_TestInfo tests[] = {

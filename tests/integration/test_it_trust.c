@@ -375,6 +375,7 @@ static void resubmission_leaves_one_object_per_source(void)
     /* manifest.jsonl: five lines, the ids among them */
     char mf[900];
     snprintf(mf, sizeof mf, "%s/manifest.jsonl", outdir);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
     CU_ASSERT_EQUAL(th_sh("test $(grep -c . '%s') -eq 5 && grep -q '\"id\":\"take-1\"' '%s' && "
                           "grep -q '\"id\":\"take-2\"' '%s' && ! grep -q pending '%s'",
                           mf, mf, mf, mf),
