@@ -19,6 +19,28 @@ int em_cli_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
+int em_cli_duration_ms(const char *s, int64_t max_ms, int64_t *ms)
+{
+    static const struct {
+        char suffix;
+        int64_t ms;
+    } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+    char num[32];
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= sizeof num) return -1;
+    int64_t unit = 1000;
+    memcpy(num, s, n + 1);
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+        if (num[n - 1] == units[i].suffix) {
+            unit = units[i].ms;
+            num[n - 1] = 0;
+        }
+    uint64_t v;
+    if (em_cli_u64(num, 1, (uint64_t)(max_ms / unit), &v) != 0) return -1;
+    *ms = (int64_t)v * unit;
+    return 0;
+}
+
 const char *em_cli_redis_url(const char *flag)
 {
     if (flag && *flag) return flag;
@@ -77,16 +99,22 @@ void em_progress_of(const struct em_batch_info *b, uint64_t in_flight, uint64_t 
     p->failed = b->failed;
     p->skipped = b->skipped;
     p->dead = dead;
-    p->complete = strcmp(b->state, "complete") == 0;
-    uint64_t settled = b->done + b->failed;
+    p->cancelled = b->cancelled;
+    p->complete = strcmp(b->state, "complete") == 0 || strcmp(b->state, "cancelled") == 0;
+    uint64_t settled = b->done + b->failed + b->cancelled;
     uint64_t left = settled >= b->total ? 0 : b->total - settled;
     p->in_flight = in_flight > left ? left : in_flight;
     p->pending = left - p->in_flight;
     int64_t end = p->complete && b->completed_ms > b->created_ms ? b->completed_ms : now_ms;
     double el = (double)(end - b->created_ms) / 1000.0;
-    uint64_t worked = settled > b->skipped ? settled - b->skipped : 0;
+    uint64_t worked = b->done + b->failed > b->skipped ? b->done + b->failed - b->skipped : 0;
     p->rate = el > 0.001 ? (double)worked / el : 0.0;
     p->eta_s = left == 0 ? 0.0 : (p->rate > 0 ? (double)left / p->rate : -1.0);
+    if (!p->complete && b->stalled && *b->stalled) { /* nothing moves: no rate, no ETA */
+        p->stalled = 1;
+        p->rate = 0.0;
+        p->eta_s = -1.0;
+    }
 }
 
 void em_progress_line(const struct em_progress *p, char *out, size_t cap)
@@ -103,9 +131,9 @@ void em_progress_line(const struct em_progress *p, char *out, size_t cap)
         snprintf(eta, sizeof eta, "?");
     else
         snprintf(eta, sizeof eta, "%.0fs", p->eta_s);
-    snprintf(out, cap, "[%s] %llu/%llu done %llu failed %.1f items/s ETA %s", bar,
+    snprintf(out, cap, "[%s] %llu/%llu done %llu failed %.1f items/s ETA %s%s", bar,
              (unsigned long long)p->done, (unsigned long long)p->total,
-             (unsigned long long)p->failed, p->rate, eta);
+             (unsigned long long)p->failed, p->rate, eta, p->stalled ? " (stalled)" : "");
 }
 
 em_err em_cli_secret_line(const char *path, char *out, size_t cap, struct em_errbuf *eb)

@@ -12,7 +12,9 @@
  * Knobs (environment): EARMARK_REDIS_URL (for --redis), EARMARK_RETRY_BASE_MS (200; retry n
  * waits base * 2^(n-1)), EARMARK_RETRY_MAX_MS (30000, the cap), EARMARK_TASK_TIMEOUT_MS
  * (3600000; a task's deadline), EARMARK_DRAIN_MS (30000; bound on the SIGTERM drain),
- * EARMARK_REDIS_WAIT_MS (10000; how long to wait for Redis at start). --lease-ms defaults to
+ * EARMARK_REDIS_WAIT_MS (10000; how long to wait for Redis at start), EARMARK_TRIM_EVERY_MS
+ * (60000; how often settled stream entries are trimmed), EARMARK_RETENTION (for
+ * --retention). --lease-ms defaults to
  * 5 x --heartbeat-ms (1000). */
 #include <getopt.h>
 #include <signal.h>
@@ -60,6 +62,7 @@ struct copts {
     const char *redis_ca, *redis_url_file; /* rediss:// CA; URL (with password) from a file */
     int redis_owned; /* redis is our copy of a secret URL: wiped once connected */
     unsigned heartbeat_ms, lease_ms;
+    int64_t retention_ms;
 };
 
 static const char *env_str(const char *name)
@@ -105,11 +108,16 @@ static int parse_args(int argc, char **argv, struct copts *o)
         {"help", no_argument, 0, 'h'},           {"curve-secret", required_argument, 0, 'S'},
         {"allow-keys", required_argument, 0, 'A'}, {"insecure", no_argument, 0, 'I'},
         {"redis-ca", required_argument, 0, 'C'},   {"redis-url-file", required_argument, 0, 'U'},
-        {0, 0, 0, 0},
+        {"retention", required_argument, 0, 'R'},  {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     o->heartbeat_ms = 1000;
     o->lease_ms = 0;
+    const char *ret = getenv("EARMARK_RETENTION");
+    if (ret && *ret && em_cli_duration_ms(ret, 3650LL * 86400000, &o->retention_ms) != 0) {
+        fprintf(stderr, "earmark coordinator: EARMARK_RETENTION must be N[s|m|h|d]\n");
+        return 2;
+    }
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
@@ -127,6 +135,12 @@ static int parse_args(int argc, char **argv, struct copts *o)
         case 'I': o->insecure = 1; break;
         case 'C': o->redis_ca = optarg; break;
         case 'U': o->redis_url_file = optarg; break;
+        case 'R':
+            if (em_cli_duration_ms(optarg, 3650LL * 86400000, &o->retention_ms) != 0) {
+                fprintf(stderr, "earmark coordinator: --retention must be N[s|m|h|d] (e.g. 7d)\n");
+                return 2;
+            }
+            break;
         case 'H':
         case 'L':
             if (em_cli_u64(optarg, 10, 3600000, &v) != 0) {
@@ -138,11 +152,14 @@ static int parse_args(int argc, char **argv, struct copts *o)
             break;
         case 'h':
             printf("usage: earmark coordinator --redis URL --bind ENDPOINT [--metrics HOST:PORT]\n"
-                   "         [--heartbeat-ms N] [--lease-ms N] [--id NAME]\n"
+                   "         [--heartbeat-ms N] [--lease-ms N] [--id NAME] [--retention 7d]\n"
                    "         [--curve-secret FILE --allow-keys DIR|FILE | --insecure]\n"
+                   "         [--redis-ca FILE] [--redis-url-file FILE]\n"
                    "  --heartbeat-ms  worker heartbeat interval (1000)\n"
                    "  --lease-ms      a worker silent this long is lost (5 x heartbeat)\n"
                    "  --id            consumer name in Redis, stable across restarts (hostname)\n"
+                   "  --retention     finished batches' keys expire after this (EARMARK_RETENTION;\n"
+                   "                  default: kept until `earmark delete`)\n"
                    "  --curve-secret  own CURVE secret key file, mode 0600 (earmark keygen)\n"
                    "  --allow-keys    worker public keys allowed: a directory of *.pub or a file\n"
                    "  --insecure      allow a non-loopback --bind without CURVE\n"
@@ -152,7 +169,7 @@ static int parse_args(int argc, char **argv, struct copts *o)
                    "env: EARMARK_REDIS_URL EARMARK_RETRY_BASE_MS EARMARK_RETRY_MAX_MS\n"
                    "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n"
                    "     EARMARK_CURVE_SECRET EARMARK_ALLOW_KEYS EARMARK_REDIS_CA\n"
-                   "     EARMARK_REDIS_URL_FILE\n");
+                   "     EARMARK_REDIS_URL_FILE EARMARK_RETENTION EARMARK_TRIM_EVERY_MS\n");
             return -1;
         default:
             fprintf(stderr, "earmark coordinator: bad or incomplete option '%s'\n",
@@ -443,6 +460,8 @@ int em_cmd_coordinator(int argc, char **argv)
         .retry_max_ms = env_ms("EARMARK_RETRY_MAX_MS", 30000, 1, 86400000),
         .task_timeout_ms = env_ms("EARMARK_TASK_TIMEOUT_MS", 3600000, 100, 7 * 86400000LL),
         .drain_ms = env_ms("EARMARK_DRAIN_MS", 30000, 0, 3600000),
+        .retention_ms = o.retention_ms,
+        .trim_every_ms = env_ms("EARMARK_TRIM_EVERY_MS", 60000, 100, 86400000),
     };
     c.m = &metrics;
     struct em_curve_pair pair = {{0}, {0}};

@@ -188,6 +188,7 @@ static void on_hello(struct em_coord *c, struct em_worker *w, const Earmark__Hel
     w->hello = 1;
     w->leaving = 0;
     if (h->worker_id[0]) snprintf(w->id, sizeof w->id, "%s", h->worker_id);
+    snprintf(w->model, sizeof w->model, "%s", h->model);
     w->capacity = h->capacity > MAX_CREDITS ? MAX_CREDITS : h->capacity;
     char q1[64], q2[64];
     em_info("worker=%s msg=\"hello\" version=\"%s\" backend=\"%s\" capacity=%u pid=%u", w->id,
@@ -372,7 +373,8 @@ static long pick_worker(const struct em_coord *c, const struct load *ld, int sus
 static int send_task(struct em_coord *c, struct em_job *j, struct em_worker *w)
 {
     unsigned attempt = j->attempts + 1;
-    char task_id[160], name[EM_QUEUE_MAX_ITEM_ID + 8], lease[EM_COORD_LEASE_HEX + 1];
+    char task_id[EM_COORD_MAX_TASK_ID + 1], name[EM_QUEUE_MAX_ITEM_ID + 8],
+        lease[EM_COORD_LEASE_HEX + 1];
     if (em_wire_task_id(j->e.batch, j->e.item, attempt, task_id, sizeof task_id) != EM_OK ||
         em_coord_lease_new(lease) != 0)
         return -2;
@@ -423,6 +425,7 @@ static int send_task(struct em_coord *c, struct em_job *j, struct em_worker *w)
     snprintf(j->lease, sizeof j->lease, "%s", lease);
     j->dispatched_ms = em_now_ms();
     j->deadline_wall_ms = deadline;
+    em_coord_job_ran_on(j, w);
     w->credits--;
     atomic_fetch_add(&c->m->in_flight, 1);
     em_debug("worker=%s batch=%s item=%s attempt=%u msg=\"dispatched\"", w->id, j->e.batch,
@@ -440,6 +443,7 @@ void em_coord_dispatch(struct em_coord *c, int64_t now_ms)
     for (size_t i = 0; i < c->njobs; i++) {
         struct em_job *j = c->jobs[i];
         if (j->state != EM_JOB_WAITING || j->not_before_ms > now_ms) continue;
+        if (j->b->stall_until_ms > now_ms) continue; /* its output is stalled: paused */
         long k = pick_worker(c, ld, j->lost > 0);
         if (k < 0) continue;
         struct em_worker *w = c->workers[k];

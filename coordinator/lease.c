@@ -73,6 +73,7 @@ static void adopt(struct em_coord *c, struct em_job *j, const struct em_worker *
     snprintf(j->task_id, sizeof j->task_id, "%s", task_id);
     j->dispatched_ms = em_now_ms();
     j->deadline_wall_ms = em_wall_ms() + c->cfg.task_timeout_ms;
+    em_coord_job_ran_on(j, w);
     atomic_fetch_add(&c->m->in_flight, 1);
     em_info("worker=%s batch=%s item=%s attempt=%u msg=\"adopted a task the worker holds\"",
             w->id, j->e.batch, j->e.item, j->attempts);
@@ -93,7 +94,10 @@ static void settle_running(struct em_coord *c, struct em_worker *w, struct em_jo
                 w->id, j->e.batch, j->e.item, j->attempts,
                 em_err_name(em_err_from_name(r->error_class)),
                 em_log_q(q, sizeof q, r->error_message));
-        em_coord_job_settle(c, j, 0);
+        if (r->output_uri[0])
+            em_coord_job_settle(c, j, 0);
+        else /* no record stored (its put was refused): the coordinator writes one */
+            em_coord_job_failed_final(c, j, r->error_class, r->error_message);
     } else {
         em_coord_job_failed(c, j, 0, r->error_class[0] ? r->error_class : "EM_E_INTERNAL",
                             r->error_message);

@@ -92,6 +92,11 @@ size_t em_metrics_render(const struct em_metrics *m0, char *out, size_t cap)
     counter(out, cap, &n, "earmark_batches_lost_total",
             "Batches Redis lost (restarted empty, flushed) while the coordinator held items.",
             LD(m->batches_lost));
+    gauge(out, cap, &n, "earmark_outputs_stalled",
+          "Batches whose dispatch is paused by an infrastructure fault.", LI(m->stalled));
+    counter(out, cap, &n, "earmark_infra_faults_total",
+            "Attempts failed by the infrastructure (not counted against items).",
+            LD(m->infra_faults));
     return n;
 }
 

@@ -34,6 +34,8 @@ struct em_metrics {
     atomic_uint_fast64_t auth_refused; /* handshakes refused (coordinator/zap.h) */
     atomic_uint_fast64_t goodbyes;     /* workers that said Goodbye (draining) */
     atomic_uint_fast64_t batches_lost; /* batches Redis lost while items were held */
+    atomic_int_fast64_t stalled; /* batches whose output is paused by an infrastructure fault */
+    atomic_uint_fast64_t infra_faults; /* attempts that failed on the infrastructure */
 };
 
 extern const double em_metrics_bounds[EM_METRICS_NBUCKETS];

@@ -183,14 +183,16 @@ void em_batch_info_clear(struct em_batch_info *b)
     free(b->out);
     free(b->model);
     free(b->producer_hash);
+    free(b->stalled);
     memset(b, 0, sizeof *b);
 }
 
 em_err em_queue_batch_create(struct em_queue *q, const struct em_batch_info *b,
                              struct em_errbuf *eb)
 {
-    char k[128], ma[16], tot[32], cr[32];
+    char k[128], ma[16], tot[32], cr[32], dl[32];
     em_qi_key(k, sizeof k, b->id, "");
+    snprintf(dl, sizeof dl, "%lld", (long long)b->deadline_ms);
     snprintf(ma, sizeof ma, "%u", b->max_attempts);
     snprintf(tot, sizeof tot, "%llu", (unsigned long long)b->total);
     snprintf(cr, sizeof cr, "%lld", (long long)b->created_ms);
@@ -200,7 +202,17 @@ em_err em_queue_batch_create(struct em_queue *q, const struct em_batch_info *b,
                               "max_attempts", ma, "model", b->model ? b->model : "",
                               "producer_hash", b->producer_hash ? b->producer_hash : "", "total",
                               tot, "created", cr, "state", "submitting", "done", "0", "failed", "0",
-                              "skipped", "0", (const char *)NULL));
+                              "skipped", "0", "deadline", dl, (const char *)NULL));
+}
+
+em_err em_queue_batch_stalled(struct em_queue *q, const char *batch, const char *reason,
+                              struct em_errbuf *eb)
+{
+    char k[128];
+    em_qi_key(k, sizeof k, batch, "");
+    if (!reason)
+        return em_qi_ok(q, eb, em_qi_cmd(q, eb, "HDEL", k, "stalled", (const char *)NULL));
+    return em_qi_ok(q, eb, em_qi_cmd(q, eb, "HSET", k, "stalled", reason, (const char *)NULL));
 }
 
 em_err em_queue_batch_open(struct em_queue *q, const char *batch, struct em_errbuf *eb)
@@ -265,6 +277,10 @@ em_err em_queue_batch_get(struct em_queue *q, const char *batch, struct em_batch
             sp = &b->model;
         else if (strcmp(f->str, "producer_hash") == 0)
             sp = &b->producer_hash;
+        else if (strcmp(f->str, "stalled") == 0)
+            sp = &b->stalled;
+        else if (strcmp(f->str, "deadline") == 0)
+            b->deadline_ms = (int64_t)em_qi_rnum(v);
         else if (strcmp(f->str, "max_attempts") == 0)
             b->max_attempts = (unsigned)em_qi_rnum(v);
         else if (strcmp(f->str, "total") == 0)
@@ -273,6 +289,10 @@ em_err em_queue_batch_get(struct em_queue *q, const char *batch, struct em_batch
             b->done = em_qi_rnum(v);
         else if (strcmp(f->str, "failed") == 0)
             b->failed = em_qi_rnum(v);
+        else if (strcmp(f->str, "cancelled") == 0)
+            b->cancelled = em_qi_rnum(v);
+        else if (strcmp(f->str, "cancel") == 0)
+            b->cancel = em_qi_rnum(v) != 0;
         else if (strcmp(f->str, "skipped") == 0)
             b->skipped = em_qi_rnum(v);
         else if (strcmp(f->str, "dead") == 0)

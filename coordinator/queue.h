@@ -25,6 +25,12 @@
  *                              consumer group "coordinators"
  *   dead                STREAM dead letters: batch, item, source, attempts, class, message
  *   batches:active      SET    batches not complete yet
+ * Lifecycle (queue_life.c): `cancel` sets the hash's "cancel" = 1; the coordinator then
+ * settles every unsettled item "cancelled" (counted in "cancelled") and ends the batch in
+ * state "cancelled". A finished batch's six keys get a TTL (coordinator --retention);
+ * `delete` removes them (only once complete or cancelled); the items stream is trimmed
+ * below the group's oldest pending / last delivered entry, the dead stream to about
+ * EM_QUEUE_DEAD_MAX entries.
  *
  * Crash safety: an entry is XACKed in the same Lua script that settles its item (status +
  * counter), so a coordinator killed at any moment leaves either an unsettled pending entry
@@ -50,8 +56,9 @@
 #define EM_QUEUE_ACTIVE "earmark:batches:active"
 #define EM_QUEUE_TIMEOUT_MS 5000 /* per command */
 #define EM_QUEUE_MAX_BATCH_ID 64 /* bytes, ids read back from Redis are checked */
-#define EM_QUEUE_MAX_ITEM_ID 64
 #define EM_QUEUE_MAX_LEASE 64    /* bytes of a lease token */
+#define EM_QUEUE_MAX_ITEM_ID EM_ID_MAX /* manifest ids (common/id.h) */
+#define EM_QUEUE_DEAD_MAX 100000u       /* dead letters kept (approximately) */
 
 struct em_queue;
 
@@ -82,7 +89,11 @@ struct em_batch_info {
     char *prompts_json, *gen_json, *out, *model, *producer_hash; /* owned, malloc'd */
     unsigned max_attempts;
     uint64_t total, done, failed, skipped, dead;
+    uint64_t cancelled; /* items settled "cancelled" */
+    int cancel;         /* `earmark cancel` asked for it */
     int64_t created_ms, completed_ms;
+    int64_t deadline_ms; /* wall ms after which unsettled items fail (submit --deadline); 0 none */
+    char *stalled;       /* owned: "EM_E_NAME: detail" while dispatch is paused, else NULL */
     char state[16];
 };
 void em_batch_info_clear(struct em_batch_info *b); /* frees the strings, zeroes */
@@ -95,6 +106,30 @@ em_err em_queue_batch_open(struct em_queue *q, const char *batch, struct em_errb
 /* Reads the batch hash into *b (caller clears). EM_E_NOTFOUND if absent. */
 em_err em_queue_batch_get(struct em_queue *q, const char *batch, struct em_batch_info *b,
                           struct em_errbuf *eb);
+/* Sets (reason non-NULL) or clears the batch's "stalled" field, shown by status. */
+em_err em_queue_batch_stalled(struct em_queue *q, const char *batch, const char *reason,
+                              struct em_errbuf *eb);
+/* ---- lifecycle (queue_life.c) ---- */
+/* Asks for a batch to be cancelled (the coordinator does the rest). *requested is 0 when it
+ * had finished already. EM_E_NOTFOUND when there is no such batch. */
+em_err em_queue_batch_cancel(struct em_queue *q, const char *batch, int *requested,
+                             struct em_errbuf *eb);
+/* Settles every unsettled item of batch "cancelled"; *n how many. */
+em_err em_queue_cancel_rest(struct em_queue *q, const char *batch, uint64_t *n,
+                            struct em_errbuf *eb);
+/* Deletes the batch's keys. EM_E_ARG while it is running (not complete or cancelled) unless
+ * force; EM_E_NOTFOUND when absent. */
+em_err em_queue_batch_delete(struct em_queue *q, const char *batch, int force,
+                             struct em_errbuf *eb);
+/* state = state ("complete" or "cancelled"), completed = now, stall cleared, SREM active,
+ * and with retention_ms > 0 a TTL of retention_ms on each of the batch's keys. */
+em_err em_queue_batch_finish(struct em_queue *q, const char *batch, const char *state,
+                             int64_t retention_ms, struct em_errbuf *eb);
+/* Every batch id (SCAN); *ids as for em_queue_active. */
+em_err em_queue_batch_ids(struct em_queue *q, char ***ids, size_t *n, struct em_errbuf *eb);
+/* Trims the items stream (settled entries) and the dead stream; *n items entries removed. */
+em_err em_queue_trim(struct em_queue *q, uint64_t *n, struct em_errbuf *eb);
+
 /* state "complete", completed = now, SREM batches:active. */
 em_err em_queue_batch_complete(struct em_queue *q, const char *batch, struct em_errbuf *eb);
 /* Active batch ids: *ids is a malloc'd array of malloc'd strings (em_queue_strv_free). */
@@ -124,8 +159,9 @@ struct em_queue_entry {
 };
 void em_queue_entries_free(struct em_queue_entry *e, size_t n);
 
-/* 1 if s is a usable batch or item id: 1..max of [A-Za-z0-9_-] (they end up in keys and
- * object paths, so nothing else is accepted from the stream or the wire). */
+/* 1 if s is a usable batch or item id: 1..max bytes that pass em_id_valid ([A-Za-z0-9._-],
+ * not "." or ".."; they end up in keys and object paths, so nothing else is accepted from
+ * the stream or the wire). */
 int em_queue_id_ok(const char *s, size_t max);
 
 /* XGROUP CREATE ... $ MKSTREAM unless it exists. */

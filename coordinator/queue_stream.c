@@ -44,13 +44,7 @@ em_err em_queue_ensure_group(struct em_queue *q, struct em_errbuf *eb)
 
 int em_queue_id_ok(const char *s, size_t max)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > max) return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '-' || *s == '_'))
-            return 0;
-    return 1;
+    return strlen(s) <= max && em_id_valid(s);
 }
 
 /* Fills e from one [id, [f, v, ...]] element. 0 ok, -1 malformed, -2 out of memory. */

@@ -71,7 +71,9 @@ workers_start() { # count
   local curve=(--curve-key "$CL_DIR/keys/worker.key" --coordinator-key "$CL_DIR/keys/coord.pub")
   [ -z "${EM_PLAIN:-}" ] || curve=()
   for ((i = 1; i <= $1; i++)); do
-    "$EM_BIN" worker --connect "$COORD_EP" --id "w$i" ${EM_MODEL:+--model "$EM_MODEL"} "${curve[@]}" \
+    # local sources are read only under the cluster's dir (or EARMARK_SOURCE_ROOTS)
+    EARMARK_SOURCE_ROOTS="${EARMARK_SOURCE_ROOTS:-$CL_DIR}" \
+      "$EM_BIN" worker --connect "$COORD_EP" --id "w$i" ${EM_MODEL:+--model "$EM_MODEL"} "${curve[@]}" \
       >"$CL_DIR/worker$i.log" 2>&1 &
     CL_PIDS+=($!)
   done

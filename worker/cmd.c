@@ -1,9 +1,11 @@
 /* worker/cmd.c - `earmark worker`: options -> em_loop_run.
  *   earmark worker --connect ENDPOINT [--model PATH] [--threads N] [--capacity N]
  *                  [--id NAME] [--drain-ms N] [--curve-key FILE --coordinator-key FILE]
+ *                  [--source-root DIR]...
  * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
  * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS, EARMARK_CURVE_KEY,
- * EARMARK_COORDINATOR_KEY. S3 settings: AWS_* (storage.h). */
+ * EARMARK_COORDINATOR_KEY; EARMARK_SOURCE_ROOTS (colon-separated) adds to the
+ * --source-root flags. S3 settings: AWS_* (storage.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "common/log.h"
 #include "common/num.h"
 #include "worker/loop.h"
+#include "worker/source.h"
 
 static void usage(FILE *f)
 {
@@ -27,7 +30,9 @@ static void usage(FILE *f)
             "  --id        worker id (EARMARK_WORKER_ID, default hostname-pid)\n"
             "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n"
             "  --curve-key        own CURVE secret key file, mode 0600 (EARMARK_CURVE_KEY)\n"
-            "  --coordinator-key  the coordinator's public key file (EARMARK_COORDINATOR_KEY)\n");
+            "  --coordinator-key  the coordinator's public key file (EARMARK_COORDINATOR_KEY)\n"
+            "  --source-root DIR  local sources may be read under DIR only (repeatable; also\n"
+            "              EARMARK_SOURCE_ROOTS=DIR:DIR); none: no local files, s3/http only\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -46,6 +51,8 @@ int em_cmd_worker(int argc, char **argv)
     const char *drain_s = env_or("EARMARK_DRAIN_MS", "30000");
     const char *curve_key = env_or("EARMARK_CURVE_KEY", NULL);
     const char *coord_key = env_or("EARMARK_COORDINATOR_KEY", NULL);
+    const char *roots[EM_SOURCE_MAX_ROOTS];
+    size_t nroots = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -66,6 +73,8 @@ int em_cmd_worker(int argc, char **argv)
         else if (strcmp(a, "--drain-ms") == 0) drain_s = v;
         else if (strcmp(a, "--curve-key") == 0) curve_key = v;
         else if (strcmp(a, "--coordinator-key") == 0) coord_key = v;
+        else if (strcmp(a, "--source-root") == 0 && nroots < EM_SOURCE_MAX_ROOTS)
+            roots[nroots++] = v;
         else {
             fprintf(stderr, "earmark worker: unknown option %s\n", a);
             usage(stderr);
@@ -111,6 +120,18 @@ int em_cmd_worker(int argc, char **argv)
         o.curve = &pair;
         o.server_key = server_key;
     }
+    struct em_source_policy sources;
+    em_err prc = em_source_policy_init(&sources, roots, nroots, false, &eb);
+    if (prc == EM_OK) prc = em_source_policy_add_list(&sources, getenv("EARMARK_SOURCE_ROOTS"), &eb);
+    if (prc != EM_OK) {
+        memset(&pair, 0, sizeof pair);
+        fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, prc));
+        return 2;
+    }
+    if (sources.n_roots == 0)
+        em_info("msg=\"no --source-root: local (file://) sources will be refused\"");
+    for (size_t i = 0; i < sources.n_roots; i++)
+        em_info("msg=\"source root\" dir=\"%s\"", sources.roots[i]);
     struct em_model *rt = NULL;
     if (model) {
         /* loaded once, before connecting: a worker that cannot run its model takes no task */
@@ -118,6 +139,7 @@ int em_cmd_worker(int argc, char **argv)
         if (lrc != EM_OK) {
             fprintf(stderr, "earmark worker: --model %s: %s\n", model, em_errbuf_msg(&eb, lrc));
             memset(&pair, 0, sizeof pair);
+            em_source_policy_free(&sources);
             return 1;
         }
     }
@@ -128,9 +150,14 @@ int em_cmd_worker(int argc, char **argv)
     o.threads = (unsigned)threads;
     o.capacity = (unsigned)capacity;
     o.drain_ms = (int)drain;
+    o.sources = &sources;
     em_err rc = em_loop_run(&o, NULL, &eb);
     memset(&pair, 0, sizeof pair);
-    if (rc == EM_E_TIMEOUT) rt = NULL; /* pipeline threads may still use it: leave it mapped */
+    if (rc == EM_E_TIMEOUT) {
+        rt = NULL; /* pipeline threads may still use it and the policy: leave both */
+    } else {
+        em_source_policy_free(&sources);
+    }
     em_model_free(rt);
     if (rc != EM_OK) {
         fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, rc));

@@ -57,6 +57,7 @@ struct em_loop_opts {
      * connection is refused unless the server proves it holds that key. Borrowed. */
     const struct em_curve_pair *curve;
     const char *server_key;
+    const struct em_source_policy *sources; /* worker/source.h; NULL: no local sources */
 };
 
 /* threads 1, capacity 0 (= threads), drain_ms 30000, storage defaults. */

@@ -13,6 +13,7 @@
 #include "model/audio.h"
 #include "worker/annotation.h"
 #include "worker/facts.h"
+#include "worker/source.h"
 
 #define RECORD_CONTENT_TYPE "application/json"
 
@@ -103,7 +104,7 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
     }
 
     double ts = em_now_s();
-    rc = em_storage_get(st, t->source, &bytes, &nbytes, &eb);
+    rc = em_source_fetch(env->sources, st, t->source, env->max_bytes, &bytes, &nbytes, &eb);
     fetch_s = em_now_s() - ts;
     if (rc == EM_OK) {
         ts = em_now_s();
@@ -163,10 +164,10 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
     struct em_errbuf peb = {{0}};
     em_err prc = put_record(st, t->out_uri, &in, &peb);
     if (prc != EM_OK) {
-        /* Whatever the cause, an unstored record is a storage problem: retry. A permanent
-         * put error (403, bad URI) surfaces through the attempt limit with this message. */
+        /* The put's own class (err.def) decides: 5xx or a lost connection is retried, a
+         * refusal (403, bad URI) is final; no record is stored either way. */
         res->err = prc;
-        res->retryable = true;
+        res->retryable = em_err_retryable(prc);
         char what[200];
         snprintf(what, sizeof what, "%s", em_errbuf_msg(&peb, prc));
         set_msg(res, "storing the record: %s%s", what, "");

@@ -92,10 +92,11 @@ int th_cluster_worker_start(struct th_cluster *c, int i)
     char key[700], pub[700];
     snprintf(key, sizeof key, "%s/worker.key", c->keys);
     snprintf(pub, sizeof pub, "%s/coord.pub", c->keys);
+    /* local sources only under the cluster's temp dir, where suites make their corpora */
     char *argv[] = {(char *)th_bin(), "worker", "--connect", c->coord_ep, "--id", id,
-                    "--threads", threads, "--drain-ms", "5000", "--curve-key", key,
-                    "--coordinator-key", pub, NULL};
-    if (c->o.plain) argv[10] = NULL;
+                    "--threads", threads, "--drain-ms", "5000", "--source-root", c->dir,
+                    "--curve-key", key, "--coordinator-key", pub, NULL};
+    if (c->o.plain) argv[12] = NULL;
     static const char *const base[] = {"EARMARK_LOG=info", NULL};
     char *env[2 * TH_CLUSTER_MAX_ENV + 4];
     env_join(env, sizeof env / sizeof *env, base, c->o.worker_env);
@@ -171,11 +172,39 @@ fail:
 int th_cluster_submit(struct th_cluster *c, const char *manifest, const char *out_uri,
                       int max_attempts)
 {
+    return th_cluster_submit_with(c, manifest, out_uri, max_attempts, NULL);
+}
+
+int th_cluster_tones(struct th_cluster *c, const char *name, int n, char *manifest, size_t cap,
+                     struct th_uris *u)
+{
+    char d[700];
+    snprintf(d, sizeof d, "%s/%s", c->dir, name);
+    if (th_sh("mkdir -p '%s'", d) != 0) return -1;
+    snprintf(manifest, cap, "%s/manifest.txt", d);
+    FILE *f = fopen(manifest, "w");
+    if (!f) return -1;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        char p[800];
+        snprintf(p, sizeof p, "%s/t%d.wav", d, i);
+        bad |= th_make_tone(p, 300 + 40 * i, 0.3, 0.5, 16000, 1);
+        fprintf(f, "file://%s\n", p);
+    }
+    bad |= fclose(f);
+    return bad || th_uris_load(manifest, u);
+}
+
+int th_cluster_submit_with(struct th_cluster *c, const char *manifest, const char *out_uri,
+                           int max_attempts, const char *flags)
+{
     char out[700];
     snprintf(out, sizeof out, "%s/batch.txt", c->dir);
-    int rc = th_sh("EARMARK_REDIS_URL='%s' '%s' submit --manifest '%s' --out '%s' "
-                   "--max-attempts %d > '%s' 2>> '%s/submit.log'",
-                   redis_url(c), th_bin(), manifest, out_uri, max_attempts, out, c->dir);
+    /* bounded: with --wait a batch that never completes must not hang the suite */
+    int rc = th_sh("EARMARK_REDIS_URL='%s' timeout 200 '%s' submit --manifest '%s' --out '%s' "
+                   "--max-attempts %d %s > '%s' 2>> '%s/submit.log'",
+                   redis_url(c), th_bin(), manifest, out_uri, max_attempts, flags ? flags : "",
+                   out, c->dir);
     size_t n = 0;
     char *b = th_slurp(out, &n);
     c->batch[0] = 0;
@@ -435,7 +464,8 @@ json_t *th_record_get(struct em_storage *st, const char *out_uri, const char *ba
                       const char *uri)
 {
     char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
-    em_id_item(batch, uri, id);
+    (void)batch; /* keys do not depend on the batch; the record names it inside */
+    em_id_item(uri, id);
     snprintf(name, sizeof name, "%s.json", id);
     char *key = em_storage_join(out_uri, name);
     if (!key) return NULL;
@@ -460,7 +490,8 @@ int th_record_exists(struct em_storage *st, const char *out_uri, const char *bat
                      const char *uri)
 {
     char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
-    em_id_item(batch, uri, id);
+    (void)batch; /* keys do not depend on the batch; the record names it inside */
+    em_id_item(uri, id);
     snprintf(name, sizeof name, "%s.json", id);
     char *key = em_storage_join(out_uri, name);
     int yes = key && em_storage_exists(st, key, NULL) == EM_OK;
@@ -518,6 +549,7 @@ int th_record_check_failed(const json_t *rec, const char *uri, const char *cls,
 int th_manifest_check(struct em_storage *st, const char *out_uri, const char *batch,
                       const struct th_uris *u)
 {
+    (void)batch; /* ids do not depend on the batch */
     char *key = em_storage_join(out_uri, "manifest.jsonl");
     uint8_t *data = NULL;
     size_t len = 0;
@@ -532,7 +564,7 @@ int th_manifest_check(struct em_storage *st, const char *out_uri, const char *ba
     char (*ids)[EM_ID_LEN + 1] = calloc(u->n + 1, sizeof *ids);
     int *seen = calloc(u->n + 1, sizeof *seen);
     if (!ids || !seen) problems++;
-    for (size_t i = 0; ids && i < u->n; i++) em_id_item(batch, u->v[i], ids[i]);
+    for (size_t i = 0; ids && i < u->n; i++) em_id_item(u->v[i], ids[i]);
     size_t lines = 0;
     for (char *s = (char *)data; ids && seen && s && *s;) {
         char *nl = strchr(s, '\n');

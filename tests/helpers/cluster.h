@@ -30,6 +30,8 @@
 #define TH_CLUSTER_HEARTBEAT_MS 200
 #define TH_CLUSTER_LEASE_MS 1500
 
+struct th_uris; /* below */
+
 struct th_cluster_opts {
     int workers;                                    /* 0..TH_CLUSTER_MAX_WORKERS */
     int threads;                                    /* per worker; 0: 1 */
@@ -93,6 +95,15 @@ int th_cluster_submit(struct th_cluster *c, const char *manifest, const char *ou
  * and file://<dir>/out-name into out (both cap bytes). 0 on success. */
 int th_cluster_corpus(struct th_cluster *c, const char *name, int n, char *manifest, char *out,
                       size_t cap);
+/* th_cluster_submit with more flags for `earmark submit` (e.g. "--skip-done --wait",
+ * "--deadline 3s"; NULL: none). 0 when submit exited 0 and printed a batch id. */
+int th_cluster_submit_with(struct th_cluster *c, const char *manifest, const char *out_uri,
+                           int max_attempts, const char *flags);
+/* n sine tones (0.5 s, 16 kHz mono WAV, each its own pitch) under c->dir/name and their
+ * file:// URIs in name/manifest.txt; its path goes to manifest (cap bytes), the URIs to u
+ * (th_uris_free). 0 on success. */
+int th_cluster_tones(struct th_cluster *c, const char *name, int n, char *manifest, size_t cap,
+                     struct th_uris *u);
 /* Polls until <out_uri>/manifest.jsonl exists (the coordinator writes it when the batch is
  * complete), calling tick(c, arg) about every 200 ms (may be NULL). 0 when it appeared,
  * -1 after timeout_ms (then prints `earmark status --json`). */

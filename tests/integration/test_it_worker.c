@@ -171,7 +171,7 @@ static int init(void)
     size_t epl = sizeof ep;
     zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &epl);
     char *argv[] = {(char *)th_bin(), "worker", "--connect", ep, "--id", WID, "--threads", "1",
-                    "--capacity", "2", "--drain-ms", "20000", NULL};
+                    "--capacity", "2", "--drain-ms", "20000", "--source-root", dir, NULL};
     static char *env[] = {"EARMARK_FAULT_DELAY_MS=300", "EARMARK_LOG=debug", NULL};
     wpid = th_spawn(argv, env, log_path);
     return wpid > 0 ? 0 : 1;

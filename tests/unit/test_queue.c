@@ -425,6 +425,55 @@ static void progress_arithmetic(void)
     CU_ASSERT_EQUAL(em_cli_u64("", 0, 100, &v), -1);
 }
 
+static void stalled_and_cancelled_progress(void)
+{
+    struct em_batch_info b = {0};
+    snprintf(b.state, sizeof b.state, "open");
+    b.total = 10;
+    b.done = 4;
+    b.created_ms = 10000;
+    char reason[] = "EM_E_STORAGE_DOWN: s3 PUT: connection refused";
+    b.stalled = reason;
+    struct em_progress p;
+    em_progress_of(&b, 0, 0, 14000, &p); /* stalled: nothing moves, no rate, no ETA */
+    CU_ASSERT_TRUE(p.stalled);
+    CU_ASSERT_DOUBLE_EQUAL(p.rate, 0.0, 1e-12);
+    CU_ASSERT_TRUE(p.eta_s < 0);
+    char line[160];
+    em_progress_line(&p, line, sizeof line);
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "(stalled)"));
+    b.stalled = NULL;
+    b.cancelled = 6;
+    snprintf(b.state, sizeof b.state, "cancelled");
+    em_progress_of(&b, 0, 0, 14000, &p);
+    CU_ASSERT_TRUE(p.complete);
+    CU_ASSERT_EQUAL(p.pending, 0);
+    CU_ASSERT_EQUAL(p.cancelled, 6);
+    CU_ASSERT_DOUBLE_EQUAL(p.rate, 1.0, 1e-9); /* cancelled items are not work done */
+}
+
+static void durations_parse(void)
+{
+    int64_t ms = 0;
+    CU_ASSERT_EQUAL(em_cli_duration_ms("90", 86400000, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 90000);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("3s", 86400000, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 3000);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("90m", 86400000, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 5400000);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("2h", 86400000, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 7200000);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("7d", 7LL * 86400000, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 7LL * 86400000);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("8d", 7LL * 86400000, &ms), -1); /* over the cap */
+    CU_ASSERT_EQUAL(em_cli_duration_ms("0s", 86400000, &ms), -1);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("d", 86400000, &ms), -1);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("5w", 86400000, &ms), -1);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("-5s", 86400000, &ms), -1);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("", 86400000, &ms), -1);
+    CU_ASSERT_EQUAL(em_cli_duration_ms(NULL, 86400000, &ms), -1);
+}
+
 /* ---- the coordinator itself, in-process, against fake workers (DEALER sockets) ---- */
 
 struct coord_run {
@@ -668,6 +717,8 @@ static CU_TestInfo tests[] = {
     {"producer_hash_is_canonical", producer_hash_is_canonical},
     {"record_currency", record_currency},
     {"skip_done_finds_current_records", skip_done_finds_current_records},
+    {"stalled_and_cancelled_progress", stalled_and_cancelled_progress},
+    {"durations_parse", durations_parse},
     {"progress_arithmetic", progress_arithmetic},
     {"coordinator_protocol", coordinator_protocol},
     CU_TEST_INFO_NULL,
