@@ -4,6 +4,9 @@
 #   install     make install into a temp DESTDIR: every file, man pages (groff -ww), units
 #               pointing at the installed binary, runtime-deps.txt matching the binary,
 #               then make uninstall leaves nothing of ours
+#   systemd     the installed units (PREFIX in a temp dir, so ExecStart names a real binary
+#               and Documentation= a real man page): systemd-analyze verify with no
+#               warning, and systemd-analyze security --offline below EXPOSURE_MAX
 # Exit 0 when the check passes; otherwise the reason on stderr and exit 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -61,8 +64,40 @@ check_install() {
   [ ! -e "$d/opt/em/share/earmark" ] || fail "uninstall left share/earmark"
 }
 
+EXPOSURE_MAX=30 # systemd-analyze's exposure x 10: 3.0 of 10 ("OK"); the units score 1.4 and 2.0
+
+check_systemd() {
+  local p=$TMP/em u out
+  make --no-print-directory -o "$BIN" install BIN="$BIN" PREFIX="$p" SYSCONFDIR="$TMP/etc" \
+    > "$TMP/log" 2>&1 || { cat "$TMP/log" >&2; fail "make install failed"; }
+  cd "$p/lib/systemd/system"
+  cp earmark-worker@.service earmark-worker@9201.service # verify wants an instance
+  for u in earmark-coordinator.service earmark-worker@9201.service; do
+    grep -q "^ExecStart=$p/bin/earmark " "$u" || fail "$u: ExecStart is not the installed binary"
+    out=$(MANPATH="$p/share/man" systemd-analyze verify "$u" 2>&1) ||
+      { echo "$out" >&2; fail "systemd-analyze verify $u failed"; }
+    [ -z "$out" ] || { echo "$out" >&2; fail "systemd-analyze verify $u warns"; }
+    systemd-analyze security --offline=yes --threshold="$EXPOSURE_MAX" "$u" > "$TMP/sec" 2>&1 ||
+      { tail -40 "$TMP/sec" >&2; fail "$u: exposure above $EXPOSURE_MAX/100"; }
+  done
+  for u in earmark-coordinator.service earmark-worker@9201.service; do
+    for k in Restart= LimitNOFILE= StandardOutput=journal DynamicUser=yes TimeoutStopSec= \
+             LoadCredential= ProtectSystem=strict; do
+      grep -q "^$k" "$u" || fail "$u lacks $k"
+    done
+  done
+  for k in --model --threads --capacity --curve-key --coordinator-key --metrics; do
+    grep -q -- "^ExecStart=.* $k " earmark-worker@9201.service || fail "worker unit lacks $k"
+  done
+  for k in --curve-secret --allow-keys --metrics --redis --bind; do
+    grep -q -- "^ExecStart=.* $k " earmark-coordinator.service || fail "coordinator unit lacks $k"
+  done
+  cd - > /dev/null
+}
+
 case "$check" in
   install) check_install ;;
+  systemd) check_systemd ;;
   *) fail "unknown check" ;;
 esac
 echo "check $check: ok"
