@@ -7,6 +7,9 @@
 #   systemd     the installed units (PREFIX in a temp dir, so ExecStart names a real binary
 #               and Documentation= a real man page): systemd-analyze verify with no
 #               warning, and systemd-analyze security --offline below EXPOSURE_MAX
+#   docker      Dockerfile and Dockerfile.cuda structure (dockerfile_check.py), the build
+#               stage's own script run here into a staging root, and compose.yaml through
+#               `docker-compose config` (PyPI docker-compose, installed by install-deps.sh)
 # Exit 0 when the check passes; otherwise the reason on stderr and exit 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -95,9 +98,53 @@ check_systemd() {
   cd - > /dev/null
 }
 
+COMPOSE=${EM_DOCKER_COMPOSE:-/opt/earmark-compose/bin/docker-compose}
+
+check_docker() {
+  local out=$TMP/stage cfg=$TMP/compose.json
+  python3 tests/deploy/dockerfile_check.py deploy/docker/Dockerfile deploy/docker/Dockerfile.cuda ||
+    fail "Dockerfile structure"
+  # the build stage exactly as the images run it (install-deps.sh has run: make test did)
+  deploy/docker/build-stage.sh "$out" > "$TMP/log" 2>&1 || { tail -20 "$TMP/log" >&2; fail "build-stage.sh failed"; }
+  "$out/usr/bin/earmark" version | grep -q '^earmark ' || fail "staged binary does not run"
+  [ -s "$out/usr/share/earmark/annotation.schema.json" ] || fail "staged tree lacks the schema"
+  grep -v '#' deploy/runtime-deps.txt | sed '/^ *$/d' | sort > "$TMP/listed"
+  diff -u "$TMP/listed" "$out.deps" >&2 || fail "the image's dependency list differs from deploy/runtime-deps.txt"
+  # compose: valid for docker-compose, resolved with defaults and with a fleet size
+  [ -x "$COMPOSE" ] || fail "$COMPOSE missing (deploy/install-deps.sh installs it)"
+  (cd deploy/docker && "$COMPOSE" -f compose.yaml config -q) 2> "$TMP/err" ||
+    { cat "$TMP/err" >&2; fail "docker-compose config rejects compose.yaml"; }
+  (cd deploy/docker && EARMARK_WORKERS=7 EARMARK_MODELS=/srv/m "$COMPOSE" -f compose.yaml config) > "$cfg" 2> "$TMP/err" ||
+    { cat "$TMP/err" >&2; fail "docker-compose config failed"; }
+  python3 - "$cfg" <<'PY' || fail "compose.yaml content"
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+s = c["services"]
+bad = []
+for name in ("redis", "s3", "coordinator", "worker", "prometheus", "keys", "bucket"):
+    if name not in s: bad.append(f"no service {name}")
+r = " ".join(s["redis"]["command"])
+if "--appendonly yes" not in r: bad.append("redis without AOF")
+if not any(v.startswith("redis-data:/data") for v in map(str, s["redis"].get("volumes", []))): bad.append("redis data not on a volume")
+w = s["worker"]
+if w.get("deploy", {}).get("replicas") != 7: bad.append(f"EARMARK_WORKERS=7 gave replicas {w.get('deploy')}")
+if "/srv/m:/models:ro" not in w.get("volumes", []): bad.append(f"weights not mounted read-only: {w.get('volumes')}")
+for flag in ("--curve-key", "--coordinator-key", "--metrics", "--model"):
+    if flag not in w["command"]: bad.append(f"worker lacks {flag}")
+for flag in ("--curve-secret", "--allow-keys", "--metrics"):
+    if flag not in s["coordinator"]["command"]: bad.append(f"coordinator lacks {flag}")
+for name in ("coordinator", "worker"):
+    env = s[name]["environment"]
+    if env.get("AWS_ENDPOINT_URL") != "http://s3:8333": bad.append(f"{name} not pointed at the S3 service")
+for b in bad: print("compose.yaml:", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+}
+
 case "$check" in
   install) check_install ;;
   systemd) check_systemd ;;
+  docker) check_docker ;;
   *) fail "unknown check" ;;
 esac
 echo "check $check: ok"

@@ -20,9 +20,12 @@ static void install_uninstall(void) { CU_ASSERT_EQUAL(run_check("install"), 0); 
 
 static void systemd_units_verify(void) { CU_ASSERT_EQUAL(run_check("systemd"), 0); }
 
+static void docker_images_and_compose(void) { CU_ASSERT_EQUAL(run_check("docker"), 0); }
+
 static CU_TestInfo tests[] = {
     {"install_uninstall", install_uninstall},
     {"systemd_units_verify", systemd_units_verify},
+    {"docker_images_and_compose", docker_images_and_compose},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_it_deploy = {"it_deploy", NULL, NULL, NULL, NULL, tests};
