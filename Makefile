@@ -13,7 +13,7 @@ CC      ?= cc
 VERSION := 0.1.0
 
 PKGS    := libzmq libprotobuf-c hiredis jansson libavformat libavcodec libswresample libavutil \
-           libcurl openblas libcrypto libutf8proc
+           libcurl openblas libcrypto libutf8proc libmicrohttpd
 CPPFLAGS += -I. -I$(BUILD)/gen -D_GNU_SOURCE -DEM_VERSION='"$(VERSION)"' \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
