@@ -55,3 +55,11 @@ if ! "$COMPOSE_VENV/bin/docker-compose" version >/dev/null 2>&1; then
 else
   echo "install-deps: docker-compose present"
 fi
+
+# kubectl renders deploy/k8s (kubectl kustomize) in the deploy tests; Debian's is
+# kubernetes-client. A kubectl already on the machine is used as it is.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "install-deps: apt-get install kubernetes-client"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends kubernetes-client
+fi

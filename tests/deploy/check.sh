@@ -10,6 +10,10 @@
 #   docker      Dockerfile and Dockerfile.cuda structure (dockerfile_check.py), the build
 #               stage's own script run here into a staging root, and compose.yaml through
 #               `docker-compose config` (PyPI docker-compose, installed by install-deps.sh)
+#   k8s         every overlay rendered by `kubectl kustomize`, each render and each base
+#               file through `kubernetes-validate --strict`; the KEDA kinds, which it has no
+#               schema for, through tests/deploy/keda.schema.json, and cross-references,
+#               probes and drain times through tests/deploy/k8s_check.py
 # Exit 0 when the check passes; otherwise the reason on stderr and exit 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -141,10 +145,37 @@ sys.exit(1 if bad else 0)
 PY
 }
 
+check_k8s() {
+  local o f n=0
+  command -v kubectl > /dev/null || fail "kubectl missing (deploy/install-deps.sh installs it)"
+  for o in deploy/k8s/overlays/*/; do
+    o=$(basename "$o")
+    kubectl kustomize "deploy/k8s/overlays/$o" > "$TMP/$o.yaml" 2> "$TMP/err" ||
+      { cat "$TMP/err" >&2; fail "kubectl kustomize overlays/$o failed"; }
+    n=$((n + 1))
+  done
+  [ "$n" -ge 3 ] || fail "expected the cpu, gpu and external-redis overlays, found $n"
+  for f in "$TMP"/*.yaml deploy/k8s/base/*.yaml; do
+    [ "$(basename "$f")" = kustomization.yaml ] && continue
+    kubernetes-validate --strict --quiet "$f" > "$TMP/kv" 2>&1 ||
+      { cat "$TMP/kv" >&2; fail "kubernetes-validate rejects $f"; }
+    # the one warning allowed: no built-in schema for KEDA's kinds (checked below instead)
+    if grep -v "Couldn't find schema for kind \(ScaledObject\|TriggerAuthentication\) with api version keda.sh/v1alpha1" "$TMP/kv" | grep -q .; then
+      cat "$TMP/kv" >&2; fail "kubernetes-validate warns on $f"
+    fi
+  done
+  for f in "$TMP"/*.yaml; do
+    python3 tests/deploy/k8s_check.py "$f" || fail "$(basename "$f" .yaml) overlay"
+  done
+  grep -q 'nvidia.com/gpu: 1' "$TMP/gpu.yaml" || fail "gpu overlay has no one-GPU worker"
+  ! grep -q 'kind: StatefulSet' "$TMP/external-redis.yaml" || fail "external-redis overlay still runs Redis"
+}
+
 case "$check" in
   install) check_install ;;
   systemd) check_systemd ;;
   docker) check_docker ;;
+  k8s) check_k8s ;;
   *) fail "unknown check" ;;
 esac
 echo "check $check: ok"
