@@ -14,6 +14,10 @@
 #               file through `kubernetes-validate --strict`; the KEDA kinds, which it has no
 #               schema for, through tests/deploy/keda.schema.json, and cross-references,
 #               probes and drain times through tests/deploy/k8s_check.py
+#   prometheus  promtool check config (hosts' and compose's prometheus.yml), check rules
+#               and test rules (alerts-test.yml) on alerts.yml; the Grafana dashboard is
+#               JSON with a query in every panel (its metric names and queries are checked
+#               against a live fleet by the it_metrics suite)
 # Exit 0 when the check passes; otherwise the reason on stderr and exit 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -171,11 +175,47 @@ check_k8s() {
   ! grep -q 'kind: StatefulSet' "$TMP/external-redis.yaml" || fail "external-redis overlay still runs Redis"
 }
 
+check_prometheus() {
+  local d=$TMP/prom
+  mkdir -p "$d/earmark-workers"
+  cp deploy/prometheus/prometheus.yml deploy/prometheus/alerts.yml "$d/"
+  echo '[{"targets": ["w1:9201"]}]' > "$d/earmark-workers/w1.json"
+  promtool check config "$d/prometheus.yml" > "$TMP/out" 2>&1 || { cat "$TMP/out" >&2; fail "promtool check config"; }
+  ! grep -q WARNING "$TMP/out" || { cat "$TMP/out" >&2; fail "promtool check config warns"; }
+  sed "s#/etc/prometheus/alerts.yml#$d/alerts.yml#" deploy/docker/prometheus.yml > "$d/compose.yml"
+  promtool check config "$d/compose.yml" > "$TMP/out" 2>&1 || { cat "$TMP/out" >&2; fail "promtool check config (compose)"; }
+  promtool check rules deploy/prometheus/alerts.yml > "$TMP/out" 2>&1 || { cat "$TMP/out" >&2; fail "promtool check rules"; }
+  (cd deploy/prometheus && promtool test rules alerts-test.yml) > "$TMP/out" 2>&1 ||
+    { cat "$TMP/out" >&2; fail "promtool test rules"; }
+  for a in EarmarkBatchStalled EarmarkNoWorkers EarmarkHighErrorRate EarmarkDeadLetters; do
+    grep -q "alert: $a\$" deploy/prometheus/alerts.yml || fail "alerts.yml lacks $a"
+    grep -q "alertname: $a\$" deploy/prometheus/alerts-test.yml || fail "alerts-test.yml does not test $a"
+  done
+  python3 - deploy/grafana/earmark.json <<'PY' || fail "Grafana dashboard"
+import json, sys
+d = json.load(open(sys.argv[1]))
+bad = []
+if not d.get("panels"): bad.append("no panels")
+titles = " ".join(p.get("title", "") for p in d["panels"]).lower()
+for want in ("throughput", "real-time factor", "queue depth", "errors"):
+    if want not in titles: bad.append(f"no panel about {want}")
+for p in d["panels"]:
+    if not p.get("targets") or not all(t.get("expr") for t in p["targets"]):
+        bad.append(f"panel {p.get('title')!r} has a target without a query")
+    if p.get("datasource", {}).get("uid") != "${datasource}": bad.append(f"panel {p.get('title')!r}: datasource")
+if not any(v.get("name") == "datasource" for v in d.get("templating", {}).get("list", [])):
+    bad.append("no datasource variable")
+for b in bad: print("earmark.json:", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+}
+
 case "$check" in
   install) check_install ;;
   systemd) check_systemd ;;
   docker) check_docker ;;
   k8s) check_k8s ;;
+  prometheus) check_prometheus ;;
   *) fail "unknown check" ;;
 esac
 echo "check $check: ok"

@@ -24,11 +24,14 @@ static void docker_images_and_compose(void) { CU_ASSERT_EQUAL(run_check("docker"
 
 static void kubernetes_manifests_validate(void) { CU_ASSERT_EQUAL(run_check("k8s"), 0); }
 
+static void prometheus_rules_and_dashboard(void) { CU_ASSERT_EQUAL(run_check("prometheus"), 0); }
+
 static CU_TestInfo tests[] = {
     {"install_uninstall", install_uninstall},
     {"systemd_units_verify", systemd_units_verify},
     {"docker_images_and_compose", docker_images_and_compose},
     {"kubernetes_manifests_validate", kubernetes_manifests_validate},
+    {"prometheus_rules_and_dashboard", prometheus_rules_and_dashboard},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_it_deploy = {"it_deploy", NULL, NULL, NULL, NULL, tests};
