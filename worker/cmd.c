@@ -1,8 +1,10 @@
 /* worker/cmd.c - `earmark worker`: options -> em_loop_run.
  *   earmark worker --connect ENDPOINT [--model PATH] [--threads N] [--capacity N]
- *                  [--id NAME] [--drain-ms N]
+ *                  [--id NAME] [--drain-ms N] [--metrics HOST:PORT]
  * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
- * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS. S3 settings: AWS_* (storage.h). */
+ * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS, EARMARK_WORKER_METRICS.
+ * S3 settings: AWS_* (storage.h). The HTTP endpoint (worker/metrics.h) starts before the
+ * model loads, so /healthz answers and /readyz says "model not loaded yet" meanwhile. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,19 +13,22 @@
 #include "common/cmd.h"
 #include "common/log.h"
 #include "common/num.h"
+#include "common/httpd.h"
 #include "worker/loop.h"
+#include "worker/metrics.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: earmark worker --connect ENDPOINT [--model PATH] [--threads N]\n"
-            "                      [--capacity N] [--id NAME] [--drain-ms N]\n"
+            "                      [--capacity N] [--id NAME] [--drain-ms N] [--metrics HOST:PORT]\n"
             "  --connect   coordinator endpoint, e.g. tcp://host:5555 (EARMARK_COORDINATOR)\n"
             "  --model     Hugging Face checkpoint directory or .gguf (EARMARK_MODEL); none: facts only\n"
             "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
             "  --capacity  tasks held at once (EARMARK_CAPACITY, default = threads)\n"
             "  --id        worker id (EARMARK_WORKER_ID, default hostname-pid)\n"
-            "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n");
+            "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n"
+            "  --metrics   serve /metrics, /healthz, /readyz on HOST:PORT (EARMARK_WORKER_METRICS)\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -40,6 +45,7 @@ int em_cmd_worker(int argc, char **argv)
     const char *capacity_s = env_or("EARMARK_CAPACITY", NULL);
     const char *id = env_or("EARMARK_WORKER_ID", NULL);
     const char *drain_s = env_or("EARMARK_DRAIN_MS", "30000");
+    const char *metrics = env_or("EARMARK_WORKER_METRICS", NULL);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -58,6 +64,7 @@ int em_cmd_worker(int argc, char **argv)
         else if (strcmp(a, "--capacity") == 0) capacity_s = v;
         else if (strcmp(a, "--id") == 0) id = v;
         else if (strcmp(a, "--drain-ms") == 0) drain_s = v;
+        else if (strcmp(a, "--metrics") == 0) metrics = v;
         else {
             fprintf(stderr, "earmark worker: unknown option %s\n", a);
             usage(stderr);
@@ -87,13 +94,30 @@ int em_cmd_worker(int argc, char **argv)
     }
     struct em_errbuf eb = {{0}};
     struct em_model *rt = NULL;
+    struct em_wmetrics *wm = NULL;
+    struct em_httpd *web = NULL;
+    if (metrics) {
+        struct em_wmetrics_info wi = {.worker_id = id, .backend = "cpu",
+                                      .threads = (unsigned)threads,
+                                      .capacity = (unsigned)capacity, .wants_model = model != NULL};
+        em_err mrc = em_wmetrics_new(&wi, &wm);
+        if (mrc == EM_OK) mrc = em_wmetrics_serve(wm, metrics, &web, &eb);
+        if (mrc != EM_OK) {
+            fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, mrc));
+            em_wmetrics_free(wm);
+            return 1;
+        }
+    }
     if (model) {
         /* loaded once, before connecting: a worker that cannot run its model takes no task */
         em_err lrc = em_model_load(model, NULL, &rt, &eb);
         if (lrc != EM_OK) {
             fprintf(stderr, "earmark worker: --model %s: %s\n", model, em_errbuf_msg(&eb, lrc));
+            em_httpd_free(web);
+            em_wmetrics_free(wm);
             return 1;
         }
+        em_wmetrics_model_loaded(wm, em_model_identity(rt));
     }
     o.endpoint = connect;
     o.worker_id = id;
@@ -102,8 +126,14 @@ int em_cmd_worker(int argc, char **argv)
     o.threads = (unsigned)threads;
     o.capacity = (unsigned)capacity;
     o.drain_ms = (int)drain;
+    o.metrics = wm;
     em_err rc = em_loop_run(&o, NULL, &eb);
-    if (rc == EM_E_TIMEOUT) rt = NULL; /* pipeline threads may still use it: leave it mapped */
+    em_httpd_free(web);
+    if (rc == EM_E_TIMEOUT) {
+        rt = NULL; /* pipeline threads may still use it and wm: leave both */
+        wm = NULL;
+    }
+    em_wmetrics_free(wm);
     em_model_free(rt);
     if (rc != EM_OK) {
         fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, rc));

@@ -27,6 +27,7 @@
 #include "common/err.h"
 #include "model/model.h"
 #include "storage/storage.h"
+#include "worker/metrics.h"
 
 #define EM_LOOP_MAX_THREADS 256
 #define EM_LOOP_MAX_ID 200               /* bytes of a worker id */
@@ -49,6 +50,7 @@ struct em_loop_opts {
     unsigned capacity;     /* tasks held at once (queued + running), 1..EM_LOOP_MAX_CAPACITY */
     int drain_ms;          /* bound on finishing held tasks after SIGTERM/Drain */
     struct em_storage_opts storage; /* each pipeline thread opens its own handle */
+    struct em_wmetrics *metrics; /* worker/metrics.h, fed by the loop; NULL: none */
 };
 
 /* threads 1, capacity 0 (= threads), drain_ms 30000, storage defaults. */
