@@ -12,8 +12,8 @@
  * Knobs (environment): EARMARK_REDIS_URL (for --redis), EARMARK_RETRY_BASE_MS (200; retry n
  * waits base * 2^(n-1)), EARMARK_RETRY_MAX_MS (30000, the cap), EARMARK_TASK_TIMEOUT_MS
  * (3600000; a task's deadline), EARMARK_DRAIN_MS (30000; bound on the SIGTERM drain),
- * EARMARK_REDIS_WAIT_MS (10000; how long to wait for Redis at start). --lease-ms defaults to
- * 5 x --heartbeat-ms (1000). */
+ * EARMARK_REDIS_WAIT_MS (10000; how long to wait for Redis at start), EARMARK_STALL_MS
+ * (300000; coordinator/health.h). --lease-ms defaults to 5 x --heartbeat-ms (1000). */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +28,7 @@
 #include "common/sig.h"
 #include "coordinator/cli.h"
 #include "coordinator/coord.h"
+#include "coordinator/health.h"
 #include "proto/wire.h"
 #include "storage/storage.h"
 
@@ -93,7 +94,9 @@ static int parse_args(int argc, char **argv, struct copts *o)
                    "  --lease-ms      a worker silent this long is lost (5 x heartbeat)\n"
                    "  --id            consumer name in Redis, stable across restarts (hostname)\n"
                    "env: EARMARK_REDIS_URL EARMARK_RETRY_BASE_MS EARMARK_RETRY_MAX_MS\n"
-                   "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n");
+                   "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n"
+                   "     EARMARK_STALL_MS (a batch settling nothing this long is stalled, 300000)\n"
+                   "--metrics serves /metrics, /healthz (loop alive), /readyz (Redis answers)\n");
             return -1;
         default:
             fprintf(stderr, "earmark coordinator: bad or incomplete option '%s'\n",
@@ -283,6 +286,7 @@ static int run(struct em_coord *c)
         }
         if (now >= next_tick) {
             em_coord_batches_tick(c, now);
+            if (c->health) em_chealth_tick(c->health, c, now);
             next_tick = now + 1000;
         }
         if (c->stopping && (em_coord_count_jobs(c, EM_JOB_RUNNING) == 0 || now >= drain_until))
@@ -369,9 +373,12 @@ int em_cmd_coordinator(int argc, char **argv)
         em_errf(&eb, EM_E_IO, "cannot bind %s: %s", o.bind, zmq_strerror(zmq_errno()));
         goto fail;
     }
-    if (o.metrics && ((rc = em_httpd_new(&web)) != EM_OK ||
-                      (rc = em_httpd_route(web, "/metrics", em_metrics_http, c.m, &eb)) != EM_OK ||
-                      (rc = em_httpd_start(web, "--metrics", o.metrics, &eb)) != EM_OK))
+    if (o.metrics &&
+        ((rc = em_chealth_new(c.m, env_ms("EARMARK_STALL_MS", EM_CHEALTH_DEFAULT_STALL_MS, 1000,
+                                          7 * 86400000LL), &c.health)) != EM_OK ||
+         (rc = em_httpd_new(&web)) != EM_OK ||
+         (rc = em_chealth_routes(c.health, web, &eb)) != EM_OK ||
+         (rc = em_httpd_start(web, "--metrics", o.metrics, &eb)) != EM_OK))
         goto fail;
     em_sig_on_stop(on_signal);
     em_info("msg=\"coordinator up\" id=%s bind=%s heartbeat_ms=%u lease_ms=%u retry_base_ms=%lld",
@@ -383,6 +390,7 @@ fail:
     status = 1;
 out:
     em_httpd_free(web);
+    em_chealth_free(c.health);
     cleanup(&c);
     if (c.zsock) zmq_close(c.zsock);
     if (ctx) zmq_ctx_term(ctx);

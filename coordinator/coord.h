@@ -65,6 +65,7 @@ struct em_coord_cfg {
     int64_t retry_base_ms, retry_max_ms, task_timeout_ms, drain_ms;
 };
 
+struct em_chealth;
 struct em_coord {
     struct em_coord_cfg cfg;
     struct em_queue *q;
@@ -79,6 +80,7 @@ struct em_coord {
     size_t nbatches, capbatches;
     int stopping;
     int64_t grace_until_ms; /* no dispatch before: after a start, workers re-announce */
+    struct em_chealth *health; /* coordinator/health.h; NULL without --metrics */
 };
 
 /* batch.c */

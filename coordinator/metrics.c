@@ -85,19 +85,3 @@ size_t em_metrics_render(const struct em_metrics *m0, char *out, size_t cap)
     app(out, cap, &n, "%s_count %llu\n", lat, LD(m->lat_count));
     return n;
 }
-
-int em_metrics_http(void *arg, const char *path, struct em_http_reply *r)
-{
-    (void)path;
-    enum { CAP = 64 << 10 };
-    char *body = malloc(CAP);
-    if (!body) {
-        em_http_printf(r, "out of memory\n");
-        return 500;
-    }
-    size_t n = em_metrics_render(arg, body, CAP);
-    em_http_type(r, "text/plain; version=0.0.4; charset=utf-8");
-    em_http_write(r, body, n);
-    free(body);
-    return 200;
-}

@@ -74,8 +74,15 @@ int th_cluster_worker_start(struct th_cluster *c, int i)
     snprintf(id, sizeof id, "w%d", i);
     snprintf(threads, sizeof threads, "%d", c->o.threads > 0 ? c->o.threads : 1);
     snprintf(log, sizeof log, "%s/worker%d-%d.log", c->dir, i, ++c->worker_runs[i]);
+    char mport[32];
     char *argv[] = {(char *)th_bin(), "worker", "--connect", c->coord_ep, "--id", id,
-                    "--threads", threads, "--drain-ms", "5000", NULL};
+                    "--threads", threads, "--drain-ms", "5000", NULL, NULL, NULL};
+    if (c->o.worker_metrics) {
+        if (!c->worker_metrics_port[i]) c->worker_metrics_port[i] = th_free_port();
+        snprintf(mport, sizeof mport, "127.0.0.1:%d", c->worker_metrics_port[i]);
+        argv[10] = "--metrics";
+        argv[11] = mport;
+    }
     static const char *const base[] = {"EARMARK_LOG=info", NULL};
     char *env[2 * TH_CLUSTER_MAX_ENV + 4];
     env_join(env, sizeof env / sizeof *env, base, c->o.worker_env);

@@ -34,6 +34,7 @@ struct th_cluster_opts {
     int threads;                                    /* per worker; 0: 1 */
     const char *worker_env[TH_CLUSTER_MAX_ENV];     /* extra "K=V", NULL-terminated, static */
     const char *coord_env[TH_CLUSTER_MAX_ENV];      /* extra "K=V", NULL-terminated, static */
+    bool worker_metrics;                            /* workers serve --metrics (ports below) */
 };
 
 struct th_cluster {
@@ -47,6 +48,7 @@ struct th_cluster {
     int nworkers;
     pid_t worker[TH_CLUSTER_MAX_WORKERS]; /* -1 when not running */
     int worker_runs[TH_CLUSTER_MAX_WORKERS];
+    int worker_metrics_port[TH_CLUSTER_MAX_WORKERS]; /* 127.0.0.1; 0 without worker_metrics */
     int restarts;              /* workers restarted by th_cluster_supervise */
     char batch[64];            /* the last submitted batch id */
     unsigned failures_at_start; /* CUnit failures when started: logs are dumped if more */
