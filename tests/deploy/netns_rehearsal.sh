@@ -184,3 +184,8 @@ lost=$(metric earmark_workers_lost_total)
 redone=$(awk '$2 >= 2 && $3 == "w2"' "$TMP/records" | wc -l)
 [ "$redone" -ge 1 ] || { cat "$TMP/records" >&2; die "no item was redone on w2 after the cut"; }
 echo "netns rehearsal: batch 2: $N items ok, $redone redone on w2 after the cut, workers lost $lost"
+# under SAN=1 a process that trips a sanitizer may die and be covered by a retry: look
+if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP"/*.log > "$TMP/san" 2> /dev/null; then
+  grep -h -A5 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' $(cat "$TMP/san") >&2
+  fail "sanitizer reports in $(tr '\n' ' ' < "$TMP/san")"
+fi
