@@ -7,6 +7,11 @@
 # Development: make check ONLY="storage" TESTS="tests/unit/test_storage*.c" builds a runner
 # from common/ + the listed dirs + the listed test files only.
 
+# Parallel by default (one job per core); an explicit -jN on the command line wins.
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
+
 BUILD   ?= build
 SAN     ?= 0
 CC      ?= cc
