@@ -171,7 +171,7 @@ static int on_metrics(void *arg, const char *path, struct em_http_reply *r)
     pthread_mutex_unlock(&h->mu);
     size_t m = em_prom_end(&p);
     int status = 200;
-    if (n >= RENDER_CAP - 1 || m >= RENDER_CAP - n) { /* never serve a cut exposition */
+    if (n >= RENDER_CAP || m >= RENDER_CAP - n) { /* never serve a cut exposition */
         em_http_printf(r, "metrics exceed %u bytes\n", RENDER_CAP);
         status = 500;
     } else {

@@ -28,7 +28,8 @@ struct em_metrics {
 extern const double em_metrics_bounds[EM_METRICS_NBUCKETS];
 
 void em_metrics_observe_latency(struct em_metrics *m, double seconds);
-/* Writes the exposition text into out (cap bytes); returns its length (truncated at cap-1). */
+/* Writes the exposition text into out (cap bytes, NUL-terminated, common/prom.h); returns its
+ * length, or cap when it did not fit. */
 size_t em_metrics_render(const struct em_metrics *m, char *out, size_t cap);
 
 #endif
