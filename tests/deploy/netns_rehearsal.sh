@@ -113,14 +113,26 @@ deploy/make-corpus.sh "$TMP/corpus" 6 > /dev/null || die "make-corpus failed"
 s3 upload rehearsal in "$TMP/corpus/manifest.txt" "$TMP/manifest.txt"
 N=$(wc -l < "$TMP/manifest.txt")
 
+# CURVE across the hosts, as deployed (docs/deployment.md "Keys"), with a binary that has
+# `earmark keygen`; one without it has no CURVE to set up (and binds anywhere without it)
+COORD_KEYS=() WORKER_KEYS=()
+if "$BIN" keygen --help > /dev/null 2>&1; then
+  mkdir -p "$TMP/keys/workers"
+  "$BIN" keygen -o "$TMP/keys/coordinator" > /dev/null && "$BIN" keygen -o "$TMP/keys/worker" > /dev/null ||
+    die "earmark keygen failed"
+  cp "$TMP/keys/worker.pub" "$TMP/keys/workers/"
+  COORD_KEYS=(--curve-secret "$TMP/keys/coordinator.key" --allow-keys "$TMP/keys/workers")
+  WORKER_KEYS=(--curve-key "$TMP/keys/worker.key" --coordinator-key "$TMP/keys/coordinator.pub")
+  echo "netns rehearsal: CURVE keys from earmark keygen"
+fi
 REDIS=redis://$C_IP:6379
 nsc "$BIN" coordinator --redis $REDIS --bind tcp://$C_IP:5555 --metrics $C_IP:9105 --id c \
-  --heartbeat-ms 200 --lease-ms 1500 > "$TMP/coordinator.log" 2>&1 &
+  --heartbeat-ms 200 --lease-ms 1500 "${COORD_KEYS[@]}" > "$TMP/coordinator.log" 2>&1 &
 for _ in $(seq 1 100); do nsc curl -sf -o /dev/null http://$C_IP:9105/readyz && break; sleep 0.2; done
 nsc curl -sf -o /dev/null http://$C_IP:9105/readyz || die "coordinator not ready"
 start_worker() { # NS NAME DELAY_MS (in a subshell: the script kills it by namespace)
   (EARMARK_FAULT_DELAY_MS=$3 ip netns exec "$1" "$BIN" worker --connect tcp://$C_IP:5555 \
-    --id "$2" --threads 1 --capacity 1 --drain-ms 2000 > "$TMP/$2.log" 2>&1 &)
+    --id "$2" --threads 1 --capacity 1 --drain-ms 2000 "${WORKER_KEYS[@]}" > "$TMP/$2.log" 2>&1 &)
 }
 metric() { nsc curl -s -m 5 http://$C_IP:9105/metrics | awk -v n="$1" '$1 == n {print $2}'; }
 
