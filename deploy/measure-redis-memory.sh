@@ -39,7 +39,8 @@ m1=$(mem)
   --metrics "127.0.0.1:$MP" > "$TMP/coord.log" 2>&1 &
 pids+=($!)
 for w in 1 2; do
-  "$BIN" worker --connect "tcp://127.0.0.1:$CP" --id "w$w" --threads 2 > "$TMP/w$w.log" 2>&1 &
+  EARMARK_SOURCE_ROOTS="$TMP" \
+    "$BIN" worker --connect "tcp://127.0.0.1:$CP" --id "w$w" --threads 2 > "$TMP/w$w.log" 2>&1 &
   pids+=($!)
 done
 for _ in $(seq 1 3600); do [ -f "$TMP/out/manifest.jsonl" ] && break; sleep 0.5; done
