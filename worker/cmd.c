@@ -21,14 +21,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: earmark worker --connect ENDPOINT [--model PATH] [--threads N]\n"
-            "                      [--capacity N] [--id NAME] [--drain-ms N] [--metrics HOST:PORT]\n"
+            "                      [--capacity N] [--id NAME] [--drain-ms N]\n"
+            "                      [--metrics HOST:PORT]\n"
             "  --connect   coordinator endpoint, e.g. tcp://host:5555 (EARMARK_COORDINATOR)\n"
             "  --model     Hugging Face checkpoint directory or .gguf (EARMARK_MODEL); none: facts only\n"
             "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
             "  --capacity  tasks held at once (EARMARK_CAPACITY, default = threads)\n"
             "  --id        worker id (EARMARK_WORKER_ID, default hostname-pid)\n"
             "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n"
-            "  --metrics   serve /metrics, /healthz, /readyz on HOST:PORT (EARMARK_WORKER_METRICS)\n");
+            "  --metrics   serve /metrics, /healthz, /readyz on HOST:PORT\n"
+            "              (EARMARK_WORKER_METRICS)\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -97,9 +99,11 @@ int em_cmd_worker(int argc, char **argv)
     struct em_wmetrics *wm = NULL;
     struct em_httpd *web = NULL;
     if (metrics) {
-        struct em_wmetrics_info wi = {.worker_id = id, .backend = "cpu",
+        struct em_wmetrics_info wi = {.worker_id = id,
+                                      .backend = "cpu",
                                       .threads = (unsigned)threads,
-                                      .capacity = (unsigned)capacity, .wants_model = model != NULL};
+                                      .capacity = (unsigned)capacity,
+                                      .wants_model = model != NULL};
         em_err mrc = em_wmetrics_new(&wi, &wm);
         if (mrc == EM_OK) mrc = em_wmetrics_serve(wm, metrics, &web, &eb);
         if (mrc != EM_OK) {

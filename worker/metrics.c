@@ -200,7 +200,7 @@ size_t em_wmetrics_render(struct em_wmetrics *m, char *out, size_t cap)
     em_prom_gauge(&p, "earmark_worker_tokens_per_second",
                   "Generated tokens per second of generation, last clip.", tps);
     em_prom_gauge(&p, "earmark_worker_real_time_factor",
-                  "Processing seconds per second of audio, last clip (below 1: faster than real time).",
+                  "Processing seconds per second of audio, last clip (below 1: faster).",
                   rtf);
     return em_prom_end(&p);
 }

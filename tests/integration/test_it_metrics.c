@@ -80,7 +80,8 @@ static void coordinator_ready_follows_redis(void)
     th_server_pause(&c.redis);
     CU_ASSERT_EQUAL(wait_ready(c.metrics_port, 0), 0);
     CU_ASSERT(http_ok(c.metrics_port, "/healthz")); /* alive, only not ready */
-    CU_ASSERT_EQUAL(th_sh("curl -s -m 5 'http://127.0.0.1:%d/metrics' | grep -qx 'earmark_redis_up 0'",
+    CU_ASSERT_EQUAL(th_sh("curl -s -m 5 'http://127.0.0.1:%d/metrics' | "
+                          "grep -qx 'earmark_redis_up 0'",
                           c.metrics_port),
                     0);
     CU_ASSERT_EQUAL_FATAL(th_server_resume(&c.redis), 0);
@@ -103,7 +104,8 @@ static void worker_ready_follows_coordinator(void)
 static int wait_metric_line(const char *prefix, const char *want, int absent)
 {
     for (int64_t until = em_now_ms() + READY_WAIT_MS; em_now_ms() < until; em_sleep_ms(200)) {
-        int rc = th_sh("curl -s -m 5 'http://127.0.0.1:%d/metrics' | grep -F '%s' | grep -q -- '%s$'",
+        int rc = th_sh("curl -s -m 5 'http://127.0.0.1:%d/metrics' | "
+                       "grep -F '%s' | grep -q -- '%s$'",
                        c.metrics_port, prefix, want ? want : "");
         if ((rc == 0) != absent) return 0;
     }
@@ -120,7 +122,8 @@ static void batch_stall_reported(void)
     snprintf(out, sizeof out, "file://%s/out-stall", c.dir);
     for (int i = 0; i < c.nworkers; i++) th_cluster_worker_kill(&c, i, SIGKILL);
     CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, manifest, out, 2), 0);
-    snprintf(line, sizeof line, "earmark_batch_stalled{batch=\"%s\",reason=\"no_workers\"}", c.batch);
+    snprintf(line, sizeof line, "earmark_batch_stalled{batch=\"%s\",reason=\"no_workers\"}",
+             c.batch);
     CU_ASSERT_EQUAL(wait_metric_line(line, " 1", 0), 0);
     snprintf(line, sizeof line, "earmark_batch_items{batch=\"%s\",state=\"total\"}", c.batch);
     CU_ASSERT_EQUAL(wait_metric_line(line, NULL, 0), 0);
