@@ -121,7 +121,7 @@ int em_cmd_worker(int argc, char **argv)
             em_wmetrics_free(wm);
             return 1;
         }
-        em_wmetrics_model_loaded(wm, em_model_identity(rt));
+        em_wmetrics_model_loaded(wm, em_model_identity(rt), em_model_backend(rt));
     }
     o.endpoint = connect;
     o.worker_id = id;

@@ -33,7 +33,7 @@ struct em_wmetrics {
     /* seconds as integer microseconds, so they can be atomics */
     atomic_uint_fast64_t audio_us, busy_us, stage_us[ST_COUNT];
     atomic_uint_fast64_t wait_bucket[EM_WMETRICS_NBUCKETS], wait_count, wait_sum_us;
-    pthread_mutex_t mu; /* model, model_loaded and the last-clip gauges */
+    pthread_mutex_t mu; /* model, backend, model_loaded and the last-clip gauges */
     bool model_loaded;
     double last_tps, last_rtf;
 };
@@ -67,11 +67,12 @@ void em_wmetrics_free(struct em_wmetrics *m)
     free(m);
 }
 
-void em_wmetrics_model_loaded(struct em_wmetrics *m, const char *identity)
+void em_wmetrics_model_loaded(struct em_wmetrics *m, const char *identity, const char *backend)
 {
     if (!m) return;
     pthread_mutex_lock(&m->mu);
     copy(m->model, sizeof m->model, identity);
+    copy(m->backend, sizeof m->backend, backend);
     m->model_loaded = true;
     pthread_mutex_unlock(&m->mu);
 }
@@ -173,9 +174,10 @@ size_t em_wmetrics_render(struct em_wmetrics *m, char *out, size_t cap)
     struct em_prom p;
     em_prom_init(&p, out, cap);
     const char *why;
-    char model[NAME_MAX_LEN];
+    char model[NAME_MAX_LEN], backend[sizeof m->backend];
     pthread_mutex_lock(&m->mu);
     memcpy(model, m->model, sizeof model);
+    memcpy(backend, m->backend, sizeof backend);
     pthread_mutex_unlock(&m->mu);
     em_prom_family(&p, "earmark_worker_info", "gauge", "The worker's identity (always 1).");
     em_prom_printf(&p, "earmark_worker_info{worker=\"");
@@ -183,7 +185,7 @@ size_t em_wmetrics_render(struct em_wmetrics *m, char *out, size_t cap)
     em_prom_printf(&p, "\",model=\"");
     em_prom_label(&p, model);
     em_prom_printf(&p, "\",backend=\"");
-    em_prom_label(&p, m->backend);
+    em_prom_label(&p, backend);
     em_prom_printf(&p, "\",version=\"%s\"} 1\n", EM_VERSION);
     em_prom_gauge(&p, "earmark_worker_connected", "1 while welcomed by a coordinator.",
                   atomic_load(&m->connected));

@@ -25,7 +25,7 @@
 #define EM_WMETRICS_NBUCKETS 10 /* queue-wait histogram buckets, seconds (metrics.c) */
 
 struct em_wmetrics_info {
-    const char *worker_id, *backend; /* copied */
+    const char *worker_id, *backend; /* copied; backend until a model says its own */
     unsigned threads, capacity;
     bool wants_model; /* --model given: not ready before em_wmetrics_model_loaded (a worker
                          without one is ready once connected: signal facts only) */
@@ -38,8 +38,8 @@ struct em_httpd;
 em_err em_wmetrics_new(const struct em_wmetrics_info *info, struct em_wmetrics **out);
 void em_wmetrics_free(struct em_wmetrics *m); /* after em_httpd_free of its server */
 
-/* The model is loaded; identity (copied) goes into earmark_worker_info. */
-void em_wmetrics_model_loaded(struct em_wmetrics *m, const char *identity);
+/* The model is loaded; its identity and backend (copied) go into earmark_worker_info. */
+void em_wmetrics_model_loaded(struct em_wmetrics *m, const char *identity, const char *backend);
 /* The coordinator welcomed us (true) or the connection dropped (false). */
 void em_wmetrics_connected(struct em_wmetrics *m, bool welcomed);
 /* Tasks held now (queued + running + done but unanswered). */
