@@ -130,3 +130,16 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc] [SYSTEMDUNITDIR=...]:
+# binary, man pages from --help, schema, systemd units, env example (deploy/install.sh).
+PREFIX  ?= /usr/local
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+.PHONY: install uninstall
+install: $(BIN)
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' \
+	  SYSTEMDUNITDIR='$(SYSTEMDUNITDIR)' deploy/install.sh install $(BIN)
+uninstall:
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' \
+	  SYSTEMDUNITDIR='$(SYSTEMDUNITDIR)' deploy/install.sh uninstall

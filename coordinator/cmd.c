@@ -14,7 +14,7 @@
  * (3600000; a task's deadline), EARMARK_DRAIN_MS (30000; bound on the SIGTERM drain),
  * EARMARK_REDIS_WAIT_MS (10000; how long to wait for Redis at start), EARMARK_TRIM_EVERY_MS
  * (60000; how often settled stream entries are trimmed), EARMARK_RETENTION (for
- * --retention). --lease-ms defaults to
+ * --retention), EARMARK_STALL_MS (300000; coordinator/health.h). --lease-ms defaults to
  * 5 x --heartbeat-ms (1000). */
 #include <getopt.h>
 #include <signal.h>
@@ -30,6 +30,7 @@
 #include "common/sig.h"
 #include "coordinator/cli.h"
 #include "coordinator/coord.h"
+#include "coordinator/health.h"
 #include "coordinator/zap.h"
 #include "proto/wire.h"
 #include "storage/storage.h"
@@ -169,7 +170,9 @@ static int parse_args(int argc, char **argv, struct copts *o)
                    "env: EARMARK_REDIS_URL EARMARK_RETRY_BASE_MS EARMARK_RETRY_MAX_MS\n"
                    "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n"
                    "     EARMARK_CURVE_SECRET EARMARK_ALLOW_KEYS EARMARK_REDIS_CA\n"
-                   "     EARMARK_REDIS_URL_FILE EARMARK_RETENTION EARMARK_TRIM_EVERY_MS\n");
+                   "     EARMARK_REDIS_URL_FILE EARMARK_RETENTION EARMARK_TRIM_EVERY_MS\n"
+                   "     EARMARK_STALL_MS (a batch settling nothing this long is stalled, 300000)\n"
+                   "--metrics serves /metrics, /healthz (loop alive), /readyz (Redis answers)\n");
             return -1;
         default:
             fprintf(stderr, "earmark coordinator: bad or incomplete option '%s'\n",
@@ -393,6 +396,7 @@ static int run(struct em_coord *c)
         }
         if (now >= next_tick) {
             em_coord_batches_tick(c, now);
+            if (c->health) em_chealth_tick(c->health, c, now);
             next_tick = now + 1000;
         }
         if (c->stopping && (em_coord_count_jobs(c, EM_JOB_RUNNING) == 0 || now >= drain_until))
@@ -472,6 +476,10 @@ int em_cmd_coordinator(int argc, char **argv)
     struct em_storage_opts so = em_storage_opts_default();
     so.retries = 1; /* the loop retries on its own schedule; never block it for long */
     so.timeout_ms = 10000;
+    /* before the first Redis call: a Redis that refuses us (protected mode, restart) closes
+     * the connection, and the retry's write must fail with EPIPE, not kill us by SIGPIPE;
+     * SIGTERM while waiting for Redis stops the wait */
+    em_sig_on_stop(on_signal);
     rc = connect_redis(&c, o.redis, o.redis_ca, &eb);
     if (o.redis_owned) memset((char *)o.redis, 0, strlen(o.redis)); /* c.q has its own copy */
     if (rc != EM_OK) goto fail;
@@ -501,11 +509,13 @@ int em_cmd_coordinator(int argc, char **argv)
         em_errf(&eb, EM_E_IO, "cannot bind %s: %s", o.bind, zmq_strerror(zmq_errno()));
         goto fail;
     }
-    if (o.metrics && ((rc = em_httpd_new(&web)) != EM_OK ||
-                      (rc = em_httpd_route(web, "/metrics", em_metrics_http, c.m, &eb)) != EM_OK ||
-                      (rc = em_httpd_start(web, "--metrics", o.metrics, &eb)) != EM_OK))
+    if (o.metrics &&
+        ((rc = em_chealth_new(c.m, env_ms("EARMARK_STALL_MS", EM_CHEALTH_DEFAULT_STALL_MS, 1000,
+                                          7 * 86400000LL), &c.health)) != EM_OK ||
+         (rc = em_httpd_new(&web)) != EM_OK ||
+         (rc = em_chealth_routes(c.health, web, &eb)) != EM_OK ||
+         (rc = em_httpd_start(web, "--metrics", o.metrics, &eb)) != EM_OK))
         goto fail;
-    em_sig_on_stop(on_signal);
     em_info("msg=\"coordinator up\" id=%s bind=%s heartbeat_ms=%u lease_ms=%u retry_base_ms=%lld",
             o.id, o.bind, o.heartbeat_ms, o.lease_ms, (long long)c.cfg.retry_base_ms);
     status = run(&c);
@@ -518,6 +528,7 @@ out:
     em_httpd_free(web);
     em_zap_stop(zap);
     em_curve_allow_free(allow);
+    em_chealth_free(c.health);
     cleanup(&c);
     if (c.zsock) zmq_close(c.zsock);
     if (ctx) zmq_ctx_term(ctx);

@@ -82,6 +82,7 @@ struct em_coord_cfg {
     int64_t trim_every_ms; /* streams trimmed this often */
 };
 
+struct em_chealth;
 struct em_coord {
     struct em_coord_cfg cfg;
     struct em_queue *q;
@@ -99,6 +100,7 @@ struct em_coord {
     char lost[EM_COORD_LOST_RING][EM_QUEUE_MAX_BATCH_ID + 1]; /* lost.c: reported lost */
     size_t nlost;
     int64_t next_trim_ms;   /* streams are trimmed about once a minute */
+    struct em_chealth *health; /* coordinator/health.h; NULL without --metrics */
 };
 
 /* batch.c */

@@ -1,6 +1,6 @@
 /* coordinator/metrics.h - coordinator counters and their Prometheus text (format 0.0.4).
  * Counters are C11 atomics: the poll loop updates them, the HTTP thread (common/httpd)
- * reads them through em_metrics_http. */
+ * reads them through the /metrics route of coordinator/health.h. */
 #ifndef EM_METRICS_H
 #define EM_METRICS_H
 
@@ -41,10 +41,8 @@ struct em_metrics {
 extern const double em_metrics_bounds[EM_METRICS_NBUCKETS];
 
 void em_metrics_observe_latency(struct em_metrics *m, double seconds);
-/* Writes the exposition text into out (cap bytes); returns its length (truncated at cap-1). */
+/* Writes the exposition text into out (cap bytes, NUL-terminated, common/prom.h); returns its
+ * length, or cap when it did not fit. */
 size_t em_metrics_render(const struct em_metrics *m, char *out, size_t cap);
-
-/* The GET /metrics handler for common/httpd; arg is the struct em_metrics. */
-int em_metrics_http(void *arg, const char *path, struct em_http_reply *r);
 
 #endif

@@ -548,3 +548,16 @@ em_err em_queue_lag(struct em_queue *q, long long *lag, struct em_errbuf *eb)
     freeReplyObject(r);
     return EM_OK;
 }
+
+em_err em_queue_dead_len(struct em_queue *q, long long *n, struct em_errbuf *eb)
+{
+    *n = 0;
+    redisReply *r = em_qi_cmd(q, eb, "XLEN", EM_QUEUE_DEAD, (const char *)NULL);
+    if (!r) return EM_E_REDIS;
+    em_err rc = EM_OK;
+    if (r->type == REDIS_REPLY_INTEGER) *n = r->integer;
+    else rc = em_errf(eb, EM_E_REDIS, "redis XLEN %s: unexpected reply type %d", EM_QUEUE_DEAD,
+                      r->type);
+    freeReplyObject(r);
+    return rc;
+}

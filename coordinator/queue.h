@@ -230,4 +230,7 @@ em_err em_queue_inflight_sum(struct em_queue *q, const char *batch, uint64_t *n,
 /* Entries of the group not yet delivered (XINFO GROUPS lag; -1 when Redis cannot say). */
 em_err em_queue_lag(struct em_queue *q, long long *lag, struct em_errbuf *eb);
 
+/* Entries in the dead-letter stream (XLEN earmark:dead; 0 when it does not exist). */
+em_err em_queue_dead_len(struct em_queue *q, long long *n, struct em_errbuf *eb);
+
 #endif

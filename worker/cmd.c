@@ -1,11 +1,13 @@
 /* worker/cmd.c - `earmark worker`: options -> em_loop_run.
  *   earmark worker --connect ENDPOINT [--model PATH] [--threads N] [--capacity N]
  *                  [--id NAME] [--drain-ms N] [--curve-key FILE --coordinator-key FILE]
- *                  [--source-root DIR]...
+ *                  [--source-root DIR]... [--metrics HOST:PORT]
  * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
  * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS, EARMARK_CURVE_KEY,
- * EARMARK_COORDINATOR_KEY; EARMARK_SOURCE_ROOTS (colon-separated) adds to the
- * --source-root flags. S3 settings: AWS_* (storage.h). */
+ * EARMARK_COORDINATOR_KEY, EARMARK_WORKER_METRICS; EARMARK_SOURCE_ROOTS (colon-separated)
+ * adds to the --source-root flags. S3 settings: AWS_* (storage.h). The HTTP endpoint
+ * (worker/metrics.h) starts before the model loads, so /healthz answers and /readyz says
+ * "model not loaded yet" meanwhile. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,8 @@
 #include "common/log.h"
 #include "common/num.h"
 #include "worker/loop.h"
+#include "common/httpd.h"
+#include "worker/metrics.h"
 #include "worker/source.h"
 
 static void usage(FILE *f)
@@ -23,6 +27,7 @@ static void usage(FILE *f)
             "usage: earmark worker --connect ENDPOINT [--model PATH] [--threads N]\n"
             "                      [--capacity N] [--id NAME] [--drain-ms N]\n"
             "                      [--curve-key FILE --coordinator-key FILE]\n"
+            "                      [--source-root DIR]... [--metrics HOST:PORT]\n"
             "  --connect   coordinator endpoint, e.g. tcp://host:5555 (EARMARK_COORDINATOR)\n"
             "  --model     Hugging Face checkpoint directory or .gguf (EARMARK_MODEL); none: facts only\n"
             "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
@@ -32,7 +37,9 @@ static void usage(FILE *f)
             "  --curve-key        own CURVE secret key file, mode 0600 (EARMARK_CURVE_KEY)\n"
             "  --coordinator-key  the coordinator's public key file (EARMARK_COORDINATOR_KEY)\n"
             "  --source-root DIR  local sources may be read under DIR only (repeatable; also\n"
-            "              EARMARK_SOURCE_ROOTS=DIR:DIR); none: no local files, s3/http only\n");
+            "              EARMARK_SOURCE_ROOTS=DIR:DIR); none: no local files, s3/http only\n"
+            "  --metrics   serve /metrics, /healthz, /readyz on HOST:PORT\n"
+            "              (EARMARK_WORKER_METRICS)\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -53,6 +60,7 @@ int em_cmd_worker(int argc, char **argv)
     const char *coord_key = env_or("EARMARK_COORDINATOR_KEY", NULL);
     const char *roots[EM_SOURCE_MAX_ROOTS];
     size_t nroots = 0;
+    const char *metrics = env_or("EARMARK_WORKER_METRICS", NULL);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -75,6 +83,7 @@ int em_cmd_worker(int argc, char **argv)
         else if (strcmp(a, "--coordinator-key") == 0) coord_key = v;
         else if (strcmp(a, "--source-root") == 0 && nroots < EM_SOURCE_MAX_ROOTS)
             roots[nroots++] = v;
+        else if (strcmp(a, "--metrics") == 0) metrics = v;
         else {
             fprintf(stderr, "earmark worker: unknown option %s\n", a);
             usage(stderr);
@@ -133,6 +142,24 @@ int em_cmd_worker(int argc, char **argv)
     for (size_t i = 0; i < sources.n_roots; i++)
         em_info("msg=\"source root\" dir=\"%s\"", sources.roots[i]);
     struct em_model *rt = NULL;
+    struct em_wmetrics *wm = NULL;
+    struct em_httpd *web = NULL;
+    if (metrics) {
+        struct em_wmetrics_info wi = {.worker_id = id,
+                                      .backend = "cpu",
+                                      .threads = (unsigned)threads,
+                                      .capacity = (unsigned)capacity,
+                                      .wants_model = model != NULL};
+        em_err mrc = em_wmetrics_new(&wi, &wm);
+        if (mrc == EM_OK) mrc = em_wmetrics_serve(wm, metrics, &web, &eb);
+        if (mrc != EM_OK) {
+            fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, mrc));
+            em_wmetrics_free(wm);
+            memset(&pair, 0, sizeof pair);
+            em_source_policy_free(&sources);
+            return 1;
+        }
+    }
     if (model) {
         /* loaded once, before connecting: a worker that cannot run its model takes no task */
         em_err lrc = em_model_load(model, NULL, &rt, &eb);
@@ -140,8 +167,11 @@ int em_cmd_worker(int argc, char **argv)
             fprintf(stderr, "earmark worker: --model %s: %s\n", model, em_errbuf_msg(&eb, lrc));
             memset(&pair, 0, sizeof pair);
             em_source_policy_free(&sources);
+            em_httpd_free(web);
+            em_wmetrics_free(wm);
             return 1;
         }
+        em_wmetrics_model_loaded(wm, em_model_identity(rt), em_model_backend(rt));
     }
     o.endpoint = connect;
     o.worker_id = id;
@@ -151,13 +181,17 @@ int em_cmd_worker(int argc, char **argv)
     o.capacity = (unsigned)capacity;
     o.drain_ms = (int)drain;
     o.sources = &sources;
+    o.metrics = wm;
     em_err rc = em_loop_run(&o, NULL, &eb);
+    em_httpd_free(web);
     memset(&pair, 0, sizeof pair);
     if (rc == EM_E_TIMEOUT) {
-        rt = NULL; /* pipeline threads may still use it and the policy: leave both */
+        rt = NULL; /* pipeline threads may still use it, the policy and wm: leave them */
+        wm = NULL;
     } else {
         em_source_policy_free(&sources);
     }
+    em_wmetrics_free(wm);
     em_model_free(rt);
     if (rc != EM_OK) {
         fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, rc));

@@ -254,6 +254,7 @@ static bool on_frame(struct loop *l, zmq_msg_t *m, bool draining)
         l->heartbeat_ms = (int)hb;
         if (l->next_hb > em_now_ms() + hb) l->next_hb = em_now_ms() + hb;
         l->welcomed = true;
+        em_wmetrics_connected(l->o->metrics, true);
         l->stats.welcomes++;
         em_info("msg=\"welcome\" heartbeat_ms=%d lease_ms=%u held=%u", l->heartbeat_ms,
                 e->welcome->lease_ms, l->nheld);
@@ -296,6 +297,7 @@ static void on_monitor(struct loop *l)
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
             em_warn("msg=\"disconnected\" endpoint=%s held=%u", l->o->endpoint, l->nheld);
             l->welcomed = false;
+            em_wmetrics_connected(l->o->metrics, false);
         }
     }
     zmq_msg_close(&ev);
@@ -318,6 +320,7 @@ static void flush_done(struct loop *l, bool draining)
             i++; /* retried on the next tick */
             continue;
         }
+        em_wmetrics_task(l->o->metrics, &j->res, (double)(j->started_ms - j->accepted_ms) / 1e3);
         if (j->res.err == EM_OK) {
             l->stats.ok++;
             em_info("msg=\"done\" item=%s task=%s duration_s=%.3f elapsed_s=%.3f", j->item_id,
@@ -443,6 +446,7 @@ static int poll_timeout(const struct loop *l, int64_t now)
 
 static void tick(struct loop *l, int64_t now)
 {
+    em_wmetrics_held(l->o->metrics, l->nheld);
     if (now >= l->next_hb) {
         send_heartbeat(l);
         l->next_hb = now + l->heartbeat_ms;

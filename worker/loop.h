@@ -31,6 +31,7 @@
 #include "common/err.h"
 #include "model/model.h"
 #include "storage/storage.h"
+#include "worker/metrics.h"
 
 #define EM_LOOP_MAX_THREADS 256
 #define EM_LOOP_MAX_ID 200               /* bytes of a worker id */
@@ -58,6 +59,7 @@ struct em_loop_opts {
     const struct em_curve_pair *curve;
     const char *server_key;
     const struct em_source_policy *sources; /* worker/source.h; NULL: no local sources */
+    struct em_wmetrics *metrics; /* worker/metrics.h, fed by the loop; NULL: none */
 };
 
 /* threads 1, capacity 0 (= threads), drain_ms 30000, storage defaults. */

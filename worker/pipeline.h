@@ -85,6 +85,10 @@ struct em_pipe_result {
     char msg[256];       /* detail when err != EM_OK, names the source and the cause */
     double duration_s;   /* decoded audio duration, 0 when not decoded */
     double elapsed_s;    /* wall time spent in em_pipe_run */
+    /* where that time went (wall seconds; 0 for a stage not reached) and the tokens the
+     * model generated, for the worker's metrics */
+    double fetch_s, decode_s, encode_s, prefill_s, generate_s, store_s;
+    unsigned long new_tokens;
 };
 
 /* Runs the task to completion (never aborts on bad input; only the test-only crash hook

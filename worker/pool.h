@@ -33,6 +33,7 @@ struct em_job {
     struct em_gen_params_override gen;
     enum em_job_state state;   /* read with em_pool_state while the pool may run it */
     struct em_pipe_result res; /* valid once state is EM_JOB_DONE */
+    int64_t accepted_ms, started_ms; /* monotonic: em_job_new, a thread took it (0: not yet) */
 };
 
 /* Deep copy of t (NULL strings become ""); NULL when out of memory or when t has more than

@@ -89,14 +89,26 @@ int th_cluster_worker_start(struct th_cluster *c, int i)
     snprintf(id, sizeof id, "w%d", i);
     snprintf(threads, sizeof threads, "%d", c->o.threads > 0 ? c->o.threads : 1);
     snprintf(log, sizeof log, "%s/worker%d-%d.log", c->dir, i, ++c->worker_runs[i]);
-    char key[700], pub[700];
+    char key[700], pub[700], mport[32];
     snprintf(key, sizeof key, "%s/worker.key", c->keys);
     snprintf(pub, sizeof pub, "%s/coord.pub", c->keys);
     /* local sources only under the cluster's temp dir, where suites make their corpora */
     char *argv[] = {(char *)th_bin(), "worker", "--connect", c->coord_ep, "--id", id,
                     "--threads", threads, "--drain-ms", "5000", "--source-root", c->dir,
-                    "--curve-key", key, "--coordinator-key", pub, NULL};
-    if (c->o.plain) argv[12] = NULL;
+                    NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    int k = 12;
+    if (c->o.worker_metrics) {
+        if (!c->worker_metrics_port[i]) c->worker_metrics_port[i] = th_free_port();
+        snprintf(mport, sizeof mport, "127.0.0.1:%d", c->worker_metrics_port[i]);
+        argv[k++] = "--metrics";
+        argv[k++] = mport;
+    }
+    if (!c->o.plain) {
+        argv[k++] = "--curve-key";
+        argv[k++] = key;
+        argv[k++] = "--coordinator-key";
+        argv[k++] = pub;
+    }
     static const char *const base[] = {"EARMARK_LOG=info", NULL};
     char *env[2 * TH_CLUSTER_MAX_ENV + 4];
     env_join(env, sizeof env / sizeof *env, base, c->o.worker_env);

@@ -40,6 +40,7 @@ struct th_cluster_opts {
     bool plain; /* no CURVE (loopback only); by default the cluster runs with generated keys */
     const char *const *redis_args; /* extra redis-server arguments (th_redis_start_args) */
     const char *redis_url; /* what the processes are given (EARMARK_REDIS_URL); NULL: redis.url */
+    bool worker_metrics;                            /* workers serve --metrics (ports below) */
 };
 
 struct th_cluster {
@@ -53,6 +54,7 @@ struct th_cluster {
     int nworkers;
     pid_t worker[TH_CLUSTER_MAX_WORKERS]; /* -1 when not running */
     int worker_runs[TH_CLUSTER_MAX_WORKERS];
+    int worker_metrics_port[TH_CLUSTER_MAX_WORKERS]; /* 127.0.0.1; 0 without worker_metrics */
     int restarts;              /* workers restarted by th_cluster_supervise */
     char batch[64];            /* the last submitted batch id */
     /* CURVE (unless o.plain): `earmark keygen` made <dir>/keys/{coord,worker}.{key,pub}; the
