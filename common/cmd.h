@@ -10,4 +10,10 @@ int em_cmd_status(int argc, char **argv);      /* coordinator/status.c */
 int em_cmd_annotate(int argc, char **argv);    /* worker/annotate_cmd.c */
 int em_cmd_convert(int argc, char **argv);     /* model/convert_cmd.c */
 int em_cmd_bench(int argc, char **argv);       /* model/bench_cmd.c */
+int em_cmd_eval(int argc, char **argv);        /* results/eval.c */
+int em_cmd_diff(int argc, char **argv);        /* results/diff.c */
+int em_cmd_report(int argc, char **argv);      /* results/report.c */
+int em_cmd_index(int argc, char **argv);       /* results/index.c */
+int em_cmd_search(int argc, char **argv);      /* results/search.c */
+int em_cmd_export(int argc, char **argv);      /* results/export.c */
 #endif

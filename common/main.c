@@ -17,6 +17,12 @@ static const struct {
     {"annotate", em_cmd_annotate, "annotate local files in-process, no Redis"},
     {"convert", em_cmd_convert, "convert a checkpoint to one GGUF file (q8_0, q4_0, bf16, f16, f32)"},
     {"bench", em_cmd_bench, "benchmark the model code at the 7B shapes (bench model)"},
+    {"eval", em_cmd_eval, "score a batch's records against the references of its manifest"},
+    {"diff", em_cmd_diff, "compare two runs of a manifest: metric deltas, changed items, gate"},
+    {"report", em_cmd_report, "write a self-contained HTML report of a batch"},
+    {"index", em_cmd_index, "load records into an SQLite full-text index"},
+    {"search", em_cmd_search, "search an index made by earmark index"},
+    {"export", em_cmd_export, "flatten records to JSON lines or CSV (one row per item or segment)"},
 };
 
 static void usage(FILE *f)
