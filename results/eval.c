@@ -11,6 +11,7 @@
 #include "common/cmd.h"
 #include "results/cli.h"
 #include "results/evtags.h"
+#include "results/textnorm.h"
 
 static void usage(FILE *f)
 {
@@ -18,7 +19,20 @@ static void usage(FILE *f)
                "[--tags FILE] [--items] [--json]\n");
 }
 
-static json_t *item_json(const struct em_score_item *it)
+/* text normalised (textnorm.h) as a JSON string, or null when absent or unusable. */
+static json_t *norm_json(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    char *n = NULL;
+    if (!s || em_textnorm(s, strlen(s), &n, NULL) != EM_OK) return json_null();
+    json_t *j = json_string(n);
+    free(n);
+    return j ? j : json_null();
+}
+
+/* Per item: the scores, and the normalised texts they were computed from (so a script can
+ * recompute them with another implementation). */
+static json_t *item_json(const struct em_rec *rec, const struct em_score_item *it)
 {
     json_t *o = json_pack("{s:s?, s:s?, s:s, s:o, s:o}", "id", it->id, "source", it->source,
                           "status", it->ok ? "ok" : "failed", "duration_s",
@@ -41,6 +55,15 @@ static json_t *item_json(const struct em_score_item *it)
                                         "event_recall", r, "event_f1", f1));
     }
     if (it->has_cap) json_object_set_new(o, "caption_f1", json_real(it->cap_f1));
+    const json_t *ok = it->ok ? rec->rec : NULL;
+    if (it->has_tr)
+        json_object_update_new(o, json_pack("{s:o, s:o}", "transcript_norm",
+                                            ok ? norm_json(json_object_get(ok, "transcript")) : json_string(""),
+                                            "ref_transcript_norm", norm_json(json_object_get(rec->ref, "transcript"))));
+    if (it->has_cap)
+        json_object_update_new(o, json_pack("{s:o, s:o}", "caption_norm",
+                                            ok ? norm_json(json_object_get(ok, "caption")) : json_string(""),
+                                            "ref_caption_norm", norm_json(json_object_get(rec->ref, "caption"))));
     return o;
 }
 
@@ -71,7 +94,7 @@ static json_t *eval_json(const struct em_recs *r, const struct em_score_item *it
                           em_rcli_jnum(rate.audio_s_per_s));
     if (o && with_items) {
         json_t *a = json_array();
-        for (size_t i = 0; a && i < r->n; i++) json_array_append_new(a, item_json(&items[i]));
+        for (size_t i = 0; a && i < r->n; i++) json_array_append_new(a, item_json(&r->v[i], &items[i]));
         json_object_set_new(o, "per_item", a);
     }
     return o;

@@ -11,6 +11,23 @@ struct em_evtags {
     size_t n;
 };
 
+/* English plural to singular, in place: -ies -> -y, -sses/-ches/-shes/-xes/-zes lose "es",
+ * other -s (but -ss, -us, -is) lose "s"; words of up to 3 letters are kept. */
+static void singular(char *w)
+{
+    size_t m = strlen(w);
+#define ENDS(s) (m > strlen(s) && strcmp(w + m - strlen(s), s) == 0)
+    if (m > 4 && ENDS("ies")) {
+        w[m - 3] = 'y';
+        w[m - 2] = 0;
+    } else if (ENDS("sses") || ENDS("ches") || ENDS("shes") || ENDS("xes") || ENDS("zes")) {
+        w[m - 2] = 0;
+    } else if (m > 3 && w[m - 1] == 's' && !ENDS("ss") && !ENDS("us") && !ENDS("is")) {
+        w[m - 1] = 0;
+    }
+#undef ENDS
+}
+
 /* Case, separators and plural; no synonyms. */
 static void basic_norm(const char *tag, char *out, size_t cap)
 {
@@ -27,20 +44,23 @@ static void basic_norm(const char *tag, char *out, size_t cap)
         out[n++] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
     }
     out[n] = 0;
-    /* plural of the last word */
-    char *w = strrchr(out, ' ');
-    w = w ? w + 1 : out;
-    size_t m = strlen(w);
-#define ENDS(s) (m > strlen(s) && strcmp(w + m - strlen(s), s) == 0)
-    if (m > 4 && ENDS("ies")) {
-        w[m - 3] = 'y';
-        w[m - 2] = 0;
-    } else if (ENDS("sses") || ENDS("ches") || ENDS("shes") || ENDS("xes") || ENDS("zes")) {
-        w[m - 2] = 0;
-    } else if (m > 3 && w[m - 1] == 's' && !ENDS("ss") && !ENDS("us") && !ENDS("is")) {
-        w[m - 1] = 0;
+    /* plural of every word, in place (each only shrinks) */
+    size_t o = 0;
+    for (size_t i = 0; i <= n;) {
+        size_t j = i;
+        while (j < n && out[j] != ' ') j++;
+        char w[EM_EVTAG_MAX_TAG + 1];
+        size_t m = j - i;
+        memcpy(w, out + i, m);
+        w[m] = 0;
+        singular(w);
+        size_t k = strlen(w);
+        memmove(out + o, w, k);
+        o += k;
+        if (j < n) out[o++] = ' ';
+        i = j + 1;
     }
-#undef ENDS
+    out[o] = 0;
 }
 
 void em_evtag_norm(const struct em_evtags *t, const char *tag, char *out, size_t cap)

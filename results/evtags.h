@@ -1,8 +1,9 @@
 /* results/evtags.h - sound-event tag normalisation and set scores for `earmark eval`.
  *
  * A tag is normalised by: case folding (ASCII), '_' and '-' as spaces, runs of spaces as
- * one, outer spaces trimmed; the last word's English plural made singular (-ies -> -y,
- * -sses/-ches/-shes/-xes/-zes lose "es", other -s but -ss/-us/-is lose "s"); then the
+ * one, outer spaces trimmed; each word's English plural made singular (-ies -> -y,
+ * -sses/-ches/-shes/-xes/-zes lose "es", other -s but -ss/-us/-is lose "s"; words of 3
+ * letters or fewer kept); then the
  * synonym table maps it to its canonical name.
  *
  * Synonym table file (UTF-8 text; deploy/event-tags.txt is the shipped one; edit freely):
