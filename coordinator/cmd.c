@@ -329,7 +329,7 @@ int em_cmd_coordinator(int argc, char **argv)
     static struct em_metrics metrics;
     struct em_coord c = {0};
     struct em_errbuf eb = {{0}};
-    struct em_metrics_server *ms = NULL;
+    struct em_httpd *web = NULL;
     void *ctx = NULL;
     char host[128];
     int status = 1;
@@ -369,7 +369,10 @@ int em_cmd_coordinator(int argc, char **argv)
         em_errf(&eb, EM_E_IO, "cannot bind %s: %s", o.bind, zmq_strerror(zmq_errno()));
         goto fail;
     }
-    if (o.metrics && (rc = em_metrics_serve(o.metrics, c.m, &ms, &eb)) != EM_OK) goto fail;
+    if (o.metrics && ((rc = em_httpd_new(&web)) != EM_OK ||
+                      (rc = em_httpd_route(web, "/metrics", em_metrics_http, c.m, &eb)) != EM_OK ||
+                      (rc = em_httpd_start(web, "--metrics", o.metrics, &eb)) != EM_OK))
+        goto fail;
     em_sig_on_stop(on_signal);
     em_info("msg=\"coordinator up\" id=%s bind=%s heartbeat_ms=%u lease_ms=%u retry_base_ms=%lld",
             o.id, o.bind, o.heartbeat_ms, o.lease_ms, (long long)c.cfg.retry_base_ms);
@@ -379,7 +382,7 @@ fail:
     fprintf(stderr, "earmark coordinator: %s\n", em_errbuf_msg(&eb, rc));
     status = 1;
 out:
-    em_metrics_stop(ms);
+    em_httpd_free(web);
     cleanup(&c);
     if (c.zsock) zmq_close(c.zsock);
     if (ctx) zmq_ctx_term(ctx);

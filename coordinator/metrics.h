@@ -1,7 +1,6 @@
-/* coordinator/metrics.h - coordinator counters and a tiny Prometheus /metrics server.
- * Counters are C11 atomics: the poll loop updates them, the HTTP thread reads them.
- * The server is plain sockets on its own thread, answers GET /metrics (text format 0.0.4)
- * and 404 otherwise; requests are bounded (EM_METRICS_MAX_REQ) and time out. */
+/* coordinator/metrics.h - coordinator counters and their Prometheus text (format 0.0.4).
+ * Counters are C11 atomics: the poll loop updates them, the HTTP thread (common/httpd)
+ * reads them through em_metrics_http. */
 #ifndef EM_METRICS_H
 #define EM_METRICS_H
 
@@ -10,8 +9,8 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/httpd.h"
 
-#define EM_METRICS_MAX_REQ 4096 /* bytes of request head read */
 #define EM_METRICS_NBUCKETS 12
 
 enum em_drop_reason { EM_DROP_MALFORMED, EM_DROP_FRAMES, EM_DROP_UNEXPECTED, EM_DROP_COUNT };
@@ -32,11 +31,7 @@ void em_metrics_observe_latency(struct em_metrics *m, double seconds);
 /* Writes the exposition text into out (cap bytes); returns its length (truncated at cap-1). */
 size_t em_metrics_render(const struct em_metrics *m, char *out, size_t cap);
 
-struct em_metrics_server;
-/* Binds host:port ("127.0.0.1:9100", ":9100" = all interfaces) and serves m from a thread.
- * m must outlive the server. Errors: EM_E_ARG (bad address), EM_E_IO (bind). */
-em_err em_metrics_serve(const char *hostport, struct em_metrics *m, struct em_metrics_server **out,
-                        struct em_errbuf *eb);
-void em_metrics_stop(struct em_metrics_server *s); /* joins the thread; NULL is a no-op */
+/* The GET /metrics handler for common/httpd; arg is the struct em_metrics. */
+int em_metrics_http(void *arg, const char *path, struct em_http_reply *r);
 
 #endif

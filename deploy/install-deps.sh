@@ -8,7 +8,7 @@ APT_PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libjansson-dev
   libcunit1-dev libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
-  libopenblas-dev libcurl4-openssl-dev libssl-dev libutf8proc-dev
+  libopenblas-dev libcurl4-openssl-dev libssl-dev libutf8proc-dev libmicrohttpd-dev
   redis-server espeak-ng sox libsox-fmt-all ffmpeg python3 python3-pip xz-utils
   libsqlite3-dev chromium
 )
