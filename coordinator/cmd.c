@@ -283,6 +283,7 @@ static int run(struct em_coord *c)
         }
         if (now >= next_tick) {
             em_coord_batches_tick(c, now);
+            em_page_workers(c->page, c->workers, c->nworkers);
             next_tick = now + 1000;
         }
         if (c->stopping && (em_coord_count_jobs(c, EM_JOB_RUNNING) == 0 || now >= drain_until))
@@ -371,6 +372,9 @@ int em_cmd_coordinator(int argc, char **argv)
     }
     if (o.metrics && ((rc = em_httpd_new(&web)) != EM_OK ||
                       (rc = em_httpd_route(web, "/metrics", em_metrics_http, c.m, &eb)) != EM_OK ||
+                      (rc = em_page_new(o.redis, &c.page, &eb)) != EM_OK ||
+                      (rc = em_httpd_route(web, "/", em_page_http, c.page, &eb)) != EM_OK ||
+                      (rc = em_httpd_route(web, "/batches/", em_page_http, c.page, &eb)) != EM_OK ||
                       (rc = em_httpd_start(web, "--metrics", o.metrics, &eb)) != EM_OK))
         goto fail;
     em_sig_on_stop(on_signal);
@@ -383,6 +387,7 @@ fail:
     status = 1;
 out:
     em_httpd_free(web);
+    em_page_free(c.page);
     cleanup(&c);
     if (c.zsock) zmq_close(c.zsock);
     if (ctx) zmq_ctx_term(ctx);

@@ -16,6 +16,7 @@
 
 #include "common/err.h"
 #include "coordinator/metrics.h"
+#include "coordinator/page.h"
 #include "coordinator/queue.h"
 #include "proto/earmark.pb-c.h"
 
@@ -79,6 +80,7 @@ struct em_coord {
     size_t nbatches, capbatches;
     int stopping;
     int64_t grace_until_ms; /* no dispatch before: after a start, workers re-announce */
+    struct em_page *page;   /* live status page (page.h), NULL without --metrics */
 };
 
 /* batch.c */

@@ -139,6 +139,7 @@ static void on_hello(struct em_coord *c, struct em_worker *w, const Earmark__Hel
     em_info("worker=%s msg=\"hello\" version=\"%s\" backend=\"%s\" capacity=%u pid=%u", w->id,
             em_log_q(q1, sizeof q1, h->version), em_log_q(q2, sizeof q2, h->backend), h->capacity,
             h->pid);
+    em_page_hello(c->page, w->id, h->model, h->backend);
     send_welcome(c, w);
 }
 
@@ -227,6 +228,8 @@ static void on_result(struct em_coord *c, struct em_worker *w, const Earmark__Re
         return;
     }
     em_metrics_observe_latency(c->m, (double)(em_now_ms() - j->dispatched_ms) / 1000.0);
+    em_page_result(c->page, w->id, j->e.batch, j->e.item, j->e.source, r->ok, r->error_class,
+                   r->error_message);
     char q[300];
     if (r->ok) {
         em_info("worker=%s batch=%s item=%s attempt=%u msg=\"done\" elapsed_s=%.3f", w->id,

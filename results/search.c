@@ -52,13 +52,17 @@ em_err em_index_search(struct em_index *ix, const char *query, const char *event
     if (limit == 0 || limit > EM_INDEX_MAX_LIMIT) limit = EM_INDEX_MAX_LIMIT;
     char tag[EM_EVTAG_MAX_TAG + 1] = "";
     if (event) em_evtag_norm(NULL, event, tag, sizeof tag);
+    /* FTS5 sorts by rank itself when asked for ORDER BY rank with a LIMIT, so snippets and
+     * the joins run only for the rows returned, not for every match. */
     const char *sql =
-        "SELECT f.rowid, bm25(fts) AS score, snippet(fts, -1, '[', ']', '...', 12),"
-        " i.id, i.source, s.start_s, s.end_s"
-        " FROM fts f JOIN items i ON i.rid = f.rowid / ?3"
+        "SELECT f.rowid, f.score, f.snip, i.id, i.source, s.start_s, s.end_s FROM"
+        " (SELECT rowid, rank AS score, snippet(fts, -1, '[', ']', '...', 12) AS snip FROM fts"
+        "  WHERE fts MATCH ?1"
+        "  AND (?2 IS NULL OR rowid / ?3 IN (SELECT rid FROM item_tags WHERE tag = ?2))"
+        "  ORDER BY rank LIMIT ?4) f"
+        " JOIN items i ON i.rid = f.rowid / ?3"
         " LEFT JOIN segments s ON s.rid = i.rid AND s.seg = f.rowid % ?3 - 1"
-        " WHERE fts MATCH ?1 AND (?2 IS NULL OR i.rid IN (SELECT rid FROM item_tags WHERE tag = ?2))"
-        " ORDER BY score LIMIT ?4";
+        " ORDER BY f.score";
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
         return em_errf(eb, EM_E_IO, "sqlite: %s", sqlite3_errmsg(db));

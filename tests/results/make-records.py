@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""tests/results/make-records.py DIR N [--seed S] [--no-manifest] [--variant V]
+"""tests/results/make-records.py DIR N [--seed S] [--no-manifest] [--variant V] [--vocab W]
 
 Writes N synthetic earmark.annotation/v1 records to DIR/<id>.json and DIR/manifest.jsonl
 (one line per item: id, source, status, output), for the results commands' tests and the
 `earmark index` measurement. Deterministic for a seed. Every 10th item fails (EM_E_AUDIO,
 every 20th EM_E_TIMEOUT instead); items carry meta.ref (transcript, events, caption) and 1-3
-segments. --variant changes the hypotheses (a second "run" of the same manifest for diff)."""
-import argparse, hashlib, json, os, random
+segments. --variant changes the hypotheses (a second "run" of the same manifest for diff).
+--vocab W draws text from W words with Zipf frequencies (s = 1.1: the word of rank r is
+about r^1.1 times rarer than the commonest), as natural text has, instead of the small
+fixed vocabulary (which makes every word match a large share of the corpus); the words
+are the fixed ones followed by made-up ones (consonant-vowel syllables), and their ranks
+are printed to DIR/vocab.txt, so a benchmark can query words of known frequency."""
+import argparse, bisect, hashlib, itertools, json, os, random
 
 WORDS = ("the quick brown fox jumps over lazy dog please call stella ask her to bring these "
          "things seven ships sailed out of harbour at dawn it is twelve degrees and raining in "
@@ -14,8 +19,27 @@ WORDS = ("the quick brown fox jumps over lazy dog please call stella ask her to 
 TAGS = ["speech", "music", "dog barking", "car horn", "siren", "rain", "wind", "bird song",
         "engine", "door knock"]
 
+DRAW = None  # set by --vocab: a function drawing one word
+
 def sentence(r, n):
+    if DRAW:
+        return " ".join(DRAW(r) for _ in range(n))
     return " ".join(r.choice(WORDS) for _ in range(n))
+
+def zipf_vocab(n, out_path):
+    global DRAW, WORDS
+    syll = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+    made = ("".join(p) for k in (2, 3, 4) for p in itertools.product(syll, repeat=k))
+    words = list(dict.fromkeys(WORDS))
+    for w in made:
+        if len(words) >= n:
+            break
+        words.append(w)
+    cum = list(itertools.accumulate(1.0 / (i + 1) ** 1.1 for i in range(len(words))))
+    DRAW = lambda r: words[bisect.bisect(cum, r.random() * cum[-1])]
+    WORDS = words
+    with open(out_path, "w") as f:
+        f.write("\n".join("%d %s %.3g" % (i + 1, w, (1.0 / (i + 1) ** 1.1) / cum[-1]) for i, w in enumerate(words)) + "\n")
 
 def perturb(r, words, rate):
     out = []
@@ -39,8 +63,11 @@ def main():
     ap.add_argument("--variant", type=int, default=0)
     ap.add_argument("--no-manifest", action="store_true")
     ap.add_argument("--batch", default="b-synth")
+    ap.add_argument("--vocab", type=int, default=0)
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
+    if a.vocab:
+        zipf_vocab(a.vocab, os.path.join(a.dir, "vocab.txt"))
     r = random.Random(a.seed)
     hr = random.Random(a.seed * 1000 + a.variant)
     t0 = 1_780_000_000  # 2026-05-28
