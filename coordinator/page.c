@@ -178,7 +178,8 @@ static void head(struct em_http_reply *r, const char *title)
                       "metrics</a></p>\n", EM_VERSION, when, EM_PAGE_REFRESH_S);
 }
 
-/* One batch's row: id, state, bar, counts, rate, ETA. 0, or -1 when Redis failed. */
+/* One batch's row: id, state, bar, counts, rate, ETA. 0, 1 when there is no such batch,
+ * -1 when Redis failed. */
 static int batch_row(struct em_page *p, struct em_http_reply *r, const char *id)
 {
     struct em_batch_info b = {0};
@@ -193,7 +194,7 @@ static int batch_row(struct em_page *p, struct em_http_reply *r, const char *id)
         esc(r, em_errbuf_msg(&eb, rc));
         em_http_printf(r, "</td></tr>");
         em_batch_info_clear(&b);
-        return rc == EM_E_NOTFOUND ? 0 : -1;
+        return rc == EM_E_NOTFOUND ? 1 : -1;
     }
     struct em_progress pr;
     em_progress_of(&b, infl, b.dead, em_wall_ms(), &pr);
@@ -339,7 +340,7 @@ int em_page_http(void *arg, const char *path, struct em_http_reply *r)
         em_http_printf(r, "</table>\n");
         failures_table(p, r, id);
         em_http_printf(r, "</body></html>\n");
-        return bad ? 503 : 200;
+        return bad < 0 ? 503 : bad ? 404 : 200;
     }
     head(r, "earmark coordinator");
     char **ids = NULL;
@@ -349,7 +350,7 @@ int em_page_http(void *arg, const char *path, struct em_http_reply *r)
     batch_table_head(r);
     int bad = rc != EM_OK;
     for (size_t i = 0; rc == EM_OK && i < n && i < EM_PAGE_MAX_BATCHES; i++)
-        bad |= batch_row(p, r, ids[i]) != 0;
+        bad |= batch_row(p, r, ids[i]) < 0; /* one that completed meanwhile: its row says so */
     if (rc == EM_OK && n > EM_PAGE_MAX_BATCHES)
         em_http_printf(r, "<tr><td colspan=\"9\">and %zu more</td></tr>", n - EM_PAGE_MAX_BATCHES);
     if (rc != EM_OK) {
