@@ -85,7 +85,7 @@ static void throughput(FILE *f, const struct em_recs *r, const struct em_score_i
     char labels[TIME_BINS][24];
     for (size_t i = 0; i < nb; i++) {
         double a = lo + width * (double)i;
-        snprintf(labels[i], sizeof labels[i], "+%.0fs", a);
+        snprintf(labels[i], sizeof labels[i], width < 10 ? "+%.1fs" : "+%.0fs", a);
         /* per minute over the bin's width; one bin spanning no time: the count itself */
         bars[i] = (struct em_svg_bar){labels[i], width > 0 ? (double)counts[i] * 60.0 / width : (double)counts[i], a, width > 0 ? a + width : a};
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/cmd.h"
 #include "common/num.h"
 #include "results/index.h"
@@ -115,7 +116,8 @@ em_err em_index_search(struct em_index *ix, const char *query, const char *event
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: earmark search --db FILE [--event TAG] [--limit N] [--json] WORDS...\n");
+    fprintf(f, "usage: earmark search --db FILE [--event TAG] [--limit N] [--json] [--timing] "
+               "WORDS...\n");
 }
 
 int em_cmd_search(int argc, char **argv)
@@ -123,17 +125,19 @@ int em_cmd_search(int argc, char **argv)
     static const struct option lo[] = {
         {"db", required_argument, 0, 'd'},    {"event", required_argument, 0, 'e'},
         {"limit", required_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+        {"timing", no_argument, 0, 't'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     const char *db = NULL, *event = NULL;
     long limit = 20;
-    int as_json = 0;
+    int as_json = 0, timing = 0;
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
         if (c == 'd') db = optarg;
         else if (c == 'e') event = optarg;
         else if (c == 'j') as_json = 1;
+        else if (c == 't') timing = 1;
         else if (c == 'n' && (limit = em_num_parse(optarg, 1, EM_INDEX_MAX_LIMIT)) < 0) {
             fprintf(stderr, "earmark search: --limit must be 1..%u\n", EM_INDEX_MAX_LIMIT);
             return 2;
@@ -166,9 +170,13 @@ int em_cmd_search(int argc, char **argv)
         fprintf(stderr, "earmark search: %s: no such index (make one with earmark index)\n", db);
         return 1;
     }
+    double t0 = em_now_s();
     em_err rc = em_index_open(db, &ix, &eb);
     if (rc == EM_OK) rc = em_index_search(ix, words, event, (size_t)limit, &res, &eb);
     em_index_close(ix, NULL);
+    if (timing) /* open + query + close, without the process start */
+        fprintf(stderr, "earmark search: %zu items in %.2f ms\n", json_array_size(res),
+                (em_now_s() - t0) * 1000.0);
     if (rc != EM_OK) {
         fprintf(stderr, "earmark search: %s\n", em_errbuf_msg(&eb, rc));
         return rc == EM_E_ARG || rc == EM_E_TOO_LONG ? 2 : 1;
