@@ -28,17 +28,39 @@ static int load_tags(const char *who, const char *path, struct em_evtags **tags)
     return 0;
 }
 
+int em_rcli_opt(struct em_rcli_opts *o, int c, const char *arg)
+{
+    if (c == 'r') o->redis = arg;
+    else if (c == 'R') o->refs = arg;
+    else if (c == 't') o->tags = arg;
+    else return 0;
+    return 1;
+}
+
+em_err em_rcli_open(const char *arg, const char *redis, char **out, struct em_storage **st,
+                    struct em_errbuf *eb)
+{
+    struct em_storage_opts so = em_storage_opts_default();
+    so.max_bytes = EM_RECS_MAX_LIST;
+    *st = NULL;
+    em_err rc = em_recs_resolve(arg, em_cli_redis_url(redis), out, eb);
+    if (rc == EM_OK) rc = em_storage_open(&so, st, eb);
+    if (rc != EM_OK) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int em_rcli_load(const char *who, const char *arg, const struct em_rcli_opts *o,
                  struct em_recs *r, struct em_evtags **tags)
 {
     struct em_errbuf eb = {{0}};
     char *out = NULL;
     struct em_storage *st = NULL;
-    struct em_storage_opts so = em_storage_opts_default();
     memset(r, 0, sizeof *r);
     *tags = NULL;
-    em_err rc = em_recs_resolve(arg, em_cli_redis_url(o->redis), &out, &eb);
-    if (rc == EM_OK) rc = em_storage_open(&so, &st, &eb);
+    em_err rc = em_rcli_open(arg, o->redis, &out, &st, &eb);
     if (rc == EM_OK) rc = em_recs_load(st, out, who, r, &eb);
     em_storage_close(st);
     free(out);

@@ -17,6 +17,20 @@ struct em_rcli_opts {
     const char *tags;  /* --tags FILE: synonym table; NULL: $EARMARK_EVENT_TAGS or none */
 };
 
+/* The long options for the fields above, for a getopt_long table ('r', 'R', 't'). */
+#define EM_RCLI_LONGOPTS                                                                          \
+    {"redis", required_argument, 0, 'r'}, {"refs", required_argument, 0, 'R'},                    \
+        {"tags", required_argument, 0, 't'}
+/* Takes getopt's option c (argument arg) into o when it is one of those: 1, else 0. */
+int em_rcli_opt(struct em_rcli_opts *o, int c, const char *arg);
+
+struct em_storage;
+/* Resolves arg (batch id or OUT_URI; redis: --redis or NULL for EARMARK_REDIS_URL) into *out
+ * (malloc'd) and opens *st with reads capped at EM_RECS_MAX_LIST bytes. On failure both are
+ * NULL and eb says why. */
+em_err em_rcli_open(const char *arg, const char *redis, char **out, struct em_storage **st,
+                    struct em_errbuf *eb);
+
 /* Resolves arg (batch id or OUT_URI), reads every record into *r and the references and
  * the tag table (*tags, NULL when none). 0 on success, 1 after printing the error. */
 int em_rcli_load(const char *who, const char *arg, const struct em_rcli_opts *o,

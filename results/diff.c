@@ -127,8 +127,8 @@ static void pairs_free(struct pairs *p)
 int em_cmd_diff(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"redis", required_argument, 0, 'r'}, {"refs", required_argument, 0, 'R'},
-        {"tags", required_argument, 0, 't'},  {"gate", required_argument, 0, 'g'},
+        EM_RCLI_LONGOPTS,
+        {"gate", required_argument, 0, 'g'},
         {"resamples", required_argument, 0, 'n'}, {"seed", required_argument, 0, 's'},
         {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -141,9 +141,8 @@ int em_cmd_diff(int argc, char **argv)
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
-        if (c == 'r') o.redis = optarg;
-        else if (c == 'R') o.refs = optarg;
-        else if (c == 't') o.tags = optarg;
+        if (em_rcli_opt(&o, c, optarg))
+            continue;
         else if (c == 'j') as_json = 1;
         else if (c == 'g') {
             if (ngates == MAX_GATES || parse_gate(optarg, &gates[ngates]) != 0) {

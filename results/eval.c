@@ -153,8 +153,8 @@ static void print_text(const struct em_recs *r, const struct em_score_item *item
 int em_cmd_eval(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"redis", required_argument, 0, 'r'}, {"refs", required_argument, 0, 'R'},
-        {"tags", required_argument, 0, 't'},  {"items", no_argument, 0, 'i'},
+        EM_RCLI_LONGOPTS,
+        {"items", no_argument, 0, 'i'},
         {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -163,9 +163,8 @@ int em_cmd_eval(int argc, char **argv)
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
-        if (c == 'r') o.redis = optarg;
-        else if (c == 'R') o.refs = optarg;
-        else if (c == 't') o.tags = optarg;
+        if (em_rcli_opt(&o, c, optarg))
+            continue;
         else if (c == 'i') with_items = 1;
         else if (c == 'j') as_json = 1;
         else if (c == 'h') {

@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "common/cmd.h"
-#include "coordinator/cli.h"
 #include "results/cli.h"
 #include "results/export.h"
 #include "storage/storage.h"
@@ -260,12 +259,10 @@ int em_cmd_export(int argc, char **argv)
     struct em_errbuf eb = {{0}};
     char *out = NULL;
     struct em_storage *st = NULL;
-    struct em_storage_opts so = em_storage_opts_default();
     size_t bad = 0;
-    em_err rc = em_recs_resolve(argv[optind], em_cli_redis_url(redis), &out, &eb);
+    em_err rc = em_rcli_open(argv[optind], redis, &out, &st, &eb);
     if (rc == EM_OK && path && !(c.f = fopen(path, "w")))
         rc = em_errf(&eb, EM_E_IO, "%s: cannot write", path);
-    if (rc == EM_OK) rc = em_storage_open(&so, &st, &eb);
     if (rc == EM_OK && c.csv) {
         const char *const *cols = em_export_columns(c.segments);
         for (size_t i = 0; cols[i]; i++) fprintf(c.f, "%s%s", i ? "," : "", cols[i]);

@@ -9,7 +9,7 @@
 
 #include "common/clock.h"
 #include "common/cmd.h"
-#include "coordinator/cli.h"
+#include "results/cli.h"
 #include "results/records.h"
 #include "results/evtags.h"
 #include "storage/storage.h"
@@ -161,6 +161,8 @@ static int fts_row(struct em_index *ix, sqlite3_int64 rowid, const char *cap, co
 static int add_segments(struct em_index *ix, sqlite3_int64 rid, const json_t *rec)
 {
     const json_t *segs = json_object_get(rec, "segments");
+    if (json_array_size(segs) + 1 >= EM_INDEX_SEG_SPAN)
+        ix->segs_skipped += json_array_size(segs) + 2 - EM_INDEX_SEG_SPAN;
     for (size_t i = 0; i < json_array_size(segs) && i + 2 < EM_INDEX_SEG_SPAN; i++) {
         const json_t *sg = json_array_get(segs, i), *a = json_object_get(sg, "answers");
         const char *cap = json_string_value(json_object_get(a, "caption"));
@@ -300,7 +302,7 @@ em_err em_index_add(struct em_index *ix, const json_t *rec, const char *uri,
 
 struct run {
     struct em_index *ix;
-    size_t added, updated, unchanged;
+    size_t added, updated, unchanged, segs_skipped;
     struct em_errbuf eb;
     em_err rc;
 };
@@ -352,17 +354,16 @@ int em_cmd_index(int argc, char **argv)
     struct run r = {0};
     char *out = NULL;
     struct em_storage *st = NULL;
-    struct em_storage_opts so = em_storage_opts_default();
     size_t bad = 0;
     double t0 = em_now_s();
-    em_err rc = em_recs_resolve(argv[optind], em_cli_redis_url(redis), &out, &eb);
-    if (rc == EM_OK) rc = em_storage_open(&so, &st, &eb);
+    em_err rc = em_rcli_open(argv[optind], redis, &out, &st, &eb);
     if (rc == EM_OK) rc = em_index_open(db, &r.ix, &eb);
     if (rc == EM_OK) rc = em_recs_each(st, out, "index", one, &r, &bad, &eb);
     if (rc == EM_E_CANCELLED) {
         rc = r.rc;
         eb = r.eb;
     }
+    r.segs_skipped = r.ix ? r.ix->segs_skipped : 0;
     em_err crc = em_index_close(r.ix, rc == EM_OK ? &eb : NULL);
     if (rc == EM_OK) rc = crc;
     em_storage_close(st);
@@ -373,5 +374,8 @@ int em_cmd_index(int argc, char **argv)
     }
     printf("indexed %s into %s: %zu added, %zu updated, %zu unchanged, %zu unreadable (%.1f s)\n",
            argv[optind], db, r.added, r.updated, r.unchanged, bad, em_now_s() - t0);
+    if (r.segs_skipped)
+        printf("  %zu segments not indexed (more than %d in one record)\n", r.segs_skipped,
+               EM_INDEX_SEG_SPAN - 2);
     return 0;
 }

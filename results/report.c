@@ -291,8 +291,8 @@ static void usage(FILE *f)
 int em_cmd_report(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"redis", required_argument, 0, 'r'}, {"refs", required_argument, 0, 'R'},
-        {"tags", required_argument, 0, 't'},  {"output", required_argument, 0, 'o'},
+        EM_RCLI_LONGOPTS,
+        {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
     };
     struct em_rcli_opts o = {0};
@@ -300,9 +300,8 @@ int em_cmd_report(int argc, char **argv)
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":ho:", lo, NULL)) != -1;) {
-        if (c == 'r') o.redis = optarg;
-        else if (c == 'R') o.refs = optarg;
-        else if (c == 't') o.tags = optarg;
+        if (em_rcli_opt(&o, c, optarg))
+            continue;
         else if (c == 'o') path = optarg;
         else if (c == 'h') {
             usage(stdout);

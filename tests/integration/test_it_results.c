@@ -31,13 +31,8 @@ static int clean(void);
 
 static int start(void)
 {
-    char model_dir[600];
     if (th_tmpdir(tmp, sizeof tmp) != 0) return 1;
-    snprintf(model_dir, sizeof model_dir, "%s/demo-model", tmp);
-    if (th_make_demo_model(model_dir, NULL) != 0) return 1;
-    snprintf(model_env, sizeof model_env, "EARMARK_MODEL=%s", model_dir);
-    struct th_cluster_opts o = {.workers = 2, .threads = 1, .worker_env = {model_env, NULL}};
-    return th_cluster_start_storage(&c, &o, NULL, &st) != 0;
+    return th_cluster_start_demo(&c, 2, tmp, model_env, sizeof model_env, &st) != 0;
 }
 
 static int init(void) { return th_suite_init(start, clean); }
