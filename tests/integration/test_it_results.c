@@ -23,6 +23,7 @@
 
 #define SYNTH_ITEMS 300
 #define DEMO_CLIPS 8
+#define DEMO_NEW_TOKENS 16 /* per prompt and window: keeps the batch short under ASan */
 
 static struct th_cluster c;
 static struct em_storage *st;
@@ -124,8 +125,9 @@ static void demo_batch(void)
     CU_ASSERT_EQUAL_FATAL(th_sh("python3 '%s/tests/results/refs-manifest.py' '%s/manifest.txt' '%s'",
                                 th_root(), corpus, manifest), 0);
     CU_ASSERT_EQUAL_FATAL(th_sh("'%s' submit --redis '%s' --manifest '%s' --out '%s' "
-                                "--prompts caption,transcript,events > '%s/batch.txt' 2>> '%s/submit.log'",
-                                th_bin(), c.redis.url, manifest, out, c.dir, c.dir), 0);
+                                "--prompts caption,transcript,events --max-new-tokens %d > '%s/batch.txt' "
+                                "2>> '%s/submit.log'",
+                                th_bin(), c.redis.url, manifest, out, DEMO_NEW_TOKENS, c.dir, c.dir), 0);
     char bpath[760];
     snprintf(bpath, sizeof bpath, "%s/batch.txt", c.dir);
     char *bt = th_slurp(bpath, NULL);
