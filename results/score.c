@@ -218,7 +218,7 @@ void em_score_rate_of(const struct em_score_item *items, size_t n, struct em_sco
     for (size_t i = 0; i < n; i++) {
         const struct em_score_item *it = &items[i];
         if (it->created_ms < 0) continue;
-        int64_t start = it->created_ms - (it->total_s > 0 ? (int64_t)(it->total_s * 1000) : 0);
+        int64_t start = it->created_ms - (it->total_s > 0 ? llround(it->total_s * 1000) : 0);
         if (r->start_ms < 0 || start < r->start_ms) r->start_ms = start;
         if (it->created_ms > r->end_ms) r->end_ms = it->created_ms;
         if (it->ok && it->duration_s > 0) audio += it->duration_s;

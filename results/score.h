@@ -74,7 +74,7 @@ void em_score_batch(const struct em_score_item *items, const size_t *idx, size_t
                     double out[EM_METRIC_COUNT]);
 
 /* Throughput over the items' wall clock: the run spans from the earliest (created_ms -
- * total_s) to the latest created_ms; items_per_s = items / span, audio_s_per_s = Σ duration
+ * total_s, in whole milliseconds) to the latest created_ms; items_per_s = items / span, audio_s_per_s = Σ duration
  * of ok items / span. All NAN when no item has a created_at, or the span is 0. */
 struct em_score_rate {
     double span_s, items_per_s, audio_s_per_s;

@@ -11,7 +11,8 @@
  *   - a real batch: the demo corpus (deploy/make-corpus.sh) with references from its
  *     spoken sentences (tests/results/refs-manifest.py) annotated by two workers running the
  *     random-weight demo model behind a coordinator; the same checks on its records (the
- *     WER is high; what is asserted is that every number equals the independent one). */
+ *     WER is high; what is asserted is that every number equals the independent one).
+ *   - records read from S3 (SeaweedFS) through manifest.jsonl give the same numbers. */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "tests/helpers/clips.h"
 #include "tests/helpers/cluster.h"
 #include "tests/helpers/proc.h"
+#include "tests/helpers/servers.h"
 
 #define SYNTH_ITEMS 300
 #define DEMO_CLIPS 8
@@ -145,8 +147,60 @@ static void demo_batch(void)
     CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
+/* The same records read from S3 (SeaweedFS): uploaded with a manifest.jsonl of s3://
+ * outputs, they give eval the same numbers as from the directory; without a manifest an
+ * s3:// prefix is an error that names it. */
+static void records_from_s3(void)
+{
+    static struct th_server s3;
+    char dir[700], uri[700];
+    snprintf(dir, sizeof dir, "%s/s3-recs", tmp);
+    CU_ASSERT_EQUAL_FATAL(th_sh("python3 '%s/tests/results/make-records.py' '%s' 40 --no-manifest",
+                                th_root(), dir), 0);
+    CU_ASSERT_EQUAL_FATAL(th_weed_start(&s3, "AK", "SK"), 0);
+    CU_ASSERT_EQUAL_FATAL(th_s3_mkbucket(&s3, "bkt", "AK", "SK"), 0);
+    th_s3_env_set(s3.endpoint, "AK", "SK");
+    struct em_storage *s3st = NULL;
+    struct em_storage_opts so = em_storage_opts_default();
+    CU_ASSERT_EQUAL_FATAL(em_storage_open(&so, &s3st, NULL), EM_OK);
+    char *names = NULL;
+    CU_ASSERT_EQUAL(th_sh("cd '%s' && ls *.json > '%s/names.txt'", dir, tmp), 0);
+    snprintf(uri, sizeof uri, "%s/names.txt", tmp);
+    names = th_slurp(uri, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(names);
+    char *manifest = calloc(1, strlen(names) * 4 + 1024);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(manifest);
+    int put_bad = 0;
+    for (char *n = strtok(names, "\n"); n; n = strtok(NULL, "\n")) {
+        char path[800], key[200];
+        size_t len = 0;
+        snprintf(path, sizeof path, "%s/%s", dir, n);
+        snprintf(key, sizeof key, "s3://bkt/run/%s", n);
+        char *body = th_slurp(path, &len);
+        put_bad += !body || em_storage_put(s3st, key, body, len, "application/json", NULL) != EM_OK;
+        free(body);
+        snprintf(manifest + strlen(manifest), 256, "{\"status\":\"ok\",\"output\":\"%s\"}\n", key);
+    }
+    CU_ASSERT_EQUAL(put_bad, 0);
+    CU_ASSERT_EQUAL(th_sh("'%s' eval s3://bkt/run 2>&1 | grep -q 'no manifest.jsonl'", th_bin()), 0);
+    CU_ASSERT_EQUAL(em_storage_put(s3st, "s3://bkt/run/manifest.jsonl", manifest, strlen(manifest),
+                                   NULL, NULL), EM_OK);
+    CU_ASSERT_EQUAL(th_sh("'%s' eval s3://bkt/run --json > '%s/s3.json' && '%s' eval '%s' --json > '%s/dir.json' && "
+                          "python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); "
+                          "sys.exit(0 if a[\"metrics\"] == b[\"metrics\"] and a[\"items\"] == 40 else 1)' '%s/s3.json' '%s/dir.json'",
+                          th_bin(), tmp, th_bin(), dir, tmp, tmp, tmp), 0);
+    CU_ASSERT_EQUAL(th_sh("'%s' index s3://bkt/run --db '%s/s3.sqlite' | grep -q ' 40 added'", th_bin(), tmp), 0);
+    CU_ASSERT_EQUAL(th_sh("test $('%s' export s3://bkt/run 2>/dev/null | wc -l) -eq 40", th_bin()), 0);
+    free(manifest);
+    free(names);
+    em_storage_close(s3st);
+    th_s3_env_restore();
+    th_server_stop(&s3);
+}
+
 static CU_TestInfo tests[] = {
     {"synthetic_batch", synthetic_batch},
+    {"records_from_s3", records_from_s3},
     {"demo_batch", demo_batch},
     CU_TEST_INFO_NULL,
 };
