@@ -6,9 +6,9 @@
 #include <string.h>
 
 struct em_evtags {
-    char (*alias)[EM_EVTAG_MAX_TAG + 1];
+    char (*alias)[EM_EVTAG_MAX_TAG + 1]; /* [cap], grown as lines are read */
     char (*canon)[EM_EVTAG_MAX_TAG + 1];
-    size_t n;
+    size_t n, cap;
 };
 
 /* English plural to singular, in place: -ies -> -y, -sses/-ches/-shes/-xes/-zes lose "es",
@@ -79,6 +79,15 @@ static em_err add(struct em_evtags *t, const char *alias, size_t an, const char 
     if (t->n >= EM_EVTAG_MAX_ENTRIES)
         return em_errf(eb, EM_E_TOO_LONG, "line %u: more than %u aliases", line,
                        EM_EVTAG_MAX_ENTRIES);
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 32;
+        void *a = realloc(t->alias, cap * sizeof *t->alias);
+        if (a) t->alias = a;
+        void *c = a ? realloc(t->canon, cap * sizeof *t->canon) : NULL;
+        if (c) t->canon = c;
+        if (!a || !c) return em_errf(eb, EM_E_NOMEM, "out of memory");
+        t->cap = cap;
+    }
     char raw[EM_EVTAG_MAX_TAG + 1];
     snprintf(raw, sizeof raw, "%.*s", (int)(an < EM_EVTAG_MAX_TAG ? an : EM_EVTAG_MAX_TAG), alias);
     basic_norm(raw, t->alias[t->n], sizeof t->alias[t->n]);
@@ -95,12 +104,7 @@ em_err em_evtag_parse(const char *data, size_t len, struct em_evtags **out, stru
         return em_errf(eb, EM_E_TOO_LONG, "synonym table of %zu bytes (limit %u)", len,
                        EM_EVTAG_MAX_FILE);
     struct em_evtags *t = calloc(1, sizeof *t);
-    if (t) t->alias = calloc(EM_EVTAG_MAX_ENTRIES, sizeof *t->alias);
-    if (t && t->alias) t->canon = calloc(EM_EVTAG_MAX_ENTRIES, sizeof *t->canon);
-    if (!t || !t->canon) {
-        em_evtag_free(t);
-        return em_errf(eb, EM_E_NOMEM, "out of memory");
-    }
+    if (!t) return em_errf(eb, EM_E_NOMEM, "out of memory");
     em_err rc = EM_OK;
     unsigned line = 0;
     for (const char *p = data, *end = data + len; rc == EM_OK && p < end;) {
