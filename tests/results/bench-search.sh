@@ -3,7 +3,8 @@
 # (process start, opening the database, the query, printing; default --limit 20) for
 # queries of known frequency: single words of Zipf rank 1, 3, 10, 30, 100, 300, 1000, 3000,
 # 10000 (VOCAB.txt from make-records.py --vocab), two-word queries, an event tag, and each
-# with --event speech. Prints "wall-us in-process-ms matching-rows query" per run (in-process:
+# with --event speech (needs the sqlite3 CLI, Debian sqlite3, for the match counts).
+# Prints "wall-us in-process-ms matching-rows query" per run (in-process:
 # search --timing, open + query + close without the process start), then both summaries.
 set -euo pipefail
 bin=$1 db=$2 vocab=$3 rounds=${4:-3}
