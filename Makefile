@@ -18,7 +18,7 @@ CC      ?= cc
 VERSION := 0.1.0
 
 PKGS    := libzmq libprotobuf-c hiredis jansson libavformat libavcodec libswresample libavutil \
-           libcurl openblas libcrypto libutf8proc libmicrohttpd libssl
+           libcurl openblas libcrypto libutf8proc libmicrohttpd libssl sqlite3
 CPPFLAGS += -I. -I$(BUILD)/gen -D_GNU_SOURCE -DEM_VERSION='"$(VERSION)"' \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
@@ -31,7 +31,7 @@ override BUILD := $(BUILD)-san
 endif
 
 # Source folders of the library; each folder's *.c is compiled (main.c is the program).
-DIRS    ?= common proto storage model model/loader model/kernels/cpu worker coordinator
+DIRS    ?= common proto storage model model/loader model/kernels/cpu worker coordinator results
 ifdef ONLY
 DIRS    := common proto $(ONLY)
 endif

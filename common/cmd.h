@@ -14,4 +14,10 @@ int em_cmd_keygen(int argc, char **argv);      /* common/curve_cmd.c */
 int em_cmd_cancel(int argc, char **argv);      /* coordinator/life_cmd.c */
 int em_cmd_delete(int argc, char **argv);      /* coordinator/life_cmd.c */
 int em_cmd_ls(int argc, char **argv);          /* coordinator/life_cmd.c */
+int em_cmd_eval(int argc, char **argv);        /* results/eval.c */
+int em_cmd_diff(int argc, char **argv);        /* results/diff.c */
+int em_cmd_report(int argc, char **argv);      /* results/report.c */
+int em_cmd_index(int argc, char **argv);       /* results/index.c */
+int em_cmd_search(int argc, char **argv);      /* results/search.c */
+int em_cmd_export(int argc, char **argv);      /* results/export.c */
 #endif

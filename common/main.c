@@ -21,6 +21,12 @@ static const struct {
     {"cancel", em_cmd_cancel, "cancel a batch: the rest of its items are settled cancelled"},
     {"delete", em_cmd_delete, "delete a finished (or cancelled) batch's keys from Redis"},
     {"ls", em_cmd_ls, "list batches: state and counts"},
+    {"eval", em_cmd_eval, "score a batch's records against the references of its manifest"},
+    {"diff", em_cmd_diff, "compare two runs of a manifest: metric deltas, changed items, gate"},
+    {"report", em_cmd_report, "write a self-contained HTML report of a batch"},
+    {"index", em_cmd_index, "load records into an SQLite full-text index"},
+    {"search", em_cmd_search, "search an index made by earmark index"},
+    {"export", em_cmd_export, "flatten records to JSON lines or CSV (one row per item or segment)"},
 };
 
 static void usage(FILE *f)

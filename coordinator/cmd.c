@@ -397,6 +397,7 @@ static int run(struct em_coord *c)
         if (now >= next_tick) {
             em_coord_batches_tick(c, now);
             if (c->health) em_chealth_tick(c->health, c, now);
+            em_page_workers(c->page, c->workers, c->nworkers);
             next_tick = now + 1000;
         }
         if (c->stopping && (em_coord_count_jobs(c, EM_JOB_RUNNING) == 0 || now >= drain_until))
@@ -481,6 +482,8 @@ int em_cmd_coordinator(int argc, char **argv)
      * SIGTERM while waiting for Redis stops the wait */
     em_sig_on_stop(on_signal);
     rc = connect_redis(&c, o.redis, o.redis_ca, &eb);
+    /* the status page reads batch progress over its own connection (HTTP thread) */
+    if (rc == EM_OK && o.metrics) rc = em_page_new(o.redis, o.redis_ca, &c.page, &eb);
     if (o.redis_owned) memset((char *)o.redis, 0, strlen(o.redis)); /* c.q has its own copy */
     if (rc != EM_OK) goto fail;
     if ((rc = em_storage_open(&so, &c.st, &eb)) != EM_OK) goto fail;
@@ -514,6 +517,8 @@ int em_cmd_coordinator(int argc, char **argv)
                                           7 * 86400000LL), &c.health)) != EM_OK ||
          (rc = em_httpd_new(&web)) != EM_OK ||
          (rc = em_chealth_routes(c.health, web, &eb)) != EM_OK ||
+         (rc = em_httpd_route(web, "/", em_page_http, c.page, &eb)) != EM_OK ||
+         (rc = em_httpd_route(web, "/batches/", em_page_http, c.page, &eb)) != EM_OK ||
          (rc = em_httpd_start(web, "--metrics", o.metrics, &eb)) != EM_OK))
         goto fail;
     em_info("msg=\"coordinator up\" id=%s bind=%s heartbeat_ms=%u lease_ms=%u retry_base_ms=%lld",
@@ -529,6 +534,7 @@ out:
     em_zap_stop(zap);
     em_curve_allow_free(allow);
     em_chealth_free(c.health);
+    em_page_free(c.page);
     cleanup(&c);
     if (c.zsock) zmq_close(c.zsock);
     if (ctx) zmq_ctx_term(ctx);

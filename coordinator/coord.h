@@ -16,6 +16,7 @@
 
 #include "common/err.h"
 #include "coordinator/metrics.h"
+#include "coordinator/page.h"
 #include "coordinator/queue.h"
 #include "proto/earmark.pb-c.h"
 
@@ -101,6 +102,7 @@ struct em_coord {
     size_t nlost;
     int64_t next_trim_ms;   /* streams are trimmed about once a minute */
     struct em_chealth *health; /* coordinator/health.h; NULL without --metrics */
+    struct em_page *page;   /* live status page (page.h), NULL without --metrics */
 };
 
 /* batch.c */

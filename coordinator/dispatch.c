@@ -194,6 +194,7 @@ static void on_hello(struct em_coord *c, struct em_worker *w, const Earmark__Hel
     em_info("worker=%s msg=\"hello\" version=\"%s\" backend=\"%s\" capacity=%u pid=%u", w->id,
             em_log_q(q1, sizeof q1, h->version), em_log_q(q2, sizeof q2, h->backend), h->capacity,
             h->pid);
+    em_page_hello(c->page, w->id, h->model, h->backend);
     send_welcome(c, w);
 }
 

@@ -83,6 +83,8 @@ static void settle_running(struct em_coord *c, struct em_worker *w, struct em_jo
                            const Earmark__Result *r)
 {
     em_metrics_observe_latency(c->m, (double)(em_now_ms() - j->dispatched_ms) / 1000.0);
+    em_page_result(c->page, w->id, j->e.batch, j->e.item, j->e.source, r->ok, r->error_class,
+                   r->error_message);
     char q[300];
     if (r->ok) {
         em_info("worker=%s batch=%s item=%s attempt=%u msg=\"done\" elapsed_s=%.3f", w->id,

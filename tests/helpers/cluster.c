@@ -370,6 +370,18 @@ int th_cluster_start_storage(struct th_cluster *c, const struct th_cluster_opts 
     return -1;
 }
 
+int th_cluster_start_demo(struct th_cluster *c, int workers, const char *tmp, char *env,
+                          size_t envcap, struct em_storage **st)
+{
+    char model[700];
+    *st = NULL;
+    snprintf(model, sizeof model, "%s/demo-model", tmp);
+    if (th_make_demo_model(model, NULL) != 0) return -1;
+    snprintf(env, envcap, "EARMARK_MODEL=%s", model);
+    struct th_cluster_opts o = {.workers = workers, .threads = 1, .worker_env = {env, NULL}};
+    return th_cluster_start_storage(c, &o, NULL, st);
+}
+
 void th_cluster_stop_storage(struct th_cluster *c, struct em_storage **st)
 {
     em_storage_close(*st);

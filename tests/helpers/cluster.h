@@ -78,6 +78,12 @@ int th_suite_init(int (*start)(void), int (*clean)(void));
  * NULL. Pair with th_cluster_stop_storage. */
 int th_cluster_start_storage(struct th_cluster *c, const struct th_cluster_opts *o,
                              const struct em_storage_opts *so, struct em_storage **st);
+/* The demo model (th_make_demo_model) written to <tmp>/demo-model, then
+ * th_cluster_start_storage with `workers` workers (1 thread each) running it: env[envcap]
+ * receives their "EARMARK_MODEL=..." and must outlive the cluster (a static buffer).
+ * 0 on success. */
+int th_cluster_start_demo(struct th_cluster *c, int workers, const char *tmp, char *env,
+                          size_t envcap, struct em_storage **st);
 /* Closes *st (NULL afterwards) and th_cluster_stop(c). Idempotent. */
 void th_cluster_stop_storage(struct th_cluster *c, struct em_storage **st);
 /* Starts the coordinator again on the same ports (after a kill). 0 when it listens. */

@@ -20,7 +20,7 @@
 
 static struct th_cluster c;
 static struct em_storage *st;
-static char tmp[512], model_dir[600];
+static char tmp[512];
 static char model_env[700]; /* "EARMARK_MODEL=..." handed to the workers */
 
 static int clean(void);
@@ -28,11 +28,7 @@ static int clean(void);
 static int start(void)
 {
     if (th_tmpdir(tmp, sizeof tmp) != 0) return 1;
-    snprintf(model_dir, sizeof model_dir, "%s/demo-model", tmp);
-    if (th_make_demo_model(model_dir, NULL) != 0) return 1;
-    snprintf(model_env, sizeof model_env, "EARMARK_MODEL=%s", model_dir);
-    struct th_cluster_opts o = {.workers = 2, .threads = 1, .worker_env = {model_env, NULL}};
-    return th_cluster_start_storage(&c, &o, NULL, &st) != 0;
+    return th_cluster_start_demo(&c, 2, tmp, model_env, sizeof model_env, &st) != 0;
 }
 
 static int init(void) { return th_suite_init(start, clean); }
