@@ -37,11 +37,12 @@
 
 struct enc_layer {
     float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* [d], widened copies (owned) */
-    struct em_tensor q_w, q_b, k_w, v_w, v_b, o_w, o_b, fc1_w, fc1_b, fc2_w, fc2_b;
+    struct em_tensor q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b, fc1_w, fc1_b, fc2_w, fc2_b;
+    int has_k_b;
 };
 
 struct em_encoder {
-    int d, heads, hd, ffn, nlayers, npos;
+    int n_mels, d, heads, hd, ffn, nlayers, npos, pool;
     float eps;
     struct em_tensor conv1_w, conv1_b, conv2_w, conv2_b, pos; /* borrowed views */
     float *lnf_w, *lnf_b;
@@ -72,34 +73,115 @@ int em_encoder_tokens(int mel_len)
     return feat_len / 2; /* = (feat_len - 2) // 2 + 1 with Python's floor division */
 }
 
-/* Widened copy of a 1-D tensor of length d. */
-static em_err load_vec(const struct em_ckpt *ck, const char *name, int d, float **out,
-                       struct em_errbuf *eb)
+int em_encoder_out_len(const struct em_encoder *e, int mel_len)
 {
-    struct em_tensor t;
-    em_err rc = em_ckpt_tensor(ck, name, &t, eb);
-    if (rc != EM_OK) return rc;
-    if (em_tensor_numel(&t) != d) return em_errf(eb, EM_E_MODEL, "%s: expected %d values", name, d);
+    if (e->pool) return em_encoder_tokens(mel_len);
+    return mel_len <= 0 ? 0 : (mel_len - 1) / 2 + 1;
+}
+
+/* Widened copy of a 1-D tensor of length d. */
+static em_err widen_vec(const struct em_tensor *t, int d, float **out, struct em_errbuf *eb)
+{
+    if (em_tensor_numel(t) != d)
+        return em_errf(eb, EM_E_MODEL, "%s: expected %d values", t->name ? t->name : "vector", d);
     if (!(*out = malloc(sizeof(float) * (size_t)d))) return EM_E_NOMEM;
-    em_tensor_read_f32(&t, 0, (size_t)d, *out);
+    em_tensor_read_f32(t, 0, (size_t)d, *out);
     return EM_OK;
 }
 
-static em_err bind_layer(const struct em_ckpt *ck, int i, struct enc_layer *l, int d,
+/* Checks a Linear weight [out, in] and its bias [out] (bias may be NULL). */
+static em_err check_linear(const struct em_tensor *w, const struct em_tensor *b, int out, int in,
+                           struct em_errbuf *eb)
+{
+    if (w->ndim != 2 || w->shape[0] != out || w->shape[1] != in)
+        return em_errf(eb, EM_E_MODEL, "%s: expected [%d, %d]", w->name ? w->name : "weight", out, in);
+    if (b && em_tensor_numel(b) != out)
+        return em_errf(eb, EM_E_MODEL, "%s: expected %d values", b->name ? b->name : "bias", out);
+    return EM_OK;
+}
+
+static em_err bind_layer(const struct em_encoder_layer_desc *s, struct enc_layer *l, int d,
+                         int ffn, struct em_errbuf *eb)
+{
+    em_err rc;
+    if ((rc = widen_vec(&s->ln1_w, d, &l->ln1_w, eb)) != EM_OK ||
+        (rc = widen_vec(&s->ln1_b, d, &l->ln1_b, eb)) != EM_OK ||
+        (rc = widen_vec(&s->ln2_w, d, &l->ln2_w, eb)) != EM_OK ||
+        (rc = widen_vec(&s->ln2_b, d, &l->ln2_b, eb)) != EM_OK)
+        return rc;
+    l->has_k_b = s->k_b.data != NULL;
+    if ((rc = check_linear(&s->q_w, &s->q_b, d, d, eb)) != EM_OK ||
+        (rc = check_linear(&s->k_w, l->has_k_b ? &s->k_b : NULL, d, d, eb)) != EM_OK ||
+        (rc = check_linear(&s->v_w, &s->v_b, d, d, eb)) != EM_OK ||
+        (rc = check_linear(&s->o_w, &s->o_b, d, d, eb)) != EM_OK ||
+        (rc = check_linear(&s->fc1_w, &s->fc1_b, ffn, d, eb)) != EM_OK ||
+        (rc = check_linear(&s->fc2_w, &s->fc2_b, d, ffn, eb)) != EM_OK)
+        return rc;
+    l->q_w = s->q_w, l->q_b = s->q_b, l->k_w = s->k_w, l->k_b = s->k_b;
+    l->v_w = s->v_w, l->v_b = s->v_b, l->o_w = s->o_w, l->o_b = s->o_b;
+    l->fc1_w = s->fc1_w, l->fc1_b = s->fc1_b, l->fc2_w = s->fc2_w, l->fc2_b = s->fc2_b;
+    return EM_OK;
+}
+
+em_err em_encoder_new_desc(const struct em_encoder_desc *s, struct em_encoder **out,
+                           struct em_errbuf *eb)
+{
+    *out = NULL;
+    if ((s->n_mels != 80 && s->n_mels != 128) || s->npos * 2 != EM_MEL_FRAMES)
+        return em_errf(eb, EM_E_MODEL, "audio encoder: num_mel_bins %d / max_source_positions %d, "
+                       "the front end needs 80 or 128 / %d", s->n_mels, s->npos, EM_MEL_FRAMES / 2);
+    if (s->d <= 0 || s->heads <= 0 || s->d % s->heads || s->ffn <= 0 || s->nlayers <= 0 ||
+        s->nlayers > EM_ENCODER_MAX_LAYERS)
+        return em_errf(eb, EM_E_MODEL, "audio encoder: d_model %d, heads %d, ffn %d, layers %d "
+                       "are inconsistent", s->d, s->heads, s->ffn, s->nlayers);
+    em_err rc = EM_E_NOMEM;
+    struct em_encoder *e = calloc(1, sizeof *e);
+    if (!e) goto fail;
+    e->n_mels = s->n_mels;
+    e->d = s->d;
+    e->heads = s->heads;
+    e->hd = e->d / e->heads;
+    e->ffn = s->ffn;
+    e->npos = s->npos;
+    e->eps = s->eps;
+    e->pool = s->pool;
+    e->l = calloc((size_t)s->nlayers, sizeof *e->l);
+    if (!e->l) goto fail;
+    e->nlayers = s->nlayers;
+    e->conv1_w = s->conv1_w, e->conv1_b = s->conv1_b;
+    e->conv2_w = s->conv2_w, e->conv2_b = s->conv2_b;
+    e->pos = s->pos;
+    if (em_tensor_numel(&e->conv1_w) != (int64_t)e->d * e->n_mels * 3 ||
+        em_tensor_numel(&e->conv2_w) != (int64_t)e->d * e->d * 3 ||
+        em_tensor_numel(&e->pos) < (int64_t)e->npos * e->d) {
+        rc = em_errf(eb, EM_E_MODEL, "audio encoder: conv or position shapes do not match "
+                     "d_model %d and %d mel bins", e->d, e->n_mels);
+        goto fail;
+    }
+    if ((rc = widen_vec(&s->lnf_w, e->d, &e->lnf_w, eb)) != EM_OK ||
+        (rc = widen_vec(&s->lnf_b, e->d, &e->lnf_b, eb)) != EM_OK)
+        goto fail;
+    for (int i = 0; i < e->nlayers; i++)
+        if ((rc = bind_layer(&s->layers[i], &e->l[i], e->d, e->ffn, eb)) != EM_OK) goto fail;
+    *out = e;
+    return EM_OK;
+fail:
+    em_encoder_free(e);
+    return rc;
+}
+
+/* The Qwen2-Audio checkpoint's audio_tower.* tensors as a descriptor. */
+static em_err ckpt_layer(const struct em_ckpt *ck, int i, struct em_encoder_layer_desc *l,
                          struct em_errbuf *eb)
 {
-    char n[160];
-#define VEC(field, suffix)                                                      \
-    snprintf(n, sizeof n, "audio_tower.layers.%d.%s", i, suffix);               \
-    if ((rc = load_vec(ck, n, d, &l->field, eb)) != EM_OK) return rc;
 #define TEN(field, suffix)                                                      \
     if ((rc = em_ckpt_tensorf(ck, &l->field, eb, "audio_tower.layers.%d.%s", i, suffix)) != EM_OK) \
         return rc;
     em_err rc;
-    VEC(ln1_w, "self_attn_layer_norm.weight")
-    VEC(ln1_b, "self_attn_layer_norm.bias")
-    VEC(ln2_w, "final_layer_norm.weight")
-    VEC(ln2_b, "final_layer_norm.bias")
+    TEN(ln1_w, "self_attn_layer_norm.weight")
+    TEN(ln1_b, "self_attn_layer_norm.bias")
+    TEN(ln2_w, "final_layer_norm.weight")
+    TEN(ln2_b, "final_layer_norm.bias")
     TEN(q_w, "self_attn.q_proj.weight")
     TEN(q_b, "self_attn.q_proj.bias")
     TEN(k_w, "self_attn.k_proj.weight")
@@ -111,7 +193,6 @@ static em_err bind_layer(const struct em_ckpt *ck, int i, struct enc_layer *l, i
     TEN(fc1_b, "fc1.bias")
     TEN(fc2_w, "fc2.weight")
     TEN(fc2_b, "fc2.bias")
-#undef VEC
 #undef TEN
     return EM_OK;
 }
@@ -124,32 +205,30 @@ em_err em_encoder_new(const struct em_ckpt *ck, struct em_encoder **out, struct 
         return em_errf(eb, EM_E_MODEL, "audio_config: num_mel_bins %d / max_source_positions %d, "
                        "the front end needs %d / %d", a->num_mel_bins, a->max_source_positions,
                        EM_MEL_BINS, EM_MEL_FRAMES / 2);
-    em_err rc = EM_E_NOMEM;
-    struct em_encoder *e = calloc(1, sizeof *e);
-    if (!e) goto fail;
-    e->d = a->d_model;
-    e->heads = a->encoder_attention_heads;
-    e->hd = e->d / e->heads;
-    e->ffn = a->encoder_ffn_dim;
-    e->npos = a->max_source_positions;
-    e->eps = a->layer_norm_eps;
-    e->l = calloc((size_t)a->encoder_layers, sizeof *e->l);
-    if (!e->l) goto fail;
-    e->nlayers = a->encoder_layers;
-    if ((rc = em_ckpt_tensor(ck, "audio_tower.conv1.weight", &e->conv1_w, eb)) != EM_OK ||
-        (rc = em_ckpt_tensor(ck, "audio_tower.conv1.bias", &e->conv1_b, eb)) != EM_OK ||
-        (rc = em_ckpt_tensor(ck, "audio_tower.conv2.weight", &e->conv2_w, eb)) != EM_OK ||
-        (rc = em_ckpt_tensor(ck, "audio_tower.conv2.bias", &e->conv2_b, eb)) != EM_OK ||
-        (rc = em_ckpt_tensor(ck, "audio_tower.embed_positions.weight", &e->pos, eb)) != EM_OK ||
-        (rc = load_vec(ck, "audio_tower.layer_norm.weight", e->d, &e->lnf_w, eb)) != EM_OK ||
-        (rc = load_vec(ck, "audio_tower.layer_norm.bias", e->d, &e->lnf_b, eb)) != EM_OK)
-        goto fail;
-    for (int i = 0; i < e->nlayers; i++)
-        if ((rc = bind_layer(ck, i, &e->l[i], e->d, eb)) != EM_OK) goto fail;
-    *out = e;
-    return EM_OK;
-fail:
-    em_encoder_free(e);
+    if (a->encoder_layers <= 0 || a->encoder_layers > EM_ENCODER_MAX_LAYERS)
+        return em_errf(eb, EM_E_MODEL, "audio_config: encoder_layers %d", a->encoder_layers);
+    struct em_encoder_desc s = {
+        .n_mels = a->num_mel_bins, .d = a->d_model, .heads = a->encoder_attention_heads,
+        .ffn = a->encoder_ffn_dim, .nlayers = a->encoder_layers,
+        .npos = a->max_source_positions, .eps = a->layer_norm_eps, .pool = 1,
+    };
+    em_err rc;
+    struct em_encoder_layer_desc *layers = calloc((size_t)s.nlayers, sizeof *layers);
+    if (!layers) return EM_E_NOMEM;
+    s.layers = layers;
+    if ((rc = em_ckpt_tensor(ck, "audio_tower.conv1.weight", &s.conv1_w, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.conv1.bias", &s.conv1_b, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.conv2.weight", &s.conv2_w, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.conv2.bias", &s.conv2_b, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.embed_positions.weight", &s.pos, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.layer_norm.weight", &s.lnf_w, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.layer_norm.bias", &s.lnf_b, eb)) != EM_OK)
+        goto done;
+    for (int i = 0; i < s.nlayers; i++)
+        if ((rc = ckpt_layer(ck, i, &layers[i], eb)) != EM_OK) goto done;
+    rc = em_encoder_new_desc(&s, out, eb);
+done:
+    free(layers);
     return rc;
 }
 
@@ -374,7 +453,7 @@ static em_err run_layer(const struct em_encoder *e, const struct enc_layer *l, f
     em_err rc;
     layer_norm(w->a, h, T, d, l->ln1_w, l->ln1_b, e->eps);
     if ((rc = em_matmul(w->q, w->a, T, d, d, &l->q_w, &l->q_b)) != EM_OK) return rc;
-    if ((rc = em_matmul(w->k, w->a, T, d, d, &l->k_w, NULL)) != EM_OK) return rc;
+    if ((rc = em_matmul(w->k, w->a, T, d, d, &l->k_w, l->has_k_b ? &l->k_b : NULL)) != EM_OK) return rc;
     if ((rc = em_matmul(w->v, w->a, T, d, d, &l->v_w, &l->v_b)) != EM_OK) return rc;
     /* the fused AVX-512 kernel on both cores (attn.h); the sgemm path where it is missing */
     rc = em_attn_full(w->o, w->q, w->k, w->v, T, e->heads, e->hd, d, 1.0f / sqrtf((float)e->hd));
@@ -393,7 +472,7 @@ static em_err run_layer(const struct em_encoder *e, const struct enc_layer *l, f
 /* conv1 + GELU, conv2 + GELU, + positions: h[T, d]. */
 static em_err stem(const struct em_encoder *e, const float *mel, float *h, int T)
 {
-    const int d = e->d, F1 = 2 * T, K1 = EM_MEL_BINS * 3, K2 = d * 3;
+    const int d = e->d, F1 = 2 * T, K1 = e->n_mels * 3, K2 = d * 3;
     em_err rc = EM_E_NOMEM;
     float *x1 = malloc(sizeof(float) * (size_t)F1 * K1);
     float *c1 = malloc(sizeof(float) * (size_t)F1 * d);
@@ -401,7 +480,7 @@ static em_err stem(const struct em_encoder *e, const float *mel, float *h, int T
     float *pos = malloc(sizeof(float) * (size_t)d);
     if (!x1 || !c1 || !x2 || !pos) goto done;
     for (int f = 0; f < F1; f++)
-        for (int i = 0; i < EM_MEL_BINS; i++)
+        for (int i = 0; i < e->n_mels; i++)
             for (int k = 0; k < 3; k++) {
                 int src = f + k - 1;
                 x1[(size_t)f * K1 + i * 3 + k] =
@@ -436,7 +515,7 @@ em_err em_encoder_run(const struct em_encoder *e, const float *mel, int mel_len,
     *n_tokens = 0;
     if (mel_len < 1 || mel_len > EM_MEL_FRAMES)
         return em_errf(eb, EM_E_ARG, "mel_len %d outside [1, %d]", mel_len, EM_MEL_FRAMES);
-    const int N = em_encoder_tokens(mel_len);
+    const int N = em_encoder_out_len(e, mel_len);
     if (N < 1)
         return em_errf(eb, EM_E_TOO_SHORT, "%d mel frames give no audio token (need >= 3)",
                        mel_len);
@@ -458,10 +537,15 @@ em_err em_encoder_run(const struct em_encoder *e, const float *mel, int mel_len,
     if ((rc = stem(e, mel, h, T)) != EM_OK) goto done;
     for (int i = 0; i < e->nlayers; i++)
         if ((rc = run_layer(e, &e->l[i], h, T, &w)) != EM_OK) goto done;
-    for (int j = 0; j < N; j++)
-        for (int i = 0; i < d; i++)
-            w.a[(size_t)j * d + i] = (h[(size_t)(2 * j) * d + i] + h[(size_t)(2 * j + 1) * d + i]) * 0.5f;
-    layer_norm(out, w.a, N, d, e->lnf_w, e->lnf_b, e->eps);
+    if (e->pool) {
+        for (int j = 0; j < N; j++)
+            for (int i = 0; i < d; i++)
+                w.a[(size_t)j * d + i] =
+                    (h[(size_t)(2 * j) * d + i] + h[(size_t)(2 * j + 1) * d + i]) * 0.5f;
+        layer_norm(out, w.a, N, d, e->lnf_w, e->lnf_b, e->eps);
+    } else {
+        layer_norm(out, h, N, d, e->lnf_w, e->lnf_b, e->eps); /* Whisper: no pooling */
+    }
     *n_tokens = N;
     rc = EM_OK;
 done:
