@@ -26,7 +26,7 @@ override BUILD := $(BUILD)-san
 endif
 
 # Source folders of the library; each folder's *.c is compiled (main.c is the program).
-DIRS    ?= common proto storage model model/loader model/kernels/cpu worker coordinator
+DIRS    ?= common proto storage model model/loader model/kernels/cpu worker coordinator model/whisper
 ifdef ONLY
 DIRS    := common proto $(ONLY)
 endif

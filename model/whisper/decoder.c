@@ -1,0 +1,128 @@
+/* model/whisper/decoder.c - the Whisper text decoder, one token per call, f32.
+ *
+ *   x[d] = token_embedding[id] + positional_embedding[pos]
+ *   per layer:  x += out(self_attn(LN1(x)))   q|k|v = LN1(x) Wqkv^T + b; k, v cached at pos;
+ *                                              attends positions 0..pos (causal by construction)
+ *               x += out(cross_attn(LN2(x)))  keys / values of the window's encoder output,
+ *                                              computed once per window (wh_state_set_audio)
+ *               x += fc2(GELU(fc1(LN3(x))))
+ *   logits[n_vocab] = LN_final(x) @ token_embedding^T   (tied output projection)
+ *   attention per head h: softmax(q_h k_h^T / sqrt(hd)) v_h, as two cblas_sgemv.
+ * ref: openai/whisper model.py TextDecoder, ResidualAttentionBlock (cross_attention=True);
+ *      CTranslate2 layers/transformer.cc TransformerDecoderLayer (pre-norm) */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kernels/backend.h"
+#include "model/kernels/cpu/eltwise.h"
+#include "model/whisper/whisper_impl.h"
+
+void wh_state_free(struct wh_state *st)
+{
+    free(st->self_k);
+    free(st->self_v);
+    free(st->cross_k);
+    free(st->cross_v);
+    free(st->x);
+    free(st->a);
+    free(st->q);
+    free(st->qkv);
+    free(st->att);
+    free(st->f);
+    free(st->s);
+    memset(st, 0, sizeof *st);
+}
+
+em_err wh_state_new(const struct em_whisper *w, struct wh_state *st)
+{
+    memset(st, 0, sizeof *st);
+    const size_t d = (size_t)w->d, L = (size_t)w->n_layers;
+    st->self_k = malloc(sizeof(float) * L * (size_t)w->n_ctx * d);
+    st->self_v = malloc(sizeof(float) * L * (size_t)w->n_ctx * d);
+    st->cross_k = malloc(sizeof(float) * L * EM_WHISPER_AUDIO_CTX * d);
+    st->cross_v = malloc(sizeof(float) * L * EM_WHISPER_AUDIO_CTX * d);
+    st->x = malloc(sizeof(float) * d);
+    st->a = malloc(sizeof(float) * d);
+    st->q = malloc(sizeof(float) * d);
+    st->qkv = malloc(sizeof(float) * 3 * d);
+    st->att = malloc(sizeof(float) * d);
+    st->f = malloc(sizeof(float) * (size_t)w->ffn);
+    st->s = malloc(sizeof(float) * EM_WHISPER_AUDIO_CTX);
+    if (!st->self_k || !st->self_v || !st->cross_k || !st->cross_v || !st->x || !st->a || !st->q ||
+        !st->qkv || !st->att || !st->f || !st->s) {
+        wh_state_free(st);
+        return EM_E_NOMEM;
+    }
+    return EM_OK;
+}
+
+em_err wh_state_set_audio(const struct em_whisper *w, struct wh_state *st, const float *enc)
+{
+    const size_t per = (size_t)EM_WHISPER_AUDIO_CTX * (size_t)w->d;
+    em_err rc = EM_OK;
+    for (int i = 0; rc == EM_OK && i < w->n_layers; i++) {
+        const struct wh_layer *l = &w->l[i];
+        rc = em_matmul(st->cross_k + i * per, enc, EM_WHISPER_AUDIO_CTX, w->d, w->d, &l->ck_w, &l->ck_b);
+        if (rc == EM_OK)
+            rc = em_matmul(st->cross_v + i * per, enc, EM_WHISPER_AUDIO_CTX, w->d, w->d, &l->cv_w, &l->cv_b);
+    }
+    st->pos = 0;
+    return rc;
+}
+
+/* o[d] = concat_h softmax(q_h K_h^T * scale) V_h over n rows of K, V ([n, d] each). */
+static void attend(const struct em_whisper *w, const float *q, const float *K, const float *V,
+                   int n, float *s, float *o)
+{
+    const int d = w->d, hd = w->hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < w->heads; h++) {
+        float inv;
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, n, hd, scale, K + h * hd, d, q + h * hd, 1, 0.0f, s, 1);
+        em_softmax_rows(s, &inv, 1, n);
+        cblas_sgemv(CblasRowMajor, CblasTrans, n, hd, inv, V + h * hd, d, s, 1, 0.0f, o + h * hd, 1);
+    }
+}
+
+em_err wh_step(const struct em_whisper *w, struct wh_state *st, int32_t id, float *logits)
+{
+    const int d = w->d, p = st->pos;
+    if (p >= w->n_ctx) return EM_E_TOO_LONG;
+    if (id < 0 || id >= w->n_vocab) return EM_E_ARG;
+    float *x = st->x, *a = st->a;
+    em_err rc;
+    em_tensor_read_f32(&w->emb, (size_t)id * d, (size_t)d, x);
+    em_tensor_read_f32(&w->pos, (size_t)p * d, (size_t)d, a);
+    em_add_into(x, a, (size_t)d);
+    const size_t self_per = (size_t)w->n_ctx * d, cross_per = (size_t)EM_WHISPER_AUDIO_CTX * d;
+    for (int i = 0; i < w->n_layers; i++) {
+        const struct wh_layer *l = &w->l[i];
+        float *K = st->self_k + i * self_per, *V = st->self_v + i * self_per;
+        em_layer_norm(a, x, 1, d, l->ln1_w, l->ln1_b, 1e-5f);
+        if ((rc = em_matmul(st->qkv, a, 1, d, 3 * d, &l->qkv_w, &l->qkv_b)) != EM_OK) return rc;
+        memcpy(K + (size_t)p * d, st->qkv + d, sizeof(float) * (size_t)d);
+        memcpy(V + (size_t)p * d, st->qkv + 2 * d, sizeof(float) * (size_t)d);
+        attend(w, st->qkv, K, V, p + 1, st->s, st->att);
+        if ((rc = em_matmul(a, st->att, 1, d, d, &l->so_w, &l->so_b)) != EM_OK) return rc;
+        em_add_into(x, a, (size_t)d);
+
+        em_layer_norm(a, x, 1, d, l->ln2_w, l->ln2_b, 1e-5f);
+        if ((rc = em_matmul(st->q, a, 1, d, d, &l->cq_w, &l->cq_b)) != EM_OK) return rc;
+        attend(w, st->q, st->cross_k + i * cross_per, st->cross_v + i * cross_per,
+               EM_WHISPER_AUDIO_CTX, st->s, st->att);
+        if ((rc = em_matmul(a, st->att, 1, d, d, &l->co_w, &l->co_b)) != EM_OK) return rc;
+        em_add_into(x, a, (size_t)d);
+
+        em_layer_norm(a, x, 1, d, l->ln3_w, l->ln3_b, 1e-5f);
+        if ((rc = em_matmul(st->f, a, 1, d, w->ffn, &l->fc1_w, &l->fc1_b)) != EM_OK) return rc;
+        em_gelu(st->f, (size_t)w->ffn);
+        if ((rc = em_matmul(a, st->f, 1, w->ffn, d, &l->fc2_w, &l->fc2_b)) != EM_OK) return rc;
+        em_add_into(x, a, (size_t)d);
+    }
+    st->pos = p + 1;
+    if (!logits) return EM_OK;
+    em_layer_norm(a, x, 1, d, w->lnf_w, w->lnf_b, 1e-5f);
+    return em_matmul(logits, a, 1, d, w->n_vocab, &w->emb, NULL);
+}

@@ -1,0 +1,62 @@
+/* model/whisper/whisper_impl.h - what the files of model/whisper/ share (not for other
+ * modules): the loaded model, the decoder's weights as views into model.bin, the decoder
+ * state of one sequence. Shapes are [rows, cols] row-major, Linear weights [out, in]. */
+#ifndef EM_WHISPER_IMPL_H
+#define EM_WHISPER_IMPL_H
+
+#include "model/encoder.h"
+#include "model/loader/ct2.h"
+#include "model/loader/tensor.h"
+#include "model/mel.h"
+#include "model/tokenizer.h"
+#include "model/whisper/whisper.h"
+
+struct wh_layer {
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *ln3_w, *ln3_b; /* [d] widened (owned) */
+    struct em_tensor qkv_w, qkv_b;   /* self-attention, fused [3d, d], [3d] */
+    struct em_tensor so_w, so_b;     /* self-attention output [d, d], [d] */
+    struct em_tensor cq_w, cq_b;     /* cross-attention query [d, d], [d] */
+    struct em_tensor ck_w, ck_b;     /* cross-attention keys of enc [d, d], [d] (row views of */
+    struct em_tensor cv_w, cv_b;     /* the fused [2d, d] k|v), values likewise */
+    struct em_tensor co_w, co_b;     /* cross-attention output [d, d], [d] */
+    struct em_tensor fc1_w, fc1_b, fc2_w, fc2_b; /* [ffn, d], [ffn], [d, ffn], [d] */
+};
+
+struct em_whisper {
+    struct em_ct2 *ct2;        /* owns the mapping every view points into */
+    struct em_tok *tok;
+    struct em_mel *mel;
+    struct em_encoder *enc;
+    int n_mels, d, heads, hd, ffn, n_layers, enc_layers, n_vocab, n_ctx;
+    struct em_tensor emb;      /* [n_vocab, d]: token embedding and (tied) output projection */
+    struct em_tensor pos;      /* [n_ctx, d] learned positions */
+    float *lnf_w, *lnf_b;      /* [d] */
+    struct wh_layer *l;        /* [n_layers] */
+    /* special ids (from the tokenizer) */
+    int32_t sot, eot, no_timestamps, ts_begin, ts_end, transcribe, translate, no_speech;
+    bool multilingual;
+    int32_t *suppress, *suppress_begin, *lang_ids; /* from config.json (owned) */
+    int n_suppress, n_suppress_begin, n_langs;
+    char dtype[8];
+};
+
+/* One sequence's decoder state: self-attention keys and values per layer [n_ctx, d] and
+ * the cross-attention keys and values of one window per layer [1500, d]. */
+struct wh_state {
+    float *self_k, *self_v;    /* [n_layers][n_ctx][d] */
+    float *cross_k, *cross_v;  /* [n_layers][1500][d] */
+    int pos;                   /* next position */
+    /* scratch */
+    float *x, *a, *q, *qkv, *att, *f, *s;
+};
+
+em_err wh_state_new(const struct em_whisper *w, struct wh_state *st);
+void wh_state_free(struct wh_state *st);
+/* Computes each layer's cross-attention keys and values from enc[1500, d] and resets the
+ * sequence to position 0. Errors: the matmul's. */
+em_err wh_state_set_audio(const struct em_whisper *w, struct wh_state *st, const float *enc);
+/* Runs token id at position st->pos (then advances it); logits[n_vocab] when non-NULL.
+ * Errors: EM_E_TOO_LONG (past n_ctx), EM_E_ARG (id out of range), the matmul's. */
+em_err wh_step(const struct em_whisper *w, struct wh_state *st, int32_t id, float *logits);
+
+#endif

@@ -1,0 +1,233 @@
+/* tests/unit/test_whisper.c - the Whisper family (model/whisper/) on the real tiny.en weights
+ * (deploy/fetch-whisper.sh) against tests/golden/whisper/data (make_whisper_golden.py:
+ * numpy log-mel, ctranslate2 4.6.0 float32 encoder and greedy search) on 9 clips: espeak-ng
+ * voices, accents and speeds, speech over noise and over music, silence.
+ * Log-mel within 1e-4 absolute, encoder output within 1e-3 of max |want|, greedy ids
+ * identical with and without timestamps; plus segments, the no-speech probability, and
+ * load errors. */
+#include <CUnit/CUnit.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "model/mel.h"
+#include "model/tokenizer.h"
+#include "model/whisper/whisper.h"
+#include "tests/golden/golden.h"
+
+#define MEL_TOL 1e-4     /* absolute, log-mel */
+#define ENC_TOL 1e-3     /* relative to max |want|, encoder output */
+#define NOSPEECH_TOL 1e-3 /* absolute, probability */
+
+static struct em_whisper *wh;
+static json_t *index_json;
+static char tmp[1024], data_dir[2048];
+
+static int init(void)
+{
+    char dir[1024], p[2200];
+    struct em_errbuf eb = {{0}};
+    if (golden_whisper_dir(dir, sizeof dir) != 0) return 1;
+    if (em_whisper_load(dir, &wh, &eb) != EM_OK) {
+        fprintf(stderr, "whisper init: %s\n", eb.msg);
+        return 1;
+    }
+    snprintf(data_dir, sizeof data_dir, "%s/tests/golden/whisper/data", golden_root());
+    snprintf(p, sizeof p, "%s/index.json", data_dir);
+    json_error_t jerr;
+    if (!(index_json = json_load_file(p, 0, &jerr))) return 1;
+    return golden_tmpdir(tmp, sizeof tmp);
+}
+
+static int clean(void)
+{
+    em_whisper_free(wh);
+    json_decref(index_json);
+    golden_rmdir(tmp);
+    return 0;
+}
+
+/* tests/golden/whisper/clips/<name>.ogg through sox as s16 / 32768, as the script reads it. */
+static float *clip(const char *name, size_t *n)
+{
+    char in[2048], out[2048];
+    snprintf(in, sizeof in, "%s/tests/golden/whisper/clips/%s.ogg", golden_root(), name);
+    snprintf(out, sizeof out, "%s/%s.raw", tmp, name);
+    if (golden_sh("sox '%s' -t raw -e signed-integer -b 16 -c 1 -r 16000 '%s'", in, out) != 0)
+        return NULL;
+    size_t len = 0;
+    uint8_t *raw = golden_read(out, &len);
+    if (!raw) return NULL;
+    *n = len / 2;
+    float *pcm = malloc((*n ? *n : 1) * sizeof *pcm);
+    for (size_t i = 0; pcm && i < *n; i++)
+        pcm[i] = (float)(int16_t)(raw[2 * i] | raw[2 * i + 1] << 8) / 32768.0f;
+    free(raw);
+    return pcm;
+}
+
+/* Compares got[total] with the sampled reference key (every stride-th element). */
+static double cmp_sampled(const char *key, const float *got, size_t total, int rel, double tol)
+{
+    json_t *e = json_object_get(index_json, key);
+    if (!json_is_object(e)) return INFINITY;
+    size_t stride = (size_t)json_integer_value(json_object_get(e, "stride"));
+    char p[2400];
+    snprintf(p, sizeof p, "%s/%s", data_dir, json_string_value(json_object_get(e, "file")));
+    size_t len = 0;
+    float *want = golden_read(p, &len);
+    size_t m = stride ? (total + stride - 1) / stride : 0;
+    if (!want || len != m * 4) {
+        free(want);
+        return INFINITY;
+    }
+    float *g = malloc(m * sizeof *g);
+    for (size_t i = 0; i < m; i++) g[i] = got[i * stride];
+    double err = golden_cmp(key, g, want, m, rel, tol);
+    /* and the whole tensor through its sum of squares */
+    double ss = 0, want_ss = json_real_value(json_object_get(e, "sumsq"));
+    for (size_t i = 0; i < total; i++) ss += (double)got[i] * got[i];
+    if (fabs(ss - want_ss) > 1e-3 * (want_ss > 1 ? want_ss : 1)) {
+        printf("\n    %s: sum of squares %.6g, want %.6g", key, ss, want_ss);
+        err = INFINITY;
+    }
+    free(g);
+    free(want);
+    return err;
+}
+
+static int ids_equal(const char *what, const struct em_whisper_gen *g, json_t *want)
+{
+    size_t n = json_array_size(want);
+    int same = g->n == n;
+    for (size_t i = 0; same && i < n; i++) same = g->ids[i] == json_integer_value(json_array_get(want, i));
+    char *text = NULL;
+    em_tok_decode(em_whisper_tok(wh), g->ids, g->n, true, &text, NULL);
+    printf("\n    %-28s %zu ids %s: %s", what, g->n, same ? "identical" : "DIFFER", text ? text : "");
+    if (!same) {
+        printf("\n      got ");
+        for (size_t i = 0; i < g->n; i++) printf(" %d", (int)g->ids[i]);
+        printf("\n      want");
+        for (size_t i = 0; i < n; i++) printf(" %d", (int)json_integer_value(json_array_get(want, i)));
+    }
+    free(text);
+    return same;
+}
+
+static void golden_clips_match_ctranslate2(void)
+{
+    json_t *clips = json_object_get(index_json, "clips");
+    const char *name;
+    json_t *rec;
+    size_t n_clips = 0, n_same = 0;
+    struct em_whisper_info info;
+    em_whisper_info(wh, &info);
+    CU_ASSERT_EQUAL_FATAL(info.n_mels, 80);
+    float *mel = malloc(sizeof(float) * 80 * EM_MEL_FRAMES);
+    float *enc = malloc(sizeof(float) * EM_WHISPER_AUDIO_CTX * (size_t)info.d_model);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mel);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    json_object_foreach(clips, name, rec) {
+        size_t n = 0;
+        float *pcm = clip(name, &n);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(pcm);
+        CU_ASSERT_EQUAL(n, (size_t)json_integer_value(json_object_get(rec, "samples")));
+        char key[128];
+        struct em_errbuf eb = {{0}};
+        CU_ASSERT_EQUAL_FATAL(em_whisper_mel(wh, pcm, n, mel), EM_OK);
+        snprintf(key, sizeof key, "%s/mel", name);
+        CU_ASSERT(cmp_sampled(key, mel, 80 * EM_MEL_FRAMES, 0, MEL_TOL) <= MEL_TOL);
+        CU_ASSERT_EQUAL_FATAL(em_whisper_encode(wh, mel, enc, &eb), EM_OK);
+        snprintf(key, sizeof key, "%s/enc", name);
+        CU_ASSERT(cmp_sampled(key, enc, EM_WHISPER_AUDIO_CTX * (size_t)info.d_model, 1, ENC_TOL) <= ENC_TOL);
+        for (int ts = 0; ts < 2; ts++) {
+            struct em_whisper_opts o = em_whisper_opts_default();
+            o.timestamps = ts == 1;
+            struct em_whisper_gen g;
+            CU_ASSERT_EQUAL_FATAL(em_whisper_generate(wh, enc, &o, &g, &eb), EM_OK);
+            json_t *want = json_object_get(rec, ts ? "ts" : "nots");
+            snprintf(key, sizeof key, "%s/%s", name, ts ? "timestamps" : "notimestamps");
+            int same = ids_equal(key, &g, json_object_get(want, "ids"));
+            CU_ASSERT(same);
+            n_clips++;
+            n_same += same;
+            double ns = json_real_value(json_object_get(want, "no_speech_prob"));
+            CU_ASSERT(fabs(g.no_speech_prob - ns) <= NOSPEECH_TOL);
+            CU_ASSERT(g.stopped);
+            em_whisper_gen_clear(&g);
+        }
+        free(pcm);
+    }
+    printf("\n    greedy ids identical on %zu of %zu runs", n_same, n_clips);
+    CU_ASSERT(n_clips >= 16);
+    free(mel);
+    free(enc);
+}
+
+static void segments_follow_timestamps(void)
+{
+    struct em_whisper_info info;
+    em_whisper_info(wh, &info);
+    const int32_t tb = 50363; /* tiny.en's <|0.00|> */
+    /* <|0.00|> a <|1.00|><|1.00|> b <|2.50|> */
+    int32_t a = em_tok_find(em_whisper_tok(wh), "Hello"), b = em_tok_find(em_whisper_tok(wh), "world");
+    CU_ASSERT_FATAL(a > 0 && b > 0);
+    int32_t ids[] = {tb, a, tb + 50, tb + 50, b, tb + 125};
+    struct em_whisper_seg *s = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(em_whisper_segments(wh, ids, 6, 30.0, &s, &n), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_DOUBLE_EQUAL(s[0].start_s, 0.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(s[0].end_s, 1.0, 1e-9);
+    CU_ASSERT_STRING_EQUAL(s[0].text, "Hello");
+    CU_ASSERT_DOUBLE_EQUAL(s[1].start_s, 1.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(s[1].end_s, 2.5, 1e-9);
+    CU_ASSERT_STRING_EQUAL(s[1].text, "world");
+    for (size_t i = 0; i < n; i++) free(s[i].text);
+    free(s);
+    /* no timestamps at all: one segment over the window */
+    CU_ASSERT_EQUAL_FATAL(em_whisper_segments(wh, ids + 1, 1, 7.5, &s, &n), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_DOUBLE_EQUAL(s[0].end_s, 7.5, 1e-9);
+    free(s[0].text);
+    free(s);
+    /* a single timestamp pair without text: nothing */
+    int32_t empty[] = {tb, tb + 10};
+    CU_ASSERT_EQUAL(em_whisper_segments(wh, empty, 2, 30.0, &s, &n), EM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    free(s);
+}
+
+static void bad_options_and_dirs_are_refused(void)
+{
+    struct em_errbuf eb = {{0}};
+    struct em_whisper *w2 = NULL;
+    CU_ASSERT_EQUAL(em_whisper_load("/nonexistent-dir", &w2, &eb), EM_E_NOTFOUND);
+    CU_ASSERT_PTR_NULL(w2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "model.bin"));
+    float *enc = calloc((size_t)EM_WHISPER_AUDIO_CTX * 384, sizeof *enc);
+    struct em_whisper_opts o = em_whisper_opts_default();
+    struct em_whisper_gen g;
+    o.language = "de"; /* tiny.en is English-only */
+    CU_ASSERT_EQUAL(em_whisper_generate(wh, enc, &o, &g, &eb), EM_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "English-only"));
+    o = em_whisper_opts_default();
+    o.max_new = 100000;
+    CU_ASSERT_EQUAL(em_whisper_generate(wh, enc, &o, &g, &eb), EM_E_ARG);
+    o.max_new = 3; /* a cap is honoured */
+    CU_ASSERT_EQUAL(em_whisper_generate(wh, enc, &o, &g, &eb), EM_OK);
+    CU_ASSERT(g.n <= 3);
+    em_whisper_gen_clear(&g);
+    free(enc);
+}
+
+static CU_TestInfo tests[] = {
+    {"golden_clips_match_ctranslate2", golden_clips_match_ctranslate2},
+    {"segments_follow_timestamps", segments_follow_timestamps},
+    {"bad_options_and_dirs_are_refused", bad_options_and_dirs_are_refused},
+    CU_TEST_INFO_NULL,
+};
+const CU_SuiteInfo suite_whisper = {"whisper", init, clean, NULL, NULL, tests};
