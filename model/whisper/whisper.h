@@ -100,4 +100,27 @@ struct em_whisper_seg {
 em_err em_whisper_segments(const struct em_whisper *w, const int32_t *ids, size_t n,
                            double window_s, struct em_whisper_seg **segs, size_t *n_segs);
 
+/* ---- the model facade's entry (model/model.c) ------------------------------------------ */
+
+struct em_audio;
+struct em_model_result;
+
+struct em_whisper_run {
+    int max_new;                  /* per window; 0: the default */
+    bool (*cancelled)(void *ctx); /* polled before each window; NULL: never */
+    void *cancel_ctx;
+};
+
+/* Transcribes audio (16 kHz mono pcm) window by window (<= 30 s each, model/chunk.h): per
+ * window log-mel, encoder, greedy search with timestamps, segments offset by the window
+ * start. Fills r, whose n_prompts, names and tasks the caller has set (every task
+ * "transcript"): segments (one per window, each prompt's answer the window text), answers,
+ * transcript, has_tsegs, language, tsegs, token counts and timings. A trailing window under
+ * 20 ms after earlier ones is skipped. Errors: EM_E_TOO_SHORT (no samples), EM_E_CANCELLED,
+ * EM_E_NOMEM, the encoder's and search's. On error r holds what it held plus partial data
+ * (the caller frees it with em_model_result_free). */
+em_err em_whisper_annotate(const struct em_whisper *w, const struct em_audio *audio,
+                           const struct em_whisper_run *run, struct em_model_result *r,
+                           struct em_errbuf *eb);
+
 #endif

@@ -13,10 +13,16 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "model/audio.h"
+#include "model/family.h"
 #include "model/mel.h"
+#include "model/model.h"
 #include "model/tokenizer.h"
 #include "model/whisper/whisper.h"
 #include "tests/golden/golden.h"
+#include "tests/helpers/schema.h"
+#include "worker/annotation.h"
+#include "worker/facts.h"
 
 #define MEL_TOL 1e-4     /* absolute, log-mel */
 #define ENC_TOL 1e-3     /* relative to max |want|, encoder output */
@@ -224,10 +230,111 @@ static void bad_options_and_dirs_are_refused(void)
     free(enc);
 }
 
+/* The facade (model/model.h) picks the family from the files and answers transcript with
+ * text, language and timestamped segments; the record validates against the schema. */
+static void facade_transcribes_with_segments(void)
+{
+    char dir[1024];
+    CU_ASSERT_EQUAL_FATAL(golden_whisper_dir(dir, sizeof dir), 0);
+    struct em_model *m = NULL;
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_model_load(dir, NULL, &m, &eb);
+    if (rc != EM_OK) printf("\n    %s", eb.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, EM_OK);
+    CU_ASSERT_STRING_EQUAL(em_model_family(m), "whisper");
+    CU_ASSERT_STRING_EQUAL(em_model_dtype(m), "f16");
+    CU_ASSERT_PTR_NOT_NULL(strstr(em_model_identity(m), "whisper-tiny.en@"));
+    struct em_audio a = {0};
+    a.pcm = clip("us_normal", &a.n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a.pcm);
+    a.duration_s = (double)a.n / 16000.0;
+    struct em_model_prompt pr = {NULL, "transcript", NULL};
+    struct em_model_result *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(em_model_annotate(m, &a, &pr, 1, NULL, &r, &eb), EM_OK);
+    CU_ASSERT(r->has_tsegs);
+    CU_ASSERT_STRING_EQUAL(r->language, "en");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->transcript, "quick brown fox"));
+    CU_ASSERT_EQUAL(r->n_segments, 1);
+    CU_ASSERT_FATAL(r->n_tsegs >= 1);
+    for (size_t i = 0; i < r->n_tsegs; i++) {
+        CU_ASSERT(r->tsegs[i].start_s >= 0 && r->tsegs[i].start_s < r->tsegs[i].end_s);
+        CU_ASSERT(r->tsegs[i].end_s <= a.duration_s + 0.5);
+    }
+    CU_ASSERT_STRING_EQUAL(r->answers[0], r->transcript);
+    struct em_facts facts;
+    em_facts_compute(a.pcm, a.n, 16000, &facts);
+    a.src_rate = 16000;
+    a.src_channels = 1;
+    snprintf(a.codec, sizeof a.codec, "vorbis");
+    snprintf(a.container, sizeof a.container, "ogg");
+    struct em_annot_in in = {.item_id = "i", .batch_id = "b", .source = "us_normal.ogg",
+                             .attempt = 1, .audio = &a, .facts = &facts, .result = r,
+                             .err = EM_OK};
+    size_t len = 0;
+    char *rec = em_annot_build(&in, &len), path[1200];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rec);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rec, "\"transcript\":{\"text\":\"The quick brown fox"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rec, "\"language\":\"en\""));
+    snprintf(path, sizeof path, "%s/record.json", tmp);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fwrite(rec, 1, len, f);
+    fclose(f);
+    CU_ASSERT_EQUAL(th_schema_valid(path), 0);
+    free(rec);
+    em_model_result_free(r);
+    /* caption, events and free text are per-item errors naming the model */
+    const char *bad[] = {"caption", "events"};
+    for (int i = 0; i < 2; i++) {
+        struct em_model_prompt two[2] = {{NULL, "transcript", NULL}, {NULL, bad[i], NULL}};
+        CU_ASSERT_EQUAL(em_model_annotate(m, &a, two, 2, NULL, &r, &eb), EM_E_UNSUPPORTED);
+        CU_ASSERT_PTR_NULL(r);
+        CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "whisper-tiny.en"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, bad[i]));
+    }
+    struct em_model_prompt free_text = {NULL, NULL, "What is this?"};
+    CU_ASSERT_EQUAL(em_model_check_prompts(m, &free_text, 1, &eb), EM_E_UNSUPPORTED);
+    free(a.pcm);
+    em_model_free(m);
+}
+
+static void family_is_chosen_from_the_files(void)
+{
+    char dir[1024], d2[1200];
+    const struct em_family *f = NULL;
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL_FATAL(golden_whisper_dir(dir, sizeof dir), 0);
+    CU_ASSERT_EQUAL(em_family_detect(dir, &f, &eb), EM_OK);
+    CU_ASSERT_EQUAL(f->id, EM_FAMILY_WHISPER);
+    CU_ASSERT(em_family_can(f, "transcript"));
+    CU_ASSERT(!em_family_can(f, "caption"));
+    CU_ASSERT(!em_family_can(f, NULL));
+    CU_ASSERT_EQUAL(em_family_detect("/nonexistent", &f, &eb), EM_OK); /* the loader says why */
+    CU_ASSERT_EQUAL(f->id, EM_FAMILY_QWEN2_AUDIO);
+    CU_ASSERT(em_family_can(f, "caption") && em_family_can(f, NULL));
+    /* a Hugging Face Whisper layout (config.json model_type whisper, no model.bin) */
+    snprintf(d2, sizeof d2, "%s/hf-whisper", tmp);
+    CU_ASSERT_EQUAL_FATAL(golden_sh("mkdir -p '%s' && echo '{\"model_type\": \"whisper\"}' > '%s/config.json'", d2, d2), 0);
+    CU_ASSERT_EQUAL(em_family_detect(d2, &f, &eb), EM_OK);
+    CU_ASSERT_EQUAL(f->id, EM_FAMILY_WHISPER);
+    struct em_model *m = NULL;
+    CU_ASSERT_EQUAL(em_model_load(d2, NULL, &m, &eb), EM_E_UNSUPPORTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "CTranslate2"));
+    /* a model.bin of another CTranslate2 spec */
+    snprintf(d2, sizeof d2, "%s/other-spec", tmp);
+    CU_ASSERT_EQUAL_FATAL(golden_sh("mkdir -p '%s' && printf '\\006\\000\\000\\000\\002\\000X\\000"
+                                    "\\001\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000'"
+                                    " > '%s/model.bin'", d2, d2), 0);
+    CU_ASSERT_EQUAL(em_family_detect(d2, &f, &eb), EM_E_MODEL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "spec 'X'"));
+}
+
 static CU_TestInfo tests[] = {
     {"golden_clips_match_ctranslate2", golden_clips_match_ctranslate2},
     {"segments_follow_timestamps", segments_follow_timestamps},
     {"bad_options_and_dirs_are_refused", bad_options_and_dirs_are_refused},
+    {"facade_transcribes_with_segments", facade_transcribes_with_segments},
+    {"family_is_chosen_from_the_files", family_is_chosen_from_the_files},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_whisper = {"whisper", init, clean, NULL, NULL, tests};
