@@ -1,8 +1,8 @@
 /* model/model.h - the model runtime as the worker sees it: load a checkpoint once, annotate
  * decoded clips with it. What worker/ includes (with model/audio.h). The checkpoint picks the
  * family (model/family.h): Qwen2-Audio as below, or Whisper (a CTranslate2 model.bin
- * directory; model/whisper/whisper.h): per <= 30 s window log-mel -> encoder -> greedy
- * decoding with timestamps -> transcript text, language and timestamped segments; it answers
+ * directory; model/whisper/whisper.h): per <= 30 s window log-mel -> encoder -> beam search
+ * with timestamps -> transcript text, language and timestamped segments; it answers
  * only the transcript task (others: EM_E_UNSUPPORTED naming the model).
  *
  *   em_model_load(dir): config.json + generation_config.json, tokenizer files, safetensors
@@ -185,8 +185,9 @@ struct em_model_result {
  * EM_E_CANCELLED (gen->cancelled said so), EM_E_TOO_LONG, EM_E_NOMEM, the decoder's and
  * encoder's errors, EM_E_UNSUPPORTED (a task or free text the model's family does not answer,
  * e.g. caption on Whisper; the detail names the model). On error *out is NULL.
- * Whisper: greedy decoding always (sampling settings are not used), max_new_tokens caps each
- * window's tokens; every transcript prompt gets the same window text. */
+ * Whisper: beam search (beam 5) by default, greedy with gen->greedy; sampling settings are
+ * not used; max_new_tokens caps each window's tokens; every transcript prompt gets the same
+ * window text. */
 em_err em_model_annotate(const struct em_model *m, const struct em_audio *audio,
                          const struct em_model_prompt *prompts, size_t n_prompts,
                          const struct em_gen_params_override *gen,

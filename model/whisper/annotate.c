@@ -2,7 +2,7 @@
  * (model/model.h struct em_model_result):
  *
  *   pcm -> windows of <= 30 s (model/chunk.h)
- *   per window: log-mel -> encoder [1500, d] -> greedy search with timestamps
+ *   per window: log-mel -> encoder [1500, d] -> beam 5 (or greedy) search with timestamps
  *     -> segments (window start added) and the window text
  *   result: segments[w] (window bounds, each prompt's answer = window text and ids),
  *           tsegs (timestamped pieces over the clip), transcript (window texts joined),
@@ -61,6 +61,7 @@ static em_err run_window(const struct em_whisper *w, const float *pcm, const str
     r->encode_s += t1 - t0;
     struct em_whisper_opts o = em_whisper_opts_default();
     o.max_new = run ? run->max_new : 0;
+    o.beam_size = run && run->beam_size > 0 ? run->beam_size : EM_WHISPER_DEFAULT_BEAM;
     struct em_whisper_gen g;
     if ((rc = em_whisper_generate(w, enc, &o, &g, eb)) != EM_OK) return rc;
     r->decode_s += em_now_s() - t1;

@@ -23,8 +23,10 @@ void wh_state_free(struct wh_state *st)
 {
     free(st->self_k);
     free(st->self_v);
-    free(st->cross_k);
-    free(st->cross_v);
+    if (!st->cross_borrowed) {
+        free(st->cross_k);
+        free(st->cross_v);
+    }
     free(st->x);
     free(st->a);
     free(st->q);
@@ -35,14 +37,20 @@ void wh_state_free(struct wh_state *st)
     memset(st, 0, sizeof *st);
 }
 
-em_err wh_state_new(const struct em_whisper *w, struct wh_state *st)
+static em_err state_alloc(const struct em_whisper *w, struct wh_state *st, const struct wh_state *share)
 {
     memset(st, 0, sizeof *st);
     const size_t d = (size_t)w->d, L = (size_t)w->n_layers;
     st->self_k = malloc(sizeof(float) * L * (size_t)w->n_ctx * d);
     st->self_v = malloc(sizeof(float) * L * (size_t)w->n_ctx * d);
-    st->cross_k = malloc(sizeof(float) * L * EM_WHISPER_AUDIO_CTX * d);
-    st->cross_v = malloc(sizeof(float) * L * EM_WHISPER_AUDIO_CTX * d);
+    if (share) {
+        st->cross_borrowed = true;
+        st->cross_k = share->cross_k;
+        st->cross_v = share->cross_v;
+    } else {
+        st->cross_k = malloc(sizeof(float) * L * EM_WHISPER_AUDIO_CTX * d);
+        st->cross_v = malloc(sizeof(float) * L * EM_WHISPER_AUDIO_CTX * d);
+    }
     st->x = malloc(sizeof(float) * d);
     st->a = malloc(sizeof(float) * d);
     st->q = malloc(sizeof(float) * d);
@@ -56,6 +64,24 @@ em_err wh_state_new(const struct em_whisper *w, struct wh_state *st)
         return EM_E_NOMEM;
     }
     return EM_OK;
+}
+
+em_err wh_state_new(const struct em_whisper *w, struct wh_state *st) { return state_alloc(w, st, NULL); }
+
+em_err wh_state_new_shared(const struct em_whisper *w, struct wh_state *st,
+                           const struct wh_state *share)
+{
+    return state_alloc(w, st, share);
+}
+
+void wh_state_copy_self(const struct em_whisper *w, struct wh_state *dst, const struct wh_state *src)
+{
+    const size_t per = (size_t)w->n_ctx * (size_t)w->d, used = (size_t)src->pos * (size_t)w->d;
+    for (int i = 0; i < w->n_layers; i++) {
+        memcpy(dst->self_k + i * per, src->self_k + i * per, sizeof(float) * used);
+        memcpy(dst->self_v + i * per, src->self_v + i * per, sizeof(float) * used);
+    }
+    dst->pos = src->pos;
 }
 
 em_err wh_state_set_audio(const struct em_whisper *w, struct wh_state *st, const float *enc)

@@ -26,7 +26,7 @@
 
 struct em_whisper_opts em_whisper_opts_default(void)
 {
-    return (struct em_whisper_opts){.timestamps = true, .max_new = 0, .language = NULL};
+    return (struct em_whisper_opts){.timestamps = true, .max_new = 0, .language = NULL, .beam_size = 1};
 }
 
 void em_whisper_gen_clear(struct em_whisper_gen *g)
@@ -43,7 +43,7 @@ static void mask(float *l, int32_t from, int32_t to) /* [from, to) */
 }
 
 /* Rules 1-3 on logits l for generated ids gen[0..s). */
-static void apply_rules(const struct em_whisper *w, float *l, const int32_t *gen, int s, bool ts)
+void wh_apply_rules(const struct em_whisper *w, float *l, const int32_t *gen, int s, bool ts)
 {
     for (int i = 0; i < w->n_suppress; i++) l[w->suppress[i]] = -INFINITY;
     if (s == 0)
@@ -90,7 +90,7 @@ static int32_t argmax(const float *l, int n)
     return b;
 }
 
-static double log_softmax_at(const float *l, int n, int32_t k)
+double wh_log_softmax_at(const float *l, int n, int32_t k)
 {
     double mx = -INFINITY, sum = 0;
     for (int i = 0; i < n; i++) mx = l[i] > mx ? l[i] : mx;
@@ -134,6 +134,9 @@ em_err em_whisper_generate(const struct em_whisper *w, const float *enc,
     memset(out, 0, sizeof *out);
     if (o.max_new < 0 || o.max_new > w->n_ctx)
         return em_errf(eb, EM_E_ARG, "whisper: max_new %d outside [0, %d]", o.max_new, w->n_ctx);
+    if (o.beam_size < 0 || o.beam_size > EM_WHISPER_MAX_BEAM)
+        return em_errf(eb, EM_E_ARG, "whisper: beam size %d outside [0, %d]", o.beam_size,
+                       EM_WHISPER_MAX_BEAM);
     if (o.language && !w->multilingual && strcmp(o.language, "en") != 0)
         return em_errf(eb, EM_E_ARG, "whisper: this model is English-only, language '%s' asked",
                        o.language);
@@ -149,7 +152,7 @@ em_err em_whisper_generate(const struct em_whisper *w, const float *enc,
     if ((rc = wh_state_set_audio(w, &st, enc)) != EM_OK) goto done;
     /* <|startoftranscript|>: its logits give the no-speech probability and the language */
     if ((rc = wh_step(w, &st, w->sot, logits)) != EM_OK) goto done;
-    out->no_speech_prob = (float)exp(log_softmax_at(logits, w->n_vocab, w->no_speech));
+    out->no_speech_prob = (float)exp(wh_log_softmax_at(logits, w->n_vocab, w->no_speech));
     prompt[np++] = w->sot;
     snprintf(out->language, sizeof out->language, "en");
     if (w->multilingual) {
@@ -164,14 +167,18 @@ em_err em_whisper_generate(const struct em_whisper *w, const float *enc,
     out->prompt_tokens = np;
     int max_new = w->n_ctx / 2 < w->n_ctx - (np - 1) ? w->n_ctx / 2 : w->n_ctx - (np - 1);
     if (o.max_new > 0 && o.max_new < max_new) max_new = o.max_new;
+    if (o.beam_size > 1) {
+        rc = wh_beam_search(w, &st, logits, o.beam_size, max_new, o.timestamps, out);
+        goto done;
+    }
     if (!(out->ids = malloc(sizeof(int32_t) * (size_t)(max_new ? max_new : 1)))) {
         rc = EM_E_NOMEM;
         goto done;
     }
     for (int s = 0; s < max_new; s++) {
-        apply_rules(w, logits, out->ids, s, o.timestamps);
+        wh_apply_rules(w, logits, out->ids, s, o.timestamps);
         int32_t next = argmax(logits, w->n_vocab);
-        out->sum_logprob += log_softmax_at(logits, w->n_vocab, next);
+        out->sum_logprob += wh_log_softmax_at(logits, w->n_vocab, next);
         if (next == w->eot) {
             out->stopped = true;
             break;

@@ -34,6 +34,8 @@
 #define EM_WHISPER_MAX_SUPPRESS 4096 /* ids in config.json's suppress lists */
 #define EM_WHISPER_MAX_LANGS 200
 #define EM_WHISPER_SECONDS_PER_TS 0.02 /* one timestamp token step */
+#define EM_WHISPER_MAX_BEAM 16
+#define EM_WHISPER_DEFAULT_BEAM 5 /* what faster-whisper and OpenAI's CLI use */
 
 struct em_whisper;
 struct em_tok;
@@ -65,6 +67,9 @@ struct em_whisper_opts {
     int max_new;       /* generated tokens at most; 0: CTranslate2's 448 / 2 = 224 */
     const char *language; /* "en", ...; NULL: English-only models need none, multilingual
                              ones detect it */
+    int beam_size;     /* 1 (default): greedy; 2..EM_WHISPER_MAX_BEAM: beam search as
+                          CTranslate2 runs it (patience 1, length penalty 1, 2 * beam
+                          candidates per step, finished when beam_size hypotheses ended) */
 };
 struct em_whisper_opts em_whisper_opts_default(void);
 
@@ -80,7 +85,7 @@ struct em_whisper_gen {
 };
 void em_whisper_gen_clear(struct em_whisper_gen *g); /* frees ids; NULL ok */
 
-/* Greedy search on one encoded window enc[1500 * d_model]. On EM_OK *out is filled (the caller
+/* Greedy or beam search on one encoded window enc[1500 * d_model]. On EM_OK *out is filled (the caller
  * clears it). Errors: EM_E_ARG (bad opts, unknown language), EM_E_NOMEM. */
 em_err em_whisper_generate(const struct em_whisper *w, const float *enc,
                            const struct em_whisper_opts *opts, struct em_whisper_gen *out,
@@ -107,12 +112,13 @@ struct em_model_result;
 
 struct em_whisper_run {
     int max_new;                  /* per window; 0: the default */
+    int beam_size;                /* 1: greedy; 0: EM_WHISPER_DEFAULT_BEAM */
     bool (*cancelled)(void *ctx); /* polled before each window; NULL: never */
     void *cancel_ctx;
 };
 
 /* Transcribes audio (16 kHz mono pcm) window by window (<= 30 s each, model/chunk.h): per
- * window log-mel, encoder, greedy search with timestamps, segments offset by the window
+ * window log-mel, encoder, beam (or greedy) search with timestamps, segments offset by the window
  * start. Fills r, whose n_prompts, names and tasks the caller has set (every task
  * "transcript"): segments (one per window, each prompt's answer the window text), answers,
  * transcript, has_tsegs, language, tsegs, token counts and timings. A trailing window under

@@ -46,11 +46,18 @@ struct wh_state {
     float *self_k, *self_v;    /* [n_layers][n_ctx][d] */
     float *cross_k, *cross_v;  /* [n_layers][1500][d] */
     int pos;                   /* next position */
+    bool cross_borrowed;       /* cross_k / cross_v belong to another state (beams share them) */
     /* scratch */
     float *x, *a, *q, *qkv, *att, *f, *s;
 };
 
 em_err wh_state_new(const struct em_whisper *w, struct wh_state *st);
+/* A state whose cross-attention keys and values are share's (borrowed: share must outlive it
+ * and keep its audio); its own self-attention cache starts empty. Errors: EM_E_NOMEM. */
+em_err wh_state_new_shared(const struct em_whisper *w, struct wh_state *st,
+                           const struct wh_state *share);
+/* dst's self-attention cache and position become src's (positions 0 .. src->pos - 1). */
+void wh_state_copy_self(const struct em_whisper *w, struct wh_state *dst, const struct wh_state *src);
 void wh_state_free(struct wh_state *st);
 /* Computes each layer's cross-attention keys and values from enc[1500, d] and resets the
  * sequence to position 0. Errors: the matmul's. */
@@ -58,5 +65,16 @@ em_err wh_state_set_audio(const struct em_whisper *w, struct wh_state *st, const
 /* Runs token id at position st->pos (then advances it); logits[n_vocab] when non-NULL.
  * Errors: EM_E_TOO_LONG (past n_ctx), EM_E_ARG (id out of range), the matmul's. */
 em_err wh_step(const struct em_whisper *w, struct wh_state *st, int32_t id, float *logits);
+
+/* search.c: rules 1-3 of the logits processors (search.c's header) on l[n_vocab] for the
+ * generated ids gen[0..s); the log-softmax of l at k. */
+void wh_apply_rules(const struct em_whisper *w, float *l, const int32_t *gen, int s, bool ts);
+double wh_log_softmax_at(const float *l, int n, int32_t k);
+
+/* beam.c: beam search from st, whose last prompt token has run and left logits[n_vocab];
+ * fills out->ids / n / stopped / sum_logprob with the best hypothesis. Errors: EM_E_NOMEM,
+ * the decoder's. */
+em_err wh_beam_search(const struct em_whisper *w, struct wh_state *st, const float *logits,
+                      int beam, int max_new, bool ts, struct em_whisper_gen *out);
 
 #endif

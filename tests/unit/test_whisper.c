@@ -3,7 +3,7 @@
  * numpy log-mel, ctranslate2 4.6.0 float32 encoder and greedy search) on 9 clips: espeak-ng
  * voices, accents and speeds, speech over noise and over music, silence.
  * Log-mel within 1e-4 absolute, encoder output within 1e-3 of max |want|, greedy ids
- * identical with and without timestamps; plus segments, the no-speech probability, and
+ * identical with and without timestamps, beam 5 ids identical; plus segments, the no-speech probability, and
  * load errors. */
 #include <CUnit/CUnit.h>
 #include <jansson.h>
@@ -173,6 +173,52 @@ static void golden_clips_match_ctranslate2(void)
     free(enc);
 }
 
+/* Beam 5 (patience 1, length penalty 1) against ctranslate2's beam search, with and
+ * without timestamps; on most clips the beam finds a different sequence than greedy. */
+static void beam5_matches_ctranslate2(void)
+{
+    json_t *clips = json_object_get(index_json, "clips");
+    const char *name;
+    json_t *rec;
+    size_t runs = 0, same_n = 0, differs_from_greedy = 0;
+    struct em_whisper_info info;
+    em_whisper_info(wh, &info);
+    float *mel = malloc(sizeof(float) * 80 * EM_MEL_FRAMES);
+    float *enc = malloc(sizeof(float) * EM_WHISPER_AUDIO_CTX * (size_t)info.d_model);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mel);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    json_object_foreach(clips, name, rec) {
+        size_t n = 0;
+        float *pcm = clip(name, &n);
+        struct em_errbuf eb = {{0}};
+        CU_ASSERT_PTR_NOT_NULL_FATAL(pcm);
+        CU_ASSERT_EQUAL_FATAL(em_whisper_mel(wh, pcm, n, mel), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(em_whisper_encode(wh, mel, enc, &eb), EM_OK);
+        for (int ts = 0; ts < 2; ts++) {
+            struct em_whisper_opts o = em_whisper_opts_default();
+            o.timestamps = ts == 1;
+            o.beam_size = 5;
+            struct em_whisper_gen g;
+            CU_ASSERT_EQUAL_FATAL(em_whisper_generate(wh, enc, &o, &g, &eb), EM_OK);
+            json_t *want = json_object_get(rec, ts ? "ts" : "nots");
+            char key[128];
+            snprintf(key, sizeof key, "%s/beam5/%s", name, ts ? "timestamps" : "notimestamps");
+            int same = ids_equal(key, &g, json_object_get(want, "beam5_ids"));
+            CU_ASSERT(same);
+            runs++;
+            same_n += same;
+            differs_from_greedy += !json_equal(json_object_get(want, "ids"), json_object_get(want, "beam5_ids"));
+            em_whisper_gen_clear(&g);
+        }
+        free(pcm);
+    }
+    printf("\n    beam 5 ids identical on %zu of %zu runs (%zu where beam and greedy differ)", same_n,
+           runs, differs_from_greedy);
+    CU_ASSERT(runs >= 8 && differs_from_greedy >= 4);
+    free(mel);
+    free(enc);
+}
+
 static void segments_follow_timestamps(void)
 {
     struct em_whisper_info info;
@@ -331,6 +377,7 @@ static void family_is_chosen_from_the_files(void)
 
 static CU_TestInfo tests[] = {
     {"golden_clips_match_ctranslate2", golden_clips_match_ctranslate2},
+    {"beam5_matches_ctranslate2", beam5_matches_ctranslate2},
     {"segments_follow_timestamps", segments_follow_timestamps},
     {"bad_options_and_dirs_are_refused", bad_options_and_dirs_are_refused},
     {"facade_transcribes_with_segments", facade_transcribes_with_segments},

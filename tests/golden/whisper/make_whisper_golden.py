@@ -15,7 +15,9 @@ script and the C suite both read them back through sox as s16), then for each cl
   - the encoder output of ctranslate2 (float32) on that log-mel [1500, 384];
   - greedy ids of ctranslate2.models.Whisper.generate (float32, beam 1, suppress_blank,
     suppress_tokens [-1], max_initial_timestamp_index 50, no-speech probability), once with
-    timestamps (prompt <|startoftranscript|>) and once without (+ <|notimestamps|>).
+    timestamps (prompt <|startoftranscript|>) and once without (+ <|notimestamps|>), and the
+    beam-5 ids (patience 1, length penalty 1) of both.
+`--no-clips` keeps the committed clips (the reference is recomputed from them).
 Tensors are stored sampled (every STRIDE-th element, little-endian f32) with their full
 sum, sum of squares and max |x|, so the data stays small; ids in full. Writes data/index.json
 and data/*.bin beside this script. The C suite "whisper" compares (tests/unit/test_whisper.c).
@@ -180,6 +182,10 @@ def main():
                                return_no_speech_prob=True, return_scores=True)[0]
             rec[tag] = {"ids": [int(i) for i in r.sequences_ids[0]],
                         "no_speech_prob": float(r.no_speech_prob)}
+            b = model.generate(feats, [prompt], beam_size=5, patience=1, length_penalty=1,
+                               suppress_blank=True, suppress_tokens=[-1],
+                               max_initial_timestamp_index=50)[0]
+            rec[tag]["beam5_ids"] = [int(i) for i in b.sequences_ids[0]]
         index["clips"][name] = rec
         print(name, rec["nots"]["ids"][:8], "no_speech %.3f" % rec["ts"]["no_speech_prob"])
     with open(os.path.join(DATA, "index.json"), "w") as f:
