@@ -118,9 +118,13 @@ em_err wh_beam_search(const struct em_whisper *w, struct wh_state *st, const flo
         struct wh_state *u = cur;
         cur = nxt, nxt = u;
         live = B;
-        for (int j = 0; j < B; j++)
-            if ((rc = wh_step(w, &cur[j], seq[(size_t)j * (max_new + 1) + s], lg + (size_t)j * V)) != EM_OK)
-                goto done;
+        struct wh_state *rows[EM_WHISPER_MAX_BEAM];
+        int32_t tok[EM_WHISPER_MAX_BEAM];
+        for (int j = 0; j < B; j++) {
+            rows[j] = &cur[j];
+            tok[j] = seq[(size_t)j * (max_new + 1) + s];
+        }
+        if ((rc = wh_step_batch(w, rows, tok, B, lg)) != EM_OK) goto done;
         rc = EM_E_NOMEM;
     }
     /* best by score / length (length penalty 1); the first on ties, as a stable sort */

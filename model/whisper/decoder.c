@@ -27,12 +27,6 @@ void wh_state_free(struct wh_state *st)
         free(st->cross_k);
         free(st->cross_v);
     }
-    free(st->x);
-    free(st->a);
-    free(st->q);
-    free(st->qkv);
-    free(st->att);
-    free(st->f);
     free(st->s);
     memset(st, 0, sizeof *st);
 }
@@ -51,15 +45,8 @@ static em_err state_alloc(const struct em_whisper *w, struct wh_state *st, const
         st->cross_k = malloc(sizeof(float) * L * EM_WHISPER_AUDIO_CTX * d);
         st->cross_v = malloc(sizeof(float) * L * EM_WHISPER_AUDIO_CTX * d);
     }
-    st->x = malloc(sizeof(float) * d);
-    st->a = malloc(sizeof(float) * d);
-    st->q = malloc(sizeof(float) * d);
-    st->qkv = malloc(sizeof(float) * 3 * d);
-    st->att = malloc(sizeof(float) * d);
-    st->f = malloc(sizeof(float) * (size_t)w->ffn);
     st->s = malloc(sizeof(float) * EM_WHISPER_AUDIO_CTX);
-    if (!st->self_k || !st->self_v || !st->cross_k || !st->cross_v || !st->x || !st->a || !st->q ||
-        !st->qkv || !st->att || !st->f || !st->s) {
+    if (!st->self_k || !st->self_v || !st->cross_k || !st->cross_v || !st->s) {
         wh_state_free(st);
         return EM_E_NOMEM;
     }
@@ -112,43 +99,71 @@ static void attend(const struct em_whisper *w, const float *q, const float *K, c
     }
 }
 
-em_err wh_step(const struct em_whisper *w, struct wh_state *st, int32_t id, float *logits)
+em_err wh_step_batch(const struct em_whisper *w, struct wh_state *const *sts,
+                     const int32_t *ids, int n, float *logits)
 {
-    const int d = w->d, p = st->pos;
-    if (p >= w->n_ctx) return EM_E_TOO_LONG;
-    if (id < 0 || id >= w->n_vocab) return EM_E_ARG;
-    float *x = st->x, *a = st->a;
-    em_err rc;
-    em_tensor_read_f32(&w->emb, (size_t)id * d, (size_t)d, x);
-    em_tensor_read_f32(&w->pos, (size_t)p * d, (size_t)d, a);
-    em_add_into(x, a, (size_t)d);
+    const int d = w->d;
+    const size_t nd = (size_t)n * d;
+    for (int r = 0; r < n; r++) {
+        if (sts[r]->pos >= w->n_ctx) return EM_E_TOO_LONG;
+        if (ids[r] < 0 || ids[r] >= w->n_vocab) return EM_E_ARG;
+    }
+    em_err rc = EM_E_NOMEM;
+    float *x = malloc(sizeof(float) * nd), *a = malloc(sizeof(float) * nd);
+    float *qkv = malloc(sizeof(float) * 3 * nd), *att = malloc(sizeof(float) * nd);
+    float *f = malloc(sizeof(float) * (size_t)n * w->ffn);
+    if (!x || !a || !qkv || !att || !f) goto done;
+    for (int r = 0; r < n; r++) {
+        em_tensor_read_f32(&w->emb, (size_t)ids[r] * d, (size_t)d, x + (size_t)r * d);
+        em_tensor_read_f32(&w->pos, (size_t)sts[r]->pos * d, (size_t)d, a + (size_t)r * d);
+    }
+    em_add_into(x, a, nd);
     const size_t self_per = (size_t)w->n_ctx * d, cross_per = (size_t)EM_WHISPER_AUDIO_CTX * d;
     for (int i = 0; i < w->n_layers; i++) {
         const struct wh_layer *l = &w->l[i];
-        float *K = st->self_k + i * self_per, *V = st->self_v + i * self_per;
-        em_layer_norm(a, x, 1, d, l->ln1_w, l->ln1_b, 1e-5f);
-        if ((rc = em_matmul(st->qkv, a, 1, d, 3 * d, &l->qkv_w, &l->qkv_b)) != EM_OK) return rc;
-        memcpy(K + (size_t)p * d, st->qkv + d, sizeof(float) * (size_t)d);
-        memcpy(V + (size_t)p * d, st->qkv + 2 * d, sizeof(float) * (size_t)d);
-        attend(w, st->qkv, K, V, p + 1, st->s, st->att);
-        if ((rc = em_matmul(a, st->att, 1, d, d, &l->so_w, &l->so_b)) != EM_OK) return rc;
-        em_add_into(x, a, (size_t)d);
+        em_layer_norm(a, x, n, d, l->ln1_w, l->ln1_b, 1e-5f);
+        if ((rc = em_matmul(qkv, a, n, d, 3 * d, &l->qkv_w, &l->qkv_b)) != EM_OK) goto done;
+        for (int r = 0; r < n; r++) {
+            struct wh_state *st = sts[r];
+            const float *row = qkv + (size_t)r * 3 * d;
+            float *K = st->self_k + i * self_per, *V = st->self_v + i * self_per;
+            memcpy(K + (size_t)st->pos * d, row + d, sizeof(float) * (size_t)d);
+            memcpy(V + (size_t)st->pos * d, row + 2 * d, sizeof(float) * (size_t)d);
+            attend(w, row, K, V, st->pos + 1, st->s, att + (size_t)r * d);
+        }
+        if ((rc = em_matmul(a, att, n, d, d, &l->so_w, &l->so_b)) != EM_OK) goto done;
+        em_add_into(x, a, nd);
 
-        em_layer_norm(a, x, 1, d, l->ln2_w, l->ln2_b, 1e-5f);
-        if ((rc = em_matmul(st->q, a, 1, d, d, &l->cq_w, &l->cq_b)) != EM_OK) return rc;
-        attend(w, st->q, st->cross_k + i * cross_per, st->cross_v + i * cross_per,
-               EM_WHISPER_AUDIO_CTX, st->s, st->att);
-        if ((rc = em_matmul(a, st->att, 1, d, d, &l->co_w, &l->co_b)) != EM_OK) return rc;
-        em_add_into(x, a, (size_t)d);
+        em_layer_norm(a, x, n, d, l->ln2_w, l->ln2_b, 1e-5f);
+        if ((rc = em_matmul(qkv, a, n, d, d, &l->cq_w, &l->cq_b)) != EM_OK) goto done;
+        for (int r = 0; r < n; r++)
+            attend(w, qkv + (size_t)r * d, sts[r]->cross_k + i * cross_per,
+                   sts[r]->cross_v + i * cross_per, EM_WHISPER_AUDIO_CTX, sts[r]->s, att + (size_t)r * d);
+        if ((rc = em_matmul(a, att, n, d, d, &l->co_w, &l->co_b)) != EM_OK) goto done;
+        em_add_into(x, a, nd);
 
-        em_layer_norm(a, x, 1, d, l->ln3_w, l->ln3_b, 1e-5f);
-        if ((rc = em_matmul(st->f, a, 1, d, w->ffn, &l->fc1_w, &l->fc1_b)) != EM_OK) return rc;
-        em_gelu(st->f, (size_t)w->ffn);
-        if ((rc = em_matmul(a, st->f, 1, w->ffn, d, &l->fc2_w, &l->fc2_b)) != EM_OK) return rc;
-        em_add_into(x, a, (size_t)d);
+        em_layer_norm(a, x, n, d, l->ln3_w, l->ln3_b, 1e-5f);
+        if ((rc = em_matmul(f, a, n, d, w->ffn, &l->fc1_w, &l->fc1_b)) != EM_OK) goto done;
+        em_gelu(f, (size_t)n * w->ffn);
+        if ((rc = em_matmul(a, f, n, w->ffn, d, &l->fc2_w, &l->fc2_b)) != EM_OK) goto done;
+        em_add_into(x, a, nd);
     }
-    st->pos = p + 1;
-    if (!logits) return EM_OK;
-    em_layer_norm(a, x, 1, d, w->lnf_w, w->lnf_b, 1e-5f);
-    return em_matmul(logits, a, 1, d, w->n_vocab, &w->emb, NULL);
+    for (int r = 0; r < n; r++) sts[r]->pos++;
+    rc = EM_OK;
+    if (logits) {
+        em_layer_norm(a, x, n, d, w->lnf_w, w->lnf_b, 1e-5f);
+        rc = em_matmul(logits, a, n, d, w->n_vocab, &w->emb, NULL);
+    }
+done:
+    free(x);
+    free(a);
+    free(qkv);
+    free(att);
+    free(f);
+    return rc;
+}
+
+em_err wh_step(const struct em_whisper *w, struct wh_state *st, int32_t id, float *logits)
+{
+    return wh_step_batch(w, &st, &id, 1, logits);
 }

@@ -47,8 +47,7 @@ struct wh_state {
     float *cross_k, *cross_v;  /* [n_layers][1500][d] */
     int pos;                   /* next position */
     bool cross_borrowed;       /* cross_k / cross_v belong to another state (beams share them) */
-    /* scratch */
-    float *x, *a, *q, *qkv, *att, *f, *s;
+    float *s;                  /* attention scores scratch [1500] */
 };
 
 em_err wh_state_new(const struct em_whisper *w, struct wh_state *st);
@@ -65,6 +64,11 @@ em_err wh_state_set_audio(const struct em_whisper *w, struct wh_state *st, const
 /* Runs token id at position st->pos (then advances it); logits[n_vocab] when non-NULL.
  * Errors: EM_E_TOO_LONG (past n_ctx), EM_E_ARG (id out of range), the matmul's. */
 em_err wh_step(const struct em_whisper *w, struct wh_state *st, int32_t id, float *logits);
+/* The same for n sequences at once (beams): one matmul per weight for all n rows (the
+ * weights are read once per step), attention per row over its own cache; logits[n, n_vocab].
+ * Errors: as wh_step. */
+em_err wh_step_batch(const struct em_whisper *w, struct wh_state *const *sts, const int32_t *ids,
+                     int n, float *logits);
 
 /* search.c: rules 1-3 of the logits processors (search.c's header) on l[n_vocab] for the
  * generated ids gen[0..s); the log-softmax of l at k. */
