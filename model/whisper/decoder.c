@@ -109,7 +109,7 @@ em_err wh_step_batch(const struct em_whisper *w, struct wh_state *const *sts,
         if (ids[r] < 0 || ids[r] >= w->n_vocab) return EM_E_ARG;
     }
     em_err rc = EM_E_NOMEM;
-    float *x = malloc(sizeof(float) * nd), *a = malloc(sizeof(float) * nd);
+    float *x = malloc(sizeof(float) * nd), *a = calloc(nd, sizeof(float));
     float *qkv = malloc(sizeof(float) * 3 * nd), *att = malloc(sizeof(float) * nd);
     float *f = malloc(sizeof(float) * (size_t)n * w->ffn);
     if (!x || !a || !qkv || !att || !f) goto done;
