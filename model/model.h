@@ -133,6 +133,7 @@ struct em_model_segment {
     double start_s, end_s;           /* window bounds in the clip, seconds */
     int audio_tokens;                /* <|AUDIO|> positions of this window */
     struct em_model_answer *answers; /* [n_prompts], in prompt order */
+    double no_speech_prob;           /* Whisper: the window's no-speech probability (0 else) */
 };
 
 /* One timestamped piece of a transcript (families that produce them: Whisper). */

@@ -185,6 +185,7 @@ static json_t *segments(const struct em_model_result *r, bool with_ids, int *ok)
         put(o, "start_s", jreal(sg->start_s), ok);
         put(o, "end_s", jreal(sg->end_s), ok);
         put(o, "audio_tokens", json_integer(sg->audio_tokens), ok);
+        if (r->has_tsegs) put(o, "no_speech_prob", jreal(sg->no_speech_prob), ok);
         put(o, "answers", per_prompt(r, sg, answer_text, ok), ok);
         put(o, "new_tokens", per_prompt(r, sg, answer_n, ok), ok);
         put(o, "stopped", per_prompt(r, sg, answer_stopped, ok), ok);

@@ -265,3 +265,15 @@ em_err em_whisper_segments(const struct em_whisper *w, const int32_t *ids, size_
     *n_segs = k;
     return EM_OK;
 }
+
+size_t em_whisper_seek_frames(const struct em_whisper *w, const int32_t *ids, size_t n)
+{
+    size_t last_pair = 0; /* index of the second timestamp of the last consecutive pair */
+    for (size_t i = 1; i < n; i++)
+        if (ids[i - 1] >= w->ts_begin && ids[i] >= w->ts_begin) last_pair = i;
+    bool single_end = n >= 2 && ids[n - 2] < w->ts_begin && ids[n - 1] >= w->ts_begin;
+    if (!last_pair || single_end) return 0;
+    /* ref: transcribe.py: last_timestamp_pos = tokens[last_slice - 1] - timestamp_begin,
+     * seek += last_timestamp_pos * input_stride (2 mel frames per encoder position) */
+    return (size_t)(ids[last_pair - 1] - w->ts_begin) * 2;
+}

@@ -105,6 +105,15 @@ struct em_whisper_seg {
 em_err em_whisper_segments(const struct em_whisper *w, const int32_t *ids, size_t n,
                            double window_s, struct em_whisper_seg **segs, size_t *n_segs);
 
+/* OpenAI's no-speech rule for a decoded window: no-speech probability above 0.6 and average
+ * log-probability (sum_logprob / (n + 1)) at or below -1. Such a window is skipped. */
+bool em_whisper_no_speech(const struct em_whisper_gen *g);
+
+/* Mel frames (10 ms) to move the window on after ids, as OpenAI's transcribe.py seeks: to the
+ * last timestamp of the last pair of consecutive timestamps (2 frames per timestamp step),
+ * or 0 meaning the whole window (the ids end on a single timestamp, or hold no pair). */
+size_t em_whisper_seek_frames(const struct em_whisper *w, const int32_t *ids, size_t n);
+
 /* ---- the model facade's entry (model/model.c) ------------------------------------------ */
 
 struct em_audio;
@@ -117,12 +126,12 @@ struct em_whisper_run {
     void *cancel_ctx;
 };
 
-/* Transcribes audio (16 kHz mono pcm) window by window (<= 30 s each, model/chunk.h): per
- * window log-mel, encoder, beam (or greedy) search with timestamps, segments offset by the window
- * start. Fills r, whose n_prompts, names and tasks the caller has set (every task
- * "transcript"): segments (one per window, each prompt's answer the window text), answers,
- * transcript, has_tsegs, language, tsegs, token counts and timings. A trailing window under
- * 20 ms after earlier ones is skipped. Errors: EM_E_TOO_SHORT (no samples), EM_E_CANCELLED,
+/* Transcribes audio (16 kHz mono pcm) with OpenAI's long-form procedure (annotate.c): 30 s
+ * windows that seek by the last complete segment's timestamp, no-speech windows skipped;
+ * per window log-mel, encoder, beam (or greedy) search with timestamps. Fills r, whose
+ * n_prompts, names and tasks the caller has set (every task "transcript"): segments (one per
+ * decoded window, each prompt's answer the text it kept), answers, transcript, has_tsegs,
+ * language, tsegs, token counts and timings. Errors: EM_E_TOO_SHORT (no samples), EM_E_CANCELLED,
  * EM_E_NOMEM, the encoder's and search's. On error r holds what it held plus partial data
  * (the caller frees it with em_model_result_free). */
 em_err em_whisper_annotate(const struct em_whisper *w, const struct em_audio *audio,

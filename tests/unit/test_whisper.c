@@ -344,6 +344,96 @@ static void facade_transcribes_with_segments(void)
     em_model_free(m);
 }
 
+/* pcm of the named clips one after the other (caller frees). */
+static float *concat(const char *const *names, size_t k, size_t *n)
+{
+    float *all = NULL;
+    *n = 0;
+    for (size_t i = 0; i < k; i++) {
+        size_t m = 0;
+        float *p = clip(names[i], &m), *v = p ? realloc(all, (*n + m) * sizeof *v) : NULL;
+        if (!v) {
+            free(p);
+            free(all);
+            return NULL;
+        }
+        all = v;
+        memcpy(all + *n, p, m * sizeof *p);
+        *n += m;
+        free(p);
+    }
+    return all;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t c = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++) c++;
+    return c;
+}
+
+/* A 77 s clip (eight clips back to back) through OpenAI's long-form procedure: windows seek
+ * by the last timestamp, pieces come in time order inside the clip, every sentence is there. */
+static void long_form_seeks_by_timestamps(void)
+{
+    char dir[1024];
+    CU_ASSERT_EQUAL_FATAL(golden_whisper_dir(dir, sizeof dir), 0);
+    struct em_model *m = NULL;
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL_FATAL(em_model_load(dir, NULL, &m, &eb), EM_OK);
+    const char *parts[] = {"long", "gb_slow", "long", "scottish", "noise", "long", "music", "female_rp"};
+    struct em_audio a = {0};
+    a.pcm = concat(parts, 8, &a.n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a.pcm);
+    double dur = (double)a.n / 16000.0;
+    CU_ASSERT(dur > 75.0);
+    struct em_model_prompt pr = {NULL, "transcript", NULL};
+    struct em_gen_params_override greedy = {.greedy = true};
+    struct em_model_result *r = NULL;
+    em_err rc = em_model_annotate(m, &a, &pr, 1, &greedy, &r, &eb);
+    if (rc != EM_OK) printf("\n    %s", eb.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, EM_OK);
+    printf("\n    %.1f s: %zu windows, %zu pieces", dur, r->n_segments, r->n_tsegs);
+    for (size_t i = 0; i < r->n_segments; i++)
+        printf("\n      window %.2f-%.2f", r->segments[i].start_s, r->segments[i].end_s);
+    CU_ASSERT(r->n_segments >= 3);
+    for (size_t i = 1; i < r->n_segments; i++) {
+        CU_ASSERT(r->segments[i].start_s > r->segments[i - 1].start_s);
+        CU_ASSERT(r->segments[i].start_s <= r->segments[i - 1].end_s + 1e-9); /* no gap */
+    }
+    CU_ASSERT(r->n_tsegs >= 8);
+    for (size_t i = 0; i < r->n_tsegs; i++) {
+        CU_ASSERT(r->tsegs[i].start_s <= r->tsegs[i].end_s);
+        CU_ASSERT(r->tsegs[i].end_s <= dur + 0.5);
+        if (i) CU_ASSERT(r->tsegs[i].start_s >= r->tsegs[i - 1].start_s - 1e-9);
+    }
+    CU_ASSERT(count(r->transcript, "manifest") >= 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->transcript, "Stella"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->transcript, "station is on your right"));
+    em_model_result_free(r);
+    free(a.pcm);
+    /* silence: the window reports its no-speech probability (tiny.en still says " you" with
+     * an average log-probability near -0.7, above OpenAI's -1 threshold, so OpenAI's rule
+     * keeps it, as it would in openai-whisper and faster-whisper) */
+    const char *quiet[] = {"silence", "silence", "silence"};
+    a.pcm = concat(quiet, 3, &a.n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a.pcm);
+    CU_ASSERT_EQUAL_FATAL(em_model_annotate(m, &a, &pr, 1, NULL, &r, &eb), EM_OK);
+    printf("\n    silence: '%s', no-speech probability %.3f", r->transcript, r->segments[0].no_speech_prob);
+    CU_ASSERT_EQUAL(r->n_segments, 1);
+    CU_ASSERT(r->segments[0].no_speech_prob > 0.9);
+    em_model_result_free(r);
+    /* the rule itself: both conditions needed */
+    struct em_whisper_gen g = {.n = 3, .no_speech_prob = 0.94f, .sum_logprob = -4.5};
+    CU_ASSERT(em_whisper_no_speech(&g));     /* average -1.125 */
+    g.sum_logprob = -2.8;                    /* average -0.7 */
+    CU_ASSERT(!em_whisper_no_speech(&g));
+    g.sum_logprob = -4.5, g.no_speech_prob = 0.5f;
+    CU_ASSERT(!em_whisper_no_speech(&g));
+    free(a.pcm);
+    em_model_free(m);
+}
+
 static void family_is_chosen_from_the_files(void)
 {
     char dir[1024], d2[1200];
@@ -381,6 +471,7 @@ static CU_TestInfo tests[] = {
     {"segments_follow_timestamps", segments_follow_timestamps},
     {"bad_options_and_dirs_are_refused", bad_options_and_dirs_are_refused},
     {"facade_transcribes_with_segments", facade_transcribes_with_segments},
+    {"long_form_seeks_by_timestamps", long_form_seeks_by_timestamps},
     {"family_is_chosen_from_the_files", family_is_chosen_from_the_files},
     CU_TEST_INFO_NULL,
 };
