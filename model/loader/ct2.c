@@ -3,13 +3,10 @@
  * off + len > size), so a hostile count or length cannot overflow or overrun. */
 #include "model/loader/ct2.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "model/loader/mapfile.h"
 
 struct ct2_alias {
     const char *name, *target;
@@ -168,7 +165,7 @@ void em_ct2_free(struct em_ct2 *c)
     free(c->v);
     free(c->a);
     free(c->by_name);
-    if (c->map) munmap(c->map, c->map_len);
+    em_unmap_file(c->map, c->map_len);
     free(c);
 }
 
@@ -240,21 +237,12 @@ em_err em_ct2_parse(const uint8_t *buf, size_t len, const char *file, struct em_
 em_err em_ct2_open(const char *path, struct em_ct2 **out, struct em_errbuf *eb)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return em_errf(eb, errno == ENOENT ? EM_E_NOTFOUND : EM_E_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0) {
-        close(fd);
-        return em_errf(eb, EM_E_IO, "%s: not a regular, non-empty file", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED) return em_errf(eb, EM_E_IO, "%s: mmap: %s", path, strerror(errno));
-    em_err rc = em_ct2_parse(m, len, path, out, eb);
-    if (rc != EM_OK) {
-        munmap(m, len);
+    void *m = NULL;
+    size_t len = 0;
+    em_err rc = em_map_file(path, 1, "a CTranslate2 model", &m, &len, eb);
+    if (rc != EM_OK) return rc;
+    if ((rc = em_ct2_parse(m, len, path, out, eb)) != EM_OK) {
+        em_unmap_file(m, len);
         return rc;
     }
     (*out)->map = m;

@@ -15,7 +15,7 @@ CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -I. -I$OUT/gen -fsanitize=fuzzer,address,u
 
 # Sources (besides the target) and libraries for each target.
 # GGUF reader + earmark's GGUF keys (config, tokenizer); em_ckpt_open reads .gguf files too.
-GGUF_SRCS="model/loader/gguf.c model/loader/gguf_write.c model/loader/ckpt_gguf.c model/quant.c model/tokenizer.c model/tokenizer_load.c model/pretok.c model/unicode_tables.c"
+GGUF_SRCS="model/loader/gguf.c model/loader/mapfile.c model/loader/gguf_write.c model/loader/ckpt_gguf.c model/quant.c model/tokenizer.c model/tokenizer_load.c model/pretok.c model/unicode_tables.c"
 srcs() {
   case "$1" in
     fuzz_safetensors) echo "model/loader/safetensors.c model/loader/tensor.c model/loader/tensors.c model/config.c $GGUF_SRCS common/err.c -ljansson -lutf8proc -lpthread" ;;
@@ -23,7 +23,7 @@ srcs() {
     fuzz_qa_config) echo "model/config.c common/err.c -ljansson" ;;
     fuzz_tokenizer) echo "model/tokenizer.c model/tokenizer_load.c model/pretok.c model/unicode_tables.c common/err.c -ljansson -lutf8proc -lpthread" ;;
     fuzz_wire) echo "proto/wire.c $OUT/gen/proto/earmark.pb-c.c common/err.c -lprotobuf-c" ;;
-    fuzz_ct2) echo "model/loader/ct2.c model/loader/tensor.c model/quant.c common/err.c" ;;
+    fuzz_ct2) echo "model/loader/ct2.c model/loader/mapfile.c model/loader/tensor.c model/quant.c common/err.c" ;;
     *) echo "unknown target $1" >&2; return 1 ;;
   esac
 }

@@ -75,6 +75,18 @@ static float *clip(const char *name, size_t *n)
     return pcm;
 }
 
+/* Decodes clip name and runs log-mel and encoder into mel / enc; the clip's sample count in
+ * *n. 0 on success. */
+static int encode_clip(const char *name, float *mel, float *enc, size_t *n)
+{
+    struct em_errbuf eb = {{0}};
+    float *pcm = clip(name, n);
+    int bad = !pcm || em_whisper_mel(wh, pcm, *n, mel) != EM_OK ||
+              em_whisper_encode(wh, mel, enc, &eb) != EM_OK;
+    free(pcm);
+    return bad;
+}
+
 /* Compares got[total] with the sampled reference key (every stride-th element). */
 static double cmp_sampled(const char *key, const float *got, size_t total, int rel, double tol)
 {
@@ -138,15 +150,12 @@ static void golden_clips_match_ctranslate2(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
     json_object_foreach(clips, name, rec) {
         size_t n = 0;
-        float *pcm = clip(name, &n);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(pcm);
-        CU_ASSERT_EQUAL(n, (size_t)json_integer_value(json_object_get(rec, "samples")));
         char key[128];
         struct em_errbuf eb = {{0}};
-        CU_ASSERT_EQUAL_FATAL(em_whisper_mel(wh, pcm, n, mel), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(encode_clip(name, mel, enc, &n), 0);
+        CU_ASSERT_EQUAL(n, (size_t)json_integer_value(json_object_get(rec, "samples")));
         snprintf(key, sizeof key, "%s/mel", name);
         CU_ASSERT(cmp_sampled(key, mel, 80 * EM_MEL_FRAMES, 0, MEL_TOL) <= MEL_TOL);
-        CU_ASSERT_EQUAL_FATAL(em_whisper_encode(wh, mel, enc, &eb), EM_OK);
         snprintf(key, sizeof key, "%s/enc", name);
         CU_ASSERT(cmp_sampled(key, enc, EM_WHISPER_AUDIO_CTX * (size_t)info.d_model, 1, ENC_TOL) <= ENC_TOL);
         for (int ts = 0; ts < 2; ts++) {
@@ -165,7 +174,6 @@ static void golden_clips_match_ctranslate2(void)
             CU_ASSERT(g.stopped);
             em_whisper_gen_clear(&g);
         }
-        free(pcm);
     }
     printf("\n    greedy ids identical on %zu of %zu runs", n_same, n_clips);
     CU_ASSERT(n_clips >= 16);
@@ -189,11 +197,8 @@ static void beam5_matches_ctranslate2(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
     json_object_foreach(clips, name, rec) {
         size_t n = 0;
-        float *pcm = clip(name, &n);
         struct em_errbuf eb = {{0}};
-        CU_ASSERT_PTR_NOT_NULL_FATAL(pcm);
-        CU_ASSERT_EQUAL_FATAL(em_whisper_mel(wh, pcm, n, mel), EM_OK);
-        CU_ASSERT_EQUAL_FATAL(em_whisper_encode(wh, mel, enc, &eb), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(encode_clip(name, mel, enc, &n), 0);
         for (int ts = 0; ts < 2; ts++) {
             struct em_whisper_opts o = em_whisper_opts_default();
             o.timestamps = ts == 1;
@@ -210,7 +215,6 @@ static void beam5_matches_ctranslate2(void)
             differs_from_greedy += !json_equal(json_object_get(want, "ids"), json_object_get(want, "beam5_ids"));
             em_whisper_gen_clear(&g);
         }
-        free(pcm);
     }
     printf("\n    beam 5 ids identical on %zu of %zu runs (%zu where beam and greedy differ)", same_n,
            runs, differs_from_greedy);
