@@ -5,11 +5,11 @@ docs/whisper.md; nothing here is asserted):
 
     make build/earmark && python3 tests/golden/whisper/measure.py [--repeat N]
 
-earmark: `build/earmark annotate --model DIR --task transcript CLIP` (timestamps on, greedy);
-model time = the record's timings.encode_s + generate_s (log-mel, encoder, decoder).
-ctranslate2 (requirements.txt): Whisper.generate on the same log-mel (make_whisper_golden's
-numpy log_mel, not timed), float32 or int8, beam 1, timestamps on, intra_threads = the CPUs;
-its time covers the encoder and the decoder only.
+earmark: `build/earmark annotate --model DIR --task transcript [--greedy] CLIP` (timestamps
+on; beam 5, or greedy); model time = the record's timings.encode_s + generate_s (log-mel,
+encoder, decoder). ctranslate2 (requirements.txt): Whisper.generate on the same log-mel
+(make_whisper_golden's numpy log_mel, not timed), float32 or int8, beam 5 or 1, timestamps
+on, intra_threads = the CPUs; its time covers the encoder and the decoder only.
 WER: words after a simplified English normalisation (lower case, punctuation removed, digits
 kept, whitespace collapsed; not Whisper's full EnglishTextNormalizer) against the sentence
 espeak-ng spoke. Best of --repeat runs per clip for the times.
@@ -46,6 +46,19 @@ def edits(a, b):
     return d[len(b)]
 
 
+def bytes_decoder():
+    """GPT-2's byte alphabet, char -> byte (ctranslate2 returns tokens in it)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for x in range(256):
+        if x not in bs:
+            bs.append(x)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
 def main():
     repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 3
     model_dir = os.environ.get("EM_WHISPER_DIR") or os.path.expanduser("~/.cache/earmark/whisper-tiny.en")
@@ -56,58 +69,52 @@ def main():
            for ct in ("float32", "int8")}
     vocab = [l.rstrip("\n") for l in open(os.path.join(model_dir, "vocabulary.txt"), encoding="utf-8")]
     sot = vocab.index("<|startoftranscript|>")
-    tot = {"words": 0, "em": 0, "float32": 0, "int8": 0}
-    secs = {"audio": 0.0, "em": 0.0, "float32": 0.0, "int8": 0.0}
-    print("| clip | audio s | earmark s | ct2 float32 s | ct2 int8 s | earmark WER | ct2 f32 WER | ct2 int8 WER |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    dec = bytes_decoder()
+    cols = [("em", 5), ("float32", 5), ("int8", 5), ("em", 1), ("float32", 1), ("int8", 1)]
+    names = {"em": "earmark", "float32": "ct2 f32", "int8": "ct2 int8"}
+    errs = {c: 0 for c in cols}
+    secs = {c: 0.0 for c in cols}
+    words, audio_s = 0, 0.0
+    print("| clip | audio s | " + " | ".join("%s beam %d s" % (names[k], b) for k, b in cols) +
+          " | " + " | ".join("WER %s beam %d" % (names[k], b) for k, b in cols) + " |")
+    print("| --- " * (2 + 2 * len(cols)) + "|")
     for name, rec in index["clips"].items():
         clip = os.path.join(HERE, "clips", name + ".ogg")
         ref = norm(rec["text"])
-        best, text = 1e9, ""
-        for _ in range(repeat):
-            out = subprocess.run([os.path.join(ROOT, "build", "earmark"), "annotate", "--model", model_dir,
-                                  "--task", "transcript", clip], check=True, capture_output=True, text=True).stdout
-            r = json.loads(out)
-            best = min(best, r["timings"]["encode_s"] + r["timings"]["generate_s"])
-            text = r["transcript"]["text"]
-        row = {"em": (best, text)}
         feats = ctranslate2.StorageView.from_array(log_mel(read_clip(name))[None])
-        for ct, m in cts.items():
-            b, ids = 1e9, []
+        row = {}
+        for k, beam in cols:
+            best, text = 1e9, ""
             for _ in range(repeat):
-                t0 = time.perf_counter()
-                res = m.generate(feats, [[sot]], beam_size=1)[0]
-                b = min(b, time.perf_counter() - t0)
-                ids = [i for i in res.sequences_ids[0] if i < 50257]
-            txt = "".join(vocab[i] for i in ids)
-            # GPT-2 byte-level tokens: map the byte alphabet back to text
-            bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-            cs = bs[:]
-            n = 0
-            for x in range(256):
-                if x not in bs:
-                    bs.append(x)
-                    cs.append(256 + n)
-                    n += 1
-            dec = {chr(c): b_ for b_, c in zip(bs, cs)}
-            txt = bytes(dec[ch] for ch in txt if ch in dec).decode("utf-8", "replace")
-            row[ct] = (b, txt)
+                if k == "em":
+                    cmd = [os.path.join(ROOT, "build", "earmark"), "annotate", "--model", model_dir,
+                           "--task", "transcript"] + (["--greedy"] if beam == 1 else []) + [clip]
+                    r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                    best = min(best, r["timings"]["encode_s"] + r["timings"]["generate_s"])
+                    text = r["transcript"]["text"]
+                else:
+                    t0 = time.perf_counter()
+                    res = cts[k].generate(feats, [[sot]], beam_size=beam)[0]
+                    best = min(best, time.perf_counter() - t0)
+                    toks = "".join(vocab[i] for i in res.sequences_ids[0] if i < 50257)
+                    text = bytes(dec[ch] for ch in toks if ch in dec).decode("utf-8", "replace")
+            row[(k, beam)] = (best, text)
         dur = rec["samples"] / 16000
-        secs["audio"] += dur
-        wers = {}
-        for k, (t, txt) in row.items():
-            secs[k] += t
-            e = edits(ref, norm(txt)) if ref else len(norm(txt))
-            if ref:  # the silent clip has no words to score: its column shows inserted words
-                tot[k] += e
-            wers[k] = e / len(ref) if ref else float(len(norm(txt)))
-        tot["words"] += len(ref)
-        print("| %s | %.2f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |" % (
-            name, dur, row["em"][0], row["float32"][0], row["int8"][0], wers["em"], wers["float32"], wers["int8"]))
-    print("\ncorpus WER (speech clips): earmark %.3f, ct2 float32 %.3f, ct2 int8 %.3f over %d words" % (
-        tot["em"] / tot["words"], tot["float32"] / tot["words"], tot["int8"] / tot["words"], tot["words"]))
-    print("RTF (model seconds / audio seconds): earmark %.4f, ct2 float32 %.4f, ct2 int8 %.4f" % (
-        secs["em"] / secs["audio"], secs["float32"] / secs["audio"], secs["int8"] / secs["audio"]))
+        audio_s += dur
+        words += len(ref)
+        wer = {}
+        for c, (t, text) in row.items():
+            secs[c] += t
+            e = edits(ref, norm(text)) if ref else len(norm(text))
+            if ref:  # the silent clip has no words to score: its cells show inserted words
+                errs[c] += e
+            wer[c] = e / len(ref) if ref else float(e)
+        print("| %s | %.2f | " % (name, dur) + " | ".join("%.3f" % row[c][0] for c in cols) + " | " +
+              " | ".join("%.3f" % wer[c] for c in cols) + " |")
+    print("\ncorpus WER over %d words: " % words + ", ".join(
+        "%s beam %d %.3f" % (names[k], b, errs[(k, b)] / words) for k, b in cols))
+    print("RTF (model s / audio s): " + ", ".join(
+        "%s beam %d %.4f" % (names[k], b, secs[(k, b)] / audio_s) for k, b in cols))
 
 
 if __name__ == "__main__":
