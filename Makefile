@@ -109,6 +109,7 @@ demo: deps
 bench: $(BIN)
 	deploy/bench-dispatch.sh $(BIN)
 	$(BIN) bench model
+	python3 tests/golden/whisper/measure.py --bin $(BIN)
 
 deps:
 	deploy/install-deps.sh

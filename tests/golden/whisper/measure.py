@@ -3,7 +3,8 @@
 the golden clips, earmark beside ctranslate2 in the same run (run by hand; figures go to
 docs/whisper.md; nothing here is asserted):
 
-    make build/earmark && python3 tests/golden/whisper/measure.py [--repeat N]
+    make build/earmark && python3 tests/golden/whisper/measure.py [--repeat N] [--bin EARMARK]
+(`make bench` runs it.)
 
 earmark: `build/earmark annotate --model DIR --task transcript [--greedy] CLIP` (timestamps
 on; beam 5, or greedy); model time = the record's timings.encode_s + generate_s (log-mel,
@@ -61,6 +62,7 @@ def bytes_decoder():
 
 def main():
     repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 3
+    binary = sys.argv[sys.argv.index("--bin") + 1] if "--bin" in sys.argv else os.path.join(ROOT, "build", "earmark")
     model_dir = os.environ.get("EM_WHISPER_DIR") or os.path.expanduser("~/.cache/earmark/whisper-tiny.en")
     index = json.load(open(os.path.join(HERE, "data", "index.json")))
     ncpu = os.cpu_count()
@@ -87,7 +89,7 @@ def main():
             best, text = 1e9, ""
             for _ in range(repeat):
                 if k == "em":
-                    cmd = [os.path.join(ROOT, "build", "earmark"), "annotate", "--model", model_dir,
+                    cmd = [binary, "annotate", "--model", model_dir,
                            "--task", "transcript"] + (["--greedy"] if beam == 1 else []) + [clip]
                     r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
                     best = min(best, r["timings"]["encode_s"] + r["timings"]["generate_s"])
