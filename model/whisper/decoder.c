@@ -1,7 +1,7 @@
 /* model/whisper/decoder.c - the Whisper text decoder, one token per call, f32.
  *
  *   x[d] = token_embedding[id] + positional_embedding[pos]
- *   per layer:  x += out(self_attn(LN1(x)))   q|k|v = LN1(x) Wqkv^T + b; k, v cached at pos;
+ *   per layer:  x += out(self_attn(LN1(x)))   q, k, v = LN1(x) W^T + b; k, v cached at pos;
  *                                              attends positions 0..pos (causal by construction)
  *               x += out(cross_attn(LN2(x)))  keys / values of the window's encoder output,
  *                                              computed once per window (wh_state_set_audio)
@@ -77,7 +77,8 @@ em_err wh_state_set_audio(const struct em_whisper *w, struct wh_state *st, const
     em_err rc = EM_OK;
     for (int i = 0; rc == EM_OK && i < w->n_layers; i++) {
         const struct wh_layer *l = &w->l[i];
-        rc = em_matmul(st->cross_k + i * per, enc, EM_WHISPER_AUDIO_CTX, w->d, w->d, &l->ck_w, &l->ck_b);
+        rc = em_matmul(st->cross_k + i * per, enc, EM_WHISPER_AUDIO_CTX, w->d, w->d, &l->ck_w,
+                       l->ck_b.data ? &l->ck_b : NULL);
         if (rc == EM_OK)
             rc = em_matmul(st->cross_v + i * per, enc, EM_WHISPER_AUDIO_CTX, w->d, w->d, &l->cv_w, &l->cv_b);
     }
@@ -121,15 +122,18 @@ em_err wh_step_batch(const struct em_whisper *w, struct wh_state *const *sts,
     const size_t self_per = (size_t)w->n_ctx * d, cross_per = (size_t)EM_WHISPER_AUDIO_CTX * d;
     for (int i = 0; i < w->n_layers; i++) {
         const struct wh_layer *l = &w->l[i];
+        float *q = qkv, *k = qkv + nd, *v = qkv + 2 * nd;
         em_layer_norm(a, x, n, d, l->ln1_w, l->ln1_b, 1e-5f);
-        if ((rc = em_matmul(qkv, a, n, d, 3 * d, &l->qkv_w, &l->qkv_b)) != EM_OK) goto done;
+        if ((rc = em_matmul(q, a, n, d, d, &l->sq_w, &l->sq_b)) != EM_OK ||
+            (rc = em_matmul(k, a, n, d, d, &l->sk_w, l->sk_b.data ? &l->sk_b : NULL)) != EM_OK ||
+            (rc = em_matmul(v, a, n, d, d, &l->sv_w, &l->sv_b)) != EM_OK)
+            goto done;
         for (int r = 0; r < n; r++) {
             struct wh_state *st = sts[r];
-            const float *row = qkv + (size_t)r * 3 * d;
             float *K = st->self_k + i * self_per, *V = st->self_v + i * self_per;
-            memcpy(K + (size_t)st->pos * d, row + d, sizeof(float) * (size_t)d);
-            memcpy(V + (size_t)st->pos * d, row + 2 * d, sizeof(float) * (size_t)d);
-            attend(w, row, K, V, st->pos + 1, st->s, att + (size_t)r * d);
+            memcpy(K + (size_t)st->pos * d, k + (size_t)r * d, sizeof(float) * (size_t)d);
+            memcpy(V + (size_t)st->pos * d, v + (size_t)r * d, sizeof(float) * (size_t)d);
+            attend(w, q + (size_t)r * d, K, V, st->pos + 1, st->s, att + (size_t)r * d);
         }
         if ((rc = em_matmul(a, att, n, d, d, &l->so_w, &l->so_b)) != EM_OK) goto done;
         em_add_into(x, a, nd);

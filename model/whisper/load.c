@@ -175,8 +175,6 @@ static em_err bind_decoder(struct em_whisper *w, struct em_errbuf *eb)
 #define V(dst, nd, d0, d1, suffix)                                               \
     snprintf(f, sizeof f, "%s%s", p, suffix);                                    \
     if ((rc = var(w, f, nd, d0, d1, &l->dst, eb)) != EM_OK) return rc;
-        V(qkv_w, 2, 3 * d, d, "self_attention/linear_0/weight")
-        V(qkv_b, 1, 3 * d, 0, "self_attention/linear_0/bias")
         V(so_w, 2, d, d, "self_attention/linear_1/weight")
         V(so_b, 1, d, 0, "self_attention/linear_1/bias")
         V(cq_w, 2, d, d, "attention/linear_0/weight")
@@ -188,7 +186,13 @@ static em_err bind_decoder(struct em_whisper *w, struct em_errbuf *eb)
         V(fc2_w, 2, d, w->ffn, "ffn/linear_1/weight")
         V(fc2_b, 1, d, 0, "ffn/linear_1/bias")
 #undef V
-        struct em_tensor kv_w, kv_b;
+        struct em_tensor qkv_w, qkv_b, kv_w, kv_b;
+        snprintf(f, sizeof f, "%sself_attention/linear_0/weight", p);
+        if ((rc = var(w, f, 2, 3 * d, d, &qkv_w, eb)) != EM_OK) return rc;
+        snprintf(f, sizeof f, "%sself_attention/linear_0/bias", p);
+        if ((rc = var(w, f, 1, 3 * d, 0, &qkv_b, eb)) != EM_OK) return rc;
+        l->sq_w = rows(&qkv_w, 0, d), l->sk_w = rows(&qkv_w, d, d), l->sv_w = rows(&qkv_w, 2 * d, d);
+        l->sq_b = rows(&qkv_b, 0, d), l->sk_b = rows(&qkv_b, d, d), l->sv_b = rows(&qkv_b, 2 * d, d);
         snprintf(f, sizeof f, "%sattention/linear_1/weight", p);
         if ((rc = var(w, f, 2, 2 * d, d, &kv_w, eb)) != EM_OK) return rc;
         snprintf(f, sizeof f, "%sattention/linear_1/bias", p);

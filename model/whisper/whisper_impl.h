@@ -13,11 +13,12 @@
 
 struct wh_layer {
     float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *ln3_w, *ln3_b; /* [d] widened (owned) */
-    struct em_tensor qkv_w, qkv_b;   /* self-attention, fused [3d, d], [3d] */
+    struct em_tensor sq_w, sq_b, sk_w, sk_b, sv_w, sv_b; /* self-attention [d, d], [d]; sk_b.data
+                                                         NULL: no key bias (HF layout) */
     struct em_tensor so_w, so_b;     /* self-attention output [d, d], [d] */
     struct em_tensor cq_w, cq_b;     /* cross-attention query [d, d], [d] */
-    struct em_tensor ck_w, ck_b;     /* cross-attention keys of enc [d, d], [d] (row views of */
-    struct em_tensor cv_w, cv_b;     /* the fused [2d, d] k|v), values likewise */
+    struct em_tensor ck_w, ck_b;     /* cross-attention keys of enc [d, d], [d] (ck_b.data NULL: */
+    struct em_tensor cv_w, cv_b;     /* none), values likewise; CTranslate2: row views of k|v */
     struct em_tensor co_w, co_b;     /* cross-attention output [d, d], [d] */
     struct em_tensor fc1_w, fc1_b, fc2_w, fc2_b; /* [ffn, d], [ffn], [d, ffn], [d] */
 };
