@@ -4,7 +4,7 @@
  *   qwen2-audio   HF dir (config.json model_type            caption, transcript, events,
  *                 qwen2_audio) or a .gguf from convert       free text
  *   whisper       CTranslate2 dir (model.bin, WhisperSpec)   transcript (text, language,
- *                                                            timestamped segments)
+ *                 or HF dir (model_type whisper)             timestamped segments)
  *
  * What crosses this boundary: model/model.c asks em_family_detect which family a path holds,
  * then loads and runs that family's runtime (model/ for Qwen2-Audio, model/whisper/ for

@@ -339,17 +339,21 @@ static em_err check_prompts(const struct em_model *m, struct em_errbuf *eb)
     return EM_OK;
 }
 
-/* A Whisper checkpoint (CTranslate2 files): identity = name @ sha256(config.json, model.bin's
- * head and samples)[:12] : dtype : backend. */
+/* A Whisper checkpoint (CTranslate2 files, or the Hugging Face layout): identity = name @
+ * sha256(config.json, the weights file's head and samples)[:12] : dtype : backend. */
 static em_err load_whisper(const char *dir, const struct em_model_opts *o, struct em_model **out,
                            struct em_errbuf *eb)
 {
     char p[MAX_PATH];
     struct stat sb;
     em_err rc = EM_E_NOMEM;
-    if (snprintf(p, sizeof p, "%s/model.bin", dir) >= (int)sizeof p || stat(p, &sb) != 0)
-        return em_errf(eb, EM_E_UNSUPPORTED, "%s: a Hugging Face Whisper checkpoint; earmark runs "
-                       "Whisper from CTranslate2 files (model.bin; see deploy/fetch-whisper.sh)", dir);
+    const char *weights = "model.bin"; /* CTranslate2; else the Hugging Face layout's */
+    if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0) {
+        weights = "model.safetensors";
+        if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0)
+            return em_errf(eb, EM_E_NOTFOUND, "%s: neither model.bin (CTranslate2) nor "
+                           "model.safetensors (Hugging Face) is there", dir);
+    }
     struct em_model *m = calloc(1, sizeof *m);
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     FILE *f = NULL;
@@ -362,7 +366,7 @@ static em_err load_whisper(const char *dir, const struct em_model_opts *o, struc
     if (rc == EM_OK) rc = hash_file(c, dir, "config.json", eb);
     if (rc == EM_OK && !(f = fopen(p, "rb"))) rc = em_errf(eb, EM_E_IO, "%s: %s", p, strerror(errno));
     if (rc == EM_OK) /* the head holds the spec and the first variables' names and shapes */
-        rc = hash_head_and_samples(c, f, p, "model.bin", (uint64_t)sb.st_size < 65536 ? (uint64_t)sb.st_size : 65536,
+        rc = hash_head_and_samples(c, f, p, weights, (uint64_t)sb.st_size < 65536 ? (uint64_t)sb.st_size : 65536,
                                    (uint64_t)sb.st_size, eb);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;

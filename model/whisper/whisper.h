@@ -1,13 +1,14 @@
 /* model/whisper/whisper.h - the Whisper family: OpenAI's speech recogniser, run from the
  * CTranslate2 files faster-whisper uses (model.bin, config.json, tokenizer.json; see
- * deploy/fetch-whisper.sh for tiny.en).
+ * deploy/fetch-whisper.sh for tiny.en) or from a Hugging Face checkpoint (model.safetensors,
+ * config.json model_type "whisper", generation_config.json, tokenizer.json).
  *
  *   pcm (<= 30 s window) -> log-mel [n_mels, 3000] (model/mel.h, padded to 30 s)
  *   -> encoder (model/encoder.h, no pooling) -> enc [1500, d]
  *   -> decoder: tokens + learned positions -> L x (self-attn with KV cache, cross-attn over
  *      enc with K/V computed once per window, GELU MLP), pre-LN -> final LN
  *      -> logits = h @ token_embedding^T (tied)
- *   -> greedy search with CTranslate2's logits processors (whisper.cc):
+ *   -> greedy or beam search with CTranslate2's logits processors (whisper.cc):
  *      suppress_ids always, suppress_ids_begin on the first step, and with timestamps
  *      ApplyTimestampRules (pairs, non-decreasing, max initial 1.0 s, timestamp when their
  *      total probability beats every text token)
@@ -40,10 +41,14 @@
 struct em_whisper;
 struct em_tok;
 
-/* Loads dir: model.bin (CTranslate2 WhisperSpec, f32/f16/bf16 variables), config.json
- * (suppress_ids, suppress_ids_begin, lang_ids), tokenizer.json. On EM_OK the caller owns *out
- * (em_whisper_free). Errors: EM_E_NOTFOUND (a file missing), EM_E_IO, EM_E_MODEL (malformed
- * or inconsistent files; the detail names the file and the variable), EM_E_NOMEM. */
+/* Loads dir in either layout: CTranslate2 (model.bin WhisperSpec with f32/f16/bf16 variables,
+ * config.json with suppress_ids, suppress_ids_begin, lang_ids) or, without a model.bin, Hugging
+ * Face (model.safetensors through model/loader/safetensors, config.json model_type "whisper"
+ * with the head counts, generation_config.json with suppress_tokens, begin_suppress_tokens,
+ * lang_to_id); tokenizer.json in both. Weights are borrowed views into the mapped file. On
+ * EM_OK the caller owns *out (em_whisper_free). Errors: EM_E_NOTFOUND (a file missing), EM_E_IO,
+ * EM_E_MODEL (malformed or inconsistent files; the detail names the file and the tensor),
+ * EM_E_NOMEM. */
 em_err em_whisper_load(const char *dir, struct em_whisper **out, struct em_errbuf *eb);
 void em_whisper_free(struct em_whisper *w); /* NULL ok */
 

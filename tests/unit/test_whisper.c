@@ -438,6 +438,56 @@ static void long_form_seeks_by_timestamps(void)
     em_model_free(m);
 }
 
+/* The same weights in the Hugging Face layout (tests/golden/whisper/ct2_to_hf.py: split
+ * q|k|v, no key biases, float32 safetensors, generation_config.json) load through the
+ * safetensors reader and give the golden greedy and beam-5 ids. */
+static void hf_layout_gives_the_same_ids(void)
+{
+    char dir[1024], hf[1200];
+    CU_ASSERT_EQUAL_FATAL(golden_whisper_dir(dir, sizeof dir), 0);
+    snprintf(hf, sizeof hf, "%s/hf-tiny.en", tmp);
+    char cmd[3000];
+    snprintf(cmd, sizeof cmd, "python3 '%s/tests/golden/whisper/ct2_to_hf.py' '%s' '%s'", golden_root(), dir, hf);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    struct em_whisper *h = NULL;
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_whisper_load(hf, &h, &eb);
+    if (rc != EM_OK) printf("\n    %s", eb.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, EM_OK);
+    struct em_whisper_info info;
+    em_whisper_info(h, &info);
+    CU_ASSERT_STRING_EQUAL(info.dtype, "f32");
+    CU_ASSERT_EQUAL(info.enc_layers, 4);
+    CU_ASSERT_EQUAL(info.dec_layers, 4);
+    float *mel = malloc(sizeof(float) * 80 * EM_MEL_FRAMES);
+    float *enc = malloc(sizeof(float) * EM_WHISPER_AUDIO_CTX * (size_t)info.d_model);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mel);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    const char *names[] = {"us_normal", "caribbean_fast", "long"};
+    for (size_t i = 0; i < 3; i++) {
+        size_t n = 0;
+        float *pcm = clip(names[i], &n);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(pcm);
+        CU_ASSERT_EQUAL_FATAL(em_whisper_mel(h, pcm, n, mel), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(em_whisper_encode(h, mel, enc, &eb), EM_OK);
+        free(pcm);
+        json_t *want = json_object_get(json_object_get(json_object_get(index_json, "clips"), names[i]), "ts");
+        for (int beam = 1; beam <= 5; beam += 4) {
+            struct em_whisper_opts o = em_whisper_opts_default();
+            o.beam_size = beam;
+            struct em_whisper_gen g;
+            CU_ASSERT_EQUAL_FATAL(em_whisper_generate(h, enc, &o, &g, &eb), EM_OK);
+            char key[96];
+            snprintf(key, sizeof key, "hf %s beam %d", names[i], beam);
+            CU_ASSERT(ids_equal(key, &g, json_object_get(want, beam == 1 ? "ids" : "beam5_ids")));
+            em_whisper_gen_clear(&g);
+        }
+    }
+    free(mel);
+    free(enc);
+    em_whisper_free(h);
+}
+
 static void family_is_chosen_from_the_files(void)
 {
     char dir[1024], d2[1200];
@@ -458,8 +508,8 @@ static void family_is_chosen_from_the_files(void)
     CU_ASSERT_EQUAL(em_family_detect(d2, &f, &eb), EM_OK);
     CU_ASSERT_EQUAL(f->id, EM_FAMILY_WHISPER);
     struct em_model *m = NULL;
-    CU_ASSERT_EQUAL(em_model_load(d2, NULL, &m, &eb), EM_E_UNSUPPORTED);
-    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "CTranslate2"));
+    CU_ASSERT_EQUAL(em_model_load(d2, NULL, &m, &eb), EM_E_NOTFOUND); /* no weights there */
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "model.safetensors"));
     /* a model.bin of another CTranslate2 spec */
     snprintf(d2, sizeof d2, "%s/other-spec", tmp);
     CU_ASSERT_EQUAL_FATAL(golden_sh("mkdir -p '%s' && printf '\\006\\000\\000\\000\\002\\000X\\000"
@@ -476,6 +526,7 @@ static CU_TestInfo tests[] = {
     {"bad_options_and_dirs_are_refused", bad_options_and_dirs_are_refused},
     {"facade_transcribes_with_segments", facade_transcribes_with_segments},
     {"long_form_seeks_by_timestamps", long_form_seeks_by_timestamps},
+    {"hf_layout_gives_the_same_ids", hf_layout_gives_the_same_ids},
     {"family_is_chosen_from_the_files", family_is_chosen_from_the_files},
     CU_TEST_INFO_NULL,
 };
