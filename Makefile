@@ -7,13 +7,18 @@
 # Development: make check ONLY="storage" TESTS="tests/unit/test_storage*.c" builds a runner
 # from common/ + the listed dirs + the listed test files only.
 
+# Parallel by default (one job per core); an explicit -jN on the command line wins.
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
+
 BUILD   ?= build
 SAN     ?= 0
 CC      ?= cc
 VERSION := 0.1.0
 
 PKGS    := libzmq libprotobuf-c hiredis jansson libavformat libavcodec libswresample libavutil \
-           libcurl openblas libcrypto libutf8proc
+           libcurl openblas libcrypto libutf8proc libmicrohttpd libssl
 CPPFLAGS += -I. -I$(BUILD)/gen -D_GNU_SOURCE -DEM_VERSION='"$(VERSION)"' \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g
@@ -126,3 +131,16 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc] [SYSTEMDUNITDIR=...]:
+# binary, man pages from --help, schema, systemd units, env example (deploy/install.sh).
+PREFIX  ?= /usr/local
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+.PHONY: install uninstall
+install: $(BIN)
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' \
+	  SYSTEMDUNITDIR='$(SYSTEMDUNITDIR)' deploy/install.sh install $(BIN)
+uninstall:
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' \
+	  SYSTEMDUNITDIR='$(SYSTEMDUNITDIR)' deploy/install.sh uninstall

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { CLS_NONE, CLS_RETRY, CLS_PERM };
+enum { CLS_NONE, CLS_RETRY, CLS_PERM, CLS_INFRA };
 
 static const struct {
     const char *name;
@@ -31,7 +31,12 @@ const char *em_err_name(em_err e)
 
 bool em_err_retryable(em_err e)
 {
-    return (unsigned)e < EM_ERR_COUNT && table[e].cls == CLS_RETRY;
+    return (unsigned)e < EM_ERR_COUNT && (table[e].cls == CLS_RETRY || table[e].cls == CLS_INFRA);
+}
+
+bool em_err_infra(em_err e)
+{
+    return (unsigned)e < EM_ERR_COUNT && table[e].cls == CLS_INFRA;
 }
 
 em_err em_err_from_name(const char *name)

@@ -20,7 +20,10 @@ struct em_errbuf {
 
 const char *em_err_str(em_err e);  /* human message, "unknown error" if out of range */
 const char *em_err_name(em_err e); /* "EM_E_AUDIO" */
-bool em_err_retryable(em_err e);   /* class RETRY */
+bool em_err_retryable(em_err e);   /* class RETRY or INFRA: worth another try */
+/* class INFRA: storage unreachable or full, not the item's fault; retried without
+ * spending the item's attempts while dispatch to the output pauses. */
+bool em_err_infra(em_err e);
 /* Looks a name up ("EM_E_AUDIO"); returns EM_E_INTERNAL when unknown. */
 em_err em_err_from_name(const char *name);
 

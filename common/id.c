@@ -27,12 +27,24 @@ void em_sha256_hex(const void *data, size_t len, char out[65])
     em_hex_lower(md, 32, out);
 }
 
-void em_id_item(const char *batch_id, const char *uri, char out[EM_ID_LEN + 1])
+void em_id_item(const char *uri, char out[EM_ID_LEN + 1])
 {
     unsigned char md[32];
-    size_t bl = strlen(batch_id) + 1; /* the NUL separates the two parts */
-    sha256_parts(batch_id, bl, uri, strlen(uri), md);
+    sha256_parts(uri, strlen(uri), NULL, 0, md);
     em_hex_lower(md, EM_ID_LEN / 2, out);
+}
+
+int em_id_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > EM_ID_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
 }
 
 void em_id_batch(char out[EM_BATCH_ID_LEN + 1])

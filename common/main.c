@@ -17,6 +17,10 @@ static const struct {
     {"annotate", em_cmd_annotate, "annotate local files in-process, no Redis"},
     {"convert", em_cmd_convert, "convert a checkpoint to one GGUF file (q8_0, q4_0, bf16, f16, f32)"},
     {"bench", em_cmd_bench, "benchmark the model code at the 7B shapes (bench model)"},
+    {"keygen", em_cmd_keygen, "write a CURVE key pair (PREFIX.key, PREFIX.pub) for coordinator/worker"},
+    {"cancel", em_cmd_cancel, "cancel a batch: the rest of its items are settled cancelled"},
+    {"delete", em_cmd_delete, "delete a finished (or cancelled) batch's keys from Redis"},
+    {"ls", em_cmd_ls, "list batches: state and counts"},
 };
 
 static void usage(FILE *f)

@@ -1,7 +1,10 @@
 /* coordinator/batch.c - batch cache (prompts and settings parsed once per batch), completion:
- * when done + failed reaches total, <out>/manifest.jsonl (one line per item: id, source,
- * status, output) is written through storage - retried with backoff until it succeeds -
- * and only then is the batch marked complete. */
+ * when done + failed (+ cancelled) reaches total, <out>/manifest.jsonl (one line per item:
+ * id, source, status, output) is written through storage - retried with backoff until it
+ * succeeds - and only then is the batch marked complete (or cancelled), its keys given the
+ * retention TTL. A cancel request drops the batch's held jobs (a running task's late result
+ * changes nothing) and settles the rest "cancelled". Streams are trimmed every
+ * cfg.trim_every_ms. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +124,9 @@ static int append_rows(json_t *line, const struct em_batch_info *bi, struct em_q
         json_object_set_new(line, "id", json_string(r[i].item));
         json_object_set_new(line, "source", json_string(r[i].source));
         json_object_set_new(line, "status", json_string(r[i].status[0] ? r[i].status : "pending"));
-        json_object_set_new(line, "output", json_string(r[i].output[0] ? r[i].output : def));
+        int none = strcmp(r[i].status, "cancelled") == 0; /* no record was written */
+        json_object_set_new(line, "output", none ? json_null()
+                                                 : json_string(r[i].output[0] ? r[i].output : def));
         free(def);
         char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (!s) return -1;
@@ -181,6 +186,27 @@ static struct em_cbatch *cached(struct em_coord *c, const char *id)
     return NULL;
 }
 
+/* `earmark cancel`: held jobs of the batch are dropped (entries acked; a running task's
+ * late result settles nothing: the item is "cancelled" by then) and every unsettled item is
+ * settled "cancelled". Returns how many were, or -1 on a Redis failure (tried again). */
+static long long cancel_batch(struct em_coord *c, const char *id)
+{
+    uint64_t n = 0;
+    struct em_errbuf eb = {{0}};
+    if (em_queue_cancel_rest(c->q, id, &n, &eb) != EM_OK) return -1;
+    for (size_t i = 0; i < c->njobs;) {
+        struct em_job *j = c->jobs[i];
+        if (strcmp(j->e.batch, id) != 0) {
+            i++;
+            continue;
+        }
+        em_queue_ack(c->q, j->e.stream_id, &eb);
+        em_coord_job_drop(c, j); /* the array changed: i stays */
+    }
+    em_info("batch=%s msg=\"cancelled\" items_cancelled=%llu", id, (unsigned long long)n);
+    return (long long)n;
+}
+
 void em_coord_batch_check(struct em_coord *c, const char *id)
 {
     struct em_batch_info bi;
@@ -196,13 +222,29 @@ void em_coord_batch_check(struct em_coord *c, const char *id)
         }
         return;
     }
-    if (strcmp(bi.state, "open") == 0 && bi.done + bi.failed >= bi.total) {
+    if (strcmp(bi.state, "open") == 0 && bi.cancel) {
+        long long n = cancel_batch(c, id);
+        if (n > 0) bi.cancelled += (uint64_t)n;
+    }
+    if (strcmp(bi.state, "open") == 0 && bi.done + bi.failed + bi.cancelled >= bi.total) {
         rc = write_manifest(c, &bi, &eb);
-        if (rc == EM_OK) rc = em_queue_batch_complete(c->q, id, &eb);
+        if (rc != EM_OK && !em_err_retryable(rc)) {
+            /* refused for good (403, bad key): retrying forever would leave the batch open */
+            char q[300];
+            em_error("batch=%s err=%s msg=\"manifest.jsonl refused by storage; the batch "
+                     "completes without it\" detail=\"%s\"",
+                     id, em_err_name(rc), em_log_q(q, sizeof q, em_errbuf_msg(&eb, rc)));
+            rc = EM_OK;
+        }
+        if (rc == EM_OK)
+            rc = em_queue_batch_finish(c->q, id, bi.cancel ? "cancelled" : "complete",
+                                       c->cfg.retention_ms, &eb);
         if (rc == EM_OK) {
-            em_info("batch=%s msg=\"batch complete\" total=%llu done=%llu failed=%llu", id,
-                    (unsigned long long)bi.total, (unsigned long long)bi.done,
-                    (unsigned long long)bi.failed);
+            em_info("batch=%s msg=\"batch %s\" total=%llu done=%llu failed=%llu cancelled=%llu",
+                    id, bi.cancel ? "cancelled" : "complete", (unsigned long long)bi.total,
+                    (unsigned long long)bi.done, (unsigned long long)bi.failed,
+                    (unsigned long long)bi.cancelled);
+            if (cb && cb->stall_count) em_coord_unstall(c, cb);
             if (cb) cb->manifest_failures = 0;
         } else {
             char q[300];
@@ -245,8 +287,28 @@ static void expire_cache(struct em_coord *c, int64_t now)
     }
 }
 
+/* Waiting items of batches past their deadline (submit --deadline) fail now, with what
+ * held them up (a stall) in the message. */
+static void expire_deadlines(struct em_coord *c)
+{
+    for (size_t i = 0; i < c->njobs;) {
+        struct em_job *j = c->jobs[i];
+        if (j->state != EM_JOB_WAITING || !em_coord_past_deadline(j->b)) {
+            i++;
+            continue;
+        }
+        char why[256];
+        snprintf(why, sizeof why, "the batch's deadline passed%s%.180s",
+                 j->b->stall_count ? " while its output was stalled: " : "",
+                 j->b->stall_count ? j->b->stall_reason : "");
+        em_coord_job_failed_final(c, j, "EM_E_TIMEOUT", why); /* settles or finalizes j */
+        i = 0; /* the array changed */
+    }
+}
+
 void em_coord_batches_tick(struct em_coord *c, int64_t now_ms)
 {
+    expire_deadlines(c);
     char **ids = NULL;
     size_t n = 0;
     struct em_errbuf eb;
@@ -257,6 +319,12 @@ void em_coord_batches_tick(struct em_coord *c, int64_t now_ms)
     }
     publish_in_flight(c);
     expire_cache(c, now_ms);
+    if (now_ms >= c->next_trim_ms) {
+        uint64_t trimmed = 0;
+        if (em_queue_trim(c->q, &trimmed, &eb) == EM_OK && trimmed)
+            em_info("msg=\"items stream trimmed\" entries=%llu", (unsigned long long)trimmed);
+        c->next_trim_ms = now_ms + c->cfg.trim_every_ms;
+    }
     long long lag = -1;
     if (em_queue_lag(c->q, &lag, &eb) == EM_OK && lag >= 0)
         atomic_store(&c->m->queue_depth, lag + (long long)em_coord_count_jobs(c, EM_JOB_WAITING));
@@ -269,4 +337,15 @@ void em_coord_batches_free(struct em_coord *c)
     free(c->batches);
     c->batches = NULL;
     c->nbatches = c->capbatches = 0;
+}
+
+void em_coord_batch_forget(struct em_coord *c, const char *id)
+{
+    for (size_t i = 0; i < c->nbatches; i++)
+        if (strcmp(c->batches[i]->info.id, id) == 0) {
+            struct em_cbatch *b = c->batches[i];
+            c->batches[i] = c->batches[--c->nbatches];
+            cbatch_free(b);
+            return;
+        }
 }

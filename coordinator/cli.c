@@ -1,6 +1,8 @@
 /* coordinator/cli.c - shared helpers of the coordinator-side subcommands. */
 #include "coordinator/cli.h"
 
+#include "common/smallfile.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,28 @@ int em_cli_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end || v < lo || v > hi) return -1;
     *out = v;
+    return 0;
+}
+
+int em_cli_duration_ms(const char *s, int64_t max_ms, int64_t *ms)
+{
+    static const struct {
+        char suffix;
+        int64_t ms;
+    } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+    char num[32];
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= sizeof num) return -1;
+    int64_t unit = 1000;
+    memcpy(num, s, n + 1);
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+        if (num[n - 1] == units[i].suffix) {
+            unit = units[i].ms;
+            num[n - 1] = 0;
+        }
+    uint64_t v;
+    if (em_cli_u64(num, 1, (uint64_t)(max_ms / unit), &v) != 0) return -1;
+    *ms = (int64_t)v * unit;
     return 0;
 }
 
@@ -75,16 +99,22 @@ void em_progress_of(const struct em_batch_info *b, uint64_t in_flight, uint64_t 
     p->failed = b->failed;
     p->skipped = b->skipped;
     p->dead = dead;
-    p->complete = strcmp(b->state, "complete") == 0;
-    uint64_t settled = b->done + b->failed;
+    p->cancelled = b->cancelled;
+    p->complete = strcmp(b->state, "complete") == 0 || strcmp(b->state, "cancelled") == 0;
+    uint64_t settled = b->done + b->failed + b->cancelled;
     uint64_t left = settled >= b->total ? 0 : b->total - settled;
     p->in_flight = in_flight > left ? left : in_flight;
     p->pending = left - p->in_flight;
     int64_t end = p->complete && b->completed_ms > b->created_ms ? b->completed_ms : now_ms;
     double el = (double)(end - b->created_ms) / 1000.0;
-    uint64_t worked = settled > b->skipped ? settled - b->skipped : 0;
+    uint64_t worked = b->done + b->failed > b->skipped ? b->done + b->failed - b->skipped : 0;
     p->rate = el > 0.001 ? (double)worked / el : 0.0;
     p->eta_s = left == 0 ? 0.0 : (p->rate > 0 ? (double)left / p->rate : -1.0);
+    if (!p->complete && b->stalled && *b->stalled) { /* nothing moves: no rate, no ETA */
+        p->stalled = 1;
+        p->rate = 0.0;
+        p->eta_s = -1.0;
+    }
 }
 
 void em_progress_line(const struct em_progress *p, char *out, size_t cap)
@@ -101,7 +131,35 @@ void em_progress_line(const struct em_progress *p, char *out, size_t cap)
         snprintf(eta, sizeof eta, "?");
     else
         snprintf(eta, sizeof eta, "%.0fs", p->eta_s);
-    snprintf(out, cap, "[%s] %llu/%llu done %llu failed %.1f items/s ETA %s", bar,
+    snprintf(out, cap, "[%s] %llu/%llu done %llu failed %.1f items/s ETA %s%s", bar,
              (unsigned long long)p->done, (unsigned long long)p->total,
-             (unsigned long long)p->failed, p->rate, eta);
+             (unsigned long long)p->failed, p->rate, eta, p->stalled ? " (stalled)" : "");
+}
+
+em_err em_cli_secret_line(const char *path, char *out, size_t cap, struct em_errbuf *eb)
+{
+    char *text = NULL;
+    mode_t mode = 0;
+    out[0] = 0;
+    em_err rc = em_smallfile_read(path, cap * 4, &text, &mode, eb);
+    if (rc == EM_OK) rc = em_smallfile_private(path, mode, "Redis URL", eb);
+    if (rc == EM_OK) {
+        const char *p = text;
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+        size_t n = strcspn(p, "\r\n");
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+        if (n == 0) {
+            rc = em_errf(eb, EM_E_FORMAT, "%s: empty", path);
+        } else if (n >= cap) {
+            rc = em_errf(eb, EM_E_TOO_LONG, "%s: first line longer than %zu", path, cap - 1);
+        } else {
+            memcpy(out, p, n);
+            out[n] = 0;
+        }
+    }
+    if (text) {
+        memset(text, 0, strlen(text));
+        free(text);
+    }
+    return rc;
 }

@@ -12,7 +12,9 @@
  * Knobs (environment): EARMARK_REDIS_URL (for --redis), EARMARK_RETRY_BASE_MS (200; retry n
  * waits base * 2^(n-1)), EARMARK_RETRY_MAX_MS (30000, the cap), EARMARK_TASK_TIMEOUT_MS
  * (3600000; a task's deadline), EARMARK_DRAIN_MS (30000; bound on the SIGTERM drain),
- * EARMARK_REDIS_WAIT_MS (10000; how long to wait for Redis at start). --lease-ms defaults to
+ * EARMARK_REDIS_WAIT_MS (10000; how long to wait for Redis at start), EARMARK_TRIM_EVERY_MS
+ * (60000; how often settled stream entries are trimmed), EARMARK_RETENTION (for
+ * --retention), EARMARK_STALL_MS (300000; coordinator/health.h). --lease-ms defaults to
  * 5 x --heartbeat-ms (1000). */
 #include <getopt.h>
 #include <signal.h>
@@ -28,6 +30,8 @@
 #include "common/sig.h"
 #include "coordinator/cli.h"
 #include "coordinator/coord.h"
+#include "coordinator/health.h"
+#include "coordinator/zap.h"
 #include "proto/wire.h"
 #include "storage/storage.h"
 
@@ -54,8 +58,47 @@ static int64_t env_ms(const char *name, int64_t def, int64_t lo, int64_t hi)
 
 struct copts {
     const char *redis, *bind, *metrics, *id;
+    const char *curve_secret, *allow_keys; /* CURVE: own secret key file, allowed worker keys */
+    int insecure;                          /* no CURVE on a non-loopback bind, knowingly */
+    const char *redis_ca, *redis_url_file; /* rediss:// CA; URL (with password) from a file */
+    int redis_owned; /* redis is our copy of a secret URL: wiped once connected */
     unsigned heartbeat_ms, lease_ms;
+    int64_t retention_ms;
 };
+
+static const char *env_str(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* --redis URL with a password: copies it, then blanks the password in argv so that ps and
+ * /proc/PID/cmdline stop showing it (they did for a moment: hence the warning). */
+static const char *hide_redis_password(char *arg)
+{
+    static char copy[EM_CLI_MAX_URL + 1]; /* zeroed when the coordinator returns */
+    struct em_redis_url u;
+    if (em_redis_url_parse(arg, &u, NULL) != EM_OK || !u.password[0]) return arg;
+    memset(&u, 0, sizeof u);
+    snprintf(copy, sizeof copy, "%s", arg);
+    char *at = strrchr(arg, '@'), *start = strstr(arg, "://");
+    start = start && start < at ? start + 3 : arg;
+    char *colon = memchr(start, ':', (size_t)(at - start)); /* user:password, or password */
+    for (char *p = colon ? colon + 1 : start; p < at; p++) *p = 'x';
+    em_warn("msg=\"--redis carries a password, which ps showed until now; give the URL in "
+            "EARMARK_REDIS_URL or --redis-url-file instead\"");
+    return copy;
+}
+
+/* Only this host can reach it: 127.0.0.0/8, ::1, localhost, ipc://, inproc://. */
+static int bind_is_loopback(const char *ep)
+{
+    static const char *const ok[] = {"tcp://127.", "tcp://localhost:", "tcp://[::1]:",
+                                     "ipc://", "inproc://"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (strncmp(ep, ok[i], strlen(ok[i])) == 0) return 1;
+    return 0;
+}
 
 static int parse_args(int argc, char **argv, struct copts *o)
 {
@@ -63,20 +106,42 @@ static int parse_args(int argc, char **argv, struct copts *o)
         {"redis", required_argument, 0, 'r'},    {"bind", required_argument, 0, 'b'},
         {"metrics", required_argument, 0, 'm'},  {"heartbeat-ms", required_argument, 0, 'H'},
         {"lease-ms", required_argument, 0, 'L'}, {"id", required_argument, 0, 'i'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},           {"curve-secret", required_argument, 0, 'S'},
+        {"allow-keys", required_argument, 0, 'A'}, {"insecure", no_argument, 0, 'I'},
+        {"redis-ca", required_argument, 0, 'C'},   {"redis-url-file", required_argument, 0, 'U'},
+        {"retention", required_argument, 0, 'R'},  {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     o->heartbeat_ms = 1000;
     o->lease_ms = 0;
+    const char *ret = getenv("EARMARK_RETENTION");
+    if (ret && *ret && em_cli_duration_ms(ret, 3650LL * 86400000, &o->retention_ms) != 0) {
+        fprintf(stderr, "earmark coordinator: EARMARK_RETENTION must be N[s|m|h|d]\n");
+        return 2;
+    }
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
         uint64_t v;
         switch (c) {
-        case 'r': o->redis = optarg; break;
+        case 'r':
+            o->redis = hide_redis_password(optarg);
+            o->redis_owned = o->redis != optarg;
+            break;
         case 'b': o->bind = optarg; break;
         case 'm': o->metrics = optarg; break;
         case 'i': o->id = optarg; break;
+        case 'S': o->curve_secret = optarg; break;
+        case 'A': o->allow_keys = optarg; break;
+        case 'I': o->insecure = 1; break;
+        case 'C': o->redis_ca = optarg; break;
+        case 'U': o->redis_url_file = optarg; break;
+        case 'R':
+            if (em_cli_duration_ms(optarg, 3650LL * 86400000, &o->retention_ms) != 0) {
+                fprintf(stderr, "earmark coordinator: --retention must be N[s|m|h|d] (e.g. 7d)\n");
+                return 2;
+            }
+            break;
         case 'H':
         case 'L':
             if (em_cli_u64(optarg, 10, 3600000, &v) != 0) {
@@ -88,12 +153,26 @@ static int parse_args(int argc, char **argv, struct copts *o)
             break;
         case 'h':
             printf("usage: earmark coordinator --redis URL --bind ENDPOINT [--metrics HOST:PORT]\n"
-                   "         [--heartbeat-ms N] [--lease-ms N] [--id NAME]\n"
+                   "         [--heartbeat-ms N] [--lease-ms N] [--id NAME] [--retention 7d]\n"
+                   "         [--curve-secret FILE --allow-keys DIR|FILE | --insecure]\n"
+                   "         [--redis-ca FILE] [--redis-url-file FILE]\n"
                    "  --heartbeat-ms  worker heartbeat interval (1000)\n"
                    "  --lease-ms      a worker silent this long is lost (5 x heartbeat)\n"
                    "  --id            consumer name in Redis, stable across restarts (hostname)\n"
+                   "  --retention     finished batches' keys expire after this (EARMARK_RETENTION;\n"
+                   "                  default: kept until `earmark delete`)\n"
+                   "  --curve-secret  own CURVE secret key file, mode 0600 (earmark keygen)\n"
+                   "  --allow-keys    worker public keys allowed: a directory of *.pub or a file\n"
+                   "  --insecure      allow a non-loopback --bind without CURVE\n"
+                   "  --redis-ca      CA file for a rediss:// server's certificate\n"
+                   "  --redis-url-file  read the Redis URL (with its password) from a file that\n"
+                   "                  only its owner can read, so it is not on the command line\n"
                    "env: EARMARK_REDIS_URL EARMARK_RETRY_BASE_MS EARMARK_RETRY_MAX_MS\n"
-                   "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n");
+                   "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n"
+                   "     EARMARK_CURVE_SECRET EARMARK_ALLOW_KEYS EARMARK_REDIS_CA\n"
+                   "     EARMARK_REDIS_URL_FILE EARMARK_RETENTION EARMARK_TRIM_EVERY_MS\n"
+                   "     EARMARK_STALL_MS (a batch settling nothing this long is stalled, 300000)\n"
+                   "--metrics serves /metrics, /healthz (loop alive), /readyz (Redis answers)\n");
             return -1;
         default:
             fprintf(stderr, "earmark coordinator: bad or incomplete option '%s'\n",
@@ -101,10 +180,37 @@ static int parse_args(int argc, char **argv, struct copts *o)
             return 2;
         }
     }
+    if (!o->redis_url_file) o->redis_url_file = env_str("EARMARK_REDIS_URL_FILE");
+    if (!o->redis_ca) o->redis_ca = env_str("EARMARK_REDIS_CA");
+    if (o->redis_url_file && !o->redis) {
+        static char url[EM_CLI_MAX_URL + 1]; /* zeroed when the coordinator returns */
+        struct em_errbuf eb = {{0}};
+        em_err rc = em_cli_secret_line(o->redis_url_file, url, sizeof url, &eb);
+        if (rc != EM_OK) {
+            fprintf(stderr, "earmark coordinator: %s\n", em_errbuf_msg(&eb, rc));
+            return 2;
+        }
+        o->redis = url;
+        o->redis_owned = 1;
+    }
     o->redis = em_cli_redis_url(o->redis);
     if (!o->redis || !o->bind || optind != argc) {
         fprintf(stderr, "earmark coordinator: --redis URL (or EARMARK_REDIS_URL) and --bind "
                         "ENDPOINT are required\n");
+        return 2;
+    }
+    if (!o->curve_secret) o->curve_secret = env_str("EARMARK_CURVE_SECRET");
+    if (!o->allow_keys) o->allow_keys = env_str("EARMARK_ALLOW_KEYS");
+    if (!o->curve_secret != !o->allow_keys) {
+        fprintf(stderr, "earmark coordinator: --curve-secret and --allow-keys go together\n");
+        return 2;
+    }
+    if (!o->curve_secret && !o->insecure && !bind_is_loopback(o->bind)) {
+        fprintf(stderr,
+                "earmark coordinator: refusing to bind %s without CURVE: anyone who can reach "
+                "it could take tasks and report fake results. Give --curve-secret and "
+                "--allow-keys (earmark keygen), bind to 127.0.0.1, or pass --insecure\n",
+                o->bind);
         return 2;
     }
     if (!o->lease_ms) o->lease_ms = o->heartbeat_ms * 5;
@@ -167,6 +273,7 @@ static void intake(struct em_coord *c, struct em_queue_entry *e)
     j->lost = t.lost;
     snprintf(j->err_class, sizeof j->err_class, "%s", t.err_class);
     snprintf(j->err_msg, sizeof j->err_msg, "%s", t.err_msg);
+    snprintf(j->lease, sizeof j->lease, "%s", t.lease); /* a worker may still hold it */
     j->not_before_ms = em_now_ms();
     c->jobs[c->njobs++] = j;
     if (j->fails >= b->info.max_attempts) em_coord_job_finalize(c, j);
@@ -188,7 +295,9 @@ static void adopt_own_pending(struct em_coord *c)
         size_t n = 0;
         struct em_errbuf eb = {{0}};
         if (em_queue_read(c->q, c->cfg.id, after, READ_MAX, &v, &n, NULL, &eb) != EM_OK) {
-            em_warn("err=EM_E_REDIS msg=\"reading own pending entries\" detail=\"%s\"", eb.msg);
+            if (!em_coord_recover_nogroup(c, &eb))
+                em_warn("err=EM_E_REDIS msg=\"reading own pending entries\" detail=\"%s\"",
+                        eb.msg);
             return;
         }
         if (n) snprintf(after, sizeof after, "%s", v[n - 1].stream_id);
@@ -207,7 +316,8 @@ static void read_new(struct em_coord *c)
     size_t n = 0, bad = 0;
     struct em_errbuf eb = {{0}};
     if (em_queue_read(c->q, c->cfg.id, NULL, want, &v, &n, &bad, &eb) != EM_OK) {
-        em_warn("err=EM_E_REDIS msg=\"reading new entries\" detail=\"%s\"", eb.msg);
+        if (!em_coord_recover_nogroup(c, &eb))
+            em_warn("err=EM_E_REDIS msg=\"reading new entries\" detail=\"%s\"", eb.msg);
         return;
     }
     if (bad) em_warn("msg=\"malformed stream entries dead-lettered\" count=%zu", bad);
@@ -222,9 +332,10 @@ static void renew_and_claim(struct em_coord *c, int claim)
         if (ids) {
             for (size_t i = 0; i < c->njobs; i++)
                 ids[i] = c->jobs[i]->e.stream_id;
-            if (em_queue_touch(c->q, c->cfg.id, ids, c->njobs, &eb) != EM_OK)
-                em_warn("err=EM_E_REDIS msg=\"lease renewal failed\" detail=\"%s\"", eb.msg);
+            em_err rc = em_queue_touch(c->q, c->cfg.id, ids, c->njobs, &eb);
             free(ids);
+            if (rc != EM_OK && !em_coord_recover_nogroup(c, &eb))
+                em_warn("err=EM_E_REDIS msg=\"lease renewal failed\" detail=\"%s\"", eb.msg);
         }
     }
     if (!claim) return;
@@ -234,6 +345,8 @@ static void renew_and_claim(struct em_coord *c, int claim)
                            &eb) == EM_OK) {
         if (n) em_info("msg=\"claimed idle entries\" count=%zu", n);
         take_entries(c, v, n);
+    } else {
+        em_coord_recover_nogroup(c, &eb);
     }
     adopt_own_pending(c);
 }
@@ -283,6 +396,7 @@ static int run(struct em_coord *c)
         }
         if (now >= next_tick) {
             em_coord_batches_tick(c, now);
+            if (c->health) em_chealth_tick(c->health, c, now);
             next_tick = now + 1000;
         }
         if (c->stopping && (em_coord_count_jobs(c, EM_JOB_RUNNING) == 0 || now >= drain_until))
@@ -298,11 +412,12 @@ static int run(struct em_coord *c)
 }
 
 /* Redis may come up after us (service start order): retry for EARMARK_REDIS_WAIT_MS. */
-static em_err connect_redis(struct em_coord *c, const char *url, struct em_errbuf *eb)
+static em_err connect_redis(struct em_coord *c, const char *url, const char *ca,
+                            struct em_errbuf *eb)
 {
     int64_t until = em_now_ms() + env_ms("EARMARK_REDIS_WAIT_MS", 10000, 0, 3600000);
     for (;;) {
-        em_err rc = c->q ? EM_OK : em_queue_open(url, &c->q, eb);
+        em_err rc = c->q ? EM_OK : em_queue_open_tls(url, ca, &c->q, eb);
         if (rc == EM_OK) rc = em_queue_ensure_group(c->q, eb);
         if (rc == EM_OK || rc == EM_E_ARG || rc == EM_E_AUTH || em_now_ms() >= until || stop_flag)
             return rc;
@@ -329,7 +444,9 @@ int em_cmd_coordinator(int argc, char **argv)
     static struct em_metrics metrics;
     struct em_coord c = {0};
     struct em_errbuf eb = {{0}};
-    struct em_metrics_server *ms = NULL;
+    struct em_httpd *web = NULL;
+    struct em_curve_allow *allow = NULL;
+    struct em_zap *zap = NULL;
     void *ctx = NULL;
     char host[128];
     int status = 1;
@@ -347,39 +464,71 @@ int em_cmd_coordinator(int argc, char **argv)
         .retry_max_ms = env_ms("EARMARK_RETRY_MAX_MS", 30000, 1, 86400000),
         .task_timeout_ms = env_ms("EARMARK_TASK_TIMEOUT_MS", 3600000, 100, 7 * 86400000LL),
         .drain_ms = env_ms("EARMARK_DRAIN_MS", 30000, 0, 3600000),
+        .retention_ms = o.retention_ms,
+        .trim_every_ms = env_ms("EARMARK_TRIM_EVERY_MS", 60000, 100, 86400000),
     };
     c.m = &metrics;
+    struct em_curve_pair pair = {{0}, {0}};
+    /* keys first: a bad key file fails at once, not after waiting for Redis */
+    if (o.curve_secret && ((rc = em_curve_load_pair(o.curve_secret, &pair, &eb)) != EM_OK ||
+                           (rc = em_curve_allow_load(o.allow_keys, &allow, &eb)) != EM_OK))
+        goto fail;
     struct em_storage_opts so = em_storage_opts_default();
     so.retries = 1; /* the loop retries on its own schedule; never block it for long */
     so.timeout_ms = 10000;
-    if ((rc = connect_redis(&c, o.redis, &eb)) != EM_OK) goto fail;
+    /* before the first Redis call: a Redis that refuses us (protected mode, restart) closes
+     * the connection, and the retry's write must fail with EPIPE, not kill us by SIGPIPE;
+     * SIGTERM while waiting for Redis stops the wait */
+    em_sig_on_stop(on_signal);
+    rc = connect_redis(&c, o.redis, o.redis_ca, &eb);
+    if (o.redis_owned) memset((char *)o.redis, 0, strlen(o.redis)); /* c.q has its own copy */
+    if (rc != EM_OK) goto fail;
     if ((rc = em_storage_open(&so, &c.st, &eb)) != EM_OK) goto fail;
     rc = EM_E_IO;
     int64_t maxsz = EM_WIRE_MAX_FRAME;
     int one = 1, linger = 1000;
     if (!(ctx = zmq_ctx_new()) || !(c.zsock = zmq_socket(ctx, ZMQ_ROUTER)) ||
         zmq_setsockopt(c.zsock, ZMQ_MAXMSGSIZE, &maxsz, sizeof maxsz) != 0 ||
-        zmq_setsockopt(c.zsock, ZMQ_ROUTER_HANDOVER, &one, sizeof one) != 0 ||
         zmq_setsockopt(c.zsock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
         zmq_setsockopt(c.zsock, ZMQ_LINGER, &linger, sizeof linger) != 0) {
         em_errf(&eb, EM_E_IO, "zmq socket: %s", zmq_strerror(zmq_errno()));
         goto fail;
     }
+    if (o.curve_secret) {
+        rc = em_zap_start(ctx, c.zsock, &pair, allow, c.m, &zap, &eb);
+        memset(&pair, 0, sizeof pair);
+        if (rc != EM_OK) goto fail;
+        em_info("msg=\"CURVE on\" allowed_keys=%zu", em_curve_allow_count(allow));
+        rc = EM_E_IO;
+    } else if (!bind_is_loopback(o.bind)) {
+        em_warn("msg=\"--insecure: no CURVE on a non-loopback bind; anyone who reaches %s can "
+                "take tasks\"",
+                o.bind);
+    }
     if (zmq_bind(c.zsock, o.bind) != 0) {
         em_errf(&eb, EM_E_IO, "cannot bind %s: %s", o.bind, zmq_strerror(zmq_errno()));
         goto fail;
     }
-    if (o.metrics && (rc = em_metrics_serve(o.metrics, c.m, &ms, &eb)) != EM_OK) goto fail;
-    em_sig_on_stop(on_signal);
+    if (o.metrics &&
+        ((rc = em_chealth_new(c.m, env_ms("EARMARK_STALL_MS", EM_CHEALTH_DEFAULT_STALL_MS, 1000,
+                                          7 * 86400000LL), &c.health)) != EM_OK ||
+         (rc = em_httpd_new(&web)) != EM_OK ||
+         (rc = em_chealth_routes(c.health, web, &eb)) != EM_OK ||
+         (rc = em_httpd_start(web, "--metrics", o.metrics, &eb)) != EM_OK))
+        goto fail;
     em_info("msg=\"coordinator up\" id=%s bind=%s heartbeat_ms=%u lease_ms=%u retry_base_ms=%lld",
             o.id, o.bind, o.heartbeat_ms, o.lease_ms, (long long)c.cfg.retry_base_ms);
     status = run(&c);
     goto out;
 fail:
+    memset(&pair, 0, sizeof pair);
     fprintf(stderr, "earmark coordinator: %s\n", em_errbuf_msg(&eb, rc));
     status = 1;
 out:
-    em_metrics_stop(ms);
+    em_httpd_free(web);
+    em_zap_stop(zap);
+    em_curve_allow_free(allow);
+    em_chealth_free(c.health);
     cleanup(&c);
     if (c.zsock) zmq_close(c.zsock);
     if (ctx) zmq_ctx_term(ctx);

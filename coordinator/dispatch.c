@@ -1,12 +1,17 @@
 /* coordinator/dispatch.c - the ROUTER side of the protocol (ARCHITECTURE.md §5).
  *
  * [routing id][Envelope] in; anything else (frame count, undecodable, wrong version) is
- * counted in earmark_frames_dropped_total{reason} and dropped. Hello -> Welcome; Ready adds
- * credits (the first Ready after a Welcome replaces them); a Task goes out only against a
- * credit; Result settles or retries; any message refreshes the worker's lease. A message
- * from a peer we do not know (we restarted, or declared it lost) gets a Welcome, to which the
- * worker answers with Ready(free credits). Results for tasks we no longer hold are settled
- * idempotently by (batch, item). */
+ * counted in earmark_frames_dropped_total{reason} and dropped. A routing id is one
+ * connection (workers leave it to the ROUTER). Hello -> Welcome; Ready adds credits (the
+ * first Ready after a Welcome replaces them); a Task goes out only against a credit, with a
+ * lease token; Result and Heartbeat go through lease.c; any message refreshes the worker's
+ * lease. A message from a peer we do not know (we restarted, or declared it lost) gets a
+ * Welcome, to which the worker answers with Ready(free credits).
+ * Worker ids are unique per live connection: a Hello naming the id of another connection
+ * is checked by sending that one a Welcome; if it is still there the newcomer is refused
+ * (everything it sends is dropped as id_clash, and it is not counted in earmark_workers),
+ * else the old connection is removed (its tasks fail as lost) and the newcomer takes the
+ * id. Goodbye (a draining worker) stops dispatch to it at once. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +50,14 @@ static void printable_id(const uint8_t *rid, size_t len, char *out, size_t cap)
     if (o == 0 && cap) out[0] = 0;
 }
 
+/* earmark_workers: connections that may be sent tasks (refused ones are not). */
+static void update_gauge(struct em_coord *c)
+{
+    int_fast64_t n = 0;
+    for (size_t i = 0; i < c->nworkers; i++) n += !c->workers[i]->refused;
+    atomic_store(&c->m->workers, n);
+}
+
 static struct em_worker *worker_add(struct em_coord *c, const uint8_t *rid, size_t len)
 {
     if (c->nworkers >= MAX_WORKERS) return NULL;
@@ -62,7 +75,7 @@ static struct em_worker *worker_add(struct em_coord *c, const uint8_t *rid, size
     printable_id(rid, len, w->id, sizeof w->id);
     w->last_seen_ms = em_now_ms();
     c->workers[c->nworkers++] = w;
-    atomic_store(&c->m->workers, (int_fast64_t)c->nworkers);
+    update_gauge(c);
     return w;
 }
 
@@ -96,16 +109,21 @@ static void fail_jobs_of(struct em_coord *c, const struct em_worker *w, const ch
 
 static void worker_remove(struct em_coord *c, struct em_worker *w, const char *why)
 {
-    em_warn("worker=%s msg=\"worker lost\" reason=\"%s\" running=%u", w->id, why,
-            worker_running(c, w));
-    atomic_fetch_add(&c->m->lost_workers, 1);
-    fail_jobs_of(c, w, why);
+    unsigned running = worker_running(c, w);
+    /* a refused peer, or one that said goodbye and finished, is gone, not lost */
+    if (running || !(w->refused || w->leaving)) {
+        em_warn("worker=%s msg=\"worker lost\" reason=\"%s\" running=%u", w->id, why, running);
+        atomic_fetch_add(&c->m->lost_workers, 1);
+        fail_jobs_of(c, w, why);
+    } else {
+        em_info("worker=%s msg=\"worker left\" reason=\"%s\"", w->id, why);
+    }
     for (size_t i = 0; i < c->nworkers; i++)
         if (c->workers[i] == w) {
             c->workers[i] = c->workers[--c->nworkers];
             break;
         }
-    atomic_store(&c->m->workers, (int_fast64_t)c->nworkers);
+    update_gauge(c);
     free(w);
 }
 
@@ -118,22 +136,59 @@ static int send_to(struct em_coord *c, const uint8_t *rid, size_t len, const uin
     return 0;
 }
 
-static void send_welcome(struct em_coord *c, struct em_worker *w)
+/* As send_to. */
+static int send_welcome(struct em_coord *c, struct em_worker *w)
 {
     uint8_t *buf;
     size_t n;
-    if (em_wire_welcome(c->cfg.heartbeat_ms, c->cfg.lease_ms, &buf, &n, NULL) != EM_OK) return;
-    send_to(c, w->rid, w->rid_len, buf, n);
+    if (em_wire_welcome(c->cfg.heartbeat_ms, c->cfg.lease_ms, &buf, &n, NULL) != EM_OK) return -2;
+    int s = send_to(c, w->rid, w->rid_len, buf, n);
     free(buf);
     w->reset_credits = 1;
     w->credits = 0;
+    return s;
 }
 
-static void on_hello(struct em_coord *c, struct em_worker *w, const Earmark__Hello *h, int known)
+/* Another connection that said Hello with this worker id, or NULL. */
+static struct em_worker *worker_by_id(struct em_coord *c, const char *id, const struct em_worker *w)
 {
-    /* A known worker saying Hello again restarted: what it held is gone. */
-    if (known && worker_running(c, w)) fail_jobs_of(c, w, "restarted");
+    for (size_t i = 0; i < c->nworkers; i++) {
+        struct em_worker *o = c->workers[i];
+        if (o != w && o->hello && !o->refused && strcmp(o->id, id) == 0) return o;
+    }
+    return NULL;
+}
+
+/* 1 when w's Hello claims the id of a live connection (w is then refused). A connection
+ * that is gone (the worker restarted) is removed, and w takes its id. */
+static int id_clash(struct em_coord *c, struct em_worker *w, const char *id)
+{
+    struct em_worker *o = worker_by_id(c, id, w);
+    if (!o) return 0;
+    if (send_welcome(c, o) == -1) { /* its connection is closed */
+        worker_remove(c, o, "reconnected");
+        return 0;
+    }
+    if (!w->refused)
+        em_warn("worker=%s msg=\"hello refused: a live connection holds this worker id\"", id);
+    w->refused = 1;
+    w->credits = 0;
+    atomic_fetch_add(&c->m->dropped[EM_DROP_ID_CLASH], 1);
+    update_gauge(c);
+    return 1;
+}
+
+static void on_hello(struct em_coord *c, struct em_worker *w, const Earmark__Hello *h)
+{
+    if (h->worker_id[0] && id_clash(c, w, h->worker_id)) return;
+    if (w->refused) {
+        w->refused = 0;
+        update_gauge(c);
+    }
+    w->hello = 1;
+    w->leaving = 0;
     if (h->worker_id[0]) snprintf(w->id, sizeof w->id, "%s", h->worker_id);
+    snprintf(w->model, sizeof w->model, "%s", h->model);
     w->capacity = h->capacity > MAX_CREDITS ? MAX_CREDITS : h->capacity;
     char q1[64], q2[64];
     em_info("worker=%s msg=\"hello\" version=\"%s\" backend=\"%s\" capacity=%u pid=%u", w->id,
@@ -144,6 +199,7 @@ static void on_hello(struct em_coord *c, struct em_worker *w, const Earmark__Hel
 
 static void on_ready(struct em_coord *c, struct em_worker *w, const Earmark__Ready *r)
 {
+    if (w->leaving) return; /* said goodbye: credits it offers are not used */
     unsigned n = r->credits > MAX_CREDITS ? MAX_CREDITS : r->credits;
     unsigned running = worker_running(c, w);
     if (w->reset_credits) {
@@ -159,116 +215,13 @@ static void on_ready(struct em_coord *c, struct em_worker *w, const Earmark__Rea
     if (w->credits > MAX_CREDITS) w->credits = MAX_CREDITS;
 }
 
-static struct em_job *job_by_item(struct em_coord *c, const char *batch, const char *item)
+static void on_goodbye(struct em_coord *c, struct em_worker *w)
 {
-    for (size_t i = 0; i < c->njobs; i++)
-        if (strcmp(c->jobs[i]->e.item, item) == 0 && strcmp(c->jobs[i]->e.batch, batch) == 0)
-            return c->jobs[i];
-    return NULL;
-}
-
-/* A result for a task we do not hold (late, from a lost worker, or sent before our restart). */
-static void on_stale_result(struct em_coord *c, struct em_worker *w, const Earmark__Result *r)
-{
-    char batch[EM_QUEUE_MAX_BATCH_ID + 1] = "", item[EM_QUEUE_MAX_ITEM_ID + 1] = "";
-    unsigned attempt = 0;
-    atomic_fetch_add(&c->m->stale_results, 1);
-    if (r->batch_id[0] && r->item_id[0]) {
-        snprintf(batch, sizeof batch, "%s", r->batch_id);
-        snprintf(item, sizeof item, "%s", r->item_id);
-    } else if (em_wire_task_id_parse(r->task_id, batch, sizeof batch, item, sizeof item,
-                                     &attempt) != EM_OK) {
-        atomic_fetch_add(&c->m->dropped[EM_DROP_UNEXPECTED], 1);
-        return;
-    }
-    if (!em_queue_id_ok(batch, EM_QUEUE_MAX_BATCH_ID) ||
-        !em_queue_id_ok(item, EM_QUEUE_MAX_ITEM_ID) ||
-        strlen(r->batch_id) > EM_QUEUE_MAX_BATCH_ID || strlen(r->item_id) > EM_QUEUE_MAX_ITEM_ID) {
-        atomic_fetch_add(&c->m->dropped[EM_DROP_UNEXPECTED], 1);
-        return;
-    }
-    em_info("worker=%s batch=%s item=%s task=%s ok=%d msg=\"result for a task not held\"", w->id,
-            batch, item, r->task_id, r->ok ? 1 : 0);
-    struct em_job *j = job_by_item(c, batch, item);
-    if (j) {
-        /* The item is held (retrying or running elsewhere): a success settles it; a failure
-         * is the old attempt's and the current attempt decides. */
-        if (r->ok) em_coord_job_settle(c, j, 1);
-        return;
-    }
-    if (!r->ok && r->retryable) return;
-    struct em_cbatch *b;
-    struct em_errbuf eb = {{0}};
-    if (em_coord_batch(c, batch, &b, &eb) != EM_OK) return; /* unknown batch: ignore */
-    /* It must name an attempt some coordinator dispatched, or it is not a result at all. */
-    struct em_queue_tries t;
-    unsigned a = r->attempt ? r->attempt : attempt;
-    char tb[EM_QUEUE_MAX_BATCH_ID + 1], ti[EM_QUEUE_MAX_ITEM_ID + 1];
-    if (!a && em_wire_task_id_parse(r->task_id, tb, sizeof tb, ti, sizeof ti, &a) != EM_OK) a = 0;
-    if (em_queue_tries_get(c->q, batch, item, &t, &eb) != EM_OK || a == 0 || a > t.attempts) {
-        atomic_fetch_add(&c->m->dropped[EM_DROP_UNEXPECTED], 1);
-        return;
-    }
-    int first = 0;
-    if (em_queue_settle(c->q, batch, item, r->ok ? 1 : 0, NULL, &first, &eb) == EM_OK && first) {
-        atomic_fetch_add(r->ok ? &c->m->done : &c->m->failed, 1);
-        em_coord_batch_check(c, batch);
-    }
-}
-
-static void on_result(struct em_coord *c, struct em_worker *w, const Earmark__Result *r)
-{
-    struct em_job *j = NULL;
-    for (size_t i = 0; i < c->njobs && !j; i++)
-        if (c->jobs[i]->state == EM_JOB_RUNNING && strcmp(c->jobs[i]->task_id, r->task_id) == 0)
-            j = c->jobs[i];
-    if (!j) {
-        on_stale_result(c, w, r);
-        return;
-    }
-    em_metrics_observe_latency(c->m, (double)(em_now_ms() - j->dispatched_ms) / 1000.0);
-    char q[300];
-    if (r->ok) {
-        em_info("worker=%s batch=%s item=%s attempt=%u msg=\"done\" elapsed_s=%.3f", w->id,
-                j->e.batch, j->e.item, j->attempts, r->elapsed_s);
-        em_coord_job_settle(c, j, 1);
-    } else if (!r->retryable) {
-        em_info("worker=%s batch=%s item=%s attempt=%u err=%s msg=\"failed permanently\" "
-                "detail=\"%s\"",
-                w->id, j->e.batch, j->e.item, j->attempts,
-                em_err_name(em_err_from_name(r->error_class)),
-                em_log_q(q, sizeof q, r->error_message));
-        em_coord_job_settle(c, j, 0);
-    } else {
-        em_coord_job_failed(c, j, 0, r->error_class[0] ? r->error_class : "EM_E_INTERNAL",
-                            r->error_message);
-    }
-}
-
-/* Tasks a worker reports holding that we have as waiting jobs (we restarted and re-read
- * their entries) are adopted as running there instead of being sent a second time. */
-static void on_heartbeat(struct em_coord *c, struct em_worker *w, const Earmark__Heartbeat *h)
-{
-    for (size_t i = 0; i < h->n_task_ids && i < 4096; i++) {
-        const char *tid = h->task_ids[i];
-        char batch[EM_QUEUE_MAX_BATCH_ID + 1], item[EM_QUEUE_MAX_ITEM_ID + 1];
-        unsigned attempt;
-        if (strlen(tid) >= sizeof c->jobs[0]->task_id ||
-            em_wire_task_id_parse(tid, batch, sizeof batch, item, sizeof item, &attempt) != EM_OK)
-            continue;
-        struct em_job *j = job_by_item(c, batch, item);
-        /* only the attempt recorded as dispatched last: nobody else can name it */
-        if (!j || j->state != EM_JOB_WAITING || attempt != j->attempts) continue;
-        j->state = EM_JOB_RUNNING;
-        memcpy(j->rid, w->rid, w->rid_len);
-        j->rid_len = w->rid_len;
-        snprintf(j->task_id, sizeof j->task_id, "%s", tid);
-        j->dispatched_ms = em_now_ms();
-        j->deadline_wall_ms = em_wall_ms() + c->cfg.task_timeout_ms;
-        atomic_fetch_add(&c->m->in_flight, 1);
-        em_info("worker=%s batch=%s item=%s attempt=%u msg=\"adopted a task the worker holds\"",
-                w->id, batch, item, attempt);
-    }
+    em_info("worker=%s msg=\"goodbye: draining; no more tasks for it\" running=%u", w->id,
+            worker_running(c, w));
+    if (!w->leaving) atomic_fetch_add(&c->m->goodbyes, 1);
+    w->leaving = 1;
+    w->credits = 0;
 }
 
 static void on_envelope(struct em_coord *c, const uint8_t *rid, size_t rlen,
@@ -281,13 +234,21 @@ static void on_envelope(struct em_coord *c, const uint8_t *rid, size_t rlen,
         return;
     }
     w->last_seen_ms = em_now_ms();
+    if (env->body_case == EARMARK__ENVELOPE__BODY_HELLO) {
+        on_hello(c, w, env->hello);
+        return;
+    }
+    if (w->refused) {
+        atomic_fetch_add(&c->m->dropped[EM_DROP_ID_CLASH], 1);
+        return;
+    }
     switch (env->body_case) {
-    case EARMARK__ENVELOPE__BODY_HELLO: on_hello(c, w, env->hello, known); return;
     case EARMARK__ENVELOPE__BODY_READY:
         if (known) on_ready(c, w, env->ready);
         break;
-    case EARMARK__ENVELOPE__BODY_RESULT: on_result(c, w, env->result); break;
-    case EARMARK__ENVELOPE__BODY_HEARTBEAT: on_heartbeat(c, w, env->heartbeat); break;
+    case EARMARK__ENVELOPE__BODY_RESULT: em_coord_on_result(c, w, env->result); break;
+    case EARMARK__ENVELOPE__BODY_HEARTBEAT: em_coord_on_heartbeat(c, w, env->heartbeat); break;
+    case EARMARK__ENVELOPE__BODY_GOODBYE: on_goodbye(c, w); break;
     case EARMARK__ENVELOPE__BODY_PROGRESS: break;
     default: atomic_fetch_add(&c->m->dropped[EM_DROP_UNEXPECTED], 1); break;
     }
@@ -412,12 +373,15 @@ static long pick_worker(const struct em_coord *c, const struct load *ld, int sus
 static int send_task(struct em_coord *c, struct em_job *j, struct em_worker *w)
 {
     unsigned attempt = j->attempts + 1;
-    char task_id[160], name[EM_QUEUE_MAX_ITEM_ID + 8];
-    if (em_wire_task_id(j->e.batch, j->e.item, attempt, task_id, sizeof task_id) != EM_OK)
+    char task_id[EM_COORD_MAX_TASK_ID + 1], name[EM_QUEUE_MAX_ITEM_ID + 8],
+        lease[EM_COORD_LEASE_HEX + 1];
+    if (em_wire_task_id(j->e.batch, j->e.item, attempt, task_id, sizeof task_id) != EM_OK ||
+        em_coord_lease_new(lease) != 0)
         return -2;
     struct em_errbuf eb = {{0}};
-    /* Recorded before sending, so a restart never reuses an attempt number. */
-    if (em_queue_tries_set(c->q, j->e.batch, j->e.item, attempt, &eb) != EM_OK) return -2;
+    /* Recorded before sending, so a restart never reuses an attempt number, and the lease
+     * can be proven after one. */
+    if (em_queue_tries_set(c->q, j->e.batch, j->e.item, attempt, lease, &eb) != EM_OK) return -2;
     snprintf(name, sizeof name, "%s.json", j->e.item);
     char *out = em_storage_join(j->b->info.out, name);
     if (!out) return -2;
@@ -436,6 +400,7 @@ static int send_task(struct em_coord *c, struct em_job *j, struct em_worker *w)
     t.deadline_ms = (uint64_t)deadline;
     t.meta_json = j->e.meta_json;
     t.producer_hash = j->b->info.producer_hash ? j->b->info.producer_hash : "";
+    t.lease_token = lease;
     uint8_t *buf = NULL;
     size_t n = 0;
     em_err rc = em_wire_task(&t, &buf, &n, &eb);
@@ -457,8 +422,10 @@ static int send_task(struct em_coord *c, struct em_job *j, struct em_worker *w)
     memcpy(j->rid, w->rid, w->rid_len);
     j->rid_len = w->rid_len;
     snprintf(j->task_id, sizeof j->task_id, "%s", task_id);
+    snprintf(j->lease, sizeof j->lease, "%s", lease);
     j->dispatched_ms = em_now_ms();
     j->deadline_wall_ms = deadline;
+    em_coord_job_ran_on(j, w);
     w->credits--;
     atomic_fetch_add(&c->m->in_flight, 1);
     em_debug("worker=%s batch=%s item=%s attempt=%u msg=\"dispatched\"", w->id, j->e.batch,
@@ -476,6 +443,7 @@ void em_coord_dispatch(struct em_coord *c, int64_t now_ms)
     for (size_t i = 0; i < c->njobs; i++) {
         struct em_job *j = c->jobs[i];
         if (j->state != EM_JOB_WAITING || j->not_before_ms > now_ms) continue;
+        if (j->b->stall_until_ms > now_ms) continue; /* its output is stalled: paused */
         long k = pick_worker(c, ld, j->lost > 0);
         if (k < 0) continue;
         struct em_worker *w = c->workers[k];

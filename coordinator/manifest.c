@@ -1,5 +1,5 @@
-/* coordinator/manifest.c - manifest bytes -> items (uri, ref, meta), bad lines reported.
- * One pass over the lines; a string set (open addressing, FNV-1a) finds duplicate URIs. */
+/* coordinator/manifest.c - manifest bytes -> items (id, uri, ref, meta), bad lines reported.
+ * One pass over the lines; a string set (open addressing, FNV-1a) finds duplicate ids. */
 #include "coordinator/manifest.h"
 
 #include <jansson.h>
@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/id.h"
 
 struct em_manifest {
     struct em_manifest_item *items;
@@ -24,13 +26,13 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-/* Returns the index of an item with this uri, or (size_t)-1. */
-static size_t set_find(const struct em_manifest *m, const char *uri, size_t *slot)
+/* Returns the index of an item with this id, or (size_t)-1. */
+static size_t set_find(const struct em_manifest *m, const char *id, size_t *slot)
 {
-    size_t mask = m->nslots - 1, i = (size_t)fnv1a(uri) & mask;
+    size_t mask = m->nslots - 1, i = (size_t)fnv1a(id) & mask;
     while (m->slots[i]) {
         size_t k = m->slots[i] - 1;
-        if (strcmp(m->items[k].uri, uri) == 0) {
+        if (strcmp(m->items[k].id, id) == 0) {
             *slot = i;
             return k;
         }
@@ -50,7 +52,7 @@ static int set_grow(struct em_manifest *m)
     m->nslots = ns;
     for (size_t k = 0; k < m->n; k++) {
         size_t slot;
-        set_find(m, m->items[k].uri, &slot);
+        set_find(m, m->items[k].id, &slot);
         m->slots[slot] = k + 1;
     }
     return 0;
@@ -132,8 +134,9 @@ static em_err parse_json(const char *s, size_t n, char **uri, char **ref, char *
         snprintf(why, wcap, "JSON line is not an object");
     } else if (!json_is_string(u) || json_string_length(u) == 0) {
         snprintf(why, wcap, "JSON line has no \"uri\" string");
-    } else if (id && !json_is_string(id)) {
-        snprintf(why, wcap, "\"id\" must be a string");
+    } else if (id && (!json_is_string(id) || !em_id_valid(json_string_value(id)))) {
+        snprintf(why, wcap, "\"id\" must be a string of 1..%d characters [A-Za-z0-9._-]",
+                 EM_ID_MAX);
     } else if (json_string_length(u) > EM_MANIFEST_MAX_URI) {
         snprintf(why, wcap, "uri of %zu bytes exceeds the %u-byte limit", json_string_length(u),
                  EM_MANIFEST_MAX_URI);
@@ -151,7 +154,8 @@ static em_err parse_json(const char *s, size_t n, char **uri, char **ref, char *
     return rc;
 }
 
-static em_err add_item(struct em_manifest *m, char *uri, char *ref, char *meta, unsigned line)
+static em_err add_item(struct em_manifest *m, char *id, char *uri, char *ref, char *meta,
+                       unsigned line)
 {
     if (m->n == m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 64;
@@ -162,8 +166,8 @@ static em_err add_item(struct em_manifest *m, char *uri, char *ref, char *meta, 
     }
     if ((m->n + 1) * 2 > m->nslots && set_grow(m) != 0) return EM_E_NOMEM;
     size_t slot;
-    set_find(m, uri, &slot);
-    m->items[m->n] = (struct em_manifest_item){uri, ref, meta, line};
+    set_find(m, id, &slot);
+    m->items[m->n] = (struct em_manifest_item){id, uri, ref, meta, line};
     m->slots[slot] = ++m->n;
     return EM_OK;
 }
@@ -188,7 +192,7 @@ static em_err do_line(struct em_manifest *m, const char *s, size_t n, unsigned l
         report(m, bad, ud, line, EM_E_FORMAT, "invalid UTF-8, NUL or control characters");
         return EM_OK;
     }
-    char *uri = NULL, *ref = NULL, *meta = NULL, why[200];
+    char *uri = NULL, *ref = NULL, *meta = NULL, *id = NULL, why[200];
     if (*s == '{') {
         em_err rc = parse_json(s, n, &uri, &ref, &meta, why, sizeof why);
         if (rc == EM_E_NOMEM) goto nomem;
@@ -204,28 +208,40 @@ static em_err do_line(struct em_manifest *m, const char *s, size_t n, unsigned l
         }
         if (!(uri = dupn(s, n))) goto nomem;
     }
-    size_t slot, prev = m->nslots ? set_find(m, uri, &slot) : (size_t)-1;
+    if (!em_manifest_uri_ok(uri, why, sizeof why)) {
+        report(m, bad, ud, line, EM_E_ARG, "%s", why);
+        goto drop;
+    }
+    if (ref) {
+        id = ref;
+    } else {
+        if (!(id = malloc(EM_ID_LEN + 1))) goto nomem;
+        em_id_item(uri, id);
+    }
+    size_t slot, prev = m->nslots ? set_find(m, id, &slot) : (size_t)-1;
     if (prev != (size_t)-1) {
-        report(m, bad, ud, line, EM_E_ARG, "duplicate of line %u (%s), skipped",
-               m->items[prev].line, m->items[prev].uri);
-        free(uri);
-        free(ref);
-        free(meta);
-        return EM_OK;
+        report(m, bad, ud, line, EM_E_ARG, "duplicate of line %u (id %s, %s), skipped",
+               m->items[prev].line, m->items[prev].id, m->items[prev].uri);
+        goto drop;
     }
     if (m->n >= EM_MANIFEST_MAX_ITEMS) {
-        free(uri);
-        free(ref);
-        free(meta);
-        return em_errf(eb, EM_E_TOO_LONG, "line %u: more than %u items", line,
-                       EM_MANIFEST_MAX_ITEMS);
+        em_errf(eb, EM_E_TOO_LONG, "line %u: more than %u items", line, EM_MANIFEST_MAX_ITEMS);
+        goto drop_fail;
     }
-    if (add_item(m, uri, ref, meta, line) == EM_OK) return EM_OK;
+    if (add_item(m, id, uri, ref, meta, line) == EM_OK) return EM_OK;
 nomem:
+    if (id != ref) free(id);
     free(uri);
     free(ref);
     free(meta);
     return em_errf(eb, EM_E_NOMEM, "line %u: out of memory", line);
+drop:
+drop_fail:
+    if (id != ref) free(id);
+    free(uri);
+    free(ref);
+    free(meta);
+    return m->n >= EM_MANIFEST_MAX_ITEMS ? EM_E_TOO_LONG : EM_OK;
 }
 
 em_err em_manifest_parse(const uint8_t *data, size_t len, em_manifest_bad_fn bad, void *ud,
@@ -255,6 +271,7 @@ void em_manifest_free(struct em_manifest *m)
 {
     if (!m) return;
     for (size_t i = 0; i < m->n; i++) {
+        if (m->items[i].id != m->items[i].ref) free((char *)m->items[i].id);
         free((char *)m->items[i].uri);
         free((char *)m->items[i].ref);
         free((char *)m->items[i].meta_json);
@@ -270,4 +287,20 @@ size_t em_manifest_bad_count(const struct em_manifest *m) { return m ? m->bad : 
 const struct em_manifest_item *em_manifest_at(const struct em_manifest *m, size_t i)
 {
     return (m && i < m->n) ? &m->items[i] : NULL;
+}
+
+int em_manifest_uri_ok(const char *uri, char *why, size_t cap)
+{
+    static const char *const schemes[] = {"file:///", "file://localhost/", "s3://", "http://",
+                                          "https://"};
+    for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+        if (strncmp(uri, schemes[i], strlen(schemes[i])) == 0) return 1;
+    if (uri[0] == '/')
+        snprintf(why, cap, "source '%.120s' has no scheme: write file://%.120s", uri, uri);
+    else if (strstr(uri, "://"))
+        snprintf(why, cap, "source '%.120s': unknown scheme (file:///, s3://, http(s)://)", uri);
+    else
+        snprintf(why, cap, "source '%.120s' is relative: sources are absolute file:/// or s3:// "
+                           "or http(s):// URIs", uri);
+    return 0;
 }

@@ -1,7 +1,6 @@
-/* coordinator/metrics.h - coordinator counters and a tiny Prometheus /metrics server.
- * Counters are C11 atomics: the poll loop updates them, the HTTP thread reads them.
- * The server is plain sockets on its own thread, answers GET /metrics (text format 0.0.4)
- * and 404 otherwise; requests are bounded (EM_METRICS_MAX_REQ) and time out. */
+/* coordinator/metrics.h - coordinator counters and their Prometheus text (format 0.0.4).
+ * Counters are C11 atomics: the poll loop updates them, the HTTP thread (common/httpd)
+ * reads them through the /metrics route of coordinator/health.h. */
 #ifndef EM_METRICS_H
 #define EM_METRICS_H
 
@@ -10,11 +9,19 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/httpd.h"
 
-#define EM_METRICS_MAX_REQ 4096 /* bytes of request head read */
 #define EM_METRICS_NBUCKETS 12
 
-enum em_drop_reason { EM_DROP_MALFORMED, EM_DROP_FRAMES, EM_DROP_UNEXPECTED, EM_DROP_COUNT };
+/* wrong_peer: a Result from a peer the task was not dispatched to; bad_token: from that peer
+ * but without the dispatch's lease token; no_lease: for a task with no live lease (settled,
+ * waiting for a retry, replayed); id_clash: from a peer refused for claiming a live worker's
+ * id. */
+enum em_drop_reason {
+    EM_DROP_MALFORMED, EM_DROP_FRAMES, EM_DROP_UNEXPECTED,
+    EM_DROP_WRONG_PEER, EM_DROP_BAD_TOKEN, EM_DROP_NO_LEASE, EM_DROP_ID_CLASH,
+    EM_DROP_COUNT
+};
 
 struct em_metrics {
     atomic_uint_fast64_t done, failed, retried, lost_workers, stale_results;
@@ -24,19 +31,18 @@ struct em_metrics {
     atomic_uint_fast64_t lat_bucket[EM_METRICS_NBUCKETS];
     atomic_uint_fast64_t lat_count;
     atomic_uint_fast64_t lat_sum_us;
+    atomic_uint_fast64_t auth_refused; /* handshakes refused (coordinator/zap.h) */
+    atomic_uint_fast64_t goodbyes;     /* workers that said Goodbye (draining) */
+    atomic_uint_fast64_t batches_lost; /* batches Redis lost while items were held */
+    atomic_int_fast64_t stalled; /* batches whose output is paused by an infrastructure fault */
+    atomic_uint_fast64_t infra_faults; /* attempts that failed on the infrastructure */
 };
 
 extern const double em_metrics_bounds[EM_METRICS_NBUCKETS];
 
 void em_metrics_observe_latency(struct em_metrics *m, double seconds);
-/* Writes the exposition text into out (cap bytes); returns its length (truncated at cap-1). */
+/* Writes the exposition text into out (cap bytes, NUL-terminated, common/prom.h); returns its
+ * length, or cap when it did not fit. */
 size_t em_metrics_render(const struct em_metrics *m, char *out, size_t cap);
-
-struct em_metrics_server;
-/* Binds host:port ("127.0.0.1:9100", ":9100" = all interfaces) and serves m from a thread.
- * m must outlive the server. Errors: EM_E_ARG (bad address), EM_E_IO (bind). */
-em_err em_metrics_serve(const char *hostport, struct em_metrics *m, struct em_metrics_server **out,
-                        struct em_errbuf *eb);
-void em_metrics_stop(struct em_metrics_server *s); /* joins the thread; NULL is a no-op */
 
 #endif

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "coordinator/queue_impl.h"
+#include "coordinator/tls_relay.h"
 
 /* KEYS items list, status, batch, output; ARGV item, "item\tsource", output */
 static const char *SKIP_LUA = "redis.call('RPUSH', KEYS[1], ARGV[2])\n"
@@ -22,29 +24,26 @@ static const char *SKIP_LUA = "redis.call('RPUSH', KEYS[1], ARGV[2])\n"
                               "redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])\n"
                               "return 1\n";
 
-em_err em_qi_connect(struct em_queue *q, struct em_errbuf *eb)
+/* AUTH (ACL user + password, or password) and SELECT on a fresh connection. */
+static em_err hello(struct em_queue *q, struct em_errbuf *eb)
 {
-    if (q->c) redisFree(q->c);
-    struct timeval tv = {EM_QUEUE_TIMEOUT_MS / 1000, (EM_QUEUE_TIMEOUT_MS % 1000) * 1000};
-    q->c = redisConnectWithTimeout(q->host, q->port, tv);
-    if (!q->c) return em_errf(eb, EM_E_NOMEM, "redis: cannot allocate a context");
-    if (q->c->err)
-        return em_errf(eb, EM_E_REDIS, "redis %s:%d: %s", q->host, q->port, q->c->errstr);
-    redisSetTimeout(q->c, tv);
+    const struct em_redis_url *u = &q->url;
     redisReply *r = NULL;
-    if (q->password[0]) {
-        r = redisCommand(q->c, "AUTH %s", q->password);
+    if (u->password[0]) {
+        const char *argv[3] = {"AUTH", u->user[0] ? u->user : u->password, u->password};
+        r = redisCommandArgv(q->c, u->user[0] ? 3 : 2, argv, NULL);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            em_errf(eb, EM_E_AUTH, "redis %s:%d: AUTH refused", q->host, q->port);
+            em_errf(eb, EM_E_AUTH, "redis %s:%d: AUTH refused%s%s", u->host, u->port,
+                    u->user[0] ? " for user " : "", u->user);
             if (r) freeReplyObject(r);
             return EM_E_AUTH;
         }
         freeReplyObject(r);
     }
-    if (q->db) {
-        r = redisCommand(q->c, "SELECT %d", q->db);
+    if (u->db) {
+        r = redisCommand(q->c, "SELECT %d", u->db);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            em_errf(eb, EM_E_REDIS, "redis %s:%d: SELECT %d refused", q->host, q->port, q->db);
+            em_errf(eb, EM_E_REDIS, "redis %s:%d: SELECT %d refused", u->host, u->port, u->db);
             if (r) freeReplyObject(r);
             return EM_E_REDIS;
         }
@@ -53,43 +52,39 @@ em_err em_qi_connect(struct em_queue *q, struct em_errbuf *eb)
     return EM_OK;
 }
 
-static em_err parse_url(struct em_queue *q, const char *url, struct em_errbuf *eb)
+em_err em_qi_connect(struct em_queue *q, struct em_errbuf *eb)
 {
-    const char *p = url;
-    q->port = 6379;
-    if (strncmp(p, "redis://", 8) == 0) p += 8;
-    const char *at = strchr(p, '@');
-    if (at) {
-        const char *pw = memchr(p, ':', (size_t)(at - p));
-        pw = pw ? pw + 1 : p;
-        if ((size_t)(at - pw) >= sizeof q->password)
-            return em_errf(eb, EM_E_ARG, "redis url: password too long");
-        memcpy(q->password, pw, (size_t)(at - pw));
-        p = at + 1;
+    const struct em_redis_url *u = &q->url;
+    if (q->c) redisFree(q->c);
+    q->c = NULL;
+    em_tls_relay_close(q->relay); /* after redisFree: the app end is closed */
+    q->relay = NULL;
+    struct timeval tv = {EM_QUEUE_TIMEOUT_MS / 1000, (EM_QUEUE_TIMEOUT_MS % 1000) * 1000};
+    if (u->tls) {
+        int fd = -1;
+        em_err rc = em_tls_relay_open(u->host, u->port, q->ca[0] ? q->ca : NULL,
+                                      EM_QUEUE_TIMEOUT_MS, &fd, &q->relay, eb);
+        if (rc != EM_OK) return rc;
+        q->c = redisConnectFd(fd);
+        if (!q->c) close(fd);
+    } else {
+        q->c = redisConnectWithTimeout(u->host, u->port, tv);
     }
-    size_t hl = strcspn(p, ":/");
-    if (hl == 0 || hl >= sizeof q->host)
-        return em_errf(eb, EM_E_ARG, "redis url '%s': no host", url);
-    memcpy(q->host, p, hl);
-    p += hl;
-    char *end;
-    if (*p == ':') {
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port <= 0 || port > 65535 || (*end && *end != '/'))
-            return em_errf(eb, EM_E_ARG, "redis url '%s': bad port", url);
-        q->port = (int)port;
-        p = end;
-    }
-    if (*p == '/' && p[1]) {
-        long db = strtol(p + 1, &end, 10);
-        if (*end || db < 0 || db > 1000)
-            return em_errf(eb, EM_E_ARG, "redis url '%s': bad db", url);
-        q->db = (int)db;
-    }
-    return EM_OK;
+    if (!q->c) return em_errf(eb, EM_E_NOMEM, "redis: cannot allocate a context");
+    if (q->c->err)
+        return em_errf(eb, EM_E_REDIS, "redis %s:%d: %s", u->host, u->port, q->c->errstr);
+    redisSetTimeout(q->c, tv);
+    return hello(q, eb);
 }
 
 em_err em_queue_open(const char *url, struct em_queue **out, struct em_errbuf *eb)
+{
+    const char *ca = getenv("EARMARK_REDIS_CA");
+    return em_queue_open_tls(url, ca && *ca ? ca : NULL, out, eb);
+}
+
+em_err em_queue_open_tls(const char *url, const char *ca_file, struct em_queue **out,
+                         struct em_errbuf *eb)
 {
     em_err rc;
     struct em_queue *q = calloc(1, sizeof *q);
@@ -99,7 +94,11 @@ em_err em_queue_open(const char *url, struct em_queue **out, struct em_errbuf *e
         rc = em_errf(eb, EM_E_ARG, "no redis url (--redis or EARMARK_REDIS_URL)");
         goto fail;
     }
-    if ((rc = parse_url(q, url, eb)) != EM_OK) goto fail;
+    if ((rc = em_redis_url_parse(url, &q->url, eb)) != EM_OK) goto fail;
+    if (ca_file && snprintf(q->ca, sizeof q->ca, "%s", ca_file) >= (int)sizeof q->ca) {
+        rc = em_errf(eb, EM_E_ARG, "redis CA file path too long");
+        goto fail;
+    }
     if ((rc = em_qi_connect(q, eb)) != EM_OK) goto fail;
     *out = q;
     return EM_OK;
@@ -112,6 +111,8 @@ void em_queue_close(struct em_queue *q)
 {
     if (!q) return;
     if (q->c) redisFree(q->c);
+    em_tls_relay_close(q->relay);
+    memset(q, 0, sizeof *q); /* the password */
     free(q);
 }
 
@@ -182,14 +183,16 @@ void em_batch_info_clear(struct em_batch_info *b)
     free(b->out);
     free(b->model);
     free(b->producer_hash);
+    free(b->stalled);
     memset(b, 0, sizeof *b);
 }
 
 em_err em_queue_batch_create(struct em_queue *q, const struct em_batch_info *b,
                              struct em_errbuf *eb)
 {
-    char k[128], ma[16], tot[32], cr[32];
+    char k[128], ma[16], tot[32], cr[32], dl[32];
     em_qi_key(k, sizeof k, b->id, "");
+    snprintf(dl, sizeof dl, "%lld", (long long)b->deadline_ms);
     snprintf(ma, sizeof ma, "%u", b->max_attempts);
     snprintf(tot, sizeof tot, "%llu", (unsigned long long)b->total);
     snprintf(cr, sizeof cr, "%lld", (long long)b->created_ms);
@@ -199,7 +202,17 @@ em_err em_queue_batch_create(struct em_queue *q, const struct em_batch_info *b,
                               "max_attempts", ma, "model", b->model ? b->model : "",
                               "producer_hash", b->producer_hash ? b->producer_hash : "", "total",
                               tot, "created", cr, "state", "submitting", "done", "0", "failed", "0",
-                              "skipped", "0", (const char *)NULL));
+                              "skipped", "0", "deadline", dl, (const char *)NULL));
+}
+
+em_err em_queue_batch_stalled(struct em_queue *q, const char *batch, const char *reason,
+                              struct em_errbuf *eb)
+{
+    char k[128];
+    em_qi_key(k, sizeof k, batch, "");
+    if (!reason)
+        return em_qi_ok(q, eb, em_qi_cmd(q, eb, "HDEL", k, "stalled", (const char *)NULL));
+    return em_qi_ok(q, eb, em_qi_cmd(q, eb, "HSET", k, "stalled", reason, (const char *)NULL));
 }
 
 em_err em_queue_batch_open(struct em_queue *q, const char *batch, struct em_errbuf *eb)
@@ -264,6 +277,10 @@ em_err em_queue_batch_get(struct em_queue *q, const char *batch, struct em_batch
             sp = &b->model;
         else if (strcmp(f->str, "producer_hash") == 0)
             sp = &b->producer_hash;
+        else if (strcmp(f->str, "stalled") == 0)
+            sp = &b->stalled;
+        else if (strcmp(f->str, "deadline") == 0)
+            b->deadline_ms = (int64_t)em_qi_rnum(v);
         else if (strcmp(f->str, "max_attempts") == 0)
             b->max_attempts = (unsigned)em_qi_rnum(v);
         else if (strcmp(f->str, "total") == 0)
@@ -272,6 +289,10 @@ em_err em_queue_batch_get(struct em_queue *q, const char *batch, struct em_batch
             b->done = em_qi_rnum(v);
         else if (strcmp(f->str, "failed") == 0)
             b->failed = em_qi_rnum(v);
+        else if (strcmp(f->str, "cancelled") == 0)
+            b->cancelled = em_qi_rnum(v);
+        else if (strcmp(f->str, "cancel") == 0)
+            b->cancel = em_qi_rnum(v) != 0;
         else if (strcmp(f->str, "skipped") == 0)
             b->skipped = em_qi_rnum(v);
         else if (strcmp(f->str, "dead") == 0)
@@ -526,4 +547,17 @@ em_err em_queue_lag(struct em_queue *q, long long *lag, struct em_errbuf *eb)
     }
     freeReplyObject(r);
     return EM_OK;
+}
+
+em_err em_queue_dead_len(struct em_queue *q, long long *n, struct em_errbuf *eb)
+{
+    *n = 0;
+    redisReply *r = em_qi_cmd(q, eb, "XLEN", EM_QUEUE_DEAD, (const char *)NULL);
+    if (!r) return EM_E_REDIS;
+    em_err rc = EM_OK;
+    if (r->type == REDIS_REPLY_INTEGER) *n = r->integer;
+    else rc = em_errf(eb, EM_E_REDIS, "redis XLEN %s: unexpected reply type %d", EM_QUEUE_DEAD,
+                      r->type);
+    freeReplyObject(r);
+    return rc;
 }

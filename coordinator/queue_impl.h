@@ -7,12 +7,13 @@
 
 #include "coordinator/queue.h"
 
+struct em_tls_relay;
+
 struct em_queue {
     redisContext *c;
-    char host[256];
-    int port;
-    int db;
-    char password[256];
+    struct em_redis_url url; /* holds the password: zeroed by em_queue_close */
+    char ca[4096];           /* rediss:// CA file; "" = system store */
+    struct em_tls_relay *relay; /* rediss://: the TLS relay behind c */
 };
 
 /* (Re)connects q, with AUTH and SELECT as the URL says. */

@@ -11,6 +11,7 @@
 /* status + counter set once, optional ack: KEYS status, batch, stream;
  * ARGV item, "ok"|"failed", counter field, stream id or "", group */
 static const char *SETTLE_LUA =
+    "if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end\n" /* batch gone: write nothing */
     "local new = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])\n"
     "if new == 1 then redis.call('HINCRBY', KEYS[2], ARGV[3], 1) end\n"
     "if ARGV[4] ~= '' then redis.call('XACK', KEYS[3], ARGV[5], ARGV[4]) end\n"
@@ -43,13 +44,7 @@ em_err em_queue_ensure_group(struct em_queue *q, struct em_errbuf *eb)
 
 int em_queue_id_ok(const char *s, size_t max)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > max) return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '-' || *s == '_'))
-            return 0;
-    return 1;
+    return strlen(s) <= max && em_id_valid(s);
 }
 
 /* Fills e from one [id, [f, v, ...]] element. 0 ok, -1 malformed, -2 out of memory. */
@@ -198,8 +193,10 @@ em_err em_queue_settle(struct em_queue *q, const char *batch, const char *item, 
                               ok ? "ok" : "failed", ok ? "done" : "failed",
                               stream_id ? stream_id : "", EM_QUEUE_GROUP, (const char *)NULL);
     if (!r) return EM_E_REDIS;
+    int gone = r->type == REDIS_REPLY_INTEGER && r->integer == -1;
     if (first) *first = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     freeReplyObject(r);
+    if (gone) return em_errf(eb, EM_E_NOTFOUND, "batch %s no longer exists in Redis", batch);
     return EM_OK;
 }
 
@@ -230,15 +227,19 @@ em_err em_queue_tries_get(struct em_queue *q, const char *batch, const char *ite
                           struct em_queue_tries *t, struct em_errbuf *eb)
 {
     char tk[128], lf[EM_QUEUE_MAX_ITEM_ID + 8], ef[EM_QUEUE_MAX_ITEM_ID + 8];
-    char ff[EM_QUEUE_MAX_ITEM_ID + 8];
+    char ff[EM_QUEUE_MAX_ITEM_ID + 8], sf[EM_QUEUE_MAX_ITEM_ID + 8];
     em_qi_key(tk, sizeof tk, batch, ":tries");
     snprintf(lf, sizeof lf, "%s:lost", item);
     snprintf(ef, sizeof ef, "%s:err", item);
     snprintf(ff, sizeof ff, "%s:fails", item);
+    snprintf(sf, sizeof sf, "%s:lease", item);
     memset(t, 0, sizeof *t);
-    redisReply *r = em_qi_cmd(q, eb, "HMGET", tk, item, lf, ef, ff, (const char *)NULL);
+    redisReply *r = em_qi_cmd(q, eb, "HMGET", tk, item, lf, ef, ff, sf, (const char *)NULL);
     if (!r) return EM_E_REDIS;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 5) {
+        const redisReply *l = r->element[4];
+        if (l->type == REDIS_REPLY_STRING && l->len <= EM_QUEUE_MAX_LEASE)
+            snprintf(t->lease, sizeof t->lease, "%.*s", (int)l->len, l->str);
         if (r->element[0]->type == REDIS_REPLY_STRING)
             t->attempts = (unsigned)em_qi_rnum(r->element[0]);
         if (r->element[1]->type == REDIS_REPLY_STRING)
@@ -258,9 +259,14 @@ em_err em_queue_tries_get(struct em_queue *q, const char *batch, const char *ite
 }
 
 em_err em_queue_tries_set(struct em_queue *q, const char *batch, const char *item,
-                          unsigned attempts, struct em_errbuf *eb)
+                          unsigned attempts, const char *lease, struct em_errbuf *eb)
 {
-    return em_qi_hset_num(q, batch, ":tries", item, attempts, eb);
+    char tk[128], sf[EM_QUEUE_MAX_ITEM_ID + 8], a[16];
+    em_qi_key(tk, sizeof tk, batch, ":tries");
+    snprintf(sf, sizeof sf, "%s:lease", item);
+    snprintf(a, sizeof a, "%u", attempts);
+    return em_qi_ok(q, eb,
+                    em_qi_cmd(q, eb, "HSET", tk, item, a, sf, lease ? lease : "", (const char *)NULL));
 }
 
 em_err em_queue_tries_fail(struct em_queue *q, const char *batch, const char *item, int lost,
@@ -274,7 +280,10 @@ em_err em_queue_tries_fail(struct em_queue *q, const char *batch, const char *it
     snprintf(ff, sizeof ff, "%s:fails", item);
     snprintf(ev, sizeof ev, "%s\t%s", err_class ? err_class : "EM_E_INTERNAL",
              err_msg ? err_msg : "");
+    char sf[EM_QUEUE_MAX_ITEM_ID + 8];
+    snprintf(sf, sizeof sf, "%s:lease", item);
     em_err rc = em_qi_ok(q, eb, em_qi_cmd(q, eb, "HSET", tk, ef, ev, (const char *)NULL));
+    if (rc == EM_OK) rc = em_qi_ok(q, eb, em_qi_cmd(q, eb, "HDEL", tk, sf, (const char *)NULL));
     if (rc == EM_OK)
         rc = em_qi_ok(q, eb, em_qi_cmd(q, eb, "HINCRBY", tk, ff, "1", (const char *)NULL));
     if (rc == EM_OK && lost)

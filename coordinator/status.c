@@ -14,12 +14,14 @@ static void usage(FILE *f) { fprintf(f, "usage: earmark status --redis URL BATCH
 
 static int print_json(const char *batch, const struct em_batch_info *b, const struct em_progress *p)
 {
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:s?, s:o}", "batch",
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:s?, s:o, s:s?}", "batch",
                           batch, "state", b->state, "total", (json_int_t)p->total, "done",
                           (json_int_t)p->done, "failed", (json_int_t)p->failed, "pending",
                           (json_int_t)p->pending, "in_flight", (json_int_t)p->in_flight, "skipped",
                           (json_int_t)p->skipped, "dead", (json_int_t)p->dead, "rate", p->rate,
-                          "out", b->out, "eta_s", p->eta_s < 0 ? json_null() : json_real(p->eta_s));
+                          "out", b->out, "eta_s", p->eta_s < 0 ? json_null() : json_real(p->eta_s),
+                          "stalled", p->stalled ? b->stalled : NULL);
+    if (o) json_object_set_new(o, "cancelled", json_integer((json_int_t)p->cancelled));
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!s) {
@@ -92,6 +94,8 @@ int em_cmd_status(int argc, char **argv)
                (unsigned long long)p.failed, (unsigned long long)p.pending,
                (unsigned long long)p.in_flight, (unsigned long long)p.skipped,
                (unsigned long long)p.dead, p.rate, eta, b.out);
+        if (p.stalled) printf("  stalled: %s\n", b.stalled);
+        if (p.cancelled) printf("  cancelled %llu\n", (unsigned long long)p.cancelled);
     }
     em_batch_info_clear(&b);
     return status;

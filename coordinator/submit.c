@@ -27,6 +27,7 @@ struct sopts {
     const char *free[64];    /* free-text prompts */
     int nprompts, nfree;
     unsigned max_attempts, max_new_tokens;
+    int64_t deadline_ms; /* --deadline: from submission; 0 none */
     int skip_done, wait;
 };
 
@@ -35,7 +36,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: earmark submit --redis URL --manifest FILE|- --out URI\n"
                "         [--prompts caption,transcript,events] [--prompt TEXT]...\n"
                "         [--max-attempts N] [--max-new-tokens N] [--model NAME] [--skip-done]\n"
-               "         [--wait]\n");
+               "         [--wait] [--deadline DURATION (e.g. 90m, 2h; items unsettled then fail)]\n");
 }
 
 static void on_bad(void *ud, unsigned line, em_err code, const char *why)
@@ -79,6 +80,7 @@ static int parse_args(int argc, char **argv, struct sopts *o)
         {"model", required_argument, 0, 'M'},
         {"skip-done", no_argument, 0, 's'},
         {"wait", no_argument, 0, 'w'},
+        {"deadline", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -96,6 +98,12 @@ static int parse_args(int argc, char **argv, struct sopts *o)
         case 'M': o->model = optarg; break;
         case 's': o->skip_done = 1; break;
         case 'w': o->wait = 1; break;
+        case 'D':
+            if (em_cli_duration_ms(optarg, 365LL * 86400000, &o->deadline_ms) != 0) {
+                fprintf(stderr, "earmark submit: --deadline must be N[s|m|h|d], up to 365d\n");
+                return 2;
+            }
+            break;
         case 'p':
             if (add_prompt_list(o, optarg) != 0) return 2;
             break;
@@ -146,15 +154,12 @@ static int parse_args(int argc, char **argv, struct sopts *o)
 }
 
 /* --skip-done: lists items whose record is current as done; the rest go to todo. */
-static em_err skip_done(struct em_queue *q, const struct sopts *o, const char *batch,
-                        const char *ph, struct em_manifest *m, struct em_queue_item *todo,
-                        size_t *ntodo, size_t *nskip, struct em_errbuf *eb)
+static em_err skip_done(struct em_queue *q, struct em_storage *st, const struct sopts *o,
+                        const char *batch, const char *ph, struct em_manifest *m,
+                        struct em_queue_item *todo, size_t *ntodo, size_t *nskip,
+                        struct em_errbuf *eb)
 {
-    struct em_storage *st = NULL;
-    struct em_storage_opts so = em_storage_opts_default();
-    so.retries = 2;
-    em_err rc = em_storage_open(&so, &st, eb);
-    if (rc != EM_OK) return rc;
+    em_err rc = EM_OK;
     struct em_submit_prev *prev = NULL;
     em_submit_prev_load(st, o->out, &prev); /* no previous manifest: only <out>/<id>.json */
     *ntodo = *nskip = 0;
@@ -176,7 +181,6 @@ static em_err skip_done(struct em_queue *q, const struct sopts *o, const char *b
         }
     }
     em_submit_prev_free(prev);
-    em_storage_close(st);
     return rc;
 }
 
@@ -222,6 +226,11 @@ static int wait_batch(struct em_queue *q, const char *batch)
         }
         if (p.complete) {
             if (tty) fputc('\n', stderr);
+            if (p.cancelled) {
+                fprintf(stderr, "earmark submit: batch %s was cancelled (%llu items)\n", batch,
+                        (unsigned long long)p.cancelled);
+                return 1;
+            }
             if (p.failed) {
                 fprintf(stderr, "earmark submit: batch %s: %llu of %llu items failed\n", batch,
                         (unsigned long long)p.failed, (unsigned long long)p.total);
@@ -248,6 +257,7 @@ int em_cmd_submit(int argc, char **argv)
     struct em_manifest *m = NULL;
     struct em_queue *q = NULL;
     struct em_queue_item *items = NULL;
+    struct em_storage *st = NULL;
     char *prompts_json = NULL, *gen_json = NULL, *ph = NULL;
     struct em_errbuf eb = {{0}};
     em_err rc;
@@ -265,10 +275,19 @@ int em_cmd_submit(int argc, char **argv)
     if ((rc = em_submit_producer(o.model, o.prompts, (size_t)o.nprompts, o.free, (size_t)o.nfree,
                                  o.max_new_tokens, &prompts_json, &gen_json, &ph, &eb)) != EM_OK)
         goto fail;
-    if ((rc = em_queue_open(o.redis, &q, &eb)) != EM_OK) goto fail;
-
     struct em_batch_info b = {0};
     em_id_batch(b.id);
+    struct em_storage_opts so = em_storage_opts_default();
+    so.retries = 2;
+    if ((rc = em_storage_open(&so, &st, &eb)) != EM_OK) goto fail;
+    char probe[EM_QUEUE_MAX_BATCH_ID + 32];
+    snprintf(probe, sizeof probe, ".earmark-probe-%s", b.id);
+    if ((rc = em_submit_check_out(st, o.out, probe, &eb)) != EM_OK) {
+        status = 2; /* a bad --out is a usage error: nothing was queued */
+        goto fail;
+    }
+    if ((rc = em_queue_open(o.redis, &q, &eb)) != EM_OK) goto fail;
+
     b.prompts_json = prompts_json;
     b.gen_json = gen_json;
     b.out = (char *)o.out;
@@ -277,28 +296,24 @@ int em_cmd_submit(int argc, char **argv)
     b.max_attempts = o.max_attempts;
     b.total = n;
     b.created_ms = em_wall_ms();
+    b.deadline_ms = o.deadline_ms ? b.created_ms + o.deadline_ms : 0;
     if ((rc = em_queue_batch_create(q, &b, &eb)) != EM_OK) goto fail;
 
     items = calloc(n, sizeof *items);
-    char(*idv)[EM_ID_LEN + 1] = calloc(n, sizeof *idv);
-    if (!items || !idv) {
-        free(idv);
+    if (!items) {
         rc = em_errf(&eb, EM_E_NOMEM, "out of memory for %zu items", n);
         goto fail;
     }
     for (size_t i = 0; i < n; i++) {
         const struct em_manifest_item *it = em_manifest_at(m, i);
-        em_id_item(b.id, it->uri, idv[i]);
-        items[i] = (struct em_queue_item){idv[i], it->uri, it->meta_json, it->ref};
+        items[i] = (struct em_queue_item){it->id, it->uri, it->meta_json, it->ref};
     }
     size_t ntodo = n, nskip = 0;
-    if (o.skip_done && (rc = skip_done(q, &o, b.id, ph, m, items, &ntodo, &nskip, &eb)) != EM_OK) {
-        free(idv);
+    if (o.skip_done &&
+        (rc = skip_done(q, st, &o, b.id, ph, m, items, &ntodo, &nskip, &eb)) != EM_OK)
         goto fail;
-    }
     rc = em_queue_add_items(q, b.id, items, ntodo, &eb);
     if (rc == EM_OK) rc = em_queue_batch_open(q, b.id, &eb);
-    free(idv);
     if (rc != EM_OK) goto fail;
     printf("%s\n", b.id);
     fflush(stdout);
@@ -308,8 +323,9 @@ int em_cmd_submit(int argc, char **argv)
     goto out;
 fail:
     fprintf(stderr, "earmark submit: %s\n", em_errbuf_msg(&eb, rc));
-    status = 1;
+    if (status != 2) status = 1;
 out:
+    em_storage_close(st);
     free(items);
     free(prompts_json);
     free(gen_json);

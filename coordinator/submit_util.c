@@ -8,6 +8,7 @@
 
 #include "common/id.h"
 #include "storage/storage.h"
+#include "storage/uri.h"
 
 int em_submit_prompt_known(const char *name)
 {
@@ -161,7 +162,7 @@ int em_submit_find_current(struct em_storage *st, const char *out,
                            const struct em_submit_prev *prev, const char *item_id,
                            const char *source, const char *hash, char **uri)
 {
-    char name[EM_ID_LEN + 8];
+    char name[EM_ID_MAX + 8];
     snprintf(name, sizeof name, "%s.json", item_id);
     *uri = em_storage_join(out, name);
     if (!*uri) return -1;
@@ -174,4 +175,29 @@ int em_submit_find_current(struct em_storage *st, const char *out,
         return *uri ? 1 : -1;
     }
     return 0;
+}
+
+em_err em_submit_check_out(struct em_storage *st, const char *out, const char *probe_name,
+                           struct em_errbuf *eb)
+{
+    struct em_errbuf ub = {{0}};
+    struct em_uri *u = malloc(sizeof *u);
+    if (!u) return em_errf(eb, EM_E_NOMEM, "--out: out of memory");
+    em_err rc = em_uri_parse(out, u, &ub);
+    if (rc == EM_OK && u->scheme == EM_URI_HTTP)
+        rc = em_errf(&ub, EM_E_ARG, "http(s) is read-only; records need file:/// or s3://");
+    else if (rc == EM_OK && u->scheme == EM_URI_FILE && u->path[0] != '/')
+        rc = em_errf(&ub, EM_E_ARG, "relative path (it would be written relative to the "
+                                    "coordinator's working directory); give file:///abs/path");
+    free(u);
+    if (rc != EM_OK) return em_errf(eb, rc, "--out %.200s: %s", out, ub.msg);
+    char *probe = em_storage_join(out, probe_name);
+    if (!probe) return em_errf(eb, EM_E_NOMEM, "--out: out of memory");
+    static const char body[] = "earmark submit probe\n";
+    rc = em_storage_put(st, probe, body, sizeof body - 1, "text/plain", &ub);
+    if (rc == EM_OK) rc = em_storage_delete(st, probe, &ub);
+    free(probe);
+    if (rc != EM_OK)
+        return em_errf(eb, rc, "--out %.200s: cannot write there (%s)", out, em_errbuf_msg(&ub, rc));
+    return EM_OK;
 }

@@ -44,6 +44,14 @@ void em_submit_prev_load(struct em_storage *st, const char *out, struct em_submi
 const char *em_submit_prev_output(const struct em_submit_prev *p, const char *source);
 void em_submit_prev_free(struct em_submit_prev *p);
 
+/* Checks an output prefix before anything is queued: a scheme records can be written to
+ * (file:///abs, file://localhost/abs, an absolute path, or s3://bucket/prefix), and a
+ * probe: <out>/<probe_name> written (a few bytes) and deleted through st, which also
+ * catches s3 without credentials (storage/ refuses to send an unsigned request). EM_OK, or the error with a one-line reason in eb (EM_E_ARG for a bad URI,
+ * EM_E_AUTH for missing or refused credentials, storage errors from the probe). */
+em_err em_submit_check_out(struct em_storage *st, const char *out, const char *probe_name,
+                           struct em_errbuf *eb);
+
 /* Looks for a current record for one item: <out>/<item_id>.json, then the output the
  * previous manifest lists for source. Returns 1 and *uri (malloc'd) when found, 0 when
  * not, -1 on allocation failure. */

@@ -11,6 +11,7 @@ corpus=$(mktemp -d "${TMPDIR:-/tmp}/earmark-bench-XXXXXX")
 trap 'cluster_stop; rm -rf "$corpus"' EXIT
 
 deploy/make-corpus.sh "$corpus" 20 >/dev/null
+export EARMARK_SOURCE_ROOTS="$corpus" # the workers' --source-root
 mapfile -t clips < <(sed 's#^file://##' "$corpus/manifest.txt")
 mkdir -p "$corpus/links"
 : >"$corpus/bench.txt"

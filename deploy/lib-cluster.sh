@@ -41,11 +41,25 @@ redis_start() {
   export EARMARK_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 }
 
+# CURVE keys as an operator makes them: one pair for the coordinator, one for the workers,
+# and the allow list (a directory of worker public keys). EM_PLAIN=1: no CURVE (loopback
+# only; for A/B measurements of what CURVE costs).
+keys_make() {
+  [ -f "$CL_DIR/keys/coord.key" ] && return 0
+  mkdir -p -m 0755 "$CL_DIR/keys/allowed"
+  "$EM_BIN" keygen -o "$CL_DIR/keys/coord" >/dev/null
+  "$EM_BIN" keygen -o "$CL_DIR/keys/worker" >/dev/null
+  cp "$CL_DIR/keys/worker.pub" "$CL_DIR/keys/allowed/"
+}
+
 coordinator_start() {
+  keys_make
   COORD_PORT=$(free_port)
   METRICS_PORT=$(free_port)
   COORD_EP="tcp://127.0.0.1:$COORD_PORT"
-  "$EM_BIN" coordinator --redis "$EARMARK_REDIS_URL" --bind "$COORD_EP" \
+  local curve=(--curve-secret "$CL_DIR/keys/coord.key" --allow-keys "$CL_DIR/keys/allowed")
+  [ -z "${EM_PLAIN:-}" ] || curve=()
+  "$EM_BIN" coordinator --bind "$COORD_EP" "${curve[@]}" \
     --metrics "127.0.0.1:$METRICS_PORT" >"$CL_DIR/coordinator.log" 2>&1 &
   COORD_PID=$!
   CL_PIDS+=($COORD_PID)
@@ -54,8 +68,12 @@ coordinator_start() {
 
 workers_start() { # count
   local i
+  local curve=(--curve-key "$CL_DIR/keys/worker.key" --coordinator-key "$CL_DIR/keys/coord.pub")
+  [ -z "${EM_PLAIN:-}" ] || curve=()
   for ((i = 1; i <= $1; i++)); do
-    "$EM_BIN" worker --connect "$COORD_EP" --id "w$i" ${EM_MODEL:+--model "$EM_MODEL"} \
+    # local sources are read only under the cluster's dir (or EARMARK_SOURCE_ROOTS)
+    EARMARK_SOURCE_ROOTS="${EARMARK_SOURCE_ROOTS:-$CL_DIR}" \
+      "$EM_BIN" worker --connect "$COORD_EP" --id "w$i" ${EM_MODEL:+--model "$EM_MODEL"} "${curve[@]}" \
       >"$CL_DIR/worker$i.log" 2>&1 &
     CL_PIDS+=($!)
   done

@@ -76,7 +76,7 @@ cleanup() { [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null; cluster_stop; }
 trap cleanup EXIT
 ffmpeg -nostdin -loglevel error -i tests/golden/clips/long.flac -t "$SECONDS_CLIP" \
   "$CL_DIR/clip.flac"
-echo "$CL_DIR/clip.flac" > "$CL_DIR/manifest.txt"
+echo "file://$CL_DIR/clip.flac" > "$CL_DIR/manifest.txt"
 redis_start
 coordinator_start
 EM_MODEL=$GGUF

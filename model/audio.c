@@ -114,6 +114,20 @@ static void dec_close(struct dec *d)
     d->pcm = NULL;
 }
 
+/* FFmpeg opens only the bytes it was given: a demuxer that would open a further URL
+ * itself (an HLS or DASH playlist's segments, a concat list, a QuickTime reference) gets
+ * EPERM, so a source can never make the worker fetch around storage/ and its limits. */
+static int refuse_io_open(struct AVFormatContext *s, AVIOContext **pb, const char *url,
+                          int flags, AVDictionary **options)
+{
+    (void)s;
+    (void)url;
+    (void)flags;
+    (void)options;
+    *pb = NULL;
+    return AVERROR(EPERM);
+}
+
 static em_err open_input(struct dec *d, struct em_errbuf *eb)
 {
     char e[128];
@@ -128,6 +142,7 @@ static em_err open_input(struct dec *d, struct em_errbuf *eb)
     if (!d->fmt) return em_errf(eb, EM_E_NOMEM, "%s: out of memory (format)", d->name);
     d->fmt->pb = d->avio;
     d->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+    d->fmt->io_open = refuse_io_open;
     /* on failure avformat_open_input frees fmt and nulls it; avio stays ours */
     int r = avformat_open_input(&d->fmt, d->name, NULL, NULL);
     if (r < 0) {

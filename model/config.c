@@ -77,6 +77,56 @@ static em_err parse_audio(const json_t *a, struct em_qa_audio_config *o, struct 
     return EM_OK;
 }
 
+/* RoPE base: transformers 4.x writes text_config.rope_theta, transformers 5 writes
+ * text_config.rope_parameters {rope_type, rope_theta}. Read either; a config with neither
+ * is refused rather than run with a guessed base (a wrong theta gives plausible but wrong
+ * text). Only the "default" rope type is implemented. */
+static em_err parse_rope(const json_t *t, struct em_qa_text_config *o, struct em_errbuf *eb)
+{
+    const char *w = "config.json: text_config.";
+    const json_t *rp = t ? json_object_get(t, "rope_parameters") : NULL;
+    if (rp && !json_is_null(rp)) {
+        if (!json_is_object(rp))
+            return em_errf(eb, EM_E_MODEL, "%srope_parameters is not an object", w);
+        const json_t *ty = json_object_get(rp, "rope_type");
+        if (ty && (!json_is_string(ty) || strcmp(json_string_value(ty), "default") != 0))
+            return em_errf(eb, EM_E_MODEL, "%srope_parameters.rope_type %s is not supported "
+                           "(only \"default\")", w, json_is_string(ty) ? json_string_value(ty) : "?");
+        if (json_object_get(rp, "rope_theta"))
+            return get_num(rp, "rope_theta", "config.json: text_config.rope_parameters.", 0, 1.0,
+                           1e12, &o->rope_theta, eb);
+    }
+    if (t && json_object_get(t, "rope_theta") && !json_is_null(json_object_get(t, "rope_theta")))
+        return get_num(t, "rope_theta", w, 0, 1.0, 1e12, &o->rope_theta, eb);
+    return em_errf(eb, EM_E_MODEL, "%sneither rope_theta nor rope_parameters.rope_theta is set: "
+                   "the RoPE base cannot be known", w);
+}
+
+/* Token id list key: an integer or a list of at most cap integers; absent or null gives 0
+ * ids. */
+static em_err get_ids(const json_t *obj, const char *key, const char *where, int *ids, int cap,
+                      int *n, struct em_errbuf *eb)
+{
+    const json_t *e = obj ? json_object_get(obj, key) : NULL;
+    *n = 0;
+    if (!e || json_is_null(e)) return EM_OK;
+    if (json_is_integer(e)) {
+        TRY(get_int(obj, key, where, -1, 0, 1 << 24, &ids[0], eb));
+        *n = 1;
+        return EM_OK;
+    }
+    if (!json_is_array(e)) return em_errf(eb, EM_E_MODEL, "%s%s must be an integer or a list", where, key);
+    if (json_array_size(e) > (size_t)cap)
+        return em_errf(eb, EM_E_MODEL, "%s%s lists over %d ids", where, key, cap);
+    for (size_t i = 0; i < json_array_size(e); i++) {
+        const json_t *x = json_array_get(e, i);
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > (1 << 24))
+            return em_errf(eb, EM_E_MODEL, "%s%s[%zu] is not a token id", where, key, i);
+        ids[(*n)++] = (int)json_integer_value(x);
+    }
+    return EM_OK;
+}
+
 static em_err parse_text(const json_t *t, struct em_qa_text_config *o, struct em_errbuf *eb)
 {
     const char *w = "config.json: text_config.";
@@ -85,17 +135,18 @@ static em_err parse_text(const json_t *t, struct em_qa_text_config *o, struct em
     TRY(get_int(t, "intermediate_size", w, 22016, 1, EM_CFG_MAX_DIM, &o->intermediate_size, eb));
     TRY(get_int(t, "num_hidden_layers", w, 32, 1, 1024, &o->num_hidden_layers, eb));
     TRY(get_int(t, "num_attention_heads", w, 32, 1, 4096, &o->num_attention_heads, eb));
-    TRY(get_int(t, "num_key_value_heads", w, o->num_attention_heads, 1, 4096, &o->num_key_value_heads, eb));
+    /* ref: transformers Qwen2Config: the field defaults to 32; only an explicit null means
+     * "as many as the attention heads" (__post_init__) */
+    const json_t *kvh = t ? json_object_get(t, "num_key_value_heads") : NULL;
+    TRY(get_int(t, "num_key_value_heads", w, kvh ? o->num_attention_heads : 32, 1, 4096,
+                &o->num_key_value_heads, eb));
     TRY(get_int(t, "vocab_size", w, 151936, 1, 1 << 24, &o->vocab_size, eb));
     TRY(get_int(t, "max_position_embeddings", w, 32768, 1, 1 << 24, &o->max_position_embeddings, eb));
-    double theta, eps;
-    TRY(get_num(t, "rope_theta", w, 10000.0, 1.0, 1e12, &theta, eb));
+    double eps;
     TRY(get_num(t, "rms_norm_eps", w, 1e-6, 0.0, 1.0, &eps, eb));
-    o->rope_theta = theta;
     o->rms_norm_eps = (float)eps;
     TRY(get_bool(t, "tie_word_embeddings", w, 0, &o->tie_word_embeddings, eb));
     TRY(get_int(t, "bos_token_id", w, -1, -1, 1 << 24, &o->bos_token_id, eb));
-    TRY(get_int(t, "eos_token_id", w, -1, -1, 1 << 24, &o->eos_token_id, eb));
     if (o->hidden_size % o->num_attention_heads != 0)
         return em_errf(eb, EM_E_MODEL, "%snum_attention_heads = %d does not divide hidden_size %d",
                        w, o->num_attention_heads, o->hidden_size);
@@ -113,7 +164,7 @@ static em_err parse_text(const json_t *t, struct em_qa_text_config *o, struct em
     const json_t *rs = t ? json_object_get(t, "rope_scaling") : NULL;
     if (rs && !json_is_null(rs))
         return em_errf(eb, EM_E_MODEL, "%srope_scaling is not supported", w);
-    return EM_OK;
+    return parse_rope(t, o, eb);
 }
 
 static em_err parse_gen(const json_t *g, struct em_qa_gen_config *o, struct em_errbuf *eb)
@@ -132,24 +183,7 @@ static em_err parse_gen(const json_t *g, struct em_qa_gen_config *o, struct em_e
     TRY(get_int(g, "max_new_tokens", w, -1, 0, 1 << 24, &o->max_new_tokens, eb));
     TRY(get_int(g, "max_length", w, -1, 0, 1 << 24, &o->max_length, eb));
     TRY(get_int(g, "pad_token_id", w, -1, 0, 1 << 24, &o->pad_token_id, eb));
-    const json_t *e = g ? json_object_get(g, "eos_token_id") : NULL;
-    o->n_eos = 0;
-    if (json_is_integer(e)) {
-        TRY(get_int(g, "eos_token_id", w, -1, 0, 1 << 24, &o->eos_token_id[0], eb));
-        o->n_eos = 1;
-    } else if (json_is_array(e)) {
-        if (json_array_size(e) > EM_CFG_MAX_EOS)
-            return em_errf(eb, EM_E_MODEL, "%seos_token_id lists over %d ids", w, EM_CFG_MAX_EOS);
-        for (size_t i = 0; i < json_array_size(e); i++) {
-            const json_t *x = json_array_get(e, i);
-            if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > (1 << 24))
-                return em_errf(eb, EM_E_MODEL, "%seos_token_id[%zu] is not a token id", w, i);
-            o->eos_token_id[o->n_eos++] = (int)json_integer_value(x);
-        }
-    } else if (e && !json_is_null(e)) {
-        return em_errf(eb, EM_E_MODEL, "%seos_token_id must be an integer or a list", w);
-    }
-    return EM_OK;
+    return get_ids(g, "eos_token_id", w, o->eos_token_id, EM_CFG_MAX_EOS, &o->n_eos, eb);
 }
 
 em_err em_qa_config_parse(const char *cfg, size_t cfg_len, const char *gen, size_t gen_len,
@@ -191,7 +225,26 @@ em_err em_qa_config_parse(const char *cfg, size_t cfg_len, const char *gen, size
             goto done;
         }
     }
-    rc = parse_gen(groot, &out->gen, eb);
+    if ((rc = parse_gen(groot, &out->gen, eb)) != EM_OK) goto done;
+    /* The text config's eos (an int or a list, like generation_config's) */
+    const json_t *tc = json_object_get(root, "text_config");
+    int teos[EM_CFG_MAX_EOS] = {0}, nteos = 0;
+    if ((rc = get_ids(json_is_object(tc) ? tc : NULL, "eos_token_id", "config.json: text_config.",
+                      teos, EM_CFG_MAX_EOS, &nteos, eb)) != EM_OK)
+        goto done;
+    out->text.eos_token_id = nteos ? teos[0] : -1;
+    /* ref: transformers GenerationConfig.from_model_config: without a generation_config.json
+     * the stop ids come from the model config (top level first, then the text config); with
+     * one, exactly the ids it lists (none: generation runs to its token limit). */
+    if (!groot) {
+        if ((rc = get_ids(root, "eos_token_id", "config.json: ", out->gen.eos_token_id,
+                          EM_CFG_MAX_EOS, &out->gen.n_eos, eb)) != EM_OK)
+            goto done;
+        if (out->gen.n_eos == 0) {
+            memcpy(out->gen.eos_token_id, teos, sizeof teos);
+            out->gen.n_eos = nteos;
+        }
+    }
 done:
     json_decref(root);
     json_decref(groot);

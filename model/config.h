@@ -42,7 +42,7 @@ struct em_qa_text_config {
     float rms_norm_eps;          /* 1e-5 */
     int tie_word_embeddings;     /* 0: separate lm_head */
     int bos_token_id;            /* 151643, -1 if absent */
-    int eos_token_id;            /* 151645, -1 if absent */
+    int eos_token_id;            /* 151645 (first of a list), -1 if absent */
 };
 
 struct em_qa_gen_config {
@@ -54,7 +54,8 @@ struct em_qa_gen_config {
     int max_new_tokens;          /* -1 if absent */
     int max_length;              /* -1 if absent */
     int pad_token_id;            /* -1 if absent */
-    int n_eos;                   /* eos_token_id may be an int or a list */
+    int n_eos;                   /* eos_token_id may be an int or a list; without a
+                                    generation_config.json, the model config's ids */
     int eos_token_id[EM_CFG_MAX_EOS];
 };
 

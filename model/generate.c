@@ -20,10 +20,9 @@ struct em_gen_params em_gen_params_from(const struct em_qa_gen_config *g)
     memset(&p, 0, sizeof p);
     p.sampler = g ? em_sampler_from_gen(g) : em_sampler_defaults();
     p.max_new_tokens = g && g->max_new_tokens > 0 ? g->max_new_tokens : EM_GEN_DEFAULT_MAX_NEW;
+    /* exactly the checkpoint's eos ids, as transformers stops (config.c resolves them) */
     for (int i = 0; g && i < g->n_eos && i < EM_CFG_MAX_EOS; i++)
         if (g->eos_token_id[i] >= 0) add_stop(&p, g->eos_token_id[i]);
-    add_stop(&p, EM_TOK_IM_END);
-    add_stop(&p, EM_TOK_ENDOFTEXT);
     return p;
 }
 

@@ -78,6 +78,7 @@ const char *em_wire_kind(Earmark__Envelope__BodyCase c)
     case EARMARK__ENVELOPE__BODY_HEARTBEAT: return "heartbeat";
     case EARMARK__ENVELOPE__BODY_CANCEL: return "cancel";
     case EARMARK__ENVELOPE__BODY_DRAIN: return "drain";
+    case EARMARK__ENVELOPE__BODY_GOODBYE: return "goodbye";
     default: return "none";
     }
 }
@@ -127,15 +128,18 @@ em_err em_wire_ready(uint32_t credits, uint8_t **buf, size_t *len, struct em_err
     return pack_body(EARMARK__ENVELOPE__BODY_READY, &m, buf, len, eb);
 }
 
-em_err em_wire_heartbeat(const char *const *task_ids, size_t n, uint8_t **buf, size_t *len,
-                         struct em_errbuf *eb)
+em_err em_wire_heartbeat(const char *const *task_ids, const char *const *tokens, size_t n,
+                         uint8_t **buf, size_t *len, struct em_errbuf *eb)
 {
     Earmark__Heartbeat m;
     earmark__heartbeat__init(&m);
     m.n_task_ids = n;
     m.task_ids = (char **)task_ids;
+    m.n_lease_tokens = tokens ? n : 0;
+    m.lease_tokens = (char **)tokens;
     for (size_t i = 0; i < n; i++)
-        if (!task_ids[i]) return em_errf(eb, EM_E_ARG, "heartbeat task id %zu is NULL", i);
+        if (!task_ids[i] || (tokens && !tokens[i]))
+            return em_errf(eb, EM_E_ARG, "heartbeat task id or token %zu is NULL", i);
     return pack_body(EARMARK__ENVELOPE__BODY_HEARTBEAT, &m, buf, len, eb);
 }
 
@@ -174,6 +178,14 @@ em_err em_wire_drain(uint8_t **buf, size_t *len, struct em_errbuf *eb)
     Earmark__Drain m;
     earmark__drain__init(&m);
     return pack_body(EARMARK__ENVELOPE__BODY_DRAIN, &m, buf, len, eb);
+}
+
+em_err em_wire_goodbye(const char *reason, uint8_t **buf, size_t *len, struct em_errbuf *eb)
+{
+    Earmark__Goodbye m;
+    earmark__goodbye__init(&m);
+    m.reason = s_or_empty(reason);
+    return pack_body(EARMARK__ENVELOPE__BODY_GOODBYE, &m, buf, len, eb);
 }
 
 em_err em_wire_task_id(const char *batch_id, const char *item_id, unsigned attempt, char *out,

@@ -42,9 +42,9 @@ em_err em_wire_hello(const char *worker_id, const char *version, const char *bac
 em_err em_wire_welcome(uint32_t heartbeat_ms, uint32_t lease_ms, uint8_t **buf, size_t *len,
                        struct em_errbuf *eb);
 em_err em_wire_ready(uint32_t credits, uint8_t **buf, size_t *len, struct em_errbuf *eb);
-/* task_ids: n strings (borrowed). */
-em_err em_wire_heartbeat(const char *const *task_ids, size_t n, uint8_t **buf, size_t *len,
-                         struct em_errbuf *eb);
+/* task_ids: n strings (borrowed); tokens: their n lease tokens, same order, or NULL. */
+em_err em_wire_heartbeat(const char *const *task_ids, const char *const *tokens, size_t n,
+                         uint8_t **buf, size_t *len, struct em_errbuf *eb);
 /* task: filled by the caller (earmark__task__init first); borrowed. */
 em_err em_wire_task(const Earmark__Task *task, uint8_t **buf, size_t *len, struct em_errbuf *eb);
 /* result: filled by the caller (earmark__result__init first); borrowed. */
@@ -54,6 +54,8 @@ em_err em_wire_progress(const char *task_id, const char *phase, float fraction, 
                         size_t *len, struct em_errbuf *eb);
 em_err em_wire_cancel(const char *task_id, uint8_t **buf, size_t *len, struct em_errbuf *eb);
 em_err em_wire_drain(uint8_t **buf, size_t *len, struct em_errbuf *eb);
+/* Worker -> coordinator on SIGTERM/Drain: send me nothing more. */
+em_err em_wire_goodbye(const char *reason, uint8_t **buf, size_t *len, struct em_errbuf *eb);
 
 /* Task ids are "<batch_id>/<item_id>/<attempt>". Builds one into out (cap bytes);
  * EM_E_TOO_LONG if it does not fit. */

@@ -23,39 +23,29 @@ static em_err errno_err(int e)
         return EM_E_NOMEM;
     case ENAMETOOLONG:
         return EM_E_ARG;
+    case ENOSPC:
+    case EDQUOT:
+    case EROFS:
+        return EM_E_STORAGE_FULL;
     default:
         return EM_E_IO;
     }
 }
 
-static em_err file_get(struct em_storage *st, const struct em_uri *u, uint8_t **data,
-                       size_t *len, struct em_errbuf *eb)
+em_err em_storage_read_fd(int fd, const char *name, size_t max_bytes, uint8_t **data,
+                          size_t *len, struct em_errbuf *eb)
 {
-    const char *path = u->path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return em_errf(eb, errno_err(errno), "%s: %s", path, strerror(errno));
     em_err rc = EM_OK;
     uint8_t *buf = NULL;
     struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        rc = em_errf(eb, EM_E_IO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        rc = em_errf(eb, EM_E_ARG, "%s: not a regular file", path);
-        goto done;
-    }
-    if ((uint64_t)sb.st_size > st->o.max_bytes) {
-        rc = em_errf(eb, EM_E_TOO_LONG, "%s: %lld bytes, limit %zu", path,
-                     (long long)sb.st_size, st->o.max_bytes);
-        goto done;
-    }
+    if (fstat(fd, &sb) != 0) return em_errf(eb, EM_E_IO, "%s: %s", name, strerror(errno));
+    if (!S_ISREG(sb.st_mode)) return em_errf(eb, EM_E_ARG, "%s: not a regular file", name);
+    if ((uint64_t)sb.st_size > max_bytes)
+        return em_errf(eb, EM_E_TOO_LONG, "%s: %lld bytes, limit %zu", name,
+                       (long long)sb.st_size, max_bytes);
     size_t cap = (size_t)sb.st_size, n = 0;
     buf = malloc(cap + 1);
-    if (!buf) {
-        rc = em_errf(eb, EM_E_NOMEM, "%s: cannot allocate %zu bytes", path, cap + 1);
-        goto done;
-    }
+    if (!buf) return em_errf(eb, EM_E_NOMEM, "%s: cannot allocate %zu bytes", name, cap + 1);
     for (;;) {
         if (n == cap) {
             /* the file may have grown since fstat: probe one byte past the end */
@@ -64,17 +54,17 @@ static em_err file_get(struct em_storage *st, const struct em_uri *u, uint8_t **
             if (k == 0) break;
             if (k < 0 && errno == EINTR) continue;
             if (k < 0) {
-                rc = em_errf(eb, EM_E_IO, "%s: %s", path, strerror(errno));
+                rc = em_errf(eb, EM_E_IO, "%s: %s", name, strerror(errno));
                 goto done;
             }
-            rc = em_errf(eb, EM_E_IO, "%s: file grew while being read", path);
+            rc = em_errf(eb, EM_E_IO, "%s: file grew while being read", name);
             goto done;
         }
         ssize_t k = read(fd, buf + n, cap - n);
         if (k == 0) break;
         if (k < 0 && errno == EINTR) continue;
         if (k < 0) {
-            rc = em_errf(eb, EM_E_IO, "%s: %s", path, strerror(errno));
+            rc = em_errf(eb, EM_E_IO, "%s: %s", name, strerror(errno));
             goto done;
         }
         n += (size_t)k;
@@ -85,6 +75,17 @@ static em_err file_get(struct em_storage *st, const struct em_uri *u, uint8_t **
     buf = NULL;
 done:
     free(buf);
+    return rc;
+}
+
+static em_err file_get(struct em_storage *st, const struct em_uri *u, uint8_t **data,
+                       size_t *len, struct em_errbuf *eb)
+{
+    const char *path = u->path;
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return em_errf(eb, errno_err(errno), "%s: %s", path, strerror(errno));
+    em_err rc = em_storage_read_fd(fd, path, st->o.max_bytes, data, len, eb);
     close(fd);
     return rc;
 }
@@ -149,8 +150,7 @@ static em_err file_put(struct em_storage *st, const struct em_uri *u, const void
         int e = errno;
         close(fd);
         unlink(tmp);
-        return em_errf(eb, e == ENOSPC ? EM_E_IO : errno_err(e), "%s: write: %s", path,
-                       strerror(e));
+        return em_errf(eb, errno_err(e), "%s: write: %s", path, strerror(e));
     }
     /* objects are world-readable like an S3 object behind the same credentials */
     fchmod(fd, 0644);

@@ -9,7 +9,9 @@
  * A handle is not thread-safe; open one per thread. Each call is synchronous and
  * retries retryable failures (5xx, connection errors) with backoff up to opts.retries.
  * Errors: EM_E_NOTFOUND (404 / no such file), EM_E_AUTH (403, signature refused),
- * EM_E_STORAGE (other 4xx/5xx after retries), EM_E_IO (connection), EM_E_TOO_LONG
+ * EM_E_STORAGE (other 4xx/5xx after retries), EM_E_STORAGE_DOWN (cannot connect or resolve,
+ * after retries), EM_E_STORAGE_FULL (disk full, quota, read-only file system, HTTP 507),
+ * EM_E_IO (other connection trouble), EM_E_TOO_LONG
  * (object larger than max_bytes), EM_E_ARG (bad URI). The detail in eb never contains
  * credentials or signatures. */
 #ifndef EM_STORAGE_H
@@ -57,6 +59,13 @@ em_err em_storage_put(struct em_storage *st, const char *uri, const void *data, 
 em_err em_storage_exists(struct em_storage *st, const char *uri, struct em_errbuf *eb);
 /* Deletes; a missing object is EM_OK. */
 em_err em_storage_delete(struct em_storage *st, const char *uri, struct em_errbuf *eb);
+
+/* Reads the whole regular file open on fd (not closed here), named name in messages:
+ * fstat first, so anything but a regular file (FIFO, device, socket, directory) is
+ * EM_E_ARG before any read, and a file over max_bytes is EM_E_TOO_LONG. On EM_OK *data is
+ * malloc'd (caller frees), NUL-terminated one byte past *len. */
+em_err em_storage_read_fd(int fd, const char *name, size_t max_bytes, uint8_t **data,
+                          size_t *len, struct em_errbuf *eb);
 
 /* Joins a prefix URI and a name with exactly one '/'. Returns malloc'd string or NULL. */
 char *em_storage_join(const char *prefix, const char *name);

@@ -168,6 +168,9 @@ em_err em_xfer_run(struct em_storage *st, CURL *h, const struct em_xfer *x,
         if (c == CURLE_OPERATION_TIMEDOUT)
             return em_errf(eb, EM_E_TIMEOUT, "%s: %s (after %d attempts)", x->what, why,
                            attempt + 1);
+        if (c == CURLE_COULDNT_CONNECT || c == CURLE_COULDNT_RESOLVE_HOST)
+            return em_errf(eb, EM_E_STORAGE_DOWN, "%s: %s (after %d attempts)", x->what, why,
+                           attempt + 1);
         return em_errf(eb, EM_E_IO, "%s: %s (after %d attempts)", x->what, why, attempt + 1);
     }
 }
@@ -200,6 +203,7 @@ em_err em_xfer_status_err(const struct em_xfer *x, const struct em_xfer_resp *r,
     xml_field(r, "Code", code, sizeof code);
     em_err e = r->status == 404                       ? EM_E_NOTFOUND
                : (r->status == 401 || r->status == 403) ? EM_E_AUTH
+               : r->status == 507                       ? EM_E_STORAGE_FULL
                                                         : EM_E_STORAGE;
     return em_errf(eb, e, "%s: HTTP %ld%s%s", x->what, r->status, code[0] ? " " : "", code);
 }

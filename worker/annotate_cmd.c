@@ -6,7 +6,7 @@
  * 30 s windows, every prompt per window sharing one prefill of the audio) -> the same
  * earmark.annotation/v1 record the worker stores (worker/annotation.h), printed as one
  * compact JSON line on stdout, with source = the file as given, batch_id "annotate", worker
- * "annotate" and id = em_id_item("annotate", FILE). A file that fails gives a "failed"
+ * "annotate" and id = em_id_item(FILE). A file that fails gives a "failed"
  * record (error {class, message}) and the command goes on with the next file.
  * Exit status 0 if every file succeeded, 1 otherwise (or when the model does not load),
  * 2 on usage errors (including prompts the model refuses).
@@ -147,7 +147,7 @@ static int run_file(const struct em_model *m, const struct opts *o, const char *
         rc = em_model_annotate(m, &a, o->prompts, o->n_prompts, &o->gen, &r, &eb);
         t2 = em_now_s();
     }
-    em_id_item(CMD_BATCH, path, id);
+    em_id_item(path, id);
     struct em_annot_in in = {
         .item_id = id, .batch_id = CMD_BATCH, .source = path, .worker_id = CMD_BATCH,
         .model = em_model_identity(m), .attempt = 1,

@@ -305,6 +305,8 @@ char *em_annot_build(const struct em_annot_in *in, size_t *len)
             put(o, "class", json_string(em_err_name(in->err)), &ok);
             put(o, "message", jstr(in->err_msg && *in->err_msg ? in->err_msg : em_err_str(in->err)), &ok);
             put(o, "retryable", json_boolean(em_err_retryable(in->err)), &ok);
+            if (!in->worker_id) /* the coordinator's record: who ran the last attempt */
+                put(o, "last_worker", jstr(in->last_worker ? in->last_worker : "unknown"), &ok);
         }
     }
     if (ok) text = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(REAL_DIGITS));

@@ -18,7 +18,9 @@
  * prefill_s / generate_s (the result's decode_s; timings.decode_s stays the audio decode) /
  * tokens_per_s; producer.model defaults to the result's identity.
  * Also written (additive, allowed by the schema): audio.corrupt_packets (em_audio.n_corrupt),
- * error.retryable (em_err_retryable). Strings that are not valid UTF-8 (a URI, or a detail
+ * error.retryable (em_err_retryable), and in records the coordinator writes (worker_id NULL)
+ * error.last_worker: the worker that ran the item's last attempt, or "unknown"; there
+ * producer.model is the model that worker announced, or "unknown", never a guess. Strings that are not valid UTF-8 (a URI, or a detail
  * cut mid-character by an em_errbuf) get U+FFFD for each bad byte instead of losing the
  * record; non-finite timings are written as null; meta NULL/"" is null. When audio is
  * given without facts, the facts are computed from audio->pcm. A status "ok" record
@@ -42,6 +44,7 @@ struct em_annot_in {
     const char *batch_id;      /* required */
     const char *source;        /* required: the URI as submitted */
     const char *worker_id;     /* NULL: "coordinator" */
+    const char *last_worker;   /* coordinator records: worker of the last attempt; NULL: unknown */
     const char *producer_hash; /* may be NULL or "" */
     const char *model;         /* model identity; NULL: the result's identity, else "none" */
     const char *meta_json;     /* manifest meta as JSON text; NULL/"" for none; invalid JSON is kept as a string */

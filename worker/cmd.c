@@ -1,8 +1,13 @@
 /* worker/cmd.c - `earmark worker`: options -> em_loop_run.
  *   earmark worker --connect ENDPOINT [--model PATH] [--threads N] [--capacity N]
- *                  [--id NAME] [--drain-ms N]
+ *                  [--id NAME] [--drain-ms N] [--curve-key FILE --coordinator-key FILE]
+ *                  [--source-root DIR]... [--metrics HOST:PORT]
  * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
- * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS. S3 settings: AWS_* (storage.h). */
+ * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS, EARMARK_CURVE_KEY,
+ * EARMARK_COORDINATOR_KEY, EARMARK_WORKER_METRICS; EARMARK_SOURCE_ROOTS (colon-separated)
+ * adds to the --source-root flags. S3 settings: AWS_* (storage.h). The HTTP endpoint
+ * (worker/metrics.h) starts before the model loads, so /healthz answers and /readyz says
+ * "model not loaded yet" meanwhile. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +17,29 @@
 #include "common/log.h"
 #include "common/num.h"
 #include "worker/loop.h"
+#include "common/httpd.h"
+#include "worker/metrics.h"
+#include "worker/source.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: earmark worker --connect ENDPOINT [--model PATH] [--threads N]\n"
             "                      [--capacity N] [--id NAME] [--drain-ms N]\n"
+            "                      [--curve-key FILE --coordinator-key FILE]\n"
+            "                      [--source-root DIR]... [--metrics HOST:PORT]\n"
             "  --connect   coordinator endpoint, e.g. tcp://host:5555 (EARMARK_COORDINATOR)\n"
             "  --model     Hugging Face checkpoint directory or .gguf (EARMARK_MODEL); none: facts only\n"
             "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
             "  --capacity  tasks held at once (EARMARK_CAPACITY, default = threads)\n"
             "  --id        worker id (EARMARK_WORKER_ID, default hostname-pid)\n"
-            "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n");
+            "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n"
+            "  --curve-key        own CURVE secret key file, mode 0600 (EARMARK_CURVE_KEY)\n"
+            "  --coordinator-key  the coordinator's public key file (EARMARK_COORDINATOR_KEY)\n"
+            "  --source-root DIR  local sources may be read under DIR only (repeatable; also\n"
+            "              EARMARK_SOURCE_ROOTS=DIR:DIR); none: no local files, s3/http only\n"
+            "  --metrics   serve /metrics, /healthz, /readyz on HOST:PORT\n"
+            "              (EARMARK_WORKER_METRICS)\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -40,6 +56,11 @@ int em_cmd_worker(int argc, char **argv)
     const char *capacity_s = env_or("EARMARK_CAPACITY", NULL);
     const char *id = env_or("EARMARK_WORKER_ID", NULL);
     const char *drain_s = env_or("EARMARK_DRAIN_MS", "30000");
+    const char *curve_key = env_or("EARMARK_CURVE_KEY", NULL);
+    const char *coord_key = env_or("EARMARK_COORDINATOR_KEY", NULL);
+    const char *roots[EM_SOURCE_MAX_ROOTS];
+    size_t nroots = 0;
+    const char *metrics = env_or("EARMARK_WORKER_METRICS", NULL);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -58,6 +79,11 @@ int em_cmd_worker(int argc, char **argv)
         else if (strcmp(a, "--capacity") == 0) capacity_s = v;
         else if (strcmp(a, "--id") == 0) id = v;
         else if (strcmp(a, "--drain-ms") == 0) drain_s = v;
+        else if (strcmp(a, "--curve-key") == 0) curve_key = v;
+        else if (strcmp(a, "--coordinator-key") == 0) coord_key = v;
+        else if (strcmp(a, "--source-root") == 0 && nroots < EM_SOURCE_MAX_ROOTS)
+            roots[nroots++] = v;
+        else if (strcmp(a, "--metrics") == 0) metrics = v;
         else {
             fprintf(stderr, "earmark worker: unknown option %s\n", a);
             usage(stderr);
@@ -86,14 +112,66 @@ int em_cmd_worker(int argc, char **argv)
         id = idbuf;
     }
     struct em_errbuf eb = {{0}};
+    if (!curve_key != !coord_key) {
+        fprintf(stderr, "earmark worker: --curve-key and --coordinator-key go together\n");
+        return 2;
+    }
+    struct em_curve_pair pair = {{0}, {0}};
+    char server_key[EM_CURVE_Z85 + 1] = "";
+    if (curve_key) {
+        em_err krc = em_curve_load_pair(curve_key, &pair, &eb);
+        if (krc == EM_OK) krc = em_curve_load_pub(coord_key, server_key, &eb);
+        if (krc != EM_OK) {
+            memset(&pair, 0, sizeof pair);
+            fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, krc));
+            return krc == EM_E_AUTH || krc == EM_E_FORMAT ? 2 : 1;
+        }
+        o.curve = &pair;
+        o.server_key = server_key;
+    }
+    struct em_source_policy sources;
+    em_err prc = em_source_policy_init(&sources, roots, nroots, false, &eb);
+    if (prc == EM_OK) prc = em_source_policy_add_list(&sources, getenv("EARMARK_SOURCE_ROOTS"), &eb);
+    if (prc != EM_OK) {
+        memset(&pair, 0, sizeof pair);
+        fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, prc));
+        return 2;
+    }
+    if (sources.n_roots == 0)
+        em_info("msg=\"no --source-root: local (file://) sources will be refused\"");
+    for (size_t i = 0; i < sources.n_roots; i++)
+        em_info("msg=\"source root\" dir=\"%s\"", sources.roots[i]);
     struct em_model *rt = NULL;
+    struct em_wmetrics *wm = NULL;
+    struct em_httpd *web = NULL;
+    if (metrics) {
+        struct em_wmetrics_info wi = {.worker_id = id,
+                                      .backend = "cpu",
+                                      .threads = (unsigned)threads,
+                                      .capacity = (unsigned)capacity,
+                                      .wants_model = model != NULL};
+        em_err mrc = em_wmetrics_new(&wi, &wm);
+        if (mrc == EM_OK) mrc = em_wmetrics_serve(wm, metrics, &web, &eb);
+        if (mrc != EM_OK) {
+            fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, mrc));
+            em_wmetrics_free(wm);
+            memset(&pair, 0, sizeof pair);
+            em_source_policy_free(&sources);
+            return 1;
+        }
+    }
     if (model) {
         /* loaded once, before connecting: a worker that cannot run its model takes no task */
         em_err lrc = em_model_load(model, NULL, &rt, &eb);
         if (lrc != EM_OK) {
             fprintf(stderr, "earmark worker: --model %s: %s\n", model, em_errbuf_msg(&eb, lrc));
+            memset(&pair, 0, sizeof pair);
+            em_source_policy_free(&sources);
+            em_httpd_free(web);
+            em_wmetrics_free(wm);
             return 1;
         }
+        em_wmetrics_model_loaded(wm, em_model_identity(rt), em_model_backend(rt));
     }
     o.endpoint = connect;
     o.worker_id = id;
@@ -102,8 +180,18 @@ int em_cmd_worker(int argc, char **argv)
     o.threads = (unsigned)threads;
     o.capacity = (unsigned)capacity;
     o.drain_ms = (int)drain;
+    o.sources = &sources;
+    o.metrics = wm;
     em_err rc = em_loop_run(&o, NULL, &eb);
-    if (rc == EM_E_TIMEOUT) rt = NULL; /* pipeline threads may still use it: leave it mapped */
+    em_httpd_free(web);
+    memset(&pair, 0, sizeof pair);
+    if (rc == EM_E_TIMEOUT) {
+        rt = NULL; /* pipeline threads may still use it, the policy and wm: leave them */
+        wm = NULL;
+    } else {
+        em_source_policy_free(&sources);
+    }
+    em_wmetrics_free(wm);
     em_model_free(rt);
     if (rc != EM_OK) {
         fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, rc));

@@ -29,9 +29,10 @@ struct loop {
     int wake[2]; /* pipeline threads write a byte to wake[1] when a job is done */
     struct em_pool *pool;
     struct em_job **held;      /* queued, running or done but unanswered */
-    const char **hb_ids;       /* heartbeat scratch, maxheld entries */
+    const char **hb_ids, **hb_tokens; /* heartbeat scratch, maxheld entries each */
     unsigned nheld, maxheld;
     bool welcomed;
+    uint64_t auth_failures; /* handshakes the coordinator refused */
     int heartbeat_ms;
     int64_t next_hb, hello_at;
     struct em_loop_stats stats;
@@ -68,6 +69,16 @@ static void send_hello(struct loop *l)
     l->hello_at = em_now_ms();
 }
 
+/* Tells the coordinator we are draining, so it sends nothing more. */
+static void send_goodbye(struct loop *l, const char *why)
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_wire_goodbye(why, &b, &n, &eb);
+    send_frame(l, rc, b, n, &eb);
+}
+
 static void send_ready(struct loop *l, unsigned credits)
 {
     uint8_t *b = NULL;
@@ -79,11 +90,14 @@ static void send_ready(struct loop *l, unsigned credits)
 
 static void send_heartbeat(struct loop *l)
 {
-    for (unsigned i = 0; i < l->nheld; i++) l->hb_ids[i] = l->held[i]->task_id;
+    for (unsigned i = 0; i < l->nheld; i++) {
+        l->hb_ids[i] = l->held[i]->task_id;
+        l->hb_tokens[i] = l->held[i]->lease_token;
+    }
     uint8_t *b = NULL;
     size_t n = 0;
     struct em_errbuf eb = {{0}};
-    em_err rc = em_wire_heartbeat(l->hb_ids, l->nheld, &b, &n, &eb);
+    em_err rc = em_wire_heartbeat(l->hb_ids, l->hb_tokens, l->nheld, &b, &n, &eb);
     send_frame(l, rc, b, n, &eb);
 }
 
@@ -96,6 +110,7 @@ static int send_result(struct loop *l, const struct em_job *j, const struct em_p
     m.batch_id = j->batch_id;
     m.item_id = j->item_id;
     m.attempt = j->attempt;
+    m.lease_token = (char *)j->lease_token;
     m.ok = r->err == EM_OK;
     m.error_class = (char *)(r->err == EM_OK ? "" : em_err_name(r->err));
     m.error_message = (char *)(r->err == EM_OK ? "" : r->msg);
@@ -140,9 +155,11 @@ static unsigned free_slots(const struct loop *l)
 static void on_task(struct loop *l, const Earmark__Task *t, bool draining)
 {
     size_t idl = t->task_id ? strlen(t->task_id) : 0;
-    if (idl == 0 || idl > EM_LOOP_MAX_TASK_ID) {
+    size_t tokl = t->lease_token ? strlen(t->lease_token) : 0;
+    if (idl == 0 || idl > EM_LOOP_MAX_TASK_ID || tokl > EM_JOB_MAX_LEASE) {
         l->stats.dropped++;
-        em_warn("msg=\"task with an empty or oversized id dropped\" bytes=%zu", idl);
+        em_warn("msg=\"task with an empty or oversized id dropped\" bytes=%zu token_bytes=%zu",
+                idl, tokl);
         return;
     }
     for (unsigned i = 0; i < l->nheld; i++)
@@ -185,6 +202,7 @@ static void on_task(struct loop *l, const Earmark__Task *t, bool draining)
         em_error("msg=\"out of memory taking a task\"");
         return; /* the coordinator's lease re-dispatches it */
     }
+    memcpy(j->lease_token, t->lease_token ? t->lease_token : "", tokl + 1);
     l->stats.tasks++;
     if (draining || l->nheld >= l->maxheld) {
         em_warn("msg=\"task refused\" task=%s why=%s", j->task_id,
@@ -236,10 +254,12 @@ static bool on_frame(struct loop *l, zmq_msg_t *m, bool draining)
         l->heartbeat_ms = (int)hb;
         if (l->next_hb > em_now_ms() + hb) l->next_hb = em_now_ms() + hb;
         l->welcomed = true;
+        em_wmetrics_connected(l->o->metrics, true);
         l->stats.welcomes++;
         em_info("msg=\"welcome\" heartbeat_ms=%d lease_ms=%u held=%u", l->heartbeat_ms,
                 e->welcome->lease_ms, l->nheld);
         send_ready(l, draining ? 0 : free_slots(l));
+        if (draining) send_goodbye(l, "draining"); /* a coordinator that just met us */
         break;
     }
     case EARMARK__ENVELOPE__BODY_TASK: on_task(l, e->task, draining); break;
@@ -267,9 +287,17 @@ static void on_monitor(struct loop *l)
             em_info("msg=\"connected\" endpoint=%s", l->o->endpoint);
             l->welcomed = false;
             send_hello(l);
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+                   event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+            /* libzmq retries the connection; say why, without a line per retry */
+            if (l->auth_failures++ % 100 == 0)
+                em_error("msg=\"coordinator refused the connection (key not allowed, or CURVE "
+                         "on one side only)\" endpoint=%s failures=%llu",
+                         l->o->endpoint, (unsigned long long)l->auth_failures);
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
             em_warn("msg=\"disconnected\" endpoint=%s held=%u", l->o->endpoint, l->nheld);
             l->welcomed = false;
+            em_wmetrics_connected(l->o->metrics, false);
         }
     }
     zmq_msg_close(&ev);
@@ -292,6 +320,7 @@ static void flush_done(struct loop *l, bool draining)
             i++; /* retried on the next tick */
             continue;
         }
+        em_wmetrics_task(l->o->metrics, &j->res, (double)(j->started_ms - j->accepted_ms) / 1e3);
         if (j->res.err == EM_OK) {
             l->stats.ok++;
             em_info("msg=\"done\" item=%s task=%s duration_s=%.3f elapsed_s=%.3f", j->item_id,
@@ -334,14 +363,22 @@ static em_err open_socket(struct loop *l, struct em_errbuf *eb)
     if (!l->sock) return em_errf(eb, EM_E_IO, "zmq socket: %s", zmq_strerror(errno));
     int64_t maxmsg = EM_WIRE_MAX_FRAME;
     int linger = 2000, ivl = 100, ivlmax = 2000;
-    zmq_setsockopt(l->sock, ZMQ_ROUTING_ID, l->o->worker_id, strlen(l->o->worker_id));
+    /* No ZMQ_ROUTING_ID: the ROUTER names each connection itself, so a second process
+     * using our worker id cannot take over our connection's routing (see dispatch.c). */
     zmq_setsockopt(l->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(l->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(l->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(l->sock, ZMQ_RECONNECT_IVL_MAX, &ivlmax, sizeof ivlmax);
+    if (l->o->curve &&
+        (zmq_setsockopt(l->sock, ZMQ_CURVE_SERVERKEY, l->o->server_key, EM_CURVE_Z85) != 0 ||
+         zmq_setsockopt(l->sock, ZMQ_CURVE_PUBLICKEY, l->o->curve->pub, EM_CURVE_Z85) != 0 ||
+         zmq_setsockopt(l->sock, ZMQ_CURVE_SECRETKEY, l->o->curve->sec, EM_CURVE_Z85) != 0))
+        return em_errf(eb, EM_E_ARG, "CURVE keys refused by libzmq: %s", zmq_strerror(errno));
     char mon[64];
     snprintf(mon, sizeof mon, "inproc://em-worker-mon-%p", (void *)l);
-    if (zmq_socket_monitor(l->sock, mon, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+    int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+    if (zmq_socket_monitor(l->sock, mon, events) != 0)
         return em_errf(eb, EM_E_IO, "zmq monitor: %s", zmq_strerror(errno));
     l->mon = zmq_socket(l->ctx, ZMQ_PAIR);
     if (!l->mon || zmq_connect(l->mon, mon) != 0)
@@ -360,6 +397,7 @@ static void teardown(struct loop *l, bool join)
         for (unsigned i = 0; i < l->nheld; i++) em_job_free(l->held[i]);
         free(l->held);
         free(l->hb_ids);
+        free(l->hb_tokens);
         if (l->wake[0] >= 0) close(l->wake[0]);
         if (l->wake[1] >= 0) close(l->wake[1]);
     }
@@ -408,6 +446,7 @@ static int poll_timeout(const struct loop *l, int64_t now)
 
 static void tick(struct loop *l, int64_t now)
 {
+    em_wmetrics_held(l->o->metrics, l->nheld);
     if (now >= l->next_hb) {
         send_heartbeat(l);
         l->next_hb = now + l->heartbeat_ms;
@@ -462,6 +501,7 @@ static em_err run(struct loop *l, struct em_errbuf *eb)
             draining = true;
             drain_until = now + l->o->drain_ms;
             em_info("msg=\"draining\" signal=%d held=%u", (int)stop_signal, l->nheld);
+            send_goodbye(l, "draining");
         }
         if (draining && l->nheld == 0) return EM_OK;
         if (draining && now >= drain_until) {
@@ -488,6 +528,7 @@ em_err em_loop_run(const struct em_loop_opts *o, struct em_loop_stats *stats,
     l->env.worker_id = o->worker_id;
     l->env.model = o->model;
     l->env.rt = o->rt;
+    l->env.sources = o->sources;
     em_pipe_env_from_environ(&l->env);
     if (l->env.fault_crash_on || l->env.fault_delay_ms)
         em_warn("msg=\"TEST-ONLY fault hooks active\" crash_on=%s delay_ms=%d",
@@ -495,8 +536,9 @@ em_err em_loop_run(const struct em_loop_opts *o, struct em_loop_stats *stats,
     l->maxheld = 2 * o->capacity + 16;
     l->held = calloc(l->maxheld, sizeof *l->held);
     l->hb_ids = calloc(l->maxheld, sizeof *l->hb_ids);
+    l->hb_tokens = calloc(l->maxheld, sizeof *l->hb_tokens);
     bool joined_ok = true;
-    if (!l->held || !l->hb_ids) {
+    if (!l->held || !l->hb_ids || !l->hb_tokens) {
         rc = em_errf(eb, EM_E_NOMEM, "job table");
         goto out;
     }

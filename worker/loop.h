@@ -1,5 +1,6 @@
 /* worker/loop.h - the worker's socket loop: a ZeroMQ DEALER connected to the coordinator's
- * ROUTER (routing id = worker id), and a pool of pipeline threads.
+ * ROUTER (which names each connection; the worker id travels in Hello), and a pool of
+ * pipeline threads.
  *
  * Protocol (each message one frame = one protobuf Envelope, proto/wire.h;
  * frames over EM_WIRE_MAX_FRAME are refused by ZMQ_MAXMSGSIZE):
@@ -7,10 +8,12 @@
  *                                            capacity, pid}
  *   coordinator -> Welcome{heartbeat_ms, lease_ms}; worker -> Ready{credits = free slots}
  *     (on EVERY Welcome, also an unexpected one from a restarted coordinator)
- *   coordinator -> Task; a pipeline thread runs it; worker -> Result, then Ready{1}
- *   worker -> Heartbeat{task ids held} every heartbeat_ms, busy or idle
+ *   coordinator -> Task; a pipeline thread runs it; worker -> Result (with the Task's
+ *     lease token), then Ready{1}
+ *   worker -> Heartbeat{task ids held, their lease tokens} every heartbeat_ms, busy or idle
  *   coordinator -> Cancel{task_id}: a task not yet started is answered EM_E_CANCELLED
- *   coordinator -> Drain, or SIGTERM/SIGINT: stop taking tasks (a Task arriving now is
+ *   coordinator -> Drain, or SIGTERM/SIGINT: worker -> Goodbye, so the coordinator stops
+ *     dispatching to it at once; stop taking tasks (a Task arriving now is
  *     answered retryable, EM_E_LOST), finish the ones held and send their results, return.
  *     Whatever is not finished within drain_ms is answered retryable (EM_E_LOST) instead,
  *     and em_loop_run returns EM_E_TIMEOUT.
@@ -24,9 +27,11 @@
 
 #include <stdint.h>
 
+#include "common/curve.h"
 #include "common/err.h"
 #include "model/model.h"
 #include "storage/storage.h"
+#include "worker/metrics.h"
 
 #define EM_LOOP_MAX_THREADS 256
 #define EM_LOOP_MAX_ID 200               /* bytes of a worker id */
@@ -49,6 +54,12 @@ struct em_loop_opts {
     unsigned capacity;     /* tasks held at once (queued + running), 1..EM_LOOP_MAX_CAPACITY */
     int drain_ms;          /* bound on finishing held tasks after SIGTERM/Drain */
     struct em_storage_opts storage; /* each pipeline thread opens its own handle */
+    /* CURVE (both or neither): own key pair, and the coordinator's public key (Z85); the
+     * connection is refused unless the server proves it holds that key. Borrowed. */
+    const struct em_curve_pair *curve;
+    const char *server_key;
+    const struct em_source_policy *sources; /* worker/source.h; NULL: no local sources */
+    struct em_wmetrics *metrics; /* worker/metrics.h, fed by the loop; NULL: none */
 };
 
 /* threads 1, capacity 0 (= threads), drain_ms 30000, storage defaults. */

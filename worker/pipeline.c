@@ -13,6 +13,7 @@
 #include "model/audio.h"
 #include "worker/annotation.h"
 #include "worker/facts.h"
+#include "worker/source.h"
 
 #define RECORD_CONTENT_TYPE "application/json"
 
@@ -103,7 +104,7 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
     }
 
     double ts = em_now_s();
-    rc = em_storage_get(st, t->source, &bytes, &nbytes, &eb);
+    rc = em_source_fetch(env->sources, st, t->source, env->max_bytes, &bytes, &nbytes, &eb);
     fetch_s = em_now_s() - ts;
     if (rc == EM_OK) {
         ts = em_now_s();
@@ -131,6 +132,12 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
         ts = em_now_s();
         rc = em_model_annotate(env->rt, &audio, t->prompts, t->n_prompts, &t->gen, &answers, &eb);
         model_s = em_now_s() - ts;
+        if (answers) {
+            res->encode_s = answers->encode_s;
+            res->prefill_s = answers->prefill_s;
+            res->generate_s = answers->decode_s;
+            res->new_tokens = answers->new_tokens > 0 ? (unsigned long)answers->new_tokens : 0;
+        }
         if (rc != EM_OK && em_err_retryable(rc)) { /* out of memory: another worker may fit */
             res->err = rc;
             res->retryable = true;
@@ -161,12 +168,14 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
         .err_msg = cause != EM_OK ? res->msg : NULL,
     };
     struct em_errbuf peb = {{0}};
+    ts = em_now_s();
     em_err prc = put_record(st, t->out_uri, &in, &peb);
+    res->store_s = em_now_s() - ts;
     if (prc != EM_OK) {
-        /* Whatever the cause, an unstored record is a storage problem: retry. A permanent
-         * put error (403, bad URI) surfaces through the attempt limit with this message. */
+        /* The put's own class (err.def) decides: 5xx or a lost connection is retried, a
+         * refusal (403, bad URI) is final; no record is stored either way. */
         res->err = prc;
-        res->retryable = true;
+        res->retryable = em_err_retryable(prc);
         char what[200];
         snprintf(what, sizeof what, "%s", em_errbuf_msg(&peb, prc));
         set_msg(res, "storing the record: %s%s", what, "");
@@ -180,5 +189,7 @@ done:
     em_model_result_free(answers);
     free(bytes);
     em_audio_free(&audio);
+    res->fetch_s = fetch_s;
+    res->decode_s = decode_s;
     res->elapsed_s = em_now_s() - t0;
 }

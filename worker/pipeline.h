@@ -8,10 +8,13 @@
  *   - permanent (!em_err_retryable: EM_E_AUDIO, EM_E_FORMAT, EM_E_TOO_LONG, EM_E_NOTFOUND,
  *     EM_E_TOO_SHORT for clips under EM_PIPE_MIN_SECONDS, ...): an error record (status "failed", error {class, message}) is
  *     written to out_uri and the result says ok=false, retryable=false;
- *   - retryable (EM_E_IO, EM_E_STORAGE, a failed put of any record, EM_E_TIMEOUT when the
- *     task's deadline passed before it started, so the work is not spent): no
- *     record is written; the result says ok=false, retryable=true and the coordinator
- *     retries (and writes the error record itself once attempts run out).
+ *   - retryable (EM_E_IO, EM_E_STORAGE, EM_E_TIMEOUT when the task's deadline passed
+ *     before it started, so the work is not spent): no record is written; the result says
+ *     ok=false, retryable=true and the coordinator retries (and writes the error record
+ *     itself once attempts run out);
+ *   - a failed put of the record: no record; retryable as err.def classes the put's error
+ *     (EM_E_AUTH from a 403 is permanent).
+ * The source is read through the worker's source policy (worker/source.h).
  *
  * Thread-safety: em_pipe_run may run in several threads at once as long as each thread
  * passes its own em_storage handle (storage handles are not thread-safe); everything else
@@ -33,6 +36,8 @@
 #include "model/model.h"
 #include "storage/storage.h"
 
+struct em_source_policy;
+
 #define EM_PIPE_MAX_FAULT_DELAY_MS 600000 /* ms, cap on EARMARK_FAULT_DELAY_MS */
 #define EM_PIPE_MAX_URI 4096              /* bytes, longest source / out URI accepted */
 /* Shorter decoded audio is EM_E_TOO_SHORT (permanent): below ~10 mel frames after the
@@ -45,6 +50,8 @@ struct em_pipe_env {
     const char *model;     /* model identity; NULL: "none" */
     const struct em_model *rt; /* loaded runtime (shared, read-only); NULL: signal facts only */
     size_t max_bytes;      /* fetch limit; 0: EM_AUDIO_MAX_BYTES */
+    const struct em_source_policy *sources; /* what may be read (worker/source.h); NULL:
+                                               no local files */
     /* test-only fault hooks, see above */
     const char *fault_crash_on; /* NULL or "": off */
     int fault_delay_ms;         /* 0: off */
@@ -78,6 +85,10 @@ struct em_pipe_result {
     char msg[256];       /* detail when err != EM_OK, names the source and the cause */
     double duration_s;   /* decoded audio duration, 0 when not decoded */
     double elapsed_s;    /* wall time spent in em_pipe_run */
+    /* where that time went (wall seconds; 0 for a stage not reached) and the tokens the
+     * model generated, for the worker's metrics */
+    double fetch_s, decode_s, encode_s, prefill_s, generate_s, store_s;
+    unsigned long new_tokens;
 };
 
 /* Runs the task to completion (never aborts on bad input; only the test-only crash hook

@@ -1,6 +1,8 @@
 /* worker/pool.c - pipeline threads over a mutex-guarded FIFO (see pool.h). */
 #include "worker/pool.h"
 
+#include "common/clock.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -34,6 +36,7 @@ struct em_job *em_job_new(const struct em_pipe_task *t)
 #undef DUP
     j->attempt = t->attempt;
     j->deadline_ms = t->deadline_ms;
+    j->accepted_ms = em_now_ms();
     j->gen = t->gen;
     if (t->n_prompts > EM_MODEL_MAX_PROMPTS) {
         em_job_free(j);
@@ -99,6 +102,7 @@ static void *pipeline_thread(void *arg)
         if (!p->qhead) p->qtail = NULL;
         j->next = NULL;
         j->state = EM_JOB_RUNNING;
+        j->started_ms = em_now_ms();
         pthread_mutex_unlock(&p->mu);
 
         struct em_pipe_task t = {

@@ -18,18 +18,22 @@
 
 enum em_job_state { EM_JOB_QUEUED, EM_JOB_RUNNING, EM_JOB_DONE };
 
+#define EM_JOB_MAX_LEASE 64 /* bytes of a lease token; a Task with a longer one is dropped */
+
 struct em_job {
     struct em_job *next; /* the pool's queue link */
     /* owned copies of the task's strings (never NULL; "" when absent) */
     char *task_id, *batch_id, *item_id, *source, *out_uri, *meta_json, *producer_hash;
     unsigned attempt;
     uint64_t deadline_ms;
+    char lease_token[EM_JOB_MAX_LEASE + 1]; /* the Task's, echoed in Result and Heartbeat */
     /* owned copies of the prompts (names and texts); tasks and unset texts are NULL */
     struct em_model_prompt prompts[EM_MODEL_MAX_PROMPTS];
     size_t n_prompts;
     struct em_gen_params_override gen;
     enum em_job_state state;   /* read with em_pool_state while the pool may run it */
     struct em_pipe_result res; /* valid once state is EM_JOB_DONE */
+    int64_t accepted_ms, started_ms; /* monotonic: em_job_new, a thread took it (0: not yet) */
 };
 
 /* Deep copy of t (NULL strings become ""); NULL when out of memory or when t has more than

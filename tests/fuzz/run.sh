@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh - builds each libFuzzer target with clang and runs it for a bounded time.
 #   tests/fuzz/run.sh [seconds per target (default 20)] [target ...]
-# Targets: fuzz_safetensors fuzz_qa_config fuzz_tokenizer fuzz_wire fuzz_gguf fuzz_ct2 (the default: all).
+# Targets: fuzz_safetensors fuzz_qa_config fuzz_tokenizer fuzz_wire fuzz_gguf fuzz_redis_url
+# fuzz_ct2 (the default: all).
 # A new target adds its sources to srcs() below and its name to the default list.
 # Binaries and corpora go to build-fuzz/ (git-ignored). Exit status: non-zero if a target
 # fails to build or finds a crash.
@@ -23,13 +24,14 @@ srcs() {
     fuzz_qa_config) echo "model/config.c common/err.c -ljansson" ;;
     fuzz_tokenizer) echo "model/tokenizer.c model/tokenizer_load.c model/pretok.c model/unicode_tables.c common/err.c -ljansson -lutf8proc -lpthread" ;;
     fuzz_wire) echo "proto/wire.c $OUT/gen/proto/earmark.pb-c.c common/err.c -lprotobuf-c" ;;
+    fuzz_redis_url) echo "coordinator/redis_url.c common/err.c" ;;
     fuzz_ct2) echo "model/loader/ct2.c model/loader/mapfile.c model/loader/tensor.c model/quant.c common/err.c" ;;
     *) echo "unknown target $1" >&2; return 1 ;;
   esac
 }
 
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(fuzz_safetensors fuzz_qa_config fuzz_tokenizer fuzz_wire fuzz_gguf fuzz_ct2)
+[ "${#targets[@]}" -gt 0 ] || targets=(fuzz_safetensors fuzz_qa_config fuzz_tokenizer fuzz_wire fuzz_gguf fuzz_redis_url fuzz_ct2)
 status=0
 for t in "${targets[@]}"; do
   [ -f "tests/fuzz/$t.c" ] || { echo "fuzz: no tests/fuzz/$t.c, skipped"; continue; }

@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/id.h"
+#include "tests/helpers/clips.h"
 #include "tests/helpers/proc.h"
 
 #define START_WAIT_MS 30000
@@ -31,6 +32,13 @@ static void env_join(char **out, size_t cap, const char *const *base, const char
     out[k] = NULL;
 }
 
+/* The URL every process gets, through EARMARK_REDIS_URL (never argv: it may hold a
+ * password). */
+static const char *redis_url(const struct th_cluster *c)
+{
+    return c->o.redis_url ? c->o.redis_url : c->redis.url;
+}
+
 int th_cluster_coord_start(struct th_cluster *c)
 {
     char bind[64], metrics[64], hb[16], lease[16], log[700];
@@ -39,9 +47,16 @@ int th_cluster_coord_start(struct th_cluster *c)
     snprintf(hb, sizeof hb, "%d", TH_CLUSTER_HEARTBEAT_MS);
     snprintf(lease, sizeof lease, "%d", TH_CLUSTER_LEASE_MS);
     snprintf(log, sizeof log, "%s/coordinator-%d.log", c->dir, ++c->coord_runs);
-    char *argv[] = {(char *)th_bin(), "coordinator", "--redis", c->redis.url, "--bind", bind,
-                    "--heartbeat-ms", hb, "--lease-ms", lease, "--metrics", metrics, NULL};
-    static const char *const base[] = {"EARMARK_LOG=info", "EARMARK_RETRY_BASE_MS=50", NULL};
+    char key[700], allow[700];
+    snprintf(key, sizeof key, "%s/coord.key", c->keys);
+    snprintf(allow, sizeof allow, "%s/allowed", c->keys);
+    char *argv[] = {(char *)th_bin(), "coordinator", "--bind", bind, "--heartbeat-ms", hb,
+                    "--lease-ms", lease, "--metrics", metrics, "--curve-secret", key,
+                    "--allow-keys", allow, NULL};
+    if (c->o.plain) argv[10] = NULL;
+    static char url_env[600];
+    snprintf(url_env, sizeof url_env, "EARMARK_REDIS_URL=%s", redis_url(c));
+    const char *const base[] = {"EARMARK_LOG=info", "EARMARK_RETRY_BASE_MS=50", url_env, NULL};
     char *env[2 * TH_CLUSTER_MAX_ENV + 4];
     env_join(env, sizeof env / sizeof *env, base, c->o.coord_env);
     c->coord = th_spawn(argv, env, log);
@@ -74,8 +89,26 @@ int th_cluster_worker_start(struct th_cluster *c, int i)
     snprintf(id, sizeof id, "w%d", i);
     snprintf(threads, sizeof threads, "%d", c->o.threads > 0 ? c->o.threads : 1);
     snprintf(log, sizeof log, "%s/worker%d-%d.log", c->dir, i, ++c->worker_runs[i]);
+    char key[700], pub[700], mport[32];
+    snprintf(key, sizeof key, "%s/worker.key", c->keys);
+    snprintf(pub, sizeof pub, "%s/coord.pub", c->keys);
+    /* local sources only under the cluster's temp dir, where suites make their corpora */
     char *argv[] = {(char *)th_bin(), "worker", "--connect", c->coord_ep, "--id", id,
-                    "--threads", threads, "--drain-ms", "5000", NULL};
+                    "--threads", threads, "--drain-ms", "5000", "--source-root", c->dir,
+                    NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    int k = 12;
+    if (c->o.worker_metrics) {
+        if (!c->worker_metrics_port[i]) c->worker_metrics_port[i] = th_free_port();
+        snprintf(mport, sizeof mport, "127.0.0.1:%d", c->worker_metrics_port[i]);
+        argv[k++] = "--metrics";
+        argv[k++] = mport;
+    }
+    if (!c->o.plain) {
+        argv[k++] = "--curve-key";
+        argv[k++] = key;
+        argv[k++] = "--coordinator-key";
+        argv[k++] = pub;
+    }
     static const char *const base[] = {"EARMARK_LOG=info", NULL};
     char *env[2 * TH_CLUSTER_MAX_ENV + 4];
     env_join(env, sizeof env / sizeof *env, base, c->o.worker_env);
@@ -102,6 +135,23 @@ int th_cluster_supervise(struct th_cluster *c)
     return n;
 }
 
+/* Keys for the coordinator and the workers, made by `earmark keygen` (the CLI is what an
+ * operator runs), and the allow list holding the workers' public key. */
+static int make_keys(struct th_cluster *c)
+{
+    snprintf(c->keys, sizeof c->keys, "%s/keys", c->dir);
+    if (c->o.plain) return 0;
+    if (th_sh("mkdir -m 0755 '%s' '%s/allowed' && '%s' keygen -o '%s/coord' >/dev/null && "
+              "'%s' keygen -o '%s/worker' >/dev/null && cp '%s/worker.pub' '%s/allowed/'",
+              c->keys, c->keys, th_bin(), c->keys, th_bin(), c->keys, c->keys, c->keys) != 0)
+        return -1;
+    char path[700];
+    snprintf(path, sizeof path, "%s/worker.key", c->keys);
+    if (em_curve_load_pair(path, &c->worker_pair, NULL) != EM_OK) return -1;
+    snprintf(path, sizeof path, "%s/coord.pub", c->keys);
+    return em_curve_load_pub(path, c->coord_pub, NULL) == EM_OK ? 0 : -1;
+}
+
 int th_cluster_start(struct th_cluster *c, const struct th_cluster_opts *o)
 {
     memset(c, 0, sizeof *c);
@@ -113,7 +163,8 @@ int th_cluster_start(struct th_cluster *c, const struct th_cluster_opts *o)
     c->started = true;
     if (o->workers < 0 || o->workers > TH_CLUSTER_MAX_WORKERS) return -1;
     if (th_tmpdir(c->dir, sizeof c->dir) != 0) return -1;
-    if (th_redis_start(&c->redis) != 0) goto fail;
+    if (make_keys(c) != 0) goto fail;
+    if (th_redis_start_args(&c->redis, o->redis_args) != 0) goto fail;
     c->coord_port = th_free_port();
     c->metrics_port = th_free_port();
     while (c->metrics_port == c->coord_port) c->metrics_port = th_free_port();
@@ -133,11 +184,39 @@ fail:
 int th_cluster_submit(struct th_cluster *c, const char *manifest, const char *out_uri,
                       int max_attempts)
 {
+    return th_cluster_submit_with(c, manifest, out_uri, max_attempts, NULL);
+}
+
+int th_cluster_tones(struct th_cluster *c, const char *name, int n, char *manifest, size_t cap,
+                     struct th_uris *u)
+{
+    char d[700];
+    snprintf(d, sizeof d, "%s/%s", c->dir, name);
+    if (th_sh("mkdir -p '%s'", d) != 0) return -1;
+    snprintf(manifest, cap, "%s/manifest.txt", d);
+    FILE *f = fopen(manifest, "w");
+    if (!f) return -1;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        char p[800];
+        snprintf(p, sizeof p, "%s/t%d.wav", d, i);
+        bad |= th_make_tone(p, 300 + 40 * i, 0.3, 0.5, 16000, 1);
+        fprintf(f, "file://%s\n", p);
+    }
+    bad |= fclose(f);
+    return bad || th_uris_load(manifest, u);
+}
+
+int th_cluster_submit_with(struct th_cluster *c, const char *manifest, const char *out_uri,
+                           int max_attempts, const char *flags)
+{
     char out[700];
     snprintf(out, sizeof out, "%s/batch.txt", c->dir);
-    int rc = th_sh("'%s' submit --redis '%s' --manifest '%s' --out '%s' --max-attempts %d "
-                   "> '%s' 2>> '%s/submit.log'",
-                   th_bin(), c->redis.url, manifest, out_uri, max_attempts, out, c->dir);
+    /* bounded: with --wait a batch that never completes must not hang the suite */
+    int rc = th_sh("EARMARK_REDIS_URL='%s' timeout 200 '%s' submit --manifest '%s' --out '%s' "
+                   "--max-attempts %d %s > '%s' 2>> '%s/submit.log'",
+                   redis_url(c), th_bin(), manifest, out_uri, max_attempts, flags ? flags : "",
+                   out, c->dir);
     size_t n = 0;
     char *b = th_slurp(out, &n);
     c->batch[0] = 0;
@@ -153,6 +232,16 @@ int th_cluster_submit(struct th_cluster *c, const char *manifest, const char *ou
         return -1;
     }
     return 0;
+}
+
+int th_cluster_corpus(struct th_cluster *c, const char *name, int n, char *manifest, char *out,
+                      size_t cap)
+{
+    char d[700];
+    snprintf(d, sizeof d, "%s/%s", c->dir, name);
+    snprintf(manifest, cap, "%s/manifest.txt", d);
+    snprintf(out, cap, "file://%s/out-%s", c->dir, name);
+    return th_make_corpus(d, n, 0);
 }
 
 int th_cluster_wait(struct th_cluster *c, struct em_storage *st, const char *out_uri,
@@ -174,7 +263,8 @@ int th_cluster_wait(struct th_cluster *c, struct em_storage *st, const char *out
     if (rc != 0) {
         fprintf(stderr, "cluster: batch %s not complete after %d ms; status:\n", c->batch,
                 timeout_ms);
-        th_sh("'%s' status --redis '%s' '%s' --json >&2", th_bin(), c->redis.url, c->batch);
+        th_sh("EARMARK_REDIS_URL='%s' '%s' status '%s' --json >&2", redis_url(c), th_bin(),
+              c->batch);
     }
     return rc;
 }
@@ -203,7 +293,10 @@ out:
     return buf;
 }
 
-double th_cluster_metric(struct th_cluster *c, const char *name_part)
+/* Sum of the samples whose name contains name_part (exact: equals it) and whose line
+ * contains label (NULL: any); -1 as th_cluster_metric. */
+static double metric_sum(struct th_cluster *c, const char *name_part, bool exact,
+                         const char *label)
 {
     char *resp = metrics_get(c->metrics_port);
     if (!resp) return -1;
@@ -218,7 +311,8 @@ double th_cluster_metric(struct th_cluster *c, const char *name_part)
         size_t nl = strcspn(line, "{ ");
         char name[256];
         snprintf(name, sizeof name, "%.*s", (int)(nl < 255 ? nl : 255), line);
-        if (!strstr(name, name_part)) continue;
+        if (exact ? strcmp(name, name_part) != 0 : !strstr(name, name_part)) continue;
+        if (label && !strstr(line, label)) continue;
         const char *v = strrchr(line, ' ');
         if (!v) continue;
         char *end = NULL;
@@ -229,6 +323,16 @@ double th_cluster_metric(struct th_cluster *c, const char *name_part)
     }
     free(resp);
     return found ? sum : -1;
+}
+
+double th_cluster_metric(struct th_cluster *c, const char *name_part)
+{
+    return metric_sum(c, name_part, false, NULL);
+}
+
+double th_cluster_metric_exact(struct th_cluster *c, const char *name, const char *label)
+{
+    return metric_sum(c, name, true, label);
 }
 
 int th_cluster_sanitizer_reports(const struct th_cluster *c)
@@ -372,7 +476,8 @@ json_t *th_record_get(struct em_storage *st, const char *out_uri, const char *ba
                       const char *uri)
 {
     char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
-    em_id_item(batch, uri, id);
+    (void)batch; /* keys do not depend on the batch; the record names it inside */
+    em_id_item(uri, id);
     snprintf(name, sizeof name, "%s.json", id);
     char *key = em_storage_join(out_uri, name);
     if (!key) return NULL;
@@ -391,6 +496,19 @@ json_t *th_record_get(struct em_storage *st, const char *out_uri, const char *ba
     free(data);
     free(key);
     return j;
+}
+
+int th_record_exists(struct em_storage *st, const char *out_uri, const char *batch,
+                     const char *uri)
+{
+    char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
+    (void)batch; /* keys do not depend on the batch; the record names it inside */
+    em_id_item(uri, id);
+    snprintf(name, sizeof name, "%s.json", id);
+    char *key = em_storage_join(out_uri, name);
+    int yes = key && em_storage_exists(st, key, NULL) == EM_OK;
+    free(key);
+    return yes;
 }
 
 int th_record_check_ok(const json_t *rec, const char *uri, const char *batch)
@@ -443,6 +561,7 @@ int th_record_check_failed(const json_t *rec, const char *uri, const char *cls,
 int th_manifest_check(struct em_storage *st, const char *out_uri, const char *batch,
                       const struct th_uris *u)
 {
+    (void)batch; /* ids do not depend on the batch */
     char *key = em_storage_join(out_uri, "manifest.jsonl");
     uint8_t *data = NULL;
     size_t len = 0;
@@ -457,7 +576,7 @@ int th_manifest_check(struct em_storage *st, const char *out_uri, const char *ba
     char (*ids)[EM_ID_LEN + 1] = calloc(u->n + 1, sizeof *ids);
     int *seen = calloc(u->n + 1, sizeof *seen);
     if (!ids || !seen) problems++;
-    for (size_t i = 0; ids && i < u->n; i++) em_id_item(batch, u->v[i], ids[i]);
+    for (size_t i = 0; ids && i < u->n; i++) em_id_item(u->v[i], ids[i]);
     size_t lines = 0;
     for (char *s = (char *)data; ids && seen && s && *s;) {
         char *nl = strchr(s, '\n');

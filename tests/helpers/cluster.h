@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "common/curve.h"
 #include "storage/storage.h"
 #include "tests/helpers/servers.h"
 
@@ -29,11 +30,17 @@
 #define TH_CLUSTER_HEARTBEAT_MS 200
 #define TH_CLUSTER_LEASE_MS 1500
 
+struct th_uris; /* below */
+
 struct th_cluster_opts {
     int workers;                                    /* 0..TH_CLUSTER_MAX_WORKERS */
     int threads;                                    /* per worker; 0: 1 */
     const char *worker_env[TH_CLUSTER_MAX_ENV];     /* extra "K=V", NULL-terminated, static */
     const char *coord_env[TH_CLUSTER_MAX_ENV];      /* extra "K=V", NULL-terminated, static */
+    bool plain; /* no CURVE (loopback only); by default the cluster runs with generated keys */
+    const char *const *redis_args; /* extra redis-server arguments (th_redis_start_args) */
+    const char *redis_url; /* what the processes are given (EARMARK_REDIS_URL); NULL: redis.url */
+    bool worker_metrics;                            /* workers serve --metrics (ports below) */
 };
 
 struct th_cluster {
@@ -47,8 +54,15 @@ struct th_cluster {
     int nworkers;
     pid_t worker[TH_CLUSTER_MAX_WORKERS]; /* -1 when not running */
     int worker_runs[TH_CLUSTER_MAX_WORKERS];
+    int worker_metrics_port[TH_CLUSTER_MAX_WORKERS]; /* 127.0.0.1; 0 without worker_metrics */
     int restarts;              /* workers restarted by th_cluster_supervise */
     char batch[64];            /* the last submitted batch id */
+    /* CURVE (unless o.plain): `earmark keygen` made <dir>/keys/{coord,worker}.{key,pub}; the
+     * coordinator allows <dir>/keys/allowed/ (worker.pub). Test peers that should pass the
+     * ZAP handler use worker_pair and coord_pub. */
+    char keys[600];
+    struct em_curve_pair worker_pair;
+    char coord_pub[EM_CURVE_Z85 + 1];
     unsigned failures_at_start; /* CUnit failures when started: logs are dumped if more */
     bool started;
 };
@@ -79,6 +93,19 @@ int th_cluster_supervise(struct th_cluster *c);
  * to c->batch. 0 on success. */
 int th_cluster_submit(struct th_cluster *c, const char *manifest, const char *out_uri,
                       int max_attempts);
+/* A corpus of n clips (th_make_corpus) under <dir>/name: its manifest path into manifest,
+ * and file://<dir>/out-name into out (both cap bytes). 0 on success. */
+int th_cluster_corpus(struct th_cluster *c, const char *name, int n, char *manifest, char *out,
+                      size_t cap);
+/* th_cluster_submit with more flags for `earmark submit` (e.g. "--skip-done --wait",
+ * "--deadline 3s"; NULL: none). 0 when submit exited 0 and printed a batch id. */
+int th_cluster_submit_with(struct th_cluster *c, const char *manifest, const char *out_uri,
+                           int max_attempts, const char *flags);
+/* n sine tones (0.5 s, 16 kHz mono WAV, each its own pitch) under c->dir/name and their
+ * file:// URIs in name/manifest.txt; its path goes to manifest (cap bytes), the URIs to u
+ * (th_uris_free). 0 on success. */
+int th_cluster_tones(struct th_cluster *c, const char *name, int n, char *manifest, size_t cap,
+                     struct th_uris *u);
 /* Polls until <out_uri>/manifest.jsonl exists (the coordinator writes it when the batch is
  * complete), calling tick(c, arg) about every 200 ms (may be NULL). 0 when it appeared,
  * -1 after timeout_ms (then prints `earmark status --json`). */
@@ -87,6 +114,9 @@ int th_cluster_wait(struct th_cluster *c, struct em_storage *st, const char *out
 /* Sum of the coordinator's /metrics samples whose metric name contains name_part; -1 when
  * /metrics cannot be read or no such metric. */
 double th_cluster_metric(struct th_cluster *c, const char *name_part);
+/* Sum of the samples of exactly the metric name whose line contains label (e.g.
+ * "reason=\"wrong_peer\""; NULL: every sample); -1 as above. */
+double th_cluster_metric_exact(struct th_cluster *c, const char *name, const char *label);
 /* 1 when a process log holds a sanitizer report (ASan, UBSan, LSan; the lines are printed),
  * else 0. Under SAN=1 a worker that trips a sanitizer dies and its task is re-dispatched,
  * which a batch check alone would not notice, so suites assert 0. */
@@ -119,6 +149,9 @@ int th_uris_find(const struct th_uris *u, const char *suffix);
  * NULL (with a line on stderr) when missing or not JSON. Caller json_decref()s. */
 json_t *th_record_get(struct em_storage *st, const char *out_uri, const char *batch,
                       const char *uri);
+/* 1 when the record of uri in batch exists at out_uri (quietly), else 0. */
+int th_record_exists(struct em_storage *st, const char *out_uri, const char *batch,
+                     const char *uri);
 /* A good record: status ok, source == uri, audio.duration_s > 0, batch id. Returns 0 or
  * prints what is wrong and returns 1. */
 int th_record_check_ok(const json_t *rec, const char *uri, const char *batch);

@@ -188,7 +188,7 @@ static int prepare(struct th_server *s, enum th_kind kind)
     return 0;
 }
 
-static int redis_once(struct th_server *s)
+static int redis_once(struct th_server *s, const char *const *extra)
 {
     if (prepare(s, TH_REDIS) != 0) return -1;
     snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
@@ -203,6 +203,7 @@ static int redis_once(struct th_server *s)
     arg(s, "no");
     arg(s, "--dir");
     arg(s, "%s", s->dir);
+    for (size_t i = 0; extra && extra[i]; i++) arg(s, "%s", extra[i]);
     if (spawn(s) != 0 || wait_ready(s) != 0) return fail(s, "redis-server");
     return 0;
 }
@@ -283,10 +284,12 @@ static int outcome(struct th_server *s, int rc, int attempt)
     return again ? 1 : -1;
 }
 
-int th_redis_start(struct th_server *s)
+int th_redis_start(struct th_server *s) { return th_redis_start_args(s, NULL); }
+
+int th_redis_start_args(struct th_server *s, const char *const *extra)
 {
     int r = 1;
-    for (int i = 0; r == 1; i++) r = outcome(s, redis_once(s), i);
+    for (int i = 0; r == 1; i++) r = outcome(s, redis_once(s, extra), i);
     return r;
 }
 

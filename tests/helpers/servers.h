@@ -43,6 +43,10 @@ struct th_server {
 
 /* redis-server --port P --bind 127.0.0.1 --save "" --appendonly no, waits for PONG. */
 int th_redis_start(struct th_server *s);
+/* The same with extra arguments (NULL-terminated; e.g. --tls-port, --user), kept for
+ * th_server_restart. The plain port stays up for the readiness PING, so a default user
+ * that may only PING is fine. */
+int th_redis_start_args(struct th_server *s, const char *const *extra);
 /* moto_server -H 127.0.0.1 -p P; any credentials are accepted (moto does not verify). */
 int th_moto_start(struct th_server *s);
 /* SeaweedFS (`weed mini`, every port a free loopback port, data under s->dir) with an S3

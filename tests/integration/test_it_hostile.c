@@ -23,6 +23,7 @@
 #include "proto/wire.h"
 #include "tests/helpers/clips.h"
 #include "tests/helpers/cluster.h"
+#include "tests/helpers/peer.h"
 #include "tests/helpers/proc.h"
 
 #define BUCKET "earmark-hostile"
@@ -100,16 +101,16 @@ static int raw_tcp_garbage(int port)
     return ok;
 }
 
-/* A raw DEALER that speaks ZMTP but sends frames no Envelope decodes from. */
+/* A raw DEALER that speaks ZMTP but sends frames no Envelope decodes from. It holds a
+ * worker key (an authenticated peer gone bad): garbage must still be dropped. */
 static int dealer_garbage(const char *ep)
 {
-    void *ctx = zmq_ctx_new();
-    void *d = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 2000;
-    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(d, ZMQ_ROUTING_ID, "intruder", 8);
+    struct th_peer p;
     int sent = 0;
-    if (zmq_connect(d, ep) == 0) {
+    if (th_peer_open(&p, ep, &c.worker_pair, c.coord_pub, "intruder") == 0) {
+        void *d = p.sock;
+        int linger = 2000;
+        zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
         static const char junk[] = "\xff\xfe not a protobuf \x01";
         sent += zmq_send(d, junk, sizeof junk, 0) >= 0;
         uint8_t *b = NULL;
@@ -129,8 +130,7 @@ static int dealer_garbage(const char *ep)
             free(huge);
         }
     }
-    zmq_close(d); /* linger lets the frames go out */
-    zmq_ctx_term(ctx);
+    th_peer_close(&p); /* linger lets the frames go out */
     return sent;
 }
 
@@ -172,24 +172,13 @@ struct outage {
     int paused, resumed, mid;
 };
 
-/* Whether the record of uri exists (quietly). */
-static int record_exists(const char *out, const char *batch, const char *uri)
-{
-    char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
-    em_id_item(batch, uri, id);
-    snprintf(name, sizeof name, "%s.json", id);
-    char *key = em_storage_join(out, name);
-    int yes = key && em_storage_exists(st, key, NULL) == EM_OK;
-    free(key);
-    return yes;
-}
 
 static void outage_tick(struct th_cluster *cl, void *arg)
 {
     struct outage *o = arg;
-    if (o->paused || !record_exists(o->out, cl->batch, o->probe)) return;
+    if (o->paused || !th_record_exists(st, o->out, cl->batch, o->probe)) return;
     /* the batch must not be finished when the store goes down */
-    o->mid = !record_exists(o->out, cl->batch, o->last);
+    o->mid = !th_record_exists(st, o->out, cl->batch, o->last);
     th_server_pause(&s3);
     o->paused = 1;
     em_sleep_ms(OUTAGE_MS);

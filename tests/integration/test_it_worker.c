@@ -63,38 +63,52 @@ static void dump_log(void)
     th_sh("echo '--- worker log (tail)'; tail -n 40 '%s' >&2", log_path);
 }
 
+/* The worker's connection as the ROUTER names it (workers set no routing id): learnt from
+ * every message received. */
+static uint8_t peer[256];
+static size_t peer_len;
+
 static int send_frame(uint8_t *buf, size_t len)
 {
     int rc = -1;
-    if (zmq_send(router, WID, strlen(WID), ZMQ_SNDMORE) >= 0 && zmq_send(router, buf, len, 0) >= 0)
+    if (peer_len && zmq_send(router, peer, peer_len, ZMQ_SNDMORE) >= 0 &&
+        zmq_send(router, buf, len, 0) >= 0)
         rc = 0;
     free(buf);
     return rc;
 }
 
-/* Receives frames until one of kind `want` arrives (heartbeats are noted and skipped
- * unless wanted). Returns it (caller frees with em_wire_free) or NULL after WAIT_MS. */
-static Earmark__Envelope *expect(Earmark__Envelope__BodyCase want)
+/* Receives frames until one of kind `want` (or `also`) arrives (heartbeats are noted and
+ * skipped unless wanted). Returns it (caller frees with em_wire_free) or NULL after WAIT_MS. */
+static Earmark__Envelope *expect_either(Earmark__Envelope__BodyCase want,
+                                        Earmark__Envelope__BodyCase also)
 {
     int64_t until = em_now_ms() + WAIT_MS;
     while (em_now_ms() < until) {
         zmq_pollitem_t it = {router, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&it, 1, 100) <= 0) continue;
-        char id[64];
+        uint8_t id[256];
         uint8_t buf[65536];
         int idn = zmq_recv(router, id, sizeof id, 0);
         int n = zmq_recv(router, buf, sizeof buf, 0);
-        if (idn <= 0 || n < 0 || n > (int)sizeof buf) continue;
+        if (idn <= 0 || idn > (int)sizeof id || n < 0 || n > (int)sizeof buf) continue;
+        memcpy(peer, id, (size_t)idn);
+        peer_len = (size_t)idn;
         Earmark__Envelope *e = NULL;
         if (em_wire_unpack(buf, (size_t)n, &e, NULL) != EM_OK) continue;
         if (e->body_case == EARMARK__ENVELOPE__BODY_HEARTBEAT)
             for (size_t i = 0; i < e->heartbeat->n_task_ids; i++)
                 if (strcmp(e->heartbeat->task_ids[i], want_hb_id) == 0) seen_hb_for = 1;
-        if (e->body_case == want) return e;
+        if (e->body_case == want || e->body_case == also) return e;
         em_wire_free(e);
     }
     dump_log();
     return NULL;
+}
+
+static Earmark__Envelope *expect(Earmark__Envelope__BodyCase want)
+{
+    return expect_either(want, want);
 }
 
 static void send_task_dl(const char *task_id, const char *item, const char *source,
@@ -157,7 +171,7 @@ static int init(void)
     size_t epl = sizeof ep;
     zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &epl);
     char *argv[] = {(char *)th_bin(), "worker", "--connect", ep, "--id", WID, "--threads", "1",
-                    "--capacity", "2", "--drain-ms", "20000", NULL};
+                    "--capacity", "2", "--drain-ms", "20000", "--source-root", dir, NULL};
     static char *env[] = {"EARMARK_FAULT_DELAY_MS=300", "EARMARK_LOG=debug", NULL};
     wpid = th_spawn(argv, env, log_path);
     return wpid > 0 ? 0 : 1;
@@ -380,8 +394,9 @@ static void cancel_of_queued_task(void)
     free(logtext);
 }
 
-/* SIGTERM while one task runs and another waits: both still finish and are answered, then
- * the worker exits 0. */
+/* SIGTERM while one task runs and another waits: the worker says Goodbye (so the
+ * coordinator sends it nothing more), both tasks still finish and are answered, then the
+ * worker exits 0. */
 static void sigterm_finishes_held_tasks(void)
 {
     char src[700], out[700], out2[700];
@@ -399,16 +414,23 @@ static void sigterm_finishes_held_tasks(void)
     }
     CU_ASSERT_TRUE_FATAL(seen_hb_for); /* the worker holds both */
     kill(wpid, SIGTERM);
-    int ok = 0;
-    for (int k = 0; k < 2; k++) {
-        Earmark__Envelope *e = expect(EARMARK__ENVELOPE__BODY_RESULT);
+    int ok = 0, results = 0, goodbyes = 0;
+    for (int k = 0; k < 200 && (results < 2 || !goodbyes); k++) {
+        Earmark__Envelope *e =
+            expect_either(EARMARK__ENVELOPE__BODY_RESULT, EARMARK__ENVELOPE__BODY_GOODBYE);
         CU_ASSERT_PTR_NOT_NULL_FATAL(e);
-        if ((strcmp(e->result->task_id, "t-term") == 0 || strcmp(e->result->task_id, "t-term2") == 0) &&
-            e->result->ok)
-            ok++;
+        if (e->body_case == EARMARK__ENVELOPE__BODY_GOODBYE) {
+            goodbyes++;
+        } else {
+            results++;
+            ok += (strcmp(e->result->task_id, "t-term") == 0 ||
+                   strcmp(e->result->task_id, "t-term2") == 0) &&
+                  e->result->ok;
+        }
         em_wire_free(e);
     }
     CU_ASSERT_EQUAL(ok, 2);
+    CU_ASSERT_EQUAL(goodbyes, 1);
     int rc = th_wait(wpid, WAIT_MS);
     CU_ASSERT_EQUAL(rc, 0);
     if (rc >= 0) wpid = -1;

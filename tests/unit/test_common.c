@@ -28,16 +28,33 @@ static void errf_fills_buffer(void)
 static void item_id_is_stable_and_distinct(void)
 {
     char a[EM_ID_LEN + 1], b[EM_ID_LEN + 1], c[EM_ID_LEN + 1];
-    em_id_item("b-1", "file:///x.wav", a);
-    em_id_item("b-1", "file:///x.wav", b);
-    em_id_item("b-2", "file:///x.wav", c);
-    CU_ASSERT_STRING_EQUAL(a, b);
+    em_id_item("file:///x.wav", a);
+    em_id_item("file:///x.wav", b);
+    em_id_item("file:///y.wav", c);
+    CU_ASSERT_STRING_EQUAL(a, b); /* no batch in it: a resubmission writes the same key */
     CU_ASSERT_STRING_NOT_EQUAL(a, c);
     CU_ASSERT_EQUAL(strlen(a), EM_ID_LEN);
-    /* the separator keeps ("ab","c") and ("a","bc") apart */
-    em_id_item("ab", "c", a);
-    em_id_item("a", "bc", b);
-    CU_ASSERT_STRING_NOT_EQUAL(a, b);
+    CU_ASSERT_TRUE(em_id_valid(a));
+}
+
+static void manifest_ids_are_checked(void)
+{
+    char longest[EM_ID_MAX + 2];
+    memset(longest, 'a', sizeof longest);
+    longest[EM_ID_MAX] = 0;
+    CU_ASSERT_TRUE(em_id_valid("clip-001_v2.wav"));
+    CU_ASSERT_TRUE(em_id_valid(longest));
+    longest[EM_ID_MAX] = 'a';
+    longest[EM_ID_MAX + 1] = 0;
+    CU_ASSERT_FALSE(em_id_valid(longest));
+    CU_ASSERT_FALSE(em_id_valid(""));
+    CU_ASSERT_FALSE(em_id_valid(NULL));
+    CU_ASSERT_FALSE(em_id_valid("."));
+    CU_ASSERT_FALSE(em_id_valid(".."));
+    CU_ASSERT_FALSE(em_id_valid("a/b"));
+    CU_ASSERT_FALSE(em_id_valid("a:b"));
+    CU_ASSERT_FALSE(em_id_valid("a b"));
+    CU_ASSERT_FALSE(em_id_valid("caf\xc3\xa9"));
 }
 
 static void sha256_matches_known_vector(void)
@@ -61,6 +78,7 @@ static CU_TestInfo tests[] = {
     {"err_table_is_consistent", err_table_is_consistent},
     {"errf_fills_buffer", errf_fills_buffer},
     {"item_id_is_stable_and_distinct", item_id_is_stable_and_distinct},
+    {"manifest_ids_are_checked", manifest_ids_are_checked},
     {"sha256_matches_known_vector", sha256_matches_known_vector},
     {"batch_ids_differ", batch_ids_differ},
     CU_TEST_INFO_NULL,

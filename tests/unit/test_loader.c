@@ -11,6 +11,7 @@
 
 #include "common/err.h"
 #include "model/config.h"
+#include "model/generate.h"
 #include "model/kernels/backend.h"
 #include "model/loader/safetensors.h"
 #include "model/loader/tensors.h"
@@ -221,6 +222,58 @@ static void published_7b_shapes(void)
     CU_ASSERT_TRUE(em_qa_expect_has(ex, n, "language_model.model.layers.31.mlp.down_proj.weight"));
     CU_ASSERT_FALSE(em_qa_expect_has(ex, n, "audio_tower.layers.0.self_attn.k_proj.bias"));
     free(ex);
+}
+
+/* Found by an independent check: transformers 5 saves the RoPE base under
+ * text_config.rope_parameters and the reader fell back to 10000 without a word; a missing
+ * num_key_value_heads defaulted to the head count where Qwen2Config says 32; and the stop
+ * ids were a fixed pair instead of the checkpoint's own list. */
+#define CFG_HEAD "{\"model_type\": \"qwen2_audio\", \"text_config\": {\"hidden_size\": 64, " \
+                 "\"num_attention_heads\": 8, "
+static void config_rope_kv_heads_and_eos_follow_transformers(void)
+{
+    struct em_qa_config c;
+    struct em_errbuf eb = {{0}};
+    const char *v5 = CFG_HEAD "\"num_key_value_heads\": 2, \"rope_parameters\": "
+                     "{\"rope_type\": \"default\", \"rope_theta\": 1000000.0}}}";
+    CU_ASSERT_EQUAL_FATAL(em_qa_config_parse(v5, strlen(v5), NULL, 0, &c, &eb), EM_OK);
+    CU_ASSERT_DOUBLE_EQUAL(c.text.rope_theta, 1e6, 1e-9);
+    const char *v4 = CFG_HEAD "\"num_key_value_heads\": 2, \"rope_theta\": 500000}}";
+    CU_ASSERT_EQUAL_FATAL(em_qa_config_parse(v4, strlen(v4), NULL, 0, &c, &eb), EM_OK);
+    CU_ASSERT_DOUBLE_EQUAL(c.text.rope_theta, 5e5, 1e-9);
+    const char *none = CFG_HEAD "\"num_key_value_heads\": 2}}";
+    CU_ASSERT_EQUAL(em_qa_config_parse(none, strlen(none), NULL, 0, &c, &eb), EM_E_MODEL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "rope_parameters.rope_theta"));
+    const char *empty = CFG_HEAD "\"num_key_value_heads\": 2, \"rope_parameters\": {}}}";
+    CU_ASSERT_EQUAL(em_qa_config_parse(empty, strlen(empty), NULL, 0, &c, &eb), EM_E_MODEL);
+    const char *yarn = CFG_HEAD "\"num_key_value_heads\": 2, \"rope_parameters\": "
+                       "{\"rope_type\": \"yarn\", \"rope_theta\": 10000}}}";
+    CU_ASSERT_EQUAL(em_qa_config_parse(yarn, strlen(yarn), NULL, 0, &c, &eb), EM_E_MODEL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "yarn"));
+    /* num_key_value_heads: absent = 32 (8 heads: 32 does not divide, refused as transformers'
+     * model would be), null = the head count */
+    const char *kv_absent = CFG_HEAD "\"rope_theta\": 10000}}";
+    CU_ASSERT_EQUAL(em_qa_config_parse(kv_absent, strlen(kv_absent), NULL, 0, &c, &eb), EM_E_MODEL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "num_key_value_heads = 32"));
+    const char *kv_null = CFG_HEAD "\"rope_theta\": 10000, \"num_key_value_heads\": null}}";
+    CU_ASSERT_EQUAL_FATAL(em_qa_config_parse(kv_null, strlen(kv_null), NULL, 0, &c, &eb), EM_OK);
+    CU_ASSERT_EQUAL(c.text.num_key_value_heads, 8);
+    /* stop ids: generation_config.json's list exactly; without that file the model config's */
+    const char *eos = CFG_HEAD "\"rope_theta\": 10000, \"num_key_value_heads\": 4, "
+                      "\"eos_token_id\": [11, 12]}}";
+    CU_ASSERT_EQUAL_FATAL(em_qa_config_parse(eos, strlen(eos), NULL, 0, &c, &eb), EM_OK);
+    CU_ASSERT_EQUAL(c.gen.n_eos, 2);
+    CU_ASSERT_EQUAL(c.gen.eos_token_id[1], 12);
+    CU_ASSERT_EQUAL(c.text.eos_token_id, 11);
+    const char *g1 = "{\"eos_token_id\": [151643, 151645]}";
+    CU_ASSERT_EQUAL_FATAL(em_qa_config_parse(eos, strlen(eos), g1, strlen(g1), &c, &eb), EM_OK);
+    CU_ASSERT_EQUAL(c.gen.n_eos, 2);
+    CU_ASSERT_EQUAL(c.gen.eos_token_id[0], 151643);
+    const char *g0 = "{\"do_sample\": false}";
+    CU_ASSERT_EQUAL_FATAL(em_qa_config_parse(eos, strlen(eos), g0, strlen(g0), &c, &eb), EM_OK);
+    CU_ASSERT_EQUAL(c.gen.n_eos, 0);
+    struct em_gen_params p = em_gen_params_from(&c.gen);
+    CU_ASSERT_EQUAL(p.n_stop, 0);
 }
 
 static void config_sparse_takes_qwen2_defaults(void)
@@ -463,6 +516,7 @@ static CU_TestInfo tests[] = {
     {"rejects_missing_shard_and_bad_config", rejects_missing_shard_and_bad_config},
     {"rejects_index_pointing_at_wrong_shard", rejects_index_pointing_at_wrong_shard},
     {"published_7b_shapes", published_7b_shapes},
+    {"config_rope_kv_heads_and_eos_follow_transformers", config_rope_kv_heads_and_eos_follow_transformers},
     {"config_sparse_takes_qwen2_defaults", config_sparse_takes_qwen2_defaults},
     {"st_parser_rejects_malformed_headers", st_parser_rejects_malformed_headers},
     {"st_find_and_get", st_find_and_get},

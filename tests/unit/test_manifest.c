@@ -38,14 +38,14 @@ static void plain_uris_and_comments(void)
 {
     struct bad_log b;
     struct em_manifest *m =
-        parse("# header\n\nfile:///a.wav\n  s3://bk/b.mp3  \r\n/tmp/c d.flac", &b);
+        parse("# header\n\nfile:///a.wav\n  s3://bk/b.mp3  \r\nfile:///tmp/c d.flac", &b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     CU_ASSERT_EQUAL(b.n, 0);
     CU_ASSERT_EQUAL_FATAL(em_manifest_count(m), 3);
     CU_ASSERT_STRING_EQUAL(em_manifest_at(m, 0)->uri, "file:///a.wav");
     CU_ASSERT_EQUAL(em_manifest_at(m, 0)->line, 3);
     CU_ASSERT_STRING_EQUAL(em_manifest_at(m, 1)->uri, "s3://bk/b.mp3");
-    CU_ASSERT_STRING_EQUAL(em_manifest_at(m, 2)->uri, "/tmp/c d.flac");
+    CU_ASSERT_STRING_EQUAL(em_manifest_at(m, 2)->uri, "file:///tmp/c d.flac");
     CU_ASSERT_EQUAL(em_manifest_at(m, 2)->line, 5);
     CU_ASSERT_PTR_NULL(em_manifest_at(m, 0)->ref);
     CU_ASSERT_PTR_NULL(em_manifest_at(m, 0)->meta_json);
@@ -66,6 +66,8 @@ static void json_lines_keep_id_and_meta(void)
     const struct em_manifest_item *it = em_manifest_at(m, 0);
     CU_ASSERT_STRING_EQUAL(it->uri, "s3://bk/x.wav");
     CU_ASSERT_STRING_EQUAL(it->ref, "clip-7");
+    CU_ASSERT_STRING_EQUAL(it->id, "clip-7"); /* the line's id is the item id */
+    CU_ASSERT_EQUAL(strlen(em_manifest_at(m, 1)->id), 32); /* else the hash of the uri */
     CU_ASSERT_PTR_NOT_NULL_FATAL(it->meta_json);
     CU_ASSERT_PTR_NOT_NULL(strstr(it->meta_json, "\"speaker\":\"ann\""));
     CU_ASSERT_PTR_NULL(em_manifest_at(m, 1)->meta_json);
@@ -88,25 +90,26 @@ static void bad_lines_are_reported_and_rest_goes_in(void)
                                   "file:///ok3.wav\n",
                                   &b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    CU_ASSERT_EQUAL(em_manifest_count(m), 4); /* ok1, "[1,2]" as a plain uri, ok2, ok3 */
-    CU_ASSERT_EQUAL_FATAL(b.n, 6);
-    unsigned want[] = {2, 3, 4, 7, 8, 9};
-    for (int i = 0; i < 6; i++) {
+    CU_ASSERT_EQUAL(em_manifest_count(m), 3); /* ok1, ok2, ok3 */
+    CU_ASSERT_EQUAL_FATAL(b.n, 7);
+    unsigned want[] = {2, 3, 4, 5, 7, 8, 9};
+    for (int i = 0; i < 7; i++) {
         CU_ASSERT_EQUAL(b.lines[i], want[i]);
-        CU_ASSERT_EQUAL(b.codes[i], EM_E_FORMAT);
+        CU_ASSERT_EQUAL(b.codes[i], i == 3 ? EM_E_ARG : EM_E_FORMAT); /* "[1,2]": no scheme */
         CU_ASSERT_NOT_EQUAL(b.why[i][0], 0);
     }
     CU_ASSERT_PTR_NOT_NULL(strstr(b.why[1], "invalid JSON"));
     CU_ASSERT_PTR_NOT_NULL(strstr(b.why[2], "uri"));
-    CU_ASSERT_EQUAL(em_manifest_bad_count(m), 6);
-    CU_ASSERT_STRING_EQUAL(em_manifest_at(m, 3)->uri, "file:///ok3.wav");
+    CU_ASSERT_EQUAL(em_manifest_bad_count(m), 7);
+    CU_ASSERT_STRING_EQUAL(em_manifest_at(m, 2)->uri, "file:///ok3.wav");
     em_manifest_free(m);
 }
 
 static void duplicates_are_reported_and_skipped(void)
 {
     struct bad_log b;
-    struct em_manifest *m = parse("a\nb\n{\"uri\":\"a\"}\nc\nb\n", &b);
+    struct em_manifest *m =
+        parse("file:///a\nfile:///b\n{\"uri\":\"file:///a\"}\nfile:///c\nfile:///b\n", &b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     CU_ASSERT_EQUAL(em_manifest_count(m), 3);
     CU_ASSERT_EQUAL_FATAL(b.n, 2);
@@ -118,20 +121,65 @@ static void duplicates_are_reported_and_skipped(void)
     em_manifest_free(m);
 }
 
+static void ids_make_items_and_are_checked(void)
+{
+    struct bad_log b;
+    struct em_manifest *m = parse("{\"uri\":\"s3://bk/a.wav\",\"id\":\"take-1\"}\n"
+                                  "{\"uri\":\"s3://bk/a.wav\",\"id\":\"take-2\"}\n"
+                                  "{\"uri\":\"s3://bk/b.wav\",\"id\":\"take-1\"}\n"
+                                  "{\"uri\":\"s3://bk/c.wav\",\"id\":\"bad/id\"}\n"
+                                  "{\"uri\":\"s3://bk/c.wav\",\"id\":\"\"}\n"
+                                  "{\"uri\":\"s3://bk/c.wav\",\"id\":\"..\"}\n"
+                                  "s3://bk/a.wav\n",
+                                  &b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    /* the same uri under two ids is two items; without an id it is a third */
+    CU_ASSERT_EQUAL_FATAL(em_manifest_count(m), 3);
+    CU_ASSERT_STRING_EQUAL(em_manifest_at(m, 0)->id, "take-1");
+    CU_ASSERT_STRING_EQUAL(em_manifest_at(m, 1)->id, "take-2");
+    CU_ASSERT_EQUAL(strlen(em_manifest_at(m, 2)->id), 32);
+    CU_ASSERT_EQUAL_FATAL(b.n, 4);
+    CU_ASSERT_EQUAL(b.lines[0], 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(b.why[0], "duplicate of line 1"));
+    for (int i = 1; i < 4; i++) {
+        CU_ASSERT_EQUAL(b.lines[i], (unsigned)i + 3);
+        CU_ASSERT_PTR_NOT_NULL(strstr(b.why[i], "\"id\""));
+    }
+    em_manifest_free(m);
+}
+
+static void sources_need_a_scheme(void)
+{
+    struct bad_log b;
+    struct em_manifest *m =
+        parse("/abs/x.wav\nrel/y.wav\nftp://h/z.wav\nfile://host/w.wav\nfile:///ok.wav\n", &b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_EQUAL(em_manifest_count(m), 1);
+    CU_ASSERT_EQUAL_FATAL(b.n, 4);
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(b.lines[i], (unsigned)i + 1);
+        CU_ASSERT_EQUAL(b.codes[i], EM_E_ARG);
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(b.why[0], "no scheme"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(b.why[1], "relative"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(b.why[2], "unknown scheme"));
+    em_manifest_free(m);
+}
+
 static void many_items_keep_order_and_find_duplicates(void)
 {
     /* crosses several hash-set growths */
-    size_t n = 5000, cap = n * 24 + 64, off = 0;
+    size_t n = 5000, cap = n * 32 + 64, off = 0;
     char *t = malloc(cap);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     for (size_t i = 0; i < n; i++)
-        off += (size_t)snprintf(t + off, cap - off, "f%zu.wav\n", i);
-    off += (size_t)snprintf(t + off, cap - off, "f4321.wav\n");
+        off += (size_t)snprintf(t + off, cap - off, "s3://b/f%zu.wav\n", i);
+    off += (size_t)snprintf(t + off, cap - off, "s3://b/f4321.wav\n");
     struct bad_log b;
     struct em_manifest *m = parse(t, &b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     CU_ASSERT_EQUAL(em_manifest_count(m), n);
-    CU_ASSERT_STRING_EQUAL(em_manifest_at(m, 4999)->uri, "f4999.wav");
+    CU_ASSERT_STRING_EQUAL(em_manifest_at(m, 4999)->uri, "s3://b/f4999.wav");
     CU_ASSERT_EQUAL_FATAL(b.n, 1);
     CU_ASSERT_EQUAL(b.lines[0], n + 1);
     em_manifest_free(m);
@@ -143,9 +191,9 @@ static void long_lines_are_refused(void)
     size_t n = EM_MANIFEST_MAX_LINE + 10;
     char *t = malloc(n + 64);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-    memcpy(t, "ok.wav\n", 7);
-    memset(t + 7, 'x', n);
-    memcpy(t + 7 + n, "\nlast.wav\n", 11);
+    memcpy(t, "s3://b/o\n", 9);
+    memset(t + 9, 'x', n);
+    memcpy(t + 9 + n, "\ns3://b/l\n", 11);
     struct bad_log b;
     struct em_manifest *m = parse(t, &b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
@@ -172,7 +220,7 @@ static void empty_and_nul_input(void)
     CU_ASSERT_EQUAL(em_manifest_parse((const uint8_t *)"", 0, on_bad, &b, &m, NULL), EM_OK);
     CU_ASSERT_EQUAL(em_manifest_count(m), 0);
     em_manifest_free(m);
-    const uint8_t nul[] = {'a', 0, 'b', '\n', 'c'};
+    const uint8_t nul[] = {'a', 0, 'b', '\n', 's', '3', ':', '/', '/', 'b', '/', 'c'};
     CU_ASSERT_EQUAL(em_manifest_parse(nul, sizeof nul, on_bad, &b, &m, NULL), EM_OK);
     CU_ASSERT_EQUAL(em_manifest_count(m), 1);
     CU_ASSERT_EQUAL(b.n, 1);
@@ -196,6 +244,8 @@ static CU_TestInfo tests[] = {
     {"json_lines_keep_id_and_meta", json_lines_keep_id_and_meta},
     {"bad_lines_are_reported_and_rest_goes_in", bad_lines_are_reported_and_rest_goes_in},
     {"duplicates_are_reported_and_skipped", duplicates_are_reported_and_skipped},
+    {"ids_make_items_and_are_checked", ids_make_items_and_are_checked},
+    {"sources_need_a_scheme", sources_need_a_scheme},
     {"many_items_keep_order_and_find_duplicates", many_items_keep_order_and_find_duplicates},
     {"long_lines_are_refused", long_lines_are_refused},
     {"empty_and_nul_input", empty_and_nul_input},

@@ -17,6 +17,7 @@
 #include "coordinator/submit_util.h"
 #include "proto/wire.h"
 #include "storage/storage.h"
+#include "tests/helpers/peer.h"
 #include "tests/helpers/proc.h"
 #include "tests/helpers/servers.h"
 
@@ -248,9 +249,13 @@ static void tries_and_dead_letters(void)
     CU_ASSERT_EQUAL(em_queue_tries_get(q, "b-t", "i", &t, NULL), EM_OK);
     CU_ASSERT_EQUAL(t.attempts, 0);
     CU_ASSERT_EQUAL(t.lost, 0);
-    CU_ASSERT_EQUAL(em_queue_tries_set(q, "b-t", "i", 2, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_queue_tries_set(q, "b-t", "i", 2, "0123abcd", NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_queue_tries_get(q, "b-t", "i", &t, NULL), EM_OK);
+    CU_ASSERT_STRING_EQUAL(t.lease, "0123abcd");
     CU_ASSERT_EQUAL(em_queue_tries_fail(q, "b-t", "i", 1, "EM_E_LOST", "worker w1 lost", NULL),
                     EM_OK);
+    CU_ASSERT_EQUAL(em_queue_tries_get(q, "b-t", "i", &t, NULL), EM_OK);
+    CU_ASSERT_STRING_EQUAL(t.lease, ""); /* a failed attempt's lease ends */
     CU_ASSERT_EQUAL(em_queue_tries_fail(q, "b-t", "i", 0, "EM_E_STORAGE", "503 from s3", NULL),
                     EM_OK);
     CU_ASSERT_EQUAL(em_queue_tries_get(q, "b-t", "i", &t, NULL), EM_OK);
@@ -420,6 +425,55 @@ static void progress_arithmetic(void)
     CU_ASSERT_EQUAL(em_cli_u64("", 0, 100, &v), -1);
 }
 
+static void stalled_and_cancelled_progress(void)
+{
+    struct em_batch_info b = {0};
+    snprintf(b.state, sizeof b.state, "open");
+    b.total = 10;
+    b.done = 4;
+    b.created_ms = 10000;
+    char reason[] = "EM_E_STORAGE_DOWN: s3 PUT: connection refused";
+    b.stalled = reason;
+    struct em_progress p;
+    em_progress_of(&b, 0, 0, 14000, &p); /* stalled: nothing moves, no rate, no ETA */
+    CU_ASSERT_TRUE(p.stalled);
+    CU_ASSERT_DOUBLE_EQUAL(p.rate, 0.0, 1e-12);
+    CU_ASSERT_TRUE(p.eta_s < 0);
+    char line[160];
+    em_progress_line(&p, line, sizeof line);
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "(stalled)"));
+    b.stalled = NULL;
+    b.cancelled = 6;
+    snprintf(b.state, sizeof b.state, "cancelled");
+    em_progress_of(&b, 0, 0, 14000, &p);
+    CU_ASSERT_TRUE(p.complete);
+    CU_ASSERT_EQUAL(p.pending, 0);
+    CU_ASSERT_EQUAL(p.cancelled, 6);
+    CU_ASSERT_DOUBLE_EQUAL(p.rate, 1.0, 1e-9); /* cancelled items are not work done */
+}
+
+static void durations_parse(void)
+{
+    int64_t ms = 0;
+    CU_ASSERT_EQUAL(em_cli_duration_ms("90", 86400000, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 90000);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("3s", 86400000, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 3000);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("90m", 86400000, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 5400000);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("2h", 86400000, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 7200000);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("7d", 7LL * 86400000, &ms), 0);
+    CU_ASSERT_EQUAL(ms, 7LL * 86400000);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("8d", 7LL * 86400000, &ms), -1); /* over the cap */
+    CU_ASSERT_EQUAL(em_cli_duration_ms("0s", 86400000, &ms), -1);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("d", 86400000, &ms), -1);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("5w", 86400000, &ms), -1);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("-5s", 86400000, &ms), -1);
+    CU_ASSERT_EQUAL(em_cli_duration_ms("", 86400000, &ms), -1);
+    CU_ASSERT_EQUAL(em_cli_duration_ms(NULL, 86400000, &ms), -1);
+}
+
 /* ---- the coordinator itself, in-process, against fake workers (DEALER sockets) ---- */
 
 struct coord_run {
@@ -495,18 +549,8 @@ static Earmark__Envelope *fw_expect(void *s, Earmark__Envelope__BodyCase kind)
 
 static void fw_result(void *s, const Earmark__Task *t, int ok)
 {
-    Earmark__Result r;
-    earmark__result__init(&r);
-    r.task_id = t->task_id;
-    r.batch_id = t->batch_id;
-    r.item_id = t->item_id;
-    r.attempt = t->attempt;
-    r.ok = ok;
-    r.output_uri = t->out_uri;
-    uint8_t *b;
-    size_t n;
-    CU_ASSERT_EQUAL_FATAL(em_wire_result(&r, &b, &n, NULL), EM_OK);
-    fw_send(s, b, n);
+    struct th_peer p = {.sock = s};
+    CU_ASSERT_EQUAL(th_peer_result(&p, t, ok, false, t->lease_token), 0);
 }
 
 static void fw_hello_ready(void *s, const char *id, unsigned credits)
@@ -518,7 +562,7 @@ static void fw_hello_ready(void *s, const char *id, unsigned credits)
     fw_send(s, b, n);
     Earmark__Envelope *w = fw_expect(s, EARMARK__ENVELOPE__BODY_WELCOME);
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
-    CU_ASSERT_EQUAL(w->welcome->lease_ms, 500);
+    CU_ASSERT_EQUAL(w->welcome->lease_ms, 1500);
     em_wire_free(w);
     CU_ASSERT_EQUAL_FATAL(em_wire_ready(credits, &b, &n, NULL), EM_OK);
     fw_send(s, b, n);
@@ -544,7 +588,7 @@ static void coordinator_protocol(void)
     setenv("EARMARK_RETRY_BASE_MS", "10", 1);
     em_log_set_level(EM_LOG_ERROR);
     cr = (struct coord_run){.argv = {"coordinator", "--redis", redis.url, "--bind", bind,
-                                     "--heartbeat-ms", "100", "--lease-ms", "500", "--id", "ct"},
+                                     "--heartbeat-ms", "100", "--lease-ms", "1500", "--id", "ct"},
                             .argc = 11};
     signal(SIGTERM, ignore_signal);
     CU_ASSERT_EQUAL_FATAL(pthread_create(&cr.th, NULL, coord_main, &cr), 0);
@@ -555,7 +599,7 @@ static void coordinator_protocol(void)
     void *stranger = fake_worker(ctx, "stranger", bind);
     uint8_t *b;
     size_t n;
-    CU_ASSERT_EQUAL(em_wire_heartbeat(NULL, 0, &b, &n, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_wire_heartbeat(NULL, NULL, 0, &b, &n, NULL), EM_OK);
     fw_send(stranger, b, n);
     Earmark__Envelope *e = fw_expect(stranger, EARMARK__ENVELOPE__BODY_WELCOME);
     CU_ASSERT_PTR_NOT_NULL(e);
@@ -573,6 +617,8 @@ static void coordinator_protocol(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(t1->task->out_uri, name));
     CU_ASSERT_EQUAL_FATAL(t1->task->n_prompts, 1);
     CU_ASSERT_STRING_EQUAL(t1->task->prompts[0]->name, "caption");
+    CU_ASSERT_EQUAL(em_wire_heartbeat(NULL, NULL, 0, &b, &n, NULL), EM_OK);
+    fw_send(w1, b, n); /* alive: a result after the lease ran out would be refused */
     CU_ASSERT_PTR_NULL(fw_recv(w1, 300)); /* no credit, no task */
     fw_result(w1, t1->task, 1);
     CU_ASSERT_EQUAL(em_wire_ready(1, &b, &n, NULL), EM_OK);
@@ -589,7 +635,7 @@ static void coordinator_protocol(void)
     for (int i = 0; i < 400 && !(re && third); i++) {
         uint8_t *hb;
         size_t hn;
-        em_wire_heartbeat(NULL, 0, &hb, &hn, NULL);
+        em_wire_heartbeat(NULL, NULL, 0, &hb, &hn, NULL);
         fw_send(w2, hb, hn);
         Earmark__Envelope *x = fw_recv(w2, 50);
         if (!x) continue;
@@ -632,7 +678,7 @@ static void coordinator_protocol(void)
         if (!complete) {
             uint8_t *hb;
             size_t hn;
-            em_wire_heartbeat(NULL, 0, &hb, &hn, NULL);
+            em_wire_heartbeat(NULL, NULL, 0, &hb, &hn, NULL);
             fw_send(w2, hb, hn);
             em_sleep_ms(50);
         }
@@ -671,6 +717,8 @@ static CU_TestInfo tests[] = {
     {"producer_hash_is_canonical", producer_hash_is_canonical},
     {"record_currency", record_currency},
     {"skip_done_finds_current_records", skip_done_finds_current_records},
+    {"stalled_and_cancelled_progress", stalled_and_cancelled_progress},
+    {"durations_parse", durations_parse},
     {"progress_arithmetic", progress_arithmetic},
     {"coordinator_protocol", coordinator_protocol},
     CU_TEST_INFO_NULL,

@@ -139,7 +139,8 @@ static void caps_object_size(void)
     th_stub_stop(s);
 }
 
-static void connection_refused_is_io(void)
+/* an unreachable endpoint is an infrastructure fault (class INFRA), not the item's */
+static void connection_refused_is_storage_down(void)
 {
     int port = th_free_port();
     char ep[64];
@@ -152,7 +153,7 @@ static void connection_refused_is_io(void)
     struct em_storage *st = NULL;
     CU_ASSERT_EQUAL_FATAL(em_storage_open(&o, &st, NULL), EM_OK);
     struct em_errbuf eb = {{0}};
-    CU_ASSERT_EQUAL(em_storage_put(st, "s3://bkt/k", "x", 1, NULL, &eb), EM_E_IO);
+    CU_ASSERT_EQUAL(em_storage_put(st, "s3://bkt/k", "x", 1, NULL, &eb), EM_E_STORAGE_DOWN);
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "after 2 attempts"));
     no_secrets(&eb);
     em_storage_close(st);
@@ -279,7 +280,7 @@ static CU_TestInfo tests[] = {
     {"gives_up_after_retries", gives_up_after_retries},
     {"maps_404_and_403", maps_404_and_403},
     {"caps_object_size", caps_object_size},
-    {"connection_refused_is_io", connection_refused_is_io},
+    {"connection_refused_is_storage_down", connection_refused_is_storage_down},
     {"env_and_missing_credentials", env_and_missing_credentials},
     {"http_get_follows_redirects_unsigned", http_get_follows_redirects_unsigned},
     {"http_redirect_loop_is_bounded", http_redirect_loop_is_bounded},

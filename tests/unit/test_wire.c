@@ -45,14 +45,14 @@ static void every_kind_round_trips(void)
     em_wire_free(e);
     free(b);
 
-    CU_ASSERT_EQUAL_FATAL(em_wire_heartbeat(ids, 2, &b, &n, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_wire_heartbeat(ids, NULL, 2, &b, &n, NULL), EM_OK);
     CU_ASSERT_EQUAL_FATAL(em_wire_unpack(b, n, &e, NULL), EM_OK);
     CU_ASSERT_EQUAL_FATAL(e->heartbeat->n_task_ids, 2);
     CU_ASSERT_STRING_EQUAL(e->heartbeat->task_ids[1], "b-1/j/2");
     em_wire_free(e);
     free(b);
 
-    CU_ASSERT_EQUAL_FATAL(em_wire_heartbeat(NULL, 0, &b, &n, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_wire_heartbeat(NULL, NULL, 0, &b, &n, NULL), EM_OK);
     CU_ASSERT_EQUAL_FATAL(em_wire_unpack(b, n, &e, NULL), EM_OK);
     CU_ASSERT_EQUAL(e->body_case, EARMARK__ENVELOPE__BODY_HEARTBEAT);
     CU_ASSERT_EQUAL(e->heartbeat->n_task_ids, 0);
@@ -200,8 +200,8 @@ static void wrong_version_is_refused(void)
 
 static void unknown_oneof_is_refused(void)
 {
-    /* version = 1, then field 11 (not in this version), length-delimited, empty */
-    const uint8_t f[] = {0x08, 0x01, 0x5a, 0x00};
+    /* version = 1, then field 15 (not in this version), length-delimited, empty */
+    const uint8_t f[] = {0x08, 0x01, 0x7a, 0x00};
     /* version only */
     const uint8_t g[] = {0x08, 0x01};
     Earmark__Envelope *e = NULL;
