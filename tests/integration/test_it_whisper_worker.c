@@ -39,11 +39,14 @@ static int start(void)
     snprintf(model_env, sizeof model_env, "EARMARK_MODEL=%s", dir);
     struct th_cluster_opts o = {.workers = 1, .threads = 2, .worker_env = {model_env, NULL}};
     if (th_cluster_start_storage(&c, &o, NULL, &st) != 0) return 1;
+    /* workers read only under the cluster's source root (its temp dir): copy the clips there */
+    if (th_sh("mkdir -p '%s/clips' && cp '%s'/tests/golden/whisper/clips/*.ogg '%s/clips/'", c.dir,
+              golden_root(), c.dir) != 0)
+        return 1;
     snprintf(manifest, sizeof manifest, "%s/manifest.txt", c.dir);
     FILE *f = fopen(manifest, "w");
     if (!f) return 1;
-    for (size_t i = 0; i < N_CLIPS; i++)
-        fprintf(f, "file://%s/tests/golden/whisper/clips/%s.ogg\n", golden_root(), clips[i].clip);
+    for (size_t i = 0; i < N_CLIPS; i++) fprintf(f, "file://%s/clips/%s.ogg\n", c.dir, clips[i].clip);
     return fclose(f) != 0;
 }
 
