@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "coordinator/cli.h"
 #include "coordinator/queue.h"
 
@@ -54,15 +55,14 @@ int em_cmd_status(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "earmark status: bad or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
+            return em_usage_bad_option("status", usage, c, argv, optind);
         }
     }
     redis = em_cli_redis_url(redis);
-    if (!redis || optind != argc - 1) {
-        fprintf(stderr, "earmark status: need --redis URL (or EARMARK_REDIS_URL) and one BATCH\n");
-        return 2;
-    }
+    if (!redis) return em_usage_required("status", usage, "--redis", "or EARMARK_REDIS_URL");
+    if (optind != argc - 1)
+        return em_usage_error("status", usage, "expected one BATCH, got %d arguments",
+                              argc - optind);
     const char *batch = argv[optind];
     struct em_errbuf eb = {{0}};
     struct em_queue *q = NULL;

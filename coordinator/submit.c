@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "common/id.h"
 #include "common/log.h"
 #include "coordinator/cli.h"
@@ -132,23 +133,15 @@ static int parse_args(int argc, char **argv, struct sopts *o)
             o->max_new_tokens = (unsigned)v;
             break;
         case 'h': usage(stdout); return -1;
-        default:
-            fprintf(stderr, "earmark submit: bad or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return em_usage_bad_option("submit", usage, c, argv, optind);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "earmark submit: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc)
+        return em_usage_error("submit", usage, "unexpected argument '%.80s'", argv[optind]);
     o->redis = em_cli_redis_url(o->redis);
-    if (!o->redis || !o->manifest || !o->out || !*o->out) {
-        fprintf(
-            stderr,
-            "earmark submit: --redis (or EARMARK_REDIS_URL), --manifest and --out are required\n");
-        return 2;
-    }
+    if (!o->redis) return em_usage_required("submit", usage, "--redis", "or EARMARK_REDIS_URL");
+    if (!o->manifest) return em_usage_required("submit", usage, "--manifest", NULL);
+    if (!o->out || !*o->out) return em_usage_required("submit", usage, "--out", NULL);
     if (o->nprompts == 0 && o->nfree == 0) o->prompts[o->nprompts++] = "caption";
     return 0;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "results/cli.h"
 #include "results/export.h"
 #include "storage/storage.h"
@@ -223,7 +224,7 @@ static int one(void *ud, const char *uri, const uint8_t *data, size_t len, json_
 static void usage(FILE *f)
 {
     fprintf(f, "usage: earmark export BATCH|OUT_URI [--redis URL] [--format jsonl|csv] "
-               "[--segments] [-o FILE]\n");
+               "[--segments] [-o|--output FILE]\n");
 }
 
 int em_cmd_export(int argc, char **argv)
@@ -247,15 +248,14 @@ int em_cmd_export(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "earmark export: bad or incomplete option '%s' (--format is jsonl or csv)\n",
-                    argv[optind - 1]);
-            return 2;
+            if (ch == 'f')
+                return em_usage_error("export", usage, "--format %.40s: expected jsonl or csv",
+                                      optarg);
+            return em_usage_bad_option("export", usage, ch, argv, optind);
         }
     }
-    if (optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind != argc - 1)
+        return em_usage_error("export", usage, "expected one BATCH|OUT_URI, got %d arguments", argc - optind);
     struct em_errbuf eb = {{0}};
     char *out = NULL;
     struct em_storage *st = NULL;

@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "results/cli.h"
 #include "results/records.h"
 #include "results/evtags.h"
@@ -342,14 +343,12 @@ int em_cmd_index(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "earmark index: bad or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
+            return em_usage_bad_option("index", usage, c, argv, optind);
         }
     }
-    if (!db || optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (!db) return em_usage_required("index", usage, "--db", NULL);
+    if (optind != argc - 1)
+        return em_usage_error("index", usage, "expected one BATCH|OUT_URI, got %d arguments", argc - optind);
     struct em_errbuf eb = {{0}};
     struct run r = {0};
     char *out = NULL;

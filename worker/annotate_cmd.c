@@ -22,6 +22,7 @@
 #include "common/cmd.h"
 #include "common/id.h"
 #include "common/num.h"
+#include "common/usage.h"
 #include "model/audio.h"
 #include "model/model.h"
 #include "worker/annotation.h"
@@ -45,7 +46,10 @@ static void usage(FILE *f)
             "  --greedy          argmax decoding (the repetition penalty still applies)\n"
             "  --seed            sampling seed (default 0)\n"
             "  --ids             also print the generated token ids of every segment\n"
-            "Prints one earmark.annotation/v1 record (schema/annotation.schema.json) per file.\n");
+            "Prints one earmark.annotation/v1 record (schema/annotation.schema.json) per file on\n"
+            "stdout; a file that fails gets a \"failed\" record and its one-line error on stderr.\n"
+            "Exit status: 0 every file ok, 1 at least one file failed (or the model did not\n"
+            "load), 2 usage error.\n");
 }
 
 struct opts {
@@ -89,10 +93,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         if (!strcmp(a, "--greedy")) { o->gen.greedy = true; continue; }
         if (!strcmp(a, "--ids")) { o->with_ids = 1; continue; }
         if (strncmp(a, "--", 2) != 0) { o->first_file = i; break; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "earmark annotate: %s needs a value (or unknown option)\n", a);
-            return 2;
-        }
+        if (i + 1 >= argc)
+            return em_usage_error("annotate", usage,
+                                  "option '%.80s' needs a value (or is unknown)", a);
         const char *v = argv[++i];
         long n;
         if (!strcmp(a, "--model")) o->model = v;
@@ -100,33 +103,23 @@ static int parse_args(int argc, char **argv, struct opts *o)
         else if (!strcmp(a, "--prompt")) { if (add_prompt(o, NULL, v)) return 2; }
         else if (!strcmp(a, "--form")) o->form = v;
         else if (!strcmp(a, "--max-new-tokens")) {
-            if ((n = em_num_parse(v, 1, EM_MODEL_MAX_NEW_TOKENS)) < 0) {
-                fprintf(stderr, "earmark annotate: --max-new-tokens %s: expected 1..%d\n", v,
-                        EM_MODEL_MAX_NEW_TOKENS);
-                return 2;
-            }
+            if ((n = em_num_parse(v, 1, EM_MODEL_MAX_NEW_TOKENS)) < 0)
+                return em_usage_error("annotate", usage, "--max-new-tokens %.80s: expected 1..%d",
+                                      v, EM_MODEL_MAX_NEW_TOKENS);
             o->gen.max_new_tokens = (int)n;
         } else if (!strcmp(a, "--seed")) {
-            if ((n = em_num_parse(v, 0, 0x7fffffffL)) < 0) {
-                fprintf(stderr, "earmark annotate: --seed %s: expected 0..2^31-1\n", v);
-                return 2;
-            }
+            if ((n = em_num_parse(v, 0, 0x7fffffffL)) < 0)
+                return em_usage_error("annotate", usage, "--seed %.80s: expected 0..2^31-1", v);
             o->gen.set_seed = true;
             o->gen.seed = (uint64_t)n;
         } else {
-            fprintf(stderr, "earmark annotate: unknown option %s\n", a);
-            usage(stderr);
-            return 2;
+            return em_usage_error("annotate", usage, "unknown option '%.80s'", a);
         }
     }
-    if (!o->model || o->first_file >= argc) {
-        usage(stderr);
-        return 2;
-    }
-    if (o->form && strcmp(o->form, "base") && strcmp(o->form, "chat")) {
-        fprintf(stderr, "earmark annotate: --form %s: expected base or chat\n", o->form);
-        return 2;
-    }
+    if (!o->model) return em_usage_required("annotate", usage, "--model", NULL);
+    if (o->first_file >= argc) return em_usage_error("annotate", usage, "no FILE given");
+    if (o->form && strcmp(o->form, "base") && strcmp(o->form, "chat"))
+        return em_usage_error("annotate", usage, "--form %.80s: expected base or chat", o->form);
     if (o->n_prompts == 0) add_prompt(o, "caption", NULL);
     return -1;
 }
@@ -158,6 +151,8 @@ static int run_file(const struct em_model *m, const struct opts *o, const char *
     };
     size_t len = 0;
     char *rec = em_annot_build(&in, &len);
+    if (rc != EM_OK)
+        fprintf(stderr, "earmark annotate: %s: %s\n", path, em_errbuf_msg(&eb, rc));
     if (rec) printf("%s\n", rec);
     else fprintf(stderr, "earmark annotate: %s: out of memory building the record\n", path);
     fflush(stdout);
