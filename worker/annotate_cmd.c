@@ -27,6 +27,7 @@
 #include "model/model.h"
 #include "worker/annotation.h"
 #include "worker/facts.h"
+#include "worker/source.h"
 
 #define CMD_BATCH "annotate"
 
@@ -59,6 +60,7 @@ struct opts {
     size_t n_prompts, n_text;
     struct em_gen_params_override gen;
     int with_ids, first_file;
+    struct em_source_policy policy; /* any local file, regular files only */
 };
 
 /* Adds a --task or --prompt; 0, or -1 with the reason printed. */
@@ -124,6 +126,23 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return -1;
 }
 
+/* Reads path through the source policy (worker/source.h: only a regular file, opened without
+ * blocking, so a FIFO, device or socket is refused at once) and decodes it. */
+static em_err read_decode(const struct opts *o, const char *path, struct em_audio *a,
+                          struct em_errbuf *eb)
+{
+    char *abs = realpath(path, NULL); /* annotate takes paths relative to the caller's cwd */
+    if (!abs) return em_errf(eb, EM_E_NOTFOUND, "%.200s: no such file", path);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    struct em_audio_opts ao = em_audio_opts_default();
+    em_err rc = em_source_fetch(&o->policy, NULL, abs, ao.max_bytes, &data, &len, eb);
+    free(abs);
+    if (rc == EM_OK) rc = em_audio_decode_mem_opts(data, len, path, &ao, a, eb);
+    free(data);
+    return rc;
+}
+
 /* One file -> one record line on stdout; returns 0 if it succeeded. */
 static int run_file(const struct em_model *m, const struct opts *o, const char *path)
 {
@@ -133,7 +152,7 @@ static int run_file(const struct em_model *m, const struct opts *o, const char *
     struct em_model_result *r = NULL;
     char id[EM_ID_LEN + 1];
     double t0 = em_now_s(), t1 = t0, t2 = t0;
-    em_err rc = em_audio_decode_file(path, &a, &eb);
+    em_err rc = read_decode(o, path, &a, &eb);
     t1 = em_now_s();
     if (rc == EM_OK) {
         em_facts_compute(a.pcm, a.n, EM_AUDIO_RATE, &f);
@@ -183,8 +202,14 @@ int em_cmd_annotate(int argc, char **argv)
         em_model_free(m);
         return 2;
     }
+    if ((rc = em_source_policy_init(&o.policy, NULL, 0, true, &eb)) != EM_OK) {
+        fprintf(stderr, "earmark annotate: %s\n", em_errbuf_msg(&eb, rc));
+        em_model_free(m);
+        return 1;
+    }
     int failed = 0;
     for (int i = o.first_file; i < argc; i++) failed |= run_file(m, &o, argv[i]);
+    em_source_policy_free(&o.policy);
     em_model_free(m);
     return failed ? 1 : 0;
 }
