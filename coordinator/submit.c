@@ -30,6 +30,7 @@ struct sopts {
     unsigned max_attempts, max_new_tokens;
     int64_t deadline_ms; /* --deadline: from submission; 0 none */
     int skip_done, wait;
+    bool strict_audio; /* --strict-audio: any decode error fails the item */
 };
 
 static void usage(FILE *f)
@@ -37,7 +38,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: earmark submit --redis URL --manifest FILE|- --out URI\n"
                "         [--prompts caption,transcript,events] [--prompt TEXT]...\n"
                "         [--max-attempts N] [--max-new-tokens N] [--model NAME] [--skip-done]\n"
-               "         [--wait] [--deadline DURATION (e.g. 90m, 2h; items unsettled then fail)]\n");
+               "         [--wait] [--deadline DURATION (e.g. 90m, 2h; items unsettled then fail)]\n"
+               "         [--strict-audio (any audio decode error fails the item)]\n");
 }
 
 static void on_bad(void *ud, unsigned line, em_err code, const char *why)
@@ -83,6 +85,7 @@ static int parse_args(int argc, char **argv, struct sopts *o)
         {"wait", no_argument, 0, 'w'},
         {"deadline", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},
+        {"strict-audio", no_argument, 0, 'S'},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -99,6 +102,7 @@ static int parse_args(int argc, char **argv, struct sopts *o)
         case 'M': o->model = optarg; break;
         case 's': o->skip_done = 1; break;
         case 'w': o->wait = 1; break;
+        case 'S': o->strict_audio = true; break;
         case 'D':
             if (em_cli_duration_ms(optarg, 365LL * 86400000, &o->deadline_ms) != 0) {
                 fprintf(stderr, "earmark submit: --deadline must be N[s|m|h|d], up to 365d\n");
@@ -266,7 +270,8 @@ int em_cmd_submit(int argc, char **argv)
         goto fail;
     }
     if ((rc = em_submit_producer(o.model, o.prompts, (size_t)o.nprompts, o.free, (size_t)o.nfree,
-                                 o.max_new_tokens, &prompts_json, &gen_json, &ph, &eb)) != EM_OK)
+                                 o.max_new_tokens, o.strict_audio, &prompts_json, &gen_json, &ph,
+                                 &eb)) != EM_OK)
         goto fail;
     struct em_batch_info b = {0};
     em_id_batch(b.id);
