@@ -73,24 +73,6 @@ static const char *env_str(const char *name)
     return v && *v ? v : NULL;
 }
 
-/* --redis URL with a password: copies it, then blanks the password in argv so that ps and
- * /proc/PID/cmdline stop showing it (they did for a moment: hence the warning). */
-static const char *hide_redis_password(char *arg)
-{
-    static char copy[EM_CLI_MAX_URL + 1]; /* zeroed when the coordinator returns */
-    struct em_redis_url u;
-    if (em_redis_url_parse(arg, &u, NULL) != EM_OK || !u.password[0]) return arg;
-    memset(&u, 0, sizeof u);
-    snprintf(copy, sizeof copy, "%s", arg);
-    char *at = strrchr(arg, '@'), *start = strstr(arg, "://");
-    start = start && start < at ? start + 3 : arg;
-    char *colon = memchr(start, ':', (size_t)(at - start)); /* user:password, or password */
-    for (char *p = colon ? colon + 1 : start; p < at; p++) *p = 'x';
-    em_warn("msg=\"--redis carries a password, which ps showed until now; give the URL in "
-            "EARMARK_REDIS_URL or --redis-url-file instead\"");
-    return copy;
-}
-
 /* Only this host can reach it: 127.0.0.0/8, ::1, localhost, ipc://, inproc://. */
 static int bind_is_loopback(const char *ep)
 {
@@ -151,7 +133,7 @@ static int parse_args(int argc, char **argv, struct copts *o)
         uint64_t v;
         switch (c) {
         case 'r':
-            o->redis = hide_redis_password(optarg);
+            o->redis = em_cli_redis_arg(optarg);
             o->redis_owned = o->redis != optarg;
             break;
         case 'b': o->bind = optarg; break;

@@ -13,12 +13,13 @@
 #include "coordinator/cli.h"
 #include "coordinator/queue.h"
 
-static void usage_cancel(FILE *f) { fprintf(f, "usage: earmark cancel --redis URL BATCH\n"); }
+static void usage_cancel(FILE *f) { fprintf(f, "usage: earmark cancel --redis URL [--redis-ca FILE] BATCH\n"); }
 static void usage_delete(FILE *f)
 {
-    fprintf(f, "usage: earmark delete --redis URL [--force] BATCH (refused while it runs)\n");
+    fprintf(f, "usage: earmark delete --redis URL [--redis-ca FILE] [--force] BATCH (refused while "
+               "it runs)\n");
 }
-static void usage_ls(FILE *f) { fprintf(f, "usage: earmark ls --redis URL\n"); }
+static void usage_ls(FILE *f) { fprintf(f, "usage: earmark ls --redis URL [--redis-ca FILE]\n"); }
 
 /* Parses --redis and --force (when force is non-NULL) and the positional arguments.
  * Returns 0, or the exit status of a usage error. */
@@ -28,6 +29,7 @@ static int parse(const char *cmd, int argc, char **argv, const char **redis, int
     static const struct option lo[] = {
         {"redis", required_argument, 0, 'r'},
         {"force", no_argument, 0, 'f'},
+        {"redis-ca", required_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -36,7 +38,10 @@ static int parse(const char *cmd, int argc, char **argv, const char **redis, int
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
         if (c == 'r') {
-            *redis = optarg;
+            *redis = em_cli_redis_arg(optarg);
+        } else if (c == 'C') {
+            if (em_cli_redis_ca(optarg) != 0)
+                return em_usage_error(cmd, usage, "--redis-ca needs a file path");
         } else if (c == 'f' && force) {
             *force = 1;
         } else if (c == 'h') {

@@ -11,7 +11,7 @@
 #include "coordinator/cli.h"
 #include "coordinator/queue.h"
 
-static void usage(FILE *f) { fprintf(f, "usage: earmark status --redis URL BATCH [--json]\n"); }
+static void usage(FILE *f) { fprintf(f, "usage: earmark status --redis URL [--redis-ca FILE] BATCH [--json]\n"); }
 
 static int print_json(const char *batch, const struct em_batch_info *b, const struct em_progress *p)
 {
@@ -39,6 +39,7 @@ int em_cmd_status(int argc, char **argv)
     static const struct option lo[] = {
         {"redis", required_argument, 0, 'r'},
         {"json", no_argument, 0, 'j'},
+        {"redis-ca", required_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -48,7 +49,11 @@ int em_cmd_status(int argc, char **argv)
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
         if (c == 'r')
-            redis = optarg;
+            redis = em_cli_redis_arg(optarg);
+        else if (c == 'C' && em_cli_redis_ca(optarg) != 0)
+            return em_usage_error("status", usage, "--redis-ca needs a file path");
+        else if (c == 'C')
+            continue;
         else if (c == 'j')
             as_json = 1;
         else if (c == 'h') {

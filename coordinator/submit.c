@@ -35,7 +35,7 @@ struct sopts {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: earmark submit --redis URL --manifest FILE|- --out URI\n"
+    fprintf(f, "usage: earmark submit --redis URL [--redis-ca FILE] --manifest FILE|- --out URI\n"
                "         [--prompts caption,transcript,events] [--prompt TEXT]...\n"
                "         [--max-attempts N] [--max-new-tokens N] [--model NAME] [--skip-done]\n"
                "         [--wait] [--deadline DURATION (e.g. 90m, 2h; items unsettled then fail)]\n"
@@ -86,6 +86,7 @@ static int parse_args(int argc, char **argv, struct sopts *o)
         {"deadline", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},
         {"strict-audio", no_argument, 0, 'S'},
+        {"redis-ca", required_argument, 0, 'C'},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -96,7 +97,10 @@ static int parse_args(int argc, char **argv, struct sopts *o)
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
         uint64_t v;
         switch (c) {
-        case 'r': o->redis = optarg; break;
+        case 'r': o->redis = em_cli_redis_arg(optarg); break;
+        case 'C':
+            if (em_cli_redis_ca(optarg) != 0) return em_usage_error("submit", usage, "--redis-ca needs a file path");
+            break;
         case 'm': o->manifest = optarg; break;
         case 'o': o->out = optarg; break;
         case 'M': o->model = optarg; break;

@@ -27,7 +27,7 @@ struct gate {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: earmark diff A B [--redis URL] [--refs MANIFEST] [--tags FILE]\n"
+    fprintf(f, "usage: earmark diff A B [--redis URL] [--redis-ca FILE] [--refs MANIFEST] [--tags FILE]\n"
                "       [--gate METRIC:THRESHOLD]... [--resamples N] [--seed N] [--json]\n"
                "  A, B: batch ids or OUT_URIs of two runs of one manifest; METRIC one of\n"
                "  wer cer event_precision event_recall event_f1 caption_f1 rtf failed_rate\n"

@@ -16,7 +16,7 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: earmark eval BATCH|OUT_URI [--redis URL] [--refs MANIFEST] "
+    fprintf(f, "usage: earmark eval BATCH|OUT_URI [--redis URL] [--redis-ca FILE] [--refs MANIFEST] "
                "[--tags FILE] [--items] [--json]\n");
 }
 

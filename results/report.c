@@ -285,7 +285,7 @@ void em_report_write(FILE *f, const struct em_recs *r, const struct em_score_ite
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: earmark report BATCH|OUT_URI -o|--output FILE.html [--redis URL] [--refs MANIFEST] "
+    fprintf(f, "usage: earmark report BATCH|OUT_URI -o|--output FILE.html [--redis URL] [--redis-ca FILE] [--refs MANIFEST] "
                "[--tags FILE]\n");
 }
 
