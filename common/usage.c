@@ -1,5 +1,6 @@
 /* common/usage.c - usage errors of the subcommands (see usage.h). */
 #include <stdarg.h>
+#include <string.h>
 
 #include "common/usage.h"
 
@@ -27,4 +28,15 @@ int em_usage_bad_option(const char *cmd, em_usage_fn *usage, int c, char *const 
     const char *word = optind_now > 0 ? argv[optind_now - 1] : "?";
     if (c == ':') return em_usage_error(cmd, usage, "option '%.80s' needs a value", word);
     return em_usage_error(cmd, usage, "unknown option '%.80s'", word);
+}
+
+const char *em_usage_unprefixed(const char *cmd, const char *msg)
+{
+    size_t n = strlen(cmd);
+    if (!msg) return "";
+    if (strncmp(msg, "earmark ", 8) == 0 && strncmp(msg + 8, cmd, n) == 0 &&
+        strncmp(msg + 8 + n, ": ", 2) == 0)
+        return msg + 8 + n + 2;
+    if (strncmp(msg, cmd, n) == 0 && strncmp(msg + n, ": ", 2) == 0) return msg + n + 2;
+    return msg;
 }

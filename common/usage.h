@@ -23,4 +23,8 @@ int em_usage_required(const char *cmd, em_usage_fn *usage, const char *flag, con
  * the offending word. Prints what was wrong, then usage. Returns 2. */
 int em_usage_bad_option(const char *cmd, em_usage_fn *usage, int c, char *const *argv,
                         int optind_now);
+/* msg past a leading "earmark CMD: " or "CMD: " (a library message that already names the
+ * command, e.g. model.c's "annotate: ..."), so that the caller's own "earmark CMD: " prefix
+ * is never doubled; msg itself otherwise. */
+const char *em_usage_unprefixed(const char *cmd, const char *msg);
 #endif

@@ -171,7 +171,8 @@ static int run_file(const struct em_model *m, const struct opts *o, const char *
     size_t len = 0;
     char *rec = em_annot_build(&in, &len);
     if (rc != EM_OK)
-        fprintf(stderr, "earmark annotate: %s: %s\n", path, em_errbuf_msg(&eb, rc));
+        fprintf(stderr, "earmark annotate: %s: %s\n", path,
+                em_usage_unprefixed("annotate", em_errbuf_msg(&eb, rc)));
     if (rec) printf("%s\n", rec);
     else fprintf(stderr, "earmark annotate: %s: out of memory building the record\n", path);
     fflush(stdout);
@@ -193,17 +194,20 @@ int em_cmd_annotate(int argc, char **argv)
     struct em_model *m = NULL;
     em_err rc = em_model_load(o.model, &mo, &m, &eb);
     if (rc != EM_OK) {
-        fprintf(stderr, "earmark annotate: %s\n", em_errbuf_msg(&eb, rc));
+        fprintf(stderr, "earmark annotate: %s\n",
+                em_usage_unprefixed("annotate", em_errbuf_msg(&eb, rc)));
         return 1;
     }
     if ((rc = em_model_check_prompts(m, o.prompts, o.n_prompts, &eb)) != EM_OK ||
         (rc = em_model_check_gen(&o.gen, &eb)) != EM_OK) {
-        fprintf(stderr, "earmark annotate: %s\n", em_errbuf_msg(&eb, rc));
+        fprintf(stderr, "earmark annotate: %s\n",
+                em_usage_unprefixed("annotate", em_errbuf_msg(&eb, rc)));
         em_model_free(m);
         return 2;
     }
     if ((rc = em_source_policy_init(&o.policy, NULL, 0, true, &eb)) != EM_OK) {
-        fprintf(stderr, "earmark annotate: %s\n", em_errbuf_msg(&eb, rc));
+        fprintf(stderr, "earmark annotate: %s\n",
+                em_usage_unprefixed("annotate", em_errbuf_msg(&eb, rc)));
         em_model_free(m);
         return 1;
     }

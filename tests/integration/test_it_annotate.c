@@ -176,6 +176,10 @@ static void errors_are_reported(void)
     CU_ASSERT_EQUAL(run(args, NULL), 2);
     snprintf(args, sizeof args, "--model '%s/tiny-f32' --task nope '%s/missing.wav'", tmp, tmp);
     CU_ASSERT_EQUAL(run(args, NULL), 2);
+    err = th_slurp(errp, NULL); /* the model's "annotate: ..." is not prefixed twice */
+    CU_ASSERT_TRUE(err && strncmp(err, "earmark annotate: prompt 0: unknown task", 40) == 0);
+    CU_ASSERT_TRUE(err && !strstr(err, "annotate: annotate:"));
+    free(err);
     snprintf(args, sizeof args, "--model '%s/tiny-f32' --task events --task events '%s/missing.wav'", tmp, tmp);
     CU_ASSERT_EQUAL(run(args, NULL), 2);
     snprintf(args, sizeof args, "--model '%s/tiny-f32' --form xml '%s/missing.wav'", tmp, tmp);
