@@ -2,12 +2,15 @@
  *   earmark annotate --model DIR [--task caption|transcript|events]... [--prompt TEXT]...
  *                    [--form base|chat] [--max-new-tokens N] [--greedy] [--seed N] [--ids]
  *                    FILE...
- * Per file: FFmpeg decode to 16 kHz mono (model/audio.h) -> em_model_annotate (model/model.h:
+ * Per file: read through the source policy (worker/source.h, any local file: only a regular
+ * file, opened without blocking, so a FIFO, device or socket is refused at once) -> FFmpeg
+ * decode to 16 kHz mono (model/audio.h) -> em_model_annotate (model/model.h:
  * 30 s windows, every prompt per window sharing one prefill of the audio) -> the same
  * earmark.annotation/v1 record the worker stores (worker/annotation.h), printed as one
  * compact JSON line on stdout, with source = the file as given, batch_id "annotate", worker
  * "annotate" and id = em_id_item(FILE). A file that fails gives a "failed"
- * record (error {class, message}) and the command goes on with the next file.
+ * record (error {class, message}), its one-line error on stderr, and the command goes on
+ * with the next file.
  * Exit status 0 if every file succeeded, 1 otherwise (or when the model does not load),
  * 2 on usage errors (including prompts the model refuses).
  * Prompts: each --task and --prompt in order; none given: --task caption. Answers are keyed
