@@ -35,8 +35,8 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].help);
     fprintf(f, "  %-12s %s\n", "version", "print the version");
-    fprintf(f, "  %-12s %s\n", "help", "help COMMAND: the same as earmark COMMAND --help");
-    fprintf(f, "\n`earmark COMMAND --help` describes each command's options.\n");
+    fprintf(f, "\n`earmark COMMAND --help` (or `earmark help COMMAND`) describes each command's "
+               "options.\n");
 }
 
 int main(int argc, char **argv)
@@ -47,12 +47,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    int help = strcmp(argv[1], "help") == 0;
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        (strcmp(argv[1], "help") == 0 && argc == 2)) {
+        (help && (argc == 2 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "help") == 0) { /* `earmark help CMD` is `earmark CMD --help` */
+    if (help) { /* `earmark help CMD` is `earmark CMD --help` */
         static char help_flag[] = "--help";
         static char *hv[4];
         if (argc > 3) {

@@ -148,6 +148,9 @@ static void help_works_for_every_command(void)
         free(b);
     }
     CU_ASSERT_EQUAL(run("help frobnicate", NULL, NULL), 2);
+    CU_ASSERT_EQUAL(run("help --help", &a, NULL), 0); /* deploy/install.sh asks every listed name */
+    CU_ASSERT_TRUE(a && strstr(a, "usage: earmark COMMAND"));
+    free(a);
 }
 
 struct flags {
