@@ -7,8 +7,9 @@
 # Development: make check ONLY="storage" TESTS="tests/unit/test_storage*.c" builds a runner
 # from common/ + the listed dirs + the listed test files only.
 
-# Parallel by default (one job per core); an explicit -jN on the command line wins.
-ifeq ($(filter -j%,$(MAKEFLAGS)),)
+# Parallel by default (one job per core, set once at the top level so sub-makes share its
+# jobserver); an explicit -jN on the command line wins.
+ifeq ($(MAKELEVEL)$(filter -j%,$(MAKEFLAGS)),0)
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 endif
 

@@ -5,12 +5,16 @@
  *      socket) and send garbage, wrong-version, multi-frame and oversized frames: the
  *      coordinator counts them (/metrics) and drops them, and the batch completes;
  *   f. the S3 server is stopped for a few seconds mid-batch and restarted on the same port:
- *      nothing is lost, every item's record is there at the end, status ok.
+ *      nothing is lost, every item's record is there at the end, status ok;
+ *   g. while a batch runs, one client trickles a request to the coordinator's HTTP port a
+ *      byte at a time and 30 more hold idle connections: every other GET /metrics is
+ *      answered within SLOW_BOUND_MS and the batch completes.
  * Workers run with the test-only EARMARK_FAULT_DELAY_MS so the batch is still running when
  * the fault hits. */
 #include <CUnit/CUnit.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,9 +209,112 @@ static void s3_outage_loses_nothing(void)
     CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
+/* ---- g ---- */
+
+#define SLOW_BOUND_MS 1000
+#define SLOW_IDLE 34
+
+/* A connection to the coordinator's HTTP port from source address src: the abusive
+ * clients come from 127.0.0.1, the scraper from 127.0.0.2 (another host, as Prometheus is;
+ * one address may hold at most EM_HTTPD_MAX_PER_IP connections). */
+static int dial_metrics_from(const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in b = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &b.sin_addr);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c.metrics_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd >= 0 && (bind(fd, (struct sockaddr *)&b, sizeof b) != 0 ||
+                    connect(fd, (struct sockaddr *)&a, sizeof a) != 0)) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* GET /metrics; 1 when a complete 200 reply came within SLOW_BOUND_MS (*ms: how long). */
+static int timed_get(double *ms)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    double t0 = em_now_s();
+    int fd = dial_metrics_from("127.0.0.2"), ok = 0;
+    char buf[4096];
+    size_t n = 0;
+    if (fd < 0 || write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) goto out;
+    for (;;) {
+        int left = SLOW_BOUND_MS - (int)((em_now_s() - t0) * 1000);
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, left) <= 0) goto out;
+        ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
+        if (r < 0) goto out;
+        if (r == 0) break;
+        n += (size_t)r;
+        if (!ok) {
+            buf[n] = 0;
+            ok = strncmp(buf, "HTTP/1.1 200", 12) == 0;
+        }
+        if (n == sizeof buf - 1) n = 0; /* only the status line matters; read the rest */
+    }
+out:
+    *ms = (em_now_s() - t0) * 1000;
+    if (fd >= 0) close(fd);
+    return ok && *ms <= SLOW_BOUND_MS;
+}
+
+struct slow {
+    int loris, idle[SLOW_IDLE];
+    int gets, late;
+    double worst;
+    size_t sent;
+};
+
+static void slow_tick(struct th_cluster *cl, void *arg)
+{
+    (void)cl;
+    struct slow *s = arg;
+    static const char head[] = "GET /metrics HTTP/1.1\r\nHost: a-very-slow-client\r\n";
+    if (s->loris < 0) {
+        s->loris = dial_metrics_from("127.0.0.1");
+        for (int i = 0; i < SLOW_IDLE; i++) s->idle[i] = dial_metrics_from("127.0.0.1");
+    }
+    if (s->loris >= 0 && s->sent < sizeof head - 1 && write(s->loris, head + s->sent, 1) == 1)
+        s->sent++;
+    double ms;
+    s->gets++;
+    if (!timed_get(&ms)) s->late++;
+    if (ms > s->worst) s->worst = ms;
+}
+
+/* Bug: the hand-written /metrics server served one connection at a time: a byte every 1.5 s
+ * held it for 20 s, and 34 idle connections made a GET take 36 s. */
+static void slow_metrics_clients_delay_nothing(void)
+{
+    char manifest[760], out[200];
+    CU_ASSERT_EQUAL_FATAL(corpus("g", 12, manifest, sizeof manifest), 0);
+    snprintf(out, sizeof out, "s3://%s/g", BUCKET);
+    struct th_uris u;
+    CU_ASSERT_EQUAL_FATAL(th_uris_load(manifest, &u), 0);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_submit(&c, manifest, out, 3), 0);
+    struct slow s = {.loris = -1};
+    CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, slow_tick, &s), 0);
+    fprintf(stderr, "\n  %d GETs beside 1 slow + %d idle clients: slowest %.1f ms, %d late\n",
+            s.gets, SLOW_IDLE, s.worst, s.late);
+    CU_ASSERT_TRUE(s.loris >= 0);
+    CU_ASSERT_TRUE(s.sent >= 1);
+    CU_ASSERT_TRUE(s.gets >= 3);
+    CU_ASSERT_EQUAL(s.late, 0);
+    check_all_ok(&u, out);
+    if (s.loris >= 0) close(s.loris);
+    for (int i = 0; i < SLOW_IDLE; i++)
+        if (s.loris >= 0 && s.idle[i] >= 0) close(s.idle[i]);
+    th_uris_free(&u);
+    CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
+}
+
 static CU_TestInfo tests[] = {
     {"garbage_peers_are_dropped", garbage_peers_are_dropped},
     {"s3_outage_loses_nothing", s3_outage_loses_nothing},
+    {"slow_metrics_clients_delay_nothing", slow_metrics_clients_delay_nothing},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_it_hostile = {"it_hostile", init, clean, NULL, NULL, tests};

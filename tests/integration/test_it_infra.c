@@ -6,7 +6,11 @@
  *             metric is up; once the server is back every item ends ok and no item has a
  *             failed attempt counted against it (max attempts 2, far fewer than the faults);
  *   deadline: with the server stopped again, a batch submitted with --deadline 3s has every
- *             item failed EM_E_TIMEOUT at the deadline instead of waiting for good. */
+ *             item failed EM_E_TIMEOUT at the deadline instead of waiting for good;
+ *   full:     a file:// output on a small tmpfs (mounted by the test: needs root, as CI
+ *             runs) is filled up while a batch runs: the records fail with ENOSPC
+ *             (EM_E_STORAGE_FULL), the batch stalls with that reason; once the filler is
+ *             removed every item ends ok with no attempt spent. */
 #include <CUnit/CUnit.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,9 +31,14 @@
 static struct th_cluster c;
 static struct th_server s3;
 static struct em_storage *st;
+static char tmpfs_dir[700]; /* mounted by disk_full_stalls_then_resumes; "" when not */
 
 static int clean(void)
 {
+    if (tmpfs_dir[0]) {
+        th_sh("umount '%s'", tmpfs_dir);
+        tmpfs_dir[0] = 0;
+    }
     th_cluster_stop_storage(&c, &st);
     th_server_stop(&s3);
     th_s3_env_restore();
@@ -87,6 +96,18 @@ static int submit_then_storage_down(const char *name, const char *out, const cha
     return bad;
 }
 
+/* No failed attempt recorded for any item of the last batch (batch:<B>:tries has no
+ * "<item>:fails"). 0 when none. */
+static int attempts_unspent(void)
+{
+    char tries[800];
+    snprintf(tries, sizeof tries, "%s/tries.txt", c.dir);
+    if (th_sh("redis-cli -u '%s' HKEYS 'earmark:batch:%s:tries' > '%s'", c.redis.url, c.batch,
+              tries) != 0)
+        return -1;
+    return th_sh("grep -q ':fails' '%s'", tries) == 0;
+}
+
 static void storage_down_stalls_without_spending_attempts(void)
 {
     struct th_uris u;
@@ -104,13 +125,7 @@ static void storage_down_stalls_without_spending_attempts(void)
     CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, NULL, NULL), 0);
     CU_ASSERT_EQUAL(th_records_check_ok(st, out, c.batch, &u), 0);
     CU_ASSERT_EQUAL(th_manifest_check(st, out, c.batch, &u), 0);
-    /* no item had a failed attempt recorded (batch:<B>:tries has no "<item>:fails") */
-    char tries[800];
-    snprintf(tries, sizeof tries, "%s/tries.txt", c.dir);
-    CU_ASSERT_EQUAL(th_sh("redis-cli -u '%s' HKEYS 'earmark:batch:%s:tries' > '%s'", c.redis.url,
-                          c.batch, tries),
-                    0);
-    CU_ASSERT_NOT_EQUAL(th_sh("grep -q ':fails' '%s'", tries), 0);
+    CU_ASSERT_EQUAL(attempts_unspent(), 0);
     CU_ASSERT_TRUE(th_cluster_metric(&c, "earmark_infra_faults_total") >= 1);
     CU_ASSERT_EQUAL(th_cluster_metric(&c, "earmark_outputs_stalled"), 0);
     js = status_json();
@@ -139,10 +154,41 @@ static void deadline_bounds_a_stall(void)
     CU_ASSERT_EQUAL(th_cluster_sanitizer_reports(&c), 0);
 }
 
+/* Bug: a full output disk spent the attempts of good clips (66 of 1,000 ended failed). */
+static void disk_full_stalls_then_resumes(void)
+{
+    char manifest[800], out[800];
+    struct th_uris u;
+    snprintf(tmpfs_dir, sizeof tmpfs_dir, "%s/small-disk", c.dir);
+    CU_ASSERT_EQUAL_FATAL(th_sh("mkdir -p '%s' && mount -t tmpfs -o size=256k tmpfs '%s'",
+                                tmpfs_dir, tmpfs_dir),
+                          0); /* root only: CI and the developers' machines run as root */
+    snprintf(out, sizeof out, "file://%s/out", tmpfs_dir);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_tones(&c, "full", N_ITEMS, manifest, sizeof manifest, &u), 0);
+    for (int i = 0; i < c.nworkers; i++) th_cluster_worker_kill(&c, i, SIGTERM);
+    CU_ASSERT_EQUAL_FATAL(th_cluster_submit_with(&c, manifest, out, 2, NULL), 0);
+    /* the disk fills up (dd stops at ENOSPC), then the workers come back */
+    th_sh("dd if=/dev/zero of='%s/filler' bs=4k 2>/dev/null", tmpfs_dir);
+    for (int i = 0; i < c.nworkers; i++) CU_ASSERT_EQUAL(th_cluster_worker_start(&c, i), 0);
+    char *js = status_until("\"stalled\":\"EM_E_STORAGE_FULL");
+    CU_ASSERT_PTR_NOT_NULL(js);
+    if (js) CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"eta_s\":null"));
+    free(js);
+    CU_ASSERT_EQUAL(th_sh("rm -f '%s/filler'", tmpfs_dir), 0);
+    CU_ASSERT_EQUAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(th_records_check_ok(st, out, c.batch, &u), 0);
+    CU_ASSERT_EQUAL(th_manifest_check(st, out, c.batch, &u), 0);
+    CU_ASSERT_EQUAL(attempts_unspent(), 0);
+    th_uris_free(&u);
+    CU_ASSERT_EQUAL(th_sh("umount '%s'", tmpfs_dir), 0);
+    tmpfs_dir[0] = 0;
+}
+
 static CU_TestInfo tests[] = {
     {"storage_down_stalls_without_spending_attempts",
      storage_down_stalls_without_spending_attempts},
     {"deadline_bounds_a_stall", deadline_bounds_a_stall},
+    {"disk_full_stalls_then_resumes", disk_full_stalls_then_resumes},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_it_infra = {"it_infra", init, clean, NULL, NULL, tests};
