@@ -6,28 +6,32 @@
 #include <string.h>
 
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "common/curve.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: earmark keygen -o|--out PREFIX\n"
+               "  writes PREFIX.key (secret, mode 0600) and PREFIX.pub (public)\n");
+}
 
 int em_cmd_keygen(int argc, char **argv)
 {
     const char *prefix = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: earmark keygen -o PREFIX\n"
-                   "  writes PREFIX.key (secret, mode 0600) and PREFIX.pub (public)\n");
+            usage(stdout);
             return 0;
         }
         if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0) && i + 1 < argc) {
             prefix = argv[++i];
             continue;
         }
-        fprintf(stderr, "earmark keygen: unknown or incomplete option '%s'\n", argv[i]);
-        return 2;
+        if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0)
+            return em_usage_error("keygen", usage, "option '%s' needs a value", argv[i]);
+        return em_usage_error("keygen", usage, "unknown option or argument '%.80s'", argv[i]);
     }
-    if (!prefix) {
-        fprintf(stderr, "earmark keygen: -o PREFIX is required\n");
-        return 2;
-    }
+    if (!prefix) return em_usage_required("keygen", usage, "-o PREFIX", NULL);
     struct em_errbuf eb = {{0}};
     em_err rc = em_curve_keygen(prefix, &eb);
     if (rc != EM_OK) {

@@ -35,15 +35,33 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].help);
     fprintf(f, "  %-12s %s\n", "version", "print the version");
-    fprintf(f, "\n`earmark COMMAND --help` describes each command's options.\n");
+    fprintf(f, "\n`earmark COMMAND --help` (or `earmark help COMMAND`) describes each command's "
+               "options.\n");
 }
 
 int main(int argc, char **argv)
 {
     em_log_init_env();
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        fprintf(stderr, "earmark: no command given\n");
+        usage(stderr);
+        return 2;
+    }
+    int help = strcmp(argv[1], "help") == 0;
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        (help && (argc == 2 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))) {
+        usage(stdout);
+        return 0;
+    }
+    if (help) { /* `earmark help CMD` is `earmark CMD --help` */
+        static char help_flag[] = "--help";
+        static char *hv[4];
+        if (argc > 3) {
+            fprintf(stderr, "earmark help: expected one COMMAND\n");
+            return 2;
+        }
+        hv[0] = argv[0], hv[1] = argv[2], hv[2] = help_flag, hv[3] = NULL;
+        argc = 3, argv = hv;
     }
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("earmark %s\n", EM_VERSION);

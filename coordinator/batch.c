@@ -73,6 +73,7 @@ static em_err parse_settings(struct em_cbatch *b, struct em_errbuf *eb)
             (float)json_number_value(json_object_get(g, "repetition_penalty"));
         b->gen.seed = sd > 0 ? (uint64_t)sd : 0;
         b->gen.greedy = json_is_true(json_object_get(g, "greedy"));
+        b->gen.strict_audio = json_is_true(json_object_get(g, "strict_audio"));
     } else {
         b->gen.max_new_tokens = 256;
         b->gen.greedy = 1;

@@ -1,6 +1,7 @@
 /* coordinator/cli.c - shared helpers of the coordinator-side subcommands. */
 #include "coordinator/cli.h"
 
+#include "common/log.h"
 #include "common/smallfile.h"
 
 #include <errno.h>
@@ -162,4 +163,26 @@ em_err em_cli_secret_line(const char *path, char *out, size_t cap, struct em_err
         free(text);
     }
     return rc;
+}
+
+const char *em_cli_redis_arg(char *arg)
+{
+    static char copy[EM_CLI_MAX_URL + 1]; /* the coordinator zeroes it when it returns */
+    struct em_redis_url u;
+    if (!arg || em_redis_url_parse(arg, &u, NULL) != EM_OK || !u.password[0]) return arg;
+    memset(&u, 0, sizeof u);
+    snprintf(copy, sizeof copy, "%s", arg);
+    char *at = strrchr(arg, '@'), *start = strstr(arg, "://");
+    start = start && start < at ? start + 3 : arg;
+    char *colon = memchr(start, ':', (size_t)(at - start)); /* user:password, or password */
+    for (char *p = colon ? colon + 1 : start; p < at; p++) *p = 'x';
+    em_warn("msg=\"--redis carries a password, which ps showed until now; give the URL in "
+            "EARMARK_REDIS_URL or --redis-url-file (coordinator) instead\"");
+    return copy;
+}
+
+int em_cli_redis_ca(const char *path)
+{
+    if (!path || !*path) return -1;
+    return setenv("EARMARK_REDIS_CA", path, 1) == 0 ? 0 : -1;
 }

@@ -18,6 +18,14 @@ int em_cli_duration_ms(const char *s, int64_t max_ms, int64_t *ms);
 /* --redis if set, else $EARMARK_REDIS_URL, else NULL. */
 const char *em_cli_redis_url(const char *flag);
 #define EM_CLI_MAX_URL 4095 /* bytes of a URL read from a file */
+/* --redis URL as given in argv: when it carries a password, copies it (one static copy per
+ * process: the caller may zero it when done), overwrites the password in arg itself with
+ * 'x' so that ps and /proc/PID/cmdline stop showing it, warns once, and returns the copy;
+ * otherwise returns arg. Every command that takes --redis passes its argument through this. */
+const char *em_cli_redis_arg(char *arg);
+/* --redis-ca FILE: exported as EARMARK_REDIS_CA, which em_queue_open reads (the CA that
+ * signs a rediss:// server's certificate). 0, or -1 for an empty path. */
+int em_cli_redis_ca(const char *path);
 /* The first non-empty line of a file that holds a secret (a URL with a password), trimmed,
  * into out (cap bytes). The file must be a regular file no one but its owner can read
  * (EM_E_AUTH otherwise, with the chmod to run). Errors: EM_E_IO, EM_E_AUTH, EM_E_TOO_LONG,

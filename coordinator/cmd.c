@@ -26,6 +26,7 @@
 
 #include "common/clock.h"
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "common/log.h"
 #include "common/sig.h"
 #include "coordinator/cli.h"
@@ -72,24 +73,6 @@ static const char *env_str(const char *name)
     return v && *v ? v : NULL;
 }
 
-/* --redis URL with a password: copies it, then blanks the password in argv so that ps and
- * /proc/PID/cmdline stop showing it (they did for a moment: hence the warning). */
-static const char *hide_redis_password(char *arg)
-{
-    static char copy[EM_CLI_MAX_URL + 1]; /* zeroed when the coordinator returns */
-    struct em_redis_url u;
-    if (em_redis_url_parse(arg, &u, NULL) != EM_OK || !u.password[0]) return arg;
-    memset(&u, 0, sizeof u);
-    snprintf(copy, sizeof copy, "%s", arg);
-    char *at = strrchr(arg, '@'), *start = strstr(arg, "://");
-    start = start && start < at ? start + 3 : arg;
-    char *colon = memchr(start, ':', (size_t)(at - start)); /* user:password, or password */
-    for (char *p = colon ? colon + 1 : start; p < at; p++) *p = 'x';
-    em_warn("msg=\"--redis carries a password, which ps showed until now; give the URL in "
-            "EARMARK_REDIS_URL or --redis-url-file instead\"");
-    return copy;
-}
-
 /* Only this host can reach it: 127.0.0.0/8, ::1, localhost, ipc://, inproc://. */
 static int bind_is_loopback(const char *ep)
 {
@@ -98,6 +81,31 @@ static int bind_is_loopback(const char *ep)
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         if (strncmp(ep, ok[i], strlen(ok[i])) == 0) return 1;
     return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: earmark coordinator --redis URL --bind ENDPOINT [--metrics HOST:PORT]\n"
+               "         [--heartbeat-ms N] [--lease-ms N] [--id NAME] [--retention 7d]\n"
+               "         [--curve-secret FILE --allow-keys DIR|FILE | --insecure]\n"
+               "         [--redis-ca FILE] [--redis-url-file FILE]\n"
+               "  --heartbeat-ms  worker heartbeat interval (1000)\n"
+               "  --lease-ms      a worker silent this long is lost (5 x heartbeat)\n"
+               "  --id            consumer name in Redis, stable across restarts (hostname)\n"
+               "  --retention     finished batches' keys expire after this (EARMARK_RETENTION;\n"
+               "                  default: kept until `earmark delete`)\n"
+               "  --curve-secret  own CURVE secret key file, mode 0600 (earmark keygen)\n"
+               "  --allow-keys    worker public keys allowed: a directory of *.pub or a file\n"
+               "  --insecure      allow a non-loopback --bind without CURVE\n"
+               "  --redis-ca      CA file for a rediss:// server's certificate\n"
+               "  --redis-url-file  read the Redis URL (with its password) from a file that\n"
+               "                  only its owner can read, so it is not on the command line\n"
+               "env: EARMARK_REDIS_URL EARMARK_RETRY_BASE_MS EARMARK_RETRY_MAX_MS\n"
+               "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n"
+               "     EARMARK_CURVE_SECRET EARMARK_ALLOW_KEYS EARMARK_REDIS_CA\n"
+               "     EARMARK_REDIS_URL_FILE EARMARK_RETENTION EARMARK_TRIM_EVERY_MS\n"
+               "     EARMARK_STALL_MS (a batch settling nothing this long is stalled, 300000)\n"
+               "--metrics serves /metrics, /healthz (loop alive), /readyz (Redis answers)\n");
 }
 
 static int parse_args(int argc, char **argv, struct copts *o)
@@ -125,7 +133,7 @@ static int parse_args(int argc, char **argv, struct copts *o)
         uint64_t v;
         switch (c) {
         case 'r':
-            o->redis = hide_redis_password(optarg);
+            o->redis = em_cli_redis_arg(optarg);
             o->redis_owned = o->redis != optarg;
             break;
         case 'b': o->bind = optarg; break;
@@ -152,32 +160,9 @@ static int parse_args(int argc, char **argv, struct copts *o)
             *(c == 'H' ? &o->heartbeat_ms : &o->lease_ms) = (unsigned)v;
             break;
         case 'h':
-            printf("usage: earmark coordinator --redis URL --bind ENDPOINT [--metrics HOST:PORT]\n"
-                   "         [--heartbeat-ms N] [--lease-ms N] [--id NAME] [--retention 7d]\n"
-                   "         [--curve-secret FILE --allow-keys DIR|FILE | --insecure]\n"
-                   "         [--redis-ca FILE] [--redis-url-file FILE]\n"
-                   "  --heartbeat-ms  worker heartbeat interval (1000)\n"
-                   "  --lease-ms      a worker silent this long is lost (5 x heartbeat)\n"
-                   "  --id            consumer name in Redis, stable across restarts (hostname)\n"
-                   "  --retention     finished batches' keys expire after this (EARMARK_RETENTION;\n"
-                   "                  default: kept until `earmark delete`)\n"
-                   "  --curve-secret  own CURVE secret key file, mode 0600 (earmark keygen)\n"
-                   "  --allow-keys    worker public keys allowed: a directory of *.pub or a file\n"
-                   "  --insecure      allow a non-loopback --bind without CURVE\n"
-                   "  --redis-ca      CA file for a rediss:// server's certificate\n"
-                   "  --redis-url-file  read the Redis URL (with its password) from a file that\n"
-                   "                  only its owner can read, so it is not on the command line\n"
-                   "env: EARMARK_REDIS_URL EARMARK_RETRY_BASE_MS EARMARK_RETRY_MAX_MS\n"
-                   "     EARMARK_TASK_TIMEOUT_MS EARMARK_DRAIN_MS EARMARK_REDIS_WAIT_MS\n"
-                   "     EARMARK_CURVE_SECRET EARMARK_ALLOW_KEYS EARMARK_REDIS_CA\n"
-                   "     EARMARK_REDIS_URL_FILE EARMARK_RETENTION EARMARK_TRIM_EVERY_MS\n"
-                   "     EARMARK_STALL_MS (a batch settling nothing this long is stalled, 300000)\n"
-                   "--metrics serves /metrics, /healthz (loop alive), /readyz (Redis answers)\n");
+            usage(stdout);
             return -1;
-        default:
-            fprintf(stderr, "earmark coordinator: bad or incomplete option '%s'\n",
-                    argv[optind - 1]);
-            return 2;
+        default: return em_usage_bad_option("coordinator", usage, c, argv, optind);
         }
     }
     if (!o->redis_url_file) o->redis_url_file = env_str("EARMARK_REDIS_URL_FILE");
@@ -194,11 +179,12 @@ static int parse_args(int argc, char **argv, struct copts *o)
         o->redis_owned = 1;
     }
     o->redis = em_cli_redis_url(o->redis);
-    if (!o->redis || !o->bind || optind != argc) {
-        fprintf(stderr, "earmark coordinator: --redis URL (or EARMARK_REDIS_URL) and --bind "
-                        "ENDPOINT are required\n");
-        return 2;
-    }
+    if (!o->redis)
+        return em_usage_required("coordinator", usage, "--redis",
+                                 "or EARMARK_REDIS_URL, or --redis-url-file");
+    if (!o->bind) return em_usage_required("coordinator", usage, "--bind", NULL);
+    if (optind != argc)
+        return em_usage_error("coordinator", usage, "unexpected argument '%.80s'", argv[optind]);
     if (!o->curve_secret) o->curve_secret = env_str("EARMARK_CURVE_SECRET");
     if (!o->allow_keys) o->allow_keys = env_str("EARMARK_ALLOW_KEYS");
     if (!o->curve_secret != !o->allow_keys) {

@@ -9,17 +9,27 @@
 #include <time.h>
 
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "coordinator/cli.h"
 #include "coordinator/queue.h"
+
+static void usage_cancel(FILE *f) { fprintf(f, "usage: earmark cancel --redis URL [--redis-ca FILE] BATCH\n"); }
+static void usage_delete(FILE *f)
+{
+    fprintf(f, "usage: earmark delete --redis URL [--redis-ca FILE] [--force] BATCH (refused while "
+               "it runs)\n");
+}
+static void usage_ls(FILE *f) { fprintf(f, "usage: earmark ls --redis URL [--redis-ca FILE]\n"); }
 
 /* Parses --redis and --force (when force is non-NULL) and the positional arguments.
  * Returns 0, or the exit status of a usage error. */
 static int parse(const char *cmd, int argc, char **argv, const char **redis, int *force,
-                 int npos, const char *usage)
+                 int npos, em_usage_fn *usage)
 {
     static const struct option lo[] = {
         {"redis", required_argument, 0, 'r'},
         {"force", no_argument, 0, 'f'},
+        {"redis-ca", required_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -28,24 +38,25 @@ static int parse(const char *cmd, int argc, char **argv, const char **redis, int
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
         if (c == 'r') {
-            *redis = optarg;
+            *redis = em_cli_redis_arg(optarg);
+        } else if (c == 'C') {
+            if (em_cli_redis_ca(optarg) != 0)
+                return em_usage_error(cmd, usage, "--redis-ca needs a file path");
         } else if (c == 'f' && force) {
             *force = 1;
         } else if (c == 'h') {
-            printf("usage: %s\n", usage);
+            usage(stdout);
             return -1;
         } else {
-            fprintf(stderr, "earmark %s: bad option '%s'\nusage: %s\n", cmd, argv[optind - 1],
-                    usage);
-            return 2;
+            return em_usage_bad_option(cmd, usage, c, argv, optind);
         }
     }
     *redis = em_cli_redis_url(*redis);
-    if (!*redis || argc - optind != npos) {
-        fprintf(stderr, "earmark %s: need --redis URL (or EARMARK_REDIS_URL)%s\nusage: %s\n", cmd,
-                npos ? " and one BATCH" : "", usage);
-        return 2;
-    }
+    if (!*redis) return em_usage_required(cmd, usage, "--redis", "or EARMARK_REDIS_URL");
+    if (argc - optind != npos)
+        return npos ? em_usage_error(cmd, usage, "expected one BATCH, got %d arguments",
+                                     argc - optind)
+                    : em_usage_error(cmd, usage, "unexpected argument '%.80s'", argv[optind]);
     if (npos && !em_queue_id_ok(argv[optind], EM_QUEUE_MAX_BATCH_ID)) {
         fprintf(stderr, "earmark %s: '%.80s' is not a batch id\n", cmd, argv[optind]);
         return 2;
@@ -62,7 +73,7 @@ static int fail(const char *cmd, em_err rc, const struct em_errbuf *eb)
 int em_cmd_cancel(int argc, char **argv)
 {
     const char *redis;
-    int prc = parse("cancel", argc, argv, &redis, NULL, 1, "earmark cancel --redis URL BATCH");
+    int prc = parse("cancel", argc, argv, &redis, NULL, 1, usage_cancel);
     if (prc) return prc < 0 ? 0 : prc;
     const char *batch = argv[optind];
     struct em_errbuf eb = {{0}};
@@ -81,8 +92,7 @@ int em_cmd_delete(int argc, char **argv)
 {
     const char *redis;
     int force = 0;
-    int prc = parse("delete", argc, argv, &redis, &force, 1,
-                    "earmark delete --redis URL [--force] BATCH (refused while it runs)");
+    int prc = parse("delete", argc, argv, &redis, &force, 1, usage_delete);
     if (prc) return prc < 0 ? 0 : prc;
     struct em_errbuf eb = {{0}};
     struct em_queue *q = NULL;
@@ -105,7 +115,7 @@ static int by_created(const void *a, const void *b)
 int em_cmd_ls(int argc, char **argv)
 {
     const char *redis;
-    int prc = parse("ls", argc, argv, &redis, NULL, 0, "earmark ls --redis URL");
+    int prc = parse("ls", argc, argv, &redis, NULL, 0, usage_ls);
     if (prc) return prc < 0 ? 0 : prc;
     struct em_errbuf eb = {{0}};
     struct em_queue *q = NULL;

@@ -7,10 +7,11 @@
 
 #include "common/clock.h"
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "coordinator/cli.h"
 #include "coordinator/queue.h"
 
-static void usage(FILE *f) { fprintf(f, "usage: earmark status --redis URL BATCH [--json]\n"); }
+static void usage(FILE *f) { fprintf(f, "usage: earmark status --redis URL [--redis-ca FILE] BATCH [--json]\n"); }
 
 static int print_json(const char *batch, const struct em_batch_info *b, const struct em_progress *p)
 {
@@ -38,6 +39,7 @@ int em_cmd_status(int argc, char **argv)
     static const struct option lo[] = {
         {"redis", required_argument, 0, 'r'},
         {"json", no_argument, 0, 'j'},
+        {"redis-ca", required_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -47,22 +49,25 @@ int em_cmd_status(int argc, char **argv)
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
         if (c == 'r')
-            redis = optarg;
+            redis = em_cli_redis_arg(optarg);
+        else if (c == 'C' && em_cli_redis_ca(optarg) != 0)
+            return em_usage_error("status", usage, "--redis-ca needs a file path");
+        else if (c == 'C')
+            continue;
         else if (c == 'j')
             as_json = 1;
         else if (c == 'h') {
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "earmark status: bad or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
+            return em_usage_bad_option("status", usage, c, argv, optind);
         }
     }
     redis = em_cli_redis_url(redis);
-    if (!redis || optind != argc - 1) {
-        fprintf(stderr, "earmark status: need --redis URL (or EARMARK_REDIS_URL) and one BATCH\n");
-        return 2;
-    }
+    if (!redis) return em_usage_required("status", usage, "--redis", "or EARMARK_REDIS_URL");
+    if (optind != argc - 1)
+        return em_usage_error("status", usage, "expected one BATCH, got %d arguments",
+                              argc - optind);
     const char *batch = argv[optind];
     struct em_errbuf eb = {{0}};
     struct em_queue *q = NULL;

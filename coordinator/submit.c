@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "common/id.h"
 #include "common/log.h"
 #include "coordinator/cli.h"
@@ -29,14 +30,16 @@ struct sopts {
     unsigned max_attempts, max_new_tokens;
     int64_t deadline_ms; /* --deadline: from submission; 0 none */
     int skip_done, wait;
+    bool strict_audio; /* --strict-audio: any decode error fails the item */
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: earmark submit --redis URL --manifest FILE|- --out URI\n"
+    fprintf(f, "usage: earmark submit --redis URL [--redis-ca FILE] --manifest FILE|- --out URI\n"
                "         [--prompts caption,transcript,events] [--prompt TEXT]...\n"
                "         [--max-attempts N] [--max-new-tokens N] [--model NAME] [--skip-done]\n"
-               "         [--wait] [--deadline DURATION (e.g. 90m, 2h; items unsettled then fail)]\n");
+               "         [--wait] [--deadline DURATION (e.g. 90m, 2h; items unsettled then fail)]\n"
+               "         [--strict-audio (any audio decode error fails the item)]\n");
 }
 
 static void on_bad(void *ud, unsigned line, em_err code, const char *why)
@@ -82,6 +85,8 @@ static int parse_args(int argc, char **argv, struct sopts *o)
         {"wait", no_argument, 0, 'w'},
         {"deadline", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},
+        {"strict-audio", no_argument, 0, 'S'},
+        {"redis-ca", required_argument, 0, 'C'},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -92,12 +97,16 @@ static int parse_args(int argc, char **argv, struct sopts *o)
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
         uint64_t v;
         switch (c) {
-        case 'r': o->redis = optarg; break;
+        case 'r': o->redis = em_cli_redis_arg(optarg); break;
+        case 'C':
+            if (em_cli_redis_ca(optarg) != 0) return em_usage_error("submit", usage, "--redis-ca needs a file path");
+            break;
         case 'm': o->manifest = optarg; break;
         case 'o': o->out = optarg; break;
         case 'M': o->model = optarg; break;
         case 's': o->skip_done = 1; break;
         case 'w': o->wait = 1; break;
+        case 'S': o->strict_audio = true; break;
         case 'D':
             if (em_cli_duration_ms(optarg, 365LL * 86400000, &o->deadline_ms) != 0) {
                 fprintf(stderr, "earmark submit: --deadline must be N[s|m|h|d], up to 365d\n");
@@ -132,23 +141,15 @@ static int parse_args(int argc, char **argv, struct sopts *o)
             o->max_new_tokens = (unsigned)v;
             break;
         case 'h': usage(stdout); return -1;
-        default:
-            fprintf(stderr, "earmark submit: bad or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return em_usage_bad_option("submit", usage, c, argv, optind);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "earmark submit: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc)
+        return em_usage_error("submit", usage, "unexpected argument '%.80s'", argv[optind]);
     o->redis = em_cli_redis_url(o->redis);
-    if (!o->redis || !o->manifest || !o->out || !*o->out) {
-        fprintf(
-            stderr,
-            "earmark submit: --redis (or EARMARK_REDIS_URL), --manifest and --out are required\n");
-        return 2;
-    }
+    if (!o->redis) return em_usage_required("submit", usage, "--redis", "or EARMARK_REDIS_URL");
+    if (!o->manifest) return em_usage_required("submit", usage, "--manifest", NULL);
+    if (!o->out || !*o->out) return em_usage_required("submit", usage, "--out", NULL);
     if (o->nprompts == 0 && o->nfree == 0) o->prompts[o->nprompts++] = "caption";
     return 0;
 }
@@ -273,7 +274,8 @@ int em_cmd_submit(int argc, char **argv)
         goto fail;
     }
     if ((rc = em_submit_producer(o.model, o.prompts, (size_t)o.nprompts, o.free, (size_t)o.nfree,
-                                 o.max_new_tokens, &prompts_json, &gen_json, &ph, &eb)) != EM_OK)
+                                 o.max_new_tokens, o.strict_audio, &prompts_json, &gen_json, &ph,
+                                 &eb)) != EM_OK)
         goto fail;
     struct em_batch_info b = {0};
     em_id_batch(b.id);

@@ -28,7 +28,7 @@ static json_t *gen_defaults(unsigned max_new_tokens)
 
 em_err em_submit_producer(const char *model, const char *const *builtin, size_t nbuiltin,
                           const char *const *free_text, size_t nfree, unsigned max_new_tokens,
-                          char **prompts_json, char **gen_json, char **hash,
+                          bool strict_audio, char **prompts_json, char **gen_json, char **hash,
                           struct em_errbuf *eb)
 {
     *prompts_json = *gen_json = *hash = NULL;
@@ -41,6 +41,7 @@ em_err em_submit_producer(const char *model, const char *const *builtin, size_t 
     char *canon = NULL;
     em_err rc = EM_E_NOMEM;
     if (!pr || !gen) goto fail;
+    if (strict_audio && json_object_set_new(gen, "strict_audio", json_true())) goto fail;
     for (size_t i = 0; i < nbuiltin; i++) {
         if (!em_submit_prompt_known(builtin[i])) {
             rc = em_errf(eb, EM_E_ARG, "unknown prompt '%s'", builtin[i]);

@@ -4,6 +4,7 @@
 #ifndef EM_SUBMIT_UTIL_H
 #define EM_SUBMIT_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,11 +23,13 @@ int em_submit_prompt_known(const char *name);
  * the generation settings JSON (greedy; max_new_tokens per prompt and window: the argument,
  * 0 for the default EM_SUBMIT_DEFAULT_NEW_TOKENS), and the producer hash: hex SHA-256 of
  * the canonical JSON (sorted keys, compact) of {earmark_version, gen, model, prompts}.
+ * strict_audio (submit --strict-audio) adds "strict_audio": true to the generation settings
+ * (and so to the hash; without it both stay as they were): any decode error fails an item.
  * All three outputs are malloc'd (caller frees). Errors: EM_E_NOMEM, EM_E_ARG (unknown
  * built-in, max_new_tokens above EM_SUBMIT_MAX_NEW_TOKENS). */
 em_err em_submit_producer(const char *model, const char *const *builtin, size_t nbuiltin,
                           const char *const *free_text, size_t nfree, unsigned max_new_tokens,
-                          char **prompts_json,
+                          bool strict_audio, char **prompts_json,
                           char **gen_json, char **hash, struct em_errbuf *eb);
 
 /* 1 if data[len] is an annotation record with status "ok" and producer.hash == hash,

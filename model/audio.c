@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +56,26 @@ struct dec {
     unsigned n_corrupt;
 };
 
+/* The decoder reports some damage (an mp3 frame cut mid-way: "invalid new backstep") only
+ * in its log while still returning audio. FFmpeg's log goes to this callback instead of
+ * stderr; it counts the error lines the decoding thread's own codec context writes (a
+ * decoder runs on its caller's thread: thread_count 1), and prints nothing. */
+static _Thread_local const void *log_ctx; /* the codec context this thread decodes with */
+static _Thread_local unsigned log_errors;
+
+static void count_log(void *avcl, int level, const char *fmt, va_list vl)
+{
+    (void)fmt;
+    (void)vl;
+    if (avcl && avcl == log_ctx && level <= AV_LOG_ERROR) log_errors++;
+}
+
 static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
-static void quiet_ffmpeg(void) { av_log_set_level(AV_LOG_QUIET); }
+static void quiet_ffmpeg(void)
+{
+    av_log_set_level(AV_LOG_QUIET);
+    av_log_set_callback(count_log);
+}
 
 struct em_audio_opts em_audio_opts_default(void)
 {
@@ -331,6 +350,7 @@ static void fill_info(struct dec *d, struct em_audio *out)
     snprintf(out->codec, sizeof out->codec, "%s", avcodec_get_name(par->codec_id));
     snprintf(out->container, sizeof out->container, "%s", d->fmt->iformat->name);
     out->n_corrupt = d->n_corrupt;
+    out->n_decode_errors = d->n_corrupt + log_errors;
 }
 
 /* Makes samples finite and within [-1, 1] (float PCM may carry NaN or overs). */
@@ -385,7 +405,11 @@ em_err em_audio_decode_mem_opts(const uint8_t *data, size_t len, const char *nam
     d.max_n = (size_t)(o.max_seconds * EM_AUDIO_RATE);
     if ((rc = open_input(&d, eb)) != EM_OK) goto done;
     if ((rc = open_decoder(&d, eb)) != EM_OK) goto done;
-    if ((rc = decode_all(&d, eb)) != EM_OK) goto done;
+    log_ctx = d.cc;
+    log_errors = 0;
+    rc = decode_all(&d, eb);
+    log_ctx = NULL;
+    if (rc != EM_OK) goto done;
     if (d.n == 0) {
         rc = em_errf(eb, EM_E_AUDIO, "%s: decoded 0 samples (%s, %u corrupt packets)", d.name,
                      avcodec_get_name(d.fmt->streams[d.stream]->codecpar->codec_id), d.n_corrupt);

@@ -28,6 +28,9 @@ struct em_audio {
     char codec[32];        /* FFmpeg codec name, e.g. "mp3", "pcm_s16le" */
     char container[32];    /* FFmpeg demuxer name, e.g. "wav", "ogg", "mov,mp4,m4a,3gp,3g2,mj2" cut to fit */
     unsigned n_corrupt;    /* packets/frames FFmpeg rejected and that were skipped */
+    unsigned n_decode_errors; /* every error the decoder reported: n_corrupt plus the errors
+                                 it only logged while still returning audio (an mp3 cut
+                                 mid-frame); 0 for a clean file */
 };
 
 /* Limits for one decode; em_audio_opts_default() gives the EM_AUDIO_MAX_* values.

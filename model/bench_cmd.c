@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "common/err.h"
 #include "model/bench.h"
 
@@ -44,10 +45,9 @@ int em_cmd_bench(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        fprintf(stderr, "earmark bench: expected 'model' (make bench runs the dispatch "
-                        "benchmark: deploy/bench-dispatch.sh)\n");
-        usage(stderr);
-        return 2;
+        return em_usage_error("bench", usage,
+                              "expected 'model' (make bench runs the dispatch benchmark: "
+                              "deploy/bench-dispatch.sh)");
     }
     struct em_bench_opts o = em_bench_opts_default();
     int enc_set = 0;
@@ -71,8 +71,7 @@ int em_cmd_bench(int argc, char **argv)
         } else if (strcmp(a, "--types") == 0) {
             struct em_errbuf eb = {{0}};
             if (em_bench_parse_types(v, &o.types, &eb) != EM_OK) {
-                fprintf(stderr, "earmark bench model: %s\n", eb.msg);
-                return 2;
+                return em_usage_error("bench", usage, "%s", eb.msg);
             }
         } else if (strcmp(a, "--prefill") == 0) {
             bad = parse_int(v, 24, 4096, &o.prefill_tokens);
@@ -81,11 +80,11 @@ int em_cmd_bench(int argc, char **argv)
         } else {
             bad = 1;
         }
-        if (bad) {
-            fprintf(stderr, "earmark bench model: bad or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
+        if (bad)
+            return em_usage_error("bench", usage, "%s '%.80s'",
+                                  !v ? "option needs a value (or is unknown):"
+                                     : "unknown option, or a bad value for",
+                                  a);
         i++;
     }
     if (!enc_set) o.enc_layers = o.dec_layers;

@@ -10,15 +10,16 @@
 
 #include "common/clock.h"
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "model/convert.h"
 #include "model/quant.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: earmark convert SRC -o OUT.gguf [--type q8_0|q4_0|bf16|f16|f32] [--quiet]\n"
+            "usage: earmark convert SRC -o|--output OUT.gguf [--type q8_0|q4_0|bf16|f16|f32] [--quiet]\n"
             "  SRC      Hugging Face Qwen2-Audio checkpoint directory (or a GGUF file)\n"
-            "  -o       the GGUF file to write (written to OUT.tmp.<pid>, then renamed)\n"
+            "  -o, --output  the GGUF file to write (written to OUT.tmp.<pid>, then renamed)\n"
             "  --type   type of the layer linear weights and lm_head (default q8_0); q4_0\n"
             "           quantizes the decoder MLPs to q4_0 and keeps the audio encoder, the\n"
             "           decoder attention and lm_head in q8_0 (docs/accuracy.md); linears whose\n"
@@ -47,25 +48,24 @@ int em_cmd_convert(int argc, char **argv)
         } else if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && i + 1 < argc) {
             out = argv[++i];
         } else if (strcmp(a, "--type") == 0 && i + 1 < argc) {
-            if ((o.wtype = em_convert_parse_type(argv[++i])) < 0) {
-                fprintf(stderr, "earmark convert: --type %s is not q8_0, q4_0, bf16, f16 or f32\n",
-                        argv[i]);
-                return 2;
-            }
+            if ((o.wtype = em_convert_parse_type(argv[++i])) < 0)
+                return em_usage_error("convert", usage,
+                                      "--type %.80s is not q8_0, q4_0, bf16, f16 or f32", argv[i]);
         } else if (strcmp(a, "--quiet") == 0) {
             quiet = 1;
-        } else if (a[0] == '-' || src) {
-            fprintf(stderr, "earmark convert: unexpected argument '%s'\n", a);
-            usage(stderr);
-            return 2;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--type")) {
+            return em_usage_error("convert", usage, "option '%s' needs a value", a);
+        } else if (a[0] == '-') {
+            return em_usage_error("convert", usage, "unknown option '%.80s'", a);
+        } else if (src) {
+            return em_usage_error("convert", usage, "unexpected argument '%.80s' (one SRC only)",
+                                  a);
         } else {
             src = a;
         }
     }
-    if (!src || !out) {
-        usage(stderr);
-        return 2;
-    }
+    if (!src) return em_usage_error("convert", usage, "SRC (a checkpoint) is required");
+    if (!out) return em_usage_required("convert", usage, "-o/--output", NULL);
     if (!quiet) o.progress = progress;
     struct em_errbuf eb = {{0}};
     double t0 = em_now_s();

@@ -30,7 +30,8 @@ static int load_tags(const char *who, const char *path, struct em_evtags **tags)
 
 int em_rcli_opt(struct em_rcli_opts *o, int c, const char *arg)
 {
-    if (c == 'r') o->redis = arg;
+    if (c == 'r') o->redis = em_cli_redis_arg((char *)arg); /* arg is getopt's optarg: argv */
+    else if (c == 'C') return em_cli_redis_ca(arg) == 0 ? 1 : 0; /* empty: a usage error */
     else if (c == 'R') o->refs = arg;
     else if (c == 't') o->tags = arg;
     else return 0;

@@ -17,10 +17,11 @@ struct em_rcli_opts {
     const char *tags;  /* --tags FILE: synonym table; NULL: $EARMARK_EVENT_TAGS or none */
 };
 
-/* The long options for the fields above, for a getopt_long table ('r', 'R', 't'). */
+/* The long options for the fields above, for a getopt_long table ('r', 'R', 't'), and
+ * --redis-ca ('C', exported as EARMARK_REDIS_CA: coordinator/cli.h). */
 #define EM_RCLI_LONGOPTS                                                                          \
     {"redis", required_argument, 0, 'r'}, {"refs", required_argument, 0, 'R'},                    \
-        {"tags", required_argument, 0, 't'}
+        {"tags", required_argument, 0, 't'}, {"redis-ca", required_argument, 0, 'C'}
 /* Takes getopt's option c (argument arg) into o when it is one of those: 1, else 0. */
 int em_rcli_opt(struct em_rcli_opts *o, int c, const char *arg);
 

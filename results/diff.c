@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "common/num.h"
 #include "results/cli.h"
 #include "results/evtags.h"
@@ -26,7 +27,7 @@ struct gate {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: earmark diff A B [--redis URL] [--refs MANIFEST] [--tags FILE]\n"
+    fprintf(f, "usage: earmark diff A B [--redis URL] [--redis-ca FILE] [--refs MANIFEST] [--tags FILE]\n"
                "       [--gate METRIC:THRESHOLD]... [--resamples N] [--seed N] [--json]\n"
                "  A, B: batch ids or OUT_URIs of two runs of one manifest; METRIC one of\n"
                "  wer cer event_precision event_recall event_f1 caption_f1 rtf failed_rate\n"
@@ -161,14 +162,11 @@ int em_cmd_diff(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (c != 'n' && c != 's') {
-            fprintf(stderr, "earmark diff: bad or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
+            return em_usage_bad_option("diff", usage, c, argv, optind);
         }
     }
-    if (optind != argc - 2) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind != argc - 2)
+        return em_usage_error("diff", usage, "expected two runs A B, got %d arguments", argc - optind);
     struct run A = {0}, B = {0};
     struct em_evtags *ta = NULL, *tb = NULL;
     struct pairs p = {0};

@@ -9,13 +9,14 @@
 #include <string.h>
 
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "results/cli.h"
 #include "results/evtags.h"
 #include "results/textnorm.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: earmark eval BATCH|OUT_URI [--redis URL] [--refs MANIFEST] "
+    fprintf(f, "usage: earmark eval BATCH|OUT_URI [--redis URL] [--redis-ca FILE] [--refs MANIFEST] "
                "[--tags FILE] [--items] [--json]\n");
 }
 
@@ -171,14 +172,11 @@ int em_cmd_eval(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "earmark eval: bad or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
+            return em_usage_bad_option("eval", usage, c, argv, optind);
         }
     }
-    if (optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind != argc - 1)
+        return em_usage_error("eval", usage, "expected one BATCH|OUT_URI, got %d arguments", argc - optind);
     struct em_recs r;
     struct em_evtags *tags = NULL;
     struct em_score_item *items = NULL;

@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "common/cmd.h"
+#include "common/usage.h"
+#include "coordinator/cli.h"
 #include "results/cli.h"
 #include "results/export.h"
 #include "storage/storage.h"
@@ -222,8 +224,8 @@ static int one(void *ud, const char *uri, const uint8_t *data, size_t len, json_
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: earmark export BATCH|OUT_URI [--redis URL] [--format jsonl|csv] "
-               "[--segments] [-o FILE]\n");
+    fprintf(f, "usage: earmark export BATCH|OUT_URI [--redis URL] [--redis-ca FILE] [--format jsonl|csv] "
+               "[--segments] [-o|--output FILE]\n");
 }
 
 int em_cmd_export(int argc, char **argv)
@@ -231,14 +233,16 @@ int em_cmd_export(int argc, char **argv)
     static const struct option lo[] = {
         {"redis", required_argument, 0, 'r'}, {"format", required_argument, 0, 'f'},
         {"segments", no_argument, 0, 's'},    {"output", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},        {"redis-ca", required_argument, 0, 'C'},
+        {0, 0, 0, 0},
     };
     const char *redis = NULL, *path = NULL;
     struct ctx c = {stdout, 0, 0, 0};
     optind = 1;
     opterr = 0;
     for (int ch; (ch = getopt_long(argc, argv, ":ho:", lo, NULL)) != -1;) {
-        if (ch == 'r') redis = optarg;
+        if (ch == 'r') redis = em_cli_redis_arg(optarg);
+        else if (ch == 'C' && em_cli_redis_ca(optarg) == 0) continue;
         else if (ch == 'o') path = optarg;
         else if (ch == 's') c.segments = 1;
         else if (ch == 'f' && (strcmp(optarg, "jsonl") == 0 || strcmp(optarg, "csv") == 0))
@@ -247,15 +251,14 @@ int em_cmd_export(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "earmark export: bad or incomplete option '%s' (--format is jsonl or csv)\n",
-                    argv[optind - 1]);
-            return 2;
+            if (ch == 'f')
+                return em_usage_error("export", usage, "--format %.40s: expected jsonl or csv",
+                                      optarg);
+            return em_usage_bad_option("export", usage, ch, argv, optind);
         }
     }
-    if (optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind != argc - 1)
+        return em_usage_error("export", usage, "expected one BATCH|OUT_URI, got %d arguments", argc - optind);
     struct em_errbuf eb = {{0}};
     char *out = NULL;
     struct em_storage *st = NULL;

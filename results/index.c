@@ -9,6 +9,8 @@
 
 #include "common/clock.h"
 #include "common/cmd.h"
+#include "common/usage.h"
+#include "coordinator/cli.h"
 #include "results/cli.h"
 #include "results/records.h"
 #include "results/evtags.h"
@@ -323,33 +325,33 @@ static int one(void *ud, const char *uri, const uint8_t *data, size_t len, json_
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: earmark index BATCH|OUT_URI --db FILE [--redis URL]\n");
+    fprintf(f, "usage: earmark index BATCH|OUT_URI --db FILE [--redis URL] [--redis-ca FILE]\n");
 }
 
 int em_cmd_index(int argc, char **argv)
 {
     static const struct option lo[] = {
         {"db", required_argument, 0, 'd'}, {"redis", required_argument, 0, 'r'},
-        {"help", no_argument, 0, 'h'},     {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},     {"redis-ca", required_argument, 0, 'C'},
+        {0, 0, 0, 0},
     };
     const char *db = NULL, *redis = NULL;
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1;) {
         if (c == 'd') db = optarg;
-        else if (c == 'r') redis = optarg;
+        else if (c == 'r') redis = em_cli_redis_arg(optarg);
+        else if (c == 'C' && em_cli_redis_ca(optarg) == 0) continue;
         else if (c == 'h') {
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "earmark index: bad or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
+            return em_usage_bad_option("index", usage, c, argv, optind);
         }
     }
-    if (!db || optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (!db) return em_usage_required("index", usage, "--db", NULL);
+    if (optind != argc - 1)
+        return em_usage_error("index", usage, "expected one BATCH|OUT_URI, got %d arguments", argc - optind);
     struct em_errbuf eb = {{0}};
     struct run r = {0};
     char *out = NULL;

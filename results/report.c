@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "results/cli.h"
 #include "results/report.h"
 #include "results/svg.h"
@@ -284,7 +285,7 @@ void em_report_write(FILE *f, const struct em_recs *r, const struct em_score_ite
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: earmark report BATCH|OUT_URI -o FILE.html [--redis URL] [--refs MANIFEST] "
+    fprintf(f, "usage: earmark report BATCH|OUT_URI -o|--output FILE.html [--redis URL] [--redis-ca FILE] [--refs MANIFEST] "
                "[--tags FILE]\n");
 }
 
@@ -307,14 +308,12 @@ int em_cmd_report(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "earmark report: bad or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
+            return em_usage_bad_option("report", usage, c, argv, optind);
         }
     }
-    if (!path || optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (!path) return em_usage_required("report", usage, "-o/--output", NULL);
+    if (optind != argc - 1)
+        return em_usage_error("report", usage, "expected one BATCH|OUT_URI, got %d arguments", argc - optind);
     struct em_recs r;
     struct em_evtags *tags = NULL;
     struct em_score_item *items = NULL;

@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/cmd.h"
+#include "common/usage.h"
 #include "common/num.h"
 #include "results/index.h"
 #include "results/index_impl.h"
@@ -145,14 +146,11 @@ int em_cmd_search(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (c != 'n') {
-            fprintf(stderr, "earmark search: bad or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
+            return em_usage_bad_option("search", usage, c, argv, optind);
         }
     }
-    if (!db || optind >= argc) {
-        usage(stderr);
-        return 2;
-    }
+    if (!db) return em_usage_required("search", usage, "--db", NULL);
+    if (optind >= argc) return em_usage_error("search", usage, "no search words given");
     char words[EM_INDEX_MAX_QUERY + 1];
     size_t n = 0;
     for (int i = optind; i < argc; i++) {

@@ -2,12 +2,15 @@
  *   earmark annotate --model DIR [--task caption|transcript|events]... [--prompt TEXT]...
  *                    [--form base|chat] [--max-new-tokens N] [--greedy] [--seed N] [--ids]
  *                    FILE...
- * Per file: FFmpeg decode to 16 kHz mono (model/audio.h) -> em_model_annotate (model/model.h:
+ * Per file: read through the source policy (worker/source.h, any local file: only a regular
+ * file, opened without blocking, so a FIFO, device or socket is refused at once) -> FFmpeg
+ * decode to 16 kHz mono (model/audio.h) -> em_model_annotate (model/model.h:
  * 30 s windows, every prompt per window sharing one prefill of the audio) -> the same
  * earmark.annotation/v1 record the worker stores (worker/annotation.h), printed as one
  * compact JSON line on stdout, with source = the file as given, batch_id "annotate", worker
  * "annotate" and id = em_id_item(FILE). A file that fails gives a "failed"
- * record (error {class, message}) and the command goes on with the next file.
+ * record (error {class, message}), its one-line error on stderr, and the command goes on
+ * with the next file.
  * Exit status 0 if every file succeeded, 1 otherwise (or when the model does not load),
  * 2 on usage errors (including prompts the model refuses).
  * Prompts: each --task and --prompt in order; none given: --task caption. Answers are keyed
@@ -22,10 +25,12 @@
 #include "common/cmd.h"
 #include "common/id.h"
 #include "common/num.h"
+#include "common/usage.h"
 #include "model/audio.h"
 #include "model/model.h"
 #include "worker/annotation.h"
 #include "worker/facts.h"
+#include "worker/source.h"
 
 #define CMD_BATCH "annotate"
 
@@ -45,7 +50,10 @@ static void usage(FILE *f)
             "  --greedy          argmax decoding (the repetition penalty still applies)\n"
             "  --seed            sampling seed (default 0)\n"
             "  --ids             also print the generated token ids of every segment\n"
-            "Prints one earmark.annotation/v1 record (schema/annotation.schema.json) per file.\n");
+            "Prints one earmark.annotation/v1 record (schema/annotation.schema.json) per file on\n"
+            "stdout; a file that fails gets a \"failed\" record and its one-line error on stderr.\n"
+            "Exit status: 0 every file ok, 1 at least one file failed (or the model did not\n"
+            "load), 2 usage error.\n");
 }
 
 struct opts {
@@ -55,6 +63,7 @@ struct opts {
     size_t n_prompts, n_text;
     struct em_gen_params_override gen;
     int with_ids, first_file;
+    struct em_source_policy policy; /* any local file, regular files only */
 };
 
 /* Adds a --task or --prompt; 0, or -1 with the reason printed. */
@@ -89,10 +98,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         if (!strcmp(a, "--greedy")) { o->gen.greedy = true; continue; }
         if (!strcmp(a, "--ids")) { o->with_ids = 1; continue; }
         if (strncmp(a, "--", 2) != 0) { o->first_file = i; break; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "earmark annotate: %s needs a value (or unknown option)\n", a);
-            return 2;
-        }
+        if (i + 1 >= argc)
+            return em_usage_error("annotate", usage,
+                                  "option '%.80s' needs a value (or is unknown)", a);
         const char *v = argv[++i];
         long n;
         if (!strcmp(a, "--model")) o->model = v;
@@ -100,35 +108,42 @@ static int parse_args(int argc, char **argv, struct opts *o)
         else if (!strcmp(a, "--prompt")) { if (add_prompt(o, NULL, v)) return 2; }
         else if (!strcmp(a, "--form")) o->form = v;
         else if (!strcmp(a, "--max-new-tokens")) {
-            if ((n = em_num_parse(v, 1, EM_MODEL_MAX_NEW_TOKENS)) < 0) {
-                fprintf(stderr, "earmark annotate: --max-new-tokens %s: expected 1..%d\n", v,
-                        EM_MODEL_MAX_NEW_TOKENS);
-                return 2;
-            }
+            if ((n = em_num_parse(v, 1, EM_MODEL_MAX_NEW_TOKENS)) < 0)
+                return em_usage_error("annotate", usage, "--max-new-tokens %.80s: expected 1..%d",
+                                      v, EM_MODEL_MAX_NEW_TOKENS);
             o->gen.max_new_tokens = (int)n;
         } else if (!strcmp(a, "--seed")) {
-            if ((n = em_num_parse(v, 0, 0x7fffffffL)) < 0) {
-                fprintf(stderr, "earmark annotate: --seed %s: expected 0..2^31-1\n", v);
-                return 2;
-            }
+            if ((n = em_num_parse(v, 0, 0x7fffffffL)) < 0)
+                return em_usage_error("annotate", usage, "--seed %.80s: expected 0..2^31-1", v);
             o->gen.set_seed = true;
             o->gen.seed = (uint64_t)n;
         } else {
-            fprintf(stderr, "earmark annotate: unknown option %s\n", a);
-            usage(stderr);
-            return 2;
+            return em_usage_error("annotate", usage, "unknown option '%.80s'", a);
         }
     }
-    if (!o->model || o->first_file >= argc) {
-        usage(stderr);
-        return 2;
-    }
-    if (o->form && strcmp(o->form, "base") && strcmp(o->form, "chat")) {
-        fprintf(stderr, "earmark annotate: --form %s: expected base or chat\n", o->form);
-        return 2;
-    }
+    if (!o->model) return em_usage_required("annotate", usage, "--model", NULL);
+    if (o->first_file >= argc) return em_usage_error("annotate", usage, "no FILE given");
+    if (o->form && strcmp(o->form, "base") && strcmp(o->form, "chat"))
+        return em_usage_error("annotate", usage, "--form %.80s: expected base or chat", o->form);
     if (o->n_prompts == 0) add_prompt(o, "caption", NULL);
     return -1;
+}
+
+/* Reads path through the source policy (worker/source.h: only a regular file, opened without
+ * blocking, so a FIFO, device or socket is refused at once) and decodes it. */
+static em_err read_decode(const struct opts *o, const char *path, struct em_audio *a,
+                          struct em_errbuf *eb)
+{
+    char *abs = realpath(path, NULL); /* annotate takes paths relative to the caller's cwd */
+    if (!abs) return em_errf(eb, EM_E_NOTFOUND, "%.200s: no such file", path);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    struct em_audio_opts ao = em_audio_opts_default();
+    em_err rc = em_source_fetch(&o->policy, NULL, abs, ao.max_bytes, &data, &len, eb);
+    free(abs);
+    if (rc == EM_OK) rc = em_audio_decode_mem_opts(data, len, path, &ao, a, eb);
+    free(data);
+    return rc;
 }
 
 /* One file -> one record line on stdout; returns 0 if it succeeded. */
@@ -140,7 +155,7 @@ static int run_file(const struct em_model *m, const struct opts *o, const char *
     struct em_model_result *r = NULL;
     char id[EM_ID_LEN + 1];
     double t0 = em_now_s(), t1 = t0, t2 = t0;
-    em_err rc = em_audio_decode_file(path, &a, &eb);
+    em_err rc = read_decode(o, path, &a, &eb);
     t1 = em_now_s();
     if (rc == EM_OK) {
         em_facts_compute(a.pcm, a.n, EM_AUDIO_RATE, &f);
@@ -158,6 +173,9 @@ static int run_file(const struct em_model *m, const struct opts *o, const char *
     };
     size_t len = 0;
     char *rec = em_annot_build(&in, &len);
+    if (rc != EM_OK)
+        fprintf(stderr, "earmark annotate: %s: %s\n", path,
+                em_usage_unprefixed("annotate", em_errbuf_msg(&eb, rc)));
     if (rec) printf("%s\n", rec);
     else fprintf(stderr, "earmark annotate: %s: out of memory building the record\n", path);
     fflush(stdout);
@@ -179,17 +197,26 @@ int em_cmd_annotate(int argc, char **argv)
     struct em_model *m = NULL;
     em_err rc = em_model_load(o.model, &mo, &m, &eb);
     if (rc != EM_OK) {
-        fprintf(stderr, "earmark annotate: %s\n", em_errbuf_msg(&eb, rc));
+        fprintf(stderr, "earmark annotate: %s\n",
+                em_usage_unprefixed("annotate", em_errbuf_msg(&eb, rc)));
         return 1;
     }
     if ((rc = em_model_check_prompts(m, o.prompts, o.n_prompts, &eb)) != EM_OK ||
         (rc = em_model_check_gen(&o.gen, &eb)) != EM_OK) {
-        fprintf(stderr, "earmark annotate: %s\n", em_errbuf_msg(&eb, rc));
+        fprintf(stderr, "earmark annotate: %s\n",
+                em_usage_unprefixed("annotate", em_errbuf_msg(&eb, rc)));
         em_model_free(m);
         return 2;
     }
+    if ((rc = em_source_policy_init(&o.policy, NULL, 0, true, &eb)) != EM_OK) {
+        fprintf(stderr, "earmark annotate: %s\n",
+                em_usage_unprefixed("annotate", em_errbuf_msg(&eb, rc)));
+        em_model_free(m);
+        return 1;
+    }
     int failed = 0;
     for (int i = o.first_file; i < argc; i++) failed |= run_file(m, &o, argv[i]);
+    em_source_policy_free(&o.policy);
     em_model_free(m);
     return failed ? 1 : 0;
 }

@@ -129,6 +129,7 @@ static json_t *audio_obj(const struct em_audio *a, const struct em_facts *given,
     put(o, "peak_dbfs", jreal(f.peak_dbfs), ok);
     put(o, "silence_ratio", jreal(f.silence_ratio), ok);
     put(o, "corrupt_packets", json_integer(a->n_corrupt), ok);
+    put(o, "decode_errors", json_integer(a->n_decode_errors), ok);
     return o;
 }
 

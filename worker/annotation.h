@@ -18,6 +18,7 @@
  * prefill_s / generate_s (the result's decode_s; timings.decode_s stays the audio decode) /
  * tokens_per_s; producer.model defaults to the result's identity.
  * Also written (additive, allowed by the schema): audio.corrupt_packets (em_audio.n_corrupt),
+ * audio.decode_errors (em_audio.n_decode_errors),
  * error.retryable (em_err_retryable), and in records the coordinator writes (worker_id NULL)
  * error.last_worker: the worker that ran the item's last attempt, or "unknown"; there
  * producer.model is the model that worker announced, or "unknown", never a guess. Strings that are not valid UTF-8 (a URI, or a detail

@@ -18,6 +18,7 @@
 #include "common/num.h"
 #include "worker/loop.h"
 #include "common/httpd.h"
+#include "common/usage.h"
 #include "worker/metrics.h"
 #include "worker/source.h"
 
@@ -67,11 +68,11 @@ int em_cmd_worker(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "earmark worker: %s needs a value (or unknown option)\n", a);
-            usage(stderr);
-            return 2;
-        }
+        if (strncmp(a, "--", 2) != 0)
+            return em_usage_error("worker", usage, "unexpected argument '%.80s'", a);
+        if (i + 1 >= argc)
+            return em_usage_error("worker", usage, "option '%.80s' needs a value (or is unknown)",
+                                  a);
         const char *v = argv[++i];
         if (strcmp(a, "--connect") == 0) connect = v;
         else if (strcmp(a, "--model") == 0) model = v;
@@ -84,25 +85,22 @@ int em_cmd_worker(int argc, char **argv)
         else if (strcmp(a, "--source-root") == 0 && nroots < EM_SOURCE_MAX_ROOTS)
             roots[nroots++] = v;
         else if (strcmp(a, "--metrics") == 0) metrics = v;
-        else {
-            fprintf(stderr, "earmark worker: unknown option %s\n", a);
-            usage(stderr);
-            return 2;
-        }
+        else if (strcmp(a, "--source-root") == 0)
+            return em_usage_error("worker", usage, "more than %d --source-root",
+                                  EM_SOURCE_MAX_ROOTS);
+        else
+            return em_usage_error("worker", usage, "unknown option '%.80s'", a);
     }
     struct em_loop_opts o = em_loop_opts_default();
     long threads = em_num_parse(threads_s, 1, EM_LOOP_MAX_THREADS);
     long capacity = capacity_s ? em_num_parse(capacity_s, 1, EM_LOOP_MAX_CAPACITY) : threads;
     long drain = em_num_parse(drain_s, 0, 3600000);
-    if (!connect || threads < 0 || capacity < 0 || drain < 0) {
-        fprintf(stderr, "earmark worker: %s\n",
-                !connect ? "--connect ENDPOINT is required"
-                         : threads < 0 ? "--threads must be 1..256"
-                                       : capacity < 0 ? "--capacity must be 1..1024"
-                                                      : "--drain-ms must be 0..3600000");
-        usage(stderr);
-        return 2;
-    }
+    if (!connect) return em_usage_required("worker", usage, "--connect", "or EARMARK_COORDINATOR");
+    if (threads < 0 || capacity < 0 || drain < 0)
+        return em_usage_error("worker", usage, "%s",
+                              threads < 0    ? "--threads must be 1..256"
+                              : capacity < 0 ? "--capacity must be 1..1024"
+                                             : "--drain-ms must be 0..3600000");
     char idbuf[EM_LOOP_MAX_ID + 1];
     if (!id) {
         char host[128] = "worker";

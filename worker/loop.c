@@ -196,6 +196,7 @@ static void on_task(struct loop *l, const Earmark__Task *t, bool draining)
             .top_p = g->top_p, .repetition_penalty = g->repetition_penalty,
             .set_seed = g->seed != 0, .seed = g->seed,
         };
+        pt.strict_audio = g->strict_audio;
     }
     struct em_job *j = em_job_new(&pt);
     if (!j) {

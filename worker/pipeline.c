@@ -119,6 +119,11 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
             if (audio.duration_s < EM_PIPE_MIN_SECONDS)
                 rc = em_errf(&eb, EM_E_TOO_SHORT, "%.3f s of audio, the minimum is %.3f s",
                              audio.duration_s, EM_PIPE_MIN_SECONDS);
+            else if (t->strict_audio && audio.n_decode_errors > 0)
+                rc = em_errf(&eb, EM_E_AUDIO,
+                             "%u audio decode errors (the file is damaged; the batch was "
+                             "submitted with --strict-audio)",
+                             audio.n_decode_errors);
         }
     }
     if (rc != EM_OK && em_err_retryable(rc)) {

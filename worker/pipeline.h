@@ -76,6 +76,7 @@ struct em_pipe_task {
     const struct em_model_prompt *prompts; /* [n_prompts] the batch's prompts */
     size_t n_prompts;
     struct em_gen_params_override gen;     /* the batch's generation settings ({0}: defaults) */
+    bool strict_audio; /* a decode error (em_audio.n_decode_errors > 0) fails the item */
 };
 
 struct em_pipe_result {

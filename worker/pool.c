@@ -38,6 +38,7 @@ struct em_job *em_job_new(const struct em_pipe_task *t)
     j->deadline_ms = t->deadline_ms;
     j->accepted_ms = em_now_ms();
     j->gen = t->gen;
+    j->strict_audio = t->strict_audio;
     if (t->n_prompts > EM_MODEL_MAX_PROMPTS) {
         em_job_free(j);
         return NULL;
@@ -110,7 +111,7 @@ static void *pipeline_thread(void *arg)
             .source = j->source, .out_uri = j->out_uri, .meta_json = j->meta_json,
             .producer_hash = j->producer_hash, .attempt = j->attempt,
             .deadline_ms = j->deadline_ms, .prompts = j->prompts, .n_prompts = j->n_prompts,
-            .gen = j->gen,
+            .gen = j->gen, .strict_audio = j->strict_audio,
         };
         struct em_pipe_result r;
         em_pipe_run(&p->env, st, &t, &r);

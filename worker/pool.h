@@ -31,6 +31,7 @@ struct em_job {
     struct em_model_prompt prompts[EM_MODEL_MAX_PROMPTS];
     size_t n_prompts;
     struct em_gen_params_override gen;
+    bool strict_audio; /* em_pipe_task.strict_audio */
     enum em_job_state state;   /* read with em_pool_state while the pool may run it */
     struct em_pipe_result res; /* valid once state is EM_JOB_DONE */
     int64_t accepted_ms, started_ms; /* monotonic: em_job_new, a thread took it (0: not yet) */

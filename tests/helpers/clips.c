@@ -4,8 +4,10 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "model/audio.h"
 #include "tests/helpers/proc.h"
 
 int th_make_tone(const char *path, double freq, double amp, double seconds, int rate, int channels)
@@ -105,4 +107,29 @@ double th_goertzel(const float *x, size_t from, size_t to, double freq, int rate
         s1 = s0;
     }
     return s1 * s1 + s2 * s2 - c * s1 * s2;
+}
+
+int th_make_cut_mp3(const char *whole, const char *cut, size_t *cut_bytes)
+{
+    if (th_sh("ffmpeg -nostdin -v error -y -f lavfi -i sine=frequency=440:duration=2 -ac 1 "
+              "-ar 16000 -c:a libmp3lame -b:a 64k '%s'",
+              whole) != 0)
+        return -1;
+    size_t len;
+    char *data = th_slurp(whole, &len);
+    if (!data) return -1;
+    int rc = -1;
+    for (size_t k = 3; k < 600 && k < len && rc != 0; k += 3) {
+        struct em_audio a;
+        if (em_audio_decode_mem((uint8_t *)data, len - k, "cut.mp3", &a, NULL) != EM_OK) continue;
+        if (a.n_decode_errors > 0) {
+            FILE *f = fopen(cut, "wb");
+            rc = f && fwrite(data, 1, len - k, f) == len - k ? 0 : -1;
+            if (f && fclose(f) != 0) rc = -1;
+            if (rc == 0 && cut_bytes) *cut_bytes = k;
+        }
+        em_audio_free(&a);
+    }
+    free(data);
+    return rc;
 }

@@ -30,4 +30,10 @@ double th_db(double x);
 /* Goertzel power of x[from, to) at freq (unnormalised: compare against other frequencies
  * over the same span). */
 double th_goertzel(const float *x, size_t from, size_t to, double freq, int rate);
+/* An mp3 cut mid-frame: a 2 s 440 Hz tone (16 kHz mono, 64 kb/s, ffmpeg + libmp3lame) at
+ * whole, and at cut the same bytes less the smallest tail (a multiple of 3 bytes, < 600)
+ * after which the decoder reports errors while still returning audio (em_audio
+ * n_decode_errors > 0; which cut does depends on the bit reservoir). *cut_bytes (may be
+ * NULL) gets the tail cut. 0 on success. */
+int th_make_cut_mp3(const char *whole, const char *cut, size_t *cut_bytes);
 #endif

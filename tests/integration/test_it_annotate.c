@@ -53,7 +53,9 @@ static int run(const char *args, json_t **out)
 {
     char cmd[4096], path[700];
     snprintf(path, sizeof path, "%s/out.json", tmp);
-    snprintf(cmd, sizeof cmd, "'%s' annotate %s > '%s' 2>/dev/null", th_bin(), args, path);
+    /* stderr kept in err.txt; a file that blocked the command would end it at 120 s */
+    snprintf(cmd, sizeof cmd, "timeout 120 '%s' annotate %s > '%s' 2>'%s/err.txt'", th_bin(),
+             args, path, tmp);
     int rc = th_sh("%s", cmd);
     if (out) *out = json_load_file(path, JSON_DISABLE_EOF_CHECK, NULL);
     return rc;
@@ -140,10 +142,44 @@ static void errors_are_reported(void)
     CU_ASSERT_PTR_NOT_NULL(e);
     CU_ASSERT_STRING_EQUAL(js(json_object_get(e, "class")), "EM_E_NOTFOUND");
     json_decref(o);
+    /* the failed file's one-line error is on stderr too, naming the file */
+    char want[700], errp[600];
+    snprintf(errp, sizeof errp, "%s/err.txt", tmp);
+    snprintf(want, sizeof want, "earmark annotate: %s/missing.wav: ", tmp);
+    char *err = th_slurp(errp, NULL);
+    CU_ASSERT_TRUE(err && strstr(err, want));
+    free(err);
+    /* a FIFO (nobody writes it) and a directory are refused at once, not read or waited on;
+     * the good file after them still gets its ok record and the exit status says 1 */
+    CU_ASSERT_EQUAL_FATAL(th_sh("mkfifo '%s/fifo.wav' && mkdir -p '%s/dir.wav'", tmp, tmp), 0);
+    snprintf(args, sizeof args,
+             "--model '%s/tiny-f32' --greedy --max-new-tokens 2 '%s/fifo.wav' '%s/dir.wav' "
+             "'%s/tests/golden/clips/tone.flac'",
+             tmp, tmp, tmp, golden_root());
+    CU_ASSERT_EQUAL(run(args, &o), 1); /* 124 if the FIFO blocked it */
+    CU_ASSERT_STRING_EQUAL(js(json_object_get(o, "status")), "failed");
+    CU_ASSERT_STRING_EQUAL(js(json_object_get(json_object_get(o, "error"), "class")), "EM_E_ARG");
+    json_decref(o);
+    char outp[600];
+    snprintf(outp, sizeof outp, "%s/out.json", tmp);
+    char *out = th_slurp(outp, NULL);
+    CU_ASSERT_TRUE(out && strstr(out, "\"status\":\"ok\"")); /* tone.flac, third line */
+    free(out);
+    err = th_slurp(errp, NULL);
+    snprintf(want, sizeof want, "earmark annotate: %s/fifo.wav: ", tmp);
+    CU_ASSERT_TRUE(err && strstr(err, want));
+    snprintf(want, sizeof want, "earmark annotate: %s/dir.wav: ", tmp);
+    CU_ASSERT_TRUE(err && strstr(err, want));
+    CU_ASSERT_TRUE(err && !strstr(err, "tone.flac"));
+    free(err);
     snprintf(args, sizeof args, "--model '%s/tiny-f32' --prompt 'x<|im_end|>' '%s/missing.wav'", tmp, tmp);
     CU_ASSERT_EQUAL(run(args, NULL), 2);
     snprintf(args, sizeof args, "--model '%s/tiny-f32' --task nope '%s/missing.wav'", tmp, tmp);
     CU_ASSERT_EQUAL(run(args, NULL), 2);
+    err = th_slurp(errp, NULL); /* the model's "annotate: ..." is not prefixed twice */
+    CU_ASSERT_TRUE(err && strncmp(err, "earmark annotate: prompt 0: unknown task", 40) == 0);
+    CU_ASSERT_TRUE(err && !strstr(err, "annotate: annotate:"));
+    free(err);
     snprintf(args, sizeof args, "--model '%s/tiny-f32' --task events --task events '%s/missing.wav'", tmp, tmp);
     CU_ASSERT_EQUAL(run(args, NULL), 2);
     snprintf(args, sizeof args, "--model '%s/tiny-f32' --form xml '%s/missing.wav'", tmp, tmp);

@@ -14,7 +14,9 @@
  *              retry its error records or the manifest forever, and the batch completes;
  *   resubmit:  a batch with a failure, resubmitted with --skip-done after the cause is
  *              fixed, leaves exactly one object per item; manifest ids are the item ids
- *              (the same URI under two ids is two items). */
+ *              (the same URI under two ids is two items);
+ *   cut mp3:   an mp3 cut mid-frame is ok with audio.decode_errors > 0 by default, and a
+ *              failed item (EM_E_AUDIO, naming --strict-audio) under submit --strict-audio. */
 #include <CUnit/CUnit.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -382,6 +384,42 @@ static void resubmission_leaves_one_object_per_source(void)
                     0);
 }
 
+/* ---- cut mp3 ---- */
+
+static void cut_mp3_counted_and_strict_fails(void)
+{
+    char d[700], whole[800], cut[800], m[800], out[800], s[2][900];
+    CU_ASSERT_EQUAL_FATAL(subdir("cutmp3", d, sizeof d), 0);
+    snprintf(whole, sizeof whole, "%s/whole.mp3", d);
+    snprintf(cut, sizeof cut, "%s/cut.mp3", d);
+    CU_ASSERT_EQUAL_FATAL(th_make_cut_mp3(whole, cut, NULL), 0);
+    snprintf(s[0], sizeof s[0], "file://%s", whole);
+    snprintf(s[1], sizeof s[1], "file://%s", cut);
+    const char *lines[] = {s[0], s[1], NULL};
+    snprintf(m, sizeof m, "%s/manifest.txt", d);
+    CU_ASSERT_EQUAL_FATAL(write_lines(m, lines), 0);
+    for (int strict = 0; strict < 2; strict++) {
+        snprintf(out, sizeof out, "file://%s/out-cut%d", c.dir, strict);
+        CU_ASSERT_EQUAL_FATAL(
+            th_cluster_submit_with(&c, m, out, 1, strict ? "--strict-audio" : NULL), 0);
+        CU_ASSERT_EQUAL_FATAL(th_cluster_wait(&c, st, out, TH_CLUSTER_WAIT_MS, NULL, NULL), 0);
+        json_t *w = th_record_get(st, out, c.batch, s[0]), *r = th_record_get(st, out, c.batch, s[1]);
+        CU_ASSERT_EQUAL(th_record_check_ok(w, s[0], c.batch), 0);
+        CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(w, "audio"),
+                                                           "decode_errors")), 0);
+        json_t *de = json_object_get(json_object_get(r, "audio"), "decode_errors");
+        CU_ASSERT_TRUE(json_is_integer(de) && json_integer_value(de) > 0);
+        if (!strict) {
+            CU_ASSERT_EQUAL(th_record_check_ok(r, s[1], c.batch), 0);
+        } else {
+            CU_ASSERT_EQUAL(th_record_check_failed(r, s[1], "EM_E_AUDIO", "--strict-audio"), 0);
+            CU_ASSERT_PTR_NOT_NULL(strstr(th_jstr(r, "error", "message"), "decode errors"));
+        }
+        json_decref(w);
+        json_decref(r);
+    }
+}
+
 static CU_TestInfo tests[] = {
     {"fifo_source_never_stalls_a_worker", fifo_source_never_stalls_a_worker},
     {"outside_roots_one_message", outside_roots_one_message},
@@ -389,6 +427,7 @@ static CU_TestInfo tests[] = {
     {"bad_out_fails_submit_and_queues_nothing", bad_out_fails_submit_and_queues_nothing},
     {"refused_puts_are_final_not_endless", refused_puts_are_final_not_endless},
     {"resubmission_leaves_one_object_per_source", resubmission_leaves_one_object_per_source},
+    {"cut_mp3_counted_and_strict_fails", cut_mp3_counted_and_strict_fails},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_it_inputs = {"it_inputs", init, clean, NULL, NULL, tests};

@@ -259,6 +259,33 @@ static void tiny_clip_decodes(void)
     em_audio_free(&a);
 }
 
+/* An mp3 cut mid-frame: the decoder still returns audio, reporting the damage only in its
+ * log ("invalid new backstep"); that reaches n_decode_errors, while the whole file has none
+ * (th_make_cut_mp3 fails when no cut over the last two frames counts any). */
+static void cut_mp3_counts_decode_errors(void)
+{
+    size_t k = 0;
+    char whole[1024];
+    snprintf(whole, sizeof whole, "%s", path_of("whole.mp3")); /* path_of: one buffer */
+    CU_ASSERT_EQUAL_FATAL(th_make_cut_mp3(whole, path_of("cut.mp3"), &k), 0);
+    struct em_audio a;
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL_FATAL(em_audio_decode_file(path_of("whole.mp3"), &a, &eb), EM_OK);
+    fprintf(stderr, "\n  whole mp3: %.3f s, %u decode errors, %u corrupt", a.duration_s,
+            a.n_decode_errors, a.n_corrupt);
+    CU_ASSERT_EQUAL(a.n_decode_errors, 0);
+    CU_ASSERT_EQUAL(a.n_corrupt, 0);
+    em_audio_free(&a);
+    em_err rc = em_audio_decode_file(path_of("cut.mp3"), &a, &eb);
+    if (rc != EM_OK) fprintf(stderr, "\n  cut.mp3: %s", em_errbuf_msg(&eb, rc));
+    CU_ASSERT_EQUAL_FATAL(rc, EM_OK);
+    fprintf(stderr, "\n  cut mp3: %zu bytes off, %.3f s, %u decode errors", k, a.duration_s,
+            a.n_decode_errors);
+    CU_ASSERT(a.n_decode_errors > 0 && a.n_decode_errors >= a.n_corrupt);
+    CU_ASSERT(a.duration_s > 1.8);
+    em_audio_free(&a);
+}
+
 static void corrupt_middle_is_skipped(void)
 {
     size_t len;
@@ -390,6 +417,7 @@ static CU_TestInfo tests[] = {
     {"format_change_midstream_is_resampled", format_change_midstream_is_resampled},
     {"float_overs_and_nan_are_clamped", float_overs_and_nan_are_clamped},
     {"mem_matches_file", mem_matches_file},
+    {"cut_mp3_counts_decode_errors", cut_mp3_counts_decode_errors},
     {"concurrent_decodes_agree", concurrent_decodes_agree},
     CU_TEST_INFO_NULL,
 };

@@ -304,28 +304,28 @@ static void producer_hash_is_canonical(void)
 {
     const char *b1[] = {"caption", "events"}, *fr[] = {"is it raining?"};
     char *p1, *g1, *h1, *p2, *g2, *h2, *p3, *g3, *h3;
-    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m1", b1, 2, fr, 1, 0, &p1, &g1, &h1, NULL), EM_OK);
-    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m1", b1, 2, fr, 1, 0, &p2, &g2, &h2, NULL), EM_OK);
-    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m2", b1, 2, fr, 1, 0, &p3, &g3, &h3, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m1", b1, 2, fr, 1, 0, false, &p1, &g1, &h1, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m1", b1, 2, fr, 1, 0, false, &p2, &g2, &h2, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m2", b1, 2, fr, 1, 0, false, &p3, &g3, &h3, NULL), EM_OK);
     CU_ASSERT_STRING_EQUAL(h1, h2);
     CU_ASSERT_STRING_NOT_EQUAL(h1, h3); /* the model is part of the producer */
     CU_ASSERT_EQUAL(strlen(h1), 64);
     CU_ASSERT_PTR_NOT_NULL(strstr(p1, "{\"name\":\"free1\",\"text\":\"is it raining?\"}"));
     CU_ASSERT_PTR_NOT_NULL(strstr(g1, "\"greedy\":true"));
     free(p2), free(g2), free(h2), free(p3), free(g3), free(h3);
-    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m1", b1, 1, fr, 1, 0, &p2, &g2, &h2, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m1", b1, 1, fr, 1, 0, false, &p2, &g2, &h2, NULL), EM_OK);
     CU_ASSERT_STRING_NOT_EQUAL(h1, h2); /* prompts are part of it too */
     free(p2), free(g2), free(h2);
     CU_ASSERT_PTR_NOT_NULL(strstr(g1, "\"max_new_tokens\":256")); /* 0: the default */
-    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m1", b1, 2, fr, 1, 16, &p2, &g2, &h2, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_submit_producer("m1", b1, 2, fr, 1, 16, false, &p2, &g2, &h2, NULL), EM_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(g2, "\"max_new_tokens\":16"));
     CU_ASSERT_STRING_NOT_EQUAL(h1, h2); /* and the generation settings */
     free(p1), free(g1), free(h1), free(p2), free(g2), free(h2);
-    CU_ASSERT_EQUAL(em_submit_producer("m1", b1, 1, NULL, 0, EM_SUBMIT_MAX_NEW_TOKENS + 1, &p1,
+    CU_ASSERT_EQUAL(em_submit_producer("m1", b1, 1, NULL, 0, EM_SUBMIT_MAX_NEW_TOKENS + 1, false, &p1,
                                        &g1, &h1, NULL), EM_E_ARG);
     CU_ASSERT_PTR_NULL(g1);
     const char *bad[] = {"captions"};
-    CU_ASSERT_EQUAL(em_submit_producer("m1", bad, 1, NULL, 0, 0, &p1, &g1, &h1, NULL), EM_E_ARG);
+    CU_ASSERT_EQUAL(em_submit_producer("m1", bad, 1, NULL, 0, 0, false, &p1, &g1, &h1, NULL), EM_E_ARG);
     CU_ASSERT_PTR_NULL(h1);
     CU_ASSERT_TRUE(em_submit_prompt_known("transcript"));
     CU_ASSERT_FALSE(em_submit_prompt_known("free1"));
