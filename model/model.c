@@ -27,6 +27,7 @@
 #include "model/config.h"
 #include "model/decoder.h"
 #include "model/encoder.h"
+#include "model/family.h"
 #include "model/generate.h"
 #include "model/loader/gguf.h"
 #include "model/loader/safetensors.h"
@@ -34,10 +35,13 @@
 #include "model/projector.h"
 #include "model/prompt.h"
 #include "model/tokenizer.h"
+#include "model/whisper/whisper.h"
 
 #define MAX_PATH 4096
 
 struct em_model {
+    const struct em_family *family; /* model/family.h; Whisper uses wh and none of the rest */
+    struct em_whisper *wh;
     struct em_ckpt *ck;       /* owns the mappings every weight view points into */
     struct em_tok *tok;
     struct em_mel *mel;
@@ -335,6 +339,57 @@ static em_err check_prompts(const struct em_model *m, struct em_errbuf *eb)
     return EM_OK;
 }
 
+/* A Whisper checkpoint (CTranslate2 files, or the Hugging Face layout): identity = name @
+ * sha256(config.json, the weights file's head and samples)[:12] : dtype : backend. */
+static em_err load_whisper(const char *dir, const struct em_model_opts *o, struct em_model **out,
+                           struct em_errbuf *eb)
+{
+    char p[MAX_PATH];
+    struct stat sb;
+    em_err rc = EM_E_NOMEM;
+    const char *weights = "model.bin"; /* CTranslate2; else the Hugging Face layout's */
+    if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0) {
+        weights = "model.safetensors";
+        if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0)
+            return em_errf(eb, EM_E_NOTFOUND, "%s: neither model.bin (CTranslate2) nor "
+                           "model.safetensors (Hugging Face) is there", dir);
+    }
+    struct em_model *m = calloc(1, sizeof *m);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    FILE *f = NULL;
+    if (!m || !c) goto fail;
+    m->family = &em_families[EM_FAMILY_WHISPER];
+    m->form = EM_MODEL_FORM_BASE;
+    if ((rc = set_name(m, dir, o->name, eb)) != EM_OK) goto fail;
+    if ((rc = em_whisper_load(dir, &m->wh, eb)) != EM_OK) goto fail;
+    rc = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 ? EM_OK : EM_E_INTERNAL;
+    if (rc == EM_OK) rc = hash_file(c, dir, "config.json", eb);
+    if (rc == EM_OK && !(f = fopen(p, "rb"))) rc = em_errf(eb, EM_E_IO, "%s: %s", p, strerror(errno));
+    if (rc == EM_OK) /* the head holds the spec and the first variables' names and shapes */
+        rc = hash_head_and_samples(c, f, p, weights, (uint64_t)sb.st_size < 65536 ? (uint64_t)sb.st_size : 65536,
+                                   (uint64_t)sb.st_size, eb);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (rc == EM_OK && EVP_DigestFinal_ex(c, md, &mdlen) != 1) rc = EM_E_INTERNAL;
+    for (unsigned i = 0; rc == EM_OK && i < 32 && i < mdlen; i++)
+        snprintf(m->checksum + 2 * i, 3, "%02x", md[i]);
+    if (rc != EM_OK) goto fail;
+    struct em_whisper_info info;
+    em_whisper_info(m->wh, &info);
+    snprintf(m->dtype, sizeof m->dtype, "%s", info.dtype);
+    snprintf(m->identity, sizeof m->identity, "%s@%.12s:%s:%s", m->name, m->checksum, m->dtype,
+             em_model_backend(m));
+    fclose(f);
+    EVP_MD_CTX_free(c);
+    *out = m;
+    return EM_OK;
+fail:
+    if (f) fclose(f);
+    EVP_MD_CTX_free(c);
+    em_model_free(m);
+    return rc;
+}
+
 em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct em_model **out,
                      struct em_errbuf *eb)
 {
@@ -343,11 +398,16 @@ em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct e
     if (!dir || !*dir) return em_errf(eb, EM_E_ARG, "model: no checkpoint directory given");
     if (o.form != EM_MODEL_FORM_AUTO && o.form != EM_MODEL_FORM_BASE && o.form != EM_MODEL_FORM_CHAT)
         return em_errf(eb, EM_E_ARG, "model: form %d is not auto, base or chat", (int)o.form);
+    const struct em_family *fam = NULL;
+    em_err rc = em_family_detect(dir, &fam, eb);
+    if (rc != EM_OK) return rc;
+    if (fam->id == EM_FAMILY_WHISPER) return load_whisper(dir, &o, out, eb);
     bool gguf = is_gguf_path(dir);
-    em_err rc = gguf ? EM_OK : check_files(dir, eb);
+    rc = gguf ? EM_OK : check_files(dir, eb);
     if (rc != EM_OK) return rc;
     struct em_model *m = calloc(1, sizeof *m);
     if (!m) return EM_E_NOMEM;
+    m->family = fam;
     if ((rc = set_name(m, dir, o.name, eb)) != EM_OK) goto fail;
     m->form = o.form;
     if (!gguf && m->form == EM_MODEL_FORM_AUTO && (rc = detect_form(dir, &m->form, eb)) != EM_OK)
@@ -386,6 +446,7 @@ fail:
 void em_model_free(struct em_model *m)
 {
     if (!m) return;
+    em_whisper_free(m->wh);
     em_dec_free(m->dec);
     em_encoder_free(m->enc);
     em_mel_free(m->mel);
@@ -404,6 +465,7 @@ const char *em_model_backend(const struct em_model *m)
     return "cpu";
 }
 enum em_model_form em_model_form(const struct em_model *m) { return m->form; }
+const char *em_model_family(const struct em_model *m) { return m->family->name; }
 
 /* ---- annotate ---------------------------------------------------------------------------- */
 
@@ -439,6 +501,11 @@ static em_err resolve_prompts(struct run *st, const struct em_model_prompt *p, s
         if (!p[i].text && !em_prompt_task_find(p[i].task))
             return em_errf(eb, EM_E_ARG, "annotate: prompt %zu: unknown task '%s' (caption, "
                            "transcript, events)", i, p[i].task ? p[i].task : "(none)");
+        if (!em_family_can(st->m->family, p[i].text ? NULL : p[i].task))
+            return em_errf(eb, EM_E_UNSUPPORTED, "annotate: model '%s' (%s) cannot answer %s%s%s; "
+                           "it does: %s", st->m->name, st->m->family->name,
+                           p[i].text ? "free-text prompts" : "task '", p[i].text ? "" : p[i].task,
+                           p[i].text ? "" : "'", em_family_tasks_str(st->m->family));
         size_t len = strnlen(name, EM_MODEL_MAX_NAME + 1);
         if (len == 0 || len > EM_MODEL_MAX_NAME)
             return em_errf(eb, EM_E_ARG, "annotate: prompt %zu: name of %zu bytes, expected 1..%d",
@@ -694,6 +761,12 @@ em_err em_model_annotate(const struct em_model *m, const struct em_audio *audio,
         st.cancelled = gen->cancelled;
         st.cancel_ctx = gen->cancel_ctx;
     }
+    if (m->family->id == EM_FAMILY_WHISPER) {
+        struct em_whisper_run run = {gen ? gen->max_new_tokens : 0, gen && gen->greedy ? 1 : 0,
+                                     st.cancelled, st.cancel_ctx};
+        rc = em_whisper_annotate(m->wh, audio, &run, st.r, eb);
+        goto done;
+    }
     if (cnt == 0) {
         rc = em_errf(eb, EM_E_TOO_SHORT, "annotate: no samples");
         goto done;
@@ -752,5 +825,7 @@ void em_model_result_free(struct em_model_result *r)
     free(r->events);
     free(r->caption);
     free(r->transcript);
+    for (size_t i = 0; i < r->n_tsegs; i++) free(r->tsegs[i].text);
+    free(r->tsegs);
     free(r);
 }

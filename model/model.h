@@ -1,5 +1,9 @@
-/* model/model.h - the Qwen2-Audio runtime as the worker sees it: load a checkpoint once,
- * annotate decoded clips with it. What worker/ includes (with model/audio.h).
+/* model/model.h - the model runtime as the worker sees it: load a checkpoint once, annotate
+ * decoded clips with it. What worker/ includes (with model/audio.h). The checkpoint picks the
+ * family (model/family.h): Qwen2-Audio as below, or Whisper (a CTranslate2 model.bin
+ * directory; model/whisper/whisper.h): per <= 30 s window log-mel -> encoder -> beam search
+ * with timestamps -> transcript text, language and timestamped segments; it answers
+ * only the transcript task (others: EM_E_UNSUPPORTED naming the model).
  *
  *   em_model_load(dir): config.json + generation_config.json, tokenizer files, safetensors
  *     (model/loader) -- or one .gguf from `earmark convert` --, audio tower, projector,
@@ -75,6 +79,7 @@ const char *em_model_name(const struct em_model *m);     /* borrowed */
 const char *em_model_checksum(const struct em_model *m);
 const char *em_model_dtype(const struct em_model *m);    /* "bf16", "f16", "f32" */
 const char *em_model_backend(const struct em_model *m);  /* "cpu" */
+const char *em_model_family(const struct em_model *m);   /* "qwen2-audio" | "whisper" (model/family.h) */
 enum em_model_form em_model_form(const struct em_model *m); /* BASE or CHAT, never AUTO */
 
 /* One question to ask of every window. Either task (a built-in: "caption", "transcript",
@@ -89,7 +94,8 @@ struct em_model_prompt {
 
 /* Checks prompts[n] as em_model_annotate would (count, tasks, names, free text) without
  * running anything: for validating a batch's prompts once, before any audio.
- * Errors: EM_E_ARG (detail names the prompt), EM_E_NOMEM. */
+ * Errors: EM_E_ARG (detail names the prompt), EM_E_UNSUPPORTED (not a task of the model's
+ * family), EM_E_NOMEM. */
 em_err em_model_check_prompts(const struct em_model *m, const struct em_model_prompt *prompts,
                               size_t n, struct em_errbuf *eb);
 
@@ -127,6 +133,13 @@ struct em_model_segment {
     double start_s, end_s;           /* window bounds in the clip, seconds */
     int audio_tokens;                /* <|AUDIO|> positions of this window */
     struct em_model_answer *answers; /* [n_prompts], in prompt order */
+    double no_speech_prob;           /* Whisper: the window's no-speech probability (0 else) */
+};
+
+/* One timestamped piece of a transcript (families that produce them: Whisper). */
+struct em_model_tseg {
+    double start_s, end_s; /* in the clip, seconds */
+    char *text;            /* owned */
 };
 
 /* What em_model_annotate returns; plain data owned by the caller (em_model_result_free). */
@@ -156,6 +169,12 @@ struct em_model_result {
     /* Copied from the model so a result describes itself. */
     char identity[EM_MODEL_IDENTITY_MAX];
     char form[8];       /* "base" | "chat" */
+    /* A timestamped transcript (Whisper): has_tsegs is false for Qwen2-Audio, whose
+     * transcript is the text above only. */
+    bool has_tsegs;
+    char language[8];   /* language code of the transcript ("en"); "" when not identified */
+    struct em_model_tseg *tsegs; /* [n_tsegs], in time order */
+    size_t n_tsegs;
 };
 
 /* Runs every <= 30 s window of audio (em_audio from model/audio.h; only pcm and n are read)
@@ -165,7 +184,11 @@ struct em_model_result {
  * Errors: EM_E_ARG (no prompts or more than EM_MODEL_MAX_PROMPTS, unknown task, bad or
  * duplicate name, bad free text, bad override), EM_E_TOO_SHORT (audio under one audio token),
  * EM_E_CANCELLED (gen->cancelled said so), EM_E_TOO_LONG, EM_E_NOMEM, the decoder's and
- * encoder's errors. On error *out is NULL. */
+ * encoder's errors, EM_E_UNSUPPORTED (a task or free text the model's family does not answer,
+ * e.g. caption on Whisper; the detail names the model). On error *out is NULL.
+ * Whisper: beam search (beam 5) by default, greedy with gen->greedy; sampling settings are
+ * not used; max_new_tokens caps each window's tokens; every transcript prompt gets the same
+ * window text. */
 em_err em_model_annotate(const struct em_model *m, const struct em_audio *audio,
                          const struct em_model_prompt *prompts, size_t n_prompts,
                          const struct em_gen_params_override *gen,

@@ -185,6 +185,7 @@ static json_t *segments(const struct em_model_result *r, bool with_ids, int *ok)
         put(o, "start_s", jreal(sg->start_s), ok);
         put(o, "end_s", jreal(sg->end_s), ok);
         put(o, "audio_tokens", json_integer(sg->audio_tokens), ok);
+        if (r->has_tsegs) put(o, "no_speech_prob", jreal(sg->no_speech_prob), ok);
         put(o, "answers", per_prompt(r, sg, answer_text, ok), ok);
         put(o, "new_tokens", per_prompt(r, sg, answer_n, ok), ok);
         put(o, "stopped", per_prompt(r, sg, answer_stopped, ok), ok);
@@ -212,6 +213,34 @@ static json_t *answers(const struct em_model_result *r, int *ok)
 }
 
 static json_t *text_or_null(const char *s) { return s ? jstr(s) : json_null(); }
+
+/* The transcript: its text, or, where the model times it (Whisper), {text, language,
+ * segments: [{start_s, end_s, text}]}. */
+static json_t *transcript(const struct em_model_result *r, int *ok)
+{
+    if (!r || !r->has_tsegs) return text_or_null(r ? r->transcript : NULL);
+    json_t *o = json_object(), *a = json_array();
+    if (!o || !a) {
+        json_decref(o);
+        json_decref(a);
+        *ok = 0;
+        return NULL;
+    }
+    put(o, "text", text_or_null(r->transcript), ok);
+    put(o, "language", r->language[0] ? jstr(r->language) : json_null(), ok);
+    for (size_t i = 0; i < r->n_tsegs; i++) {
+        json_t *s = json_object();
+        if (!s || json_array_append_new(a, s) != 0) {
+            *ok = 0;
+            break;
+        }
+        put(s, "start_s", jreal(r->tsegs[i].start_s), ok);
+        put(s, "end_s", jreal(r->tsegs[i].end_s), ok);
+        put(s, "text", jstr(r->tsegs[i].text), ok);
+    }
+    put(o, "segments", a, ok);
+    return o;
+}
 
 char *em_annot_build(const struct em_annot_in *in, size_t *len)
 {
@@ -243,7 +272,7 @@ char *em_annot_build(const struct em_annot_in *in, size_t *len)
 
     put(r, "segments", segments(mr, in->with_ids, &ok), &ok);
     put(r, "caption", text_or_null(mr ? mr->caption : NULL), &ok);
-    put(r, "transcript", text_or_null(mr ? mr->transcript : NULL), &ok);
+    put(r, "transcript", transcript(mr, &ok), &ok);
     put(r, "events", events(mr), &ok);
     put(r, "answers", answers(mr, &ok), &ok);
     if (mr) {

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model/loader/mapfile.h"
 #include "model/quant.h"
 
 /* ---- types ------------------------------------------------------------------------------- */
@@ -120,7 +121,7 @@ void em_gguf_close(struct em_gguf *g)
     free(g->t);
     free(g->names);
     free(g->t_sorted);
-    if (g->map) munmap(g->map, g->map_len);
+    em_unmap_file(g->map, g->map_len);
     free(g);
 }
 
@@ -450,25 +451,12 @@ fail:
 em_err em_gguf_open(const char *path, struct em_gguf **out, struct em_errbuf *eb)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return em_errf(eb, EM_E_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return em_errf(eb, EM_E_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size < 24) {
-        close(fd);
-        return em_errf(eb, EM_E_MODEL, "%s: %lld bytes, too short for a GGUF header", path,
-                       (long long)sb.st_size);
-    }
-    size_t len = (size_t)sb.st_size;
-    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED) return em_errf(eb, EM_E_IO, "%s: mmap: %s", path, strerror(errno));
-    em_err rc = em_gguf_parse(m, len, path, out, eb);
-    if (rc != EM_OK) {
-        munmap(m, len);
+    void *m = NULL;
+    size_t len = 0;
+    em_err rc = em_map_file(path, 24, "a GGUF header", &m, &len, eb);
+    if (rc != EM_OK) return rc == EM_E_NOTFOUND ? EM_E_IO : rc; /* as before: a missing file is I/O */
+    if ((rc = em_gguf_parse(m, len, path, out, eb)) != EM_OK) {
+        em_unmap_file(m, len);
         return rc;
     }
     (*out)->map = m;

@@ -2,7 +2,7 @@
 # tests/fuzz/run.sh - builds each libFuzzer target with clang and runs it for a bounded time.
 #   tests/fuzz/run.sh [seconds per target (default 20)] [target ...]
 # Targets: fuzz_safetensors fuzz_qa_config fuzz_tokenizer fuzz_wire fuzz_gguf fuzz_redis_url
-# fuzz_results
+# fuzz_results fuzz_ct2
 # (the default: all).
 # A new target adds its sources to srcs() below and its name to the default list.
 # Binaries and corpora go to build-fuzz/ (git-ignored). Exit status: non-zero if a target
@@ -17,7 +17,7 @@ CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -I. -I$OUT/gen -fsanitize=fuzzer,address,u
 
 # Sources (besides the target) and libraries for each target.
 # GGUF reader + earmark's GGUF keys (config, tokenizer); em_ckpt_open reads .gguf files too.
-GGUF_SRCS="model/loader/gguf.c model/loader/gguf_write.c model/loader/ckpt_gguf.c model/quant.c model/tokenizer.c model/tokenizer_load.c model/pretok.c model/unicode_tables.c"
+GGUF_SRCS="model/loader/gguf.c model/loader/mapfile.c model/loader/gguf_write.c model/loader/ckpt_gguf.c model/quant.c model/tokenizer.c model/tokenizer_load.c model/pretok.c model/unicode_tables.c"
 srcs() {
   case "$1" in
     fuzz_safetensors) echo "model/loader/safetensors.c model/loader/tensor.c model/loader/tensors.c model/config.c $GGUF_SRCS common/err.c -ljansson -lutf8proc -lpthread" ;;
@@ -27,13 +27,14 @@ srcs() {
     fuzz_wire) echo "proto/wire.c $OUT/gen/proto/earmark.pb-c.c common/err.c -lprotobuf-c" ;;
     fuzz_redis_url) echo "coordinator/redis_url.c common/err.c" ;;
     fuzz_results) echo "results/textnorm.c results/wer.c results/evtags.c common/err.c -lutf8proc" ;;
+    fuzz_ct2) echo "model/loader/ct2.c model/loader/mapfile.c model/loader/tensor.c model/quant.c common/err.c" ;;
     *) echo "unknown target $1" >&2; return 1 ;;
   esac
 }
 
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=(fuzz_safetensors fuzz_qa_config fuzz_tokenizer fuzz_wire fuzz_gguf fuzz_redis_url
-                                      fuzz_results)
+                                      fuzz_results fuzz_ct2)
 status=0
 for t in "${targets[@]}"; do
   [ -f "tests/fuzz/$t.c" ] || { echo "fuzz: no tests/fuzz/$t.c, skipped"; continue; }
@@ -79,6 +80,16 @@ ps=[kv(b"general.architecture",8,s(b"qwen2audio")),kv(b"qwen2audio.text.hidden_s
  kv(b"tokenizer.ggml.token_type",9,struct.pack("<IQ",5,258)+struct.pack("<258i",*([1]*256+[3,1]))),
  kv(b"tokenizer.ggml.merges",9,struct.pack("<IQ",8,1)+s(m[32].encode()+b" t"))]
 sys.stdout.buffer.write(b"GGUF"+struct.pack("<IQQ",3,0,len(ps))+b"".join(ps))' >"$OUT/corpus-$t/seed-keys"
+  fi
+  if [ "$t" = fuzz_ct2 ]; then
+    # seed: version 6, spec "S" rev 1, an f32 [2] "w", an int16 scalar "n", alias "p" -> "w"
+    python3 -c 'import struct,sys
+s=lambda b: struct.pack("<H",len(b)+1)+b+b"\0"
+h=struct.pack("<I",6)+s(b"S")+struct.pack("<II",1,2)
+h+=s(b"w")+struct.pack("<BIBI",1,2,0,8)+struct.pack("<2f",1.5,-2.0)
+h+=s(b"n")+struct.pack("<BBIh",0,2,2,6)
+h+=struct.pack("<I",1)+s(b"p")+s(b"w")
+sys.stdout.buffer.write(h)' >"$OUT/corpus-$t/seed-valid"
   fi
   echo "fuzz: $t for ${SECS}s"
   "$OUT/$t" "${extra[@]}" -max_total_time="$SECS" -max_len=4096 -print_final_stats=1 "$OUT/corpus-$t" \

@@ -1,0 +1,193 @@
+/* model/whisper/annotate.c - a clip through Whisper into the facade's result
+ * (model/model.h struct em_model_result), with OpenAI's long-form procedure:
+ *
+ *   content = n / 160 mel frames; seek = 0
+ *   while seek < content:
+ *     window = pcm[seek * 160, + 30 s) -> log-mel -> encoder [1500, d] -> beam 5 (or greedy)
+ *              search with timestamps; size = min(3000, content - seek) frames
+ *     no speech (no-speech probability > 0.6 and average log-probability <= -1): skip it,
+ *              seek += size
+ *     else segments from the timestamp pairs (em_whisper_segments), offset by seek / 100 s;
+ *              seek += size when the ids end on a single timestamp (or have no pair), else
+ *              seek to the last pair's timestamp (the unfinished tail is decoded again)
+ *   result: segments[w] = each decoded window (its bounds, each prompt's answer = the text
+ *           of the pieces it kept), tsegs = the timestamped pieces over the clip,
+ *           transcript = their texts joined, language, counts, timings.
+ * ref: openai/whisper transcribe.py transcribe() (no_speech_threshold 0.6,
+ *      logprob_threshold -1.0; avg_logprob = sum / (tokens + 1))
+ * Not done: the temperature fallback (compression ratio 2.4 / log-probability -1 retried at
+ * 0.2 .. 1.0) and conditioning on the previous window's text; each window's log-mel is
+ * normalised on its own 30 s (OpenAI normalises over the whole file). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "model/audio.h"
+#include "model/model.h"
+#include "model/whisper/whisper_impl.h"
+
+#define WH_HOP 160 /* samples per mel frame */
+
+/* Appends the window's segments (shifted by t0) to r->tsegs and their texts, space-joined,
+ * to *text; takes the texts. */
+static em_err add_tsegs(struct em_model_result *r, struct em_whisper_seg *s, size_t n, double t0,
+                        char **text)
+{
+    em_err rc = EM_OK;
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++) len += strlen(s[i].text) + 1;
+    struct em_model_tseg *v = realloc(r->tsegs, (r->n_tsegs + n + 1) * sizeof *v);
+    if (v) r->tsegs = v;
+    if (!v || !(*text = malloc(len))) {
+        for (size_t i = 0; i < n; i++) free(s[i].text);
+        return EM_E_NOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t m = strlen(s[i].text);
+        if (k) (*text)[k++] = ' ';
+        memcpy(*text + k, s[i].text, m);
+        k += m;
+        r->tsegs[r->n_tsegs++] = (struct em_model_tseg){t0 + s[i].start_s, t0 + s[i].end_s, s[i].text};
+    }
+    (*text)[k] = '\0';
+    return rc;
+}
+
+bool em_whisper_no_speech(const struct em_whisper_gen *g)
+{
+    const double no_speech_threshold = 0.6, logprob_threshold = -1.0; /* OpenAI's defaults */
+    return g->no_speech_prob > no_speech_threshold &&
+           g->sum_logprob / (double)(g->n + 1) <= logprob_threshold;
+}
+
+/* One window at seek: decodes it, records it as r->segments[r->n_segments], and sets *advance
+ * to the frames to move on. */
+static em_err run_window(const struct em_whisper *w, const struct em_audio *audio, size_t seek,
+                         size_t content, const struct em_whisper_run *run, float *mel, float *enc,
+                         struct em_model_result *r, size_t *advance, struct em_errbuf *eb)
+{
+    const size_t off = seek * WH_HOP, size = content - seek < EM_MEL_FRAMES ? content - seek : EM_MEL_FRAMES;
+    const size_t win = audio->n - off < EM_MEL_SAMPLES ? audio->n - off : EM_MEL_SAMPLES;
+    const double t_off = (double)seek / 100.0, window_s = (double)size / 100.0;
+    double t0 = em_now_s();
+    em_err rc = em_whisper_mel(w, audio->pcm + off, win, mel);
+    if (rc == EM_OK) rc = em_whisper_encode(w, mel, enc, eb);
+    if (rc != EM_OK) return rc;
+    double t1 = em_now_s();
+    r->encode_s += t1 - t0;
+    struct em_whisper_opts o = em_whisper_opts_default();
+    o.max_new = run ? run->max_new : 0;
+    o.beam_size = run && run->beam_size > 0 ? run->beam_size : EM_WHISPER_DEFAULT_BEAM;
+    struct em_whisper_gen g;
+    if ((rc = em_whisper_generate(w, enc, &o, &g, eb)) != EM_OK) return rc;
+    r->decode_s += em_now_s() - t1;
+    snprintf(r->language, sizeof r->language, "%s", g.language);
+    r->audio_tokens += EM_WHISPER_AUDIO_CTX;
+    r->prompt_tokens += g.prompt_tokens;
+    r->new_tokens += (long)g.n;
+    struct em_model_segment *seg = &r->segments[r->n_segments];
+    if (!(seg->answers = calloc(r->n_prompts, sizeof *seg->answers))) {
+        em_whisper_gen_clear(&g);
+        return EM_E_NOMEM;
+    }
+    r->n_segments++;
+    seg->start_s = t_off;
+    seg->end_s = t_off + window_s;
+    seg->audio_tokens = EM_WHISPER_AUDIO_CTX;
+    char *text = NULL;
+    struct em_whisper_seg *s = NULL;
+    size_t ns = 0;
+    seg->no_speech_prob = g.no_speech_prob;
+    *advance = size;
+    if (em_whisper_no_speech(&g)) {
+        text = calloc(1, 1); /* no speech: nothing kept */
+        rc = text ? EM_OK : EM_E_NOMEM;
+    } else if ((rc = em_whisper_segments(w, g.ids, g.n, window_s, &s, &ns)) == EM_OK) {
+        rc = add_tsegs(r, s, ns, t_off, &text);
+        free(s);
+        size_t frames = em_whisper_seek_frames(w, g.ids, g.n);
+        if (frames > 0 && frames < size) *advance = frames;
+    }
+    for (size_t p = 0; rc == EM_OK && p < r->n_prompts; p++) {
+        struct em_model_answer *a = &seg->answers[p];
+        a->text = strdup(text);
+        a->ids = malloc(sizeof(int32_t) * (g.n + 1));
+        if (!a->text || !a->ids) {
+            rc = EM_E_NOMEM;
+            break;
+        }
+        memcpy(a->ids, g.ids, sizeof(int32_t) * g.n);
+        a->n_ids = g.n;
+        if (g.stopped) a->ids[a->n_ids++] = w->eot; /* the facade counts the stop token */
+        a->stopped = g.stopped;
+    }
+    free(text);
+    em_whisper_gen_clear(&g);
+    return rc;
+}
+
+/* r->transcript = the kept pieces' texts joined with single spaces. */
+static em_err join_tsegs(struct em_model_result *r)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < r->n_tsegs; i++) len += strlen(r->tsegs[i].text) + 1;
+    if (!(r->transcript = malloc(len))) return EM_E_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_tsegs; i++) {
+        size_t m = strlen(r->tsegs[i].text);
+        if (k) r->transcript[k++] = ' ';
+        memcpy(r->transcript + k, r->tsegs[i].text, m);
+        k += m;
+    }
+    r->transcript[k] = '\0';
+    return EM_OK;
+}
+
+em_err em_whisper_annotate(const struct em_whisper *w, const struct em_audio *audio,
+                           const struct em_whisper_run *run, struct em_model_result *r,
+                           struct em_errbuf *eb)
+{
+    if (!audio->n) return em_errf(eb, EM_E_TOO_SHORT, "annotate: no samples");
+    size_t content = audio->n / WH_HOP, seek = 0, cap = 0;
+    if (content == 0) content = 1;
+    em_err rc = EM_E_NOMEM;
+    float *mel = malloc(sizeof(float) * (size_t)w->n_mels * EM_MEL_FRAMES);
+    float *enc = malloc(sizeof(float) * EM_WHISPER_AUDIO_CTX * (size_t)w->d);
+    r->has_tsegs = true;
+    if (!mel || !enc) goto done;
+    while (seek < content) {
+        if (run && run->cancelled && run->cancelled(run->cancel_ctx)) {
+            rc = em_errf(eb, EM_E_CANCELLED, "annotate: cancelled at %.2f s", (double)seek / 100.0);
+            goto done;
+        }
+        if (r->n_segments == cap) {
+            size_t nc = cap ? 2 * cap : 4;
+            struct em_model_segment *v = realloc(r->segments, nc * sizeof *v);
+            if (!v) {
+                rc = EM_E_NOMEM;
+                goto done;
+            }
+            memset(v + cap, 0, (nc - cap) * sizeof *v);
+            r->segments = v;
+            cap = nc;
+        }
+        size_t advance = 0;
+        if ((rc = run_window(w, audio, seek, content, run, mel, enc, r, &advance, eb)) != EM_OK)
+            goto done;
+        seek += advance;
+    }
+    rc = EM_E_NOMEM;
+    if (join_tsegs(r) != EM_OK) goto done;
+    if (!(r->answers = calloc(r->n_prompts, sizeof *r->answers))) goto done;
+    for (size_t p = 0; p < r->n_prompts; p++)
+        if (!(r->answers[p] = strdup(r->transcript))) goto done;
+    if (r->decode_s > 0) r->tokens_per_s = (double)r->new_tokens / r->decode_s;
+    rc = EM_OK;
+done:
+    if (rc == EM_E_NOMEM) em_errf(eb, rc, "annotate: out of memory");
+    free(mel);
+    free(enc);
+    return rc;
+}

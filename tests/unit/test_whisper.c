@@ -1,0 +1,533 @@
+/* tests/unit/test_whisper.c - the Whisper family (model/whisper/) on the real tiny.en weights
+ * (deploy/fetch-whisper.sh) against tests/golden/whisper/data (make_whisper_golden.py:
+ * numpy log-mel, ctranslate2 4.6.0 float32 encoder and greedy search) on 9 clips: espeak-ng
+ * voices, accents and speeds, speech over noise and over music, silence.
+ * Log-mel within 1e-4 absolute, encoder output within 1e-3 of max |want|, greedy ids
+ * identical with and without timestamps, beam 5 ids identical; plus segments, the no-speech probability, and
+ * load errors. */
+#include <CUnit/CUnit.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "model/audio.h"
+#include "model/family.h"
+#include "model/mel.h"
+#include "model/model.h"
+#include "model/tokenizer.h"
+#include "model/whisper/whisper.h"
+#include "tests/golden/golden.h"
+#include "tests/helpers/schema.h"
+#include "worker/annotation.h"
+#include "worker/facts.h"
+
+#define MEL_TOL 1e-4     /* absolute, log-mel */
+#define ENC_TOL 1e-3     /* relative to max |want|, encoder output */
+#define NOSPEECH_TOL 1e-3 /* absolute, probability */
+
+static struct em_whisper *wh;
+static json_t *index_json;
+static char tmp[1024], data_dir[2048];
+
+static int init(void)
+{
+    char dir[1024], p[2200];
+    struct em_errbuf eb = {{0}};
+    if (golden_whisper_dir(dir, sizeof dir) != 0) return 1;
+    if (em_whisper_load(dir, &wh, &eb) != EM_OK) {
+        fprintf(stderr, "whisper init: %s\n", eb.msg);
+        return 1;
+    }
+    snprintf(data_dir, sizeof data_dir, "%s/tests/golden/whisper/data", golden_root());
+    snprintf(p, sizeof p, "%s/index.json", data_dir);
+    json_error_t jerr;
+    if (!(index_json = json_load_file(p, 0, &jerr))) return 1;
+    return golden_tmpdir(tmp, sizeof tmp);
+}
+
+static int clean(void)
+{
+    em_whisper_free(wh);
+    json_decref(index_json);
+    golden_rmdir(tmp);
+    return 0;
+}
+
+/* tests/golden/whisper/clips/<name>.ogg through sox as s16 / 32768, as the script reads it. */
+static float *clip(const char *name, size_t *n)
+{
+    char in[2048], out[2048];
+    snprintf(in, sizeof in, "%s/tests/golden/whisper/clips/%s.ogg", golden_root(), name);
+    snprintf(out, sizeof out, "%s/%s.raw", tmp, name);
+    if (golden_sh("sox '%s' -t raw -e signed-integer -b 16 -c 1 -r 16000 '%s'", in, out) != 0)
+        return NULL;
+    size_t len = 0;
+    uint8_t *raw = golden_read(out, &len);
+    if (!raw) return NULL;
+    *n = len / 2;
+    float *pcm = malloc((*n ? *n : 1) * sizeof *pcm);
+    for (size_t i = 0; pcm && i < *n; i++)
+        pcm[i] = (float)(int16_t)(raw[2 * i] | raw[2 * i + 1] << 8) / 32768.0f;
+    free(raw);
+    return pcm;
+}
+
+/* Decodes clip name and runs log-mel and encoder into mel / enc; the clip's sample count in
+ * *n. 0 on success. */
+static int encode_clip(const char *name, float *mel, float *enc, size_t *n)
+{
+    struct em_errbuf eb = {{0}};
+    float *pcm = clip(name, n);
+    int bad = !pcm || em_whisper_mel(wh, pcm, *n, mel) != EM_OK ||
+              em_whisper_encode(wh, mel, enc, &eb) != EM_OK;
+    free(pcm);
+    return bad;
+}
+
+/* Compares got[total] with the sampled reference key (every stride-th element). */
+static double cmp_sampled(const char *key, const float *got, size_t total, int rel, double tol)
+{
+    json_t *e = json_object_get(index_json, key);
+    if (!json_is_object(e)) return INFINITY;
+    size_t stride = (size_t)json_integer_value(json_object_get(e, "stride"));
+    char p[2400];
+    snprintf(p, sizeof p, "%s/%s", data_dir, json_string_value(json_object_get(e, "file")));
+    size_t len = 0;
+    float *want = golden_read(p, &len);
+    size_t m = stride ? (total + stride - 1) / stride : 0;
+    if (!want || len != m * 4) {
+        free(want);
+        return INFINITY;
+    }
+    float *g = malloc(m * sizeof *g);
+    for (size_t i = 0; i < m; i++) g[i] = got[i * stride];
+    double err = golden_cmp(key, g, want, m, rel, tol);
+    /* and the whole tensor through its sum of squares */
+    double ss = 0, want_ss = json_real_value(json_object_get(e, "sumsq"));
+    for (size_t i = 0; i < total; i++) ss += (double)got[i] * got[i];
+    if (fabs(ss - want_ss) > 1e-3 * (want_ss > 1 ? want_ss : 1)) {
+        printf("\n    %s: sum of squares %.6g, want %.6g", key, ss, want_ss);
+        err = INFINITY;
+    }
+    free(g);
+    free(want);
+    return err;
+}
+
+static int ids_equal(const char *what, const struct em_whisper_gen *g, json_t *want)
+{
+    size_t n = json_array_size(want);
+    int same = g->n == n;
+    for (size_t i = 0; same && i < n; i++) same = g->ids[i] == json_integer_value(json_array_get(want, i));
+    char *text = NULL;
+    em_tok_decode(em_whisper_tok(wh), g->ids, g->n, true, &text, NULL);
+    printf("\n    %-28s %zu ids %s: %s", what, g->n, same ? "identical" : "DIFFER", text ? text : "");
+    if (!same) {
+        printf("\n      got ");
+        for (size_t i = 0; i < g->n; i++) printf(" %d", (int)g->ids[i]);
+        printf("\n      want");
+        for (size_t i = 0; i < n; i++) printf(" %d", (int)json_integer_value(json_array_get(want, i)));
+    }
+    free(text);
+    return same;
+}
+
+static void golden_clips_match_ctranslate2(void)
+{
+    json_t *clips = json_object_get(index_json, "clips");
+    const char *name;
+    json_t *rec;
+    size_t n_clips = 0, n_same = 0;
+    struct em_whisper_info info;
+    em_whisper_info(wh, &info);
+    CU_ASSERT_EQUAL_FATAL(info.n_mels, 80);
+    float *mel = malloc(sizeof(float) * 80 * EM_MEL_FRAMES);
+    float *enc = malloc(sizeof(float) * EM_WHISPER_AUDIO_CTX * (size_t)info.d_model);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mel);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    json_object_foreach(clips, name, rec) {
+        size_t n = 0;
+        char key[128];
+        struct em_errbuf eb = {{0}};
+        CU_ASSERT_EQUAL_FATAL(encode_clip(name, mel, enc, &n), 0);
+        CU_ASSERT_EQUAL(n, (size_t)json_integer_value(json_object_get(rec, "samples")));
+        snprintf(key, sizeof key, "%s/mel", name);
+        CU_ASSERT(cmp_sampled(key, mel, 80 * EM_MEL_FRAMES, 0, MEL_TOL) <= MEL_TOL);
+        snprintf(key, sizeof key, "%s/enc", name);
+        CU_ASSERT(cmp_sampled(key, enc, EM_WHISPER_AUDIO_CTX * (size_t)info.d_model, 1, ENC_TOL) <= ENC_TOL);
+        for (int ts = 0; ts < 2; ts++) {
+            struct em_whisper_opts o = em_whisper_opts_default();
+            o.timestamps = ts == 1;
+            struct em_whisper_gen g;
+            CU_ASSERT_EQUAL_FATAL(em_whisper_generate(wh, enc, &o, &g, &eb), EM_OK);
+            json_t *want = json_object_get(rec, ts ? "ts" : "nots");
+            snprintf(key, sizeof key, "%s/%s", name, ts ? "timestamps" : "notimestamps");
+            int same = ids_equal(key, &g, json_object_get(want, "ids"));
+            CU_ASSERT(same);
+            n_clips++;
+            n_same += same;
+            double ns = json_real_value(json_object_get(want, "no_speech_prob"));
+            CU_ASSERT(fabs(g.no_speech_prob - ns) <= NOSPEECH_TOL);
+            CU_ASSERT(g.stopped);
+            em_whisper_gen_clear(&g);
+        }
+    }
+    printf("\n    greedy ids identical on %zu of %zu runs", n_same, n_clips);
+    CU_ASSERT(n_clips >= 16);
+    free(mel);
+    free(enc);
+}
+
+/* Beam 5 (patience 1, length penalty 1) against ctranslate2's beam search, with and
+ * without timestamps; on most clips the beam finds a different sequence than greedy. */
+static void beam5_matches_ctranslate2(void)
+{
+    json_t *clips = json_object_get(index_json, "clips");
+    const char *name;
+    json_t *rec;
+    size_t runs = 0, same_n = 0, differs_from_greedy = 0;
+    struct em_whisper_info info;
+    em_whisper_info(wh, &info);
+    float *mel = malloc(sizeof(float) * 80 * EM_MEL_FRAMES);
+    float *enc = malloc(sizeof(float) * EM_WHISPER_AUDIO_CTX * (size_t)info.d_model);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mel);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    json_object_foreach(clips, name, rec) {
+        size_t n = 0;
+        struct em_errbuf eb = {{0}};
+        CU_ASSERT_EQUAL_FATAL(encode_clip(name, mel, enc, &n), 0);
+        for (int ts = 0; ts < 2; ts++) {
+            struct em_whisper_opts o = em_whisper_opts_default();
+            o.timestamps = ts == 1;
+            o.beam_size = 5;
+            struct em_whisper_gen g;
+            CU_ASSERT_EQUAL_FATAL(em_whisper_generate(wh, enc, &o, &g, &eb), EM_OK);
+            json_t *want = json_object_get(rec, ts ? "ts" : "nots");
+            char key[128];
+            snprintf(key, sizeof key, "%s/beam5/%s", name, ts ? "timestamps" : "notimestamps");
+            int same = ids_equal(key, &g, json_object_get(want, "beam5_ids"));
+            CU_ASSERT(same);
+            runs++;
+            same_n += same;
+            differs_from_greedy += !json_equal(json_object_get(want, "ids"), json_object_get(want, "beam5_ids"));
+            em_whisper_gen_clear(&g);
+        }
+    }
+    printf("\n    beam 5 ids identical on %zu of %zu runs (%zu where beam and greedy differ)", same_n,
+           runs, differs_from_greedy);
+    CU_ASSERT(runs >= 8 && differs_from_greedy >= 4);
+    free(mel);
+    free(enc);
+}
+
+static void segments_follow_timestamps(void)
+{
+    struct em_whisper_info info;
+    em_whisper_info(wh, &info);
+    const int32_t tb = 50363; /* tiny.en's <|0.00|> */
+    /* <|0.00|> a <|1.00|><|1.00|> b <|2.50|> */
+    int32_t a = em_tok_find(em_whisper_tok(wh), "Hello"), b = em_tok_find(em_whisper_tok(wh), "world");
+    CU_ASSERT_FATAL(a > 0 && b > 0);
+    int32_t ids[] = {tb, a, tb + 50, tb + 50, b, tb + 125};
+    struct em_whisper_seg *s = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(em_whisper_segments(wh, ids, 6, 30.0, &s, &n), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_DOUBLE_EQUAL(s[0].start_s, 0.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(s[0].end_s, 1.0, 1e-9);
+    CU_ASSERT_STRING_EQUAL(s[0].text, "Hello");
+    CU_ASSERT_DOUBLE_EQUAL(s[1].start_s, 1.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(s[1].end_s, 2.5, 1e-9);
+    CU_ASSERT_STRING_EQUAL(s[1].text, "world");
+    for (size_t i = 0; i < n; i++) free(s[i].text);
+    free(s);
+    /* no timestamps at all: one segment over the window */
+    CU_ASSERT_EQUAL_FATAL(em_whisper_segments(wh, ids + 1, 1, 7.5, &s, &n), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_DOUBLE_EQUAL(s[0].end_s, 7.5, 1e-9);
+    free(s[0].text);
+    free(s);
+    /* a single timestamp pair without text: nothing */
+    int32_t empty[] = {tb, tb + 10};
+    CU_ASSERT_EQUAL(em_whisper_segments(wh, empty, 2, 30.0, &s, &n), EM_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    free(s);
+}
+
+static void bad_options_and_dirs_are_refused(void)
+{
+    struct em_errbuf eb = {{0}};
+    struct em_whisper *w2 = NULL;
+    CU_ASSERT_EQUAL(em_whisper_load("/nonexistent-dir", &w2, &eb), EM_E_NOTFOUND);
+    CU_ASSERT_PTR_NULL(w2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "model.bin"));
+    float *enc = calloc((size_t)EM_WHISPER_AUDIO_CTX * 384, sizeof *enc);
+    struct em_whisper_opts o = em_whisper_opts_default();
+    struct em_whisper_gen g;
+    o.language = "de"; /* tiny.en is English-only */
+    CU_ASSERT_EQUAL(em_whisper_generate(wh, enc, &o, &g, &eb), EM_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "English-only"));
+    o = em_whisper_opts_default();
+    o.max_new = 100000;
+    CU_ASSERT_EQUAL(em_whisper_generate(wh, enc, &o, &g, &eb), EM_E_ARG);
+    o.max_new = 3; /* a cap is honoured */
+    CU_ASSERT_EQUAL(em_whisper_generate(wh, enc, &o, &g, &eb), EM_OK);
+    CU_ASSERT(g.n <= 3);
+    em_whisper_gen_clear(&g);
+    free(enc);
+}
+
+/* The facade (model/model.h) picks the family from the files and answers transcript with
+ * text, language and timestamped segments; the record validates against the schema. */
+static void facade_transcribes_with_segments(void)
+{
+    char dir[1024];
+    CU_ASSERT_EQUAL_FATAL(golden_whisper_dir(dir, sizeof dir), 0);
+    struct em_model *m = NULL;
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_model_load(dir, NULL, &m, &eb);
+    if (rc != EM_OK) printf("\n    %s", eb.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, EM_OK);
+    CU_ASSERT_STRING_EQUAL(em_model_family(m), "whisper");
+    CU_ASSERT_STRING_EQUAL(em_model_dtype(m), "f16");
+    CU_ASSERT_PTR_NOT_NULL(strstr(em_model_identity(m), "whisper-tiny.en@"));
+    struct em_audio a = {0};
+    a.pcm = clip("us_normal", &a.n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a.pcm);
+    a.duration_s = (double)a.n / 16000.0;
+    struct em_model_prompt pr = {NULL, "transcript", NULL};
+    struct em_model_result *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(em_model_annotate(m, &a, &pr, 1, NULL, &r, &eb), EM_OK);
+    CU_ASSERT(r->has_tsegs);
+    CU_ASSERT_STRING_EQUAL(r->language, "en");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->transcript, "quick brown fox"));
+    CU_ASSERT_EQUAL(r->n_segments, 1);
+    CU_ASSERT_FATAL(r->n_tsegs >= 1);
+    for (size_t i = 0; i < r->n_tsegs; i++) {
+        CU_ASSERT(r->tsegs[i].start_s >= 0 && r->tsegs[i].start_s < r->tsegs[i].end_s);
+        CU_ASSERT(r->tsegs[i].end_s <= a.duration_s + 0.5);
+    }
+    CU_ASSERT_STRING_EQUAL(r->answers[0], r->transcript);
+    struct em_facts facts;
+    em_facts_compute(a.pcm, a.n, 16000, &facts);
+    a.src_rate = 16000;
+    a.src_channels = 1;
+    snprintf(a.codec, sizeof a.codec, "vorbis");
+    snprintf(a.container, sizeof a.container, "ogg");
+    struct em_annot_in in = {.item_id = "i", .batch_id = "b", .source = "us_normal.ogg",
+                             .attempt = 1, .audio = &a, .facts = &facts, .result = r,
+                             .err = EM_OK};
+    size_t len = 0;
+    char *rec = em_annot_build(&in, &len), path[1200];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rec);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rec, "\"transcript\":{\"text\":\"The quick brown fox"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rec, "\"language\":\"en\""));
+    snprintf(path, sizeof path, "%s/record.json", tmp);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fwrite(rec, 1, len, f);
+    fclose(f);
+    CU_ASSERT_EQUAL(th_schema_valid(path), 0);
+    free(rec);
+    em_model_result_free(r);
+    /* caption, events and free text are per-item errors naming the model */
+    const char *bad[] = {"caption", "events"};
+    for (int i = 0; i < 2; i++) {
+        struct em_model_prompt two[2] = {{NULL, "transcript", NULL}, {NULL, bad[i], NULL}};
+        CU_ASSERT_EQUAL(em_model_annotate(m, &a, two, 2, NULL, &r, &eb), EM_E_UNSUPPORTED);
+        CU_ASSERT_PTR_NULL(r);
+        CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "whisper-tiny.en"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, bad[i]));
+    }
+    struct em_model_prompt free_text = {NULL, NULL, "What is this?"};
+    CU_ASSERT_EQUAL(em_model_check_prompts(m, &free_text, 1, &eb), EM_E_UNSUPPORTED);
+    free(a.pcm);
+    em_model_free(m);
+}
+
+/* pcm of the named clips one after the other (caller frees). */
+static float *concat(const char *const *names, size_t k, size_t *n)
+{
+    float *all = NULL;
+    *n = 0;
+    for (size_t i = 0; i < k; i++) {
+        size_t m = 0;
+        float *p = clip(names[i], &m), *v = p ? realloc(all, (*n + m) * sizeof *v) : NULL;
+        if (!v) {
+            free(p);
+            free(all);
+            return NULL;
+        }
+        all = v;
+        memcpy(all + *n, p, m * sizeof *p);
+        *n += m;
+        free(p);
+    }
+    return all;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t c = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++) c++;
+    return c;
+}
+
+/* A 77 s clip (eight clips back to back) through OpenAI's long-form procedure: windows seek
+ * by the last timestamp, pieces come in time order inside the clip, every sentence is there. */
+static void long_form_seeks_by_timestamps(void)
+{
+    char dir[1024];
+    CU_ASSERT_EQUAL_FATAL(golden_whisper_dir(dir, sizeof dir), 0);
+    struct em_model *m = NULL;
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL_FATAL(em_model_load(dir, NULL, &m, &eb), EM_OK);
+    const char *parts[] = {"long", "gb_slow", "long", "scottish", "noise", "long", "music", "female_rp"};
+    struct em_audio a = {0};
+    a.pcm = concat(parts, 8, &a.n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a.pcm);
+    double dur = (double)a.n / 16000.0;
+    CU_ASSERT(dur > 75.0);
+    struct em_model_prompt pr = {NULL, "transcript", NULL};
+    struct em_gen_params_override greedy = {.greedy = true};
+    struct em_model_result *r = NULL;
+    em_err rc = em_model_annotate(m, &a, &pr, 1, &greedy, &r, &eb);
+    if (rc != EM_OK) printf("\n    %s", eb.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, EM_OK);
+    printf("\n    %.1f s: %zu windows, %zu pieces", dur, r->n_segments, r->n_tsegs);
+    for (size_t i = 0; i < r->n_segments; i++)
+        printf("\n      window %.2f-%.2f", r->segments[i].start_s, r->segments[i].end_s);
+    CU_ASSERT(r->n_segments >= 3);
+    for (size_t i = 1; i < r->n_segments; i++) {
+        CU_ASSERT(r->segments[i].start_s > r->segments[i - 1].start_s);
+        CU_ASSERT(r->segments[i].start_s <= r->segments[i - 1].end_s + 1e-9); /* no gap */
+    }
+    CU_ASSERT(r->n_tsegs >= 8);
+    for (size_t i = 0; i < r->n_tsegs; i++) {
+        CU_ASSERT(r->tsegs[i].start_s <= r->tsegs[i].end_s);
+        CU_ASSERT(r->tsegs[i].end_s <= dur + 0.5);
+        if (i) CU_ASSERT(r->tsegs[i].start_s >= r->tsegs[i - 1].start_s - 1e-9);
+    }
+    CU_ASSERT(count(r->transcript, "manifest") >= 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->transcript, "Stella"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->transcript, "station is on your right"));
+    em_model_result_free(r);
+    free(a.pcm);
+    /* silence: the window reports its no-speech probability (tiny.en still says " you" with
+     * an average log-probability near -0.7, above OpenAI's -1 threshold, so OpenAI's rule
+     * keeps it, as it would in openai-whisper and faster-whisper) */
+    const char *quiet[] = {"silence", "silence", "silence"};
+    a.pcm = concat(quiet, 3, &a.n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a.pcm);
+    CU_ASSERT_EQUAL_FATAL(em_model_annotate(m, &a, &pr, 1, NULL, &r, &eb), EM_OK);
+    printf("\n    silence: '%s', no-speech probability %.3f", r->transcript, r->segments[0].no_speech_prob);
+    CU_ASSERT_EQUAL(r->n_segments, 1);
+    CU_ASSERT(r->segments[0].no_speech_prob > 0.9);
+    em_model_result_free(r);
+    /* the rule itself: both conditions needed */
+    struct em_whisper_gen g = {.n = 3, .no_speech_prob = 0.94f, .sum_logprob = -4.5};
+    CU_ASSERT(em_whisper_no_speech(&g));     /* average -1.125 */
+    g.sum_logprob = -2.8;                    /* average -0.7 */
+    CU_ASSERT(!em_whisper_no_speech(&g));
+    g.sum_logprob = -4.5, g.no_speech_prob = 0.5f;
+    CU_ASSERT(!em_whisper_no_speech(&g));
+    free(a.pcm);
+    em_model_free(m);
+}
+
+/* The same weights in the Hugging Face layout (tests/golden/whisper/ct2_to_hf.py: split
+ * q|k|v, no key biases, float32 safetensors, generation_config.json) load through the
+ * safetensors reader and give the golden greedy and beam-5 ids. */
+static void hf_layout_gives_the_same_ids(void)
+{
+    char dir[1024], hf[1200];
+    CU_ASSERT_EQUAL_FATAL(golden_whisper_dir(dir, sizeof dir), 0);
+    snprintf(hf, sizeof hf, "%s/hf-tiny.en", tmp);
+    char cmd[3000];
+    snprintf(cmd, sizeof cmd, "python3 '%s/tests/golden/whisper/ct2_to_hf.py' '%s' '%s'", golden_root(), dir, hf);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    struct em_whisper *h = NULL;
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_whisper_load(hf, &h, &eb);
+    if (rc != EM_OK) printf("\n    %s", eb.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, EM_OK);
+    struct em_whisper_info info;
+    em_whisper_info(h, &info);
+    CU_ASSERT_STRING_EQUAL(info.dtype, "f32");
+    CU_ASSERT_EQUAL(info.enc_layers, 4);
+    CU_ASSERT_EQUAL(info.dec_layers, 4);
+    float *mel = malloc(sizeof(float) * 80 * EM_MEL_FRAMES);
+    float *enc = malloc(sizeof(float) * EM_WHISPER_AUDIO_CTX * (size_t)info.d_model);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mel);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    const char *names[] = {"us_normal", "caribbean_fast", "long"};
+    for (size_t i = 0; i < 3; i++) {
+        size_t n = 0;
+        float *pcm = clip(names[i], &n);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(pcm);
+        CU_ASSERT_EQUAL_FATAL(em_whisper_mel(h, pcm, n, mel), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(em_whisper_encode(h, mel, enc, &eb), EM_OK);
+        free(pcm);
+        json_t *want = json_object_get(json_object_get(json_object_get(index_json, "clips"), names[i]), "ts");
+        for (int beam = 1; beam <= 5; beam += 4) {
+            struct em_whisper_opts o = em_whisper_opts_default();
+            o.beam_size = beam;
+            struct em_whisper_gen g;
+            CU_ASSERT_EQUAL_FATAL(em_whisper_generate(h, enc, &o, &g, &eb), EM_OK);
+            char key[96];
+            snprintf(key, sizeof key, "hf %s beam %d", names[i], beam);
+            CU_ASSERT(ids_equal(key, &g, json_object_get(want, beam == 1 ? "ids" : "beam5_ids")));
+            em_whisper_gen_clear(&g);
+        }
+    }
+    free(mel);
+    free(enc);
+    em_whisper_free(h);
+}
+
+static void family_is_chosen_from_the_files(void)
+{
+    char dir[1024], d2[1200];
+    const struct em_family *f = NULL;
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL_FATAL(golden_whisper_dir(dir, sizeof dir), 0);
+    CU_ASSERT_EQUAL(em_family_detect(dir, &f, &eb), EM_OK);
+    CU_ASSERT_EQUAL(f->id, EM_FAMILY_WHISPER);
+    CU_ASSERT(em_family_can(f, "transcript"));
+    CU_ASSERT(!em_family_can(f, "caption"));
+    CU_ASSERT(!em_family_can(f, NULL));
+    CU_ASSERT_EQUAL(em_family_detect("/nonexistent", &f, &eb), EM_OK); /* the loader says why */
+    CU_ASSERT_EQUAL(f->id, EM_FAMILY_QWEN2_AUDIO);
+    CU_ASSERT(em_family_can(f, "caption") && em_family_can(f, NULL));
+    /* a Hugging Face Whisper layout (config.json model_type whisper, no model.bin) */
+    snprintf(d2, sizeof d2, "%s/hf-whisper", tmp);
+    CU_ASSERT_EQUAL_FATAL(golden_sh("mkdir -p '%s' && echo '{\"model_type\": \"whisper\"}' > '%s/config.json'", d2, d2), 0);
+    CU_ASSERT_EQUAL(em_family_detect(d2, &f, &eb), EM_OK);
+    CU_ASSERT_EQUAL(f->id, EM_FAMILY_WHISPER);
+    struct em_model *m = NULL;
+    CU_ASSERT_EQUAL(em_model_load(d2, NULL, &m, &eb), EM_E_NOTFOUND); /* no weights there */
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "model.safetensors"));
+    /* a model.bin of another CTranslate2 spec */
+    snprintf(d2, sizeof d2, "%s/other-spec", tmp);
+    CU_ASSERT_EQUAL_FATAL(golden_sh("mkdir -p '%s' && printf '\\006\\000\\000\\000\\002\\000X\\000"
+                                    "\\001\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000'"
+                                    " > '%s/model.bin'", d2, d2), 0);
+    CU_ASSERT_EQUAL(em_family_detect(d2, &f, &eb), EM_E_MODEL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "spec 'X'"));
+}
+
+static CU_TestInfo tests[] = {
+    {"golden_clips_match_ctranslate2", golden_clips_match_ctranslate2},
+    {"beam5_matches_ctranslate2", beam5_matches_ctranslate2},
+    {"segments_follow_timestamps", segments_follow_timestamps},
+    {"bad_options_and_dirs_are_refused", bad_options_and_dirs_are_refused},
+    {"facade_transcribes_with_segments", facade_transcribes_with_segments},
+    {"long_form_seeks_by_timestamps", long_form_seeks_by_timestamps},
+    {"hf_layout_gives_the_same_ids", hf_layout_gives_the_same_ids},
+    {"family_is_chosen_from_the_files", family_is_chosen_from_the_files},
+    CU_TEST_INFO_NULL,
+};
+const CU_SuiteInfo suite_whisper = {"whisper", init, clean, NULL, NULL, tests};
