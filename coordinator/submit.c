@@ -29,6 +29,7 @@ struct sopts {
     unsigned max_attempts, max_new_tokens;
     int64_t deadline_ms; /* --deadline: from submission; 0 none */
     int skip_done, wait;
+    int model_given; /* --model: items go only to workers running that model */
 };
 
 static void usage(FILE *f)
@@ -95,7 +96,15 @@ static int parse_args(int argc, char **argv, struct sopts *o)
         case 'r': o->redis = optarg; break;
         case 'm': o->manifest = optarg; break;
         case 'o': o->out = optarg; break;
-        case 'M': o->model = optarg; break;
+        case 'M':
+            if (!*optarg || strlen(optarg) > EM_SUBMIT_MAX_MODEL) {
+                fprintf(stderr, "earmark submit: --model must be 1..%u bytes\n",
+                        EM_SUBMIT_MAX_MODEL);
+                return 2;
+            }
+            o->model = optarg;
+            o->model_given = 1;
+            break;
         case 's': o->skip_done = 1; break;
         case 'w': o->wait = 1; break;
         case 'D':
@@ -292,6 +301,7 @@ int em_cmd_submit(int argc, char **argv)
     b.gen_json = gen_json;
     b.out = (char *)o.out;
     b.model = (char *)o.model;
+    b.want = o.model_given ? (char *)o.model : NULL;
     b.producer_hash = ph;
     b.max_attempts = o.max_attempts;
     b.total = n;

@@ -112,6 +112,12 @@ int th_cluster_worker_start(struct th_cluster *c, int i)
     static const char *const base[] = {"EARMARK_LOG=info", NULL};
     char *env[2 * TH_CLUSTER_MAX_ENV + 4];
     env_join(env, sizeof env / sizeof *env, base, c->o.worker_env);
+    size_t ne = 0;
+    while (env[ne]) ne++;
+    if (c->o.worker_env_each[i] && ne + 1 < sizeof env / sizeof *env) {
+        env[ne++] = (char *)c->o.worker_env_each[i];
+        env[ne] = NULL;
+    }
     c->worker[i] = th_spawn(argv, env, log);
     return c->worker[i] > 0 ? 0 : -1;
 }
@@ -267,6 +273,38 @@ int th_cluster_wait(struct th_cluster *c, struct em_storage *st, const char *out
               c->batch);
     }
     return rc;
+}
+
+json_t *th_cluster_status(struct th_cluster *c)
+{
+    char out[700];
+    snprintf(out, sizeof out, "%s/status.json", c->dir);
+    if (th_sh("EARMARK_REDIS_URL='%s' '%s' status '%s' --json > '%s' 2>> '%s/submit.log'",
+              redis_url(c), th_bin(), c->batch, out, c->dir) != 0)
+        return NULL;
+    return json_load_file(out, 0, NULL);
+}
+
+int th_cluster_wait_waiting(struct th_cluster *c, const char *part, int timeout_ms)
+{
+    int64_t until = em_now_ms() + timeout_ms;
+    for (;;) {
+        json_t *s = th_cluster_status(c);
+        const char *w = th_jstr(s, "waiting", NULL);
+        int found = strstr(w, part) != NULL;
+        if (found || em_now_ms() >= until) {
+            if (!found) {
+                char *txt = s ? json_dumps(s, JSON_COMPACT) : NULL;
+                fprintf(stderr, "cluster: batch %s never said \"%s\"; status %s\n", c->batch,
+                        part, txt ? txt : "(none)");
+                free(txt);
+            }
+            json_decref(s);
+            return found ? 0 : -1;
+        }
+        json_decref(s);
+        em_sleep_ms(200);
+    }
 }
 
 /* GET /metrics; malloc'd body or NULL. */
