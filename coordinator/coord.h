@@ -78,8 +78,8 @@ struct em_worker {
     int refused; /* claimed the id of a live worker: nothing it sends is taken */
     int leaving; /* said Goodbye (draining): nothing more is dispatched to it */
     char model[128]; /* Hello.model; "" before a Hello */
-    /* route.c, from Hello: family "" is a worker without a model (legacy: caps == 0, a
-     * worker with a model that announced no family, which is sent anything) */
+    /* route.c, from Hello: family "" (caps 0) is a worker without a model, or one from
+     * before routing; it is sent any batch that names no model */
     char family[32];
     unsigned tasks; /* EM_ROUTE_* bits */
     int free_text;

@@ -36,8 +36,9 @@ void em_coord_worker_caps(struct em_worker *w, const Earmark__Hello *h)
     for (size_t i = 0; i < h->n_tasks && i < EM_ROUTE_MAX_TASKS; i++)
         w->tasks |= task_bit(h->tasks[i]);
     w->free_text = h->free_text;
-    /* no family and a model: a worker from before routing, which is sent anything */
-    w->caps = w->family[0] || !w->model[0] || strcmp(w->model, "none") == 0;
+    /* no family: a worker without a model (it records signal facts only, whatever the
+     * prompts), or one from before routing: sent any batch that names no model */
+    w->caps = w->family[0] != 0;
 }
 
 void em_coord_batch_needs(struct em_cbatch *b)
@@ -70,7 +71,8 @@ int em_coord_can_serve(const struct em_worker *w, const struct em_cbatch *b)
     return !b->need_free || w->free_text;
 }
 
-/* "waiting for a worker with whisper (caption)" */
+/* "waiting for a worker with whisper (caption)", or without --model "waiting for a worker
+ * that does caption, events" */
 static void waiting_msg(const struct em_cbatch *b, char *out, size_t cap)
 {
     char need[120] = "";
@@ -81,11 +83,12 @@ static void waiting_msg(const struct em_cbatch *b, char *out, size_t cap)
                                   route_tasks[i].name);
     if (b->need_free && o < sizeof need)
         snprintf(need + o, sizeof need - o, "%sfree text", o ? ", " : "");
-    const char *want = b->info.want && *b->info.want ? b->info.want : "a model";
-    if (need[0])
-        snprintf(out, cap, "waiting for a worker with %s (%s)", want, need);
+    const char *want = b->info.want && *b->info.want ? b->info.want : NULL;
+    if (want)
+        snprintf(out, cap, "waiting for a worker with %s%s%s%s", want, need[0] ? " (" : "", need,
+                 need[0] ? ")" : "");
     else
-        snprintf(out, cap, "waiting for a worker with %s", want);
+        snprintf(out, cap, "waiting for a worker that does %s", need);
 }
 
 void em_coord_route_check(struct em_coord *c)

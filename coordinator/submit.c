@@ -224,9 +224,13 @@ static int wait_batch(struct em_queue *q, const char *batch)
         em_queue_inflight_sum(q, batch, &infl, &eb);
         struct em_progress p;
         em_progress_of(&b, infl, b.dead, em_wall_ms(), &p);
-        em_batch_info_clear(&b);
-        char line[160];
+        char line[400];
         em_progress_line(&p, line, sizeof line);
+        if (b.waiting && !p.complete) { /* no connected worker can serve it (route.c) */
+            size_t o = strlen(line);
+            snprintf(line + o, sizeof line - o, " (%s)", b.waiting);
+        }
+        em_batch_info_clear(&b);
         if (tty) {
             fprintf(stderr, "\r%s\033[K", line);
         } else if (p.complete || em_now_ms() - last_line >= 2000) {

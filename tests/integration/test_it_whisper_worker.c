@@ -120,8 +120,7 @@ static void caption_waits_for_a_worker_that_does_it(void)
     char out[800];
     snprintf(out, sizeof out, "file://%s/out-c", c.dir);
     CU_ASSERT_EQUAL_FATAL(th_cluster_submit_with(&c, manifest, out, 1, "--prompts caption"), 0);
-    CU_ASSERT_EQUAL(th_cluster_wait_waiting(&c, "waiting for a worker with a model (caption)",
-                                            30000),
+    CU_ASSERT_EQUAL(th_cluster_wait_waiting(&c, "waiting for a worker that does caption", 30000),
                     0);
     char dir[800];
     snprintf(dir, sizeof dir, "%s/out-c", c.dir);

@@ -84,29 +84,30 @@ static void qwen_takes_every_prompt(void)
     CU_ASSERT_FALSE(em_coord_can_serve(&w, &b));
 }
 
-static void no_model_takes_only_plain_batches(void)
+/* A worker without a model records signal facts only, whatever the prompts: it takes any
+ * batch that names no model, as a worker from before routing does. */
+static void no_family_takes_batches_naming_no_model(void)
 {
     struct em_worker w;
-    hello_worker(&w, "none", NULL);
-    struct em_cbatch b;
     Earmark__Prompt pv[1], *pp[1];
     static const char *const tr[] = {"transcript"};
-    batch(&b, pv, pp, tr, 0, NULL);
-    CU_ASSERT_TRUE(em_coord_can_serve(&w, &b));
-    batch(&b, pv, pp, tr, 1, NULL);
-    CU_ASSERT_FALSE(em_coord_can_serve(&w, &b));
-    batch(&b, pv, pp, tr, 0, "whisper");
-    CU_ASSERT_FALSE(em_coord_can_serve(&w, &b));
-    /* a worker with a model from before routing (no family in its Hello) is sent anything */
-    hello_worker(&w, "old-model@0123456789ab:bf16:cpu", NULL);
-    batch(&b, pv, pp, tr, 1, NULL);
+    struct em_cbatch b;
+    static const char *const models[] = {"none", "old-model@0123456789ab:bf16:cpu"};
+    for (size_t i = 0; i < 2; i++) {
+        hello_worker(&w, models[i], NULL);
+        batch(&b, pv, pp, tr, 1, NULL);
+        CU_ASSERT_TRUE(em_coord_can_serve(&w, &b));
+        batch(&b, pv, pp, tr, 1, "whisper");
+        CU_ASSERT_FALSE(em_coord_can_serve(&w, &b));
+    }
+    batch(&b, pv, pp, tr, 1, "old-model"); /* a name still matches the identity */
     CU_ASSERT_TRUE(em_coord_can_serve(&w, &b));
 }
 
 static CU_TestInfo tests[] = {
     {"whisper_takes_transcripts_only", whisper_takes_transcripts_only},
     {"qwen_takes_every_prompt", qwen_takes_every_prompt},
-    {"no_model_takes_only_plain_batches", no_model_takes_only_plain_batches},
+    {"no_family_takes_batches_naming_no_model", no_family_takes_batches_naming_no_model},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_route = {"route", NULL, NULL, NULL, NULL, tests};
