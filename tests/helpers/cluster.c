@@ -193,6 +193,20 @@ int th_cluster_submit(struct th_cluster *c, const char *manifest, const char *ou
     return th_cluster_submit_with(c, manifest, out_uri, max_attempts, NULL);
 }
 
+int th_cluster_copy_corpus(struct th_cluster *c, const char *src_dir, const char *const *names,
+                           size_t n, const char *ext, char *manifest, size_t cap)
+{
+    snprintf(manifest, cap, "%s/manifest.txt", c->dir);
+    FILE *f = fopen(manifest, "w");
+    if (!f) return -1;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        bad |= th_sh("cp '%s/%s%s' '%s/'", src_dir, names[i], ext, c->dir);
+        fprintf(f, "file://%s/%s%s\n", c->dir, names[i], ext);
+    }
+    return (fclose(f) != 0) | bad;
+}
+
 int th_cluster_tones(struct th_cluster *c, const char *name, int n, char *manifest, size_t cap,
                      struct th_uris *u)
 {

@@ -109,6 +109,11 @@ int th_cluster_corpus(struct th_cluster *c, const char *name, int n, char *manif
  * "--deadline 3s"; NULL: none). 0 when submit exited 0 and printed a batch id. */
 int th_cluster_submit_with(struct th_cluster *c, const char *manifest, const char *out_uri,
                            int max_attempts, const char *flags);
+/* Copies each file src_dir/names[i]ext into c->dir (where workers may read local files:
+ * --source-root) and writes their file:// URIs, in order, to c->dir/manifest.txt, whose path
+ * goes to manifest (cap bytes). 0 on success. */
+int th_cluster_copy_corpus(struct th_cluster *c, const char *src_dir, const char *const *names,
+                           size_t n, const char *ext, char *manifest, size_t cap);
 /* n sine tones (0.5 s, 16 kHz mono WAV, each its own pitch) under c->dir/name and their
  * file:// URIs in name/manifest.txt; its path goes to manifest (cap bytes), the URIs to u
  * (th_uris_free). 0 on success. */

@@ -42,17 +42,9 @@ static int start(void)
     o.worker_env_each[0] = qwen_env;
     o.worker_env_each[1] = whisper_env;
     if (th_cluster_start_storage(&c, &o, NULL, &st) != 0) return 1;
-    snprintf(manifest, sizeof manifest, "%s/manifest.txt", c.dir);
-    FILE *f = fopen(manifest, "w");
-    if (!f) return 1;
-    /* workers read local files only under the cluster's dir (--source-root) */
-    int bad = 0;
-    for (size_t i = 0; i < N_CLIPS; i++) {
-        bad |= th_sh("cp '%s/tests/golden/whisper/clips/%s.ogg' '%s/'", golden_root(), clips[i],
-                     c.dir);
-        fprintf(f, "file://%s/%s.ogg\n", c.dir, clips[i]);
-    }
-    return (fclose(f) != 0) | bad;
+    char src[1100];
+    snprintf(src, sizeof src, "%s/tests/golden/whisper/clips", golden_root());
+    return th_cluster_copy_corpus(&c, src, clips, N_CLIPS, ".ogg", manifest, sizeof manifest);
 }
 
 static int init(void) { return th_suite_init(start, clean); }

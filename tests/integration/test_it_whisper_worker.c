@@ -39,17 +39,11 @@ static int start(void)
     snprintf(model_env, sizeof model_env, "EARMARK_MODEL=%s", dir);
     struct th_cluster_opts o = {.workers = 1, .threads = 2, .worker_env = {model_env, NULL}};
     if (th_cluster_start_storage(&c, &o, NULL, &st) != 0) return 1;
-    snprintf(manifest, sizeof manifest, "%s/manifest.txt", c.dir);
-    FILE *f = fopen(manifest, "w");
-    if (!f) return 1;
-    /* workers read local files only under the cluster's dir (--source-root) */
-    int bad = 0;
-    for (size_t i = 0; i < N_CLIPS; i++) {
-        bad |= th_sh("cp '%s/tests/golden/whisper/clips/%s.ogg' '%s/'", golden_root(), clips[i].clip,
-                     c.dir);
-        fprintf(f, "file://%s/%s.ogg\n", c.dir, clips[i].clip);
-    }
-    return (fclose(f) != 0) | bad;
+    char src[1100];
+    const char *names[N_CLIPS];
+    for (size_t i = 0; i < N_CLIPS; i++) names[i] = clips[i].clip;
+    snprintf(src, sizeof src, "%s/tests/golden/whisper/clips", golden_root());
+    return th_cluster_copy_corpus(&c, src, names, N_CLIPS, ".ogg", manifest, sizeof manifest);
 }
 
 static int init(void) { return th_suite_init(start, clean); }
