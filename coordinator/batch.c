@@ -107,6 +107,8 @@ em_err em_coord_batch(struct em_coord *c, const char *id, struct em_cbatch **out
         return rc;
     }
     if (b->info.max_attempts == 0) b->info.max_attempts = 3;
+    em_coord_batch_needs(b);
+    b->waiting = b->info.waiting != NULL; /* as Redis has it (a restart may have left it) */
     b->loaded_ms = em_now_ms();
     c->batches[c->nbatches++] = b;
     *out = b;

@@ -41,6 +41,11 @@ struct em_cbatch {
     int64_t stall_until_ms;
     unsigned stall_count;
     char stall_reason[256]; /* "EM_E_NAME: detail" of the fault that began the stall */
+    /* route.c: what a worker needs to take this batch's items */
+    unsigned need_tasks; /* EM_ROUTE_* bits of its built-in prompts */
+    int need_free;       /* it has free-text prompts */
+    int waiting;         /* "waiting for a worker with ..." is set in Redis */
+    int has_waiting;     /* scratch of em_coord_route_check: it has items to dispatch */
 };
 
 struct em_job {
@@ -73,6 +78,12 @@ struct em_worker {
     int refused; /* claimed the id of a live worker: nothing it sends is taken */
     int leaving; /* said Goodbye (draining): nothing more is dispatched to it */
     char model[128]; /* Hello.model; "" before a Hello */
+    /* route.c, from Hello: family "" (caps 0) is a worker without a model, or one from
+     * before routing; it is sent any batch that names no model */
+    char family[32];
+    unsigned tasks; /* EM_ROUTE_* bits */
+    int free_text;
+    int caps;
 };
 
 struct em_coord_cfg {
@@ -117,6 +128,22 @@ void em_coord_batches_tick(struct em_coord *c, int64_t now_ms);
 void em_coord_batches_free(struct em_coord *c);
 /* Drops a batch from the cache (no job may still point at it). */
 void em_coord_batch_forget(struct em_coord *c, const char *id);
+
+/* route.c: which worker may take which batch's items (Hello.family/tasks, submit --model) */
+#define EM_ROUTE_CAPTION 1u
+#define EM_ROUTE_TRANSCRIPT 2u
+#define EM_ROUTE_EVENTS 4u
+#define EM_ROUTE_MAX_TASKS 16 /* Hello.tasks read; more are ignored */
+/* Records what w's Hello says it can do. */
+void em_coord_worker_caps(struct em_worker *w, const Earmark__Hello *h);
+/* Fills b's need_tasks/need_free from its prompts (after they are parsed). */
+void em_coord_batch_needs(struct em_cbatch *b);
+/* 1 when w may take items of b: it runs the model b asks for (submit --model: the family
+ * name, the identity, or the identity's name before '@') and answers every prompt of b. */
+int em_coord_can_serve(const struct em_worker *w, const struct em_cbatch *b);
+/* Sets or clears each cached batch's "waiting for a worker with ..." field (status shows
+ * it) when no connected worker can serve a batch that has items to dispatch. */
+void em_coord_route_check(struct em_coord *c);
 
 /* retry.c */
 int64_t em_coord_backoff_ms(const struct em_coord *c, unsigned fails);

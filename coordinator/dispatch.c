@@ -189,11 +189,12 @@ static void on_hello(struct em_coord *c, struct em_worker *w, const Earmark__Hel
     w->leaving = 0;
     if (h->worker_id[0]) snprintf(w->id, sizeof w->id, "%s", h->worker_id);
     snprintf(w->model, sizeof w->model, "%s", h->model);
+    em_coord_worker_caps(w, h);
     w->capacity = h->capacity > MAX_CREDITS ? MAX_CREDITS : h->capacity;
     char q1[64], q2[64];
-    em_info("worker=%s msg=\"hello\" version=\"%s\" backend=\"%s\" capacity=%u pid=%u", w->id,
-            em_log_q(q1, sizeof q1, h->version), em_log_q(q2, sizeof q2, h->backend), h->capacity,
-            h->pid);
+    em_info("worker=%s msg=\"hello\" version=\"%s\" backend=\"%s\" capacity=%u pid=%u "
+            "family=\"%s\"", w->id, em_log_q(q1, sizeof q1, h->version),
+            em_log_q(q2, sizeof q2, h->backend), h->capacity, h->pid, w->family);
     em_page_hello(c->page, w->id, h->model, h->backend);
     send_welcome(c, w);
 }
@@ -354,17 +355,19 @@ static void measure(const struct em_coord *c, struct load *ld)
     }
 }
 
-/* Index of the worker with most credits, or -1. An item that was on a worker that died
+/* Index of the worker with most credits that can serve b (route.c), or -1. An item that was on a worker that died
  * (lost > 0) is a suspect: it runs alone on an idle worker, and nothing joins it there, so
  * a crash is charged to the input that causes it and not to the items that happened to
  * share the worker (which would otherwise be quarantined with it). */
-static long pick_worker(const struct em_coord *c, const struct load *ld, int suspect)
+static long pick_worker(const struct em_coord *c, const struct load *ld, int suspect,
+                        const struct em_cbatch *b)
 {
     long best = -1;
     for (size_t i = 0; i < c->nworkers; i++) {
         const struct em_worker *w = c->workers[i];
         if (!w->credits || (best >= 0 && w->credits <= c->workers[best]->credits)) continue;
         if (suspect ? ld[i].running != 0 : ld[i].suspects != 0) continue;
+        if (!em_coord_can_serve(w, b)) continue; /* not its model, or a prompt it cannot do */
         best = (long)i;
     }
     return best;
@@ -437,6 +440,7 @@ static int send_task(struct em_coord *c, struct em_job *j, struct em_worker *w)
 void em_coord_dispatch(struct em_coord *c, int64_t now_ms)
 {
     if (now_ms < c->grace_until_ms) return; /* let workers report what they hold first */
+    em_coord_route_check(c);
     if (em_coord_free_credits(c) == 0) return;
     struct load *ld = calloc(c->nworkers, sizeof *ld);
     if (!ld) return;
@@ -445,7 +449,7 @@ void em_coord_dispatch(struct em_coord *c, int64_t now_ms)
         struct em_job *j = c->jobs[i];
         if (j->state != EM_JOB_WAITING || j->not_before_ms > now_ms) continue;
         if (j->b->stall_until_ms > now_ms) continue; /* its output is stalled: paused */
-        long k = pick_worker(c, ld, j->lost > 0);
+        long k = pick_worker(c, ld, j->lost > 0, j->b);
         if (k < 0) continue;
         struct em_worker *w = c->workers[k];
         size_t before = c->njobs;

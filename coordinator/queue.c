@@ -184,6 +184,8 @@ void em_batch_info_clear(struct em_batch_info *b)
     free(b->model);
     free(b->producer_hash);
     free(b->stalled);
+    free(b->want);
+    free(b->waiting);
     memset(b, 0, sizeof *b);
 }
 
@@ -202,7 +204,17 @@ em_err em_queue_batch_create(struct em_queue *q, const struct em_batch_info *b,
                               "max_attempts", ma, "model", b->model ? b->model : "",
                               "producer_hash", b->producer_hash ? b->producer_hash : "", "total",
                               tot, "created", cr, "state", "submitting", "done", "0", "failed", "0",
-                              "skipped", "0", "deadline", dl, (const char *)NULL));
+                              "skipped", "0", "deadline", dl, "want", b->want ? b->want : "",
+                              (const char *)NULL));
+}
+
+em_err em_queue_batch_waiting(struct em_queue *q, const char *batch, const char *msg,
+                              struct em_errbuf *eb)
+{
+    char k[128];
+    em_qi_key(k, sizeof k, batch, "");
+    if (!msg) return em_qi_ok(q, eb, em_qi_cmd(q, eb, "HDEL", k, "waiting", (const char *)NULL));
+    return em_qi_ok(q, eb, em_qi_cmd(q, eb, "HSET", k, "waiting", msg, (const char *)NULL));
 }
 
 em_err em_queue_batch_stalled(struct em_queue *q, const char *batch, const char *reason,
@@ -279,6 +291,10 @@ em_err em_queue_batch_get(struct em_queue *q, const char *batch, struct em_batch
             sp = &b->producer_hash;
         else if (strcmp(f->str, "stalled") == 0)
             sp = &b->stalled;
+        else if (strcmp(f->str, "want") == 0 && v->len > 0)
+            sp = &b->want;
+        else if (strcmp(f->str, "waiting") == 0)
+            sp = &b->waiting;
         else if (strcmp(f->str, "deadline") == 0)
             b->deadline_ms = (int64_t)em_qi_rnum(v);
         else if (strcmp(f->str, "max_attempts") == 0)

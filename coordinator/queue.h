@@ -94,6 +94,8 @@ struct em_batch_info {
     int64_t created_ms, completed_ms;
     int64_t deadline_ms; /* wall ms after which unsettled items fail (submit --deadline); 0 none */
     char *stalled;       /* owned: "EM_E_NAME: detail" while dispatch is paused, else NULL */
+    char *want;          /* owned: submit --model when given (routing), else NULL */
+    char *waiting;       /* owned: "waiting for a worker with ..." while none can serve */
     char state[16];
 };
 void em_batch_info_clear(struct em_batch_info *b); /* frees the strings, zeroes */
@@ -101,6 +103,9 @@ void em_batch_info_clear(struct em_batch_info *b); /* frees the strings, zeroes 
 /* Writes the batch hash with state "submitting" (fields from b; done/failed 0). */
 em_err em_queue_batch_create(struct em_queue *q, const struct em_batch_info *b,
                              struct em_errbuf *eb);
+/* Sets (msg non-NULL) or clears the batch's "waiting" field, shown by status. */
+em_err em_queue_batch_waiting(struct em_queue *q, const char *batch, const char *msg,
+                              struct em_errbuf *eb);
 /* state "open" and SADD batches:active: every item is in. */
 em_err em_queue_batch_open(struct em_queue *q, const char *batch, struct em_errbuf *eb);
 /* Reads the batch hash into *b (caller clears). EM_E_NOTFOUND if absent. */

@@ -23,6 +23,8 @@ static int print_json(const char *batch, const struct em_batch_info *b, const st
                           "out", b->out, "eta_s", p->eta_s < 0 ? json_null() : json_real(p->eta_s),
                           "stalled", p->stalled ? b->stalled : NULL);
     if (o) json_object_set_new(o, "cancelled", json_integer((json_int_t)p->cancelled));
+    if (o && b->want) json_object_set_new(o, "model", json_string(b->want));
+    if (o && b->waiting && !p->complete) json_object_set_new(o, "waiting", json_string(b->waiting));
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!s) {
@@ -99,6 +101,7 @@ int em_cmd_status(int argc, char **argv)
                (unsigned long long)p.failed, (unsigned long long)p.pending,
                (unsigned long long)p.in_flight, (unsigned long long)p.skipped,
                (unsigned long long)p.dead, p.rate, eta, b.out);
+        if (b.waiting && !p.complete) printf("  %s\n", b.waiting);
         if (p.stalled) printf("  stalled: %s\n", b.stalled);
         if (p.cancelled) printf("  cancelled %llu\n", (unsigned long long)p.cancelled);
     }

@@ -31,6 +31,7 @@ struct sopts {
     int64_t deadline_ms; /* --deadline: from submission; 0 none */
     int skip_done, wait;
     bool strict_audio; /* --strict-audio: any decode error fails the item */
+    int model_given; /* --model: items go only to workers running that model */
 };
 
 static void usage(FILE *f)
@@ -103,7 +104,13 @@ static int parse_args(int argc, char **argv, struct sopts *o)
             break;
         case 'm': o->manifest = optarg; break;
         case 'o': o->out = optarg; break;
-        case 'M': o->model = optarg; break;
+        case 'M':
+            if (!*optarg || strlen(optarg) > EM_SUBMIT_MAX_MODEL)
+                return em_usage_error("submit", usage, "--model must be 1..%u bytes",
+                                      EM_SUBMIT_MAX_MODEL);
+            o->model = optarg;
+            o->model_given = 1;
+            break;
         case 's': o->skip_done = 1; break;
         case 'w': o->wait = 1; break;
         case 'S': o->strict_audio = true; break;
@@ -216,9 +223,13 @@ static int wait_batch(struct em_queue *q, const char *batch)
         em_queue_inflight_sum(q, batch, &infl, &eb);
         struct em_progress p;
         em_progress_of(&b, infl, b.dead, em_wall_ms(), &p);
-        em_batch_info_clear(&b);
-        char line[160];
+        char line[400];
         em_progress_line(&p, line, sizeof line);
+        if (b.waiting && !p.complete) { /* no connected worker can serve it (route.c) */
+            size_t o = strlen(line);
+            snprintf(line + o, sizeof line - o, " (%s)", b.waiting);
+        }
+        em_batch_info_clear(&b);
         if (tty) {
             fprintf(stderr, "\r%s\033[K", line);
         } else if (p.complete || em_now_ms() - last_line >= 2000) {
@@ -294,6 +305,7 @@ int em_cmd_submit(int argc, char **argv)
     b.gen_json = gen_json;
     b.out = (char *)o.out;
     b.model = (char *)o.model;
+    b.want = o.model_given ? (char *)o.model : NULL;
     b.producer_hash = ph;
     b.max_attempts = o.max_attempts;
     b.total = n;

@@ -11,6 +11,7 @@
 #include "common/err.h"
 
 #define EM_SUBMIT_MAX_PROMPT 4096u       /* bytes of one free-text prompt */
+#define EM_SUBMIT_MAX_MODEL 120u        /* bytes of --model (a family, identity or name) */
 #define EM_SUBMIT_DEFAULT_NEW_TOKENS 256u /* max_new_tokens when not given */
 #define EM_SUBMIT_MAX_NEW_TOKENS 8192u    /* = EM_MODEL_MAX_NEW_TOKENS (model/model.h) */
 

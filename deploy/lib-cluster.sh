@@ -66,15 +66,17 @@ coordinator_start() {
   wait_port "$METRICS_PORT" 20
 }
 
-workers_start() { # count
-  local i
+worker_start() { # id [model]: one worker (its log: $CL_DIR/worker-<id>.log)
   local curve=(--curve-key "$CL_DIR/keys/worker.key" --coordinator-key "$CL_DIR/keys/coord.pub")
   [ -z "${EM_PLAIN:-}" ] || curve=()
-  for ((i = 1; i <= $1; i++)); do
-    # local sources are read only under the cluster's dir (or EARMARK_SOURCE_ROOTS)
-    EARMARK_SOURCE_ROOTS="${EARMARK_SOURCE_ROOTS:-$CL_DIR}" \
-      "$EM_BIN" worker --connect "$COORD_EP" --id "w$i" ${EM_MODEL:+--model "$EM_MODEL"} "${curve[@]}" \
-      >"$CL_DIR/worker$i.log" 2>&1 &
-    CL_PIDS+=($!)
-  done
+  # local sources are read only under the cluster's dir (or EARMARK_SOURCE_ROOTS)
+  EARMARK_SOURCE_ROOTS="${EARMARK_SOURCE_ROOTS:-$CL_DIR}" \
+    "$EM_BIN" worker --connect "$COORD_EP" --id "$1" ${2:+--model "$2"} "${curve[@]}" \
+    >"$CL_DIR/worker-$1.log" 2>&1 &
+  CL_PIDS+=($!)
+}
+
+workers_start() { # count: workers w1..wN running $EM_MODEL (none when unset)
+  local i
+  for ((i = 1; i <= $1; i++)); do worker_start "w$i" "${EM_MODEL:-}"; done
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deploy/make-corpus.sh [--bad] DIR [N] - makes N (default 12) small real audio clips in DIR
+# deploy/make-corpus.sh [--bad] [--whole-speech] DIR [N] - makes N (default 12) small real audio clips in DIR
 # and writes DIR/manifest.txt, one file:// URI per line (absolute path, in clip order).
 # Used by the integration tests, the demo and the benchmark.
 #
@@ -16,14 +16,24 @@
 #   text.mp3       a text file named .mp3                -> EM_E_AUDIO
 #   truncated.mp3  the first 30% of a 3 s mp3            -> EM_E_AUDIO "truncated" (its Xing header declares 3 s)
 #   tiny.wav       10 ms of tone at 16 kHz               -> decodes (160 samples); too short for a model
+# --whole-speech: speech clips hold their whole sentence (their duration is the sentence's),
+#   and DIR/manifest.jsonl lists every clip with the sentence spoken in meta.ref.transcript
+#   (speech clips only), the reference `earmark eval` scores transcripts against.
 # Needs sox (with libsox-fmt-all), espeak-ng, ffmpeg and python3. Quiet unless something fails.
 # URIs are not percent-encoded: give a DIR made of plain path characters (as mktemp makes).
 set -euo pipefail
 
 bad=0
-if [ "${1:-}" = "--bad" ]; then bad=1; shift; fi
+whole=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --bad) bad=1; shift ;;
+    --whole-speech) whole=1; shift ;;
+    *) break ;;
+  esac
+done
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-  echo "usage: $0 [--bad] DIR [N]" >&2
+  echo "usage: $0 [--bad] [--whole-speech] DIR [N]" >&2
   exit 2
 fi
 dir=$1
@@ -59,7 +69,11 @@ gen() { # gen I OUT RATE CH DUR KIND: the clip's signal as a wav at its rate and
   case $kind in
     speech)
       [ $speech_ready -eq 1 ] || make_speech
-      sox -q -R "$src/speech-$((i / 4 % 4)).wav" -r "$rate" -c "$ch" "$out" trim 0 "$dur" ;;
+      if [ $whole -eq 1 ]; then
+        sox -q -R "$src/speech-$((i / 4 % 4)).wav" -r "$rate" -c "$ch" "$out"
+      else
+        sox -q -R "$src/speech-$((i / 4 % 4)).wav" -r "$rate" -c "$ch" "$out" trim 0 "$dur"
+      fi ;;
     tone)
       sox -q -R -n -r "$rate" -c "$ch" "$out" synth "$dur" sine "$f1" gain -6 ;;
     chord)
@@ -93,7 +107,16 @@ for ((i = 0; i < n; i++)); do
     m4a) ffmpeg -nostdin -v error -y -i "$src/t.wav" -c:a aac -b:a 64k -f ipod "$out" ;;
   esac
   echo "file://$out" >>"$dir/manifest.txt.tmp"
+  if [ $whole -eq 1 ]; then
+    ref=""
+    [ "$kind" = speech ] && ref=${sentences[$((i / 4 % 4))]}
+    python3 -c 'import json, sys
+m = {"uri": sys.argv[1]}
+if sys.argv[2]: m["meta"] = {"ref": {"transcript": sys.argv[2]}}
+print(json.dumps(m))' "file://$out" "$ref" >>"$dir/manifest.jsonl.tmp"
+  fi
 done
+[ $whole -eq 0 ] || mv "$dir/manifest.jsonl.tmp" "$dir/manifest.jsonl"
 
 if [ $bad -eq 1 ]; then
   : >"$dir/empty.wav"

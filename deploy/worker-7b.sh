@@ -85,8 +85,8 @@ workers_start 1
 WPID=${CL_PIDS[-1]}
 # the worker connects only after its model is loaded: its log says so
 for _ in $(seq 600); do
-  grep -q "connected\|ready\|started" "$CL_DIR/worker1.log" 2>/dev/null && break
-  kill -0 "$WPID" 2>/dev/null || { cat "$CL_DIR/worker1.log" >&2; exit 1; }
+  grep -q "connected\|ready\|started" "$CL_DIR/worker-w1.log" 2>/dev/null && break
+  kill -0 "$WPID" 2>/dev/null || { cat "$CL_DIR/worker-w1.log" >&2; exit 1; }
   sleep 0.1
 done
 echo "worker-7b: worker up in $(echo "$(date +%s.%N) - $t_load0" | bc) s (model mapped, log line seen)"

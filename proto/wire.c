@@ -99,6 +99,14 @@ em_err em_wire_hello(const char *worker_id, const char *version, const char *bac
                      const char *model, uint32_t capacity, uint32_t pid, uint8_t **buf, size_t *len,
                      struct em_errbuf *eb)
 {
+    return em_wire_hello_caps(worker_id, version, backend, model, NULL, capacity, pid, buf, len,
+                              eb);
+}
+
+em_err em_wire_hello_caps(const char *worker_id, const char *version, const char *backend,
+                          const char *model, const struct em_wire_caps *caps, uint32_t capacity,
+                          uint32_t pid, uint8_t **buf, size_t *len, struct em_errbuf *eb)
+{
     Earmark__Hello m;
     earmark__hello__init(&m);
     m.worker_id = s_or_empty(worker_id);
@@ -107,6 +115,12 @@ em_err em_wire_hello(const char *worker_id, const char *version, const char *bac
     m.model = s_or_empty(model);
     m.capacity = capacity;
     m.pid = pid;
+    if (caps) {
+        m.family = s_or_empty(caps->family);
+        m.n_tasks = caps->ntasks;
+        m.tasks = (char **)caps->tasks;
+        m.free_text = caps->free_text;
+    }
     return pack_body(EARMARK__ENVELOPE__BODY_HELLO, &m, buf, len, eb);
 }
 

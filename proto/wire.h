@@ -11,6 +11,7 @@
 #ifndef EM_WIRE_H
 #define EM_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,18 @@ const char *em_wire_kind(Earmark__Envelope__BodyCase c);
 em_err em_wire_hello(const char *worker_id, const char *version, const char *backend,
                      const char *model, uint32_t capacity, uint32_t pid, uint8_t **buf, size_t *len,
                      struct em_errbuf *eb);
+/* What a worker's model can do, announced in its Hello (the coordinator routes by it).
+ * family "" (or caps NULL): no model. tasks: ntasks built-in prompt names, borrowed. */
+struct em_wire_caps {
+    const char *family;
+    const char *const *tasks;
+    size_t ntasks;
+    bool free_text;
+};
+/* em_wire_hello with the model's capabilities (caps may be NULL). */
+em_err em_wire_hello_caps(const char *worker_id, const char *version, const char *backend,
+                          const char *model, const struct em_wire_caps *caps, uint32_t capacity,
+                          uint32_t pid, uint8_t **buf, size_t *len, struct em_errbuf *eb);
 em_err em_wire_welcome(uint32_t heartbeat_ms, uint32_t lease_ms, uint8_t **buf, size_t *len,
                        struct em_errbuf *eb);
 em_err em_wire_ready(uint32_t credits, uint8_t **buf, size_t *len, struct em_errbuf *eb);

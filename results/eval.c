@@ -59,7 +59,7 @@ static json_t *item_json(const struct em_rec *rec, const struct em_score_item *i
     const json_t *ok = it->ok ? rec->rec : NULL;
     if (it->has_tr)
         json_object_update_new(o, json_pack("{s:o, s:o}", "transcript_norm",
-                                            ok ? norm_json(json_object_get(ok, "transcript")) : json_string(""),
+                                            ok ? norm_json(em_rec_transcript(ok)) : json_string(""),
                                             "ref_transcript_norm", norm_json(json_object_get(rec->ref, "transcript"))));
     if (it->has_cap)
         json_object_update_new(o, json_pack("{s:o, s:o}", "caption_norm",

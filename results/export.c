@@ -115,7 +115,7 @@ json_t *em_export_item_row(const json_t *rec)
                      "worker", str_or_null(json_object_get(rec, "worker")),
                      "created_at", str_or_null(json_object_get(rec, "created_at")),
                      "caption", str_or_null(json_object_get(rec, "caption")),
-                     "transcript", str_or_null(json_object_get(rec, "transcript")),
+                     "transcript", str_or_null(em_rec_transcript(rec)),
                      "events", events_list(json_object_get(rec, "events")),
                      "answers", answers_list(json_object_get(rec, "answers")),
                      "total_s", num_or_null(json_object_get(tm, "total_s")),

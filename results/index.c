@@ -259,7 +259,7 @@ em_err em_index_add(struct em_index *ix, const json_t *rec, const char *uri,
     char *ev_json = json_dumps(ev ? ev : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     char *ans_json = json_dumps(ans ? ans : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     const char *cap = json_string_value(json_object_get(rec, "caption"));
-    const char *tr = json_string_value(json_object_get(rec, "transcript"));
+    const char *tr = json_string_value(em_rec_transcript(rec));
     sqlite3_stmt *s = ix->st[EM_IX_UPSERT];
     bind_text(s, 1, id);
     bind_text(s, 2, uri);

@@ -294,6 +294,13 @@ const char *em_rec_str(const json_t *rec, const char *a, const char *b)
     return json_string_value(field(rec, a, b));
 }
 
+const json_t *em_rec_transcript(const json_t *rec)
+{
+    const json_t *t = json_object_get(rec, "transcript");
+    if (json_is_object(t)) t = json_object_get(t, "text");
+    return json_is_string(t) ? t : NULL;
+}
+
 double em_rec_num(const json_t *rec, const char *a, const char *b)
 {
     const json_t *v = field(rec, a, b);

@@ -88,6 +88,9 @@ em_err em_recs_refs_load(struct em_recs *r, const uint8_t *data, size_t len,
  * field (a.b) or NAN. */
 const char *em_rec_str(const json_t *rec, const char *a, const char *b);
 double em_rec_num(const json_t *rec, const char *a, const char *b);
+/* The record's transcript text (a JSON string, borrowed) or NULL: Qwen2-Audio writes
+ * "transcript" as a string, Whisper as an object whose "text" holds it. */
+const json_t *em_rec_transcript(const json_t *rec);
 /* created_at as ms since the epoch, -1 when absent or malformed. */
 int64_t em_rec_created_ms(const json_t *rec);
 

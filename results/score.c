@@ -145,7 +145,7 @@ em_err em_score_item(const json_t *rec, const json_t *ref, const struct em_evtag
     struct em_errbuf teb = {{0}};
     const json_t *rt = json_object_get(ref, "transcript");
     if (json_is_string(rt)) {
-        rc = score_text(it->ok ? json_object_get(rec, "transcript") : NULL, rt, it, 0, &teb);
+        rc = score_text(it->ok ? em_rec_transcript(rec) : NULL, rt, it, 0, &teb);
         if (rc != EM_OK) return em_errf(eb, rc, "item %s: transcript: %s", it->id, teb.msg);
     }
     const json_t *rc_ = json_object_get(ref, "caption");

@@ -18,6 +18,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/sig.h"
+#include "model/family.h"
+#include "model/model.h"
 #include "proto/wire.h"
 #include "worker/pipeline.h"
 #include "worker/pool.h"
@@ -63,8 +65,19 @@ static void send_hello(struct loop *l)
     uint8_t *b = NULL;
     size_t n = 0;
     struct em_errbuf eb = {{0}};
-    em_err rc = em_wire_hello(l->o->worker_id, EM_VERSION, "cpu", l->o->model ? l->o->model : "none",
-                              l->o->capacity, (uint32_t)getpid(), &b, &n, &eb);
+    /* the model's family and tasks, so that the coordinator sends only what it can do */
+    struct em_wire_caps caps = {0};
+    const char *fam = l->o->rt ? em_model_family(l->o->rt) : NULL;
+    for (const struct em_family *f = em_families; fam && f->name; f++)
+        if (!strcmp(f->name, fam)) {
+            caps.family = f->name;
+            caps.tasks = (const char *const *)f->tasks;
+            while (f->tasks[caps.ntasks]) caps.ntasks++;
+            caps.free_text = f->free_text;
+        }
+    em_err rc = em_wire_hello_caps(l->o->worker_id, EM_VERSION, "cpu",
+                                   l->o->model ? l->o->model : "none", &caps, l->o->capacity,
+                                   (uint32_t)getpid(), &b, &n, &eb);
     send_frame(l, rc, b, n, &eb);
     l->hello_at = em_now_ms();
 }

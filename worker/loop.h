@@ -5,7 +5,8 @@
  * Protocol (each message one frame = one protobuf Envelope, proto/wire.h;
  * frames over EM_WIRE_MAX_FRAME are refused by ZMQ_MAXMSGSIZE):
  *   on every (re)connection  worker -> Hello{worker_id, version, backend "cpu", model,
- *                                            capacity, pid}
+ *                                            capacity, pid, family, tasks,
+ *                                            free_text} (from the model: routing)
  *   coordinator -> Welcome{heartbeat_ms, lease_ms}; worker -> Ready{credits = free slots}
  *     (on EVERY Welcome, also an unexpected one from a restarted coordinator)
  *   coordinator -> Task; a pipeline thread runs it; worker -> Result (with the Task's

@@ -112,6 +112,12 @@ int th_cluster_worker_start(struct th_cluster *c, int i)
     static const char *const base[] = {"EARMARK_LOG=info", NULL};
     char *env[2 * TH_CLUSTER_MAX_ENV + 4];
     env_join(env, sizeof env / sizeof *env, base, c->o.worker_env);
+    size_t ne = 0;
+    while (env[ne]) ne++;
+    if (c->o.worker_env_each[i] && ne + 1 < sizeof env / sizeof *env) {
+        env[ne++] = (char *)c->o.worker_env_each[i];
+        env[ne] = NULL;
+    }
     c->worker[i] = th_spawn(argv, env, log);
     return c->worker[i] > 0 ? 0 : -1;
 }
@@ -185,6 +191,20 @@ int th_cluster_submit(struct th_cluster *c, const char *manifest, const char *ou
                       int max_attempts)
 {
     return th_cluster_submit_with(c, manifest, out_uri, max_attempts, NULL);
+}
+
+int th_cluster_copy_corpus(struct th_cluster *c, const char *src_dir, const char *const *names,
+                           size_t n, const char *ext, char *manifest, size_t cap)
+{
+    snprintf(manifest, cap, "%s/manifest.txt", c->dir);
+    FILE *f = fopen(manifest, "w");
+    if (!f) return -1;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        bad |= th_sh("cp '%s/%s%s' '%s/'", src_dir, names[i], ext, c->dir);
+        fprintf(f, "file://%s/%s%s\n", c->dir, names[i], ext);
+    }
+    return (fclose(f) != 0) | bad;
 }
 
 int th_cluster_tones(struct th_cluster *c, const char *name, int n, char *manifest, size_t cap,
@@ -267,6 +287,38 @@ int th_cluster_wait(struct th_cluster *c, struct em_storage *st, const char *out
               c->batch);
     }
     return rc;
+}
+
+json_t *th_cluster_status(struct th_cluster *c)
+{
+    char out[700];
+    snprintf(out, sizeof out, "%s/status.json", c->dir);
+    if (th_sh("EARMARK_REDIS_URL='%s' '%s' status '%s' --json > '%s' 2>> '%s/submit.log'",
+              redis_url(c), th_bin(), c->batch, out, c->dir) != 0)
+        return NULL;
+    return json_load_file(out, 0, NULL);
+}
+
+int th_cluster_wait_waiting(struct th_cluster *c, const char *part, int timeout_ms)
+{
+    int64_t until = em_now_ms() + timeout_ms;
+    for (;;) {
+        json_t *s = th_cluster_status(c);
+        const char *w = th_jstr(s, "waiting", NULL);
+        int found = strstr(w, part) != NULL;
+        if (found || em_now_ms() >= until) {
+            if (!found) {
+                char *txt = s ? json_dumps(s, JSON_COMPACT) : NULL;
+                fprintf(stderr, "cluster: batch %s never said \"%s\"; status %s\n", c->batch,
+                        part, txt ? txt : "(none)");
+                free(txt);
+            }
+            json_decref(s);
+            return found ? 0 : -1;
+        }
+        json_decref(s);
+        em_sleep_ms(200);
+    }
 }
 
 /* GET /metrics; malloc'd body or NULL. */

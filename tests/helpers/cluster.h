@@ -41,6 +41,8 @@ struct th_cluster_opts {
     const char *const *redis_args; /* extra redis-server arguments (th_redis_start_args) */
     const char *redis_url; /* what the processes are given (EARMARK_REDIS_URL); NULL: redis.url */
     bool worker_metrics;                            /* workers serve --metrics (ports below) */
+    /* one more "K=V" for worker i only (e.g. its EARMARK_MODEL), NULL: none; static */
+    const char *worker_env_each[TH_CLUSTER_MAX_WORKERS];
 };
 
 struct th_cluster {
@@ -107,6 +109,11 @@ int th_cluster_corpus(struct th_cluster *c, const char *name, int n, char *manif
  * "--deadline 3s"; NULL: none). 0 when submit exited 0 and printed a batch id. */
 int th_cluster_submit_with(struct th_cluster *c, const char *manifest, const char *out_uri,
                            int max_attempts, const char *flags);
+/* Copies each file src_dir/names[i]ext into c->dir (where workers may read local files:
+ * --source-root) and writes their file:// URIs, in order, to c->dir/manifest.txt, whose path
+ * goes to manifest (cap bytes). 0 on success. */
+int th_cluster_copy_corpus(struct th_cluster *c, const char *src_dir, const char *const *names,
+                           size_t n, const char *ext, char *manifest, size_t cap);
 /* n sine tones (0.5 s, 16 kHz mono WAV, each its own pitch) under c->dir/name and their
  * file:// URIs in name/manifest.txt; its path goes to manifest (cap bytes), the URIs to u
  * (th_uris_free). 0 on success. */
@@ -117,6 +124,11 @@ int th_cluster_tones(struct th_cluster *c, const char *name, int n, char *manife
  * -1 after timeout_ms (then prints `earmark status --json`). */
 int th_cluster_wait(struct th_cluster *c, struct em_storage *st, const char *out_uri,
                     int timeout_ms, void (*tick)(struct th_cluster *, void *), void *arg);
+/* `earmark status --json` of c->batch, parsed (caller json_decref()s); NULL on failure. */
+json_t *th_cluster_status(struct th_cluster *c);
+/* Polls th_cluster_status until its "waiting" field contains part: 0, or -1 after
+ * timeout_ms (the last status is printed). */
+int th_cluster_wait_waiting(struct th_cluster *c, const char *part, int timeout_ms);
 /* Sum of the coordinator's /metrics samples whose metric name contains name_part; -1 when
  * /metrics cannot be read or no such metric. */
 double th_cluster_metric(struct th_cluster *c, const char *name_part);

@@ -11,6 +11,7 @@
 
 #include "results/export.h"
 #include "results/records.h"
+#include "results/score.h"
 #include "storage/storage.h"
 #include "tests/helpers/proc.h"
 
@@ -152,10 +153,39 @@ static void export_rows(void)
     json_decref(rec);
 }
 
+/* Whisper writes "transcript" as {text, language, segments}; Qwen2-Audio as a string: both
+ * are read as text, and scored alike. */
+static void transcript_string_or_object(void)
+{
+    json_t *q = json_pack("{s:s, s:s}", "status", "ok", "transcript", "It is twelve degrees.");
+    json_t *w = json_pack("{s:s, s:{s:s, s:s, s:[]}}", "status", "ok", "transcript", "text",
+                          " It is 12 degrees.", "language", "en", "segments");
+    json_t *n = json_pack("{s:s, s:{s:s}}", "status", "ok", "transcript", "language", "en");
+    CU_ASSERT_STRING_EQUAL(json_string_value(em_rec_transcript(q)), "It is twelve degrees.");
+    CU_ASSERT_STRING_EQUAL(json_string_value(em_rec_transcript(w)), " It is 12 degrees.");
+    CU_ASSERT_PTR_NULL(em_rec_transcript(n));
+    CU_ASSERT_PTR_NULL(em_rec_transcript(NULL));
+    json_t *ref = json_pack("{s:s}", "transcript", "it is twelve degrees");
+    struct em_score_item a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    CU_ASSERT_EQUAL(em_score_item(q, ref, NULL, &a, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_score_item(w, ref, NULL, &b, NULL), EM_OK);
+    CU_ASSERT_TRUE(b.has_tr);
+    CU_ASSERT_EQUAL(b.w_ref, 4);
+    CU_ASSERT_EQUAL(b.w_err, a.w_err); /* "12" reads as "twelve" */
+    CU_ASSERT_EQUAL(b.w_err, 0);
+    json_decref(q);
+    json_decref(w);
+    json_decref(n);
+    json_decref(ref);
+}
+
 static CU_TestInfo tests[] = {
     {"lists_by_directory_then_manifest", lists_by_directory_then_manifest},
     {"parse_and_fields", parse_and_fields},
     {"export_rows", export_rows},
+    {"transcript_string_or_object", transcript_string_or_object},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_results_records = {"results_records", init, clean, NULL, NULL, tests};
