@@ -42,6 +42,43 @@ too_long:
     return em_errf(eb, EM_E_TOO_LONG, "query too long");
 }
 
+void em_index_set_rank_cap(struct em_index *ix, size_t cap) { ix->rank_cap = cap; }
+
+/* Binds the match (?1), event (?2) and span (?3) parameters shared by the queries below. */
+static void bind_match(sqlite3_stmt *s, const char *q, const char *tag)
+{
+    sqlite3_bind_text(s, 1, q, -1, SQLITE_TRANSIENT);
+    if (tag[0])
+        sqlite3_bind_text(s, 2, tag, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, 2);
+    sqlite3_bind_int64(s, 3, EM_INDEX_SEG_SPAN);
+}
+
+#define MATCH_WHERE                                                                              \
+    " fts MATCH ?1 AND (?2 IS NULL OR rowid / ?3 IN (SELECT rid FROM item_tags WHERE tag = ?2))"
+
+/* The lowest fts rowid to rank: 0 when at most cap rows match (all are ranked), else the
+ * first rowid of the item after the (cap + 1)-th newest matching row, so at most cap rows
+ * of whole items are ranked. Walking matches in rowid order costs no scoring. */
+static em_err rank_floor(sqlite3 *db, const char *q, const char *tag, size_t cap,
+                         sqlite3_int64 *lo, struct em_errbuf *eb)
+{
+    static const char sql[] =
+        "SELECT rowid FROM fts WHERE" MATCH_WHERE " ORDER BY rowid DESC LIMIT 1 OFFSET ?4";
+    sqlite3_stmt *s = NULL;
+    *lo = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        return em_errf(eb, EM_E_IO, "sqlite: %s", sqlite3_errmsg(db));
+    bind_match(s, q, tag);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)cap);
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW) *lo = (sqlite3_column_int64(s, 0) / EM_INDEX_SEG_SPAN + 1) * EM_INDEX_SEG_SPAN;
+    sqlite3_finalize(s);
+    if (r != SQLITE_ROW && r != SQLITE_DONE) return em_errf(eb, EM_E_IO, "sqlite: %s", sqlite3_errmsg(db));
+    return EM_OK;
+}
+
 em_err em_index_search(struct em_index *ix, const char *query, const char *event, size_t limit,
                        json_t **out, struct em_errbuf *eb)
 {
@@ -53,13 +90,18 @@ em_err em_index_search(struct em_index *ix, const char *query, const char *event
     if (limit == 0 || limit > EM_INDEX_MAX_LIMIT) limit = EM_INDEX_MAX_LIMIT;
     char tag[EM_EVTAG_MAX_TAG + 1] = "";
     if (event) em_evtag_norm(NULL, event, tag, sizeof tag);
+    sqlite3_int64 lo = 0;
+    size_t cap = ix->rank_cap ? ix->rank_cap : EM_INDEX_RANK_CAP;
+    if (cap < limit * ROWS_PER_ITEM) cap = limit * ROWS_PER_ITEM;
+    rc = rank_floor(db, q, tag, cap, &lo, eb);
+    if (rc != EM_OK) return rc;
     /* FTS5 sorts by rank itself when asked for ORDER BY rank with a LIMIT, so snippets and
-     * the joins run only for the rows returned, not for every match. */
-    const char *sql =
+     * the joins run only for the rows returned, not for every match; rowid >= ?5 bounds the
+     * rows FTS5 scores (it seeks to the bound). */
+    static const char sql[] =
         "SELECT f.rowid, f.score, f.snip, i.id, i.source, s.start_s, s.end_s FROM"
         " (SELECT rowid, rank AS score, snippet(fts, -1, '[', ']', '...', 12) AS snip FROM fts"
-        "  WHERE fts MATCH ?1"
-        "  AND (?2 IS NULL OR rowid / ?3 IN (SELECT rid FROM item_tags WHERE tag = ?2))"
+        "  WHERE" MATCH_WHERE " AND rowid >= ?5"
         "  ORDER BY rank LIMIT ?4) f"
         " JOIN items i ON i.rid = f.rowid / ?3"
         " LEFT JOIN segments s ON s.rid = i.rid AND s.seg = f.rowid % ?3 - 1"
@@ -67,13 +109,9 @@ em_err em_index_search(struct em_index *ix, const char *query, const char *event
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
         return em_errf(eb, EM_E_IO, "sqlite: %s", sqlite3_errmsg(db));
-    sqlite3_bind_text(s, 1, q, -1, SQLITE_TRANSIENT);
-    if (event && tag[0])
-        sqlite3_bind_text(s, 2, tag, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(s, 2);
-    sqlite3_bind_int64(s, 3, EM_INDEX_SEG_SPAN);
+    bind_match(s, q, tag);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)(limit * ROWS_PER_ITEM));
+    sqlite3_bind_int64(s, 5, lo);
     json_t *items = json_array(), *byid = json_object();
     int r;
     while (items && byid && (r = sqlite3_step(s)) == SQLITE_ROW) {
