@@ -190,6 +190,13 @@ static void rank_cap(void)
     CU_ASSERT_EQUAL_FATAL(nres(res), 1);
     CU_ASSERT(num(res, 0) % 10 == 0 && num(res, 0) >= 20);
     json_decref(res);
+    /* merging the index changes no result */
+    em_index_set_rank_cap(ix, 0);
+    CU_ASSERT_EQUAL(em_index_optimize(ix, &eb), EM_OK);
+    res = searchn(ix, "zebra common", NULL, 100);
+    CU_ASSERT_EQUAL(nres(res), 10);
+    CU_ASSERT_STRING_EQUAL(rid(res, 0), "r00");
+    json_decref(res);
     em_index_close(ix, NULL);
 }
 
