@@ -96,12 +96,22 @@ em_err em_index_search(struct em_index *ix, const char *query, const char *event
     if (cap < limit * ROWS_PER_ITEM) cap = limit * ROWS_PER_ITEM;
     rc = rank_floor(db, q, tag, cap, &lo, eb);
     if (rc != EM_OK) return rc;
-    /* bm25 as a column (not ORDER BY rank, which FTS5 computes for every row it yields,
-     * before the event filter) is computed only for the rows that pass the WHERE clause;
-     * rowid >= ?5 bounds those rows (FTS5 seeks to it). Snippets and the joins run only
-     * for the rows returned: the outer fts scan is a rowid lookup per row (CROSS JOIN
-     * keeps that order). */
-    static const char sql[] =
+    /* Without --event: FTS5 sorts by rank itself (ORDER BY rank with a LIMIT), snippets
+     * and the joins run only for the rows returned; rowid >= ?5 bounds the rows it scores
+     * (it seeks to the bound). */
+    static const char sql_all[] =
+        "SELECT f.rowid, f.score, f.snip, i.id, i.source, s.start_s, s.end_s FROM"
+        " (SELECT rowid, rank AS score, snippet(fts, -1, '[', ']', '...', 12) AS snip FROM fts"
+        "  WHERE" MATCH_WHERE " AND rowid >= ?5"
+        "  ORDER BY rank LIMIT ?4) f"
+        " JOIN items i ON i.rid = f.rowid / ?3"
+        " LEFT JOIN segments s ON s.rid = i.rid AND s.seg = f.rowid % ?3 - 1"
+        " ORDER BY f.score";
+    /* With --event, ORDER BY rank would score every row FTS5 yields before the filter;
+     * bm25 as a column is computed only for rows that pass the WHERE clause. Snippets and
+     * joins still run only for the rows returned: the outer fts scan is a rowid lookup per
+     * row (CROSS JOIN keeps that order). */
+    static const char sql_event[] =
         "SELECT f.r, f.score, snippet(fts, -1, '[', ']', '...', 12), i.id, i.source, s.start_s,"
         " s.end_s FROM"
         " (SELECT rowid AS r, bm25(fts) AS score FROM fts"
@@ -112,6 +122,7 @@ em_err em_index_search(struct em_index *ix, const char *query, const char *event
         " LEFT JOIN segments s ON s.rid = i.rid AND s.seg = f.r % ?3 - 1"
         " WHERE fts MATCH ?1"
         " ORDER BY f.score";
+    const char *sql = tag[0] ? sql_event : sql_all;
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
         return em_errf(eb, EM_E_IO, "sqlite: %s", sqlite3_errmsg(db));
