@@ -151,7 +151,7 @@ static void rank_cap(void)
     struct em_errbuf eb = {{0}};
     CU_ASSERT_EQUAL_FATAL(em_index_open(db, &ix, &eb), EM_OK);
     for (int n = 0; n < 100; n++) {
-        char id[8], tr[64];
+        char id[16], tr[64];
         snprintf(id, sizeof id, "r%02d", n);
         snprintf(tr, sizeof tr, "%s%s", n == 0 ? "common common common" : "common word filler here",
                  n % 10 == 0 ? " zebra" : "");
