@@ -25,6 +25,7 @@
 #define EM_INDEX_MAX_QUERY 1024u     /* bytes of a search query */
 #define EM_INDEX_MAX_LIMIT 10000u    /* items a search returns at most */
 #define EM_INDEX_COMMIT_EVERY 5000u  /* records per transaction */
+#define EM_INDEX_RANK_CAP 2000u      /* matching fts rows a search ranks at most (see below) */
 
 struct em_index;
 
@@ -40,13 +41,27 @@ enum em_index_change { EM_INDEX_UNCHANGED, EM_INDEX_ADDED, EM_INDEX_UPDATED };
 em_err em_index_add(struct em_index *ix, const json_t *rec, const char *uri,
                     enum em_index_change *what, struct em_errbuf *eb);
 
+/* Commits what is pending and merges the FTS5 index into one segment ('optimize'): a bulk
+ * load leaves many segments, and each search then reads every one of them for each term,
+ * so merging makes searches of frequent words several times cheaper. The command runs it
+ * after every load (a no-op cost when nothing changed). Errors: EM_E_IO. */
+em_err em_index_optimize(struct em_index *ix, struct em_errbuf *eb);
+
 /* Searches: query is plain words (each quoted for FTS5, all must match); event, when not
- * NULL, keeps items tagged with it (normalised). Returns a JSON array, best item first,
+ * NULL, keeps items tagged with it (normalised). FTS5 computes bm25 for every matching row
+ * before sorting, so when more than the handle's rank cap (EM_INDEX_RANK_CAP) of fts rows
+ * match (query and event filter together), only the newest rows (highest rowid, whole
+ * items) up to the cap are ranked: every result still matches, best first, with the same
+ * bm25 (global statistics), but an older, better row may be left out. Which rows match
+ * never depends on the cap. Returns a JSON array, best item first,
  * at most limit items: [{id, source, score, snippet, segments: [{segment, start_s, end_s,
  * score, snippet}]}] (score: FTS5 bm25, lower is better; segments best first).
  * *out is a new reference. Errors: EM_E_ARG (empty or too long query), EM_E_IO. */
 em_err em_index_search(struct em_index *ix, const char *query, const char *event, size_t limit,
                        json_t **out, struct em_errbuf *eb);
+
+/* Sets the rank cap of searches on ix (0: EM_INDEX_RANK_CAP); for tests and tuning. */
+void em_index_set_rank_cap(struct em_index *ix, size_t cap);
 
 /* The FTS5 query of plain words (exposed for tests): each whitespace-separated word as a
  * quoted string, '"' doubled. Writes at most cap bytes; EM_E_TOO_LONG / EM_E_ARG (no word). */

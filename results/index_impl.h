@@ -15,6 +15,7 @@ struct em_index {
     sqlite3_stmt *st[EM_IX_NSTMT]; /* prepared once per handle */
     size_t pending;                /* records in the open transaction */
     size_t segs_skipped;           /* segments past EM_INDEX_SEG_SPAN - 2 (reported) */
+    size_t rank_cap;               /* search: fts rows ranked at most; 0: EM_INDEX_RANK_CAP */
 };
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -43,6 +44,43 @@ too_long:
     return em_errf(eb, EM_E_TOO_LONG, "query too long");
 }
 
+void em_index_set_rank_cap(struct em_index *ix, size_t cap) { ix->rank_cap = cap; }
+
+/* Binds the match (?1), event (?2) and span (?3) parameters shared by the queries below. */
+static void bind_match(sqlite3_stmt *s, const char *q, const char *tag)
+{
+    sqlite3_bind_text(s, 1, q, -1, SQLITE_TRANSIENT);
+    if (tag[0])
+        sqlite3_bind_text(s, 2, tag, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, 2);
+    sqlite3_bind_int64(s, 3, EM_INDEX_SEG_SPAN);
+}
+
+#define MATCH_WHERE                                                                              \
+    " fts MATCH ?1 AND (?2 IS NULL OR rowid / ?3 IN (SELECT rid FROM item_tags WHERE tag = ?2))"
+
+/* The lowest fts rowid to rank: 0 when at most cap rows match (all are ranked), else the
+ * first rowid of the item after the (cap + 1)-th newest matching row, so at most cap rows
+ * of whole items are ranked. Walking matches in rowid order costs no scoring. */
+static em_err rank_floor(sqlite3 *db, const char *q, const char *tag, size_t cap,
+                         sqlite3_int64 *lo, struct em_errbuf *eb)
+{
+    static const char sql[] =
+        "SELECT rowid FROM fts WHERE" MATCH_WHERE " ORDER BY rowid DESC LIMIT 1 OFFSET ?4";
+    sqlite3_stmt *s = NULL;
+    *lo = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        return em_errf(eb, EM_E_IO, "sqlite: %s", sqlite3_errmsg(db));
+    bind_match(s, q, tag);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)cap);
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW) *lo = (sqlite3_column_int64(s, 0) / EM_INDEX_SEG_SPAN + 1) * EM_INDEX_SEG_SPAN;
+    sqlite3_finalize(s);
+    if (r != SQLITE_ROW && r != SQLITE_DONE) return em_errf(eb, EM_E_IO, "sqlite: %s", sqlite3_errmsg(db));
+    return EM_OK;
+}
+
 em_err em_index_search(struct em_index *ix, const char *query, const char *event, size_t limit,
                        json_t **out, struct em_errbuf *eb)
 {
@@ -54,27 +92,44 @@ em_err em_index_search(struct em_index *ix, const char *query, const char *event
     if (limit == 0 || limit > EM_INDEX_MAX_LIMIT) limit = EM_INDEX_MAX_LIMIT;
     char tag[EM_EVTAG_MAX_TAG + 1] = "";
     if (event) em_evtag_norm(NULL, event, tag, sizeof tag);
-    /* FTS5 sorts by rank itself when asked for ORDER BY rank with a LIMIT, so snippets and
-     * the joins run only for the rows returned, not for every match. */
-    const char *sql =
+    sqlite3_int64 lo = 0;
+    size_t cap = ix->rank_cap ? ix->rank_cap : EM_INDEX_RANK_CAP;
+    if (cap < limit * ROWS_PER_ITEM) cap = limit * ROWS_PER_ITEM;
+    rc = rank_floor(db, q, tag, cap, &lo, eb);
+    if (rc != EM_OK) return rc;
+    /* Without --event: FTS5 sorts by rank itself (ORDER BY rank with a LIMIT), snippets
+     * and the joins run only for the rows returned; rowid >= ?5 bounds the rows it scores
+     * (it seeks to the bound). */
+    static const char sql_all[] =
         "SELECT f.rowid, f.score, f.snip, i.id, i.source, s.start_s, s.end_s FROM"
         " (SELECT rowid, rank AS score, snippet(fts, -1, '[', ']', '...', 12) AS snip FROM fts"
-        "  WHERE fts MATCH ?1"
-        "  AND (?2 IS NULL OR rowid / ?3 IN (SELECT rid FROM item_tags WHERE tag = ?2))"
+        "  WHERE" MATCH_WHERE " AND rowid >= ?5"
         "  ORDER BY rank LIMIT ?4) f"
         " JOIN items i ON i.rid = f.rowid / ?3"
         " LEFT JOIN segments s ON s.rid = i.rid AND s.seg = f.rowid % ?3 - 1"
         " ORDER BY f.score";
+    /* With --event, ORDER BY rank would score every row FTS5 yields before the filter;
+     * bm25 as a column is computed only for rows that pass the WHERE clause. Snippets and
+     * joins still run only for the rows returned: the outer fts scan is a rowid lookup per
+     * row (CROSS JOIN keeps that order). */
+    static const char sql_event[] =
+        "SELECT f.r, f.score, snippet(fts, -1, '[', ']', '...', 12), i.id, i.source, s.start_s,"
+        " s.end_s FROM"
+        " (SELECT rowid AS r, bm25(fts) AS score FROM fts"
+        "  WHERE" MATCH_WHERE " AND rowid >= ?5"
+        "  ORDER BY score LIMIT ?4) f"
+        " CROSS JOIN fts ON fts.rowid = f.r"
+        " JOIN items i ON i.rid = f.r / ?3"
+        " LEFT JOIN segments s ON s.rid = i.rid AND s.seg = f.r % ?3 - 1"
+        " WHERE fts MATCH ?1"
+        " ORDER BY f.score";
+    const char *sql = tag[0] ? sql_event : sql_all;
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
         return em_errf(eb, EM_E_IO, "sqlite: %s", sqlite3_errmsg(db));
-    sqlite3_bind_text(s, 1, q, -1, SQLITE_TRANSIENT);
-    if (event && tag[0])
-        sqlite3_bind_text(s, 2, tag, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(s, 2);
-    sqlite3_bind_int64(s, 3, EM_INDEX_SEG_SPAN);
+    bind_match(s, q, tag);
     sqlite3_bind_int64(s, 4, (sqlite3_int64)(limit * ROWS_PER_ITEM));
+    sqlite3_bind_int64(s, 5, lo);
     json_t *items = json_array(), *byid = json_object();
     int r;
     while (items && byid && (r = sqlite3_step(s)) == SQLITE_ROW) {
@@ -113,6 +168,14 @@ em_err em_index_search(struct em_index *ix, const char *query, const char *event
     }
     *out = items;
     return EM_OK;
+}
+
+/* CPU time of this process (user + system), seconds: unlike wall time, not inflated by
+ * other processes on a busy machine. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    return clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0 ? (double)ts.tv_sec + ts.tv_nsec / 1e9 : 0;
 }
 
 static void usage(FILE *f)
@@ -168,13 +231,13 @@ int em_cmd_search(int argc, char **argv)
         fprintf(stderr, "earmark search: %s: no such index (make one with earmark index)\n", db);
         return 1;
     }
-    double t0 = em_now_s();
+    double t0 = em_now_s(), c0 = cpu_s();
     em_err rc = em_index_open(db, &ix, &eb);
     if (rc == EM_OK) rc = em_index_search(ix, words, event, (size_t)limit, &res, &eb);
     em_index_close(ix, NULL);
-    if (timing) /* open + query + close, without the process start */
-        fprintf(stderr, "earmark search: %zu items in %.2f ms\n", json_array_size(res),
-                (em_now_s() - t0) * 1000.0);
+    if (timing) /* open + query + close, without the process start; wall time last */
+        fprintf(stderr, "earmark search: %zu items, cpu %.2f ms, in %.2f ms\n",
+                json_array_size(res), (cpu_s() - c0) * 1000.0, (em_now_s() - t0) * 1000.0);
     if (rc != EM_OK) {
         fprintf(stderr, "earmark search: %s\n", em_errbuf_msg(&eb, rc));
         return rc == EM_E_ARG || rc == EM_E_TOO_LONG ? 2 : 1;

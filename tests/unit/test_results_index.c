@@ -38,15 +38,16 @@ static const char *rid(json_t *res, size_t i)
     return json_string_value(json_object_get(json_array_get(res, i), "id"));
 }
 
-static json_t *search(struct em_index *ix, const char *q, const char *ev)
+static json_t *searchn(struct em_index *ix, const char *q, const char *ev, size_t limit)
 {
     json_t *res = NULL;
     struct em_errbuf eb = {{0}};
-    em_err rc = em_index_search(ix, q, ev, 10, &res, &eb);
+    em_err rc = em_index_search(ix, q, ev, limit, &res, &eb);
     if (rc != EM_OK) printf("\n    %s", eb.msg);
     CU_ASSERT_EQUAL(rc, EM_OK);
     return res;
 }
+static json_t *search(struct em_index *ix, const char *q, const char *ev) { return searchn(ix, q, ev, 10); }
 
 static void index_and_search(void)
 {
@@ -135,9 +136,74 @@ static void fts_query_and_bad_files(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "not-a-db"));
 }
 
+/* Record "rNN" (index n of a run added in order, so rowids grow with n). */
+static long num(json_t *res, size_t i) { return strtol(rid(res, i) + 1, NULL, 10); }
+
+/* The rank cap: a query matching more fts rows than the cap ranks only the newest rows up
+ * to it, best first; which rows match (a frequent word beside a rare one, the event
+ * filter) does not change. 100 one-row records all hold "common"; r00 holds it three times
+ * (the best bm25), every tenth holds "zebra", the even ones are tagged speech. */
+static void rank_cap(void)
+{
+    char db[600];
+    snprintf(db, sizeof db, "%s/cap.sqlite", dir);
+    struct em_index *ix = NULL;
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL_FATAL(em_index_open(db, &ix, &eb), EM_OK);
+    for (int n = 0; n < 100; n++) {
+        char id[16], tr[64];
+        snprintf(id, sizeof id, "r%02d", n);
+        snprintf(tr, sizeof tr, "%s%s", n == 0 ? "common common common" : "common word filler here",
+                 n % 10 == 0 ? " zebra" : "");
+        json_t *r = rec(id, "h", tr, "", n % 2 == 0 ? "[\"speech\"]" : "[]", "[]");
+        json_object_del(r, "answers");
+        enum em_index_change w;
+        CU_ASSERT_EQUAL(em_index_add(ix, r, "file:///r.json", &w, &eb), EM_OK);
+        json_decref(r);
+    }
+    json_t *res = searchn(ix, "common", NULL, 1); /* 100 rows <= default cap: exact */
+    CU_ASSERT_EQUAL_FATAL(nres(res), 1);
+    CU_ASSERT_STRING_EQUAL(rid(res, 0), "r00");
+    json_decref(res);
+    em_index_set_rank_cap(ix, 20); /* ranks r80..r99 only */
+    res = searchn(ix, "common", NULL, 2);
+    CU_ASSERT_EQUAL_FATAL(nres(res), 2);
+    CU_ASSERT(num(res, 0) >= 80 && num(res, 1) >= 80);
+    CU_ASSERT(json_real_value(json_object_get(json_array_get(res, 0), "score")) <=
+              json_real_value(json_object_get(json_array_get(res, 1), "score")));
+    json_decref(res);
+    res = searchn(ix, "common", "speech", 2); /* newest 20 tagged: r60, r62, ..., r98 */
+    CU_ASSERT_EQUAL_FATAL(nres(res), 2);
+    for (size_t i = 0; i < nres(res); i++) CU_ASSERT(num(res, i) % 2 == 0 && num(res, i) >= 60);
+    json_decref(res);
+    /* 10 rows match "zebra common", under the cap: the same ten as "zebra", r00 first */
+    res = searchn(ix, "zebra common", NULL, 100);
+    json_t *z = searchn(ix, "zebra", NULL, 100);
+    CU_ASSERT_EQUAL(nres(res), 10);
+    CU_ASSERT_EQUAL(nres(z), 10);
+    for (size_t i = 0; i < nres(res); i++) CU_ASSERT(num(res, i) % 10 == 0);
+    CU_ASSERT_STRING_EQUAL(rid(res, 0), "r00");
+    json_decref(res);
+    json_decref(z);
+    em_index_set_rank_cap(ix, 8); /* over the cap: only the newest zebra rows, still matching */
+    res = searchn(ix, "zebra common", NULL, 1);
+    CU_ASSERT_EQUAL_FATAL(nres(res), 1);
+    CU_ASSERT(num(res, 0) % 10 == 0 && num(res, 0) >= 20);
+    json_decref(res);
+    /* merging the index changes no result */
+    em_index_set_rank_cap(ix, 0);
+    CU_ASSERT_EQUAL(em_index_optimize(ix, &eb), EM_OK);
+    res = searchn(ix, "zebra common", NULL, 100);
+    CU_ASSERT_EQUAL(nres(res), 10);
+    CU_ASSERT_STRING_EQUAL(rid(res, 0), "r00");
+    json_decref(res);
+    em_index_close(ix, NULL);
+}
+
 static CU_TestInfo tests[] = {
     {"index_and_search", index_and_search},
     {"fts_query_and_bad_files", fts_query_and_bad_files},
+    {"rank_cap", rank_cap},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_results_index = {"results_index", init, clean, NULL, NULL, tests};
