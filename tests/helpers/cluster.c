@@ -536,14 +536,21 @@ const char *th_jstr(const json_t *o, const char *a, const char *b)
     return json_is_string(v) ? json_string_value(v) : "";
 }
 
+/* <out>/<item-id>.json of a manifest line without an id (malloc'd; NULL on failure). Keys
+ * do not depend on the batch; the record names it inside. */
+static char *record_key(const char *out_uri, const char *uri)
+{
+    char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
+    em_id_item(uri, id);
+    snprintf(name, sizeof name, "%s.json", id);
+    return em_storage_join(out_uri, name);
+}
+
 json_t *th_record_get(struct em_storage *st, const char *out_uri, const char *batch,
                       const char *uri)
 {
-    char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
-    (void)batch; /* keys do not depend on the batch; the record names it inside */
-    em_id_item(uri, id);
-    snprintf(name, sizeof name, "%s.json", id);
-    char *key = em_storage_join(out_uri, name);
+    (void)batch;
+    char *key = record_key(out_uri, uri);
     if (!key) return NULL;
     uint8_t *data = NULL;
     size_t len = 0;
@@ -565,11 +572,8 @@ json_t *th_record_get(struct em_storage *st, const char *out_uri, const char *ba
 int th_record_exists(struct em_storage *st, const char *out_uri, const char *batch,
                      const char *uri)
 {
-    char id[EM_ID_LEN + 1], name[EM_ID_LEN + 8];
-    (void)batch; /* keys do not depend on the batch; the record names it inside */
-    em_id_item(uri, id);
-    snprintf(name, sizeof name, "%s.json", id);
-    char *key = em_storage_join(out_uri, name);
+    (void)batch;
+    char *key = record_key(out_uri, uri);
     int yes = key && em_storage_exists(st, key, NULL) == EM_OK;
     free(key);
     return yes;
