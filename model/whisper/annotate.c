@@ -35,8 +35,8 @@
 #include "model/whisper/whisper_impl.h"
 
 #define WH_HOP 160 /* samples per mel frame */
-#define WH_N_TEMPS 6 /* OpenAI's temperatures 0.0, 0.2, .. 1.0 */
-#define WH_TEMP_STEP 0.2f
+#define WH_N_TEMPS 6
+static const double wh_temps[WH_N_TEMPS] = {0.0, 0.2, 0.4, 0.6, 0.8, 1.0}; /* OpenAI's */
 #define WH_COMPRESSION_RATIO_MAX 2.4 /* OpenAI's compression_ratio_threshold */
 #define WH_LOGPROB_MIN -1.0          /* OpenAI's logprob_threshold */
 #define WH_NO_SPEECH_MIN 0.6         /* OpenAI's no_speech_threshold */
@@ -108,11 +108,11 @@ static uint64_t window_seed(uint64_t seed, size_t seek, int ti)
 
 em_err em_whisper_decode_fallback(const struct em_whisper *w, const float *enc,
                                   const struct em_whisper_opts *base, struct em_whisper_gen *g,
-                                  float *temp, double *ratio, struct em_errbuf *eb)
+                                  double *temp, double *ratio, struct em_errbuf *eb)
 {
     for (int ti = 0; ti < WH_N_TEMPS; ti++) {
         struct em_whisper_opts o = *base;
-        o.temperature = (float)ti * WH_TEMP_STEP;
+        o.temperature = (float)wh_temps[ti];
         o.best_of = EM_WHISPER_DEFAULT_BEST_OF;
         o.seed = window_seed(base->seed, 0, ti);
         em_err rc = em_whisper_generate(w, enc, &o, g, eb);
@@ -124,7 +124,7 @@ em_err em_whisper_decode_fallback(const struct em_whisper *w, const float *enc,
             em_whisper_gen_clear(g);
             return rc;
         }
-        *temp = o.temperature;
+        *temp = wh_temps[ti]; /* 0.2, not 0.2f widened */
         if (ti + 1 == WH_N_TEMPS || !em_whisper_needs_fallback(g, *ratio)) return EM_OK;
         em_whisper_gen_clear(g);
     }
@@ -147,8 +147,7 @@ static em_err run_window(const struct em_whisper *w, const struct em_audio *audi
     double t1 = em_now_s();
     r->encode_s += t1 - t0;
     struct em_whisper_gen g = {0};
-    float temp = 0;
-    double ratio = 0;
+    double temp = 0, ratio = 0;
     struct em_whisper_opts o = em_whisper_opts_default();
     o.max_new = run ? run->max_new : 0;
     o.beam_size = run && run->beam_size > 0 ? run->beam_size : EM_WHISPER_DEFAULT_BEAM;

@@ -141,7 +141,7 @@ bool em_whisper_needs_fallback(const struct em_whisper_gen *g, double ratio);
  * em_whisper_generate's. */
 em_err em_whisper_decode_fallback(const struct em_whisper *w, const float *enc,
                                   const struct em_whisper_opts *base, struct em_whisper_gen *g,
-                                  float *temp, double *ratio, struct em_errbuf *eb);
+                                  double *temp, double *ratio, struct em_errbuf *eb);
 
 /* Mel frames (10 ms) to move the window on after ids, as OpenAI's transcribe.py seeks: to the
  * last timestamp of the last pair of consecutive timestamps (2 frames per timestamp step),

@@ -591,7 +591,7 @@ static void looping_window_falls_back(void)
     char *text = NULL;
     size_t len = 0;
     double ratio0 = 0, ratio[2] = {0, 0};
-    float temp[2] = {0, 0};
+    double temp[2] = {0, 0};
     CU_ASSERT_EQUAL_FATAL(em_tok_decode(em_whisper_tok(wh), g0.ids, g0.n, true, &text, &len), EM_OK);
     CU_ASSERT_EQUAL(em_whisper_compression_ratio(text, len, &ratio0), EM_OK);
     printf("\n    T 0: %zu ids, ratio %.2f, avg %.3f", g0.n, ratio0, g0.sum_logprob / (double)(g0.n + 1));
