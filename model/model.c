@@ -763,7 +763,7 @@ em_err em_model_annotate(const struct em_model *m, const struct em_audio *audio,
     }
     if (m->family->id == EM_FAMILY_WHISPER) {
         struct em_whisper_run run = {gen ? gen->max_new_tokens : 0, gen && gen->greedy ? 1 : 0,
-                                     st.cancelled, st.cancel_ctx};
+                                     st.cancelled, st.cancel_ctx, gen && gen->set_seed ? gen->seed : 0};
         rc = em_whisper_annotate(m->wh, audio, &run, st.r, eb);
         goto done;
     }

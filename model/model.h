@@ -134,6 +134,9 @@ struct em_model_segment {
     int audio_tokens;                /* <|AUDIO|> positions of this window */
     struct em_model_answer *answers; /* [n_prompts], in prompt order */
     double no_speech_prob;           /* Whisper: the window's no-speech probability (0 else) */
+    double temperature;              /* Whisper: the temperature of the kept decoding */
+    double avg_logprob;              /* Whisper: its sum of log-probabilities / (tokens + 1) */
+    double compression_ratio;        /* Whisper: its text's zlib compression ratio */
 };
 
 /* One timestamped piece of a transcript (families that produce them: Whisper). */

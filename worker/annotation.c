@@ -187,6 +187,9 @@ static json_t *segments(const struct em_model_result *r, bool with_ids, int *ok)
         put(o, "end_s", jreal(sg->end_s), ok);
         put(o, "audio_tokens", json_integer(sg->audio_tokens), ok);
         if (r->has_tsegs) put(o, "no_speech_prob", jreal(sg->no_speech_prob), ok);
+        if (r->has_tsegs) put(o, "temperature", jreal(sg->temperature), ok);
+        if (r->has_tsegs) put(o, "avg_logprob", jreal(sg->avg_logprob), ok);
+        if (r->has_tsegs) put(o, "compression_ratio", jreal(sg->compression_ratio), ok);
         put(o, "answers", per_prompt(r, sg, answer_text, ok), ok);
         put(o, "new_tokens", per_prompt(r, sg, answer_n, ok), ok);
         put(o, "stopped", per_prompt(r, sg, answer_stopped, ok), ok);

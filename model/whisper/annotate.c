@@ -5,6 +5,11 @@
  *   while seek < content:
  *     window = pcm[seek * 160, + 30 s) -> log-mel -> encoder [1500, d] -> beam 5 (or greedy)
  *              search with timestamps; size = min(3000, content - seek) frames
+ *     fallback: for T in 0.0, 0.2, .. 1.0: decode (T = 0 as above, T > 0 best_of 5 sampled
+ *              with seed = run seed mixed with seek and T's index); keep it unless its text's
+ *              zlib compression ratio > 2.4 or average log-probability < -1, where a
+ *              no-speech probability > 0.6 with that low average keeps it too (silence); the
+ *              T = 1.0 result is kept whatever it is
  *     no speech (no-speech probability > 0.6 and average log-probability <= -1): skip it,
  *              seek += size
  *     else segments from the timestamp pairs (em_whisper_segments), offset by seek / 100 s;
@@ -13,14 +18,16 @@
  *   result: segments[w] = each decoded window (its bounds, each prompt's answer = the text
  *           of the pieces it kept), tsegs = the timestamped pieces over the clip,
  *           transcript = their texts joined, language, counts, timings.
- * ref: openai/whisper transcribe.py transcribe() (no_speech_threshold 0.6,
- *      logprob_threshold -1.0; avg_logprob = sum / (tokens + 1))
- * Not done: the temperature fallback (compression ratio 2.4 / log-probability -1 retried at
- * 0.2 .. 1.0) and conditioning on the previous window's text; each window's log-mel is
- * normalised on its own 30 s (OpenAI normalises over the whole file). */
+ * ref: openai/whisper transcribe.py transcribe() and decode_with_fallback()
+ *      (no_speech_threshold 0.6, logprob_threshold -1.0, compression_ratio_threshold 2.4,
+ *      temperatures 0 .. 1 step 0.2, best_of 5; avg_logprob = sum / (tokens + 1))
+ * Not done: conditioning on the previous window's text (OpenAI also stops conditioning after
+ * a window decoded at T >= 0.5); each window's log-mel is normalised on its own 30 s
+ * (OpenAI normalises over the whole file). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "common/clock.h"
 #include "model/audio.h"
@@ -28,6 +35,11 @@
 #include "model/whisper/whisper_impl.h"
 
 #define WH_HOP 160 /* samples per mel frame */
+#define WH_N_TEMPS 6
+static const double wh_temps[WH_N_TEMPS] = {0.0, 0.2, 0.4, 0.6, 0.8, 1.0}; /* OpenAI's */
+#define WH_COMPRESSION_RATIO_MAX 2.4 /* OpenAI's compression_ratio_threshold */
+#define WH_LOGPROB_MIN -1.0          /* OpenAI's logprob_threshold */
+#define WH_NO_SPEECH_MIN 0.6         /* OpenAI's no_speech_threshold */
 
 /* Appends the window's segments (shifted by t0) to r->tsegs and their texts, space-joined,
  * to *text; takes the texts. */
@@ -55,11 +67,68 @@ static em_err add_tsegs(struct em_model_result *r, struct em_whisper_seg *s, siz
     return rc;
 }
 
+static double avg_logprob(const struct em_whisper_gen *g) { return g->sum_logprob / (double)(g->n + 1); }
+
 bool em_whisper_no_speech(const struct em_whisper_gen *g)
 {
-    const double no_speech_threshold = 0.6, logprob_threshold = -1.0; /* OpenAI's defaults */
-    return g->no_speech_prob > no_speech_threshold &&
-           g->sum_logprob / (double)(g->n + 1) <= logprob_threshold;
+    return g->no_speech_prob > WH_NO_SPEECH_MIN && avg_logprob(g) <= WH_LOGPROB_MIN;
+}
+
+bool em_whisper_needs_fallback(const struct em_whisper_gen *g, double ratio)
+{
+    double avg = avg_logprob(g);
+    if (g->no_speech_prob > WH_NO_SPEECH_MIN && avg < WH_LOGPROB_MIN) return false; /* silence */
+    return ratio > WH_COMPRESSION_RATIO_MAX || avg < WH_LOGPROB_MIN;
+}
+
+em_err em_whisper_compression_ratio(const char *text, size_t len, double *ratio)
+{
+    *ratio = 0;
+    uLong cap = compressBound((uLong)len);
+    Bytef *z = malloc(cap);
+    if (!z) return EM_E_NOMEM;
+    uLongf zn = cap;
+    int zrc = compress2(z, &zn, (const Bytef *)text, (uLong)len, Z_DEFAULT_COMPRESSION);
+    free(z);
+    if (zrc != Z_OK) return EM_E_NOMEM; /* Z_MEM_ERROR; the buffer is compressBound's */
+    if (len) *ratio = (double)len / (double)zn;
+    return EM_OK;
+}
+
+/* A 64-bit mix (splitmix64's finaliser) of a seed, a window's seek and a temperature's
+ * index: each window and temperature draws its own reproducible stream. */
+static uint64_t window_seed(uint64_t seed, size_t seek, int ti)
+{
+    uint64_t z = seed ^ ((uint64_t)seek << 8) ^ (uint64_t)ti;
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+em_err em_whisper_decode_fallback(const struct em_whisper *w, const float *enc,
+                                  const struct em_whisper_opts *base, struct em_whisper_gen *g,
+                                  double *temp, double *ratio, struct em_errbuf *eb)
+{
+    for (int ti = 0; ti < WH_N_TEMPS; ti++) {
+        struct em_whisper_opts o = *base;
+        o.temperature = (float)wh_temps[ti];
+        o.best_of = EM_WHISPER_DEFAULT_BEST_OF;
+        o.seed = window_seed(base->seed, 0, ti);
+        em_err rc = em_whisper_generate(w, enc, &o, g, eb);
+        char *text = NULL;
+        if (rc == EM_OK) rc = wh_text_of(w, g->ids, g->n, &text);
+        if (rc == EM_OK) rc = em_whisper_compression_ratio(text, strlen(text), ratio);
+        free(text);
+        if (rc != EM_OK) {
+            em_whisper_gen_clear(g);
+            return rc;
+        }
+        *temp = wh_temps[ti]; /* 0.2, not 0.2f widened */
+        if (ti + 1 == WH_N_TEMPS || !em_whisper_needs_fallback(g, *ratio)) return EM_OK;
+        em_whisper_gen_clear(g);
+    }
+    return EM_OK; /* not reached: the last temperature returns */
 }
 
 /* One window at seek: decodes it, records it as r->segments[r->n_segments], and sets *advance
@@ -77,11 +146,13 @@ static em_err run_window(const struct em_whisper *w, const struct em_audio *audi
     if (rc != EM_OK) return rc;
     double t1 = em_now_s();
     r->encode_s += t1 - t0;
+    struct em_whisper_gen g = {0};
+    double temp = 0, ratio = 0;
     struct em_whisper_opts o = em_whisper_opts_default();
     o.max_new = run ? run->max_new : 0;
     o.beam_size = run && run->beam_size > 0 ? run->beam_size : EM_WHISPER_DEFAULT_BEAM;
-    struct em_whisper_gen g;
-    if ((rc = em_whisper_generate(w, enc, &o, &g, eb)) != EM_OK) return rc;
+    o.seed = window_seed(run ? run->seed : 0, seek, WH_N_TEMPS);
+    if ((rc = em_whisper_decode_fallback(w, enc, &o, &g, &temp, &ratio, eb)) != EM_OK) return rc;
     r->decode_s += em_now_s() - t1;
     snprintf(r->language, sizeof r->language, "%s", g.language);
     r->audio_tokens += EM_WHISPER_AUDIO_CTX;
@@ -100,6 +171,9 @@ static em_err run_window(const struct em_whisper *w, const struct em_audio *audi
     struct em_whisper_seg *s = NULL;
     size_t ns = 0;
     seg->no_speech_prob = g.no_speech_prob;
+    seg->temperature = temp;
+    seg->avg_logprob = avg_logprob(&g);
+    seg->compression_ratio = ratio;
     *advance = size;
     if (em_whisper_no_speech(&g)) {
         text = calloc(1, 1); /* no speech: nothing kept */

@@ -11,6 +11,8 @@
  *        timestamp or <|endoftext|> ... (pairs), after a pair only text; timestamps never go
  *        below the last one; and where the summed probability of the timestamps beats every
  *        text token, only timestamps (computed after 1-3 are applied)
+ *   T > 0    : best_of candidates sampled from softmax(logits / T) (seeded), the best mean
+ *              log-probability kept (ref: openai/whisper decoding.py, MaximumLikelihoodRanker)
  *   max steps: min(448 / 2, 448 - (prompt length - 1)), as CTranslate2 sets max_length
  *   no-speech: softmax of the raw logits at <|startoftranscript|>, the no-speech token's share
  * ref: openai/whisper decoding.py ApplyTimestampRules, SuppressBlank, SuppressTokens;
@@ -20,13 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/sampler.h"
 #include "model/whisper/whisper_impl.h"
 
 #define WH_MAX_INITIAL_TS 50 /* max_initial_timestamp 1.0 s / 0.02 s */
 
 struct em_whisper_opts em_whisper_opts_default(void)
 {
-    return (struct em_whisper_opts){.timestamps = true, .max_new = 0, .language = NULL, .beam_size = 1};
+    return (struct em_whisper_opts){.timestamps = true, .max_new = 0, .language = NULL, .beam_size = 1,
+                                    .temperature = 0.0f, .best_of = 0, .seed = 0};
 }
 
 void em_whisper_gen_clear(struct em_whisper_gen *g)
@@ -98,6 +102,90 @@ double wh_log_softmax_at(const float *l, int n, int32_t k)
     return (double)l[k] - mx - log(sum);
 }
 
+/* One sequence from st, whose last prompt token has run and left logits[n_vocab] (modified):
+ * argmax when sm is NULL, else a draw from sm (whose temperature scales a copy in
+ * scratch[n_vocab]); the log-probabilities summed are those of the logits after the rules,
+ * unscaled (as OpenAI's decoder sums them). Fills out->ids / n / stopped / sum_logprob. */
+static em_err decode_one(const struct em_whisper *w, struct wh_state *st, float *logits,
+                         int max_new, bool ts, struct em_sampler *sm, float *scratch,
+                         struct em_whisper_gen *out)
+{
+    em_err rc = EM_OK;
+    if (!(out->ids = malloc(sizeof(int32_t) * (size_t)(max_new ? max_new : 1)))) return EM_E_NOMEM;
+    for (int s = 0; s < max_new; s++) {
+        wh_apply_rules(w, logits, out->ids, s, ts);
+        int32_t next = 0;
+        if (!sm) {
+            next = argmax(logits, w->n_vocab);
+        } else {
+            memcpy(scratch, logits, sizeof(float) * (size_t)w->n_vocab);
+            if ((rc = em_sampler_pick(sm, scratch, NULL, 0, &next)) != EM_OK) return rc;
+        }
+        out->sum_logprob += wh_log_softmax_at(logits, w->n_vocab, next);
+        if (next == w->eot) {
+            out->stopped = true;
+            break;
+        }
+        out->ids[out->n++] = next;
+        if (s + 1 < max_new && (rc = wh_step(w, st, next, logits)) != EM_OK) return rc;
+    }
+    return EM_OK;
+}
+
+/* Sampling at o->temperature: o->best_of candidates drawn one after another from one sampler
+ * seeded with o->seed, each from a copy of st's prompt (the audio's keys and values shared);
+ * the candidate with the highest sum_logprob / length is kept (OpenAI's MaximumLikelihoodRanker
+ * without a length penalty). Fills out's ids / n / stopped / sum_logprob. */
+static em_err sample_best_of(const struct em_whisper *w, struct wh_state *st, const float *logits0,
+                             const struct em_whisper_opts *o, int max_new, struct em_whisper_gen *out)
+{
+    struct em_sampler_params sp = em_sampler_defaults();
+    sp.do_sample = true;
+    sp.temperature = o->temperature;
+    sp.seed = o->seed;
+    struct em_sampler *sm = NULL;
+    struct em_errbuf seb = {{0}};
+    struct wh_state cs;
+    const size_t V = (size_t)w->n_vocab;
+    float *lg = malloc(sizeof(float) * V), *scratch = malloc(sizeof(float) * V);
+    em_err rc = EM_E_NOMEM;
+    bool have_state = false, have_best = false;
+    double best_score = 0;
+    if (!lg || !scratch) goto done;
+    if ((rc = em_sampler_new(&sp, w->n_vocab, &sm, &seb)) != EM_OK) goto done;
+    if ((rc = wh_state_new_shared(w, &cs, st)) != EM_OK) goto done;
+    have_state = true;
+    int best_of = o->best_of > 0 ? o->best_of : EM_WHISPER_DEFAULT_BEST_OF;
+    for (int c = 0; c < best_of; c++) {
+        struct em_whisper_gen g = {0};
+        wh_state_copy_self(w, &cs, st);
+        memcpy(lg, logits0, sizeof(float) * V);
+        if ((rc = decode_one(w, &cs, lg, max_new, o->timestamps, sm, scratch, &g)) != EM_OK) {
+            em_whisper_gen_clear(&g);
+            goto done;
+        }
+        double score = g.sum_logprob / (double)(g.n > 0 ? g.n : 1);
+        if (!have_best || score > best_score) {
+            free(out->ids);
+            out->ids = g.ids;
+            out->n = g.n;
+            out->stopped = g.stopped;
+            out->sum_logprob = g.sum_logprob;
+            best_score = score;
+            have_best = true;
+        } else {
+            em_whisper_gen_clear(&g);
+        }
+    }
+    rc = EM_OK;
+done:
+    if (have_state) wh_state_free(&cs);
+    em_sampler_free(sm);
+    free(lg);
+    free(scratch);
+    return rc;
+}
+
 /* The language token: opts' code, or (multilingual, none given) the most likely of
  * config.json's lang_ids after <|startoftranscript|>. */
 static em_err pick_language(const struct em_whisper *w, const char *code, const float *sot_logits,
@@ -134,6 +222,12 @@ em_err em_whisper_generate(const struct em_whisper *w, const float *enc,
     memset(out, 0, sizeof *out);
     if (o.max_new < 0 || o.max_new > w->n_ctx)
         return em_errf(eb, EM_E_ARG, "whisper: max_new %d outside [0, %d]", o.max_new, w->n_ctx);
+    if (!(o.temperature >= 0) || o.temperature > EM_WHISPER_MAX_TEMPERATURE)
+        return em_errf(eb, EM_E_ARG, "whisper: temperature %g outside [0, %g]", (double)o.temperature,
+                       (double)EM_WHISPER_MAX_TEMPERATURE);
+    if (o.best_of < 0 || o.best_of > EM_WHISPER_MAX_BEST_OF)
+        return em_errf(eb, EM_E_ARG, "whisper: best_of %d outside [0, %d]", o.best_of,
+                       EM_WHISPER_MAX_BEST_OF);
     if (o.beam_size < 0 || o.beam_size > EM_WHISPER_MAX_BEAM)
         return em_errf(eb, EM_E_ARG, "whisper: beam size %d outside [0, %d]", o.beam_size,
                        EM_WHISPER_MAX_BEAM);
@@ -167,26 +261,15 @@ em_err em_whisper_generate(const struct em_whisper *w, const float *enc,
     out->prompt_tokens = np;
     int max_new = w->n_ctx / 2 < w->n_ctx - (np - 1) ? w->n_ctx / 2 : w->n_ctx - (np - 1);
     if (o.max_new > 0 && o.max_new < max_new) max_new = o.max_new;
+    if (o.temperature > 0) {
+        rc = sample_best_of(w, &st, logits, &o, max_new, out);
+        goto done;
+    }
     if (o.beam_size > 1) {
         rc = wh_beam_search(w, &st, logits, o.beam_size, max_new, o.timestamps, out);
         goto done;
     }
-    if (!(out->ids = malloc(sizeof(int32_t) * (size_t)(max_new ? max_new : 1)))) {
-        rc = EM_E_NOMEM;
-        goto done;
-    }
-    for (int s = 0; s < max_new; s++) {
-        wh_apply_rules(w, logits, out->ids, s, o.timestamps);
-        int32_t next = argmax(logits, w->n_vocab);
-        out->sum_logprob += wh_log_softmax_at(logits, w->n_vocab, next);
-        if (next == w->eot) {
-            out->stopped = true;
-            break;
-        }
-        out->ids[out->n++] = next;
-        if (s + 1 < max_new && (rc = wh_step(w, &st, next, logits)) != EM_OK) goto done;
-    }
-    rc = EM_OK;
+    rc = decode_one(w, &st, logits, max_new, o.timestamps, NULL, NULL, out);
 done:
     if (rc == EM_E_TOO_LONG) rc = em_errf(eb, rc, "whisper: past %d decoder positions", w->n_ctx);
     if (rc != EM_OK) em_whisper_gen_clear(out);
@@ -195,8 +278,7 @@ done:
     return rc;
 }
 
-/* Decoded text of ids (specials and timestamps dropped), surrounding blanks trimmed. */
-static em_err text_of(const struct em_whisper *w, const int32_t *ids, size_t n, char **out)
+em_err wh_text_of(const struct em_whisper *w, const int32_t *ids, size_t n, char **out)
 {
     size_t len = 0;
     em_err rc = em_tok_decode(w->tok, ids, n, true, out, &len);
@@ -213,7 +295,7 @@ static em_err add_seg(const struct em_whisper *w, const int32_t *ids, size_t n, 
                       double t1, struct em_whisper_seg *segs, size_t *k)
 {
     char *text = NULL;
-    em_err rc = text_of(w, ids, n, &text);
+    em_err rc = wh_text_of(w, ids, n, &text);
     if (rc != EM_OK) return rc;
     if (!*text) {
         free(text);

@@ -37,6 +37,9 @@
 #define EM_WHISPER_SECONDS_PER_TS 0.02 /* one timestamp token step */
 #define EM_WHISPER_MAX_BEAM 16
 #define EM_WHISPER_DEFAULT_BEAM 5 /* what faster-whisper and OpenAI's CLI use */
+#define EM_WHISPER_DEFAULT_BEST_OF 5 /* sampled candidates at T > 0 (OpenAI's CLI) */
+#define EM_WHISPER_MAX_BEST_OF 16
+#define EM_WHISPER_MAX_TEMPERATURE 10.0f
 
 struct em_whisper;
 struct em_tok;
@@ -75,6 +78,11 @@ struct em_whisper_opts {
     int beam_size;     /* 1 (default): greedy; 2..EM_WHISPER_MAX_BEAM: beam search as
                           CTranslate2 runs it (patience 1, length penalty 1, 2 * beam
                           candidates per step, finished when beam_size hypotheses ended) */
+    float temperature; /* 0 (default): greedy or beam; > 0: sampling from softmax(logits / T),
+                          best_of candidates, the one with the highest mean log-probability
+                          kept (beam_size is then ignored); at most EM_WHISPER_MAX_TEMPERATURE */
+    int best_of;       /* sampled candidates at T > 0; 0: EM_WHISPER_DEFAULT_BEST_OF */
+    uint64_t seed;     /* sampler seed at T > 0: the same seed gives the same ids */
 };
 struct em_whisper_opts em_whisper_opts_default(void);
 
@@ -114,6 +122,27 @@ em_err em_whisper_segments(const struct em_whisper *w, const int32_t *ids, size_
  * log-probability (sum_logprob / (n + 1)) at or below -1. Such a window is skipped. */
 bool em_whisper_no_speech(const struct em_whisper_gen *g);
 
+/* OpenAI's compression ratio of a window's text (transcribe.py / decoding.py): the UTF-8 bytes
+ * of text[0..len) over the length of their zlib stream at the default level (what Python's
+ * zlib.compress(text.encode()) gives). *ratio is 0 for empty text. Errors: EM_E_NOMEM. */
+em_err em_whisper_compression_ratio(const char *text, size_t len, double *ratio);
+
+/* OpenAI's temperature fallback test for one decoded window whose text has compression ratio
+ * ratio: true (retry at the next temperature) when ratio > 2.4 or the average log-probability
+ * (sum_logprob / (n + 1)) < -1, except when the no-speech probability > 0.6 together with
+ * that low average (a silent window, skipped instead). */
+bool em_whisper_needs_fallback(const struct em_whisper_gen *g, double ratio);
+
+/* OpenAI's decode_with_fallback on one encoded window: base's decoding (beam or greedy) at
+ * T = 0, then while em_whisper_needs_fallback holds, sampling at 0.2, 0.4, .. 1.0 with
+ * EM_WHISPER_DEFAULT_BEST_OF candidates (seeded from base->seed and the temperature's index);
+ * the T = 1.0 result is kept whatever it is. On EM_OK *g is the kept decoding (the caller
+ * clears it), *temp its temperature, *ratio its text's compression ratio. Errors: as
+ * em_whisper_generate's. */
+em_err em_whisper_decode_fallback(const struct em_whisper *w, const float *enc,
+                                  const struct em_whisper_opts *base, struct em_whisper_gen *g,
+                                  double *temp, double *ratio, struct em_errbuf *eb);
+
 /* Mel frames (10 ms) to move the window on after ids, as OpenAI's transcribe.py seeks: to the
  * last timestamp of the last pair of consecutive timestamps (2 frames per timestamp step),
  * or 0 meaning the whole window (the ids end on a single timestamp, or hold no pair). */
@@ -126,14 +155,19 @@ struct em_model_result;
 
 struct em_whisper_run {
     int max_new;                  /* per window; 0: the default */
-    int beam_size;                /* 1: greedy; 0: EM_WHISPER_DEFAULT_BEAM */
+    int beam_size;                /* 1: greedy; 0: EM_WHISPER_DEFAULT_BEAM (at T = 0) */
     bool (*cancelled)(void *ctx); /* polled before each window; NULL: never */
     void *cancel_ctx;
+    uint64_t seed;                /* the fallback's sampler seed (mixed with each window's
+                                     position and temperature): same seed, same records */
 };
 
 /* Transcribes audio (16 kHz mono pcm) with OpenAI's long-form procedure (annotate.c): 30 s
  * windows that seek by the last complete segment's timestamp, no-speech windows skipped;
- * per window log-mel, encoder, beam (or greedy) search with timestamps. Fills r, whose
+ * per window log-mel, encoder, beam (or greedy) search with timestamps at T = 0, retried by
+ * the temperature fallback (em_whisper_needs_fallback) at 0.2, 0.4, .. 1.0 with best_of
+ * sampled candidates; each window records the temperature it kept, its average
+ * log-probability and compression ratio. Fills r, whose
  * n_prompts, names and tasks the caller has set (every task "transcript"): segments (one per
  * decoded window, each prompt's answer the text it kept), answers, transcript, has_tsegs,
  * language, tsegs, token counts and timings. Errors: EM_E_TOO_SHORT (no samples), EM_E_CANCELLED,

@@ -81,6 +81,10 @@ em_err wh_step_batch(const struct em_whisper *w, struct wh_state *const *sts, co
 void wh_apply_rules(const struct em_whisper *w, float *l, const int32_t *gen, int s, bool ts);
 double wh_log_softmax_at(const float *l, int n, int32_t k);
 
+/* search.c: decoded text of ids (specials and timestamps dropped), surrounding blanks trimmed;
+ * on EM_OK the caller frees *out. Errors: em_tok_decode's. */
+em_err wh_text_of(const struct em_whisper *w, const int32_t *ids, size_t n, char **out);
+
 /* beam.c: beam search from st, whose last prompt token has run and left logits[n_vocab];
  * fills out->ids / n / stopped / sum_logprob with the best hypothesis. Errors: EM_E_NOMEM,
  * the decoder's. */

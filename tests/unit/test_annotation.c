@@ -345,7 +345,8 @@ static struct em_model_answer ans[2][2] = {
     {{"a dog barks", ids_a, 3, true}, {"outdoors", ids_b, 2, false}},
     {{"", ids_a, 1, true}, {"rain", ids_b, 2, false}},
 };
-static struct em_model_segment segs[2] = {{0.0, 30.0, 750, ans[0], 0}, {30.0, 41.5, 288, ans[1], 0}};
+static struct em_model_segment segs[2] = {{.start_s = 0.0, .end_s = 30.0, .audio_tokens = 750, .answers = ans[0]},
+                                          {.start_s = 30.0, .end_s = 41.5, .audio_tokens = 288, .answers = ans[1]}};
 static char *names[2] = {"caption", "q\xff"}, *tasks[2] = {"caption", NULL};
 static char *evs[2] = {"dog", "rain"}, *merged[2] = {"a dog barks", "outdoors rain"};
 

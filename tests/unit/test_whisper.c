@@ -519,6 +519,173 @@ static void family_is_chosen_from_the_files(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "spec 'X'"));
 }
 
+/* em_whisper_compression_ratio against Python's zlib: the expected ratios were computed once
+ * with python3 3.11.7 (zlib 1.2.13) as len(b) / len(zlib.compress(b)), b = text.encode(),
+ * the formula of openai/whisper's get_compression_ratio. */
+static void compression_ratio_matches_python_zlib(void)
+{
+    char noise[201];
+    for (int i = 0; i < 200; i++) noise[i] = (char)(33 + (i * 7919) % 90);
+    noise[200] = '\0';
+    char rep[241] = "";
+    for (int i = 0; i < 8; i++) strcat(rep, "the station is on your right. ");
+    struct {
+        const char *text;
+        double want; /* python3: len(b) / len(zlib.compress(b)) */
+    } cases[] = {
+        {"", 0.0},                       /* 0 / 8 */
+        {"a", 1.0 / 9.0},                /* 1 / 9 */
+        {"Hello world.", 0.6},           /* 12 / 20 */
+        {rep, 6.0},                      /* 240 / 40 */
+        {"\xc3\x9cn\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9 \xe2\x80\x93 na\xc3\xafve caf\xc3\xa9, \xe6\x9d\xb1\xe4\xba\xac and "
+         "\xec\x95\x88\xeb\x85\x95\xed\x95\x98\xec\x84\xb8\xec\x9a\x94 \xf0\x9f\x98\x80",
+         61.0 / 72.0},                   /* "Ünïcödé – naïve café, 東京 and 안녕하세요 😀" */
+        {noise, 200.0 / 101.0},          /* chr(33 + (i * 7919) % 90) for i < 200 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double r = -1;
+        CU_ASSERT_EQUAL(em_whisper_compression_ratio(cases[i].text, strlen(cases[i].text), &r), EM_OK);
+        CU_ASSERT_DOUBLE_EQUAL(r, cases[i].want, 1e-12);
+        if (fabs(r - cases[i].want) > 1e-12) printf("\n    case %zu: %.12g, want %.12g", i, r, cases[i].want);
+    }
+}
+
+/* OpenAI's fallback rule on hand-made windows: each threshold alone triggers it, silence
+ * (no-speech > 0.6 with a low average) does not. */
+static void fallback_rule_follows_openai(void)
+{
+    struct em_whisper_gen g = {.n = 9, .no_speech_prob = 0.1f, .sum_logprob = -3.0}; /* avg -0.3 */
+    CU_ASSERT(!em_whisper_needs_fallback(&g, 1.5));
+    CU_ASSERT(!em_whisper_needs_fallback(&g, 2.4)); /* strictly above 2.4 */
+    CU_ASSERT(em_whisper_needs_fallback(&g, 2.41));
+    g.sum_logprob = -10.5; /* avg -1.05 */
+    CU_ASSERT(em_whisper_needs_fallback(&g, 1.5));
+    g.no_speech_prob = 0.7f; /* silent window: skipped, not retried */
+    CU_ASSERT(!em_whisper_needs_fallback(&g, 1.5));
+    CU_ASSERT(!em_whisper_needs_fallback(&g, 3.0));
+    g.sum_logprob = -3.0; /* speech likely after all: a repeating text is still retried */
+    CU_ASSERT(em_whisper_needs_fallback(&g, 3.0));
+}
+
+/* caribbean_fast with beam 5 and no timestamps loops on "6th, 6th, ..." for all 224 tokens
+ * at T = 0 (as CTranslate2 does, beam5_matches_ctranslate2): its compression ratio (17.8) is
+ * far over 2.4, so OpenAI's fallback decodes it again by sampling from T = 0.2 on (with seed 1
+ * tiny.en's samples keep failing a threshold up to T = 1.0, whose result is kept, as OpenAI
+ * keeps it); the seeded fallback repeats run to run. */
+static void looping_window_falls_back(void)
+{
+    struct em_whisper_info info;
+    em_whisper_info(wh, &info);
+    float *mel = malloc(sizeof(float) * (size_t)info.n_mels * 3000);
+    float *enc = malloc(sizeof(float) * 1500 * (size_t)info.d_model);
+    size_t n = 0;
+    CU_ASSERT_FATAL(mel && enc);
+    CU_ASSERT_EQUAL_FATAL(encode_clip("caribbean_fast", mel, enc, &n), 0);
+    struct em_errbuf eb = {{0}};
+    struct em_whisper_opts o = em_whisper_opts_default();
+    o.timestamps = false;
+    o.beam_size = 5;
+    o.seed = 1;
+    o.max_new = 64;  /* the loop shows within 64 tokens; keeps the 2 x 5 x 2 decodes short */
+    o.best_of = 2;
+    struct em_whisper_gen g0 = {0}, g[2] = {{0}};
+    CU_ASSERT_EQUAL_FATAL(em_whisper_generate(wh, enc, &o, &g0, &eb), EM_OK);
+    char *text = NULL;
+    size_t len = 0;
+    double ratio0 = 0, ratio[2] = {0, 0};
+    double temp[2] = {0, 0};
+    CU_ASSERT_EQUAL_FATAL(em_tok_decode(em_whisper_tok(wh), g0.ids, g0.n, true, &text, &len), EM_OK);
+    CU_ASSERT_EQUAL(em_whisper_compression_ratio(text, len, &ratio0), EM_OK);
+    printf("\n    T 0: %zu ids, ratio %.2f, avg %.3f", g0.n, ratio0, g0.sum_logprob / (double)(g0.n + 1));
+    CU_ASSERT(ratio0 > 2.4);
+    CU_ASSERT(em_whisper_needs_fallback(&g0, ratio0));
+    free(text);
+    for (int k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL_FATAL(em_whisper_decode_fallback(wh, enc, &o, &g[k], &temp[k], &ratio[k], &eb), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(em_tok_decode(em_whisper_tok(wh), g[k].ids, g[k].n, true, &text, &len), EM_OK);
+        printf("\n    kept T %.1f: %zu ids, ratio %.2f, avg %.3f:%s", temp[k], g[k].n, ratio[k],
+               g[k].sum_logprob / (double)(g[k].n + 1), text);
+        free(text);
+    }
+    CU_ASSERT(temp[0] > 0.19); /* T = 0 was not kept */
+    if (temp[0] < 0.99) /* kept before the last temperature: it passed the thresholds */
+        CU_ASSERT(!em_whisper_needs_fallback(&g[0], ratio[0]));
+    CU_ASSERT(g[0].n < g0.n); /* not the loop */
+    CU_ASSERT_DOUBLE_EQUAL(temp[0], temp[1], 0.0); /* reproducible */
+    CU_ASSERT_EQUAL(g[0].n, g[1].n);
+    CU_ASSERT(g[0].n == g[1].n && memcmp(g[0].ids, g[1].ids, g[0].n * sizeof(int32_t)) == 0);
+    CU_ASSERT_DOUBLE_EQUAL(g[0].sum_logprob, g[1].sum_logprob, 0.0);
+    /* the sampler draws from the model's distribution: at T = 0.2 the best of 5 stays close
+     * to the confident T = 0 text (here: the loop again), average log-probability over -1 */
+    em_whisper_gen_clear(&g0);
+    o.temperature = 0.2f;
+    o.best_of = 5;
+    CU_ASSERT_EQUAL_FATAL(em_whisper_generate(wh, enc, &o, &g0, &eb), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_tok_decode(em_whisper_tok(wh), g0.ids, g0.n, true, &text, &len), EM_OK);
+    CU_ASSERT_EQUAL(em_whisper_compression_ratio(text, len, &ratio0), EM_OK);
+    printf("\n    T 0.2 best of 5: %zu ids, ratio %.2f, avg %.3f", g0.n, ratio0, g0.sum_logprob / (double)(g0.n + 1));
+    free(text);
+    CU_ASSERT(g0.sum_logprob / (double)(g0.n + 1) > -1.0);
+    em_whisper_gen_clear(&g0);
+    o.temperature = -0.1f; /* refused */
+    CU_ASSERT_EQUAL(em_whisper_generate(wh, enc, &o, &g0, &eb), EM_E_ARG);
+    em_whisper_gen_clear(&g[0]);
+    em_whisper_gen_clear(&g[1]);
+    free(mel);
+    free(enc);
+}
+
+/* The same sentence eight times in one window through the facade's long-form procedure (60
+ * tokens at most): the text repeats, so the window is kept at a temperature above 0, and
+ * the record holds it with the average log-probability and compression ratio; the same seed
+ * gives the same records. */
+static void repeating_window_records_the_fallback(void)
+{
+    char dir[1024];
+    CU_ASSERT_EQUAL_FATAL(golden_whisper_dir(dir, sizeof dir), 0);
+    const char *parts[] = {"us_normal", "us_normal", "us_normal", "us_normal",
+                           "us_normal", "us_normal", "us_normal", "us_normal"};
+    struct em_audio a = {0};
+    a.pcm = concat(parts, 8, &a.n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a.pcm);
+    CU_ASSERT_FATAL(a.n <= 30 * 16000);
+    struct em_errbuf eb = {{0}};
+    struct em_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(em_model_load(dir, NULL, &m, &eb), EM_OK);
+    struct em_model_prompt pr = {NULL, "transcript", NULL};
+    struct em_gen_params_override ov = {.greedy = true, .max_new_tokens = 60, .set_seed = true, .seed = 7};
+    struct em_model_result *r[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        em_err rc = em_model_annotate(m, &a, &pr, 1, &ov, &r[k], &eb);
+        if (rc != EM_OK) printf("\n    %s", eb.msg);
+        CU_ASSERT_EQUAL_FATAL(rc, EM_OK);
+    }
+    const struct em_model_segment *w0 = &r[0]->segments[0];
+    printf("\n    window 0 kept T %.1f, avg %.3f, ratio %.2f: '%.60s'", w0->temperature,
+           w0->avg_logprob, w0->compression_ratio, w0->answers[0].text);
+    CU_ASSERT(w0->temperature > 0.19);
+    CU_ASSERT(w0->compression_ratio > 0);
+    if (w0->temperature < 0.99) { /* kept before the last: it passed the thresholds */
+        CU_ASSERT(w0->compression_ratio <= 2.4);
+        CU_ASSERT(w0->avg_logprob >= -1.0);
+    }
+    CU_ASSERT_EQUAL(r[0]->n_segments, r[1]->n_segments);
+    for (size_t i = 0; i < r[0]->n_segments && i < r[1]->n_segments; i++) {
+        const struct em_model_segment *x = &r[0]->segments[i], *y = &r[1]->segments[i];
+        CU_ASSERT_DOUBLE_EQUAL(x->temperature, y->temperature, 0.0);
+        CU_ASSERT_DOUBLE_EQUAL(x->avg_logprob, y->avg_logprob, 0.0);
+        CU_ASSERT_DOUBLE_EQUAL(x->compression_ratio, y->compression_ratio, 0.0);
+        CU_ASSERT_EQUAL(x->answers[0].n_ids, y->answers[0].n_ids);
+        CU_ASSERT(x->answers[0].n_ids == y->answers[0].n_ids &&
+                  memcmp(x->answers[0].ids, y->answers[0].ids, x->answers[0].n_ids * sizeof(int32_t)) == 0);
+    }
+    CU_ASSERT_STRING_EQUAL(r[0]->transcript, r[1]->transcript);
+    em_model_result_free(r[0]);
+    em_model_result_free(r[1]);
+    free(a.pcm);
+    em_model_free(m);
+}
+
 static CU_TestInfo tests[] = {
     {"golden_clips_match_ctranslate2", golden_clips_match_ctranslate2},
     {"beam5_matches_ctranslate2", beam5_matches_ctranslate2},
@@ -528,6 +695,10 @@ static CU_TestInfo tests[] = {
     {"long_form_seeks_by_timestamps", long_form_seeks_by_timestamps},
     {"hf_layout_gives_the_same_ids", hf_layout_gives_the_same_ids},
     {"family_is_chosen_from_the_files", family_is_chosen_from_the_files},
+    {"compression_ratio_matches_python_zlib", compression_ratio_matches_python_zlib},
+    {"fallback_rule_follows_openai", fallback_rule_follows_openai},
+    {"looping_window_falls_back", looping_window_falls_back},
+    {"repeating_window_records_the_fallback", repeating_window_records_the_fallback},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_whisper = {"whisper", init, clean, NULL, NULL, tests};
