@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -177,4 +178,54 @@ const char *th_root(void)
 {
     const char *r = getenv("EM_TEST_ROOT");
     return r && *r ? r : ".";
+}
+
+int th_dial_from(const char *src, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    if (inet_pton(AF_INET, src, &a.sin_addr) != 1 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        goto fail;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) goto fail;
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+int th_http_exchange(const char *src, int port, const char *req, char *out, size_t cap,
+                     int timeout_ms, double *ms)
+{
+    double t0 = now_ms();
+    int fd = th_dial_from(src, port), status = -1;
+    size_t n = 0, len = strlen(req);
+    char skip[4096];
+    out[0] = 0;
+    if (fd < 0 || write(fd, req, len) != (ssize_t)len) goto out;
+    for (;;) {
+        int left = timeout_ms - (int)(now_ms() - t0);
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, left) <= 0) goto out;
+        /* keep the reply's start; read (and drop) the rest until the server closes */
+        ssize_t r = n < cap - 1 ? read(fd, out + n, cap - 1 - n) : read(fd, skip, sizeof skip);
+        if (r < 0) goto out;
+        if (r == 0) break;
+        if (n < cap - 1) n += (size_t)r;
+        out[n] = 0;
+    }
+    if (sscanf(out, "HTTP/1.%*d %d", &status) != 1) status = -1;
+out:
+    if (ms) *ms = now_ms() - t0;
+    if (fd >= 0) close(fd);
+    return status;
 }

@@ -28,6 +28,15 @@ int th_wait(pid_t pid, int timeout_ms);
  * timeout_ms (then kills it). Returns the child's exit code (th_wait's), after printing its
  * log under `what` when that is not 0. */
 int th_run_self(char *const env[], int timeout_ms, const char *what);
+/* A TCP connection to 127.0.0.1:port from source address src ("127.0.0.1", "127.0.0.2":
+ * any loopback address, so a test can be several clients); -1 on failure. */
+int th_dial_from(const char *src, int port);
+/* Sends the whole HTTP request req from src to 127.0.0.1:port and reads the reply until the
+ * server closes (send "Connection: close"), all within timeout_ms. The reply's start (at
+ * most cap - 1 bytes, NUL-terminated) goes to out; *ms (may be NULL) gets the time taken.
+ * Returns the status code, or -1 when no complete reply came in time. */
+int th_http_exchange(const char *src, int port, const char *req, char *out, size_t cap,
+                     int timeout_ms, double *ms);
 /* Runs a shell command line; returns its exit status (0..255) or -1. */
 int th_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads a whole file (malloc'd, NUL-terminated); NULL if missing. */

@@ -14,7 +14,6 @@
 #include <CUnit/CUnit.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,51 +213,16 @@ static void s3_outage_loses_nothing(void)
 #define SLOW_BOUND_MS 1000
 #define SLOW_IDLE 34
 
-/* A connection to the coordinator's HTTP port from source address src: the abusive
- * clients come from 127.0.0.1, the scraper from 127.0.0.2 (another host, as Prometheus is;
- * one address may hold at most EM_HTTPD_MAX_PER_IP connections). */
-static int dial_metrics_from(const char *src)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in b = {.sin_family = AF_INET};
-    inet_pton(AF_INET, src, &b.sin_addr);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c.metrics_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd >= 0 && (bind(fd, (struct sockaddr *)&b, sizeof b) != 0 ||
-                    connect(fd, (struct sockaddr *)&a, sizeof a) != 0)) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
-/* GET /metrics; 1 when a complete 200 reply came within SLOW_BOUND_MS (*ms: how long). */
+/* The abusive clients come from 127.0.0.1, the scraper from 127.0.0.2 (another host, as
+ * Prometheus is; one address may hold at most EM_HTTPD_MAX_PER_IP connections).
+ * 1 when GET /metrics got a 200 within SLOW_BOUND_MS (*ms: how long). */
 static int timed_get(double *ms)
 {
-    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    double t0 = em_now_s();
-    int fd = dial_metrics_from("127.0.0.2"), ok = 0;
-    char buf[4096];
-    size_t n = 0;
-    if (fd < 0 || write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) goto out;
-    for (;;) {
-        int left = SLOW_BOUND_MS - (int)((em_now_s() - t0) * 1000);
-        struct pollfd p = {fd, POLLIN, 0};
-        if (left <= 0 || poll(&p, 1, left) <= 0) goto out;
-        ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
-        if (r < 0) goto out;
-        if (r == 0) break;
-        n += (size_t)r;
-        if (!ok) {
-            buf[n] = 0;
-            ok = strncmp(buf, "HTTP/1.1 200", 12) == 0;
-        }
-        if (n == sizeof buf - 1) n = 0; /* only the status line matters; read the rest */
-    }
-out:
-    *ms = (em_now_s() - t0) * 1000;
-    if (fd >= 0) close(fd);
-    return ok && *ms <= SLOW_BOUND_MS;
+    char buf[256];
+    return th_http_exchange("127.0.0.2", c.metrics_port,
+                            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                            buf, sizeof buf, SLOW_BOUND_MS, ms) == 200 &&
+           *ms <= SLOW_BOUND_MS;
 }
 
 struct slow {
@@ -274,8 +238,8 @@ static void slow_tick(struct th_cluster *cl, void *arg)
     struct slow *s = arg;
     static const char head[] = "GET /metrics HTTP/1.1\r\nHost: a-very-slow-client\r\n";
     if (s->loris < 0) {
-        s->loris = dial_metrics_from("127.0.0.1");
-        for (int i = 0; i < SLOW_IDLE; i++) s->idle[i] = dial_metrics_from("127.0.0.1");
+        s->loris = th_dial_from("127.0.0.1", c.metrics_port);
+        for (int i = 0; i < SLOW_IDLE; i++) s->idle[i] = th_dial_from("127.0.0.1", c.metrics_port);
     }
     if (s->loris >= 0 && s->sent < sizeof head - 1 && write(s->loris, head + s->sent, 1) == 1)
         s->sent++;

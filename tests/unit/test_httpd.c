@@ -3,19 +3,15 @@
  * slow client (a byte at a time) and dozens of idle connections must not delay anyone
  * else, and idle connections are closed after EM_HTTPD_TIMEOUT_S. */
 #include <CUnit/CUnit.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "common/clock.h"
 #include "common/httpd.h"
+#include "tests/helpers/proc.h"
 
 #define ANSWER_MS 1000 /* another client is answered within this while the server is abused */
 
@@ -61,47 +57,14 @@ static int clean(void)
     return 0;
 }
 
-/* A TCP connection to the server from source address src ("127.0.0.1", "127.0.0.2"). */
-static int dial(const char *src)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, src, &a.sin_addr);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) goto fail;
-    a.sin_port = htons((uint16_t)port);
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) goto fail;
-    return fd;
-fail:
-    close(fd);
-    return -1;
-}
+static int dial(const char *src) { return th_dial_from(src, port); }
 
 /* Sends req from src and reads the whole reply (Connection: close) into out; returns the
  * status code, or -1 when no complete reply came within timeout_ms. *ms gets the time. */
 static int fetch(const char *src, const char *req, char *out, size_t cap, int timeout_ms,
                  double *ms)
 {
-    double t0 = em_now_s() * 1000;
-    int fd = dial(src), status = -1;
-    if (fd < 0) return -1;
-    size_t n = 0;
-    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) goto out;
-    for (;;) {
-        int left = timeout_ms - (int)(em_now_s() * 1000 - t0);
-        struct pollfd p = {fd, POLLIN, 0};
-        if (left <= 0 || poll(&p, 1, left) <= 0) goto out;
-        ssize_t r = read(fd, out + n, cap - 1 - n);
-        if (r < 0) goto out;
-        if (r == 0 || (n += (size_t)r) == cap - 1) break;
-    }
-    out[n] = 0;
-    if (sscanf(out, "HTTP/1.%*d %d", &status) != 1) status = -1;
-out:
-    if (ms) *ms = em_now_s() * 1000 - t0;
-    close(fd);
-    return status;
+    return th_http_exchange(src, port, req, out, cap, timeout_ms, ms);
 }
 
 #define GET(path) "GET " path " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
