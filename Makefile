@@ -32,7 +32,8 @@ override BUILD := $(BUILD)-san
 endif
 
 # Source folders of the library; each folder's *.c is compiled (main.c is the program).
-DIRS    ?= common proto storage model model/loader model/kernels/cpu model/whisper worker coordinator \
+DIRS    ?= common proto storage model model/audio model/text model/qwen2audio model/gen model/tools \
+           model/loader model/kernels model/kernels/cpu model/whisper worker coordinator \
            results
 ifdef ONLY
 DIRS    := common proto $(ONLY)

@@ -8,8 +8,8 @@ int em_cmd_worker(int argc, char **argv);      /* worker/cmd.c */
 int em_cmd_submit(int argc, char **argv);      /* coordinator/submit.c */
 int em_cmd_status(int argc, char **argv);      /* coordinator/status.c */
 int em_cmd_annotate(int argc, char **argv);    /* worker/annotate_cmd.c */
-int em_cmd_convert(int argc, char **argv);     /* model/convert_cmd.c */
-int em_cmd_bench(int argc, char **argv);       /* model/bench_cmd.c */
+int em_cmd_convert(int argc, char **argv);     /* model/tools/convert_cmd.c */
+int em_cmd_bench(int argc, char **argv);       /* model/tools/bench_cmd.c */
 int em_cmd_keygen(int argc, char **argv);      /* common/curve_cmd.c */
 int em_cmd_cancel(int argc, char **argv);      /* coordinator/life_cmd.c */
 int em_cmd_delete(int argc, char **argv);      /* coordinator/life_cmd.c */

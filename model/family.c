@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "model/config.h"
+#include "model/qwen2audio/config.h"
 #include "model/loader/ct2.h"
 
 static const char *const qwen_tasks[] = {"caption", "transcript", "events", NULL};

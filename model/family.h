@@ -9,7 +9,7 @@
  * What crosses this boundary: model/model.c asks em_family_detect which family a path holds,
  * then loads and runs that family's runtime (model/ for Qwen2-Audio, model/whisper/ for
  * Whisper) behind the one facade worker/ sees (model/model.h). Both share audio decode,
- * log-mel (model/mel.h), the Whisper encoder (model/encoder.h), the loaders and the kernels.
+ * log-mel (model/audio/mel.h), the Whisper encoder (model/audio/encoder.h), the loaders and the kernels.
  * A prompt a family cannot answer is refused per item with EM_E_UNSUPPORTED naming the model
  * and the tasks it does. The table is static and read-only: thread-safe. */
 #ifndef EM_FAMILY_H

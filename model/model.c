@@ -9,7 +9,7 @@
  *           -> prefill of the prefix shared by every ids_p (holds all N audio rows) into kv
  *           -> em_generate_batch(kv, ids_0..ids_P-1): each prompt's own prefill in a cache
  *              over kv, then all decoded together (one weight pass per step) -> text[w][p]
- *           then merges (model/answer.h) into caption / transcript / events / answers. */
+ *           then merges (model/text/answer.h) into caption / transcript / events / answers. */
 #include "model/model.h"
 
 #include <dirent.h>
@@ -22,19 +22,19 @@
 #include <sys/stat.h>
 
 #include "common/clock.h"
-#include "model/answer.h"
-#include "model/chunk.h"
-#include "model/config.h"
-#include "model/decoder.h"
-#include "model/encoder.h"
+#include "model/text/answer.h"
+#include "model/audio/chunk.h"
+#include "model/qwen2audio/config.h"
+#include "model/qwen2audio/decoder.h"
+#include "model/audio/encoder.h"
 #include "model/family.h"
-#include "model/generate.h"
+#include "model/gen/generate.h"
 #include "model/loader/gguf.h"
 #include "model/loader/safetensors.h"
-#include "model/mel.h"
-#include "model/projector.h"
-#include "model/prompt.h"
-#include "model/tokenizer.h"
+#include "model/audio/mel.h"
+#include "model/qwen2audio/projector.h"
+#include "model/text/prompt.h"
+#include "model/text/tokenizer.h"
 #include "model/whisper/whisper.h"
 
 #define MAX_PATH 4096
@@ -414,7 +414,7 @@ em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct e
         goto fail;
     if ((rc = em_ckpt_open(dir, &m->ck, eb)) != EM_OK) goto fail;
     if (gguf) {
-        /* config, tokenizer and chat template travel inside the file (model/convert.h) */
+        /* config, tokenizer and chat template travel inside the file (model/tools/convert.h) */
         const struct em_gguf *g = em_ckpt_gguf(m->ck);
         if (!g) {
             rc = em_errf(eb, EM_E_MODEL, "%s: not a GGUF file", dir);

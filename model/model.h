@@ -1,5 +1,5 @@
 /* model/model.h - the model runtime as the worker sees it: load a checkpoint once, annotate
- * decoded clips with it. What worker/ includes (with model/audio.h). The checkpoint picks the
+ * decoded clips with it. What worker/ includes (with model/audio/audio.h). The checkpoint picks the
  * family (model/family.h): Qwen2-Audio as below, or Whisper (a CTranslate2 model.bin
  * directory; model/whisper/whisper.h): per <= 30 s window log-mel -> encoder -> beam search
  * with timestamps -> transcript text, language and timestamped segments; it answers
@@ -9,15 +9,15 @@
  *     (model/loader) -- or one .gguf from `earmark convert` --, audio tower, projector,
  *     language model; prompt form (base | chat)
  *   em_model_annotate(m, audio[16 kHz mono], prompts[P]):
- *     for each <= 30 s window w (model/chunk.h):
+ *     for each <= 30 s window w (model/audio/chunk.h):
  *       log-mel -> encoder -> projector -> audio rows [N, hidden]
- *       ids_p = prompt p with N <|AUDIO|>            (model/prompt.h)
+ *       ids_p = prompt p with N <|AUDIO|>            (model/text/prompt.h)
  *       one prefill of the prefix all ids_p share (it holds the audio), then
  *       em_generate_batch: each prompt prefills its own suffix in a cache laid over the
  *       shared one (read in place, not copied), and the prompts still running decode
  *       together, one em_matmul over all of them per weight -> text[w][p]
  *       (a single prompt: em_generate, no shared cache)
- *     merged: caption, transcript, events (model/answer.h), answers[p]
+ *     merged: caption, transcript, events (model/text/answer.h), answers[p]
  *
  * Thread-safety: an em_model is read-only after em_model_load and may be shared by any
  * number of threads calling em_model_annotate at once; each call allocates its own scratch,
@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "model/audio.h"
+#include "model/audio/audio.h"
 
 #define EM_MODEL_MAX_PROMPTS 16      /* prompts per annotate call */
 #define EM_MODEL_MAX_NAME 64         /* bytes of a prompt name */
@@ -83,7 +83,7 @@ const char *em_model_family(const struct em_model *m);   /* "qwen2-audio" | "whi
 enum em_model_form em_model_form(const struct em_model *m); /* BASE or CHAT, never AUTO */
 
 /* One question to ask of every window. Either task (a built-in: "caption", "transcript",
- * "events"; model/prompt.h) or text (free text, at most 4096 bytes, no control tokens).
+ * "events"; model/text/prompt.h) or text (free text, at most 4096 bytes, no control tokens).
  * Strings are borrowed for the call. */
 struct em_model_prompt {
     const char *name; /* key in answers (1..EM_MODEL_MAX_NAME bytes, unique in the call);
@@ -155,7 +155,7 @@ struct em_model_result {
     /* Merged over the segments; NULL when no prompt has that task. */
     char *caption;      /* normalised segment captions joined with " " */
     char *transcript;   /* normalised segment transcripts joined with " " */
-    char **events;      /* [n_events] tags from every "events" answer (model/answer.h):
+    char **events;      /* [n_events] tags from every "events" answer (model/text/answer.h):
                            lower case, deduplicated, in order of first appearance */
     size_t n_events;
     bool has_events;    /* a prompt had the events task (events may still be empty) */
@@ -180,7 +180,7 @@ struct em_model_result {
     size_t n_tsegs;
 };
 
-/* Runs every <= 30 s window of audio (em_audio from model/audio.h; only pcm and n are read)
+/* Runs every <= 30 s window of audio (em_audio from model/audio/audio.h; only pcm and n are read)
  * with every prompt. gen may be NULL (checkpoint defaults). On EM_OK the caller owns *out
  * (em_model_result_free). A trailing window too short for one audio token (< 321 samples)
  * is skipped when an earlier window exists.

@@ -4,7 +4,7 @@
  *                    FILE...
  * Per file: read through the source policy (worker/source.h, any local file: only a regular
  * file, opened without blocking, so a FIFO, device or socket is refused at once) -> FFmpeg
- * decode to 16 kHz mono (model/audio.h) -> em_model_annotate (model/model.h:
+ * decode to 16 kHz mono (model/audio/audio.h) -> em_model_annotate (model/model.h:
  * 30 s windows, every prompt per window sharing one prefill of the audio) -> the same
  * earmark.annotation/v1 record the worker stores (worker/annotation.h), printed as one
  * compact JSON line on stdout, with source = the file as given, batch_id "annotate", worker
@@ -26,7 +26,7 @@
 #include "common/id.h"
 #include "common/num.h"
 #include "common/usage.h"
-#include "model/audio.h"
+#include "model/audio/audio.h"
 #include "model/model.h"
 #include "worker/annotation.h"
 #include "worker/facts.h"

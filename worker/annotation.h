@@ -33,7 +33,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
-#include "model/audio.h"
+#include "model/audio/audio.h"
 #include "worker/facts.h"
 
 struct em_model_result; /* model/model.h */

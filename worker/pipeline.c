@@ -10,7 +10,7 @@
 
 #include "common/clock.h"
 #include "common/num.h"
-#include "model/audio.h"
+#include "model/audio/audio.h"
 #include "worker/annotation.h"
 #include "worker/facts.h"
 #include "worker/source.h"

@@ -2,7 +2,7 @@
  *
  * Matmul contract (PyTorch Linear): y[n, out] = x[n, in] @ W[out, in]^T (+ bias[out]).
  * W is an em_tensor in F32, F16, BF16 (as stored in a checkpoint mapping) or Q8_0 / Q4_0
- * (GGUF blocks, model/quant.h; then in must be a multiple of 32); it is read as a 2-D matrix
+ * (GGUF blocks, model/kernels/quant.h; then in must be a multiple of 32); it is read as a 2-D matrix
  * [shape[0], numel / shape[0]] (so a Conv1d weight [out, in, k] is the matrix [out, in * k]
  * with column index i * k + j, ready for im2col). bias may be NULL, or a 1-D tensor of length
  * out in any of the same dtypes. x and y are f32, row-major, must not overlap. Accumulation

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "model/loader/mapfile.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
 /* ---- types ------------------------------------------------------------------------------- */
 

@@ -13,7 +13,7 @@
  * ne[0] is the innermost (contiguous) dimension: a PyTorch [out, in] Linear weight is
  * ne = {in, out}. Views (em_gguf_tensor_view) give the PyTorch order back.
  * Tensor types read here: F32 (0), F16 (1), Q4_0 (2), Q8_0 (8), BF16 (30); the q-blocks are
- * the layouts of model/quant.h (32 weights per block along ne[0]).
+ * the layouts of model/kernels/quant.h (32 weights per block along ne[0]).
  *
  * Files are untrusted: every count, length and offset is bounded by the EM_GGUF_MAX_*
  * limits and by the bytes that remain, checked the overflow-safe way; each failure is
@@ -27,9 +27,9 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "model/config.h"
+#include "model/qwen2audio/config.h"
 #include "model/loader/tensor.h"
-#include "model/tokenizer.h"
+#include "model/text/tokenizer.h"
 
 #define EM_GGUF_MAGIC "GGUF"
 #define EM_GGUF_VERSION 3
@@ -70,7 +70,7 @@ enum em_ggml_type {
     EM_GGML_BF16 = 30,
 };
 
-/* ggml type <-> earmark weight type (enum em_wtype of model/quant.h, whose F32/F16/BF16
+/* ggml type <-> earmark weight type (enum em_wtype of model/kernels/quant.h, whose F32/F16/BF16
  * equal enum em_dtype). -1 if there is no counterpart. */
 int em_gguf_ggml_to_wtype(uint32_t ggml_type);
 int em_gguf_wtype_to_ggml(int wtype);

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "model/config.h"
+#include "model/qwen2audio/config.h"
 #include "model/loader/tensor.h"
 
 #define EM_ST_MAX_HEADER (100u * 1024u * 1024u) /* bytes of header JSON */
@@ -50,13 +50,13 @@ em_err em_st_find(const struct em_st *st, const char *name, struct em_tensor *t)
 struct em_ckpt;
 struct em_gguf;
 
-/* Opens dir: loads the config (model/config.h), maps model.safetensors or the shards listed
+/* Opens dir: loads the config (model/qwen2audio/config.h), maps model.safetensors or the shards listed
  * by model.safetensors.index.json, and checks every tensor named by the Qwen2-Audio table
  * (model/loader/tensors.def) exists with the shape the config implies, and that no shard
  * holds a tensor the table does not know. Example detail:
  *   "model-00002-of-00003.safetensors: tensor 'audio_tower.layers.1.fc1.weight' is [48, 60],
  *    config.json implies [200, 48]"
- * dir may also be a .gguf file written by `earmark convert` (model/convert.h): the config
+ * dir may also be a .gguf file written by `earmark convert` (model/tools/convert.h): the config
  * comes from its metadata, the views point into its mapping (dtype EM_DT_Q8_0 / EM_DT_Q4_0
  * for quantized tensors), and the same tensors.def check applies.
  * On EM_OK the caller owns *out (em_ckpt_close). Errors: EM_E_IO (cannot open/map),

@@ -1,5 +1,5 @@
 /* model/loader/tensor.c - dtype sizes, names and f32 widening / dequantization of tensor views;
- * the element conversions are model/quant.c's. */
+ * the element conversions are model/kernels/quant.c's. */
 #include "model/loader/tensor.h"
 
 #include <assert.h>

@@ -12,9 +12,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
-/* Values equal enum em_wtype (model/quant.h), so a dtype is passed as a wtype unchanged.
+/* Values equal enum em_wtype (model/kernels/quant.h), so a dtype is passed as a wtype unchanged.
  * Q8_0 / Q4_0 are GGUF's block layouts (quant.h): the last dimension (a row) is a multiple of
  * EM_QK and rows are stored back to back, so the tensor is numel / 32 blocks. */
 enum em_dtype {

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "model/config.h"
+#include "model/qwen2audio/config.h"
 #include "model/loader/tensor.h"
 
 struct em_qa_expect {

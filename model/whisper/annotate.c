@@ -30,7 +30,7 @@
 #include <zlib.h>
 
 #include "common/clock.h"
-#include "model/audio.h"
+#include "model/audio/audio.h"
 #include "model/model.h"
 #include "model/whisper/whisper_impl.h"
 

@@ -1,5 +1,5 @@
 /* model/whisper/load.c - binds a CTranslate2 WhisperSpec model.bin (model/loader/ct2.h) to
- * the shared encoder (model/encoder.h) and the Whisper decoder, and reads config.json and
+ * the shared encoder (model/audio/encoder.h) and the Whisper decoder, and reads config.json and
  * tokenizer.json. CTranslate2 variable names (python/ctranslate2/specs/whisper_spec.py):
  *   encoder/conv{1,2}/{weight,bias}, encoder/position_encodings/encodings [1500, d],
  *   encoder/layer_N/self_attention/{layer_norm/{gamma,beta}, linear_0 (fused q|k|v), linear_1},
@@ -16,7 +16,7 @@
 
 #include <sys/stat.h>
 
-#include "model/config.h"
+#include "model/qwen2audio/config.h"
 #include "model/loader/mapfile.h"
 #include "model/loader/safetensors.h"
 #include "model/whisper/whisper_impl.h"

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/sampler.h"
+#include "model/gen/sampler.h"
 #include "model/whisper/whisper_impl.h"
 
 #define WH_MAX_INITIAL_TS 50 /* max_initial_timestamp 1.0 s / 0.02 s */

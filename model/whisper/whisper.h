@@ -3,8 +3,8 @@
  * deploy/fetch-whisper.sh for tiny.en) or from a Hugging Face checkpoint (model.safetensors,
  * config.json model_type "whisper", generation_config.json, tokenizer.json).
  *
- *   pcm (<= 30 s window) -> log-mel [n_mels, 3000] (model/mel.h, padded to 30 s)
- *   -> encoder (model/encoder.h, no pooling) -> enc [1500, d]
+ *   pcm (<= 30 s window) -> log-mel [n_mels, 3000] (model/audio/mel.h, padded to 30 s)
+ *   -> encoder (model/audio/encoder.h, no pooling) -> enc [1500, d]
  *   -> decoder: tokens + learned positions -> L x (self-attn with KV cache, cross-attn over
  *      enc with K/V computed once per window, GELU MLP), pre-LN -> final LN
  *      -> logits = h @ token_embedding^T (tied)

@@ -4,11 +4,11 @@
 #ifndef EM_WHISPER_IMPL_H
 #define EM_WHISPER_IMPL_H
 
-#include "model/encoder.h"
+#include "model/audio/encoder.h"
 #include "model/loader/ct2.h"
 #include "model/loader/tensor.h"
-#include "model/mel.h"
-#include "model/tokenizer.h"
+#include "model/audio/mel.h"
+#include "model/text/tokenizer.h"
 #include "model/whisper/whisper.h"
 
 struct wh_layer {

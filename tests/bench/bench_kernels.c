@@ -45,7 +45,7 @@
 #include "model/kernels/cpu/igemm.h"
 #include "model/kernels/cpu/membw.h"
 #include "model/kernels/cpu/qmatmul.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
 #define BW_BYTES (512ull << 20)
 #define W_TOTAL (512ull << 20)

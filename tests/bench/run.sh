@@ -12,7 +12,7 @@ CF="-O2 -g -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread $(pkg-confi
 AVX2="-mavx2 -mfma -mf16c"
 AVX512="$AVX2 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16"
 K=model/kernels/cpu
-$CC $CF -c model/quant.c -o "$B/quant.o"
+$CC $CF -c model/kernels/quant.c -o "$B/quant.o"
 for f in cpufeat membw qdot_generic qmatmul igemm; do $CC $CF -c "$K/$f.c" -o "$B/$f.o"; done
 $CC $CF $AVX2 -c "$K/qdot_avx2.c" -o "$B/qdot_avx2.o"
 $CC $CF $AVX512 -c "$K/qdot_avx512.c" -o "$B/qdot_avx512.o"

@@ -2,7 +2,7 @@
  * bytes either parse, with every tensor lying inside the buffer (touched at both ends so
  * ASan sees an overrun), or are refused with EM_E_MODEL. Built and run by tests/fuzz/run.sh:
  * clang -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_safetensors.c
- * model/loader/safetensors.c model/loader/tensor.c model/loader/tensors.c model/config.c
+ * model/loader/safetensors.c model/loader/tensor.c model/loader/tensors.c model/qwen2audio/config.c
  * common/err.c -ljansson */
 #include <stdint.h>
 #include <stdlib.h>

@@ -2,8 +2,8 @@
  * bytes with the tiny fixture (tests/golden/tok/tiny, found through $EM_TEST_ROOT or the
  * current directory). Checks: encode never crashes; valid UTF-8 that is already NFC decodes
  * back to itself; decode of arbitrary ids yields valid UTF-8; the pre-tokenizer's pieces tile
- * the input. Sources: model/tokenizer.c model/tokenizer_load.c model/pretok.c
- * model/unicode_tables.c common/err.c
+ * the input. Sources: model/text/tokenizer.c model/text/tokenizer_load.c model/text/pretok.c
+ * model/text/unicode_tables.c common/err.c
  * -ljansson -lutf8proc -lpthread. */
 #include <stdint.h>
 #include <stdio.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "model/pretok.h"
-#include "model/tokenizer.h"
+#include "model/text/pretok.h"
+#include "model/text/tokenizer.h"
 
 static struct em_tok *tok;
 

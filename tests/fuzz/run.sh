@@ -17,17 +17,17 @@ CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -I. -I$OUT/gen -fsanitize=fuzzer,address,u
 
 # Sources (besides the target) and libraries for each target.
 # GGUF reader + earmark's GGUF keys (config, tokenizer); em_ckpt_open reads .gguf files too.
-GGUF_SRCS="model/loader/gguf.c model/loader/mapfile.c model/loader/gguf_write.c model/loader/ckpt_gguf.c model/quant.c model/tokenizer.c model/tokenizer_load.c model/pretok.c model/unicode_tables.c"
+GGUF_SRCS="model/loader/gguf.c model/loader/mapfile.c model/loader/gguf_write.c model/loader/ckpt_gguf.c model/kernels/quant.c model/text/tokenizer.c model/text/tokenizer_load.c model/text/pretok.c model/text/unicode_tables.c"
 srcs() {
   case "$1" in
-    fuzz_safetensors) echo "model/loader/safetensors.c model/loader/tensor.c model/loader/tensors.c model/config.c $GGUF_SRCS common/err.c -ljansson -lutf8proc -lpthread" ;;
-    fuzz_gguf) echo "$GGUF_SRCS model/config.c model/loader/tensor.c common/err.c -ljansson -lutf8proc -lpthread" ;;
-    fuzz_qa_config) echo "model/config.c common/err.c -ljansson" ;;
-    fuzz_tokenizer) echo "model/tokenizer.c model/tokenizer_load.c model/pretok.c model/unicode_tables.c common/err.c -ljansson -lutf8proc -lpthread" ;;
+    fuzz_safetensors) echo "model/loader/safetensors.c model/loader/tensor.c model/loader/tensors.c model/qwen2audio/config.c $GGUF_SRCS common/err.c -ljansson -lutf8proc -lpthread" ;;
+    fuzz_gguf) echo "$GGUF_SRCS model/qwen2audio/config.c model/loader/tensor.c common/err.c -ljansson -lutf8proc -lpthread" ;;
+    fuzz_qa_config) echo "model/qwen2audio/config.c common/err.c -ljansson" ;;
+    fuzz_tokenizer) echo "model/text/tokenizer.c model/text/tokenizer_load.c model/text/pretok.c model/text/unicode_tables.c common/err.c -ljansson -lutf8proc -lpthread" ;;
     fuzz_wire) echo "proto/wire.c $OUT/gen/proto/earmark.pb-c.c common/err.c -lprotobuf-c" ;;
     fuzz_redis_url) echo "coordinator/redis_url.c common/err.c" ;;
     fuzz_results) echo "results/textnorm.c results/wer.c results/evtags.c common/err.c -lutf8proc" ;;
-    fuzz_ct2) echo "model/loader/ct2.c model/loader/mapfile.c model/loader/tensor.c model/quant.c common/err.c" ;;
+    fuzz_ct2) echo "model/loader/ct2.c model/loader/mapfile.c model/loader/tensor.c model/kernels/quant.c common/err.c" ;;
     *) echo "unknown target $1" >&2; return 1 ;;
   esac
 }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/mel.h"
+#include "model/audio/mel.h"
 
 static inline const char *golden_root(void)
 {

@@ -47,7 +47,7 @@ PRETOK = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p
 DISTINCT_ROWS = 4096   # embed/lm_head rows >= this repeat row (id % 4096), specials excepted
 LOGIT_TAIL_FROM = 151600  # logits kept for ids [0, 4096) and [151600, vocab)
 
-# Built-in task prompts (model-b's model/prompt.c table): base form and Instruct chat form.
+# Built-in task prompts (model-b's model/text/prompt.c table): base form and Instruct chat form.
 TASKS = {
     "caption": ("Generate the caption in English:", "Describe this audio in one sentence."),
     "transcript": ("Detect the language and recognize the speech: <|en|>",
@@ -75,7 +75,7 @@ CHECKPOINTS = {
 
 # tiny-q: the quantization-accuracy checkpoint (suite qaccuracy, docs/accuracy.md). Every
 # linear has an input dim that is a multiple of 32 (so `earmark convert --type q8_0/q4_0`
-# quantizes all of them, model/convert.h), widths are not powers of two, and the linear
+# quantizes all of them, model/tools/convert.h), widths are not powers of two, and the linear
 # weights are gaussian at a realistic scale (std 1/sqrt(fan_in)) rounded to bf16 - the
 # published checkpoint's dtype - instead of a coarse grid, so q8_0/q4_0 rounding really
 # changes them. Kept apart from CHECKPOINTS (own archive, own records data-q.tar.xz) so the
@@ -162,7 +162,7 @@ def init_weights(model, seed):
 
 
 def is_linear(name, p):
-    """The tensors model/convert.h quantizes: 2-D q/k/v/o (out_proj), gate/up/down, fc1/fc2
+    """The tensors model/tools/convert.h quantizes: 2-D q/k/v/o (out_proj), gate/up/down, fc1/fc2
     of every layer, and lm_head."""
     if p.dim() != 2:
         return False

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/audio.h"
+#include "model/audio/audio.h"
 #include "tests/helpers/proc.h"
 
 int th_make_tone(const char *path, double freq, double amp, double seconds, int rate, int channels)

@@ -1,11 +1,11 @@
-/* tests/unit/test_answer.c - model/answer.c: events answers split into tags (separators,
+/* tests/unit/test_answer.c - model/text/answer.c: events answers split into tags (separators,
  * numbering, quotes, punctuation, case, duplicates, bounds, invalid UTF-8) and answer text
  * tidying (trim, transcription preamble, quotes). */
 #include <CUnit/CUnit.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/answer.h"
+#include "model/text/answer.h"
 
 /* Tags of text as one "|"-joined string (static buffer), for compact assertions. */
 static const char *tags_of(const char *text)

@@ -15,7 +15,7 @@
 #include "model/kernels/cpu/attn.h"
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/vecmath.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 #include "tests/helpers/rand.h"
 
 static float frand(uint64_t *s) { return em_test_lcg64_unit(s); } /* [-1, 1) */

@@ -1,4 +1,4 @@
-/* tests/unit/test_audio.c - model/audio.c: FFmpeg decode of real clips made by sox/ffmpeg
+/* tests/unit/test_audio.c - model/audio/audio.c: FFmpeg decode of real clips made by sox/ffmpeg
  * (containers, codecs, rates, channels), resampling fidelity, and bad inputs. */
 #include <CUnit/CUnit.h>
 #include <math.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/audio.h"
+#include "model/audio/audio.h"
 #include "tests/helpers/clips.h"
 #include "tests/helpers/proc.h"
 

@@ -27,16 +27,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "model/convert.h"
-#include "model/decoder.h"
-#include "model/encoder.h"
-#include "model/mel.h"
-#include "model/projector.h"
+#include "model/tools/convert.h"
+#include "model/qwen2audio/decoder.h"
+#include "model/audio/encoder.h"
+#include "model/audio/mel.h"
+#include "model/qwen2audio/projector.h"
 #include "model/loader/gguf.h"
 #include "model/loader/safetensors.h"
 #include "model/loader/tensors.h"
-#include "model/quant.h"
-#include "model/tokenizer.h"
+#include "model/kernels/quant.h"
+#include "model/text/tokenizer.h"
 #include "tests/golden/golden.h"
 #include "tests/helpers/rand.h"
 

@@ -20,11 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/decoder.h"
+#include "model/qwen2audio/decoder.h"
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/vecmath.h"
-#include "model/generate.h"
-#include "model/tokenizer.h"
+#include "model/gen/generate.h"
+#include "model/text/tokenizer.h"
 #include "model/loader/safetensors.h"
 #include "tests/golden/golden.h"
 #include "tests/helpers/proc.h"

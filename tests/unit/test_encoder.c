@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/chunk.h"
-#include "model/encoder.h"
-#include "model/mel.h"
-#include "model/projector.h"
+#include "model/audio/chunk.h"
+#include "model/audio/encoder.h"
+#include "model/audio/mel.h"
+#include "model/qwen2audio/projector.h"
 #include "tests/golden/golden.h"
 
 #define ENC_TOL 1e-3 /* max abs error relative to the max magnitude of the reference */

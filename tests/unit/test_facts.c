@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/audio.h"
+#include "model/audio/audio.h"
 #include "tests/helpers/clips.h"
 #include "tests/helpers/proc.h"
 #include "worker/facts.h"

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "model/loader/gguf.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
 static char dir[256];
 

@@ -26,7 +26,7 @@
 #include "model/kernels/cpu/qdot.h"
 #include "model/kernels/cpu/qmatmul.h"
 #include "model/loader/tensor.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 #include "tests/helpers/proc.h"
 #include "tests/helpers/rand.h"
 

@@ -1,4 +1,4 @@
-/* tests/unit/test_kvcache.c - the KV cache's element types (model/kvcache.h) and the f16 row
+/* tests/unit/test_kvcache.c - the KV cache's element types (model/gen/kvcache.h) and the f16 row
  * helpers of the decode attention (model/kernels/cpu/vecmath.h):
  *   - f16 rows round to nearest even, saturate beyond +-65504 (infinities too) and keep NaN,
  *     bit for bit as em_quant_f32_to_f16 of the clamped value; f32 rows are exact copies;
@@ -16,8 +16,8 @@
 
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/vecmath.h"
-#include "model/kvcache.h"
-#include "model/quant.h"
+#include "model/gen/kvcache.h"
+#include "model/kernels/quant.h"
 #include "tests/helpers/rand.h"
 
 static float frand(uint64_t *s) { return em_test_lcg64_unit(s); } /* [-1, 1) */

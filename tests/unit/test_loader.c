@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "common/err.h"
-#include "model/config.h"
-#include "model/generate.h"
+#include "model/qwen2audio/config.h"
+#include "model/gen/generate.h"
 #include "model/kernels/backend.h"
 #include "model/loader/safetensors.h"
 #include "model/loader/tensors.h"

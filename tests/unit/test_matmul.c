@@ -13,7 +13,7 @@
 #include "model/kernels/backend.h"
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/loader/tensor.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 #include "tests/helpers/rand.h"
 
 /* relative to max |want|: f32 accumulation order differs */

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/chunk.h"
-#include "model/mel.h"
+#include "model/audio/chunk.h"
+#include "model/audio/mel.h"
 #include "tests/golden/golden.h"
 
 #define MEL_TOL 1e-4 /* max abs error of the log-mel features vs the reference */

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/convert.h"
+#include "model/tools/convert.h"
 #include "model/model.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 #include "tests/golden/golden.h"
 #include "tests/helpers/proc.h"
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/prompt.h"
-#include "model/tokenizer.h"
+#include "model/text/prompt.h"
+#include "model/text/tokenizer.h"
 #include "tests/golden/golden.h"
 
 static char tmp[512];

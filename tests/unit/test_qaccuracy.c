@@ -5,7 +5,7 @@
  *   tiny-t  the text decoder TRAINED as a byte-level LM on license texts (make_golden.py
  *           t_train): confident next-token distributions, as a real model's.
  * For each: the checkpoint -> f32 GGUF and four quantized GGUFs (em_convert): q8_0 and q4_0
- * with every linear quantized ("all") and with the conversion policy of model/convert.c
+ * with every linear quantized ("all") and with the conversion policy of model/tools/convert.c
  * ("policy"). The f32 file matches the HF records (relative error <= REF_TOL, same argmax
  * class). Then for every golden prompt (speech clip, 3 tasks x base/chat), teacher-forced on
  * the recorded input ids: the fraction of positions where a quantized file's argmax class
@@ -27,12 +27,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "model/convert.h"
-#include "model/decoder.h"
-#include "model/encoder.h"
-#include "model/mel.h"
-#include "model/projector.h"
-#include "model/quant.h"
+#include "model/tools/convert.h"
+#include "model/qwen2audio/decoder.h"
+#include "model/audio/encoder.h"
+#include "model/audio/mel.h"
+#include "model/qwen2audio/projector.h"
+#include "model/kernels/quant.h"
 #include "model/loader/safetensors.h"
 #include "model/loader/tensors.h"
 #include "tests/golden/golden.h"

@@ -19,7 +19,7 @@
 #include "model/kernels/cpu/qdot.h"
 #include "model/kernels/cpu/peak.h"
 #include "model/kernels/cpu/qmatmul.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 #include "tests/helpers/rand.h"
 
 /* SIMD vs generic: same integers, different float summation order. Relative to

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 #include "tests/helpers/rand.h"
 
 /* f16 carries 11 significant bits: a q8_0 scale stored as f16 differs from amax / 127 by at

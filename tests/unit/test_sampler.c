@@ -5,8 +5,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "model/generate.h"
-#include "model/sampler.h"
+#include "model/gen/generate.h"
+#include "model/gen/sampler.h"
 
 static struct em_sampler *mk(bool sample, float temp, int k, float p, float pen, uint64_t seed,
                              int vocab)

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "model/pretok.h"
-#include "model/tokenizer.h"
+#include "model/text/pretok.h"
+#include "model/text/tokenizer.h"
 
 static struct em_tok *tiny, *tiny_json, *qwen;
 static char test_root[1024], vocab_dir[1024];

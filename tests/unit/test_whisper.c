@@ -13,11 +13,11 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "model/audio.h"
+#include "model/audio/audio.h"
 #include "model/family.h"
-#include "model/mel.h"
+#include "model/audio/mel.h"
 #include "model/model.h"
-#include "model/tokenizer.h"
+#include "model/text/tokenizer.h"
 #include "model/whisper/whisper.h"
 #include "tests/golden/golden.h"
 #include "tests/helpers/schema.h"

@@ -1,5 +1,5 @@
 /* model/kernels/cpu/eltwise.h - element-wise f32 passes shared by the audio encoder
- * (model/encoder.c) and the Whisper decoder (model/whisper/): single-threaded, AVX2 + FMA
+ * (model/audio/encoder.c) and the Whisper decoder (model/whisper/): single-threaded, AVX2 + FMA
  * when em_cpu_level() allows, else plain C with the same formulas (exp: Cephes-style range
  * reduction, about 1 ulp; erfc: Chebyshev fit, relative error < 1.2e-7), so both agree up to
  * FMA rounding. Pure functions: thread-safe. */

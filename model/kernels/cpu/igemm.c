@@ -5,7 +5,7 @@
 
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/qmatmul.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
 int em_igemm_available(int level)
 {

@@ -1,6 +1,6 @@
 /* model/kernels/cpu/igemm.h - internal to model/kernels: the int8 GEMM for quantized weights
  * at many activation rows (prefill, encoder): y[n, out] = x[n, in] @ W[out, in]^T, W in Q8_0
- * or Q4_0 (GGUF blocks, model/quant.h), on AVX-512 VNNI (vpdpbusd).
+ * or Q4_0 (GGUF blocks, model/kernels/quant.h), on AVX-512 VNNI (vpdpbusd).
  *
  * Numerics: the same definition as the decode kernels (qdot.h, qdot_generic.c):
  *   x is quantized per 32-block exactly as em_qdot_quantize_x does (dx = amax / 127,

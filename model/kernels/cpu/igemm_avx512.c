@@ -30,7 +30,7 @@
 
 #include "model/kernels/cpu/igemm.h"
 #include "model/kernels/cpu/qmatmul.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
 #define INLINE static inline __attribute__((always_inline))
 #define TN EM_IGEMM_TN

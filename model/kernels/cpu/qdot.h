@@ -8,7 +8,7 @@
  *          for all n activations (the batched-decode win: weight bytes dominate).
  * W row r starts at w + r * row_bytes (any alignment). rows may run concurrently on
  * disjoint [r0, r1) ranges with the same em_qact (read-only after prep).
- * Each ISA exposes one ops table; wtypes are enum em_wtype (model/quant.h). */
+ * Each ISA exposes one ops table; wtypes are enum em_wtype (model/kernels/quant.h). */
 #ifndef EM_QDOT_H
 #define EM_QDOT_H
 
@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
 #define EM_QDOT_MAX_N 8 /* activation rows per prep/rows pass */
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "model/kernels/cpu/qdot.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
 #define INLINE static inline __attribute__((always_inline))
 

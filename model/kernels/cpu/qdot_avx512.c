@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "model/kernels/cpu/qdot.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
 #define INLINE static inline __attribute__((always_inline))
 /* Software prefetch of the quantized weight rows (the hardware prefetchers stop at 4 KiB

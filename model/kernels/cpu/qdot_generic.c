@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "model/kernels/cpu/qdot.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
 void em_qdot_quantize_x(const float *x, int n, int in, int8_t *q, float *d)
 {

@@ -18,7 +18,7 @@
 
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/qdot.h"
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
 #define SPIN_ITERS 4000 /* pause loops before sleeping (tens of microseconds) */
 

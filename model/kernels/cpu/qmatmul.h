@@ -1,5 +1,5 @@
 /* model/kernels/cpu/qmatmul.h - y[n, out] = x[n, in] @ W[out, in]^T (+ bias[out]) for W in
- * any enum em_wtype (model/quant.h): Q8_0, Q4_0 (GGUF blocks), BF16, F16, F32 rows.
+ * any enum em_wtype (model/kernels/quant.h): Q8_0, Q4_0 (GGUF blocks), BF16, F16, F32 rows.
  *
  * Built for decoding: n small (1..8 prompts decoded together). Every weight row is read once
  * for all n activation rows (n > EM_QDOT_MAX_N = 8 is processed in groups of 8, each group

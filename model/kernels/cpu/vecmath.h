@@ -1,5 +1,5 @@
 /* model/kernels/cpu/vecmath.h - float exp for the model's element-wise passes (softmax,
- * GELU, SiLU), shared by model/encoder.c and model/decoder.c: a plain C version and an
+ * GELU, SiLU), shared by model/audio/encoder.c and model/qwen2audio/decoder.c: a plain C version and an
  * AVX2 + FMA one of the same formula (Cephes expf range reduction + degree-6 polynomial,
  * about 1 ulp), so the two agree up to FMA rounding, plus AVX2 horizontal sum and max;
  * and the decoder's decode-attention dot / axpy rows and SwiGLU product (C and AVX2).
@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/quant.h"
+#include "model/kernels/quant.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define EM_VM_X86 1
@@ -67,7 +67,7 @@ static inline float em_exp_shift_row(float *x, int n)
     return sum;
 }
 
-/* ---- decode attention and SwiGLU helpers (model/decoder.c) ----
+/* ---- decode attention and SwiGLU helpers (model/qwen2audio/decoder.c) ----
  * em_dots_t / em_dots8: s[i] = scale * dot(q, k + i * ld) over hd elements, for i < rows
  * (rows <= 4): one accumulator per row over the head dimension, so a row's score has the
  * same bits whatever rows is (batched and single decode steps agree).
@@ -105,8 +105,8 @@ static inline void em_silu_mul(float *g, const float *u, size_t n)
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-/* ---- f16 rows (the decoder's KV cache, model/kvcache.h) ----
- * Storing x as f16: em_quant_f32_to_f16(em_f16_clamp(x)) (model/quant.h): rounded to nearest
+/* ---- f16 rows (the decoder's KV cache, model/gen/kvcache.h) ----
+ * Storing x as f16: em_quant_f32_to_f16(em_f16_clamp(x)) (model/kernels/quant.h): rounded to nearest
  * even, values beyond the f16 range (infinities too) saturated at +-65504, NaN stays NaN.
  * Reading: em_quant_f16_to_f32 (exact). em_f16_store8 / em_f16_load8 do the same for a row
  * with F16C, to the same bits (NaN payloads aside). */

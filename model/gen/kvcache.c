@@ -1,0 +1,190 @@
+/* model/gen/kvcache.c - see kvcache.h. */
+#include "model/gen/kvcache.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/vecmath.h"
+
+struct em_kv {
+    int n_layers, kv_dim, cap, len;
+    enum em_kv_type type;
+    size_t esz;               /* bytes per element */
+    const struct em_kv *base; /* overlay: positions < n_base are base's */
+    int n_base;               /* 0 for a plain cache */
+    unsigned char *k, *v;     /* [n_layers][cap - n_base][kv_dim]: positions n_base.. */
+};
+
+const char *em_kv_type_name(int type)
+{
+    return type == EM_KV_F32 ? "f32" : type == EM_KV_F16 ? "f16" : NULL;
+}
+
+int em_kv_type_parse(const char *s)
+{
+    if (!s) return -1;
+    if (strcmp(s, "f32") == 0) return EM_KV_F32;
+    if (strcmp(s, "f16") == 0) return EM_KV_F16;
+    return -1;
+}
+
+static em_err alloc(int n_layers, int kv_dim, int cap, int n_base, enum em_kv_type type,
+                    struct em_kv **out, struct em_errbuf *eb)
+{
+    const size_t esz = type == EM_KV_F16 ? 2 : 4;
+    uint64_t n = (uint64_t)n_layers * (uint64_t)kv_dim * (uint64_t)(cap - n_base);
+    if (n * 2 * esz > EM_KV_MAX_BYTES)
+        return em_errf(eb, EM_E_TOO_LONG, "kvcache: %llu bytes for %d positions, limit %llu",
+                       (unsigned long long)(n * 2 * esz), cap - n_base,
+                       (unsigned long long)EM_KV_MAX_BYTES);
+    struct em_kv *kv = calloc(1, sizeof *kv);
+    if (!kv) return EM_E_NOMEM;
+    kv->k = malloc(n * esz);
+    kv->v = malloc(n * esz);
+    if (!kv->k || !kv->v) {
+        em_kv_free(kv);
+        return EM_E_NOMEM;
+    }
+    kv->n_layers = n_layers;
+    kv->kv_dim = kv_dim;
+    kv->cap = cap;
+    kv->n_base = n_base;
+    kv->type = type;
+    kv->esz = esz;
+    *out = kv;
+    return EM_OK;
+}
+
+em_err em_kv_new(int n_layers, int kv_dim, int cap, enum em_kv_type type, struct em_kv **out,
+                 struct em_errbuf *eb)
+{
+    *out = NULL;
+    if (n_layers <= 0 || kv_dim <= 0 || cap <= 0 || !em_kv_type_name((int)type))
+        return em_errf(eb, EM_E_ARG, "kvcache: layers %d, kv_dim %d, cap %d, type %d", n_layers,
+                       kv_dim, cap, (int)type);
+    return alloc(n_layers, kv_dim, cap, 0, type, out, eb);
+}
+
+em_err em_kv_new_over(const struct em_kv *base, int n, int cap, struct em_kv **out,
+                      struct em_errbuf *eb)
+{
+    *out = NULL;
+    if (!base || n < 0 || n > base->len || cap <= n)
+        return em_errf(eb, EM_E_ARG, "kvcache: overlay of %d positions (base holds %d), cap %d", n,
+                       base ? base->len : 0, cap);
+    em_err rc = alloc(base->n_layers, base->kv_dim, cap, n, base->type, out, eb);
+    if (rc != EM_OK) return rc;
+    (*out)->base = n ? base : NULL;
+    (*out)->len = n;
+    return EM_OK;
+}
+
+void em_kv_free(struct em_kv *kv)
+{
+    if (!kv) return;
+    free(kv->k);
+    free(kv->v);
+    free(kv);
+}
+
+int em_kv_len(const struct em_kv *kv) { return kv->len; }
+int em_kv_cap(const struct em_kv *kv) { return kv->cap; }
+int em_kv_layers(const struct em_kv *kv) { return kv->n_layers; }
+int em_kv_dim(const struct em_kv *kv) { return kv->kv_dim; }
+enum em_kv_type em_kv_type(const struct em_kv *kv) { return kv->type; }
+size_t em_kv_elem_bytes(const struct em_kv *kv) { return kv->esz; }
+
+void em_kv_truncate(struct em_kv *kv, int n)
+{
+    if (n < kv->n_base) n = kv->n_base;
+    if (n >= 0 && n < kv->len) kv->len = n;
+}
+
+/* byte offset of layer l, position p in the cache's own rows */
+static size_t at(const struct em_kv *kv, int l, int p)
+{
+    assert(l >= 0 && l < kv->n_layers && p >= kv->n_base && p < kv->cap);
+    return ((size_t)l * (size_t)(kv->cap - kv->n_base) + (size_t)(p - kv->n_base)) *
+           (size_t)kv->kv_dim * kv->esz;
+}
+
+const void *em_kv_k(const struct em_kv *kv, int l, int p)
+{
+    return p < kv->n_base ? em_kv_k(kv->base, l, p) : kv->k + at(kv, l, p);
+}
+
+const void *em_kv_v(const struct em_kv *kv, int l, int p)
+{
+    return p < kv->n_base ? em_kv_v(kv->base, l, p) : kv->v + at(kv, l, p);
+}
+
+static void narrow(int type, const float *src, void *dst, size_t n)
+{
+    if (type == EM_KV_F32) {
+        memcpy(dst, src, n * sizeof(float));
+        return;
+    }
+    uint16_t *h = dst;
+#if EM_VM_X86
+    if (em_cpu_level() >= EM_CPU_AVX2) {
+        em_f16_store8(h, src, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) h[i] = em_quant_f32_to_f16(em_f16_clamp(src[i]));
+}
+
+void em_kv_widen(int type, const void *src, float *dst, size_t n)
+{
+    if (type == EM_KV_F32) {
+        memcpy(dst, src, n * sizeof(float));
+        return;
+    }
+    const uint16_t *h = src;
+#if EM_VM_X86
+    if (em_cpu_level() >= EM_CPU_AVX2) {
+        em_f16_load8(dst, h, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = em_quant_f16_to_f32(h[i]);
+}
+
+void em_kv_store(struct em_kv *kv, int l, int p, const float *k, const float *v)
+{
+    const size_t o = at(kv, l, p);
+    narrow(kv->type, k, kv->k + o, (size_t)kv->kv_dim);
+    narrow(kv->type, v, kv->v + o, (size_t)kv->kv_dim);
+}
+
+em_err em_kv_copy_prefix(struct em_kv *dst, const struct em_kv *src, int n)
+{
+    if (dst->n_layers != src->n_layers || dst->kv_dim != src->kv_dim || dst->type != src->type ||
+        n < 0 || n > src->len || n > dst->cap || dst->n_base != 0)
+        return EM_E_ARG;
+    const size_t row = (size_t)src->kv_dim * src->esz;
+    for (int l = 0; l < src->n_layers; l++) {
+        const size_t d_o = (size_t)l * (size_t)dst->cap * row;
+        if (src->n_base == 0) {
+            const size_t so = (size_t)l * (size_t)src->cap * row;
+            memcpy(dst->k + d_o, src->k + so, (size_t)n * row);
+            memcpy(dst->v + d_o, src->v + so, (size_t)n * row);
+            continue;
+        }
+        for (int p = 0; p < n; p++) {
+            memcpy(dst->k + d_o + (size_t)p * row, em_kv_k(src, l, p), row);
+            memcpy(dst->v + d_o + (size_t)p * row, em_kv_v(src, l, p), row);
+        }
+    }
+    dst->len = n;
+    return EM_OK;
+}
+
+void em_kv_advance(struct em_kv *kv, int t)
+{
+    assert(t >= 0 && kv->len + t <= kv->cap);
+    kv->len += t;
+}
