@@ -248,7 +248,11 @@ void em_coord_batch_check(struct em_coord *c, const char *id)
                     (unsigned long long)bi.done, (unsigned long long)bi.failed,
                     (unsigned long long)bi.cancelled);
             if (cb && cb->stall_count) em_coord_unstall(c, cb);
-            if (cb) cb->manifest_failures = 0;
+            if (cb) {
+                cb->manifest_failures = 0;
+                snprintf(cb->info.state, sizeof cb->info.state, "%s",
+                         bi.cancel ? "cancelled" : "complete"); /* lost.c skips finished ones */
+            }
         } else {
             char q[300];
             em_warn(

@@ -61,5 +61,21 @@ int em_coord_recover_nogroup(struct em_coord *c, const struct em_errbuf *eb)
         em_coord_batch_lost(c, c->jobs[i]->e.batch);
         i = 0; /* jobs were dropped: rescan (each lost batch is handled once) */
     }
+    /* batches followed for progress but with no item held right now (all of theirs were in
+     * the stream, or in flight on workers) are lost as well */
+    for (size_t i = 0; i < c->nbatches;) {
+        struct em_batch_info bi;
+        if (strcmp(c->batches[i]->info.state, "open") != 0) { /* finished before the loss */
+            i++;
+            continue;
+        }
+        em_err g = em_queue_batch_get(c->q, c->batches[i]->info.id, &bi, &e2);
+        if (g == EM_OK) em_batch_info_clear(&bi);
+        if (g != EM_E_NOTFOUND) {
+            i++;
+            continue;
+        }
+        em_coord_batch_lost(c, c->batches[i]->info.id); /* forgets it: i now holds another */
+    }
     return 1;
 }
