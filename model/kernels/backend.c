@@ -41,6 +41,14 @@ void em_backend_close(const struct em_backend *be)
     em_cuda_close((struct em_backend *)be);
 }
 
+em_err em_backend_check(const char *dev, struct em_errbuf *eb)
+{
+    const struct em_backend *be = NULL;
+    em_err rc = em_backend_open(dev, &be, eb);
+    em_backend_close(be);
+    return rc;
+}
+
 float *em_be_floats(const struct em_backend *be, size_t n)
 {
     void *p = NULL;

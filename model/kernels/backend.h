@@ -156,6 +156,10 @@ struct em_backend_ops {
     void (*weight_free)(void *ctx, struct em_tensor *dev);
     /* Waits for every call made so far (a download's data is valid after it returns). */
     em_err (*sync)(void *ctx);
+    /* 1 when the slots may be handed host (malloc) memory in place of device memory: the
+     * CPU; a CUDA device with pageable memory access (HMM / ATS). The decoder's KV cache
+     * (model/gen/kvcache.h) is host memory today, so the decoder needs this. */
+    int (*host_visible)(void *ctx);
 
     /* -- layer primitives: every pointer device memory unless said otherwise -- */
     /* y[n, d] = x / sqrt(mean(x^2) + eps) * w per row (ref: Qwen2RMSNorm); y may equal x. */
@@ -196,6 +200,9 @@ const struct em_backend *em_backend_cpu(void);
  * usable CUDA device: the line says which), EM_E_NOMEM. */
 em_err em_backend_open(const char *dev, const struct em_backend **out, struct em_errbuf *eb);
 void em_backend_close(const struct em_backend *be); /* NULL ok */
+/* em_backend_open then em_backend_close: whether dev names a backend this process can use
+ * (commands check their --device once, before any work). Same errors. */
+em_err em_backend_check(const char *dev, struct em_errbuf *eb);
 /* 1 when this build has the CUDA backend (make CUDA=1). */
 int em_backend_have_cuda(void);
 

@@ -122,6 +122,11 @@ em_err em_dec_open_be(const struct em_ckpt *ck, const struct em_backend *be, str
     struct em_dec *d = calloc(1, sizeof *d);
     if (!d) goto fail;
     d->be = be ? be : em_backend_cpu();
+    if (!d->be->ops->host_visible(d->be->ctx)) {
+        rc = em_errf(eb, EM_E_UNSUPPORTED, "decoder: the %s device cannot read host memory, where "
+                     "the KV cache lives (CUDA: needs pageable memory access, HMM)", d->be->ops->name);
+        goto fail;
+    }
     d->c = cfg->text;
     d->audio_token = cfg->audio_token_index;
     d->D = d->c.hidden_size;
