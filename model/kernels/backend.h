@@ -127,6 +127,14 @@ struct em_im2col_args {
     size_t fstride, cstride;
 };
 
+/* What a device is and can do at most (benches report against these). 0 where unknown. */
+struct em_backend_info {
+    char device[128];        /* e.g. "NVIDIA H100 80GB HBM3 (cuda:0, sm_90)" */
+    double peak_bf16_tflops; /* dense BF16 tensor throughput */
+    double peak_gbps;        /* memory bandwidth, GB/s */
+    size_t mem_bytes;        /* device memory */
+};
+
 /* ---- the table ------------------------------------------------------------------------- */
 
 struct em_backend_ops {
@@ -160,6 +168,8 @@ struct em_backend_ops {
      * CPU; a CUDA device with pageable memory access (HMM / ATS). The decoder's KV cache
      * (model/gen/kvcache.h) is host memory today, so the decoder needs this. */
     int (*host_visible)(void *ctx);
+    /* Optional (NULL: unknown): the device and its peaks. */
+    em_err (*info)(void *ctx, struct em_backend_info *out);
 
     /* -- layer primitives: every pointer device memory unless said otherwise -- */
     /* y[n, d] = x / sqrt(mean(x^2) + eps) * w per row (ref: Qwen2RMSNorm); y may equal x. */

@@ -28,6 +28,7 @@
 #include "model/kernels/backend.h"
 #include "model/qwen2audio/decoder.h"
 #include "model/qwen2audio/projector.h"
+#include "model/tools/bench_device.h"
 #include "tests/golden/golden.h"
 #include "tests/helpers/rand.h"
 
@@ -616,6 +617,27 @@ static void unknown_device_names_are_errors(void)
     }
 }
 
+/* The device bench's table (model/tools/bench_device.h) on the CPU at small shapes: every
+ * step runs and the figures are printed. */
+static void device_bench_runs(void)
+{
+    struct em_bench_shapes sh = {.enc_d = 64, .enc_heads = 4, .enc_ffn = 128, .enc_T = 30,
+                                 .enc_layers = 2, .D = 64, .H = 4, .KVH = 2, .F = 96, .V = 100,
+                                 .layers = 2, .prefill_T = 20, .batch = 3, .ctx = 10,
+                                 .new_tokens = 5};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    struct em_errbuf eb = {{0}};
+    CU_ASSERT_EQUAL(em_bench_device("cpu", &sh, f, &eb), EM_OK);
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "prefill layer T=20"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "decode step B=3 ctx=10"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "clips/s"));
+    free(buf);
+}
+
 static int init_cpu(void)
 {
     st_cpu.be = em_backend_cpu();
@@ -678,6 +700,7 @@ static CU_TestInfo tests_cpu[] = {
     {"attention_prefill_and_decode", st_cpu_attention_prefill_and_decode},
     {"encoder_projector", st_cpu_encoder_projector},
     {"decoder_logits_and_greedy", st_cpu_decoder_logits_and_greedy},
+    {"device_bench_runs", device_bench_runs},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_backend_cpu = {"backend_cpu", init_cpu, clean_cpu, NULL, NULL, tests_cpu};

@@ -99,6 +99,35 @@ static int cu_host_visible(void *ctx)
     return v;
 }
 
+/* Dense BF16 FLOPs per SM per clock: Hopper 4096, Ampere / Ada 2048 (A100: 312 TFLOPS at 108
+ * SMs x 1.41 GHz), Blackwell 8192; else 1024. */
+static double bf16_per_sm_clock(int major)
+{
+    return major == 9 ? 4096 : major == 8 ? 2048 : major >= 10 ? 8192 : 1024;
+}
+
+static em_err cu_info(void *ctx, struct em_backend_info *o)
+{
+    CTX_C;
+    memset(o, 0, sizeof *o);
+    char name[256] = "?";
+    int major = 0, minor = 0, sms = 0, clk = 0, mclk = 0, bus = 0;
+    CUDA_CHECK(cudaDeviceGetName(name, sizeof name, c->device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, c->device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c->device));
+    if (cudaDeviceGetAttribute(&clk, cudaDevAttrClockRate, c->device) != cudaSuccess) clk = 0;
+    if (cudaDeviceGetAttribute(&mclk, cudaDevAttrMemoryClockRate, c->device) != cudaSuccess) mclk = 0;
+    if (cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, c->device) != cudaSuccess) bus = 0;
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    snprintf(o->device, sizeof o->device, "%s (cuda:%d, sm_%d%d)", name, c->device, major, minor);
+    o->peak_bf16_tflops = (double)sms * clk * 1e3 * bf16_per_sm_clock(major) / 1e12;
+    o->peak_gbps = 2.0 * mclk * 1e3 * (bus / 8.0) / 1e9;
+    o->mem_bytes = total_b;
+    return EM_OK;
+}
+
 static em_err cu_weight(void *ctx, const struct em_tensor *host, struct em_tensor *dev)
 {
     CTX_C;
@@ -159,6 +188,7 @@ static const struct em_backend_ops cuda_ops = {
     /* .weight_free */ cu_weight_free,
     /* .sync */ cu_sync,
     /* .host_visible */ cu_host_visible,
+    /* .info */ cu_info,
     /* .rmsnorm */ em_cuda_rmsnorm,
     /* .layernorm */ em_cuda_layernorm,
     /* .gelu */ em_cuda_gelu,
