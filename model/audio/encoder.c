@@ -273,6 +273,7 @@ done:
 struct scratch {
     float *mel, *h, *a, *q, *k, *v, *o, *f, *x1, *c1, *x2;
     const float **rows; /* host: [2T] */
+    int own_mel;        /* mel is a device copy (not the caller's buffer) */
 };
 
 #define OPS(e) (e)->be->ops
@@ -336,17 +337,22 @@ static em_err stem(const struct em_encoder *e, struct scratch *w, int T)
 
 static void scratch_free(const struct em_encoder *e, struct scratch *w)
 {
-    float *dev[] = {w->mel, w->h, w->a, w->q, w->k, w->v, w->o, w->f, w->x1, w->c1, w->x2};
+    float *dev[] = {w->own_mel ? w->mel : NULL, w->h, w->a, w->q, w->k, w->v, w->o, w->f,
+                    w->x1, w->c1, w->x2};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) free_vec(e, dev[i]);
     free(w->rows);
 }
 
-static em_err scratch_alloc(const struct em_encoder *e, int T, struct scratch *w)
+/* mel: the caller's (host) features, used in place on a unified backend. */
+static em_err scratch_alloc(const struct em_encoder *e, int T, const float *mel, struct scratch *w)
 {
     const struct em_backend *be = e->be;
     const size_t td = (size_t)T * e->d;
+    const int own = !be->ops->unified;
     *w = (struct scratch){
-        .mel = em_be_floats(be, (size_t)e->n_mels * EM_MEL_FRAMES), .h = em_be_floats(be, td),
+        .own_mel = own,
+        .mel = own ? em_be_floats(be, (size_t)e->n_mels * EM_MEL_FRAMES) : (float *)mel,
+        .h = em_be_floats(be, td),
         .a = em_be_floats(be, td), .q = em_be_floats(be, td), .k = em_be_floats(be, td),
         .v = em_be_floats(be, td), .o = em_be_floats(be, td),
         .f = em_be_floats(be, (size_t)T * e->ffn),
@@ -376,11 +382,14 @@ em_err em_encoder_run(const struct em_encoder *e, const float *mel, int mel_len,
                        mel_len);
     const int T = (mel_len - 1) / 2 + 1, d = e->d;
     struct scratch w;
-    em_err rc = scratch_alloc(e, T, &w);
+    em_err rc = scratch_alloc(e, T, mel, &w);
     if (rc != EM_OK) goto done;
-    if ((rc = OPS(e)->upload(CTX(e), w.mel, mel, sizeof(float) * (size_t)e->n_mels * EM_MEL_FRAMES)))
+    if (w.own_mel &&
+        (rc = OPS(e)->upload(CTX(e), w.mel, mel, sizeof(float) * (size_t)e->n_mels * EM_MEL_FRAMES)))
         goto done;
     if ((rc = stem(e, &w, T)) != EM_OK) goto done;
+    free_vec(e, w.x1), free_vec(e, w.c1), free_vec(e, w.x2); /* the stem's only */
+    w.x1 = w.c1 = w.x2 = NULL;
     for (int i = 0; i < e->nlayers; i++)
         if ((rc = run_layer(e, &e->l[i], w.h, T, &w)) != EM_OK) goto done;
     const float *fin = w.h; /* Whisper: no pooling */
@@ -388,8 +397,10 @@ em_err em_encoder_run(const struct em_encoder *e, const float *mel, int mel_len,
         if ((rc = OPS(e)->avgpool2(CTX(e), w.a, w.h, N, d))) goto done;
         fin = w.a;
     }
-    if ((rc = OPS(e)->layernorm(CTX(e), w.o, fin, e->lnf_w, e->lnf_b, N, d, e->eps)) ||
-        (rc = OPS(e)->download(CTX(e), out, w.o, sizeof(float) * (size_t)N * d)) ||
+    /* a unified backend writes the caller's rows directly */
+    float *dst = OPS(e)->unified ? out : w.o;
+    if ((rc = OPS(e)->layernorm(CTX(e), dst, fin, e->lnf_w, e->lnf_b, N, d, e->eps)) ||
+        (dst != out && (rc = OPS(e)->download(CTX(e), out, dst, sizeof(float) * (size_t)N * d))) ||
         (rc = OPS(e)->sync(CTX(e))))
         goto done;
     *n_tokens = N;

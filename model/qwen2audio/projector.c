@@ -41,6 +41,8 @@ em_err em_projector_run(const struct em_projector *p, const float *x, int n, flo
 {
     const struct em_backend *be = p->be;
     if (n < 1) return n == 0 ? EM_OK : EM_E_ARG;
+    if (be->ops->unified) /* host memory is device memory: no staging */
+        return be->ops->matmul(be->ctx, y, x, n, p->in, p->out, &p->w, &p->b);
     float *dx = em_be_upload_floats(be, x, (size_t)n * p->in);
     float *dy = em_be_floats(be, (size_t)n * p->out);
     em_err rc = dx && dy ? EM_OK : EM_E_NOMEM;
