@@ -156,14 +156,7 @@ static void store_row(void *dst, const float *src, size_t n, int f16)
         memcpy(dst, src, n * sizeof(float));
         return;
     }
-    uint16_t *h = dst;
-#if EM_VM_X86
-    if (em_cpu_level() >= EM_CPU_AVX2) {
-        em_f16_store8(h, src, n);
-        return;
-    }
-#endif
-    for (size_t i = 0; i < n; i++) h[i] = em_quant_f32_to_f16(em_f16_clamp(src[i]));
+    em_f16_narrow(dst, src, n);
 }
 
 static void rope_kv_rows(const struct row_pass *c, int t0, int t1)
