@@ -24,7 +24,8 @@ em_err em_cuda_scratch(struct em_cuda_ctx *c, int i, size_t bytes, void **out)
 {
     struct em_cuda_scratch *s = &c->ws[i];
     if (s->bytes < bytes) {
-        if (s->p) CUDA_CHECK(cudaFree(s->p)); /* synchronizes: no kernel still reads it */
+        CUDA_CHECK(cudaStreamSynchronize(c->stream)); /* no queued kernel still reads it */
+        if (s->p) CUDA_CHECK(cudaFree(s->p));
         s->p = NULL;
         s->bytes = 0;
         size_t want = bytes + bytes / 4;
@@ -57,8 +58,10 @@ static em_err cu_alloc(void *ctx, size_t bytes, void **out)
 
 static void cu_free(void *ctx, void *p)
 {
-    (void)ctx;
-    if (p) cudaFree(p); /* nothing to report to: a failed free leaves the memory held */
+    CTX_C;
+    if (!p) return;
+    cudaStreamSynchronize(c->stream); /* no queued kernel still uses it */
+    cudaFree(p); /* nothing to report to: a failed free leaves the memory held */
 }
 
 static em_err cu_copy_kind(struct em_cuda_ctx *c, void *dst, const void *src, size_t bytes,
@@ -110,9 +113,10 @@ static em_err cu_info(void *ctx, struct em_backend_info *o)
 {
     CTX_C;
     memset(o, 0, sizeof *o);
-    char name[256] = "?";
+    cudaDeviceProp prop;
     int major = 0, minor = 0, sms = 0, clk = 0, mclk = 0, bus = 0;
-    CUDA_CHECK(cudaDeviceGetName(name, sizeof name, c->device));
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, c->device));
+    const char *name = prop.name;
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device));
     CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, c->device));
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c->device));
@@ -121,7 +125,7 @@ static em_err cu_info(void *ctx, struct em_backend_info *o)
     if (cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, c->device) != cudaSuccess) bus = 0;
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    snprintf(o->device, sizeof o->device, "%s (cuda:%d, sm_%d%d)", name, c->device, major, minor);
+    snprintf(o->device, sizeof o->device, "%.80s (cuda:%d, sm_%d%d)", name, c->device, major, minor);
     o->peak_bf16_tflops = (double)sms * clk * 1e3 * bf16_per_sm_clock(major) / 1e12;
     o->peak_gbps = 2.0 * mclk * 1e3 * (bus / 8.0) / 1e9;
     o->mem_bytes = total_b;
@@ -170,7 +174,8 @@ static em_err cu_weight(void *ctx, const struct em_tensor *host, struct em_tenso
 
 static void cu_weight_free(void *ctx, struct em_tensor *dev)
 {
-    (void)ctx;
+    CTX_C;
+    cudaStreamSynchronize(c->stream); /* no queued kernel still reads it; nothing to report to */
     if (dev && dev->data) cudaFree((void *)dev->data);
     if (dev) dev->data = NULL;
 }
