@@ -1,5 +1,27 @@
 /* model/kernels/backend.h - the compute ops model code calls; nothing else crosses it.
  *
+ * What crosses: one table (struct em_backend_ops + its ctx) per backend, chosen once by name
+ * (em_backend_open: "cpu", "cuda[:N]", EARMARK_DEVICE). Memory slots (alloc / free, upload /
+ * download / copy, weight / weight_free, sync) and the layer primitives the encoder, the
+ * projector and the decoder are made of (matmul in every weight type, RMSNorm, LayerNorm,
+ * RoPE with the KV-cache row writes, full / causal attention and decode attention over
+ * row-pointer (paged) caches, GELU, SiLU x mul, residual add, avg-pool, the conv stem's
+ * im2col, embedding gather, argmax). The model code holds the network's structure and calls
+ * only these; it never tests which backend it has (only the `unified` and `host_visible`
+ * capabilities).
+ * Pointers: activations and cache rows are "device" memory (from alloc; the CPU's is host
+ * memory); weights are em_tensor views returned by the weight slot; small index arrays
+ * (token ids, row-pointer tables, per-sequence lengths) are host arrays the backend reads
+ * during the call (it copies them if it needs them later). Slots may run asynchronously in
+ * call order (CUDA: one stream); download + sync is where results reach the host.
+ * Ownership: alloc'd memory until free; resident weights until weight_free; the backend
+ * until em_backend_close (the CPU backend is static).
+ * Errors: EM_E_ARG (shapes, NULL pointers), EM_E_UNSUPPORTED (dtype, device), EM_E_NOMEM,
+ * EM_E_INTERNAL (a device call failed; the CUDA backend keeps its file:line). No slot prints
+ * or exits.
+ * Threads: the CPU backend's slots may be called from several threads (below); a CUDA
+ * backend (one stream) from one thread at a time.
+ *
  * Matmul contract (PyTorch Linear): y[n, out] = x[n, in] @ W[out, in]^T (+ bias[out]).
  * W is an em_tensor in F32, F16, BF16 (as stored in a checkpoint mapping) or Q8_0 / Q4_0
  * (GGUF blocks, model/kernels/quant.h; then in must be a multiple of 32); it is read as a 2-D matrix
