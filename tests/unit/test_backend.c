@@ -669,7 +669,7 @@ static int init_cuda(void)
     const struct em_backend *be = NULL;
     const em_err rc = em_backend_open("cuda", &be, &eb);
     if (rc != EM_OK) {
-        snprintf(st_cuda.why, sizeof st_cuda.why, "skipped, no CUDA device: %s", eb.msg);
+        snprintf(st_cuda.why, sizeof st_cuda.why, "skipped, no CUDA device: %.200s", eb.msg);
         deactivate(st_cuda.why, NULL);
         return 0;
     }
