@@ -4,7 +4,7 @@
  *                  [--source-root DIR]... [--metrics HOST:PORT] [--device cpu|cuda[:N]]
  * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
  * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS, EARMARK_CURVE_KEY,
- * EARMARK_COORDINATOR_KEY, EARMARK_WORKER_METRICS; EARMARK_SOURCE_ROOTS (colon-separated)
+ * EARMARK_COORDINATOR_KEY, EARMARK_WORKER_METRICS, EARMARK_DEVICE; EARMARK_SOURCE_ROOTS (colon-separated)
  * adds to the --source-root flags. S3 settings: AWS_* (storage.h). The HTTP endpoint
  * (worker/metrics.h) starts before the model loads, so /healthz answers and /readyz says
  * "model not loaded yet" meanwhile. */
@@ -42,8 +42,8 @@ static void usage(FILE *f)
             "  --source-root DIR  local sources may be read under DIR only (repeatable; also\n"
             "              EARMARK_SOURCE_ROOTS=DIR:DIR); none: no local files, s3/http only\n"
             "  --metrics   serve /metrics, /healthz, /readyz on HOST:PORT\n"
-            "  --device    cpu, cuda or cuda:N: where the model runs (EARMARK_DEVICE, default cpu)\n"
-            "              (EARMARK_WORKER_METRICS)\n");
+            "              (EARMARK_WORKER_METRICS)\n"
+            "  --device    cpu, cuda or cuda:N: where the model runs (EARMARK_DEVICE, default cpu)\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
