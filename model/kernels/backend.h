@@ -181,7 +181,7 @@ struct em_backend_ops {
     /* A weight made resident once: *dev describes the same tensor (name, shape) in the
      * dtype the backend computes with (the CPU: the host view itself, no copy; CUDA: F32 and
      * BF16 / F16 as stored, Q8_0 / Q4_0 kept as blocks and dequantized on the fly). Free
-     * with weight_free. Errors: EM_E_UNSUPPORTED (dtype), EM_E_NOMEM. */
+     * with weight_free; host->data must stay valid until then (the CPU's view borrows it). Errors: EM_E_UNSUPPORTED (dtype), EM_E_NOMEM. */
     em_err (*weight)(void *ctx, const struct em_tensor *host, struct em_tensor *dev);
     void (*weight_free)(void *ctx, struct em_tensor *dev);
     /* Waits for every call made so far (a download's data is valid after it returns). */

@@ -27,6 +27,7 @@ struct pool {
     void *p[64];
     int n;
     struct em_tensor w[16];
+    void *host[16]; /* the weights' host data: a backend's weight may be a view of it (CPU) */
     int nw;
     em_err rc;
 };
@@ -40,7 +41,8 @@ static float *dbuf(struct pool *P, size_t floats)
     return f;
 }
 
-/* A random BF16 weight [out, in] resident on the device (host copy freed). */
+/* A random BF16 weight [out, in] resident on the device; its host data lives in the pool
+ * too (the CPU backend's resident weight is a view of it). */
 static const struct em_tensor *weight(struct pool *P, int out, int in)
 {
     if (P->rc != EM_OK || P->nw == 16) return P->rc = P->rc ? P->rc : EM_E_NOMEM, NULL;
@@ -55,14 +57,21 @@ static const struct em_tensor *weight(struct pool *P, int out, int in)
     struct em_tensor t = {.name = "bench", .dtype = EM_DT_BF16, .ndim = 2, .shape = {out, in},
                           .data = h, .nbytes = n * 2};
     P->rc = P->be->ops->weight(P->be->ctx, &t, &P->w[P->nw]);
-    free(h);
-    return P->rc == EM_OK ? &P->w[P->nw++] : NULL;
+    if (P->rc != EM_OK) {
+        free(h);
+        return NULL;
+    }
+    P->host[P->nw] = h;
+    return &P->w[P->nw++];
 }
 
 static void pool_free(struct pool *P)
 {
     for (int i = 0; i < P->n; i++) P->be->ops->free(P->be->ctx, P->p[i]);
-    for (int i = 0; i < P->nw; i++) P->be->ops->weight_free(P->be->ctx, &P->w[i]);
+    for (int i = 0; i < P->nw; i++) {
+        P->be->ops->weight_free(P->be->ctx, &P->w[i]);
+        free(P->host[i]);
+    }
 }
 
 /* Row tables of n rows of `row` bytes each in the device buffer base (row j at j * row). */
