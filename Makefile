@@ -30,6 +30,18 @@ CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 LDFLAGS += -fsanitize=address,undefined
 override BUILD := $(BUILD)-san
 endif
+# CUDA=1: the same binary with the cuda backend (model/kernels/cuda/*.cu through nvcc, cuBLAS)
+# in place of model/kernels/cuda_stub.c, built in $(BUILD)-cuda. `make cuda-check` is that
+# build, and fails when nvcc is missing.
+CUDA    ?= 0
+NVCC    ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
+NVCCFLAGS ?= -O2 -g -std=c++17 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
+ifeq ($(CUDA),1)
+override BUILD := $(BUILD)-cuda
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+endif
 
 # Source folders of the library; each folder's *.c is compiled (main.c is the program).
 DIRS    ?= common proto storage model model/audio model/text model/qwen2audio model/gen model/tools \
@@ -42,6 +54,11 @@ LIB_SRC := $(filter-out common/main.c,$(foreach d,$(DIRS),$(wildcard $(d)/*.c)))
 GEN_SRC := $(BUILD)/gen/proto/earmark.pb-c.c
 GEN_HDR := $(BUILD)/gen/proto/earmark.pb-c.h
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:.c=.o)
+
+ifeq ($(CUDA),1)
+CU_SRC  := $(wildcard model/kernels/cuda/*.cu)
+LIB_OBJ := $(filter-out $(BUILD)/model/kernels/cuda_stub.o,$(LIB_OBJ)) $(CU_SRC:%.cu=$(BUILD)/%.o)
+endif
 
 TESTS   ?= $(wildcard tests/unit/*.c tests/integration/*.c)
 TEST_SRC := tests/main.c $(wildcard tests/helpers/*.c) $(TESTS)
@@ -80,6 +97,10 @@ $(BUILD)/%.o: %.c $(BUILD)/.flags | $(GEN_HDR)
 $(BUILD)/%_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/%_avx512.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
                                -mavx512vnni -mavx512bf16
+
+$(BUILD)/%.o: %.cu $(BUILD)/.flags
+	@mkdir -p $(dir $@)
+	$(NVCC) -I. $(NVCCFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CPPFLAGS) $(filter-out -Wshadow -Wstrict-prototypes,$(CFLAGS)) -c -o $@ $<
@@ -121,6 +142,12 @@ bench: $(BIN)
 
 deps:
 	deploy/install-deps.sh
+
+# Every .cu file through nvcc -Werror and a linked CUDA=1 earmark (no GPU needed).
+.PHONY: cuda-check
+cuda-check:
+	@test -x '$(NVCC)' || { echo "cuda-check: nvcc not found (tried $(NVCC)); install the CUDA toolkit or set NVCC=" >&2; exit 1; }
+	@$(MAKE) --no-print-directory CUDA=1 build-cuda/earmark
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 20

@@ -33,6 +33,7 @@
 #include "model/loader/safetensors.h"
 #include "model/audio/mel.h"
 #include "model/qwen2audio/projector.h"
+#include "model/kernels/backend.h"
 #include "model/text/prompt.h"
 #include "model/text/tokenizer.h"
 #include "model/whisper/whisper.h"
@@ -46,7 +47,8 @@ struct em_model {
     struct em_tok *tok;
     struct em_mel *mel;
     struct em_encoder *enc;
-    struct em_projector proj; /* views into ck */
+    struct em_projector proj; /* resident on be (the CPU: views into ck) */
+    const struct em_backend *be; /* em_backend_open(opts.device); encoder, projector, decoder */
     struct em_dec *dec;
     enum em_model_form form;  /* BASE or CHAT */
     struct em_gen_params gen; /* generation_config.json defaults */
@@ -401,7 +403,16 @@ em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct e
     const struct em_family *fam = NULL;
     em_err rc = em_family_detect(dir, &fam, eb);
     if (rc != EM_OK) return rc;
-    if (fam->id == EM_FAMILY_WHISPER) return load_whisper(dir, &o, out, eb);
+    if (fam->id == EM_FAMILY_WHISPER) {
+        const struct em_backend *be = NULL;
+        if ((rc = em_backend_open(o.device, &be, eb)) != EM_OK) return rc;
+        if (be != em_backend_cpu()) {
+            em_backend_close(be);
+            return em_errf(eb, EM_E_UNSUPPORTED, "model %s: the Whisper family runs on the cpu "
+                           "device only", dir);
+        }
+        return load_whisper(dir, &o, out, eb);
+    }
     bool gguf = is_gguf_path(dir);
     rc = gguf ? EM_OK : check_files(dir, eb);
     if (rc != EM_OK) return rc;
@@ -427,9 +438,10 @@ em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct e
         goto fail;
     }
     if ((rc = em_mel_new(&m->mel)) != EM_OK) goto fail;
-    if ((rc = em_encoder_new(m->ck, &m->enc, eb)) != EM_OK) goto fail;
-    if ((rc = em_projector_init(m->ck, &m->proj, eb)) != EM_OK) goto fail;
-    if ((rc = em_dec_open(m->ck, &m->dec, eb)) != EM_OK) goto fail;
+    if ((rc = em_backend_open(o.device, &m->be, eb)) != EM_OK) goto fail;
+    if ((rc = em_encoder_new_be(m->ck, m->be, &m->enc, eb)) != EM_OK) goto fail;
+    if ((rc = em_projector_init_be(m->ck, m->be, &m->proj, eb)) != EM_OK) goto fail;
+    if ((rc = em_dec_open_be(m->ck, m->be, &m->dec, eb)) != EM_OK) goto fail;
     if ((rc = check_prompts(m, eb)) != EM_OK) goto fail;
     if ((rc = compute_checksum(dir, gguf, m->checksum, eb)) != EM_OK) goto fail;
     m->gen = em_gen_params_from(&em_ckpt_config(m->ck)->gen);
@@ -448,7 +460,9 @@ void em_model_free(struct em_model *m)
     if (!m) return;
     em_whisper_free(m->wh);
     em_dec_free(m->dec);
+    em_projector_free(&m->proj);
     em_encoder_free(m->enc);
+    em_backend_close(m->be);
     em_mel_free(m->mel);
     em_tok_free(m->tok);
     em_ckpt_close(m->ck);
@@ -461,8 +475,7 @@ const char *em_model_checksum(const struct em_model *m) { return m->checksum; }
 const char *em_model_dtype(const struct em_model *m) { return m->dtype; }
 const char *em_model_backend(const struct em_model *m)
 {
-    (void)m; /* the only backend the runtime has today */
-    return "cpu";
+    return m->be ? m->be->ops->name : "cpu"; /* Whisper runs on the CPU backend */
 }
 enum em_model_form em_model_form(const struct em_model *m) { return m->form; }
 const char *em_model_family(const struct em_model *m) { return m->family->name; }

@@ -47,6 +47,8 @@ enum em_model_form {
 struct em_model_opts {
     enum em_model_form form; /* default EM_MODEL_FORM_AUTO */
     const char *name;        /* identity name; NULL: the directory's last component */
+    const char *device;      /* "cpu", "cuda", "cuda:N"; NULL: EARMARK_DEVICE, else cpu
+                              * (model/kernels/backend.h em_backend_open) */
 };
 struct em_model_opts em_model_opts_default(void);
 

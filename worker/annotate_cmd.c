@@ -27,6 +27,7 @@
 #include "common/num.h"
 #include "common/usage.h"
 #include "model/audio/audio.h"
+#include "model/kernels/backend.h"
 #include "model/model.h"
 #include "worker/annotation.h"
 #include "worker/facts.h"
@@ -39,7 +40,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: earmark annotate --model DIR [--task caption|transcript|events]... [--prompt TEXT]...\n"
             "                        [--form base|chat] [--max-new-tokens N] [--greedy] [--seed N]\n"
-            "                        [--ids] FILE...\n"
+            "                        [--ids] [--device cpu|cuda[:N]] FILE...\n"
             "  --model           Hugging Face checkpoint directory (safetensors + tokenizer files)\n"
             "  --task            built-in prompt, repeatable (default: caption when no --prompt)\n"
             "  --prompt          free-text instruction/question, repeatable (answers \"prompt\",\n"
@@ -50,6 +51,8 @@ static void usage(FILE *f)
             "  --greedy          argmax decoding (the repetition penalty still applies)\n"
             "  --seed            sampling seed (default 0)\n"
             "  --ids             also print the generated token ids of every segment\n"
+            "  --device          cpu, cuda or cuda:N: where the model runs (EARMARK_DEVICE,\n"
+            "                    default cpu)\n"
             "Prints one earmark.annotation/v1 record (schema/annotation.schema.json) per file on\n"
             "stdout; a file that fails gets a \"failed\" record and its one-line error on stderr.\n"
             "Exit status: 0 every file ok, 1 at least one file failed (or the model did not\n"
@@ -57,7 +60,7 @@ static void usage(FILE *f)
 }
 
 struct opts {
-    const char *model, *form;
+    const char *model, *form, *device;
     struct em_model_prompt prompts[EM_MODEL_MAX_PROMPTS];
     char names[EM_MODEL_MAX_PROMPTS][16]; /* "prompt", "prompt2", ... */
     size_t n_prompts, n_text;
@@ -107,6 +110,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         else if (!strcmp(a, "--task")) { if (add_prompt(o, v, NULL)) return 2; }
         else if (!strcmp(a, "--prompt")) { if (add_prompt(o, NULL, v)) return 2; }
         else if (!strcmp(a, "--form")) o->form = v;
+        else if (!strcmp(a, "--device")) o->device = v;
         else if (!strcmp(a, "--max-new-tokens")) {
             if ((n = em_num_parse(v, 1, EM_MODEL_MAX_NEW_TOKENS)) < 0)
                 return em_usage_error("annotate", usage, "--max-new-tokens %.80s: expected 1..%d",
@@ -193,7 +197,14 @@ int em_cmd_annotate(int argc, char **argv)
     if (st >= 0) return st;
     struct em_model_opts mo = em_model_opts_default();
     if (o.form) mo.form = strcmp(o.form, "chat") ? EM_MODEL_FORM_BASE : EM_MODEL_FORM_CHAT;
+    mo.device = o.device;
     struct em_errbuf eb = {{0}};
+    em_err drc = em_backend_check(o.device, &eb);
+    if (drc != EM_OK) {
+        fprintf(stderr, "earmark annotate: --device %s: %s\n", o.device ? o.device : "(EARMARK_DEVICE)",
+                em_errbuf_msg(&eb, drc));
+        return drc == EM_E_ARG ? 2 : 1;
+    }
     struct em_model *m = NULL;
     em_err rc = em_model_load(o.model, &mo, &m, &eb);
     if (rc != EM_OK) {

@@ -1,10 +1,10 @@
 /* worker/cmd.c - `earmark worker`: options -> em_loop_run.
  *   earmark worker --connect ENDPOINT [--model PATH] [--threads N] [--capacity N]
  *                  [--id NAME] [--drain-ms N] [--curve-key FILE --coordinator-key FILE]
- *                  [--source-root DIR]... [--metrics HOST:PORT]
+ *                  [--source-root DIR]... [--metrics HOST:PORT] [--device cpu|cuda[:N]]
  * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
  * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS, EARMARK_CURVE_KEY,
- * EARMARK_COORDINATOR_KEY, EARMARK_WORKER_METRICS; EARMARK_SOURCE_ROOTS (colon-separated)
+ * EARMARK_COORDINATOR_KEY, EARMARK_WORKER_METRICS, EARMARK_DEVICE; EARMARK_SOURCE_ROOTS (colon-separated)
  * adds to the --source-root flags. S3 settings: AWS_* (storage.h). The HTTP endpoint
  * (worker/metrics.h) starts before the model loads, so /healthz answers and /readyz says
  * "model not loaded yet" meanwhile. */
@@ -19,6 +19,8 @@
 #include "worker/loop.h"
 #include "common/httpd.h"
 #include "common/usage.h"
+#include "model/kernels/backend.h"
+#include "model/model.h"
 #include "worker/metrics.h"
 #include "worker/source.h"
 
@@ -40,7 +42,8 @@ static void usage(FILE *f)
             "  --source-root DIR  local sources may be read under DIR only (repeatable; also\n"
             "              EARMARK_SOURCE_ROOTS=DIR:DIR); none: no local files, s3/http only\n"
             "  --metrics   serve /metrics, /healthz, /readyz on HOST:PORT\n"
-            "              (EARMARK_WORKER_METRICS)\n");
+            "              (EARMARK_WORKER_METRICS)\n"
+            "  --device    cpu, cuda or cuda:N: where the model runs (EARMARK_DEVICE, default cpu)\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -62,6 +65,7 @@ int em_cmd_worker(int argc, char **argv)
     const char *roots[EM_SOURCE_MAX_ROOTS];
     size_t nroots = 0;
     const char *metrics = env_or("EARMARK_WORKER_METRICS", NULL);
+    const char *device = env_or("EARMARK_DEVICE", "cpu");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -85,6 +89,7 @@ int em_cmd_worker(int argc, char **argv)
         else if (strcmp(a, "--source-root") == 0 && nroots < EM_SOURCE_MAX_ROOTS)
             roots[nroots++] = v;
         else if (strcmp(a, "--metrics") == 0) metrics = v;
+        else if (strcmp(a, "--device") == 0) device = v;
         else if (strcmp(a, "--source-root") == 0)
             return em_usage_error("worker", usage, "more than %d --source-root",
                                   EM_SOURCE_MAX_ROOTS);
@@ -110,6 +115,11 @@ int em_cmd_worker(int argc, char **argv)
         id = idbuf;
     }
     struct em_errbuf eb = {{0}};
+    em_err drc = em_backend_check(device, &eb);
+    if (drc != EM_OK) {
+        fprintf(stderr, "earmark worker: --device %s: %s\n", device, em_errbuf_msg(&eb, drc));
+        return drc == EM_E_ARG ? 2 : 1;
+    }
     if (!curve_key != !coord_key) {
         fprintf(stderr, "earmark worker: --curve-key and --coordinator-key go together\n");
         return 2;
@@ -144,7 +154,7 @@ int em_cmd_worker(int argc, char **argv)
     struct em_httpd *web = NULL;
     if (metrics) {
         struct em_wmetrics_info wi = {.worker_id = id,
-                                      .backend = "cpu",
+                                      .backend = device,
                                       .threads = (unsigned)threads,
                                       .capacity = (unsigned)capacity,
                                       .wants_model = model != NULL};
@@ -160,7 +170,9 @@ int em_cmd_worker(int argc, char **argv)
     }
     if (model) {
         /* loaded once, before connecting: a worker that cannot run its model takes no task */
-        em_err lrc = em_model_load(model, NULL, &rt, &eb);
+        struct em_model_opts mo = em_model_opts_default();
+        mo.device = device;
+        em_err lrc = em_model_load(model, &mo, &rt, &eb);
         if (lrc != EM_OK) {
             fprintf(stderr, "earmark worker: --model %s: %s\n", model, em_errbuf_msg(&eb, lrc));
             memset(&pair, 0, sizeof pair);

@@ -8,53 +8,69 @@
  *     attn: q = (a Wq^T + bq), k = a Wk^T (no bias), v = a Wv^T + bv; per head
  *           softmax(q k^T * hd^-0.5) v over the T valid keys
  *   pool: p[j] = (h[2j] + h[2j+1]) / 2, j < N; out = LN_final(p)   (pool BEFORE the LN)
- * Speed: the projections and conv stem go through em_matmul (int8 GEMM or sgemm for n > 8);
- * attention is em_attn_full (model/kernels/cpu/attn.h: fused AVX-512 tiles, (head, query
- * block) tasks on the qmatmul pool) or, below AVX-512, two cblas_sgemm per head; LayerNorm, exact-erf GELU, softmax and
- * the residual adds are f32 SIMD passes (AVX2 + FMA when em_cpu_level() allows, else plain C
- * with the same formulas), single-threaded: splitting them over threads between OpenBLAS
- * calls measured slower on the 2-core machine (OpenBLAS' idle workers hold the cores).
+ * Every step is a slot of the backend table (model/kernels/backend.h), on the backend's
+ * device: weights made resident once at bind time (the CPU: views, no copy), activations in
+ * device buffers, mel uploaded and the output downloaded once per call. The CPU backend's
+ * choices (int8 GEMM or sgemm, fused AVX-512 attention, single-threaded element-wise passes)
+ * are described in model/kernels/cpu/backend_cpu.c and backend.h.
  * ref: transformers Qwen2AudioEncoder.forward, Qwen2AudioEncoderLayer.forward */
 #include "model/audio/encoder.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-
-#include "model/kernels/backend.h"
-#include "model/kernels/cpu/attn.h"
-#include "model/kernels/cpu/cpufeat.h"
-#include "model/kernels/cpu/eltwise.h"
 #include "model/audio/mel.h"
+#include "model/kernels/backend.h"
+
+/* Weights are the backend's resident copies (be->ops->weight; the CPU's are views of the
+ * checkpoint), vectors device buffers, all owned by the encoder. */
+enum { LW_Q, LW_QB, LW_K, LW_KB, LW_V, LW_VB, LW_O, LW_OB, LW_FC1, LW_FC1B, LW_FC2, LW_FC2B, LW_N };
 
 struct enc_layer {
-    float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* [d], widened copies (owned) */
-    struct em_tensor q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b, fc1_w, fc1_b, fc2_w, fc2_b;
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* [d] */
+    struct em_tensor w[LW_N];             /* [d, d] / [d], fc1 [ffn, d], fc2 [d, ffn] */
     int has_k_b;
 };
 
 struct em_encoder {
+    const struct em_backend *be;
     int n_mels, d, heads, hd, ffn, nlayers, npos, pool;
     float eps;
-    struct em_tensor conv1_w, conv1_b, conv2_w, conv2_b, pos; /* borrowed views */
+    struct em_tensor conv1_w, conv1_b, conv2_w, conv2_b;
+    float *pos;          /* [npos, d] */
     float *lnf_w, *lnf_b;
     struct enc_layer *l;
 };
+
+static void free_vec(const struct em_encoder *e, float *p)
+{
+    if (p) e->be->ops->free(e->be->ctx, p);
+}
+
+static void free_w(const struct em_encoder *e, struct em_tensor *t)
+{
+    if (t->data) e->be->ops->weight_free(e->be->ctx, t);
+}
 
 void em_encoder_free(struct em_encoder *e)
 {
     if (!e) return;
     for (int i = 0; e->l && i < e->nlayers; i++) {
-        free(e->l[i].ln1_w);
-        free(e->l[i].ln1_b);
-        free(e->l[i].ln2_w);
-        free(e->l[i].ln2_b);
+        free_vec(e, e->l[i].ln1_w);
+        free_vec(e, e->l[i].ln1_b);
+        free_vec(e, e->l[i].ln2_w);
+        free_vec(e, e->l[i].ln2_b);
+        for (int j = 0; j < LW_N; j++) free_w(e, &e->l[i].w[j]);
     }
     free(e->l);
-    free(e->lnf_w);
-    free(e->lnf_b);
+    free_w(e, &e->conv1_w);
+    free_w(e, &e->conv1_b);
+    free_w(e, &e->conv2_w);
+    free_w(e, &e->conv2_b);
+    free_vec(e, e->pos);
+    free_vec(e, e->lnf_w);
+    free_vec(e, e->lnf_b);
     free(e);
 }
 
@@ -73,13 +89,24 @@ int em_encoder_out_len(const struct em_encoder *e, int mel_len)
     return mel_len <= 0 ? 0 : (mel_len - 1) / 2 + 1;
 }
 
-/* Widened copy of a 1-D tensor of length d. */
-static em_err widen_vec(const struct em_tensor *t, int d, float **out, struct em_errbuf *eb)
+/* A 1-D tensor of length d widened into a new device buffer. */
+static em_err widen_vec(const struct em_backend *be, const struct em_tensor *t, int d,
+                        float **out, struct em_errbuf *eb)
 {
     if (em_tensor_numel(t) != d)
         return em_errf(eb, EM_E_MODEL, "%s: expected %d values", t->name ? t->name : "vector", d);
-    if (!(*out = malloc(sizeof(float) * (size_t)d))) return EM_E_NOMEM;
-    em_tensor_read_f32(t, 0, (size_t)d, *out);
+    if (!(*out = em_be_upload_tensor_f32(be, t, (size_t)d))) return EM_E_NOMEM;
+    return EM_OK;
+}
+
+/* The backend's resident copy of a weight (a view on the CPU). */
+static em_err bind_w(const struct em_backend *be, const struct em_tensor *t, struct em_tensor *out,
+                     struct em_errbuf *eb)
+{
+    em_err rc = be->ops->weight(be->ctx, t, out);
+    if (rc != EM_OK)
+        return em_errf(eb, rc, "%s: cannot be made resident on the %s backend (%s)",
+                       t->name ? t->name : "weight", be->ops->name, em_err_name(rc));
     return EM_OK;
 }
 
@@ -94,14 +121,14 @@ static em_err check_linear(const struct em_tensor *w, const struct em_tensor *b,
     return EM_OK;
 }
 
-static em_err bind_layer(const struct em_encoder_layer_desc *s, struct enc_layer *l, int d,
-                         int ffn, struct em_errbuf *eb)
+static em_err bind_layer(const struct em_backend *be, const struct em_encoder_layer_desc *s,
+                         struct enc_layer *l, int d, int ffn, struct em_errbuf *eb)
 {
     em_err rc;
-    if ((rc = widen_vec(&s->ln1_w, d, &l->ln1_w, eb)) != EM_OK ||
-        (rc = widen_vec(&s->ln1_b, d, &l->ln1_b, eb)) != EM_OK ||
-        (rc = widen_vec(&s->ln2_w, d, &l->ln2_w, eb)) != EM_OK ||
-        (rc = widen_vec(&s->ln2_b, d, &l->ln2_b, eb)) != EM_OK)
+    if ((rc = widen_vec(be, &s->ln1_w, d, &l->ln1_w, eb)) != EM_OK ||
+        (rc = widen_vec(be, &s->ln1_b, d, &l->ln1_b, eb)) != EM_OK ||
+        (rc = widen_vec(be, &s->ln2_w, d, &l->ln2_w, eb)) != EM_OK ||
+        (rc = widen_vec(be, &s->ln2_b, d, &l->ln2_b, eb)) != EM_OK)
         return rc;
     l->has_k_b = s->k_b.data != NULL;
     if ((rc = check_linear(&s->q_w, &s->q_b, d, d, eb)) != EM_OK ||
@@ -111,9 +138,14 @@ static em_err bind_layer(const struct em_encoder_layer_desc *s, struct enc_layer
         (rc = check_linear(&s->fc1_w, &s->fc1_b, ffn, d, eb)) != EM_OK ||
         (rc = check_linear(&s->fc2_w, &s->fc2_b, d, ffn, eb)) != EM_OK)
         return rc;
-    l->q_w = s->q_w, l->q_b = s->q_b, l->k_w = s->k_w, l->k_b = s->k_b;
-    l->v_w = s->v_w, l->v_b = s->v_b, l->o_w = s->o_w, l->o_b = s->o_b;
-    l->fc1_w = s->fc1_w, l->fc1_b = s->fc1_b, l->fc2_w = s->fc2_w, l->fc2_b = s->fc2_b;
+    const struct em_tensor *src[LW_N] = {
+        [LW_Q] = &s->q_w, [LW_QB] = &s->q_b, [LW_K] = &s->k_w, [LW_KB] = &s->k_b,
+        [LW_V] = &s->v_w, [LW_VB] = &s->v_b, [LW_O] = &s->o_w, [LW_OB] = &s->o_b,
+        [LW_FC1] = &s->fc1_w, [LW_FC1B] = &s->fc1_b, [LW_FC2] = &s->fc2_w, [LW_FC2B] = &s->fc2_b,
+    };
+    for (int j = 0; j < LW_N; j++)
+        if ((j != LW_KB || l->has_k_b) && (rc = bind_w(be, src[j], &l->w[j], eb)) != EM_OK)
+            return rc;
     return EM_OK;
 }
 
@@ -131,6 +163,7 @@ em_err em_encoder_new_desc(const struct em_encoder_desc *s, struct em_encoder **
     em_err rc = EM_E_NOMEM;
     struct em_encoder *e = calloc(1, sizeof *e);
     if (!e) goto fail;
+    e->be = s->be ? s->be : em_backend_cpu();
     e->n_mels = s->n_mels;
     e->d = s->d;
     e->heads = s->heads;
@@ -142,21 +175,25 @@ em_err em_encoder_new_desc(const struct em_encoder_desc *s, struct em_encoder **
     e->l = calloc((size_t)s->nlayers, sizeof *e->l);
     if (!e->l) goto fail;
     e->nlayers = s->nlayers;
-    e->conv1_w = s->conv1_w, e->conv1_b = s->conv1_b;
-    e->conv2_w = s->conv2_w, e->conv2_b = s->conv2_b;
-    e->pos = s->pos;
-    if (em_tensor_numel(&e->conv1_w) != (int64_t)e->d * e->n_mels * 3 ||
-        em_tensor_numel(&e->conv2_w) != (int64_t)e->d * e->d * 3 ||
-        em_tensor_numel(&e->pos) < (int64_t)e->npos * e->d) {
+    if (em_tensor_numel(&s->conv1_w) != (int64_t)e->d * e->n_mels * 3 ||
+        em_tensor_numel(&s->conv2_w) != (int64_t)e->d * e->d * 3 ||
+        em_tensor_numel(&s->pos) < (int64_t)e->npos * e->d) {
         rc = em_errf(eb, EM_E_MODEL, "audio encoder: conv or position shapes do not match "
                      "d_model %d and %d mel bins", e->d, e->n_mels);
         goto fail;
     }
-    if ((rc = widen_vec(&s->lnf_w, e->d, &e->lnf_w, eb)) != EM_OK ||
-        (rc = widen_vec(&s->lnf_b, e->d, &e->lnf_b, eb)) != EM_OK)
+    if ((rc = bind_w(e->be, &s->conv1_w, &e->conv1_w, eb)) != EM_OK ||
+        (rc = bind_w(e->be, &s->conv1_b, &e->conv1_b, eb)) != EM_OK ||
+        (rc = bind_w(e->be, &s->conv2_w, &e->conv2_w, eb)) != EM_OK ||
+        (rc = bind_w(e->be, &s->conv2_b, &e->conv2_b, eb)) != EM_OK ||
+        (rc = widen_vec(e->be, &s->lnf_w, e->d, &e->lnf_w, eb)) != EM_OK ||
+        (rc = widen_vec(e->be, &s->lnf_b, e->d, &e->lnf_b, eb)) != EM_OK)
         goto fail;
+    rc = EM_E_NOMEM;
+    if (!(e->pos = em_be_upload_tensor_f32(e->be, &s->pos, (size_t)e->npos * e->d))) goto fail;
     for (int i = 0; i < e->nlayers; i++)
-        if ((rc = bind_layer(&s->layers[i], &e->l[i], e->d, e->ffn, eb)) != EM_OK) goto fail;
+        if ((rc = bind_layer(e->be, &s->layers[i], &e->l[i], e->d, e->ffn, eb)) != EM_OK)
+            goto fail;
     *out = e;
     return EM_OK;
 fail:
@@ -193,6 +230,12 @@ static em_err ckpt_layer(const struct em_ckpt *ck, int i, struct em_encoder_laye
 
 em_err em_encoder_new(const struct em_ckpt *ck, struct em_encoder **out, struct em_errbuf *eb)
 {
+    return em_encoder_new_be(ck, NULL, out, eb);
+}
+
+em_err em_encoder_new_be(const struct em_ckpt *ck, const struct em_backend *be,
+                         struct em_encoder **out, struct em_errbuf *eb)
+{
     *out = NULL;
     const struct em_qa_audio_config *a = &em_ckpt_config(ck)->audio;
     if (a->num_mel_bins != EM_MEL_BINS || a->max_source_positions * 2 != EM_MEL_FRAMES)
@@ -204,7 +247,7 @@ em_err em_encoder_new(const struct em_ckpt *ck, struct em_encoder **out, struct 
     struct em_encoder_desc s = {
         .n_mels = a->num_mel_bins, .d = a->d_model, .heads = a->encoder_attention_heads,
         .ffn = a->encoder_ffn_dim, .nlayers = a->encoder_layers,
-        .npos = a->max_source_positions, .eps = a->layer_norm_eps, .pool = 1,
+        .npos = a->max_source_positions, .eps = a->layer_norm_eps, .pool = 1, .be = be,
     };
     em_err rc;
     struct em_encoder_layer_desc *layers = calloc((size_t)s.nlayers, sizeof *layers);
@@ -226,95 +269,105 @@ done:
     return rc;
 }
 
-/* o[T, d] = concat_h softmax(q_h k_h^T * scale) v_h; s is [T, T] scratch, inv [T], ot
- * [hd, T]. The softmax's 1 / sum is applied to the [T, hd] head output instead of the
- * [T, T] weights. P v_h is computed transposed, ot = v_h^T P^T ([hd, T], then copied into
- * o): OpenBLAS runs that shape (m = 64, n = T) faster than m = T, n = 64 (about 7 % for 20
- * heads at T = 1500 on the 2-core bench machine, best of 3, repeated 6 times). */
-static void attention(const struct em_encoder *e, const float *q, const float *k, const float *v,
-                      float *o, float *s, float *inv, float *ot, int T)
-{
-    const int d = e->d, hd = e->hd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < e->heads; h++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q + h * hd, d,
-                    k + h * hd, d, 0.0f, s, T);
-        em_softmax_rows(s, inv, T, T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, hd, T, T, 1.0f, v + h * hd, d, s, T,
-                    0.0f, ot, T);
-        for (int i = 0; i < T; i++) {
-            float *orow = o + (size_t)i * d + h * hd;
-            const float c = inv[i];
-            for (int j = 0; j < hd; j++) orow[j] = ot[(size_t)j * T + i] * c;
-        }
-    }
-}
-
+/* Device buffers of one call, and the host table of key / value row pointers. */
 struct scratch {
-    float *a, *q, *k, *v, *o, *s, *f, *inv, *ot;
+    float *mel, *h, *a, *q, *k, *v, *o, *f, *x1, *c1, *x2;
+    const float **rows; /* host: [2T] */
+    int own_mel;        /* mel is a device copy (not the caller's buffer) */
 };
+
+#define OPS(e) (e)->be->ops
+#define CTX(e) (e)->be->ctx
+
+static em_err mm(const struct em_encoder *e, float *y, const float *x, int n, int in, int out,
+                 const struct em_tensor *w, const struct em_tensor *b)
+{
+    return OPS(e)->matmul(CTX(e), y, x, n, in, out, w, b);
+}
 
 static em_err run_layer(const struct em_encoder *e, const struct enc_layer *l, float *h, int T,
                         struct scratch *w)
 {
     const int d = e->d;
+    const struct em_tensor *W = l->w;
     em_err rc;
-    em_layer_norm(w->a, h, T, d, l->ln1_w, l->ln1_b, e->eps);
-    if ((rc = em_matmul(w->q, w->a, T, d, d, &l->q_w, &l->q_b)) != EM_OK) return rc;
-    if ((rc = em_matmul(w->k, w->a, T, d, d, &l->k_w, l->has_k_b ? &l->k_b : NULL)) != EM_OK) return rc;
-    if ((rc = em_matmul(w->v, w->a, T, d, d, &l->v_w, &l->v_b)) != EM_OK) return rc;
-    /* the fused AVX-512 kernel on both cores (attn.h); the sgemm path where it is missing */
-    rc = em_attn_full(w->o, w->q, w->k, w->v, T, e->heads, e->hd, d, 1.0f / sqrtf((float)e->hd));
-    if (rc == EM_E_UNSUPPORTED) attention(e, w->q, w->k, w->v, w->o, w->s, w->inv, w->ot, T);
-    else if (rc != EM_OK) return rc;
-    if ((rc = em_matmul(w->a, w->o, T, d, d, &l->o_w, &l->o_b)) != EM_OK) return rc;
-    em_add_into(h, w->a, (size_t)T * d);
-    em_layer_norm(w->a, h, T, d, l->ln2_w, l->ln2_b, e->eps);
-    if ((rc = em_matmul(w->f, w->a, T, d, e->ffn, &l->fc1_w, &l->fc1_b)) != EM_OK) return rc;
-    em_gelu(w->f, (size_t)T * e->ffn);
-    if ((rc = em_matmul(w->a, w->f, T, e->ffn, d, &l->fc2_w, &l->fc2_b)) != EM_OK) return rc;
-    em_add_into(h, w->a, (size_t)T * d);
+    if ((rc = OPS(e)->layernorm(CTX(e), w->a, h, l->ln1_w, l->ln1_b, T, d, e->eps)) ||
+        (rc = mm(e, w->q, w->a, T, d, d, &W[LW_Q], &W[LW_QB])) ||
+        (rc = mm(e, w->k, w->a, T, d, d, &W[LW_K], l->has_k_b ? &W[LW_KB] : NULL)) ||
+        (rc = mm(e, w->v, w->a, T, d, d, &W[LW_V], &W[LW_VB])))
+        return rc;
+    const struct em_attn_args at = {.o = w->o, .ldo = d, .q = w->q, .ldq = d, .k = w->rows,
+                                    .v = w->rows + T, .T = T, .n = T, .heads = e->heads,
+                                    .kv_heads = e->heads, .hd = e->hd,
+                                    .scale = 1.0f / sqrtf((float)e->hd)};
+    if ((rc = OPS(e)->attn(CTX(e), &at)) ||
+        (rc = mm(e, w->a, w->o, T, d, d, &W[LW_O], &W[LW_OB])) ||
+        (rc = OPS(e)->add(CTX(e), h, w->a, (size_t)T * d)) ||
+        (rc = OPS(e)->layernorm(CTX(e), w->a, h, l->ln2_w, l->ln2_b, T, d, e->eps)) ||
+        (rc = mm(e, w->f, w->a, T, d, e->ffn, &W[LW_FC1], &W[LW_FC1B])) ||
+        (rc = OPS(e)->gelu(CTX(e), w->f, (size_t)T * e->ffn)) ||
+        (rc = mm(e, w->a, w->f, T, e->ffn, d, &W[LW_FC2], &W[LW_FC2B])) ||
+        (rc = OPS(e)->add(CTX(e), h, w->a, (size_t)T * d)))
+        return rc;
     return EM_OK;
 }
 
-/* conv1 + GELU, conv2 + GELU, + positions: h[T, d]. */
-static em_err stem(const struct em_encoder *e, const float *mel, float *h, int T)
+/* conv1 + GELU, conv2 + GELU, + positions: h[T, d] from the mel on the device. */
+static em_err stem(const struct em_encoder *e, struct scratch *w, int T)
 {
     const int d = e->d, F1 = 2 * T, K1 = e->n_mels * 3, K2 = d * 3;
-    em_err rc = EM_E_NOMEM;
-    float *x1 = malloc(sizeof(float) * (size_t)F1 * K1);
-    float *c1 = malloc(sizeof(float) * (size_t)F1 * d);
-    float *x2 = malloc(sizeof(float) * (size_t)T * K2);
-    float *pos = malloc(sizeof(float) * (size_t)d);
-    if (!x1 || !c1 || !x2 || !pos) goto done;
-    for (int f = 0; f < F1; f++)
-        for (int i = 0; i < e->n_mels; i++)
-            for (int k = 0; k < 3; k++) {
-                int src = f + k - 1;
-                x1[(size_t)f * K1 + i * 3 + k] =
-                    src >= 0 && src < EM_MEL_FRAMES ? mel[(size_t)i * EM_MEL_FRAMES + src] : 0.0f;
-            }
-    if ((rc = em_matmul(c1, x1, F1, K1, d, &e->conv1_w, &e->conv1_b)) != EM_OK) goto done;
-    em_gelu(c1, (size_t)F1 * d);
-    for (int t = 0; t < T; t++)
-        for (int i = 0; i < d; i++)
-            for (int k = 0; k < 3; k++) {
-                int src = 2 * t + k - 1; /* <= 2T - 1: always a computed conv1 frame */
-                x2[(size_t)t * K2 + i * 3 + k] = src >= 0 ? c1[(size_t)src * d + i] : 0.0f;
-            }
-    if ((rc = em_matmul(h, x2, T, K2, d, &e->conv2_w, &e->conv2_b)) != EM_OK) goto done;
-    em_gelu(h, (size_t)T * d);
-    for (int t = 0; t < T; t++) {
-        em_tensor_read_f32(&e->pos, (size_t)t * d, (size_t)d, pos);
-        for (int i = 0; i < d; i++) h[(size_t)t * d + i] += pos[i];
+    const struct em_im2col_args c1 = {.dst = w->x1, .src = w->mel, .rows = F1, .ch = e->n_mels,
+                                      .stride = 1, .frames = EM_MEL_FRAMES, .fstride = 1,
+                                      .cstride = EM_MEL_FRAMES};
+    /* frame 2t + k - 1 <= 2T - 1: always a computed conv1 frame */
+    const struct em_im2col_args c2 = {.dst = w->x2, .src = w->c1, .rows = T, .ch = d,
+                                      .stride = 2, .frames = F1, .fstride = (size_t)d,
+                                      .cstride = 1};
+    em_err rc;
+    if ((rc = OPS(e)->im2col3(CTX(e), &c1)) ||
+        (rc = mm(e, w->c1, w->x1, F1, K1, d, &e->conv1_w, &e->conv1_b)) ||
+        (rc = OPS(e)->gelu(CTX(e), w->c1, (size_t)F1 * d)) ||
+        (rc = OPS(e)->im2col3(CTX(e), &c2)) ||
+        (rc = mm(e, w->h, w->x2, T, K2, d, &e->conv2_w, &e->conv2_b)) ||
+        (rc = OPS(e)->gelu(CTX(e), w->h, (size_t)T * d)) ||
+        (rc = OPS(e)->add(CTX(e), w->h, e->pos, (size_t)T * d)))
+        return rc;
+    return EM_OK;
+}
+
+static void scratch_free(const struct em_encoder *e, struct scratch *w)
+{
+    float *dev[] = {w->own_mel ? w->mel : NULL, w->h, w->a, w->q, w->k, w->v, w->o, w->f,
+                    w->x1, w->c1, w->x2};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) free_vec(e, dev[i]);
+    free(w->rows);
+}
+
+/* mel: the caller's (host) features, used in place on a unified backend. */
+static em_err scratch_alloc(const struct em_encoder *e, int T, const float *mel, struct scratch *w)
+{
+    const struct em_backend *be = e->be;
+    const size_t td = (size_t)T * e->d;
+    const int own = !be->ops->unified;
+    *w = (struct scratch){
+        .own_mel = own,
+        .mel = own ? em_be_floats(be, (size_t)e->n_mels * EM_MEL_FRAMES) : (float *)mel,
+        .h = em_be_floats(be, td),
+        .a = em_be_floats(be, td), .q = em_be_floats(be, td), .k = em_be_floats(be, td),
+        .v = em_be_floats(be, td), .o = em_be_floats(be, td),
+        .f = em_be_floats(be, (size_t)T * e->ffn),
+        .x1 = em_be_floats(be, (size_t)2 * T * e->n_mels * 3),
+        .c1 = em_be_floats(be, (size_t)2 * T * e->d), .x2 = em_be_floats(be, td * 3),
+        .rows = malloc(2 * (size_t)T * sizeof *w->rows),
+    };
+    if (!w->mel || !w->h || !w->a || !w->q || !w->k || !w->v || !w->o || !w->f || !w->x1 ||
+        !w->c1 || !w->x2 || !w->rows)
+        return EM_E_NOMEM;
+    for (int j = 0; j < T; j++) {
+        w->rows[j] = w->k + (size_t)j * e->d;
+        w->rows[T + j] = w->v + (size_t)j * e->d;
     }
-    rc = EM_OK;
-done:
-    free(x1);
-    free(c1);
-    free(x2);
-    free(pos);
-    return rc;
+    return EM_OK;
 }
 
 em_err em_encoder_run(const struct em_encoder *e, const float *mel, int mel_len, float *out,
@@ -328,45 +381,33 @@ em_err em_encoder_run(const struct em_encoder *e, const float *mel, int mel_len,
         return em_errf(eb, EM_E_TOO_SHORT, "%d mel frames give no audio token (need >= 3)",
                        mel_len);
     const int T = (mel_len - 1) / 2 + 1, d = e->d;
-    em_err rc = EM_E_NOMEM;
-    struct scratch w = {0};
-    float *h = malloc(sizeof(float) * (size_t)T * d);
-    w.a = malloc(sizeof(float) * (size_t)T * d);
-    w.q = malloc(sizeof(float) * (size_t)T * d);
-    w.k = malloc(sizeof(float) * (size_t)T * d);
-    w.v = malloc(sizeof(float) * (size_t)T * d);
-    w.o = malloc(sizeof(float) * (size_t)T * d);
-    w.s = malloc(sizeof(float) * (size_t)T * T);
-    w.f = malloc(sizeof(float) * (size_t)T * e->ffn);
-    w.inv = malloc(sizeof(float) * (size_t)T);
-    w.ot = malloc(sizeof(float) * (size_t)T * e->hd);
-    if (!h || !w.a || !w.q || !w.k || !w.v || !w.o || !w.s || !w.f || !w.inv || !w.ot)
+    struct scratch w;
+    em_err rc = scratch_alloc(e, T, mel, &w);
+    if (rc != EM_OK) goto done;
+    if (w.own_mel &&
+        (rc = OPS(e)->upload(CTX(e), w.mel, mel, sizeof(float) * (size_t)e->n_mels * EM_MEL_FRAMES)))
         goto done;
-    if ((rc = stem(e, mel, h, T)) != EM_OK) goto done;
+    if ((rc = stem(e, &w, T)) != EM_OK) goto done;
+    free_vec(e, w.x1), free_vec(e, w.c1), free_vec(e, w.x2); /* the stem's only */
+    w.x1 = w.c1 = w.x2 = NULL;
     for (int i = 0; i < e->nlayers; i++)
-        if ((rc = run_layer(e, &e->l[i], h, T, &w)) != EM_OK) goto done;
+        if ((rc = run_layer(e, &e->l[i], w.h, T, &w)) != EM_OK) goto done;
+    const float *fin = w.h; /* Whisper: no pooling */
     if (e->pool) {
-        for (int j = 0; j < N; j++)
-            for (int i = 0; i < d; i++)
-                w.a[(size_t)j * d + i] =
-                    (h[(size_t)(2 * j) * d + i] + h[(size_t)(2 * j + 1) * d + i]) * 0.5f;
-        em_layer_norm(out, w.a, N, d, e->lnf_w, e->lnf_b, e->eps);
-    } else {
-        em_layer_norm(out, h, N, d, e->lnf_w, e->lnf_b, e->eps); /* Whisper: no pooling */
+        if ((rc = OPS(e)->avgpool2(CTX(e), w.a, w.h, N, d))) goto done;
+        fin = w.a;
     }
+    /* a unified backend writes the caller's rows directly */
+    float *dst = OPS(e)->unified ? out : w.o;
+    if ((rc = OPS(e)->layernorm(CTX(e), dst, fin, e->lnf_w, e->lnf_b, N, d, e->eps)) ||
+        (dst != out && (rc = OPS(e)->download(CTX(e), out, dst, sizeof(float) * (size_t)N * d))) ||
+        (rc = OPS(e)->sync(CTX(e))))
+        goto done;
     *n_tokens = N;
-    rc = EM_OK;
 done:
     if (rc == EM_E_NOMEM) em_errf(eb, rc, "audio encoder: out of memory for %d positions", T);
-    free(h);
-    free(w.a);
-    free(w.q);
-    free(w.k);
-    free(w.v);
-    free(w.o);
-    free(w.s);
-    free(w.f);
-    free(w.inv);
-    free(w.ot);
+    else if (rc != EM_OK)
+        em_errf(eb, rc, "audio encoder: %s backend: %s", e->be->ops->name, em_err_name(rc));
+    scratch_free(e, &w);
     return rc;
 }

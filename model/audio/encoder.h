@@ -7,13 +7,15 @@
  * Only the feat_len = ceil(L / 2) valid positions are computed, attending over valid keys
  * only; this equals the reference's key-padding mask (keys >= feat_len masked) for every
  * row that is kept, because the conv stem still reads the real padded mel frames.
- * Compute is f32; weights are read in their stored dtype through model/kernels/backend.h.
+ * Compute is f32 through the backend table (model/kernels/backend.h): weights resident on
+ * the backend once, activations in its device buffers; mel in and rows out are host memory.
  * Thread-safety: an em_encoder is read-only after em_encoder_new; em_encoder_run may be
  * called from several threads (each call allocates its own scratch). */
 #ifndef EM_ENCODER_H
 #define EM_ENCODER_H
 
 #include "common/err.h"
+#include "model/kernels/backend.h"
 #include "model/loader/safetensors.h"
 
 #define EM_ENCODER_MAX_LAYERS 64
@@ -39,6 +41,7 @@ struct em_encoder_desc {
     int pool;       /* 1: Qwen2-Audio's avg pool (2, 2) before the final LayerNorm */
     struct em_tensor conv1_w, conv1_b, conv2_w, conv2_b, pos, lnf_w, lnf_b;
     const struct em_encoder_layer_desc *layers; /* [nlayers], read during the call only */
+    const struct em_backend *be; /* where it runs (borrowed, outlives the encoder); NULL: CPU */
 };
 
 /* Builds an encoder from a descriptor (every shape checked). On EM_OK the caller owns *out
@@ -50,6 +53,10 @@ em_err em_encoder_new_desc(const struct em_encoder_desc *desc, struct em_encoder
  * geometry the front end depends on (128 mel bins, 1500 positions). On EM_OK the caller
  * owns *out (em_encoder_free). Errors: EM_E_MODEL, EM_E_NOTFOUND, EM_E_NOMEM. */
 em_err em_encoder_new(const struct em_ckpt *ck, struct em_encoder **out, struct em_errbuf *eb);
+/* The same on backend be (NULL: the CPU; borrowed, must outlive *out): weights made resident
+ * there once. Errors as em_encoder_new, plus the backend's (EM_E_UNSUPPORTED dtype). */
+em_err em_encoder_new_be(const struct em_ckpt *ck, const struct em_backend *be,
+                         struct em_encoder **out, struct em_errbuf *eb);
 void em_encoder_free(struct em_encoder *e); /* NULL ok */
 
 int em_encoder_dim(const struct em_encoder *e); /* d_model */

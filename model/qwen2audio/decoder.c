@@ -13,33 +13,36 @@
  * position * inv_freq, duplicated halves, attention_scaling 1). */
 #include "model/qwen2audio/decoder.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/kernels/backend.h"
-#include "model/kernels/cpu/attn.h"
-#include "model/kernels/cpu/cpufeat.h"
-#include "model/kernels/cpu/qmatmul.h"
-#include "model/kernels/cpu/vecmath.h"
+
+/* Weights are the backend's resident copies (be->ops->weight: the CPU's are views into the
+ * checkpoint), norm vectors device buffers; all owned by the decoder. */
+enum { LW_Q, LW_QB, LW_K, LW_KB, LW_V, LW_VB, LW_O, LW_GATE, LW_UP, LW_DOWN, LW_N };
 
 struct dec_layer {
-    struct em_tensor q_w, q_b, k_w, k_b, v_w, v_b, o_w, gate, up, down;
-    float *in_norm, *post_norm; /* [D], widened */
+    struct em_tensor w[LW_N];
+    float *in_norm, *post_norm; /* [D] */
 };
 
 struct em_dec {
+    const struct em_backend *be; /* borrowed */
     struct em_qa_text_config c;
     int audio_token;
     int D, H, KVH, hd, F, V;
-    struct em_tensor embed, lm_head;
+    struct em_tensor embed, lm_head; /* lm_head's data == embed's when tied */
     float *norm;      /* [D] */
-    float *inv_freq;  /* [hd / 2] */
+    float *inv_freq;  /* [hd / 2], host */
     struct dec_layer *layers;
     enum em_kv_type kv_type; /* of em_dec_kv_new's caches */
 };
+
+#define OPS(d) (d)->be->ops
+#define CTX(d) (d)->be->ctx
 
 static em_err view(const struct em_ckpt *ck, struct em_tensor *t, int ndim, int64_t d0,
                    int64_t d1, struct em_errbuf *eb, const char *fmt, int layer)
@@ -56,14 +59,28 @@ static em_err view(const struct em_ckpt *ck, struct em_tensor *t, int ndim, int6
     return EM_OK;
 }
 
-static em_err widen(const struct em_ckpt *ck, float **out, int64_t d, struct em_errbuf *eb,
-                    const char *fmt, int layer)
+/* view, then the backend's resident copy in *out */
+static em_err bind(const struct em_ckpt *ck, const struct em_backend *be, struct em_tensor *out,
+                   int ndim, int64_t d0, int64_t d1, struct em_errbuf *eb, const char *fmt,
+                   int layer)
+{
+    struct em_tensor t;
+    em_err rc = view(ck, &t, ndim, d0, d1, eb, fmt, layer);
+    if (rc != EM_OK) return rc;
+    if ((rc = be->ops->weight(be->ctx, &t, out)) != EM_OK)
+        return em_errf(eb, rc, "decoder: tensor '%s' cannot be made resident on the %s backend "
+                       "(%s)", t.name ? t.name : "?", be->ops->name, em_err_name(rc));
+    return EM_OK;
+}
+
+/* A 1-D tensor of d values widened into a new device buffer. */
+static em_err widen(const struct em_ckpt *ck, const struct em_backend *be, float **out, int64_t d,
+                    struct em_errbuf *eb, const char *fmt, int layer)
 {
     struct em_tensor t;
     em_err rc = view(ck, &t, 1, d, 0, eb, fmt, layer);
     if (rc != EM_OK) return rc;
-    if (!(*out = malloc((size_t)d * sizeof **out))) return EM_E_NOMEM;
-    em_tensor_read_f32(&t, 0, (size_t)d, *out);
+    if (!(*out = em_be_upload_tensor_f32(be, &t, (size_t)d))) return EM_E_NOMEM;
     return EM_OK;
 }
 
@@ -72,31 +89,44 @@ static em_err widen(const struct em_ckpt *ck, float **out, int64_t d, struct em_
 static em_err open_layer(const struct em_ckpt *ck, struct em_dec *d, int i, struct em_errbuf *eb)
 {
     struct dec_layer *L = &d->layers[i];
+    const struct em_backend *be = d->be;
     int qd = d->H * d->hd, kd = d->KVH * d->hd;
     em_err rc;
-    if ((rc = view(ck, &L->q_w, 2, qd, d->D, eb, LM "self_attn.q_proj.weight", i)) ||
-        (rc = view(ck, &L->q_b, 1, qd, 0, eb, LM "self_attn.q_proj.bias", i)) ||
-        (rc = view(ck, &L->k_w, 2, kd, d->D, eb, LM "self_attn.k_proj.weight", i)) ||
-        (rc = view(ck, &L->k_b, 1, kd, 0, eb, LM "self_attn.k_proj.bias", i)) ||
-        (rc = view(ck, &L->v_w, 2, kd, d->D, eb, LM "self_attn.v_proj.weight", i)) ||
-        (rc = view(ck, &L->v_b, 1, kd, 0, eb, LM "self_attn.v_proj.bias", i)) ||
-        (rc = view(ck, &L->o_w, 2, d->D, qd, eb, LM "self_attn.o_proj.weight", i)) ||
-        (rc = view(ck, &L->gate, 2, d->F, d->D, eb, LM "mlp.gate_proj.weight", i)) ||
-        (rc = view(ck, &L->up, 2, d->F, d->D, eb, LM "mlp.up_proj.weight", i)) ||
-        (rc = view(ck, &L->down, 2, d->D, d->F, eb, LM "mlp.down_proj.weight", i)) ||
-        (rc = widen(ck, &L->in_norm, d->D, eb, LM "input_layernorm.weight", i)) ||
-        (rc = widen(ck, &L->post_norm, d->D, eb, LM "post_attention_layernorm.weight", i)))
+    if ((rc = bind(ck, be, &L->w[LW_Q], 2, qd, d->D, eb, LM "self_attn.q_proj.weight", i)) ||
+        (rc = bind(ck, be, &L->w[LW_QB], 1, qd, 0, eb, LM "self_attn.q_proj.bias", i)) ||
+        (rc = bind(ck, be, &L->w[LW_K], 2, kd, d->D, eb, LM "self_attn.k_proj.weight", i)) ||
+        (rc = bind(ck, be, &L->w[LW_KB], 1, kd, 0, eb, LM "self_attn.k_proj.bias", i)) ||
+        (rc = bind(ck, be, &L->w[LW_V], 2, kd, d->D, eb, LM "self_attn.v_proj.weight", i)) ||
+        (rc = bind(ck, be, &L->w[LW_VB], 1, kd, 0, eb, LM "self_attn.v_proj.bias", i)) ||
+        (rc = bind(ck, be, &L->w[LW_O], 2, d->D, qd, eb, LM "self_attn.o_proj.weight", i)) ||
+        (rc = bind(ck, be, &L->w[LW_GATE], 2, d->F, d->D, eb, LM "mlp.gate_proj.weight", i)) ||
+        (rc = bind(ck, be, &L->w[LW_UP], 2, d->F, d->D, eb, LM "mlp.up_proj.weight", i)) ||
+        (rc = bind(ck, be, &L->w[LW_DOWN], 2, d->D, d->F, eb, LM "mlp.down_proj.weight", i)) ||
+        (rc = widen(ck, be, &L->in_norm, d->D, eb, LM "input_layernorm.weight", i)) ||
+        (rc = widen(ck, be, &L->post_norm, d->D, eb, LM "post_attention_layernorm.weight", i)))
         return rc;
     return EM_OK;
 }
 
 em_err em_dec_open(const struct em_ckpt *ck, struct em_dec **out, struct em_errbuf *eb)
 {
+    return em_dec_open_be(ck, NULL, out, eb);
+}
+
+em_err em_dec_open_be(const struct em_ckpt *ck, const struct em_backend *be, struct em_dec **out,
+                      struct em_errbuf *eb)
+{
     em_err rc = EM_E_NOMEM;
     *out = NULL;
     const struct em_qa_config *cfg = em_ckpt_config(ck);
     struct em_dec *d = calloc(1, sizeof *d);
     if (!d) goto fail;
+    d->be = be ? be : em_backend_cpu();
+    if (!d->be->ops->host_visible(d->be->ctx)) {
+        rc = em_errf(eb, EM_E_UNSUPPORTED, "decoder: the %s device cannot read host memory, where "
+                     "the KV cache lives (CUDA: needs pageable memory access, HMM)", d->be->ops->name);
+        goto fail;
+    }
     d->c = cfg->text;
     d->audio_token = cfg->audio_token_index;
     d->D = d->c.hidden_size;
@@ -111,12 +141,13 @@ em_err em_dec_open(const struct em_ckpt *ck, struct em_dec **out, struct em_errb
                      d->D, d->H, d->KVH, d->hd, d->F, d->V);
         goto fail;
     }
-    if ((rc = view(ck, &d->embed, 2, d->V, d->D, eb, "language_model.model.embed_tokens.weight", 0)))
+    if ((rc = bind(ck, d->be, &d->embed, 2, d->V, d->D, eb,
+                   "language_model.model.embed_tokens.weight", 0)))
         goto fail;
     if (d->c.tie_word_embeddings) d->lm_head = d->embed;
-    else if ((rc = view(ck, &d->lm_head, 2, d->V, d->D, eb, "language_model.lm_head.weight", 0)))
+    else if ((rc = bind(ck, d->be, &d->lm_head, 2, d->V, d->D, eb, "language_model.lm_head.weight", 0)))
         goto fail;
-    if ((rc = widen(ck, &d->norm, d->D, eb, "language_model.model.norm.weight", 0))) goto fail;
+    if ((rc = widen(ck, d->be, &d->norm, d->D, eb, "language_model.model.norm.weight", 0))) goto fail;
     rc = EM_E_NOMEM;
     d->layers = calloc((size_t)d->c.num_hidden_layers, sizeof *d->layers);
     d->inv_freq = malloc((size_t)(d->hd / 2) * sizeof *d->inv_freq);
@@ -128,7 +159,7 @@ em_err em_dec_open(const struct em_ckpt *ck, struct em_dec **out, struct em_errb
         if ((rc = open_layer(ck, d, i, eb)) != EM_OK) goto fail;
     /* f16 keys and values for quantized weights (their error dwarfs f16's), f32 otherwise
      * (the f32 / bf16 golden data); EARMARK_KV=f32|f16 overrides */
-    const int qt = d->layers[0].q_w.dtype;
+    const int qt = d->layers[0].w[LW_Q].dtype;
     d->kv_type = qt == EM_DT_Q8_0 || qt == EM_DT_Q4_0 ? EM_KV_F16 : EM_KV_F32;
     const char *env = getenv("EARMARK_KV");
     if (env && *env) {
@@ -146,15 +177,28 @@ fail:
     return rc;
 }
 
+static void free_w(const struct em_dec *d, struct em_tensor *t)
+{
+    if (t->data) OPS(d)->weight_free(CTX(d), t);
+}
+
+static void free_vec(const struct em_dec *d, void *p)
+{
+    if (p) OPS(d)->free(CTX(d), p);
+}
+
 void em_dec_free(struct em_dec *d)
 {
     if (!d) return;
     for (int i = 0; d->layers && i < d->c.num_hidden_layers; i++) {
-        free(d->layers[i].in_norm);
-        free(d->layers[i].post_norm);
+        for (int j = 0; j < LW_N; j++) free_w(d, &d->layers[i].w[j]);
+        free_vec(d, d->layers[i].in_norm);
+        free_vec(d, d->layers[i].post_norm);
     }
+    if (d->lm_head.data != d->embed.data) free_w(d, &d->lm_head);
+    free_w(d, &d->embed);
     free(d->layers);
-    free(d->norm);
+    free_vec(d, d->norm);
     free(d->inv_freq);
     free(d);
 }
@@ -192,436 +236,22 @@ em_err em_dec_kv_over(const struct em_dec *d, const struct em_kv *base, int n, i
     return em_kv_new_over(base, n, cap, out, eb);
 }
 
-/* Row passes of a prefill (RMSNorm, RoPE and the cache writes) run on the qmatmul pool in
- * tasks of PAR_ROWS rows from PAR_MIN_ROWS rows on; each row's arithmetic does not depend on
- * the split. Single-threaded they took 12 + 15 ms of a 7B layer's ~600 ms at 800 tokens. */
-#define PAR_ROWS 16
-#define PAR_MIN_ROWS 32
+/* ---- the forward pass: every step a slot of the backend table ----------------------------
+ * Activations live in device buffers (scratch), the cache rows wherever the em_kv put them;
+ * the row pointers the attention slots read are host tables built per layer. */
 
-struct row_pass {
-    void (*rows)(const struct row_pass *c, int t0, int t1);
-    int T;
-    /* rmsnorm */
-    float *y;
-    const float *x, *w;
-    int D;
-    float eps;
-    /* rope + cache writes */
-    const struct em_dec *d;
-    const struct rows *rw;
-    struct scratch *s;
-    int l;
-};
-
-static void row_pass_task(void *ctx, int task, int slot)
-{
-    (void)slot;
-    const struct row_pass *c = ctx;
-    const int t0 = task * PAR_ROWS, t1 = t0 + PAR_ROWS < c->T ? t0 + PAR_ROWS : c->T;
-    c->rows(c, t0, t1);
-}
-
-static void row_pass_run(const struct row_pass *c)
-{
-    if (c->T >= PAR_MIN_ROWS)
-        em_qmm_parallel(row_pass_task, (void *)c, (c->T + PAR_ROWS - 1) / PAR_ROWS, 0);
-    else
-        c->rows(c, 0, c->T);
-}
-
-/* y[T, D] = x / sqrt(mean(x^2) + eps) * w  (ref: Qwen2RMSNorm, variance in fp32; here the
- * sum of squares is in double, four partial sums added in a fixed order) */
-static void rmsnorm_rows(const struct row_pass *c, int t0, int t1)
-{
-    const int D = c->D;
-    for (int t = t0; t < t1; t++) {
-        const float *xr = c->x + (size_t)t * D;
-        float *yr = c->y + (size_t)t * D;
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        int i = 0;
-        for (; i + 4 <= D; i += 4) {
-            s0 += (double)xr[i] * xr[i];
-            s1 += (double)xr[i + 1] * xr[i + 1];
-            s2 += (double)xr[i + 2] * xr[i + 2];
-            s3 += (double)xr[i + 3] * xr[i + 3];
-        }
-        for (; i < D; i++) s0 += (double)xr[i] * xr[i];
-        const double ss = (s0 + s1) + (s2 + s3);
-        float r = 1.0f / sqrtf((float)(ss / D) + c->eps);
-        for (i = 0; i < D; i++) yr[i] = c->w[i] * (xr[i] * r);
-    }
-}
-
-static void rmsnorm(float *y, const float *x, const float *w, int T, int D, float eps)
-{
-    const struct row_pass c = {.rows = rmsnorm_rows, .T = T, .y = y, .x = x, .w = w, .D = D,
-                               .eps = eps};
-    row_pass_run(&c);
-}
-
-/* Rotate-half RoPE on n_heads heads of one row at position pos. */
-static void rope_row(float *v, int n_heads, int hd, const float *cs, const float *sn)
-{
-    int half = hd / 2;
-    for (int h = 0; h < n_heads; h++) {
-        float *x = v + (size_t)h * hd;
-        for (int i = 0; i < half; i++) {
-            float a = x[i], b = x[i + half];
-            x[i] = a * cs[i] - b * sn[i];
-            x[i + half] = b * cs[i] + a * sn[i];
-        }
-    }
-}
-
-/* The contiguous run of cache rows of layer l that starts at position p (< n_pos): the
- * positions p .. p + return - 1 whose K rows (and V rows) are consecutive kv_dim-strided
- * rows (of the cache's element type) from *k (*v). A plain cache is one run, an overlay one
- * per cache it reads. */
-static int kv_run(const struct em_kv *kv, int l, int p, int n_pos, const void **k,
-                  const void **v)
-{
-    const size_t row = (size_t)em_kv_dim(kv) * em_kv_elem_bytes(kv);
-    *k = em_kv_k(kv, l, p);
-    *v = em_kv_v(kv, l, p);
-    int n = 1;
-    while (p + n < n_pos &&
-           (const char *)em_kv_k(kv, l, p + n) == (const char *)*k + (size_t)n * row &&
-           (const char *)em_kv_v(kv, l, p + n) == (const char *)*v + (size_t)n * row)
-        n++;
-    return n;
-}
-
-/* kv_run of an f32 cache, or, with wide (an f16 cache's rows 0 .. n_pos - 1 widened: K rows
- * then V rows), the one run of all n_pos rows in it. */
-static int f32_run(const struct em_kv *kv, int l, int p, int n_pos, const float *wide,
-                   const float **k, const float **v)
-{
-    if (wide) {
-        const size_t kd = (size_t)em_kv_dim(kv);
-        *k = wide + (size_t)p * kd;
-        *v = wide + (size_t)(n_pos + p) * kd;
-        return n_pos - p;
-    }
-    const void *kr, *vr;
-    const int m = kv_run(kv, l, p, n_pos, &kr, &vr);
-    *k = kr;
-    *v = vr;
-    return m;
-}
-
-/* x[0 .. n) = softmax(x) (fp32: subtract the row max, float exp and sum). */
-static void softmax_row_c(float *x, int n)
-{
-    float inv = 1.0f / em_exp_shift_row(x, n);
-    for (int j = 0; j < n; j++) x[j] *= inv;
-}
-
-#if EM_VM_X86
-EM_VM_AVX2 static void softmax_row_avx2(float *x, int n)
-{
-    float sum = em_exp_shift_row8(x, n);
-    __m256 inv = _mm256_set1_ps(1.0f / sum);
-    int j = 0;
-    for (; j + 8 <= n; j += 8)
-        _mm256_storeu_ps(x + j, _mm256_mul_ps(_mm256_loadu_ps(x + j), inv));
-    for (; j < n; j++) x[j] *= 1.0f / sum;
-}
-#endif
-
-/* Rows r of s[rows, n] (row stride n): keys past n0 + r are masked (causal, weight 0); the
- * rest become softmax probabilities. */
-static void softmax_causal(float *s, int rows, int n, int n0)
-{
-#if EM_VM_X86
-    const int avx2 = em_cpu_level() >= EM_CPU_AVX2;
-#endif
-    for (int r = 0; r < rows; r++) {
-        float *x = s + (size_t)r * n;
-        int valid = n0 + r + 1 < n ? n0 + r + 1 : n;
-#if EM_VM_X86
-        if (avx2)
-            softmax_row_avx2(x, valid);
-        else
-#endif
-            softmax_row_c(x, valid);
-        for (int j = valid; j < n; j++) x[j] = 0;
-    }
-}
-
-/* Attention of T query rows q[T, H * hd] of one sequence at positions p0 .. p0 + T - 1 over
- * the cache rows 0 .. p0 + T - 1 of kv (causal; rows already written), out[T, H * hd].
- * sc has room for max(T, H / KVH) * (p0 + T) floats. Two cblas_sgemm per (query or kv)
- * head and contiguous run of cache rows: scores = q k^T * scale, out = P v. One query row
- * (a decode step, single or batched: the same code either way) stacks the H / KVH query
- * heads of a kv head into one [group, hd] product, so each K/V row is read once. An f16
- * cache's rows 0 .. n - 1 are widened into one f32 copy first (this path runs only below
- * AVX-512). EM_E_NOMEM for that copy. */
-static em_err attention_seq(const struct em_dec *d, const struct em_kv *kv, int l, int p0, int T,
-                            const float *q, float *out, float *sc)
-{
-    const int hd = d->hd, group = d->H / d->KVH, n = p0 + T, qd = d->H * hd,
-              kd = d->KVH * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *k, *v;
-    float *wide = NULL; /* [2][n][kd] for an f16 cache */
-    if (em_kv_type(kv) != EM_KV_F32) {
-        if (!(wide = malloc(2 * (size_t)n * kd * sizeof *wide))) return EM_E_NOMEM;
-        for (int p = 0; p < n; p++) {
-            em_kv_widen(em_kv_type(kv), em_kv_k(kv, l, p), wide + (size_t)p * kd, (size_t)kd);
-            em_kv_widen(em_kv_type(kv), em_kv_v(kv, l, p), wide + (size_t)(n + p) * kd,
-                        (size_t)kd);
-        }
-    }
-    /* a unit: M query rows at qh (row stride ld) -> M output rows at oh (same stride), one
-     * kv head kvh; a prefill's unit is one query head, a step's one kv head's query group */
-    const int units = T == 1 ? d->KVH : d->H, M = T == 1 ? group : T, ld = T == 1 ? hd : qd;
-    for (int u = 0; u < units; u++) {
-        const int kvh = T == 1 ? u : u / group;
-        const float *qh = q + (size_t)u * (T == 1 ? (size_t)group * hd : (size_t)hd);
-        float *oh = out + (size_t)u * (T == 1 ? (size_t)group * hd : (size_t)hd);
-        for (int p = 0, m; p < n; p += m) {
-            m = f32_run(kv, l, p, n, wide, &k, &v);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, m, hd, scale, qh, ld,
-                        k + (size_t)kvh * hd, kd, 0.0f, sc + p, n);
-        }
-        softmax_causal(sc, M, n, p0); /* T == 1: every row at position p0 = n - 1 */
-        for (int p = 0, m; p < n; p += m) {
-            m = f32_run(kv, l, p, n, wide, &k, &v);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, hd, m, 1.0f, sc + p, n,
-                        v + (size_t)kvh * hd, kd, p ? 1.0f : 0.0f, oh, ld);
-        }
-    }
-    free(wide);
-    return EM_OK;
-}
-
-/* The same as attention_seq through em_attn (model/kernels/cpu/attn.h: causal AVX-512 tiles
- * on the qmatmul pool, only the score columns each block of queries can see). The cache's
- * rows are passed as pointers, so an overlay's rows and its shared prefix's need no copy.
- * EM_E_UNSUPPORTED below AVX-512 (the caller runs attention_seq), EM_E_NOMEM. */
-static em_err attention_prefill(const struct em_dec *d, struct em_kv *kv, int l, int p0, int T,
-                                const float *q, float *out)
-{
-    const int n = p0 + T, qd = d->H * d->hd;
-    struct em_attn_args a = {.o = out, .ldo = qd, .q = q, .ldq = qd, .T = T, .n = n, .p0 = p0,
-                             .causal = true, .heads = d->H, .kv_heads = d->KVH, .hd = d->hd,
-                             .scale = 1.0f / sqrtf((float)d->hd)};
-    /* 2n row pointers of the cache's element type, stored (and read) as that type only */
-    const int f16 = em_kv_type(kv) == EM_KV_F16;
-    void *rows = malloc(2 * (size_t)n * (f16 ? sizeof(const uint16_t *) : sizeof(const float *)));
-    if (!rows) return EM_E_NOMEM;
-    const uint16_t **rh = rows;
-    const float **rf = rows;
-    for (int i = 0; i < 2 * n; i++) {
-        const void *row = i < n ? em_kv_k(kv, l, i) : em_kv_v(kv, l, i - n);
-        if (f16) rh[i] = row;
-        else rf[i] = row;
-    }
-    if (f16) {
-        a.k16 = rh;
-        a.v16 = rh + n;
-    } else {
-        a.k = rf;
-        a.v = rf + n;
-    }
-    em_err rc = em_attn(&a);
-    free(rows);
-    return rc;
-}
-
-/* ---- decode attention: the single query rows of a step, every sequence at once ----------
- * A decode step has one query row per sequence (em_dec_forward of 1 token, or
- * em_dec_step_batch). Its attention reads every cached K/V row of the sequence once, which
- * at 7B is 2 x 16 KB per position and layer (26 MB at 800 positions): memory-bound work.
- * Here it runs on the qmatmul pool, one task per kv head, and the sequences of a batch that
- * read the same cache rows (overlays on one shared prefix: em_dec_kv_over) share each row
- * read: a run of rows is visited once for every query that attends to it.
- * Each score and each output element is computed by the same operations in the same order
- * whatever the batch, the task split or the row blocking (scores: one accumulator over the
- * head dimension; outputs: o = fma(p_j, v_j, o) over the positions in order), so a sequence
- * gets the same bits alone or in a batch. */
-
-struct dec_run {
-    const void *k, *v; /* rows p .. p + m - 1, kv_dim-strided */
-    int f16;           /* element type: uint16_t halves (1) or float (0) */
-    int p, m;
-    int nseq;
-    int seq[EM_DEC_MAX_BATCH]; /* members of the decode set that read these rows */
-};
-
-struct dec_attn {
-    const struct em_dec *d;
-    int B, n_max, nruns;
-    const int *n;           /* [B] positions each member attends (its position + 1) */
-    const float *const *q;  /* [B] query rows [H * hd] */
-    float *const *out;      /* [B] output rows [H * hd] */
-    const struct dec_run *runs; /* sorted by p */
-    float *sc;              /* per pool slot: B * group rows of n_max scores */
-    size_t sc_slot;
-};
-
-static int run_cmp(const void *a, const void *b)
-{
-    const struct dec_run *x = a, *y = b;
-    return (x->p > y->p) - (x->p < y->p);
-}
-
-/* s[i] = scale * q . k row i, i < rows (<= 4), over the run's element type; off and ld in
- * elements */
-static void run_dots(const struct dec_run *R, size_t off, size_t ld, const float *q, int rows,
-                     int hd, float scale, float *s, int avx2)
-{
-    const int h = R->f16;
-    const void *k = (const char *)R->k + off * (h ? sizeof(uint16_t) : sizeof(float));
-#if EM_VM_X86
-    if (avx2) {
-        if (h) em_dots8_h(q, k, ld, rows, hd, scale, s);
-        else em_dots8(q, k, ld, rows, hd, scale, s);
-        return;
-    }
-#endif
-    (void)avx2;
-    em_dots_t(q, k, ld, rows, hd, scale, s, h);
-}
-
-/* o += p[i] * v row i, i < rows, in order, over the run's element type */
-static void run_axpys(const struct dec_run *R, size_t off, size_t ld, float *o, const float *p,
-                      int rows, int hd, int avx2)
-{
-    const int h = R->f16;
-    const void *v = (const char *)R->v + off * (h ? sizeof(uint16_t) : sizeof(float));
-#if EM_VM_X86
-    if (avx2) {
-        if (h) em_axpys8_h(o, p, v, ld, rows, hd);
-        else em_axpys8(o, p, v, ld, rows, hd);
-        return;
-    }
-#endif
-    (void)avx2;
-    em_axpys_t(o, p, v, ld, rows, hd, h);
-}
-
-/* Task: kv head u for every member of the set. */
-static void dec_attn_task(void *ctx, int u, int slot)
-{
-    const struct dec_attn *A = ctx;
-    const struct em_dec *d = A->d;
-    const int hd = d->hd, group = d->H / d->KVH, kd = d->KVH * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    float *sc = A->sc + (size_t)slot * A->sc_slot;
-    const int avx2 = em_cpu_level() >= EM_CPU_AVX2;
-    /* scores of query (b, g) in row b * group + g */
-    for (int r = 0; r < A->nruns; r++) {
-        const struct dec_run *R = &A->runs[r];
-        for (int i = 0; i < R->m; i += 4) {
-            const int rows = R->m - i < 4 ? R->m - i : 4;
-            const size_t off = (size_t)i * kd + (size_t)u * hd;
-            for (int e = 0; e < R->nseq; e++)
-                for (int g = 0; g < group; g++) {
-                    const int b = R->seq[e];
-                    const float *q = A->q[b] + (size_t)(u * group + g) * hd;
-                    float *s = sc + (size_t)(b * group + g) * A->n_max + R->p + i;
-                    run_dots(R, off, (size_t)kd, q, rows, hd, scale, s, avx2);
-                }
-        }
-    }
-    for (int b = 0; b < A->B; b++)
-        for (int g = 0; g < group; g++) {
-            float *s = sc + (size_t)(b * group + g) * A->n_max;
-#if EM_VM_X86
-            if (avx2) softmax_row_avx2(s, A->n[b]);
-            else
-#endif
-                softmax_row_c(s, A->n[b]);
-            memset(A->out[b] + (size_t)(u * group + g) * hd, 0, (size_t)hd * sizeof(float));
-        }
-    for (int r = 0; r < A->nruns; r++) {
-        const struct dec_run *R = &A->runs[r];
-        for (int i = 0; i < R->m; i += 4) {
-            const int rows = R->m - i < 4 ? R->m - i : 4;
-            const size_t off = (size_t)i * kd + (size_t)u * hd;
-            for (int e = 0; e < R->nseq; e++)
-                for (int g = 0; g < group; g++) {
-                    const int b = R->seq[e];
-                    float *o = A->out[b] + (size_t)(u * group + g) * hd;
-                    const float *p = sc + (size_t)(b * group + g) * A->n_max + R->p + i;
-                    run_axpys(R, off, (size_t)kd, o, p, rows, hd, avx2);
-                }
-        }
-    }
-}
-
-/* Attention of B single query rows: row b of cache kv[b] at position pos[b] (its K/V rows
- * written), q[b] -> out[b]. */
-static em_err attention_decode(const struct em_dec *d, int l, int B, struct em_kv *const *kv,
-                               const int *pos, const float *const *q, float *const *out)
-{
-    int n[EM_DEC_MAX_BATCH], n_max = 0, nruns = 0, cap = 2 * B;
-    struct dec_run *runs = malloc((size_t)cap * sizeof *runs);
-    if (!runs) return EM_E_NOMEM;
-    for (int b = 0; b < B; b++) {
-        n[b] = pos[b] + 1;
-        if (n[b] > n_max) n_max = n[b];
-        const void *k, *v;
-        const int f16 = em_kv_type(kv[b]) == EM_KV_F16;
-        for (int p = 0, m; p < n[b]; p += m) {
-            m = kv_run(kv[b], l, p, n[b], &k, &v);
-            int r = 0;
-            while (r < nruns && !(runs[r].k == k && runs[r].v == v && runs[r].p == p &&
-                                  runs[r].m == m))
-                r++;
-            if (r == nruns) {
-                if (nruns == cap) {
-                    struct dec_run *nr = realloc(runs, (size_t)(cap *= 2) * sizeof *runs);
-                    if (!nr) {
-                        free(runs);
-                        return EM_E_NOMEM;
-                    }
-                    runs = nr;
-                }
-                runs[nruns++] = (struct dec_run){.k = k, .v = v, .f16 = f16, .p = p, .m = m};
-            }
-            runs[r].seq[runs[r].nseq++] = b;
-        }
-    }
-    qsort(runs, (size_t)nruns, sizeof *runs, run_cmp);
-    const int group = d->H / d->KVH, slots = em_qmm_threads();
-    struct dec_attn A = {
-        .d = d, .B = B, .n_max = n_max, .nruns = nruns, .n = n, .q = q, .out = out,
-        .runs = runs, .sc_slot = (size_t)B * group * n_max,
-    };
-    float *sc = malloc((size_t)slots * A.sc_slot * sizeof *sc);
-    if (!sc) {
-        free(runs);
-        return EM_E_NOMEM;
-    }
-    A.sc = sc;
-    em_qmm_parallel(dec_attn_task, &A, d->KVH, 0);
-    free(sc);
-    free(runs);
-    return EM_OK;
-}
-
-/* g = silu(g) * u (vecmath.h; AVX2 where the CPU allows) */
-static void silu_mul(float *g, const float *u, size_t n)
-{
-#if EM_VM_X86
-    if (em_cpu_level() >= EM_CPU_AVX2) {
-        em_silu_mul8(g, u, n);
-        return;
-    }
-#endif
-    em_silu_mul(g, u, n);
-}
-
+/* Device buffers of one call: x, h [T, D]; q, a [T, H*hd]; k, v [T, KVH*hd]; g, u [T, F];
+ * cs, sn [T, hd/2]; lg the logits (the caller's buffer on a unified backend). */
 struct scratch {
-    float *x, *h, *q, *k, *v, *a, *g, *u, *sc, *cs, *sn;
+    float *x, *h, *q, *k, *v, *a, *g, *u, *cs, *sn, *lg;
+    int own_lg;
 };
 
-static void scratch_free(struct scratch *s)
+static void scratch_free(const struct em_dec *d, struct scratch *s)
 {
-    free(s->x); free(s->h); free(s->q); free(s->k); free(s->v); free(s->a);
-    free(s->g); free(s->u); free(s->sc); free(s->cs); free(s->sn);
+    float *dev[] = {s->x, s->h, s->q, s->k, s->v, s->a, s->g, s->u, s->cs, s->sn,
+                    s->own_lg ? s->lg : NULL};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) free_vec(d, dev[i]);
 }
 
 /* T activation rows; row t belongs to the sequence of cache kv[t] at position pos[t]. A
@@ -635,20 +265,117 @@ struct rows {
     const int *pos;          /* [T] */
 };
 
-/* RoPE on rows [t0, t1) of q and k, then their k and v rows into the caches (each row has
- * its own cache row: distinct positions, or distinct caches in a batch step). */
-static void rope_rows(const struct row_pass *c, int t0, int t1)
+/* RoPE on q and k, then every row's k and v into its cache row (each row has its own cache
+ * row: distinct positions, or distinct caches in a batch step). The cache's own rows
+ * (positions past an overlay's base) are written in place: the memory em_kv_store writes. */
+static em_err rope_store(const struct em_dec *d, int l, const struct rows *rw, struct scratch *s)
 {
-    const struct em_dec *d = c->d;
-    const struct rows *rw = c->rw;
-    struct scratch *s = c->s;
-    const int qd = d->H * d->hd, kd = d->KVH * d->hd, half = d->hd / 2;
-    for (int t = t0; t < t1; t++) {
-        const float *cs = s->cs + (size_t)t * half, *sn = s->sn + (size_t)t * half;
-        rope_row(s->q + (size_t)t * qd, d->H, d->hd, cs, sn);
-        rope_row(s->k + (size_t)t * kd, d->KVH, d->hd, cs, sn);
-        em_kv_store(rw->kv[t], c->l, rw->pos[t], s->k + (size_t)t * kd, s->v + (size_t)t * kd);
+    void **rows = malloc(2 * (size_t)rw->T * sizeof *rows);
+    if (!rows) return EM_E_NOMEM;
+    for (int t = 0; t < rw->T; t++) {
+        rows[t] = (void *)em_kv_k(rw->kv[t], l, rw->pos[t]);
+        rows[rw->T + t] = (void *)em_kv_v(rw->kv[t], l, rw->pos[t]);
     }
+    const struct em_rope_kv_args a = {
+        .q = s->q, .k = s->k, .v = s->v, .T = rw->T, .heads = d->H, .kv_heads = d->KVH,
+        .hd = d->hd, .cs = s->cs, .sn = s->sn, .krow = rows, .vrow = rows + rw->T,
+        .f16 = em_kv_type(rw->kv[0]) == EM_KV_F16,
+    };
+    /* one element type per call: a batch may mix caches of both types */
+    em_err rc = EM_OK;
+    int same = 1;
+    for (int t = 1; t < rw->T; t++) same &= em_kv_type(rw->kv[t]) == em_kv_type(rw->kv[0]);
+    if (same) {
+        rc = OPS(d)->rope_kv(CTX(d), &a);
+    } else {
+        const size_t qd = (size_t)d->H * d->hd, kd = (size_t)d->KVH * d->hd, half = d->hd / 2;
+        for (int t = 0; t < rw->T && rc == EM_OK; t++) {
+            struct em_rope_kv_args r = a;
+            r.q += t * qd, r.k += t * kd, r.v += t * kd, r.cs += t * half, r.sn += t * half;
+            r.T = 1, r.krow = rows + t, r.vrow = rows + rw->T + t;
+            r.f16 = em_kv_type(rw->kv[t]) == EM_KV_F16;
+            rc = OPS(d)->rope_kv(CTX(d), &r);
+        }
+    }
+    free(rows);
+    return rc;
+}
+
+/* Fills tab[0 .. n) with the K rows and tab[n .. 2n) with the V rows of layer l. */
+static void kv_rows(const struct em_kv *kv, int l, int n, const void **tab)
+{
+    for (int p = 0; p < n; p++) {
+        tab[p] = em_kv_k(kv, l, p);
+        tab[n + p] = em_kv_v(kv, l, p);
+    }
+}
+
+/* Causal attention of T query rows q of one sequence at positions p0 .. p0 + T - 1 over the
+ * cache rows 0 .. p0 + T - 1 of kv (written), out[T, H * hd]. */
+static em_err attention_prefill(const struct em_dec *d, const struct em_kv *kv, int l, int p0,
+                                int T, const float *q, float *out)
+{
+    const int n = p0 + T, qd = d->H * d->hd;
+    const void **tab = malloc(2 * (size_t)n * sizeof *tab);
+    if (!tab) return EM_E_NOMEM;
+    kv_rows(kv, l, n, tab);
+    struct em_attn_args a = {.o = out, .ldo = qd, .q = q, .ldq = qd, .T = T, .n = n, .p0 = p0,
+                             .causal = true, .heads = d->H, .kv_heads = d->KVH, .hd = d->hd,
+                             .scale = 1.0f / sqrtf((float)d->hd)};
+    if (em_kv_type(kv) == EM_KV_F16) {
+        a.k16 = (const uint16_t *const *)tab;
+        a.v16 = (const uint16_t *const *)tab + n;
+    } else {
+        a.k = (const float *const *)tab;
+        a.v = (const float *const *)tab + n;
+    }
+    em_err rc = OPS(d)->attn(CTX(d), &a);
+    free(tab);
+    return rc;
+}
+
+/* Attention of B single query rows: row b of cache kv[b] at position pos[b] (its K/V rows
+ * written), q[b] -> out[b]; one decode-attention call per element type present. */
+static em_err attention_decode(const struct em_dec *d, int l, int B, struct em_kv *const *kv,
+                               const int *pos, const float *const *q, float *const *out)
+{
+    size_t total = 0;
+    for (int b = 0; b < B; b++) total += 2 * (size_t)(pos[b] + 1);
+    const void **tab = malloc(total * sizeof *tab);
+    if (!tab) return EM_E_NOMEM;
+    const void *const *k[EM_DEC_MAX_BATCH], *const *v[EM_DEC_MAX_BATCH];
+    const float *qs[EM_DEC_MAX_BATCH];
+    float *os[EM_DEC_MAX_BATCH];
+    int n[EM_DEC_MAX_BATCH];
+    em_err rc = EM_OK;
+    for (int f16 = 0; f16 < 2 && rc == EM_OK; f16++) {
+        int m = 0;
+        size_t used = 0;
+        for (int b = 0; b < B; b++) {
+            if ((em_kv_type(kv[b]) == EM_KV_F16) != f16) continue;
+            n[m] = pos[b] + 1;
+            kv_rows(kv[b], l, n[m], tab + used);
+            k[m] = tab + used;
+            v[m] = tab + used + n[m];
+            used += 2 * (size_t)n[m];
+            qs[m] = q[b];
+            os[m++] = out[b];
+        }
+        if (!m) continue;
+        const struct em_attn_decode_args a = {
+            .B = m, .o = os, .q = qs, .k = k, .v = v, .n = n, .f16 = f16, .heads = d->H,
+            .kv_heads = d->KVH, .hd = d->hd, .scale = 1.0f / sqrtf((float)d->hd),
+        };
+        rc = OPS(d)->attn_decode(CTX(d), &a);
+    }
+    free(tab);
+    return rc;
+}
+
+static em_err mm(const struct em_dec *d, float *y, const float *x, int n, int in, int out,
+                 const struct em_tensor *w, const struct em_tensor *b)
+{
+    return OPS(d)->matmul(CTX(d), y, x, n, in, out, w, b);
 }
 
 static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, int l,
@@ -656,17 +383,16 @@ static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, i
 {
     const int D = d->D, qd = d->H * d->hd, kd = d->KVH * d->hd, T = rw->T;
     const float eps = d->c.rms_norm_eps;
+    const struct em_tensor *W = L->w;
     em_err rc;
-    rmsnorm(s->h, s->x, L->in_norm, T, D, eps);
-    if ((rc = em_matmul(s->q, s->h, T, D, qd, &L->q_w, &L->q_b)) ||
-        (rc = em_matmul(s->k, s->h, T, D, kd, &L->k_w, &L->k_b)) ||
-        (rc = em_matmul(s->v, s->h, T, D, kd, &L->v_w, &L->v_b)))
+    if ((rc = OPS(d)->rmsnorm(CTX(d), s->h, s->x, L->in_norm, T, D, eps)) ||
+        (rc = mm(d, s->q, s->h, T, D, qd, &W[LW_Q], &W[LW_QB])) ||
+        (rc = mm(d, s->k, s->h, T, D, kd, &W[LW_K], &W[LW_KB])) ||
+        (rc = mm(d, s->v, s->h, T, D, kd, &W[LW_V], &W[LW_VB])) ||
+        (rc = rope_store(d, l, rw, s)))
         return rc;
-    const struct row_pass rp = {.rows = rope_rows, .T = T, .d = d, .rw = rw, .s = s, .l = l};
-    row_pass_run(&rp);
-    /* runs of rows of one sequence at consecutive positions (a prefill) attend through
-     * em_attn (sgemm below AVX-512), one call per run; single rows (decode steps) all
-     * together */
+    /* runs of rows of one sequence at consecutive positions (a prefill) attend causally, one
+     * call per run; single rows (decode steps) all together */
     struct em_kv *dkv[EM_DEC_MAX_BATCH];
     const float *dq[EM_DEC_MAX_BATCH];
     float *dout[EM_DEC_MAX_BATCH];
@@ -677,9 +403,6 @@ static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, i
         if (m > 1) {
             rc = attention_prefill(d, rw->kv[t], l, rw->pos[t], m, s->q + (size_t)t * qd,
                                    s->a + (size_t)t * qd);
-            if (rc == EM_E_UNSUPPORTED)
-                rc = attention_seq(d, rw->kv[t], l, rw->pos[t], m, s->q + (size_t)t * qd,
-                                   s->a + (size_t)t * qd, s->sc);
             if (rc != EM_OK) return rc;
             continue;
         }
@@ -693,107 +416,143 @@ static em_err layer_forward(const struct em_dec *d, const struct dec_layer *L, i
         dout[nd++] = s->a + (size_t)t * qd;
     }
     if (nd && (rc = attention_decode(d, l, nd, dkv, dpos, dq, dout))) return rc;
-    if ((rc = em_matmul(s->h, s->a, T, qd, D, &L->o_w, NULL))) return rc;
-    for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->h[i];
-    rmsnorm(s->h, s->x, L->post_norm, T, D, eps);
-    if ((rc = em_matmul(s->g, s->h, T, D, d->F, &L->gate, NULL)) ||
-        (rc = em_matmul(s->u, s->h, T, D, d->F, &L->up, NULL)))
+    if ((rc = mm(d, s->h, s->a, T, qd, D, &W[LW_O], NULL)) ||
+        (rc = OPS(d)->add(CTX(d), s->x, s->h, (size_t)T * D)) ||
+        (rc = OPS(d)->rmsnorm(CTX(d), s->h, s->x, L->post_norm, T, D, eps)) ||
+        (rc = mm(d, s->g, s->h, T, D, d->F, &W[LW_GATE], NULL)) ||
+        (rc = mm(d, s->u, s->h, T, D, d->F, &W[LW_UP], NULL)) ||
+        (rc = OPS(d)->silu_mul(CTX(d), s->g, s->u, (size_t)T * d->F)) ||
+        (rc = mm(d, s->h, s->g, T, d->F, D, &W[LW_DOWN], NULL)) ||
+        (rc = OPS(d)->add(CTX(d), s->x, s->h, (size_t)T * D)))
         return rc;
-    silu_mul(s->g, s->u, (size_t)T * d->F);
-    if ((rc = em_matmul(s->h, s->g, T, d->F, D, &L->down, NULL))) return rc;
-    for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->h[i];
     return EM_OK;
 }
 
+/* x rows: the embeddings of ids, or, at the audio token, the next row of audio (host). */
 static em_err embed(const struct em_dec *d, const int32_t *ids, int T, const float *audio,
                     int n_audio, float *x, struct em_errbuf *eb)
 {
     int used = 0;
     for (int t = 0; t < T; t++) {
-        float *row = x + (size_t)t * d->D;
         if (ids[t] < 0 || ids[t] >= d->V)
             return em_errf(eb, EM_E_ARG, "decoder: token %d at %d outside [0, %d)", ids[t], t, d->V);
-        if (ids[t] == d->audio_token) {
-            if (used >= n_audio || !audio)
-                return em_errf(eb, EM_E_ARG, "decoder: more audio tokens than the %d audio rows",
-                               n_audio);
-            memcpy(row, audio + (size_t)used * d->D, (size_t)d->D * sizeof *row);
-            used++;
-        } else {
-            em_tensor_read_f32(&d->embed, (size_t)ids[t] * d->D, (size_t)d->D, row);
-        }
+        if (ids[t] == d->audio_token && (used++ >= n_audio || !audio))
+            return em_errf(eb, EM_E_ARG, "decoder: more audio tokens than the %d audio rows",
+                           n_audio);
     }
     if (used != n_audio)
         return em_errf(eb, EM_E_ARG, "decoder: %d audio tokens for %d audio rows", used, n_audio);
-    return EM_OK;
+    used = 0;
+    em_err rc = EM_OK;
+    for (int t = 0, m; t < T && rc == EM_OK; t += m) {
+        const int is_audio = ids[t] == d->audio_token;
+        for (m = 1; t + m < T && (ids[t + m] == d->audio_token) == is_audio;) m++;
+        float *row = x + (size_t)t * d->D;
+        if (is_audio) {
+            rc = OPS(d)->upload(CTX(d), row, audio + (size_t)used * d->D,
+                                (size_t)m * d->D * sizeof *row);
+            used += m;
+        } else {
+            rc = OPS(d)->embed(CTX(d), row, &d->embed, ids + t, m);
+        }
+    }
+    return rc;
 }
 
-static em_err scratch_alloc(const struct em_dec *d, int T, int max_pos, struct scratch *s)
+static em_err scratch_alloc(const struct em_dec *d, int T, int n_logits, float *logits,
+                            struct scratch *s)
 {
+    const struct em_backend *be = d->be;
     size_t td = (size_t)T * d->D, tq = (size_t)T * d->H * d->hd, tk = (size_t)T * d->KVH * d->hd;
     size_t half = (size_t)d->hd / 2;
     *s = (struct scratch){
-        .x = malloc(td * sizeof(float)), .h = malloc(td * sizeof(float)),
-        .q = malloc(tq * sizeof(float)), .k = malloc(tk * sizeof(float)),
-        .v = malloc(tk * sizeof(float)), .a = malloc(tq * sizeof(float)),
-        .g = malloc((size_t)T * d->F * sizeof(float)), .u = malloc((size_t)T * d->F * sizeof(float)),
-        .sc = malloc((size_t)(T > d->H / d->KVH ? T : d->H / d->KVH) * (size_t)(max_pos + 1) *
-                     sizeof(float)),
-        .cs = malloc((size_t)T * half * sizeof(float)), .sn = malloc((size_t)T * half * sizeof(float)),
+        .x = em_be_floats(be, td), .h = em_be_floats(be, td), .q = em_be_floats(be, tq),
+        .k = em_be_floats(be, tk), .v = em_be_floats(be, tk), .a = em_be_floats(be, tq),
+        .g = em_be_floats(be, (size_t)T * d->F), .u = em_be_floats(be, (size_t)T * d->F),
+        .cs = em_be_floats(be, (size_t)T * half), .sn = em_be_floats(be, (size_t)T * half),
     };
-    if (!s->x || !s->h || !s->q || !s->k || !s->v || !s->a || !s->g || !s->u || !s->sc || !s->cs ||
-        !s->sn)
+    if (n_logits > 0) {
+        s->own_lg = !OPS(d)->unified;
+        s->lg = s->own_lg ? em_be_floats(be, (size_t)n_logits * d->V) : logits;
+        if (!s->lg) return EM_E_NOMEM;
+    }
+    if (!s->x || !s->h || !s->q || !s->k || !s->v || !s->a || !s->g || !s->u || !s->cs || !s->sn)
         return EM_E_NOMEM;
     return EM_OK;
 }
 
+/* cos / sin of every row's position (ref: Qwen2RotaryEmbedding, fp32) into s->cs / s->sn. */
+static em_err rope_tables(const struct em_dec *d, const struct rows *rw, struct scratch *s)
+{
+    const int half = d->hd / 2, T = rw->T;
+    float *cs = malloc(2 * (size_t)T * half * sizeof *cs);
+    if (!cs) return EM_E_NOMEM;
+    float *sn = cs + (size_t)T * half;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            float ang = (float)rw->pos[t] * d->inv_freq[i];
+            cs[(size_t)t * half + i] = cosf(ang);
+            sn[(size_t)t * half + i] = sinf(ang);
+        }
+    const size_t bytes = (size_t)T * half * sizeof *cs;
+    em_err rc = OPS(d)->upload(CTX(d), s->cs, cs, bytes);
+    if (rc == EM_OK) rc = OPS(d)->upload(CTX(d), s->sn, sn, bytes);
+    if (rc == EM_OK) rc = OPS(d)->sync(CTX(d)); /* the host tables are freed next */
+    free(cs);
+    return rc;
+}
+
 /* Embedded rows in s->x, positions in rw: the layers, then (mode) logits of the last row or
- * of every row, or with `ends` (k rows, ascending) the logits of those rows. */
+ * of every row, or with `ends` (k rows, ascending) the logits of those rows, into logits
+ * (host). */
 static em_err run_rows(const struct em_dec *d, const struct rows *rw, struct scratch *s,
                        enum em_dec_logits mode, const int *ends, int k, float *logits,
                        struct em_errbuf *eb)
 {
-    const int D = d->D, half = d->hd / 2, T = rw->T;
+    const int D = d->D, T = rw->T;
+    const float eps = d->c.rms_norm_eps;
     em_err rc;
-    for (int t = 0; t < T; t++)
-        for (int i = 0; i < half; i++) {
-            float ang = (float)rw->pos[t] * d->inv_freq[i];
-            s->cs[(size_t)t * half + i] = cosf(ang);
-            s->sn[(size_t)t * half + i] = sinf(ang);
-        }
+    if ((rc = rope_tables(d, rw, s)) != EM_OK) return rc;
     for (int l = 0; l < d->c.num_hidden_layers; l++)
         if ((rc = layer_forward(d, &d->layers[l], l, rw, s)) != EM_OK)
-            return em_errf(eb, rc, "decoder: layer %d: matmul failed (%s)", l, em_err_name(rc));
+            return em_errf(eb, rc, "decoder: layer %d on the %s backend: %s", l, OPS(d)->name,
+                           em_err_name(rc));
     int n = 0;
     if (ends) { /* row by row: RMSNorm's bits do not depend on how many rows one call takes */
-        for (n = 0; n < k; n++)
-            rmsnorm(s->h + (size_t)n * D, s->x + (size_t)ends[n] * D, d->norm, 1, D,
-                    d->c.rms_norm_eps);
+        for (n = 0; n < k && rc == EM_OK; n++)
+            rc = OPS(d)->rmsnorm(CTX(d), s->h + (size_t)n * D, s->x + (size_t)ends[n] * D,
+                                 d->norm, 1, D, eps);
     } else if (mode != EM_DEC_LOGITS_NONE) {
         int first = mode == EM_DEC_LOGITS_ALL ? 0 : T - 1;
         n = T - first;
-        rmsnorm(s->h, s->x + (size_t)first * D, d->norm, n, D, d->c.rms_norm_eps);
+        rc = OPS(d)->rmsnorm(CTX(d), s->h, s->x + (size_t)first * D, d->norm, n, D, eps);
     }
-    if (n > 0) {
-        if ((rc = em_matmul(logits, s->h, n, D, d->V, &d->lm_head, NULL)) != EM_OK)
-            return em_errf(eb, rc, "decoder: lm_head matmul failed (%s)", em_err_name(rc));
+    if (rc == EM_OK && n > 0) {
+        rc = mm(d, s->lg, s->h, n, D, d->V, &d->lm_head, NULL);
+        if (rc == EM_OK && s->own_lg)
+            rc = OPS(d)->download(CTX(d), logits, s->lg, (size_t)n * d->V * sizeof *logits);
     }
+    if (rc == EM_OK) rc = OPS(d)->sync(CTX(d));
+    if (rc != EM_OK)
+        return em_errf(eb, rc, "decoder: logits on the %s backend: %s", OPS(d)->name,
+                       em_err_name(rc));
     return EM_OK;
 }
 
 /* Runs k sequences' new rows, ids back to back (T in all; sequence i appends n[i] rows at
- * positions em_kv_len(kv[i]) ..; max_pos the highest of them), through embed (audio rows as
- * there) and run_rows (mode, ends, logits as there), then advances every cache. The callers
- * have checked the arguments. */
+ * positions em_kv_len(kv[i]) ..), through embed (audio rows as there) and run_rows (mode,
+ * ends, logits as there), then advances every cache. The callers have checked the
+ * arguments. */
 static em_err run_seqs(const struct em_dec *d, struct em_kv *const *kv, const int *n, int k,
-                       const int32_t *ids, int T, int max_pos, const float *audio, int n_audio,
+                       const int32_t *ids, int T, const float *audio, int n_audio,
                        enum em_dec_logits mode, const int *ends, float *logits,
                        struct em_errbuf *eb)
 {
     struct scratch s;
+    const int n_logits = ends ? k : mode == EM_DEC_LOGITS_ALL ? T : mode == EM_DEC_LOGITS_LAST;
     struct em_kv **kvs = malloc((size_t)T * sizeof *kvs);
     int *pos = malloc((size_t)T * sizeof *pos);
-    em_err rc = scratch_alloc(d, T, max_pos, &s);
+    em_err rc = scratch_alloc(d, T, n_logits, logits, &s);
     if (rc == EM_OK && (!kvs || !pos)) rc = EM_E_NOMEM;
     if (rc == EM_OK) {
         for (int i = 0, t = 0; i < k; i++)
@@ -809,7 +568,8 @@ static em_err run_seqs(const struct em_dec *d, struct em_kv *const *kv, const in
     }
     if (rc == EM_OK)
         for (int i = 0; i < k; i++) em_kv_advance(kv[i], n[i]);
-    scratch_free(&s);
+    if (rc == EM_E_NOMEM) em_errf(eb, rc, "decoder: out of memory for %d rows", T);
+    scratch_free(d, &s);
     free(kvs);
     free(pos);
     return rc;
@@ -824,7 +584,7 @@ em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *i
     if (T > em_kv_cap(kv) - p0)
         return em_errf(eb, EM_E_TOO_LONG, "decoder: %d + %d positions exceed the cache's %d", p0, T,
                        em_kv_cap(kv));
-    return run_seqs(d, &kv, &T, 1, ids, T, p0 + T - 1, audio, n_audio, mode, NULL, logits, eb);
+    return run_seqs(d, &kv, &T, 1, ids, T, audio, n_audio, mode, NULL, logits, eb);
 }
 
 em_err em_dec_step_batch(const struct em_dec *d, struct em_kv *const *kv, const int32_t *ids,
@@ -849,7 +609,7 @@ em_err em_dec_prefill_batch(const struct em_dec *d, struct em_kv *const *kv,
     if (k < 1 || k > EM_DEC_MAX_BATCH || !kv || !ids || !n || !logits)
         return em_errf(eb, EM_E_ARG, "decoder: batch of %d sequences, expected 1..%d", k,
                        EM_DEC_MAX_BATCH);
-    int T = 0, max_pos = 0, ends[EM_DEC_MAX_BATCH];
+    int T = 0, ends[EM_DEC_MAX_BATCH];
     for (int i = 0; i < k; i++) {
         if (!kv[i] || !ids[i] || n[i] < 1)
             return em_errf(eb, EM_E_ARG, "decoder: batch sequence %d: no cache, ids or tokens", i);
@@ -868,13 +628,11 @@ em_err em_dec_prefill_batch(const struct em_dec *d, struct em_kv *const *kv,
                            EM_DEC_MAX_TOKENS);
         T += n[i];
         ends[i] = T - 1;
-        if (p0 + n[i] - 1 > max_pos) max_pos = p0 + n[i] - 1;
     }
     int32_t *flat = malloc((size_t)T * sizeof *flat); /* the sequences' ids back to back */
     if (!flat) return EM_E_NOMEM;
     for (int i = 0, t = 0; i < k; t += n[i], i++) memcpy(flat + t, ids[i], (size_t)n[i] * sizeof *flat);
-    const em_err rc = run_seqs(d, kv, n, k, flat, T, max_pos, NULL, 0, EM_DEC_LOGITS_NONE, ends,
-                               logits, eb);
+    const em_err rc = run_seqs(d, kv, n, k, flat, T, NULL, 0, EM_DEC_LOGITS_NONE, ends, logits, eb);
     free(flat);
     return rc;
 }

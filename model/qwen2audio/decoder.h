@@ -5,8 +5,11 @@
  * (untied, unless the config ties it) lm_head.
  *
  * Shapes: hidden D, heads H x head_dim hd, kv heads KVH (H % KVH == 0), ffn F, vocab V.
- * Compute is f32; weights stay in their stored dtype (F32/BF16/F16) in the checkpoint mapping
- * and go through em_matmul (model/kernels/backend.h).
+ * Compute is f32; every step is a slot of the backend table (model/kernels/backend.h): weights
+ * made resident once (the CPU: views into the checkpoint mapping in their stored dtype),
+ * activations in device buffers, ids / audio rows in and logits out in host memory. The KV
+ * cache's rows are handed to the attention slots as row pointers (model/gen/kvcache.h), so a
+ * backend reads them where the cache put them (host memory today: the CPU backend).
  *
  * Thread-safety: an em_dec is read-only after em_dec_open and may be shared by threads;
  * each concurrent generation needs its own em_kv. */
@@ -19,6 +22,7 @@
 #include "common/err.h"
 #include "model/qwen2audio/config.h"
 #include "model/gen/kvcache.h"
+#include "model/kernels/backend.h"
 #include "model/loader/safetensors.h"
 
 #define EM_DEC_MAX_TOKENS 32768 /* positions of one sequence (prompt + generated) */
@@ -30,6 +34,10 @@ struct em_dec;
  * decoder) and widens the norm weights. On EM_OK the caller owns *out (em_dec_free).
  * Errors: EM_E_NOTFOUND / EM_E_MODEL (missing tensor, bad shape), EM_E_NOMEM. */
 em_err em_dec_open(const struct em_ckpt *ck, struct em_dec **out, struct em_errbuf *eb);
+/* The same on backend be (NULL: the CPU; borrowed, must outlive *out). Errors: also
+ * EM_E_UNSUPPORTED (a dtype the backend cannot hold), the backend's EM_E_NOMEM. */
+em_err em_dec_open_be(const struct em_ckpt *ck, const struct em_backend *be, struct em_dec **out,
+                      struct em_errbuf *eb);
 void em_dec_free(struct em_dec *d); /* NULL ok */
 
 /* Borrowed, valid while d lives. */

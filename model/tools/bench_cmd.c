@@ -10,13 +10,14 @@
 #include "common/usage.h"
 #include "common/err.h"
 #include "model/tools/bench.h"
+#include "model/tools/bench_device.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: earmark bench model [--layers N] [--encoder-layers N] [--seconds S]\n"
             "                           [--types f32,f16,bf16,q8_0,q4_0] [--prefill N]\n"
-            "                           [--new-tokens N]\n"
+            "                           [--new-tokens N] [--device cpu|cuda[:N]]\n"
             "  Speed of the model code at the Qwen2-Audio-7B shapes with random in-memory\n"
             "  weights, beside the machine's memory bandwidth, sgemm GFLOP/s and arithmetic\n"
             "  peaks, with the floor one clip cannot beat on this machine.\n"
@@ -25,7 +26,9 @@ static void usage(FILE *f)
             "  --seconds S         time per decode measurement (default 2)\n"
             "  --types LIST        weight types (default bf16,q8_0,q4_0)\n"
             "  --prefill N         prompt tokens of the prefill measurement (default 800)\n"
-            "  --new-tokens N      answer length in the end-to-end estimate (default 100)\n");
+            "  --new-tokens N      answer length in the end-to-end estimate (default 100)\n"
+            "  --device DEV        cpu (default; EARMARK_DEVICE), or cuda[:N]: the backend table\n"
+            "                      on that GPU in bf16 (model/tools/bench_device.h)\n");
 }
 
 static int parse_int(const char *s, long lo, long hi, int *out)
@@ -51,6 +54,7 @@ int em_cmd_bench(int argc, char **argv)
     }
     struct em_bench_opts o = em_bench_opts_default();
     int enc_set = 0;
+    const char *device = getenv("EARMARK_DEVICE");
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -75,6 +79,8 @@ int em_cmd_bench(int argc, char **argv)
             }
         } else if (strcmp(a, "--prefill") == 0) {
             bad = parse_int(v, 24, 4096, &o.prefill_tokens);
+        } else if (strcmp(a, "--device") == 0) {
+            device = v;
         } else if (strcmp(a, "--new-tokens") == 0) {
             bad = parse_int(v, 1, 4096, &o.new_tokens);
         } else {
@@ -90,7 +96,15 @@ int em_cmd_bench(int argc, char **argv)
     if (!enc_set) o.enc_layers = o.dec_layers;
     o.progress = stderr;
     struct em_errbuf eb = {{0}};
-    em_err rc = em_bench_model(&o, stdout, &eb);
+    em_err rc;
+    if (device && *device && strcmp(device, "cpu") != 0) {
+        struct em_bench_shapes sh = em_bench_shapes_7b();
+        sh.prefill_T = o.prefill_tokens;
+        sh.new_tokens = o.new_tokens;
+        rc = em_bench_device(device, &sh, stdout, &eb);
+    } else {
+        rc = em_bench_model(&o, stdout, &eb);
+    }
     if (rc != EM_OK) {
         fprintf(stderr, "earmark bench model: %s\n", em_errbuf_msg(&eb, rc));
         return 1;

@@ -33,19 +33,9 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/kernels/backend.h"
 
-struct em_attn_args {
-    float *o;
-    int ldo;
-    const float *q;
-    int ldq;
-    const float *const *k, *const *v; /* n row pointers each (f32 rows) */
-    const uint16_t *const *k16, *const *v16; /* or these (f16 rows); the other pair NULL */
-    int T, n, p0;                      /* full: n == T, p0 == 0; causal: n == p0 + T */
-    bool causal;
-    int heads, kv_heads, hd;           /* heads a multiple of kv_heads */
-    float scale;
-};
+/* struct em_attn_args: model/kernels/backend.h (the backend table's attention slot). */
 
 /* Errors: EM_E_ARG (T < 1, n < T, causal with n != p0 + T, full with n != T, heads or hd < 1,
  * heads not a multiple of kv_heads, ldq / ldo < heads * hd, NULL pointers, not exactly one

@@ -201,3 +201,14 @@ void em_layer_norm(float *y, const float *x, int n, int d, const float *w, const
         layer_norm_row_c(yr, xr, d, w, b, eps);
     }
 }
+
+void em_f16_narrow(uint16_t *h, const float *x, size_t n)
+{
+#if EM_VM_X86
+    if (em_cpu_level() >= EM_CPU_AVX2) {
+        em_f16_store8(h, x, n);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) h[i] = em_quant_f32_to_f16(em_f16_clamp(x[i]));
+}

@@ -7,6 +7,7 @@
 #define EM_ELTWISE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* x[i] = x[i] * Phi(x[i]) (exact GELU, erf form), in place. */
 void em_gelu(float *x, size_t n);
@@ -14,6 +15,9 @@ void em_gelu(float *x, size_t n);
 void em_softmax_rows(float *s, float *inv, int rows, int n);
 /* h[i] += a[i] */
 void em_add_into(float *restrict h, const float *restrict a, size_t n);
+/* h[i] = x[i] as IEEE half, rounded to nearest even, saturated at +-65504 (infinities too),
+ * NaN kept: the bits a KV cache stores (model/gen/kvcache.h); F16C where the CPU allows. */
+void em_f16_narrow(uint16_t *h, const float *x, size_t n);
 /* y[n, d] = LayerNorm(x) * w + b per row (biased variance, two passes); y may equal x. */
 void em_layer_norm(float *y, const float *x, int n, int d, const float *w, const float *b,
                    float eps);

@@ -20,6 +20,7 @@
 #include "model/kernels/backend.h"
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/igemm.h"
+#include "model/kernels/cpu/ops.h"
 #include "model/kernels/cpu/qmatmul.h"
 
 static em_err check(int n, int in, int out, const struct em_tensor *w,
@@ -165,7 +166,7 @@ static em_err matmul_blas(float *y, const float *x, int n, int in, int out,
     return EM_OK;
 }
 
-static em_err cpu_matmul(void *ctx, float *y, const float *x, int n, int in, int out,
+em_err em_cpu_matmul(void *ctx, float *y, const float *x, int n, int in, int out,
                          const struct em_tensor *w, const struct em_tensor *bias)
 {
     (void)ctx;
@@ -185,18 +186,10 @@ static em_err cpu_matmul(void *ctx, float *y, const float *x, int n, int in, int
     return add_bias(y, n, out, bias);
 }
 
-static const struct em_backend_ops cpu_ops = {
-    .name = "cpu",
-    .matmul = cpu_matmul,
-};
-static const struct em_backend cpu_backend = {.ops = &cpu_ops, .ctx = NULL};
-
-const struct em_backend *em_backend_cpu(void) { return &cpu_backend; }
-
 em_err em_matmul(float *y, const float *x, int n, int in, int out, const struct em_tensor *w,
                  const struct em_tensor *bias)
 {
-    return cpu_matmul(NULL, y, x, n, in, out, w, bias);
+    return em_cpu_matmul(NULL, y, x, n, in, out, w, bias);
 }
 
 em_err em_matmul_ref(float *y, const float *x, int n, int in, int out,

@@ -1,0 +1,19 @@
+/* model/kernels/backend_cuda.h - the entry points of the CUDA backend (model/kernels/cuda/,
+ * built with make CUDA=1; model/kernels/cuda_stub.c otherwise). Model code reaches them only
+ * through em_backend_open (backend.h). */
+#ifndef EM_BACKEND_CUDA_H
+#define EM_BACKEND_CUDA_H
+
+#include "common/err.h"
+#include "model/kernels/backend.h"
+
+/* 1 in a CUDA=1 build, 0 in the stub. */
+int em_cuda_built(void);
+/* A backend on CUDA device `device` (its own stream and cuBLAS handle). On EM_OK the caller
+ * owns *out (em_cuda_close). Errors, one line in eb: EM_E_UNSUPPORTED (no CUDA in this build,
+ * no usable device, device out of range: the line names the device count and the driver's
+ * words), EM_E_NOMEM, EM_E_INTERNAL (a CUDA or cuBLAS call failed: file:line and its name). */
+em_err em_cuda_open(int device, struct em_backend **out, struct em_errbuf *eb);
+void em_cuda_close(struct em_backend *be); /* NULL ok */
+
+#endif

@@ -1,0 +1,262 @@
+/* model/kernels/cuda/backend.cu - the CUDA backend: one device, one non-blocking stream, one
+ * cuBLAS handle bound to it; the table of backend.h over the op files (matmul.cu, norm.cu,
+ * rope.cu, attn.cu, eltwise.cu). Every slot enqueues on the stream and returns (host work of
+ * the caller overlaps the GPU); download + sync is where the host waits. Host tables (row
+ * pointers, ids) are staged through one growable device buffer; the stream orders every
+ * reuse after the kernels that read it.
+ * Weights: 2-D tensors uploaded once in their stored dtype (F32, F16, BF16, Q8_0 / Q4_0
+ * blocks), 1-D ones (biases) widened to F32. Several workers on a host pin one GPU each
+ * (--device cuda:N). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/kernels/cuda/attn.cuh"
+#include "model/kernels/cuda/eltwise.cuh"
+#include "model/kernels/cuda/matmul.cuh"
+#include "model/kernels/cuda/norm.cuh"
+#include "model/kernels/cuda/rope.cuh"
+
+extern "C" {
+#include "model/kernels/backend_cuda.h"
+}
+
+em_err em_cuda_scratch(struct em_cuda_ctx *c, int i, size_t bytes, void **out)
+{
+    struct em_cuda_scratch *s = &c->ws[i];
+    if (s->bytes < bytes) {
+        CUDA_CHECK(cudaStreamSynchronize(c->stream)); /* no queued kernel still reads it */
+        if (s->p) CUDA_CHECK(cudaFree(s->p));
+        s->p = NULL;
+        s->bytes = 0;
+        size_t want = bytes + bytes / 4;
+        CUDA_CHECK(cudaMalloc(&s->p, want));
+        s->bytes = want;
+    }
+    *out = s->p;
+    return EM_OK;
+}
+
+em_err em_cuda_stage(struct em_cuda_ctx *c, const void *host, size_t bytes, void **out)
+{
+    em_err rc = em_cuda_scratch(c, EM_CUDA_WS_TAB, bytes, out);
+    if (rc != EM_OK) return rc;
+    /* pageable source: returns once the bytes are staged, so the caller may free host */
+    CUDA_CHECK(cudaMemcpyAsync(*out, host, bytes, cudaMemcpyHostToDevice, c->stream));
+    return EM_OK;
+}
+
+#define CTX_C struct em_cuda_ctx *c = (struct em_cuda_ctx *)ctx
+
+static em_err cu_alloc(void *ctx, size_t bytes, void **out)
+{
+    CTX_C;
+    *out = NULL;
+    if (bytes == 0) return EM_E_ARG;
+    CUDA_CHECK(cudaMalloc(out, bytes)); /* 256-byte aligned */
+    return EM_OK;
+}
+
+static void cu_free(void *ctx, void *p)
+{
+    CTX_C;
+    if (!p) return;
+    cudaStreamSynchronize(c->stream); /* no queued kernel still uses it */
+    cudaFree(p); /* nothing to report to: a failed free leaves the memory held */
+}
+
+static em_err cu_copy_kind(struct em_cuda_ctx *c, void *dst, const void *src, size_t bytes,
+                           cudaMemcpyKind kind)
+{
+    if (!bytes) return EM_OK;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, c->stream));
+    return EM_OK;
+}
+
+static em_err cu_upload(void *ctx, void *dst, const void *src, size_t bytes)
+{
+    return cu_copy_kind((struct em_cuda_ctx *)ctx, dst, src, bytes, cudaMemcpyHostToDevice);
+}
+
+static em_err cu_download(void *ctx, void *dst, const void *src, size_t bytes)
+{
+    return cu_copy_kind((struct em_cuda_ctx *)ctx, dst, src, bytes, cudaMemcpyDeviceToHost);
+}
+
+static em_err cu_copy(void *ctx, void *dst, const void *src, size_t bytes)
+{
+    return cu_copy_kind((struct em_cuda_ctx *)ctx, dst, src, bytes, cudaMemcpyDeviceToDevice);
+}
+
+static em_err cu_sync(void *ctx)
+{
+    CTX_C;
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    return EM_OK;
+}
+
+static int cu_host_visible(void *ctx)
+{
+    CTX_C;
+    int v = 0;
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrPageableMemoryAccess, c->device) != cudaSuccess) v = 0;
+    return v;
+}
+
+/* Dense BF16 FLOPs per SM per clock: Hopper 4096, Ampere / Ada 2048 (A100: 312 TFLOPS at 108
+ * SMs x 1.41 GHz), Blackwell 8192; else 1024. */
+static double bf16_per_sm_clock(int major)
+{
+    return major == 9 ? 4096 : major == 8 ? 2048 : major >= 10 ? 8192 : 1024;
+}
+
+static em_err cu_info(void *ctx, struct em_backend_info *o)
+{
+    CTX_C;
+    memset(o, 0, sizeof *o);
+    cudaDeviceProp prop;
+    int major = 0, minor = 0, sms = 0, clk = 0, mclk = 0, bus = 0;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, c->device));
+    const char *name = prop.name;
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, c->device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c->device));
+    if (cudaDeviceGetAttribute(&clk, cudaDevAttrClockRate, c->device) != cudaSuccess) clk = 0;
+    if (cudaDeviceGetAttribute(&mclk, cudaDevAttrMemoryClockRate, c->device) != cudaSuccess) mclk = 0;
+    if (cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, c->device) != cudaSuccess) bus = 0;
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    snprintf(o->device, sizeof o->device, "%.80s (cuda:%d, sm_%d%d)", name, c->device, major, minor);
+    o->peak_bf16_tflops = (double)sms * clk * 1e3 * bf16_per_sm_clock(major) / 1e12;
+    o->peak_gbps = 2.0 * mclk * 1e3 * (bus / 8.0) / 1e9;
+    o->mem_bytes = total_b;
+    return EM_OK;
+}
+
+static em_err cu_weight(void *ctx, const struct em_tensor *host, struct em_tensor *dev)
+{
+    CTX_C;
+    *dev = *host;
+    dev->data = NULL;
+    if (host->dtype < 0 || host->dtype >= EM_WT_COUNT) return EM_E_UNSUPPORTED;
+    const int64_t numel = em_tensor_numel(host);
+    void *p = NULL;
+    if (host->ndim <= 1) { /* biases and vectors: f32 on the device */
+        float *w = (float *)malloc((size_t)numel * sizeof *w + 1);
+        if (!w) return EM_E_NOMEM;
+        em_tensor_read_f32(host, 0, (size_t)numel, w);
+        cudaError_t e = cudaMalloc(&p, (size_t)numel * sizeof *w + 1);
+        if (e == cudaSuccess)
+            e = cudaMemcpy(p, w, (size_t)numel * sizeof *w, cudaMemcpyHostToDevice);
+        free(w);
+        if (e != cudaSuccess) {
+            if (p) cudaFree(p);
+            EM_CUDA_ERR(c, "weight %s: %s", host->name ? host->name : "?", cudaGetErrorString(e));
+            return e == cudaErrorMemoryAllocation ? EM_E_NOMEM : EM_E_INTERNAL;
+        }
+        dev->dtype = EM_WT_F32;
+        dev->nbytes = (size_t)numel * sizeof(float);
+        dev->data = p;
+        return EM_OK;
+    }
+    const size_t bytes = em_dtype_nbytes(host->dtype, numel);
+    if (!bytes) return EM_E_ARG;
+    CUDA_CHECK(cudaMalloc(&p, bytes));
+    cudaError_t e = cudaMemcpy(p, host->data, bytes, cudaMemcpyHostToDevice);
+    if (e != cudaSuccess) {
+        cudaFree(p);
+        EM_CUDA_ERR(c, "weight %s: %s", host->name ? host->name : "?", cudaGetErrorString(e));
+        return EM_E_INTERNAL;
+    }
+    dev->data = p;
+    dev->nbytes = bytes;
+    return EM_OK;
+}
+
+static void cu_weight_free(void *ctx, struct em_tensor *dev)
+{
+    CTX_C;
+    cudaStreamSynchronize(c->stream); /* no queued kernel still reads it; nothing to report to */
+    if (dev && dev->data) cudaFree((void *)dev->data);
+    if (dev) dev->data = NULL;
+}
+
+static const struct em_backend_ops cuda_ops = {
+    /* .name */ "cuda",
+    /* .unified */ 0,
+    /* .matmul */ em_cuda_matmul,
+    /* .alloc */ cu_alloc,
+    /* .free */ cu_free,
+    /* .upload */ cu_upload,
+    /* .download */ cu_download,
+    /* .copy */ cu_copy,
+    /* .weight */ cu_weight,
+    /* .weight_free */ cu_weight_free,
+    /* .sync */ cu_sync,
+    /* .host_visible */ cu_host_visible,
+    /* .info */ cu_info,
+    /* .rmsnorm */ em_cuda_rmsnorm,
+    /* .layernorm */ em_cuda_layernorm,
+    /* .gelu */ em_cuda_gelu,
+    /* .silu_mul */ em_cuda_silu_mul,
+    /* .add */ em_cuda_add,
+    /* .avgpool2 */ em_cuda_avgpool2,
+    /* .im2col3 */ em_cuda_im2col3,
+    /* .embed */ em_cuda_embed,
+    /* .rope_kv */ em_cuda_rope_kv,
+    /* .attn */ em_cuda_attn,
+    /* .attn_decode */ em_cuda_attn_decode,
+    /* .argmax */ em_cuda_argmax,
+};
+
+int em_cuda_built(void) { return 1; }
+
+void em_cuda_close(struct em_backend *be)
+{
+    if (!be) return;
+    struct em_cuda_ctx *c = (struct em_cuda_ctx *)be->ctx;
+    cudaSetDevice(c->device);
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    for (int i = 0; i < EM_CUDA_WS_N; i++)
+        if (c->ws[i].p) cudaFree(c->ws[i].p);
+    if (c->blas) cublasDestroy(c->blas);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c);
+}
+
+em_err em_cuda_open(int device, struct em_backend **out, struct em_errbuf *eb)
+{
+    *out = NULL;
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0)
+        return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: no usable CUDA device (%s)", device,
+                       e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports 0 devices");
+    if (device < 0 || device >= count)
+        return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: this host has %d CUDA device%s "
+                       "(cuda:0 .. cuda:%d)", device, count, count == 1 ? "" : "s", count - 1);
+    struct em_cuda_ctx *c = (struct em_cuda_ctx *)calloc(1, sizeof *c);
+    if (!c) return EM_E_NOMEM;
+    c->device = device;
+    c->be.ops = &cuda_ops;
+    c->be.ctx = c;
+    const char *what = "cudaSetDevice";
+    if ((e = cudaSetDevice(device)) == cudaSuccess) {
+        what = "cudaStreamCreateWithFlags";
+        e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
+    }
+    if (e != cudaSuccess) {
+        em_cuda_close(&c->be);
+        return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: %s: %s", device, what,
+                       cudaGetErrorString(e));
+    }
+    cublasStatus_t s = cublasCreate(&c->blas);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(c->blas, c->stream);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        em_cuda_close(&c->be);
+        return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: cuBLAS initialisation failed "
+                       "(status %d)", device, (int)s);
+    }
+    *out = &c->be;
+    return EM_OK;
+}

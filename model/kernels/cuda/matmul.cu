@@ -1,0 +1,133 @@
+/* model/kernels/cuda/matmul.cu - y[n, out] = x[n, in] @ W[out, in]^T + b on the device (the
+ * policy is in matmul.cuh). cuBLAS is column-major: y^T [out, n] = W [in, out]^T x^T [in, n],
+ * so A = W (op T, lda in), B = x (op N, ldb in), C = y (ldc out). */
+#include "model/kernels/cuda/matmul.cuh"
+
+__global__ void k_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+__global__ void k_to_f16(__half *dst, const float *src, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2half_rn(src[i]);
+}
+
+/* rows r0 .. r0 + rows - 1 of a block-type W as BF16 [rows, in] */
+__global__ void k_dequant_bf16(__nv_bfloat16 *dst, const uint8_t *w, int dtype, int in, int r0,
+                               int rows)
+{
+    const size_t rb = em_cuda_row_bytes(dtype, in), n = (size_t)rows * in;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const size_t r = i / in, k = i % in;
+        dst[i] = __float2bfloat16_rn(em_cuda_load_w(w + (r0 + r) * rb, dtype, (int64_t)k));
+    }
+}
+
+/* One warp per output row o: y[r, o] = sum_k W[o, k] x[r, k] for the n (<= 8) rows of x. */
+__global__ void k_qgemv(float *y, const float *x, const uint8_t *w, int dtype, int n, int in,
+                        int out)
+{
+    const int o = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (o >= out) return;
+    const uint8_t *row = w + (size_t)o * em_cuda_row_bytes(dtype, in);
+    float acc[EM_CUDA_QGEMV_MAX_N];
+    for (int r = 0; r < EM_CUDA_QGEMV_MAX_N; r++) acc[r] = 0.0f;
+    for (int k = lane; k < in; k += 32) {
+        const float wk = em_cuda_load_w(row, dtype, k);
+        for (int r = 0; r < n; r++) acc[r] += wk * x[(size_t)r * in + k];
+    }
+    for (int r = 0; r < n; r++) {
+        const float s = em_cuda_warp_sum(acc[r]);
+        if (lane == 0) y[(size_t)r * out + o] = s;
+    }
+}
+
+__global__ void k_add_bias(float *y, const float *b, int n, int out)
+{
+    const size_t total = (size_t)n * out;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] += b[i % out];
+}
+
+static em_err gemm(struct em_cuda_ctx *c, float *y, const void *x, cudaDataType xt, int n, int in,
+                   int out, const void *w, cudaDataType wt, int ldy)
+{
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, w, wt, in, x, xt,
+                              in, &zero, y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+    return EM_OK;
+}
+
+static em_err check(int n, int in, int out, const struct em_tensor *w, const struct em_tensor *bias)
+{
+    if (n < 0 || in <= 0 || out <= 0 || !w || !w->data || w->ndim < 1 || w->shape[0] != out ||
+        em_tensor_numel(w) != (int64_t)in * out)
+        return EM_E_ARG;
+    if (w->dtype < 0 || w->dtype >= EM_WT_COUNT) return EM_E_UNSUPPORTED;
+    if ((w->dtype == EM_WT_Q8_0 || w->dtype == EM_WT_Q4_0) && in % EM_QK) return EM_E_ARG;
+    if (bias && (em_tensor_numel(bias) != out || bias->dtype != EM_WT_F32)) return EM_E_ARG;
+    return EM_OK;
+}
+
+em_err em_cuda_matmul(void *ctx, float *y, const float *x, int n, int in, int out,
+                      const struct em_tensor *w, const struct em_tensor *bias)
+{
+    struct em_cuda_ctx *c = (struct em_cuda_ctx *)ctx;
+    em_err rc = check(n, in, out, w, bias);
+    if (rc != EM_OK || n == 0) return rc;
+    const size_t nx = (size_t)n * in;
+    void *conv = NULL;
+    switch (w->dtype) {
+    case EM_WT_F32:
+        rc = gemm(c, y, x, CUDA_R_32F, n, in, out, w->data, CUDA_R_32F, out);
+        break;
+    case EM_WT_BF16:
+    case EM_WT_F16: {
+        if ((rc = em_cuda_scratch(c, EM_CUDA_WS_CONV, nx * 2, &conv)) != EM_OK) return rc;
+        const bool bf = w->dtype == EM_WT_BF16;
+        if (bf) k_to_bf16<<<em_cuda_blocks(nx, 256), 256, 0, c->stream>>>((__nv_bfloat16 *)conv, x, nx);
+        else k_to_f16<<<em_cuda_blocks(nx, 256), 256, 0, c->stream>>>((__half *)conv, x, nx);
+        LAUNCH_CHECK();
+        const cudaDataType t = bf ? CUDA_R_16BF : CUDA_R_16F;
+        rc = gemm(c, y, conv, t, n, in, out, w->data, t, out);
+        break;
+    }
+    default: /* Q8_0, Q4_0 */
+        if (n <= EM_CUDA_QGEMV_MAX_N) {
+            const int warps = 8;
+            k_qgemv<<<(out + warps - 1) / warps, warps * 32, 0, c->stream>>>(
+                y, x, (const uint8_t *)w->data, w->dtype, n, in, out);
+            LAUNCH_CHECK();
+            break;
+        }
+        if ((rc = em_cuda_scratch(c, EM_CUDA_WS_CONV, nx * 2, &conv)) != EM_OK) return rc;
+        k_to_bf16<<<em_cuda_blocks(nx, 256), 256, 0, c->stream>>>((__nv_bfloat16 *)conv, x, nx);
+        LAUNCH_CHECK();
+        int rows = (int)(EM_CUDA_TILE_BYTES / ((size_t)in * 2));
+        if (rows < 1) rows = 1;
+        if (rows > out) rows = out;
+        void *tile = NULL;
+        if ((rc = em_cuda_scratch(c, EM_CUDA_WS_TILE, (size_t)rows * in * 2, &tile)) != EM_OK)
+            return rc;
+        for (int r0 = 0; r0 < out && rc == EM_OK; r0 += rows) {
+            const int tr = out - r0 < rows ? out - r0 : rows;
+            k_dequant_bf16<<<em_cuda_blocks((size_t)tr * in, 256), 256, 0, c->stream>>>(
+                (__nv_bfloat16 *)tile, (const uint8_t *)w->data, w->dtype, in, r0, tr);
+            LAUNCH_CHECK();
+            rc = gemm(c, y + r0, conv, CUDA_R_16BF, n, in, tr, tile, CUDA_R_16BF, out);
+        }
+    }
+    if (rc != EM_OK || !bias) return rc;
+    const size_t ny = (size_t)n * out;
+    k_add_bias<<<em_cuda_blocks(ny, 256), 256, 0, c->stream>>>(y, (const float *)bias->data, n, out);
+    LAUNCH_CHECK();
+    return EM_OK;
+}
