@@ -361,7 +361,7 @@ static em_err load_whisper(const char *dir, const struct em_model_opts *o, struc
     m->family = &em_families[EM_FAMILY_WHISPER];
     m->form = EM_MODEL_FORM_BASE;
     if ((rc = set_name(m, dir, o->name, eb)) != EM_OK) goto fail;
-    if ((rc = em_whisper_load(dir, &m->wh, eb)) != EM_OK) goto fail;
+    if ((rc = em_whisper_load_as(dir, o->weights ? EM_WT_Q8_0 : -1, &m->wh, eb)) != EM_OK) goto fail;
     rc = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 ? EM_OK : EM_E_INTERNAL;
     if (rc == EM_OK) rc = hash_file(c, dir, "config.json", eb);
     if (rc == EM_OK && !(f = fopen(p, "rb"))) rc = em_errf(eb, EM_E_IO, "%s: %s", p, strerror(errno));
@@ -401,7 +401,12 @@ em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct e
     const struct em_family *fam = NULL;
     em_err rc = em_family_detect(dir, &fam, eb);
     if (rc != EM_OK) return rc;
+    if (o.weights && strcmp(o.weights, "q8_0") != 0)
+        return em_errf(eb, EM_E_ARG, "model: weights '%.40s' is not q8_0", o.weights);
     if (fam->id == EM_FAMILY_WHISPER) return load_whisper(dir, &o, out, eb);
+    if (o.weights)
+        return em_errf(eb, EM_E_ARG, "model: %s: quantizing at load is for Whisper checkpoints; "
+                       "convert Qwen2-Audio with `earmark convert --type q8_0`", dir);
     bool gguf = is_gguf_path(dir);
     rc = gguf ? EM_OK : check_files(dir, eb);
     if (rc != EM_OK) return rc;

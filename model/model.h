@@ -47,6 +47,10 @@ enum em_model_form {
 struct em_model_opts {
     enum em_model_form form; /* default EM_MODEL_FORM_AUTO */
     const char *name;        /* identity name; NULL: the directory's last component */
+    const char *weights;     /* NULL: as stored; "q8_0": a Whisper checkpoint's linear weights
+                                quantized at load (em_whisper_load_as; the identity's dtype
+                                reads q8_0). Qwen2-Audio refuses it (EM_E_ARG): convert it
+                                with `earmark convert --type q8_0` instead */
 };
 struct em_model_opts em_model_opts_default(void);
 

@@ -36,19 +36,21 @@ static struct em_tensor rows(const struct em_tensor *t, int64_t r0, int64_t n)
 }
 
 /* The named tensor of either layout, checked to be [d0] or [d0, d1] (ndim 3: [d0, ...]). */
-static em_err var(const struct em_whisper *w, const char *name, int ndim, int64_t d0,
+static em_err var(struct em_whisper *w, const char *name, int ndim, int64_t d0,
                   int64_t d1, struct em_tensor *t, struct em_errbuf *eb)
 {
     const char *file = w->ct2 ? "model.bin" : "model.safetensors";
     em_err rc;
     if (w->ct2) {
-        rc = em_ct2_tensor(w->ct2, name, ndim, t, eb);
+        rc = wh_ct2_tensor(w, name, ndim, t, eb);
     } else {
         rc = em_st_find(w->st, name, t);
         if (rc != EM_OK) rc = em_errf(eb, EM_E_NOTFOUND, "%s: tensor '%s' is missing", file, name);
         else if (t->ndim != ndim)
             rc = em_errf(eb, EM_E_MODEL, "%s: '%s' has %d dimensions, expected %d", file, name,
                          t->ndim, ndim);
+        else
+            rc = wh_weight_adapt(w, t, eb);
     }
     if (rc != EM_OK) return rc;
     if (t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1))
@@ -58,7 +60,7 @@ static em_err var(const struct em_whisper *w, const char *name, int ndim, int64_
     return EM_OK;
 }
 
-static em_err varf(const struct em_whisper *w, int ndim, int64_t d0, int64_t d1,
+static em_err varf(struct em_whisper *w, int ndim, int64_t d0, int64_t d1,
                    struct em_tensor *t, struct em_errbuf *eb, const char *fmt, int i)
 {
     char name[160];
@@ -67,7 +69,7 @@ static em_err varf(const struct em_whisper *w, int ndim, int64_t d0, int64_t d1,
 }
 
 /* A LayerNorm's gamma and beta under prefix, widened. */
-static em_err norm(const struct em_whisper *w, const char *prefix, float **g, float **b,
+static em_err norm(struct em_whisper *w, const char *prefix, float **g, float **b,
                    struct em_errbuf *eb)
 {
     char name[160];
@@ -108,7 +110,7 @@ static em_err bind_encoder(struct em_whisper *w, struct em_errbuf *eb)
         return em_errf(eb, EM_E_MODEL, "model.bin: encoder has %d layers and %ld heads for d %d",
                        nl, heads, d);
     struct em_tensor ffn0;
-    if ((rc = em_ct2_tensor(w->ct2, "encoder/layer_0/ffn/linear_0/weight", 2, &ffn0, eb)) != EM_OK)
+    if ((rc = wh_ct2_tensor(w, "encoder/layer_0/ffn/linear_0/weight", 2, &ffn0, eb)) != EM_OK)
         return rc;
     struct em_encoder_desc s = {.n_mels = w->n_mels, .d = d, .heads = (int)heads,
                                 .ffn = (int)ffn0.shape[0], .nlayers = nl,
@@ -171,7 +173,7 @@ static em_err bind_decoder(struct em_whisper *w, struct em_errbuf *eb)
                        w->n_layers, heads, d);
     w->heads = (int)heads;
     w->hd = d / w->heads;
-    if ((rc = em_ct2_tensor(w->ct2, "decoder/position_encodings/encodings", 2, &w->pos, eb)) != EM_OK)
+    if ((rc = wh_ct2_tensor(w, "decoder/position_encodings/encodings", 2, &w->pos, eb)) != EM_OK)
         return rc;
     w->n_ctx = (int)w->pos.shape[0];
     if (w->pos.shape[1] != d || w->n_ctx < 4 || w->n_ctx > EM_WHISPER_CTX)
@@ -353,7 +355,7 @@ static em_err read_json(const char *dir, const char *file, int optional, json_t 
 }
 
 /* q, k (no bias), v and out projections of one HF attention block into the views given. */
-static em_err hf_attn(const struct em_whisper *w, const char *prefix, struct em_tensor *qw,
+static em_err hf_attn(struct em_whisper *w, const char *prefix, struct em_tensor *qw,
                       struct em_tensor *qb, struct em_tensor *kw, struct em_tensor *vw,
                       struct em_tensor *vb, struct em_tensor *ow, struct em_tensor *ob,
                       struct em_errbuf *eb)
@@ -384,6 +386,7 @@ static em_err bind_hf(struct em_whisper *w, const json_t *cfg, struct em_errbuf 
         return rc;
     if (em_st_find(w->st, "model.decoder.embed_tokens.weight", &w->emb) != EM_OK || w->emb.ndim != 2)
         return em_errf(eb, EM_E_MODEL, "model.safetensors: model.decoder.embed_tokens.weight is missing or not 2-D");
+    if ((rc = wh_weight_adapt(w, &w->emb, eb)) != EM_OK) return rc;
     w->n_vocab = (int)w->emb.shape[0];
     w->d = (int)w->emb.shape[1];
     const int d = w->d;
@@ -547,18 +550,27 @@ void em_whisper_free(struct em_whisper *w)
     em_ct2_free(w->ct2);
     em_st_free(w->st);
     em_unmap_file(w->map, w->map_len);
+    wh_weights_free(w);
     free(w);
 }
 
 em_err em_whisper_load(const char *dir, struct em_whisper **out, struct em_errbuf *eb)
 {
+    return em_whisper_load_as(dir, -1, out, eb);
+}
+
+em_err em_whisper_load_as(const char *dir, int wtype, struct em_whisper **out, struct em_errbuf *eb)
+{
     *out = NULL;
     char path[4096];
     if (snprintf(path, sizeof path, "%s/model.bin", dir) >= (int)sizeof path)
         return em_errf(eb, EM_E_ARG, "whisper: path too long");
+    if (wtype != -1 && wtype != EM_WT_Q8_0)
+        return em_errf(eb, EM_E_ARG, "whisper: weights %s: only q8_0 (or as stored)", em_wtype_name(wtype));
     em_err rc = EM_E_NOMEM;
     struct em_whisper *w = calloc(1, sizeof *w);
     if (!w) return rc;
+    w->wtype = wtype;
     struct stat sb;
     if (stat(path, &sb) != 0) { /* no model.bin: the Hugging Face layout */
         char st_path[4096];
@@ -577,13 +589,13 @@ em_err em_whisper_load(const char *dir, struct em_whisper **out, struct em_errbu
                      em_ct2_spec(w->ct2));
         goto fail;
     }
-    if ((rc = em_ct2_tensor(w->ct2, "decoder/embeddings/weight", 2, &w->emb, eb)) != EM_OK) goto fail;
+    if ((rc = wh_ct2_tensor(w, "decoder/embeddings/weight", 2, &w->emb, eb)) != EM_OK) goto fail;
     w->n_vocab = (int)w->emb.shape[0];
     w->d = (int)w->emb.shape[1];
     snprintf(w->dtype, sizeof w->dtype, "%s", w->emb.dtype == EM_DT_F16 ? "f16" :
              w->emb.dtype == EM_DT_BF16 ? "bf16" : "f32");
     struct em_tensor c1;
-    if ((rc = em_ct2_tensor(w->ct2, "encoder/conv1/weight", 3, &c1, eb)) != EM_OK) goto fail;
+    if ((rc = wh_ct2_tensor(w, "encoder/conv1/weight", 3, &c1, eb)) != EM_OK) goto fail;
     w->n_mels = (int)c1.shape[1];
     if ((w->n_mels != 80 && w->n_mels != 128) || w->d < 8 || w->n_vocab < 51864 || w->n_vocab > 52000) {
         rc = em_errf(eb, EM_E_MODEL, "%s: %d mel bins, d %d, %d tokens: not a Whisper shape", path,
@@ -591,12 +603,14 @@ em_err em_whisper_load(const char *dir, struct em_whisper **out, struct em_errbu
         goto fail;
     }
     struct em_tensor f0;
-    if ((rc = em_ct2_tensor(w->ct2, "decoder/layer_0/ffn/linear_0/weight", 2, &f0, eb)) != EM_OK) goto fail;
+    if ((rc = wh_ct2_tensor(w, "decoder/layer_0/ffn/linear_0/weight", 2, &f0, eb)) != EM_OK) goto fail;
     w->ffn = (int)f0.shape[0];
     if ((rc = bind_encoder(w, eb)) != EM_OK) goto fail;
     if ((rc = bind_decoder(w, eb)) != EM_OK) goto fail;
     if ((rc = read_config(w, dir, eb)) != EM_OK) goto fail;
 common:
+    if (w->int8_file) snprintf(w->dtype, sizeof w->dtype, "int8");
+    else if (w->wtype == EM_WT_Q8_0) snprintf(w->dtype, sizeof w->dtype, "q8_0");
     if ((rc = em_mel_new_bins(w->n_mels, &w->mel)) != EM_OK) goto fail;
     if ((rc = em_tok_load(dir, &w->tok, eb)) != EM_OK) goto fail;
     if ((rc = special_ids(w, eb)) != EM_OK) goto fail;
