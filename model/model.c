@@ -351,8 +351,10 @@ static em_err load_whisper(const char *dir, const struct em_model_opts *o, struc
     if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0) {
         weights = "model.safetensors";
         if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0)
+            weights = "model.safetensors.index.json"; /* shards: the index is hashed */
+        if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0)
             return em_errf(eb, EM_E_NOTFOUND, "%s: neither model.bin (CTranslate2) nor "
-                           "model.safetensors (Hugging Face) is there", dir);
+                           "model.safetensors (Hugging Face; or its .index.json) is there", dir);
     }
     struct em_model *m = calloc(1, sizeof *m);
     EVP_MD_CTX *c = EVP_MD_CTX_new();

@@ -507,6 +507,31 @@ fail:
     return rc;
 }
 
+em_err em_ckpt_open_tensors(const char *dir, struct em_ckpt **out, struct em_errbuf *eb)
+{
+    *out = NULL;
+    json_t *wm = NULL;
+    em_err rc = EM_E_NOMEM;
+    struct em_ckpt *ck = calloc(1, sizeof *ck);
+    if (!ck) goto fail;
+    if ((rc = list_shards(ck, dir, &wm, eb)) != EM_OK) goto fail;
+    for (size_t i = 0; i < ck->nsh; i++)
+        if ((rc = map_shard(&ck->sh[i], dir, eb)) != EM_OK) goto fail;
+    if (wm && (rc = check_weight_map(ck, wm, eb)) != EM_OK) goto fail;
+    if (ck->nsh > 0 && em_st_count(ck->sh[0].st) > 0) {
+        struct em_tensor t;
+        em_st_get(ck->sh[0].st, 0, &t);
+        ck->dtype = t.dtype;
+    }
+    json_decref(wm);
+    *out = ck;
+    return EM_OK;
+fail:
+    json_decref(wm);
+    em_ckpt_close(ck);
+    return rc;
+}
+
 em_err em_ckpt_from_views(const struct em_qa_config *cfg, const struct em_tensor *views,
                           size_t n, struct em_ckpt **out, struct em_errbuf *eb)
 {

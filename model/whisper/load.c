@@ -23,6 +23,12 @@
 
 #define WH_EPS 1e-5f /* nn.LayerNorm's default, as Whisper and CTranslate2 use */
 
+/* The Hugging Face layout's tensor name (no detail on EM_E_NOTFOUND). */
+static em_err hf_find(const struct em_whisper *w, const char *name, struct em_tensor *t)
+{
+    return em_ckpt_tensor(w->st, name, t, NULL);
+}
+
 /* Rows [r0, r0 + n) of a 1-D or 2-D view. */
 static struct em_tensor rows(const struct em_tensor *t, int64_t r0, int64_t n)
 {
@@ -44,7 +50,7 @@ static em_err var(struct em_whisper *w, const char *name, int ndim, int64_t d0,
     if (w->ct2) {
         rc = wh_ct2_tensor(w, name, ndim, t, eb);
     } else {
-        rc = em_st_find(w->st, name, t);
+        rc = hf_find(w, name, t);
         if (rc != EM_OK) rc = em_errf(eb, EM_E_NOTFOUND, "%s: tensor '%s' is missing", file, name);
         else if (t->ndim != ndim)
             rc = em_errf(eb, EM_E_MODEL, "%s: '%s' has %d dimensions, expected %d", file, name,
@@ -319,7 +325,7 @@ static int count_hf_layers(const struct em_whisper *w, const char *side)
     int n = 0;
     for (; n <= EM_WHISPER_MAX_LAYERS; n++) {
         snprintf(name, sizeof name, "model.%s.layers.%d.fc1.weight", side, n);
-        if (em_st_find(w->st, name, &t) != EM_OK) break;
+        if (hf_find(w, name, &t) != EM_OK) break;
     }
     return n;
 }
@@ -384,15 +390,15 @@ static em_err bind_hf(struct em_whisper *w, const json_t *cfg, struct em_errbuf 
     if ((rc = cfg_int(cfg, "encoder_attention_heads", 256, &eh, eb)) != EM_OK ||
         (rc = cfg_int(cfg, "decoder_attention_heads", 256, &dh, eb)) != EM_OK)
         return rc;
-    if (em_st_find(w->st, "model.decoder.embed_tokens.weight", &w->emb) != EM_OK || w->emb.ndim != 2)
+    if (hf_find(w, "model.decoder.embed_tokens.weight", &w->emb) != EM_OK || w->emb.ndim != 2)
         return em_errf(eb, EM_E_MODEL, "model.safetensors: model.decoder.embed_tokens.weight is missing or not 2-D");
     if ((rc = wh_weight_adapt(w, &w->emb, eb)) != EM_OK) return rc;
     w->n_vocab = (int)w->emb.shape[0];
     w->d = (int)w->emb.shape[1];
     const int d = w->d;
     struct em_tensor c1, f0;
-    if (em_st_find(w->st, "model.encoder.conv1.weight", &c1) != EM_OK || c1.ndim != 3 ||
-        em_st_find(w->st, "model.decoder.layers.0.fc1.weight", &f0) != EM_OK || f0.ndim != 2)
+    if (hf_find(w, "model.encoder.conv1.weight", &c1) != EM_OK || c1.ndim != 3 ||
+        hf_find(w, "model.decoder.layers.0.fc1.weight", &f0) != EM_OK || f0.ndim != 2)
         return em_errf(eb, EM_E_MODEL, "model.safetensors: conv1 or decoder fc1 missing or malformed");
     w->n_mels = (int)c1.shape[1];
     w->ffn = (int)f0.shape[0];
@@ -447,7 +453,7 @@ done:
     w->n_layers = count_hf_layers(w, "decoder");
     if (w->n_layers < 1 || w->n_layers > EM_WHISPER_MAX_LAYERS)
         return em_errf(eb, EM_E_MODEL, "model.safetensors: %d decoder layers", w->n_layers);
-    if (em_st_find(w->st, "model.decoder.embed_positions.weight", &w->pos) != EM_OK || w->pos.ndim != 2 ||
+    if (hf_find(w, "model.decoder.embed_positions.weight", &w->pos) != EM_OK || w->pos.ndim != 2 ||
         w->pos.shape[1] != d || w->pos.shape[0] < 4 || w->pos.shape[0] > EM_WHISPER_CTX)
         return em_errf(eb, EM_E_MODEL, "model.safetensors: model.decoder.embed_positions.weight "
                        "missing or not [<= %d, %d]", EM_WHISPER_CTX, d);
@@ -510,7 +516,6 @@ static em_err read_generation_config(struct em_whisper *w, const char *dir, stru
 /* The Hugging Face layout in dir: the mapping, the tensors, the generation settings. */
 static em_err load_hf(struct em_whisper *w, const char *dir, struct em_errbuf *eb)
 {
-    char path[4096];
     json_t *cfg = NULL;
     em_err rc = read_json(dir, "config.json", 0, &cfg, eb);
     if (rc != EM_OK) return rc;
@@ -519,9 +524,7 @@ static em_err load_hf(struct em_whisper *w, const char *dir, struct em_errbuf *e
         rc = em_errf(eb, EM_E_MODEL, "%s/config.json: model_type is not \"whisper\"", dir);
         goto done;
     }
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if ((rc = em_map_file(path, 8, "a safetensors header", &w->map, &w->map_len, eb)) != EM_OK) goto done;
-    if ((rc = em_st_parse(w->map, w->map_len, "model.safetensors", &w->st, eb)) != EM_OK) goto done;
+    if ((rc = em_ckpt_open_tensors(dir, &w->st, eb)) != EM_OK) goto done;
     if ((rc = bind_hf(w, cfg, eb)) != EM_OK) goto done;
     snprintf(w->dtype, sizeof w->dtype, "%s", w->emb.dtype == EM_DT_F16 ? "f16" :
              w->emb.dtype == EM_DT_BF16 ? "bf16" : "f32");
@@ -548,8 +551,7 @@ void em_whisper_free(struct em_whisper *w)
     em_mel_free(w->mel);
     em_tok_free(w->tok);
     em_ct2_free(w->ct2);
-    em_st_free(w->st);
-    em_unmap_file(w->map, w->map_len);
+    em_ckpt_close(w->st);
     wh_weights_free(w);
     free(w);
 }
@@ -575,9 +577,11 @@ em_err em_whisper_load_as(const char *dir, int wtype, struct em_whisper **out, s
     if (stat(path, &sb) != 0) { /* no model.bin: the Hugging Face layout */
         char st_path[4096];
         snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
-        if (stat(st_path, &sb) != 0) {
+        char ix_path[4200];
+        snprintf(ix_path, sizeof ix_path, "%s.index.json", st_path);
+        if (stat(st_path, &sb) != 0 && stat(ix_path, &sb) != 0) {
             rc = em_errf(eb, EM_E_NOTFOUND, "%s: neither model.bin (CTranslate2) nor "
-                         "model.safetensors (Hugging Face) is there", dir);
+                         "model.safetensors (Hugging Face; or its .index.json) is there", dir);
             goto fail;
         }
         if ((rc = load_hf(w, dir, eb)) != EM_OK) goto fail;

@@ -23,13 +23,12 @@ struct wh_layer {
     struct em_tensor fc1_w, fc1_b, fc2_w, fc2_b; /* [ffn, d], [ffn], [d, ffn], [d] */
 };
 
-struct em_st;
+struct em_ckpt;
 
 struct em_whisper {
     struct em_ct2 *ct2;        /* CTranslate2 layout: owns the mapping every view points into */
-    struct em_st *st;          /* Hugging Face layout: model.safetensors' index into map */
-    void *map;
-    size_t map_len;
+    struct em_ckpt *st;        /* Hugging Face layout: model.safetensors, or an index + shards
+                                  (em_ckpt_open_tensors), owns their mappings */
     struct em_tok *tok;
     struct em_mel *mel;
     struct em_encoder *enc;
