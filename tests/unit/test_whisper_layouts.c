@@ -49,22 +49,14 @@ static int clean(void)
 /* Greedy and beam-5 ids (timestamps) of clip name with w against the golden ids. */
 static void golden_ids(const struct em_whisper *w, const char *name)
 {
-    char in[2048], out[2048];
-    snprintf(in, sizeof in, "%s/tests/golden/whisper/clips/%s.ogg", golden_root(), name);
-    snprintf(out, sizeof out, "%s/%s.raw", tmp, name);
-    CU_ASSERT_EQUAL_FATAL(golden_sh("sox '%s' -t raw -e signed-integer -b 16 -c 1 -r 16000 '%s'", in, out), 0);
-    size_t len = 0;
-    uint8_t *raw = golden_read(out, &len);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(raw);
-    size_t n = len / 2;
-    float *pcm = malloc((n ? n : 1) * sizeof *pcm);
+    float *pcm = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(golden_whisper_clip(name, tmp, &pcm, &n), 0);
     struct em_whisper_info info;
     em_whisper_info(w, &info);
     float *mel = malloc(sizeof(float) * (size_t)info.n_mels * EM_MEL_FRAMES);
     float *enc = malloc(sizeof(float) * EM_WHISPER_AUDIO_CTX * (size_t)info.d_model);
-    CU_ASSERT_FATAL(pcm && mel && enc);
-    for (size_t i = 0; i < n; i++) pcm[i] = (float)(int16_t)(raw[2 * i] | raw[2 * i + 1] << 8) / 32768.0f;
-    free(raw);
+    CU_ASSERT_FATAL(mel && enc);
     struct em_errbuf eb = {{0}};
     CU_ASSERT_EQUAL_FATAL(em_whisper_mel(w, pcm, n, mel), EM_OK);
     CU_ASSERT_EQUAL_FATAL(em_whisper_encode(w, mel, enc, &eb), EM_OK);

@@ -97,19 +97,9 @@ static void transcribe_all(const char *what, const struct em_whisper *w, int *sa
     json_t *rec;
     int clips = 0;
     json_object_foreach(json_object_get(index_json, "clips"), name, rec) {
-        char in[2048], out[2048];
-        snprintf(in, sizeof in, "%s/tests/golden/whisper/clips/%s.ogg", golden_root(), name);
-        snprintf(out, sizeof out, "%s/%s.raw", tmp, name);
-        CU_ASSERT_EQUAL_FATAL(golden_sh("sox '%s' -t raw -e signed-integer -b 16 -c 1 -r 16000 '%s'",
-                                        in, out), 0);
-        size_t len = 0;
-        uint8_t *raw = golden_read(out, &len);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(raw);
-        size_t n = len / 2;
-        float *pcm = malloc((n ? n : 1) * sizeof *pcm);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(pcm);
-        for (size_t i = 0; i < n; i++) pcm[i] = (float)(int16_t)(raw[2 * i] | raw[2 * i + 1] << 8) / 32768.0f;
-        free(raw);
+        float *pcm = NULL;
+        size_t n = 0;
+        CU_ASSERT_EQUAL_FATAL(golden_whisper_clip(name, tmp, &pcm, &n), 0);
         struct em_errbuf eb = {{0}};
         CU_ASSERT_EQUAL_FATAL(em_whisper_mel(w, pcm, n, mel), EM_OK);
         CU_ASSERT_EQUAL_FATAL(em_whisper_encode(w, mel, enc, &eb), EM_OK);
