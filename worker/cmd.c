@@ -28,7 +28,7 @@ static void usage(FILE *f)
             "usage: earmark worker --connect ENDPOINT [--model PATH] [--threads N]\n"
             "                      [--capacity N] [--id NAME] [--drain-ms N]\n"
             "                      [--curve-key FILE --coordinator-key FILE]\n"
-            "                      [--source-root DIR]... [--metrics HOST:PORT]\n"
+            "                      [--source-root DIR]... [--metrics HOST:PORT] [--weights q8_0]\n"
             "  --connect   coordinator endpoint, e.g. tcp://host:5555 (EARMARK_COORDINATOR)\n"
             "  --model     Hugging Face checkpoint directory or .gguf (EARMARK_MODEL); none: facts only\n"
             "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
@@ -40,7 +40,8 @@ static void usage(FILE *f)
             "  --source-root DIR  local sources may be read under DIR only (repeatable; also\n"
             "              EARMARK_SOURCE_ROOTS=DIR:DIR); none: no local files, s3/http only\n"
             "  --metrics   serve /metrics, /healthz, /readyz on HOST:PORT\n"
-            "              (EARMARK_WORKER_METRICS)\n");
+            "              (EARMARK_WORKER_METRICS)\n"
+            "  --weights q8_0  Whisper: quantize the linear weights to q8_0 at load (EARMARK_WEIGHTS)\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -62,6 +63,7 @@ int em_cmd_worker(int argc, char **argv)
     const char *roots[EM_SOURCE_MAX_ROOTS];
     size_t nroots = 0;
     const char *metrics = env_or("EARMARK_WORKER_METRICS", NULL);
+    const char *weights = env_or("EARMARK_WEIGHTS", NULL);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -85,6 +87,7 @@ int em_cmd_worker(int argc, char **argv)
         else if (strcmp(a, "--source-root") == 0 && nroots < EM_SOURCE_MAX_ROOTS)
             roots[nroots++] = v;
         else if (strcmp(a, "--metrics") == 0) metrics = v;
+        else if (strcmp(a, "--weights") == 0) weights = v;
         else if (strcmp(a, "--source-root") == 0)
             return em_usage_error("worker", usage, "more than %d --source-root",
                                   EM_SOURCE_MAX_ROOTS);
@@ -96,6 +99,8 @@ int em_cmd_worker(int argc, char **argv)
     long capacity = capacity_s ? em_num_parse(capacity_s, 1, EM_LOOP_MAX_CAPACITY) : threads;
     long drain = em_num_parse(drain_s, 0, 3600000);
     if (!connect) return em_usage_required("worker", usage, "--connect", "or EARMARK_COORDINATOR");
+    if (weights && strcmp(weights, "q8_0") != 0)
+        return em_usage_error("worker", usage, "--weights %.80s: expected q8_0", weights);
     if (threads < 0 || capacity < 0 || drain < 0)
         return em_usage_error("worker", usage, "%s",
                               threads < 0    ? "--threads must be 1..256"
@@ -160,7 +165,9 @@ int em_cmd_worker(int argc, char **argv)
     }
     if (model) {
         /* loaded once, before connecting: a worker that cannot run its model takes no task */
-        em_err lrc = em_model_load(model, NULL, &rt, &eb);
+        struct em_model_opts mo = em_model_opts_default();
+        mo.weights = weights;
+        em_err lrc = em_model_load(model, &mo, &rt, &eb);
         if (lrc != EM_OK) {
             fprintf(stderr, "earmark worker: --model %s: %s\n", model, em_errbuf_msg(&eb, lrc));
             memset(&pair, 0, sizeof pair);
