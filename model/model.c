@@ -353,8 +353,10 @@ static em_err load_whisper(const char *dir, const struct em_model_opts *o, struc
     if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0) {
         weights = "model.safetensors";
         if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0)
+            weights = "model.safetensors.index.json"; /* shards: the index is hashed */
+        if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0)
             return em_errf(eb, EM_E_NOTFOUND, "%s: neither model.bin (CTranslate2) nor "
-                           "model.safetensors (Hugging Face) is there", dir);
+                           "model.safetensors (Hugging Face; or its .index.json) is there", dir);
     }
     struct em_model *m = calloc(1, sizeof *m);
     EVP_MD_CTX *c = EVP_MD_CTX_new();
@@ -363,7 +365,7 @@ static em_err load_whisper(const char *dir, const struct em_model_opts *o, struc
     m->family = &em_families[EM_FAMILY_WHISPER];
     m->form = EM_MODEL_FORM_BASE;
     if ((rc = set_name(m, dir, o->name, eb)) != EM_OK) goto fail;
-    if ((rc = em_whisper_load(dir, &m->wh, eb)) != EM_OK) goto fail;
+    if ((rc = em_whisper_load_as(dir, o->weights ? EM_WT_Q8_0 : -1, &m->wh, eb)) != EM_OK) goto fail;
     rc = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 ? EM_OK : EM_E_INTERNAL;
     if (rc == EM_OK) rc = hash_file(c, dir, "config.json", eb);
     if (rc == EM_OK && !(f = fopen(p, "rb"))) rc = em_errf(eb, EM_E_IO, "%s: %s", p, strerror(errno));
@@ -403,6 +405,8 @@ em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct e
     const struct em_family *fam = NULL;
     em_err rc = em_family_detect(dir, &fam, eb);
     if (rc != EM_OK) return rc;
+    if (o.weights && strcmp(o.weights, "q8_0") != 0)
+        return em_errf(eb, EM_E_ARG, "model: weights '%.40s' is not q8_0", o.weights);
     if (fam->id == EM_FAMILY_WHISPER) {
         const struct em_backend *be = NULL;
         if ((rc = em_backend_open(o.device, &be, eb)) != EM_OK) return rc;
@@ -413,6 +417,9 @@ em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct e
         }
         return load_whisper(dir, &o, out, eb);
     }
+    if (o.weights)
+        return em_errf(eb, EM_E_ARG, "model: %s: quantizing at load is for Whisper checkpoints; "
+                       "convert Qwen2-Audio with `earmark convert --type q8_0`", dir);
     bool gguf = is_gguf_path(dir);
     rc = gguf ? EM_OK : check_files(dir, eb);
     if (rc != EM_OK) return rc;

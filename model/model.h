@@ -49,6 +49,10 @@ struct em_model_opts {
     const char *name;        /* identity name; NULL: the directory's last component */
     const char *device;      /* "cpu", "cuda", "cuda:N"; NULL: EARMARK_DEVICE, else cpu
                               * (model/kernels/backend.h em_backend_open) */
+    const char *weights;     /* NULL: as stored; "q8_0": a Whisper checkpoint's linear weights
+                                quantized at load (em_whisper_load_as; the identity's dtype
+                                reads q8_0). Qwen2-Audio refuses it (EM_E_ARG): convert it
+                                with `earmark convert --type q8_0` instead */
 };
 struct em_model_opts em_model_opts_default(void);
 

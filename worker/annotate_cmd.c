@@ -1,7 +1,7 @@
 /* worker/annotate_cmd.c - `earmark annotate`: runs Qwen2-Audio on local files, no cluster.
  *   earmark annotate --model DIR [--task caption|transcript|events]... [--prompt TEXT]...
  *                    [--form base|chat] [--max-new-tokens N] [--greedy] [--seed N] [--ids]
- *                    FILE...
+ *                    [--device cpu|cuda[:N]] [--weights q8_0] FILE...
  * Per file: read through the source policy (worker/source.h, any local file: only a regular
  * file, opened without blocking, so a FIFO, device or socket is refused at once) -> FFmpeg
  * decode to 16 kHz mono (model/audio/audio.h) -> em_model_annotate (model/model.h:
@@ -40,7 +40,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: earmark annotate --model DIR [--task caption|transcript|events]... [--prompt TEXT]...\n"
             "                        [--form base|chat] [--max-new-tokens N] [--greedy] [--seed N]\n"
-            "                        [--ids] [--device cpu|cuda[:N]] FILE...\n"
+            "                        [--ids] [--device cpu|cuda[:N]] [--weights q8_0] FILE...\n"
             "  --model           Hugging Face checkpoint directory (safetensors + tokenizer files)\n"
             "  --task            built-in prompt, repeatable (default: caption when no --prompt)\n"
             "  --prompt          free-text instruction/question, repeatable (answers \"prompt\",\n"
@@ -53,6 +53,7 @@ static void usage(FILE *f)
             "  --ids             also print the generated token ids of every segment\n"
             "  --device          cpu, cuda or cuda:N: where the model runs (EARMARK_DEVICE,\n"
             "                    default cpu)\n"
+            "  --weights q8_0    Whisper: quantize the linear weights to q8_0 at load (int8 kernels)\n"
             "Prints one earmark.annotation/v1 record (schema/annotation.schema.json) per file on\n"
             "stdout; a file that fails gets a \"failed\" record and its one-line error on stderr.\n"
             "Exit status: 0 every file ok, 1 at least one file failed (or the model did not\n"
@@ -60,7 +61,7 @@ static void usage(FILE *f)
 }
 
 struct opts {
-    const char *model, *form, *device;
+    const char *model, *form, *device, *weights;
     struct em_model_prompt prompts[EM_MODEL_MAX_PROMPTS];
     char names[EM_MODEL_MAX_PROMPTS][16]; /* "prompt", "prompt2", ... */
     size_t n_prompts, n_text;
@@ -111,6 +112,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         else if (!strcmp(a, "--prompt")) { if (add_prompt(o, NULL, v)) return 2; }
         else if (!strcmp(a, "--form")) o->form = v;
         else if (!strcmp(a, "--device")) o->device = v;
+        else if (!strcmp(a, "--weights")) o->weights = v;
         else if (!strcmp(a, "--max-new-tokens")) {
             if ((n = em_num_parse(v, 1, EM_MODEL_MAX_NEW_TOKENS)) < 0)
                 return em_usage_error("annotate", usage, "--max-new-tokens %.80s: expected 1..%d",
@@ -129,6 +131,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
     if (o->first_file >= argc) return em_usage_error("annotate", usage, "no FILE given");
     if (o->form && strcmp(o->form, "base") && strcmp(o->form, "chat"))
         return em_usage_error("annotate", usage, "--form %.80s: expected base or chat", o->form);
+    if (o->weights && strcmp(o->weights, "q8_0"))
+        return em_usage_error("annotate", usage, "--weights %.80s: expected q8_0", o->weights);
     if (o->n_prompts == 0) add_prompt(o, "caption", NULL);
     return -1;
 }
@@ -198,6 +202,7 @@ int em_cmd_annotate(int argc, char **argv)
     struct em_model_opts mo = em_model_opts_default();
     if (o.form) mo.form = strcmp(o.form, "chat") ? EM_MODEL_FORM_BASE : EM_MODEL_FORM_CHAT;
     mo.device = o.device;
+    mo.weights = o.weights;
     struct em_errbuf eb = {{0}};
     em_err drc = em_backend_check(o.device, &eb);
     if (drc != EM_OK) {

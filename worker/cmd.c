@@ -2,9 +2,10 @@
  *   earmark worker --connect ENDPOINT [--model PATH] [--threads N] [--capacity N]
  *                  [--id NAME] [--drain-ms N] [--curve-key FILE --coordinator-key FILE]
  *                  [--source-root DIR]... [--metrics HOST:PORT] [--device cpu|cuda[:N]]
+ *                  [--weights q8_0]
  * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
  * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS, EARMARK_CURVE_KEY,
- * EARMARK_COORDINATOR_KEY, EARMARK_WORKER_METRICS, EARMARK_DEVICE; EARMARK_SOURCE_ROOTS (colon-separated)
+ * EARMARK_COORDINATOR_KEY, EARMARK_WORKER_METRICS, EARMARK_DEVICE, EARMARK_WEIGHTS; EARMARK_SOURCE_ROOTS (colon-separated)
  * adds to the --source-root flags. S3 settings: AWS_* (storage.h). The HTTP endpoint
  * (worker/metrics.h) starts before the model loads, so /healthz answers and /readyz says
  * "model not loaded yet" meanwhile. */
@@ -31,6 +32,7 @@ static void usage(FILE *f)
             "                      [--capacity N] [--id NAME] [--drain-ms N]\n"
             "                      [--curve-key FILE --coordinator-key FILE]\n"
             "                      [--source-root DIR]... [--metrics HOST:PORT]\n"
+            "                      [--device cpu|cuda[:N]] [--weights q8_0]\n"
             "  --connect   coordinator endpoint, e.g. tcp://host:5555 (EARMARK_COORDINATOR)\n"
             "  --model     Hugging Face checkpoint directory or .gguf (EARMARK_MODEL); none: facts only\n"
             "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
@@ -43,7 +45,8 @@ static void usage(FILE *f)
             "              EARMARK_SOURCE_ROOTS=DIR:DIR); none: no local files, s3/http only\n"
             "  --metrics   serve /metrics, /healthz, /readyz on HOST:PORT\n"
             "              (EARMARK_WORKER_METRICS)\n"
-            "  --device    cpu, cuda or cuda:N: where the model runs (EARMARK_DEVICE, default cpu)\n");
+            "  --device    cpu, cuda or cuda:N: where the model runs (EARMARK_DEVICE, default cpu)\n"
+            "  --weights q8_0  Whisper: quantize the linear weights to q8_0 at load (EARMARK_WEIGHTS)\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -66,6 +69,7 @@ int em_cmd_worker(int argc, char **argv)
     size_t nroots = 0;
     const char *metrics = env_or("EARMARK_WORKER_METRICS", NULL);
     const char *device = env_or("EARMARK_DEVICE", "cpu");
+    const char *weights = env_or("EARMARK_WEIGHTS", NULL);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -90,6 +94,7 @@ int em_cmd_worker(int argc, char **argv)
             roots[nroots++] = v;
         else if (strcmp(a, "--metrics") == 0) metrics = v;
         else if (strcmp(a, "--device") == 0) device = v;
+        else if (strcmp(a, "--weights") == 0) weights = v;
         else if (strcmp(a, "--source-root") == 0)
             return em_usage_error("worker", usage, "more than %d --source-root",
                                   EM_SOURCE_MAX_ROOTS);
@@ -101,6 +106,8 @@ int em_cmd_worker(int argc, char **argv)
     long capacity = capacity_s ? em_num_parse(capacity_s, 1, EM_LOOP_MAX_CAPACITY) : threads;
     long drain = em_num_parse(drain_s, 0, 3600000);
     if (!connect) return em_usage_required("worker", usage, "--connect", "or EARMARK_COORDINATOR");
+    if (weights && strcmp(weights, "q8_0") != 0)
+        return em_usage_error("worker", usage, "--weights %.80s: expected q8_0", weights);
     if (threads < 0 || capacity < 0 || drain < 0)
         return em_usage_error("worker", usage, "%s",
                               threads < 0    ? "--threads must be 1..256"
@@ -172,6 +179,7 @@ int em_cmd_worker(int argc, char **argv)
         /* loaded once, before connecting: a worker that cannot run its model takes no task */
         struct em_model_opts mo = em_model_opts_default();
         mo.device = device;
+        mo.weights = weights;
         em_err lrc = em_model_load(model, &mo, &rt, &eb);
         if (lrc != EM_OK) {
             fprintf(stderr, "earmark worker: --model %s: %s\n", model, em_errbuf_msg(&eb, lrc));

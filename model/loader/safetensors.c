@@ -473,10 +473,21 @@ static em_err check_tensors(struct em_ckpt *ck, struct em_errbuf *eb)
     return rc;
 }
 
+/* Maps model.safetensors, or the shards model.safetensors.index.json lists, into ck and
+ * checks the index against the shards. */
+static em_err open_shards(struct em_ckpt *ck, const char *dir, struct em_errbuf *eb)
+{
+    json_t *wm = NULL;
+    em_err rc = list_shards(ck, dir, &wm, eb);
+    for (size_t i = 0; rc == EM_OK && i < ck->nsh; i++) rc = map_shard(&ck->sh[i], dir, eb);
+    if (rc == EM_OK && wm) rc = check_weight_map(ck, wm, eb);
+    json_decref(wm);
+    return rc;
+}
+
 em_err em_ckpt_open(const char *dir, struct em_ckpt **out, struct em_errbuf *eb)
 {
     *out = NULL;
-    json_t *wm = NULL;
     em_err rc = EM_E_NOMEM;
     struct em_ckpt *ck = calloc(1, sizeof *ck);
     if (!ck) goto fail;
@@ -493,18 +504,32 @@ em_err em_ckpt_open(const char *dir, struct em_ckpt **out, struct em_errbuf *eb)
         return EM_OK;
     }
     if ((rc = em_qa_config_load(dir, &ck->cfg, eb)) != EM_OK) goto fail;
-    if ((rc = list_shards(ck, dir, &wm, eb)) != EM_OK) goto fail;
-    for (size_t i = 0; i < ck->nsh; i++)
-        if ((rc = map_shard(&ck->sh[i], dir, eb)) != EM_OK) goto fail;
-    if (wm && (rc = check_weight_map(ck, wm, eb)) != EM_OK) goto fail;
+    if ((rc = open_shards(ck, dir, eb)) != EM_OK) goto fail;
     if ((rc = check_tensors(ck, eb)) != EM_OK) goto fail;
-    json_decref(wm);
     *out = ck;
     return EM_OK;
 fail:
-    json_decref(wm);
     em_ckpt_close(ck);
     return rc;
+}
+
+em_err em_ckpt_open_tensors(const char *dir, struct em_ckpt **out, struct em_errbuf *eb)
+{
+    *out = NULL;
+    struct em_ckpt *ck = calloc(1, sizeof *ck);
+    if (!ck) return EM_E_NOMEM;
+    em_err rc = open_shards(ck, dir, eb);
+    if (rc != EM_OK) {
+        em_ckpt_close(ck);
+        return rc;
+    }
+    if (ck->nsh > 0 && em_st_count(ck->sh[0].st) > 0) {
+        struct em_tensor t;
+        em_st_get(ck->sh[0].st, 0, &t);
+        ck->dtype = t.dtype;
+    }
+    *out = ck;
+    return EM_OK;
 }
 
 em_err em_ckpt_from_views(const struct em_qa_config *cfg, const struct em_tensor *views,

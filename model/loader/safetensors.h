@@ -64,6 +64,15 @@ struct em_gguf;
 em_err em_ckpt_open(const char *dir, struct em_ckpt **out, struct em_errbuf *eb);
 void em_ckpt_close(struct em_ckpt *ck); /* NULL ok; every view taken from ck dies */
 
+/* The tensors of dir without a Qwen2-Audio config or table check (other families, e.g.
+ * model/whisper/): model.safetensors, or model.safetensors.index.json + its shards with the
+ * same checks as em_ckpt_open (a weight_map value that is not a plain file name in dir, such
+ * as "../x" or "a/b", is refused; every listed tensor must be in the shard named for it and
+ * every shard tensor listed). Look tensors up with em_ckpt_tensor; em_ckpt_config is then
+ * all zero. On EM_OK the caller owns *out (em_ckpt_close). Errors: EM_E_IO (a file missing
+ * or unreadable: the detail names it), EM_E_MODEL, EM_E_NOMEM. */
+em_err em_ckpt_open_tensors(const char *dir, struct em_ckpt **out, struct em_errbuf *eb);
+
 /* A checkpoint over tensors already in memory (benchmarks, tests): cfg is copied; views[n]
  * (names and data) are borrowed and must outlive *out. Checked like em_ckpt_open: every
  * tensor of the table with the shape cfg implies, nothing else; nbytes must equal

@@ -23,6 +23,12 @@
 
 #define WH_EPS 1e-5f /* nn.LayerNorm's default, as Whisper and CTranslate2 use */
 
+/* The Hugging Face layout's tensor name (no detail on EM_E_NOTFOUND). */
+static em_err hf_find(const struct em_whisper *w, const char *name, struct em_tensor *t)
+{
+    return em_ckpt_tensor(w->st, name, t, NULL);
+}
+
 /* Rows [r0, r0 + n) of a 1-D or 2-D view. */
 static struct em_tensor rows(const struct em_tensor *t, int64_t r0, int64_t n)
 {
@@ -36,19 +42,21 @@ static struct em_tensor rows(const struct em_tensor *t, int64_t r0, int64_t n)
 }
 
 /* The named tensor of either layout, checked to be [d0] or [d0, d1] (ndim 3: [d0, ...]). */
-static em_err var(const struct em_whisper *w, const char *name, int ndim, int64_t d0,
+static em_err var(struct em_whisper *w, const char *name, int ndim, int64_t d0,
                   int64_t d1, struct em_tensor *t, struct em_errbuf *eb)
 {
     const char *file = w->ct2 ? "model.bin" : "model.safetensors";
     em_err rc;
     if (w->ct2) {
-        rc = em_ct2_tensor(w->ct2, name, ndim, t, eb);
+        rc = wh_ct2_tensor(w, name, ndim, t, eb);
     } else {
-        rc = em_st_find(w->st, name, t);
+        rc = hf_find(w, name, t);
         if (rc != EM_OK) rc = em_errf(eb, EM_E_NOTFOUND, "%s: tensor '%s' is missing", file, name);
         else if (t->ndim != ndim)
             rc = em_errf(eb, EM_E_MODEL, "%s: '%s' has %d dimensions, expected %d", file, name,
                          t->ndim, ndim);
+        else
+            rc = wh_weight_adapt(w, t, eb);
     }
     if (rc != EM_OK) return rc;
     if (t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1))
@@ -58,7 +66,7 @@ static em_err var(const struct em_whisper *w, const char *name, int ndim, int64_
     return EM_OK;
 }
 
-static em_err varf(const struct em_whisper *w, int ndim, int64_t d0, int64_t d1,
+static em_err varf(struct em_whisper *w, int ndim, int64_t d0, int64_t d1,
                    struct em_tensor *t, struct em_errbuf *eb, const char *fmt, int i)
 {
     char name[160];
@@ -67,7 +75,7 @@ static em_err varf(const struct em_whisper *w, int ndim, int64_t d0, int64_t d1,
 }
 
 /* A LayerNorm's gamma and beta under prefix, widened. */
-static em_err norm(const struct em_whisper *w, const char *prefix, float **g, float **b,
+static em_err norm(struct em_whisper *w, const char *prefix, float **g, float **b,
                    struct em_errbuf *eb)
 {
     char name[160];
@@ -108,7 +116,7 @@ static em_err bind_encoder(struct em_whisper *w, struct em_errbuf *eb)
         return em_errf(eb, EM_E_MODEL, "model.bin: encoder has %d layers and %ld heads for d %d",
                        nl, heads, d);
     struct em_tensor ffn0;
-    if ((rc = em_ct2_tensor(w->ct2, "encoder/layer_0/ffn/linear_0/weight", 2, &ffn0, eb)) != EM_OK)
+    if ((rc = wh_ct2_tensor(w, "encoder/layer_0/ffn/linear_0/weight", 2, &ffn0, eb)) != EM_OK)
         return rc;
     struct em_encoder_desc s = {.n_mels = w->n_mels, .d = d, .heads = (int)heads,
                                 .ffn = (int)ffn0.shape[0], .nlayers = nl,
@@ -171,7 +179,7 @@ static em_err bind_decoder(struct em_whisper *w, struct em_errbuf *eb)
                        w->n_layers, heads, d);
     w->heads = (int)heads;
     w->hd = d / w->heads;
-    if ((rc = em_ct2_tensor(w->ct2, "decoder/position_encodings/encodings", 2, &w->pos, eb)) != EM_OK)
+    if ((rc = wh_ct2_tensor(w, "decoder/position_encodings/encodings", 2, &w->pos, eb)) != EM_OK)
         return rc;
     w->n_ctx = (int)w->pos.shape[0];
     if (w->pos.shape[1] != d || w->n_ctx < 4 || w->n_ctx > EM_WHISPER_CTX)
@@ -317,7 +325,7 @@ static int count_hf_layers(const struct em_whisper *w, const char *side)
     int n = 0;
     for (; n <= EM_WHISPER_MAX_LAYERS; n++) {
         snprintf(name, sizeof name, "model.%s.layers.%d.fc1.weight", side, n);
-        if (em_st_find(w->st, name, &t) != EM_OK) break;
+        if (hf_find(w, name, &t) != EM_OK) break;
     }
     return n;
 }
@@ -353,7 +361,7 @@ static em_err read_json(const char *dir, const char *file, int optional, json_t 
 }
 
 /* q, k (no bias), v and out projections of one HF attention block into the views given. */
-static em_err hf_attn(const struct em_whisper *w, const char *prefix, struct em_tensor *qw,
+static em_err hf_attn(struct em_whisper *w, const char *prefix, struct em_tensor *qw,
                       struct em_tensor *qb, struct em_tensor *kw, struct em_tensor *vw,
                       struct em_tensor *vb, struct em_tensor *ow, struct em_tensor *ob,
                       struct em_errbuf *eb)
@@ -382,14 +390,15 @@ static em_err bind_hf(struct em_whisper *w, const json_t *cfg, struct em_errbuf 
     if ((rc = cfg_int(cfg, "encoder_attention_heads", 256, &eh, eb)) != EM_OK ||
         (rc = cfg_int(cfg, "decoder_attention_heads", 256, &dh, eb)) != EM_OK)
         return rc;
-    if (em_st_find(w->st, "model.decoder.embed_tokens.weight", &w->emb) != EM_OK || w->emb.ndim != 2)
+    if (hf_find(w, "model.decoder.embed_tokens.weight", &w->emb) != EM_OK || w->emb.ndim != 2)
         return em_errf(eb, EM_E_MODEL, "model.safetensors: model.decoder.embed_tokens.weight is missing or not 2-D");
+    if ((rc = wh_weight_adapt(w, &w->emb, eb)) != EM_OK) return rc;
     w->n_vocab = (int)w->emb.shape[0];
     w->d = (int)w->emb.shape[1];
     const int d = w->d;
     struct em_tensor c1, f0;
-    if (em_st_find(w->st, "model.encoder.conv1.weight", &c1) != EM_OK || c1.ndim != 3 ||
-        em_st_find(w->st, "model.decoder.layers.0.fc1.weight", &f0) != EM_OK || f0.ndim != 2)
+    if (hf_find(w, "model.encoder.conv1.weight", &c1) != EM_OK || c1.ndim != 3 ||
+        hf_find(w, "model.decoder.layers.0.fc1.weight", &f0) != EM_OK || f0.ndim != 2)
         return em_errf(eb, EM_E_MODEL, "model.safetensors: conv1 or decoder fc1 missing or malformed");
     w->n_mels = (int)c1.shape[1];
     w->ffn = (int)f0.shape[0];
@@ -444,7 +453,7 @@ done:
     w->n_layers = count_hf_layers(w, "decoder");
     if (w->n_layers < 1 || w->n_layers > EM_WHISPER_MAX_LAYERS)
         return em_errf(eb, EM_E_MODEL, "model.safetensors: %d decoder layers", w->n_layers);
-    if (em_st_find(w->st, "model.decoder.embed_positions.weight", &w->pos) != EM_OK || w->pos.ndim != 2 ||
+    if (hf_find(w, "model.decoder.embed_positions.weight", &w->pos) != EM_OK || w->pos.ndim != 2 ||
         w->pos.shape[1] != d || w->pos.shape[0] < 4 || w->pos.shape[0] > EM_WHISPER_CTX)
         return em_errf(eb, EM_E_MODEL, "model.safetensors: model.decoder.embed_positions.weight "
                        "missing or not [<= %d, %d]", EM_WHISPER_CTX, d);
@@ -507,7 +516,6 @@ static em_err read_generation_config(struct em_whisper *w, const char *dir, stru
 /* The Hugging Face layout in dir: the mapping, the tensors, the generation settings. */
 static em_err load_hf(struct em_whisper *w, const char *dir, struct em_errbuf *eb)
 {
-    char path[4096];
     json_t *cfg = NULL;
     em_err rc = read_json(dir, "config.json", 0, &cfg, eb);
     if (rc != EM_OK) return rc;
@@ -516,9 +524,7 @@ static em_err load_hf(struct em_whisper *w, const char *dir, struct em_errbuf *e
         rc = em_errf(eb, EM_E_MODEL, "%s/config.json: model_type is not \"whisper\"", dir);
         goto done;
     }
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if ((rc = em_map_file(path, 8, "a safetensors header", &w->map, &w->map_len, eb)) != EM_OK) goto done;
-    if ((rc = em_st_parse(w->map, w->map_len, "model.safetensors", &w->st, eb)) != EM_OK) goto done;
+    if ((rc = em_ckpt_open_tensors(dir, &w->st, eb)) != EM_OK) goto done;
     if ((rc = bind_hf(w, cfg, eb)) != EM_OK) goto done;
     snprintf(w->dtype, sizeof w->dtype, "%s", w->emb.dtype == EM_DT_F16 ? "f16" :
              w->emb.dtype == EM_DT_BF16 ? "bf16" : "f32");
@@ -545,27 +551,37 @@ void em_whisper_free(struct em_whisper *w)
     em_mel_free(w->mel);
     em_tok_free(w->tok);
     em_ct2_free(w->ct2);
-    em_st_free(w->st);
-    em_unmap_file(w->map, w->map_len);
+    em_ckpt_close(w->st);
+    wh_weights_free(w);
     free(w);
 }
 
 em_err em_whisper_load(const char *dir, struct em_whisper **out, struct em_errbuf *eb)
 {
+    return em_whisper_load_as(dir, -1, out, eb);
+}
+
+em_err em_whisper_load_as(const char *dir, int wtype, struct em_whisper **out, struct em_errbuf *eb)
+{
     *out = NULL;
     char path[4096];
     if (snprintf(path, sizeof path, "%s/model.bin", dir) >= (int)sizeof path)
         return em_errf(eb, EM_E_ARG, "whisper: path too long");
+    if (wtype != -1 && wtype != EM_WT_Q8_0)
+        return em_errf(eb, EM_E_ARG, "whisper: weights %s: only q8_0 (or as stored)", em_wtype_name(wtype));
     em_err rc = EM_E_NOMEM;
     struct em_whisper *w = calloc(1, sizeof *w);
     if (!w) return rc;
+    w->wtype = wtype;
     struct stat sb;
     if (stat(path, &sb) != 0) { /* no model.bin: the Hugging Face layout */
         char st_path[4096];
         snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
-        if (stat(st_path, &sb) != 0) {
+        char ix_path[4200];
+        snprintf(ix_path, sizeof ix_path, "%s.index.json", st_path);
+        if (stat(st_path, &sb) != 0 && stat(ix_path, &sb) != 0) {
             rc = em_errf(eb, EM_E_NOTFOUND, "%s: neither model.bin (CTranslate2) nor "
-                         "model.safetensors (Hugging Face) is there", dir);
+                         "model.safetensors (Hugging Face; or its .index.json) is there", dir);
             goto fail;
         }
         if ((rc = load_hf(w, dir, eb)) != EM_OK) goto fail;
@@ -577,13 +593,13 @@ em_err em_whisper_load(const char *dir, struct em_whisper **out, struct em_errbu
                      em_ct2_spec(w->ct2));
         goto fail;
     }
-    if ((rc = em_ct2_tensor(w->ct2, "decoder/embeddings/weight", 2, &w->emb, eb)) != EM_OK) goto fail;
+    if ((rc = wh_ct2_tensor(w, "decoder/embeddings/weight", 2, &w->emb, eb)) != EM_OK) goto fail;
     w->n_vocab = (int)w->emb.shape[0];
     w->d = (int)w->emb.shape[1];
     snprintf(w->dtype, sizeof w->dtype, "%s", w->emb.dtype == EM_DT_F16 ? "f16" :
              w->emb.dtype == EM_DT_BF16 ? "bf16" : "f32");
     struct em_tensor c1;
-    if ((rc = em_ct2_tensor(w->ct2, "encoder/conv1/weight", 3, &c1, eb)) != EM_OK) goto fail;
+    if ((rc = wh_ct2_tensor(w, "encoder/conv1/weight", 3, &c1, eb)) != EM_OK) goto fail;
     w->n_mels = (int)c1.shape[1];
     if ((w->n_mels != 80 && w->n_mels != 128) || w->d < 8 || w->n_vocab < 51864 || w->n_vocab > 52000) {
         rc = em_errf(eb, EM_E_MODEL, "%s: %d mel bins, d %d, %d tokens: not a Whisper shape", path,
@@ -591,12 +607,14 @@ em_err em_whisper_load(const char *dir, struct em_whisper **out, struct em_errbu
         goto fail;
     }
     struct em_tensor f0;
-    if ((rc = em_ct2_tensor(w->ct2, "decoder/layer_0/ffn/linear_0/weight", 2, &f0, eb)) != EM_OK) goto fail;
+    if ((rc = wh_ct2_tensor(w, "decoder/layer_0/ffn/linear_0/weight", 2, &f0, eb)) != EM_OK) goto fail;
     w->ffn = (int)f0.shape[0];
     if ((rc = bind_encoder(w, eb)) != EM_OK) goto fail;
     if ((rc = bind_decoder(w, eb)) != EM_OK) goto fail;
     if ((rc = read_config(w, dir, eb)) != EM_OK) goto fail;
 common:
+    if (w->int8_file) snprintf(w->dtype, sizeof w->dtype, "int8");
+    else if (w->wtype == EM_WT_Q8_0) snprintf(w->dtype, sizeof w->dtype, "q8_0");
     if ((rc = em_mel_new_bins(w->n_mels, &w->mel)) != EM_OK) goto fail;
     if ((rc = em_tok_load(dir, &w->tok, eb)) != EM_OK) goto fail;
     if ((rc = special_ids(w, eb)) != EM_OK) goto fail;

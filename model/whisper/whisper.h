@@ -54,11 +54,18 @@ struct em_tok;
  * EM_E_NOMEM. */
 em_err em_whisper_load(const char *dir, struct em_whisper **out, struct em_errbuf *eb);
 void em_whisper_free(struct em_whisper *w); /* NULL ok */
+/* The same with the weights in wtype (enum em_wtype, model/kernels/quant.h): -1 as stored
+ * (em_whisper_load); EM_WT_Q8_0 quantizes every linear weight and the tied embedding to q8_0
+ * at load (model/whisper/weights.c; LayerNorms, biases, convolutions, positions as stored).
+ * A CTranslate2 int8 model.bin (weights "<name>" int8 + "<name>_scale" float32 per row) loads
+ * either way, its int8 rows kept as q8_0. Errors: em_whisper_load's, EM_E_ARG (other wtype). */
+em_err em_whisper_load_as(const char *dir, int wtype, struct em_whisper **out, struct em_errbuf *eb);
 
 struct em_whisper_info {
     int n_mels, n_vocab, d_model, heads, enc_layers, dec_layers;
     bool multilingual;
-    const char *dtype; /* "f16", "f32", "bf16": the stored weights */
+    const char *dtype; /* "f16", "f32", "bf16": the stored weights; "q8_0" quantized at load,
+                          "int8": a CTranslate2 int8 file */
 };
 void em_whisper_info(const struct em_whisper *w, struct em_whisper_info *info);
 const struct em_tok *em_whisper_tok(const struct em_whisper *w); /* borrowed */

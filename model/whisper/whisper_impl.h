@@ -23,13 +23,12 @@ struct wh_layer {
     struct em_tensor fc1_w, fc1_b, fc2_w, fc2_b; /* [ffn, d], [ffn], [d, ffn], [d] */
 };
 
-struct em_st;
+struct em_ckpt;
 
 struct em_whisper {
     struct em_ct2 *ct2;        /* CTranslate2 layout: owns the mapping every view points into */
-    struct em_st *st;          /* Hugging Face layout: model.safetensors' index into map */
-    void *map;
-    size_t map_len;
+    struct em_ckpt *st;        /* Hugging Face layout: model.safetensors, or an index + shards
+                                  (em_ckpt_open_tensors), owns their mappings */
     struct em_tok *tok;
     struct em_mel *mel;
     struct em_encoder *enc;
@@ -44,6 +43,14 @@ struct em_whisper {
     int32_t *suppress, *suppress_begin, *lang_ids; /* from config.json (owned) */
     int n_suppress, n_suppress_begin, n_langs;
     char dtype[8];
+    int wtype;                 /* -1: as stored; EM_WT_Q8_0: linear weights quantized at load */
+    bool int8_file;            /* a CTranslate2 int8 model.bin (weights.c) */
+    /* weights.c: tensors converted at load (owned[i] holds conv[i]'s bytes, converted from
+     * the file bytes conv_src[i]) */
+    void **owned;
+    struct em_tensor *conv;
+    const void **conv_src;
+    size_t n_conv, cap_conv;
 };
 
 /* One sequence's decoder state: self-attention keys and values per layer [n_ctx, d] and
@@ -75,6 +82,18 @@ em_err wh_step(const struct em_whisper *w, struct wh_state *st, int32_t id, floa
  * Errors: as wh_step. */
 em_err wh_step_batch(const struct em_whisper *w, struct wh_state *const *sts, const int32_t *ids,
                      int n, float *logits);
+
+/* weights.c: the named CTranslate2 variable as em_ct2_tensor gives it, except that an int8
+ * variable with its "<name>_scale" becomes q8_0 (or f32 for rows not a multiple of 32), and
+ * with w->wtype EM_WT_Q8_0 a linear weight is quantized (wh_weight_adapt). Converted views
+ * are owned by w. Errors: em_ct2_tensor's, EM_E_MODEL (scale missing, malformed or not a
+ * positive finite number), EM_E_NOMEM. */
+em_err wh_ct2_tensor(struct em_whisper *w, const char *name, int ndim, struct em_tensor *t,
+                     struct em_errbuf *eb);
+/* With w->wtype EM_WT_Q8_0, replaces *t (a 2-D float "...weight", not a position table, rows a
+ * multiple of 32) by its q8_0 quantization owned by w; otherwise leaves it. Errors: EM_E_NOMEM. */
+em_err wh_weight_adapt(struct em_whisper *w, struct em_tensor *t, struct em_errbuf *eb);
+void wh_weights_free(struct em_whisper *w); /* the converted tensors */
 
 /* search.c: rules 1-3 of the logits processors (search.c's header) on l[n_vocab] for the
  * generated ids gen[0..s); the log-softmax of l at k. */

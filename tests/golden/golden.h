@@ -73,11 +73,10 @@ static inline void *golden_read(const char *path, size_t *len)
 
 /* Decodes tests/golden/clips/<name>.flac to float samples (s16 / 32768) through sox, like
  * make_golden.py. Caller frees *pcm. */
-static inline int golden_clip(const char *name, const char *tmp, float **pcm, size_t *n)
+/* Decodes audio file in through sox to s16 mono 16 kHz raw (out, a scratch path) and returns
+ * it as float / 32768 in *pcm (caller frees) with *n samples; 0 on success. */
+static inline int golden_sox_pcm(const char *in, const char *out, float **pcm, size_t *n)
 {
-    char in[2048], out[2048];
-    snprintf(in, sizeof in, "%s/tests/golden/clips/%s.flac", golden_root(), name);
-    snprintf(out, sizeof out, "%s/%s.raw", tmp, name);
     if (golden_sh("sox '%s' -t raw -e signed-integer -b 16 -c 1 -r 16000 '%s'", in, out) != 0)
         return -1;
     size_t len;
@@ -85,12 +84,33 @@ static inline int golden_clip(const char *name, const char *tmp, float **pcm, si
     if (!raw) return -1;
     *n = len / 2;
     *pcm = malloc((*n ? *n : 1) * sizeof **pcm);
+    if (!*pcm) {
+        free(raw);
+        return -1;
+    }
     for (size_t i = 0; i < *n; i++) {
         int16_t s = (int16_t)(raw[2 * i] | (raw[2 * i + 1] << 8));
         (*pcm)[i] = (float)s / 32768.0f;
     }
     free(raw);
     return 0;
+}
+
+static inline int golden_clip(const char *name, const char *tmp, float **pcm, size_t *n)
+{
+    char in[2048], out[2048];
+    snprintf(in, sizeof in, "%s/tests/golden/clips/%s.flac", golden_root(), name);
+    snprintf(out, sizeof out, "%s/%s.raw", tmp, name);
+    return golden_sox_pcm(in, out, pcm, n);
+}
+
+/* tests/golden/whisper/clips/<name>.ogg as golden_clip reads a clip (scratch in tmp). */
+static inline int golden_whisper_clip(const char *name, const char *tmp, float **pcm, size_t *n)
+{
+    char in[2048], out[2048];
+    snprintf(in, sizeof in, "%s/tests/golden/whisper/clips/%s.ogg", golden_root(), name);
+    snprintf(out, sizeof out, "%s/%s.raw", tmp, name);
+    return golden_sox_pcm(in, out, pcm, n);
 }
 
 /* golden_clip(name) through the C log-mel: [EM_MEL_BINS, EM_MEL_FRAMES] (caller frees), the

@@ -190,6 +190,18 @@ static void rejects_index_pointing_at_wrong_shard(void)
     golden_rmdir(tmp);
 }
 
+/* weight_map values naming a file outside the directory are refused before anything is
+ * opened (the same check serves Whisper's sharded layout: suite whisper_layouts). */
+static void rejects_index_naming_files_outside_the_dir(void)
+{
+    char tmp[1024], d[1100];
+    CU_ASSERT_FATAL(copy_ckpt(dir_bf16, tmp, sizeof tmp, d, sizeof d) == 0);
+    CU_ASSERT_FATAL(golden_sh("sed -i 's#\"model-00002-of-00002#\"../model-00002-of-00002#' "
+                              "'%s/model.safetensors.index.json'%s", d, "") == 0);
+    expect_fail(d, EM_E_MODEL, "maps to an invalid file name");
+    golden_rmdir(tmp);
+}
+
 /* The published 7B config (sparse text_config) must expand to the 876 tensors and
  * 8,397,094,912 parameters of spec §6. */
 static void published_7b_shapes(void)
@@ -515,6 +527,7 @@ static CU_TestInfo tests[] = {
     {"rejects_shape_mismatch_naming_tensor", rejects_shape_mismatch_naming_tensor},
     {"rejects_missing_shard_and_bad_config", rejects_missing_shard_and_bad_config},
     {"rejects_index_pointing_at_wrong_shard", rejects_index_pointing_at_wrong_shard},
+    {"rejects_index_naming_files_outside_the_dir", rejects_index_naming_files_outside_the_dir},
     {"published_7b_shapes", published_7b_shapes},
     {"config_rope_kv_heads_and_eos_follow_transformers", config_rope_kv_heads_and_eos_follow_transformers},
     {"config_sparse_takes_qwen2_defaults", config_sparse_takes_qwen2_defaults},
