@@ -9,6 +9,7 @@
 
 #include "model/qwen2audio/config.h"
 #include "model/loader/ct2.h"
+#include "model/loader/gguf.h"
 
 static const char *const qwen_tasks[] = {"caption", "transcript", "events", NULL};
 static const char *const whisper_tasks[] = {"transcript", NULL};
@@ -52,6 +53,18 @@ em_err em_family_detect(const char *path, const struct em_family **out, struct e
     struct stat sb;
     char p[4096], type[64];
     *out = &em_families[EM_FAMILY_QWEN2_AUDIO];
+    if (path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        /* a GGUF: general.architecture "whisper" (model/whisper/gguf.c), else Qwen2-Audio
+         * (whose loader reports what is wrong with the file) */
+        struct em_gguf *g = NULL;
+        struct em_gguf_str a = {0};
+        if (em_gguf_open(path, &g, NULL) == EM_OK &&
+            em_gguf_get_str(g, "general.architecture", &a, NULL) == EM_OK && a.len == 7 &&
+            memcmp(a.s, "whisper", 7) == 0)
+            *out = &em_families[EM_FAMILY_WHISPER];
+        em_gguf_close(g);
+        return EM_OK;
+    }
     if (!path || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return EM_OK;
     model_type(path, type, sizeof type);
     if (!strcmp(type, "whisper")) {

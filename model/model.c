@@ -350,7 +350,10 @@ static em_err load_whisper(const char *dir, const struct em_model_opts *o, struc
     struct stat sb;
     em_err rc = EM_E_NOMEM;
     const char *weights = "model.bin"; /* CTranslate2; else the Hugging Face layout's */
-    if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0) {
+    int gguf = stat(dir, &sb) == 0 && S_ISREG(sb.st_mode); /* from `earmark convert` */
+    if (gguf && snprintf(p, sizeof p, "%s", dir) < (int)sizeof p) {
+        weights = "gguf";
+    } else if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0) {
         weights = "model.safetensors";
         if (snprintf(p, sizeof p, "%s/%s", dir, weights) >= (int)sizeof p || stat(p, &sb) != 0)
             weights = "model.safetensors.index.json"; /* shards: the index is hashed */
@@ -367,7 +370,7 @@ static em_err load_whisper(const char *dir, const struct em_model_opts *o, struc
     if ((rc = set_name(m, dir, o->name, eb)) != EM_OK) goto fail;
     if ((rc = em_whisper_load_as(dir, o->weights ? EM_WT_Q8_0 : -1, &m->wh, eb)) != EM_OK) goto fail;
     rc = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 ? EM_OK : EM_E_INTERNAL;
-    if (rc == EM_OK) rc = hash_file(c, dir, "config.json", eb);
+    if (rc == EM_OK && !gguf) rc = hash_file(c, dir, "config.json", eb);
     if (rc == EM_OK && !(f = fopen(p, "rb"))) rc = em_errf(eb, EM_E_IO, "%s: %s", p, strerror(errno));
     if (rc == EM_OK) /* the head holds the spec and the first variables' names and shapes */
         rc = hash_head_and_samples(c, f, p, weights, (uint64_t)sb.st_size < 65536 ? (uint64_t)sb.st_size : 65536,

@@ -12,12 +12,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "model/family.h"
 #include "model/qwen2audio/config.h"
 #include "model/loader/gguf.h"
 #include "model/loader/safetensors.h"
 #include "model/loader/tensors.h"
 #include "model/kernels/quant.h"
 #include "model/text/tokenizer.h"
+#include "model/whisper/whisper.h"
 
 struct em_convert_opts em_convert_opts_default(void)
 {
@@ -315,6 +317,10 @@ em_err em_convert(const char *src, const char *out, const struct em_convert_opts
     int *type = NULL;
     struct conv c = {0};
     em_err rc;
+    const struct em_family *fam = NULL;
+    if ((rc = em_family_detect(src, &fam, eb)) != EM_OK) goto done;
+    if (fam->id == EM_FAMILY_WHISPER) /* model/whisper/gguf.c */
+        return em_whisper_convert(src, out, o.wtype, o.progress, o.progress_ctx, eb);
     if ((rc = em_ckpt_open(src, &ck, eb)) != EM_OK) goto done;
     if ((rc = load_tokenizer(src, ck, &tok, eb)) != EM_OK) goto done;
     if ((rc = chat_template(src, ck, &tmpl, eb)) != EM_OK) goto done;

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "model/qwen2audio/config.h"
+#include "model/loader/gguf.h"
 #include "model/loader/mapfile.h"
 #include "model/loader/safetensors.h"
 #include "model/whisper/whisper_impl.h"
@@ -26,6 +27,12 @@
 /* The Hugging Face layout's tensor name (no detail on EM_E_NOTFOUND). */
 static em_err hf_find(const struct em_whisper *w, const char *name, struct em_tensor *t)
 {
+    if (w->gg) { /* a GGUF from `earmark convert` holds the same names (gguf.c) */
+        const struct em_gguf_tensor *gt = em_gguf_find_tensor(w->gg, name);
+        if (!gt) return EM_E_NOTFOUND;
+        em_gguf_tensor_view(gt, t);
+        return EM_OK;
+    }
     return em_ckpt_tensor(w->st, name, t, NULL);
 }
 
@@ -45,7 +52,7 @@ static struct em_tensor rows(const struct em_tensor *t, int64_t r0, int64_t n)
 static em_err var(struct em_whisper *w, const char *name, int ndim, int64_t d0,
                   int64_t d1, struct em_tensor *t, struct em_errbuf *eb)
 {
-    const char *file = w->ct2 ? "model.bin" : "model.safetensors";
+    const char *file = w->ct2 ? "model.bin" : w->gg ? "gguf" : "model.safetensors";
     em_err rc;
     if (w->ct2) {
         rc = wh_ct2_tensor(w, name, ndim, t, eb);
@@ -90,6 +97,16 @@ static em_err norm(struct em_whisper *w, const char *prefix, float **g, float **
     if (!(*b = malloc(sizeof(float) * (size_t)w->d))) return EM_E_NOMEM;
     em_tensor_read_f32(&t, 0, (size_t)w->d, *b);
     return EM_OK;
+}
+
+/* The encoder's views stay readable through w->enc_desc (gguf.c writes them); w owns L. */
+static void keep_encoder_desc(struct em_whisper *w, struct em_encoder_desc *s,
+                              struct em_encoder_layer_desc *L)
+{
+    free(w->enc_l);
+    w->enc_l = L;
+    w->enc_desc = *s;
+    w->enc_desc.layers = L;
 }
 
 static int count_layers(const struct em_whisper *w, const char *side)
@@ -161,7 +178,7 @@ static em_err bind_encoder(struct em_whisper *w, struct em_errbuf *eb)
     rc = em_encoder_new_desc(&s, &w->enc, eb);
     w->enc_layers = nl;
 done:
-    free(L);
+    keep_encoder_desc(w, &s, L);
     return rc;
 }
 
@@ -383,13 +400,9 @@ static em_err hf_attn(struct em_whisper *w, const char *prefix, struct em_tensor
     return EM_OK;
 }
 
-static em_err bind_hf(struct em_whisper *w, const json_t *cfg, struct em_errbuf *eb)
+em_err wh_bind_hf(struct em_whisper *w, int eh, int dh, struct em_errbuf *eb)
 {
     em_err rc;
-    int eh = 0, dh = 0;
-    if ((rc = cfg_int(cfg, "encoder_attention_heads", 256, &eh, eb)) != EM_OK ||
-        (rc = cfg_int(cfg, "decoder_attention_heads", 256, &dh, eb)) != EM_OK)
-        return rc;
     if (hf_find(w, "model.decoder.embed_tokens.weight", &w->emb) != EM_OK || w->emb.ndim != 2)
         return em_errf(eb, EM_E_MODEL, "model.safetensors: model.decoder.embed_tokens.weight is missing or not 2-D");
     if ((rc = wh_weight_adapt(w, &w->emb, eb)) != EM_OK) return rc;
@@ -445,7 +458,7 @@ static em_err bind_hf(struct em_whisper *w, const json_t *cfg, struct em_errbuf 
     rc = em_encoder_new_desc(&s, &w->enc, eb);
     w->enc_layers = nl;
 done:
-    free(L);
+    keep_encoder_desc(w, &s, L);
     if (rc != EM_OK) return rc;
     /* decoder */
     w->heads = dh;
@@ -524,8 +537,12 @@ static em_err load_hf(struct em_whisper *w, const char *dir, struct em_errbuf *e
         rc = em_errf(eb, EM_E_MODEL, "%s/config.json: model_type is not \"whisper\"", dir);
         goto done;
     }
+    int eh = 0, dh = 0;
+    if ((rc = cfg_int(cfg, "encoder_attention_heads", 256, &eh, eb)) != EM_OK ||
+        (rc = cfg_int(cfg, "decoder_attention_heads", 256, &dh, eb)) != EM_OK)
+        goto done;
     if ((rc = em_ckpt_open_tensors(dir, &w->st, eb)) != EM_OK) goto done;
-    if ((rc = bind_hf(w, cfg, eb)) != EM_OK) goto done;
+    if ((rc = wh_bind_hf(w, eh, dh, eb)) != EM_OK) goto done;
     snprintf(w->dtype, sizeof w->dtype, "%s", w->emb.dtype == EM_DT_F16 ? "f16" :
              w->emb.dtype == EM_DT_BF16 ? "bf16" : "f32");
     rc = read_generation_config(w, dir, eb);
@@ -548,11 +565,13 @@ void em_whisper_free(struct em_whisper *w)
     free(w->suppress_begin);
     free(w->lang_ids);
     em_encoder_free(w->enc);
+    free(w->enc_l);
     em_mel_free(w->mel);
     em_tok_free(w->tok);
     em_ct2_free(w->ct2);
     em_ckpt_close(w->st);
     wh_weights_free(w);
+    em_gguf_close(w->gg);
     free(w);
 }
 
@@ -574,6 +593,10 @@ em_err em_whisper_load_as(const char *dir, int wtype, struct em_whisper **out, s
     if (!w) return rc;
     w->wtype = wtype;
     struct stat sb;
+    if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode)) { /* a GGUF from `earmark convert` */
+        if ((rc = wh_gguf_load(w, dir, eb)) != EM_OK) goto fail;
+        goto common;
+    }
     if (stat(path, &sb) != 0) { /* no model.bin: the Hugging Face layout */
         char st_path[4096];
         snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
@@ -614,10 +637,12 @@ em_err em_whisper_load_as(const char *dir, int wtype, struct em_whisper **out, s
     if ((rc = read_config(w, dir, eb)) != EM_OK) goto fail;
 common:
     if (w->int8_file) snprintf(w->dtype, sizeof w->dtype, "int8");
-    else if (w->wtype == EM_WT_Q8_0) snprintf(w->dtype, sizeof w->dtype, "q8_0");
+    else if (w->wtype == EM_WT_Q8_0 || w->emb.dtype == EM_WT_Q8_0)
+        snprintf(w->dtype, sizeof w->dtype, "q8_0");
     if ((rc = em_mel_new_bins(w->n_mels, &w->mel)) != EM_OK) goto fail;
-    if ((rc = em_tok_load(dir, &w->tok, eb)) != EM_OK) goto fail;
+    if (!w->tok && (rc = em_tok_load(dir, &w->tok, eb)) != EM_OK) goto fail;
     if ((rc = special_ids(w, eb)) != EM_OK) goto fail;
+    if (w->gg && (rc = wh_gguf_check_ids(w, dir, eb)) != EM_OK) goto fail;
     *out = w;
     return EM_OK;
 fail:

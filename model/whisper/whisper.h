@@ -60,6 +60,20 @@ void em_whisper_free(struct em_whisper *w); /* NULL ok */
  * A CTranslate2 int8 model.bin (weights "<name>" int8 + "<name>_scale" float32 per row) loads
  * either way, its int8 rows kept as q8_0. Errors: em_whisper_load's, EM_E_ARG (other wtype). */
 em_err em_whisper_load_as(const char *dir, int wtype, struct em_whisper **out, struct em_errbuf *eb);
+/* dir may also be a GGUF file that em_whisper_convert wrote (general.architecture "whisper";
+ * model/whisper/gguf.c lists its keys); every key is checked and a bad one is EM_E_MODEL with
+ * the file and the key named. */
+
+/* `earmark convert` for Whisper: loads src (either layout above; with wtype EM_WT_Q8_0 as
+ * em_whisper_load_as quantizes it) and writes out, one GGUF file with every tensor under the
+ * Hugging Face names, the geometry, the suppress / language / special ids, the alignment heads
+ * and the vocabulary (model/whisper/gguf.c). wtype: EM_WT_F32 (every tensor f32: the same
+ * output as src), EM_WT_F16 (linears and embedding f16), EM_WT_Q8_0 (what --weights q8_0
+ * runs). progress (optional) is called before each tensor. Errors: em_whisper_load_as's,
+ * EM_E_ARG (another wtype), EM_E_IO (writing out), EM_E_NOMEM. */
+em_err em_whisper_convert(const char *src, const char *out, int wtype,
+                          void (*progress)(void *ctx, size_t i, size_t n, const char *name, int wtype),
+                          void *progress_ctx, struct em_errbuf *eb);
 
 struct em_whisper_info {
     int n_mels, n_vocab, d_model, heads, enc_layers, dec_layers;

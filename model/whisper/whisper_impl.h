@@ -24,14 +24,18 @@ struct wh_layer {
 };
 
 struct em_ckpt;
+struct em_gguf;
 
 struct em_whisper {
     struct em_ct2 *ct2;        /* CTranslate2 layout: owns the mapping every view points into */
     struct em_ckpt *st;        /* Hugging Face layout: model.safetensors, or an index + shards
                                   (em_ckpt_open_tensors), owns their mappings */
+    struct em_gguf *gg;        /* GGUF layout (gguf.c): owns the mapping; Hugging Face names */
     struct em_tok *tok;
     struct em_mel *mel;
     struct em_encoder *enc;
+    struct em_encoder_desc enc_desc; /* the encoder's views (layers = enc_l), kept for gguf.c */
+    struct em_encoder_layer_desc *enc_l; /* [enc_layers] (owned) */
     int n_mels, d, heads, hd, ffn, n_layers, enc_layers, n_vocab, n_ctx;
     struct em_tensor emb;      /* [n_vocab, d]: token embedding and (tied) output projection */
     struct em_tensor pos;      /* [n_ctx, d] learned positions */
@@ -94,6 +98,20 @@ em_err wh_ct2_tensor(struct em_whisper *w, const char *name, int ndim, struct em
  * multiple of 32) by its q8_0 quantization owned by w; otherwise leaves it. Errors: EM_E_NOMEM. */
 em_err wh_weight_adapt(struct em_whisper *w, struct em_tensor *t, struct em_errbuf *eb);
 void wh_weights_free(struct em_whisper *w); /* the converted tensors */
+
+/* load.c: binds the Hugging Face tensor names (w->st, or w->gg when set) with eh encoder and
+ * dh decoder heads; sets the geometry from the tensors' shapes. Errors: EM_E_MODEL (a tensor
+ * missing, of the wrong rank or shape, not a Whisper geometry; the detail names it),
+ * EM_E_NOTFOUND, EM_E_NOMEM. */
+em_err wh_bind_hf(struct em_whisper *w, int eh, int dh, struct em_errbuf *eb);
+
+/* gguf.c: opens path into w->gg, checks its whisper.* metadata (the detail names the key),
+ * binds the tensors (wh_bind_hf), checks the geometry keys against the tensors and reads the
+ * suppress and language ids and the tokenizer. Errors: em_gguf_open's, EM_E_MODEL, EM_E_NOMEM. */
+em_err wh_gguf_load(struct em_whisper *w, const char *path, struct em_errbuf *eb);
+/* gguf.c: after special_ids: every whisper.token.* key equals the id the vocabulary gives and
+ * whisper.multilingual equals what n_vocab says. Errors: EM_E_MODEL naming the key. */
+em_err wh_gguf_check_ids(const struct em_whisper *w, const char *path, struct em_errbuf *eb);
 
 /* search.c: rules 1-3 of the logits processors (search.c's header) on l[n_vocab] for the
  * generated ids gen[0..s); the log-softmax of l at k. */
