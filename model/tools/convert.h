@@ -91,7 +91,9 @@ int em_convert_policy_type(int cls, int wtype, int src_dtype);
 int em_convert_tensor_type_with(const char *name, const struct em_tensor *src, int wtype,
                                 const int *class_type);
 
-/* Converts src (a checkpoint directory or .gguf file) into out (a new GGUF file; an existing
+/* A Whisper src (em_family_detect) goes to em_whisper_convert (model/whisper/whisper.h):
+ * f32, f16 or q8_0 only, the policy above does not apply.
+ * Converts src (a checkpoint directory or .gguf file) into out (a new GGUF file; an existing
  * file is replaced only when the whole conversion succeeded). Errors: those of em_ckpt_open
  * and em_tok_load for src, EM_E_ARG (bad type), EM_E_IO (writing out), EM_E_NOMEM. */
 em_err em_convert(const char *src, const char *out, const struct em_convert_opts *opts,

@@ -1,6 +1,7 @@
 /* model/tools/convert_cmd.c - `earmark convert`: a checkpoint -> one GGUF file (model/tools/convert.h).
  *   earmark convert SRC -o OUT.gguf [--type q8_0|q4_0|bf16|f16|f32] [--quiet]
- * SRC is a Hugging Face Qwen2-Audio directory (or a GGUF file). Prints one progress line per
+ * SRC is a Hugging Face Qwen2-Audio directory (or a GGUF file), or a Whisper checkpoint
+ * (model/family.h; written by em_whisper_convert, model/whisper/gguf.c). Prints one progress line per
  * tensor on stderr ("convert: tensor 12/453 name -> Q8_0"), then a summary line. The output
  * is loadable by every command that takes a checkpoint (em_ckpt_open).
  * Exit status 0 on success, 1 on failure (one-line error on stderr), 2 on usage errors. */
@@ -18,7 +19,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: earmark convert SRC -o|--output OUT.gguf [--type q8_0|q4_0|bf16|f16|f32] [--quiet]\n"
-            "  SRC      Hugging Face Qwen2-Audio checkpoint directory (or a GGUF file)\n"
+            "  SRC      Hugging Face Qwen2-Audio checkpoint directory (or a GGUF file), or a\n"
+            "           Whisper checkpoint (CTranslate2 or Hugging Face directory; written as\n"
+            "           f32, f16 or q8_0, docs/whisper.md)\n"
             "  -o, --output  the GGUF file to write (written to OUT.tmp.<pid>, then renamed)\n"
             "  --type   type of the layer linear weights and lm_head (default q8_0); q4_0\n"
             "           quantizes the decoder MLPs to q4_0 and keeps the audio encoder, the\n"
