@@ -130,6 +130,8 @@ static void q8_gguf_gives_the_weights_q8_ids(void)
     same_ids(ct2_dir, EM_WT_Q8_0, q8_gguf, -1, clips, 0);
     /* loading the q8_0 file with --weights q8_0 changes nothing: its linears are q8_0 */
     same_ids(q8_gguf, -1, q8_gguf, EM_WT_Q8_0, clips + 2, 0);
+    /* the f32 file quantized at load (--weights q8_0) is the CTranslate2 files' q8_0 too */
+    same_ids(ct2_dir, EM_WT_Q8_0, f32_gguf, EM_WT_Q8_0, clips + 2, 0);
 }
 
 static void gguf_metadata_and_facade(void)
