@@ -17,7 +17,7 @@
  * previous layout, two blocks per zmm, had 4x the float work). With more than two activations two rows are done per
  * pass, so each activation load serves both (an activation's records outgrow L1 from n = 4
  * at in = 4096), and the rows are prefetched in software (Q8_FEW, Q4_FEW); q4_0 at one
- * activation does Q4_R1_ROWS rows per pass, without software prefetch.
+ * activation does Q4_R1_ROWS rows per pass, with the same prefetch.
  * bf16 rows: vdpbf16ps on x rounded to bf16 (em_qdot_avx512(true)), or exact: each 64-byte
  * load of 32 weights gives two f32 vectors with one op each (the even elements: dword << 16;
  * the odd ones: dword & 0xffff0000), multiplied with FMA against x de-interleaved the same
@@ -37,8 +37,9 @@
  * pages, and each line carries a lot of arithmetic). Before commit 7953ed5 (q8_0) and the
  * q4_0 change after it, both prefetched a fixed 4 KiB ahead from n = 3 (one thread, W in DRAM: q4_0 7 -> 13
  * GB/s against none); now both prefetch the same group of the next pass's rows (Q8_FEW,
- * Q4_FEW below). n = 1 stays one row per pass without software prefetch (one thread, W in
- * DRAM: with the 4 KiB prefetch q4_0 measured 17.4 -> 10.0 GB/s). bf16 / f16 / f32 rows
+ * Q4_FEW below). q8_0 at n = 1 stays one row per pass without software prefetch (one thread,
+ * W in DRAM: with the 4 KiB prefetch q4_0 measured 17.4 -> 10.0 GB/s); q4_0 at n = 1 takes
+ * Q4_R1_ROWS rows per pass with the next-pass prefetch. bf16 / f16 / f32 rows
  * (less work per line) measured slightly slower with it and rely on the hardware. */
 #define GRP_BLOCKS 4 /* q8_0 blocks per load_w_group */
 /* q8_0 rows: up to Q8_FEW activations one row per pass with the hardware prefetcher; with
@@ -65,8 +66,10 @@
  * (per group of 8 blocks: 4 weight loads, 6 of the activation's record), so rows that share
  * the activation loads cost fewer: one thread, W in L2 (128 x 4096), best of 10000 calls, an
  * AMD EPYC (family 25 model 17) shared with other work: 1 row 32.5 GB/s, 2 rows 37.2,
- * 4 rows 39.2 (q8_0 43 with 1 row), bit-identical results. Both threads, W in DRAM: see
- * docs/bench-model.md. */
+ * 4 rows 39.2 (q8_0 43 with 1 row), bit-identical results. With W in DRAM several rows need
+ * the next pass's rows prefetched (as n > 1 does): 2 threads, a decoder layer's 7 matmuls,
+ * q4_0 step best of 4 alternated runs on a loaded host: 1 row 5.9-10.9 ms, 2 or 4 rows
+ * without prefetch 14-16.6, 4 rows with it 3.6-7.0 (docs/bench-model.md). */
 #define Q4_R1_ROWS 4
 
 INLINE void prefetch_q4(const char *p, const int N)
@@ -432,7 +435,7 @@ INLINE void q4g_rows_R(const int N, const int R, const struct em_qact *a, const 
 #pragma GCC unroll 4
         for (int k = 0; k < R; k++) {
             const uint8_t *p = row0 + k * rs + (size_t)g * gs;
-            if (N > Q4_FEW) { /* the same group of the next pass's rows */
+            if (N > Q4_FEW || R > 1) { /* the same group of the next pass's rows */
                 const char *pf = (const char *)p + (size_t)R * rs;
                 for (size_t o = 0; o < gs; o += 64) prefetch_q4(pf + o, N);
                 prefetch_q4(pf + gs - 1, N);
@@ -482,8 +485,8 @@ INLINE void q4g_rows_R(const int N, const int R, const struct em_qact *a, const 
         for (int j = 0; j < N; j++) y[(size_t)j * ldy + r + k] = _mm512_reduce_add_ps(acc[k][j]);
 }
 
-/* Rows per pass: Q4_R1_ROWS at one activation (each activation load serves them all; no
- * software prefetch there, the hardware follows the rows), two above. */
+/* Rows per pass: Q4_R1_ROWS at one activation (each activation load serves them all), two
+ * above; every pass of more than one row prefetches the next pass's rows. */
 INLINE void q4g_rows_body(const int N, const struct em_qact *a, const uint8_t *w, size_t rs,
                           int r0, int r1, float *y, size_t ldy)
 {
