@@ -23,6 +23,11 @@
  *                      (best of the rounds for all three).
  *             per layer = (time - lm_head time) / N; a 32-layer figure = 32 x per layer +
  *             lm_head time.
+ *   beside a busy thread  after every type: the q8_0 and q4_0 decoders (those asked for) are
+ *             kept, and in BUSY_ROUNDS rounds each runs batch-1 steps quiet and beside one
+ *             extra busy-spinning thread (bench_host.h), the types' and the conditions' order
+ *             flipping each round; printed with the q4_0 / q8_0 step-time ratio beside the
+ *             weight-byte ratio (the byte ratio is what a bandwidth-bound decode reaches).
  *   estimate  a 30 s clip: encoder + projector + prefill + new_tokens decode steps, for 1 and
  *             for 4 prompts (shared audio prefill + the 4-tail batch less the one tail the
  *             1-prompt prefill holds, decoded as one batch of 4 as model.c does; and, for

@@ -12,7 +12,7 @@
  * checked against pool.open) before it takes a chunk, and the caller closes the job once
  * the chunks are gone, then waits only for the workers inside it. Before, the caller waited
  * for every worker to pass through each job: beside one busy thread on this 2-core machine
- * that was 1.4 ms per call on average against 0.1-0.2 ms (docs/bench-model.md). The
+ * that was 1.4 ms per call on average, 0.07-0.25 ms after (docs/bench-model.md). The
  * entering and the closing are sequentially consistent (a worker increments inside, then
  * reads open; the caller clears open, then reads inside), so one of the two always sees the
  * other. The caller spins up to SPIN_NS on the workers inside (their last chunks), then
