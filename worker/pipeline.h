@@ -49,6 +49,8 @@ struct em_pipe_env {
     const char *worker_id; /* written into records */
     const char *model;     /* model identity; NULL: "none" */
     const struct em_model *rt; /* loaded runtime (shared, read-only); NULL: signal facts only */
+    struct em_engine *engine;  /* rt's continuous-batching engine (model.h), shared by every
+                                  pipeline thread; NULL: each clip decodes on its own */
     size_t max_bytes;      /* fetch limit; 0: EM_AUDIO_MAX_BYTES */
     const struct em_source_policy *sources; /* what may be read (worker/source.h); NULL:
                                                no local files */
