@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -77,17 +78,24 @@ size_t em_kvpool_pages_for(int n_base, int cap)
     return cap > n_base ? ((size_t)(cap - n_base) + EM_KVPOOL_PAGE_POS - 1) / EM_KVPOOL_PAGE_POS : 0;
 }
 
-static double mib(const struct em_kvpool *p, size_t pages)
+/* pages as "N KiB" below 1 MiB, else "N.N MiB", into buf */
+static const char *size_str(const struct em_kvpool *p, size_t pages, char *buf, size_t cap)
 {
-    return (double)pages * (double)p->page_bytes / (1 << 20);
+    const double b = (double)pages * (double)p->page_bytes;
+    if (b < (1 << 20)) snprintf(buf, cap, "%.0f KiB", b / 1024);
+    else snprintf(buf, cap, "%.1f MiB", b / (1 << 20));
+    return buf;
 }
 
 em_err em_kvpool_reserve(struct em_kvpool *p, size_t n, const char *what, struct em_errbuf *eb)
 {
-    if (n > p->total)
-        return em_errf(eb, EM_E_TOO_LONG, "%s: needs %.0f MiB of KV cache (%zu pages of %d "
-                       "positions), the KV budget holds %.0f MiB (--kv-budget)",
-                       what ? what : "kvpool", mib(p, n), n, EM_KVPOOL_PAGE_POS, mib(p, p->total));
+    if (n > p->total) {
+        char need[32], have[32];
+        return em_errf(eb, EM_E_TOO_LONG, "%s: needs %s of KV cache (%zu pages of %d positions), "
+                       "the whole KV budget holds %s (%zu pages): raise --kv-budget",
+                       what ? what : "kvpool", size_str(p, n, need, sizeof need), n,
+                       EM_KVPOOL_PAGE_POS, size_str(p, p->total, have, sizeof have), p->total);
+    }
     pthread_mutex_lock(&p->mu);
     if (n > p->total - p->reserved) p->waits++;
     while (n > p->total - p->reserved) pthread_cond_wait(&p->cv, &p->mu);
