@@ -10,6 +10,7 @@
 #include "common/usage.h"
 #include "common/err.h"
 #include "model/tools/bench.h"
+#include "model/tools/bench_capacity.h"
 
 static void usage(FILE *f)
 {
@@ -40,6 +41,7 @@ static int parse_int(const char *s, long lo, long hi, int *out)
 
 int em_cmd_bench(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "capacity") == 0) return em_bench_capacity_cmd(argc, argv);
     if (argc < 2 || strcmp(argv[1], "model") != 0) {
         if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
             usage(stdout);
