@@ -1,8 +1,9 @@
 /* worker/pipeline.h - what a worker does with one task, start to end:
  *
  *   source URI --em_storage_get--> bytes --em_audio_decode_mem--> 16 kHz mono pcm[n]
- *     --em_facts_compute--> facts [--em_model_annotate(prompts)--> answers, when the worker
- *     has a model] --em_annot_build--> JSON record --em_storage_put--> out_uri
+ *     --em_facts_compute--> facts [--em_model_annotate_on(prompts)--> answers, when the worker
+ *     has a model; on the worker's engine when it has one: the decode steps of every clip in
+ *     flight run together] --em_annot_build--> JSON record --em_storage_put--> out_uri
  *
  * and how a failure is classified:
  *   - permanent (!em_err_retryable: EM_E_AUDIO, EM_E_FORMAT, EM_E_TOO_LONG, EM_E_NOTFOUND,

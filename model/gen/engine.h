@@ -31,6 +31,13 @@
  * window never waits for memory and admission cannot deadlock; a window larger than the
  * whole budget fails at once with EM_E_TOO_LONG naming the sizes.
  *
+ * Cancellation: the hook runs before each prompt's own prefill, as in em_generate_batch; a
+ * call waiting for memory or for its answers' last step is not interrupted by it.
+ *
+ * CPU threads: the clip threads' encoders and prefills and the engine's steps all use the
+ * qmatmul pool (model/kernels/cpu/qmatmul.h); a call that finds it busy runs on its own
+ * thread, so on few cores the clips in flight share the same CPUs.
+ *
  * Thread-safety: em_engine_generate may be called from any number of threads at once;
  * em_engine_free must not race with it. */
 #ifndef EM_ENGINE_H
