@@ -664,8 +664,10 @@ static em_err run_window(struct run *st, const float *pcm, const struct em_chunk
     int mel_len = 0, n_tok = 0;
     double t0 = em_now_s();
     em_err rc = em_mel_compute(m->mel, pcm + c->offset, c->n, st->mel, &mel_len);
+    em_engine_compute_begin(st->eng); /* no-op without an engine */
     if (rc == EM_OK) rc = em_encoder_run(m->enc, st->mel, mel_len, st->enc, &n_tok, eb);
     if (rc == EM_OK) rc = em_projector_run(&m->proj, st->enc, n_tok, st->emb);
+    em_engine_compute_end(st->eng);
     st->r->encode_s += em_now_s() - t0;
     if (rc != EM_OK) return rc;
     seg->start_s = c->start_s;

@@ -35,6 +35,7 @@ struct em_engine {
     bool started;
     pthread_mutex_t mu;
     pthread_cond_t work, done;
+    pthread_mutex_t compute; /* one heavy phase at a time: a step, a prefill, an encoder run */
     bool stop;
     struct eng_seq *pending, **pending_tail; /* joined since the last step (under mu) */
     /* the engine thread's own */
@@ -96,7 +97,9 @@ static void step(struct em_engine *e)
             ids[j] = q->ids[q->n - 1];
         }
         struct em_errbuf eb = {{0}};
+        em_engine_compute_begin(e);
         em_err rc = em_dec_step_batch(e->d, kv, ids, n, e->logits, &eb);
+        em_engine_compute_end(e);
         for (int j = 0; j < n; j++) {
             struct eng_seq *s = e->live[g + j];
             if (rc != EM_OK) {
@@ -164,6 +167,10 @@ em_err em_engine_new(const struct em_dec *d, const struct em_engine_opts *o, str
     if (!(e->logits = malloc((size_t)EM_DEC_MAX_BATCH * (size_t)em_dec_vocab(d) * sizeof *e->logits)))
         goto fail;
     if (pthread_mutex_init(&e->mu, NULL) != 0) goto fail;
+    if (pthread_mutex_init(&e->compute, NULL) != 0) {
+        pthread_mutex_destroy(&e->mu);
+        goto fail;
+    }
     if (pthread_cond_init(&e->work, NULL) != 0 || pthread_cond_init(&e->done, NULL) != 0) goto fail;
     if (pthread_create(&e->th, NULL, engine_main, e) != 0) {
         rc = em_errf(eb, EM_E_INTERNAL, "engine: cannot start its thread");
@@ -191,11 +198,22 @@ void em_engine_free(struct em_engine *e)
         pthread_cond_destroy(&e->work);
         pthread_cond_destroy(&e->done);
         pthread_mutex_destroy(&e->mu);
+        pthread_mutex_destroy(&e->compute);
     }
     em_kvpool_free(e->pool);
     free(e->live);
     free(e->logits);
     free(e);
+}
+
+void em_engine_compute_begin(struct em_engine *e)
+{
+    if (e) pthread_mutex_lock(&e->compute);
+}
+
+void em_engine_compute_end(struct em_engine *e)
+{
+    if (e) pthread_mutex_unlock(&e->compute);
 }
 
 struct em_engine_stats em_engine_stats(struct em_engine *e)
@@ -328,7 +346,9 @@ em_err em_engine_generate(struct em_engine *e, int k, const int32_t *const *ids,
     struct em_kv *prefix = NULL;
     rc = EM_E_NOMEM;
     if (!s || !rest || !logits) goto done;
+    em_engine_compute_begin(e);
     rc = prefill(e, k, ids, n_ids, shared, audio, n_audio, p, hook, s, &prefix, rest, logits, &tm, eb);
+    em_engine_compute_end(e);
     double t1 = em_now_s();
     if (rc == EM_OK) rc = decode(e, s, k, eb);
     for (int i = 0; rc == EM_OK && i < k; i++) rc = em_gen_seq_result(&s[i].q, &res[i]);

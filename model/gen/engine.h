@@ -35,8 +35,13 @@
  * call waiting for memory or for its answers' last step is not interrupted by it.
  *
  * CPU threads: the clip threads' encoders and prefills and the engine's steps all use the
- * qmatmul pool (model/kernels/cpu/qmatmul.h); a call that finds it busy runs on its own
- * thread, so on few cores the clips in flight share the same CPUs.
+ * qmatmul pool (model/kernels/cpu/qmatmul.h), where a second caller would run on its own
+ * thread beside the pool (oversubscribing the cores). So the heavy phases take turns: each
+ * step, each window's prefills, and (through em_engine_compute_begin / _end) each caller's
+ * own heavy work such as an encoder run hold the engine's compute turn, and each runs on
+ * every core. Fetch, decode, log-mel and storage stay outside and overlap. A prefill waits
+ * at most one step; steps wait for the prefill in hand (new clips join sooner, so steps
+ * carry more rows).
  *
  * Thread-safety: em_engine_generate may be called from any number of threads at once;
  * em_engine_free must not race with it. */
@@ -88,6 +93,12 @@ em_err em_engine_generate(struct em_engine *e, int k, const int32_t *const *ids,
                           const struct em_gen_params *p, const struct em_gen_hook *hook,
                           struct em_gen_result *res, struct em_engine_times *times,
                           struct em_errbuf *eb);
+
+/* Takes / gives back the compute turn around a caller's heavy work outside the engine (an
+ * encoder run); not around waiting, I/O or em_engine_generate (it takes the turn itself).
+ * NULL is a no-op. */
+void em_engine_compute_begin(struct em_engine *e);
+void em_engine_compute_end(struct em_engine *e);
 
 /* Counters (tests, logs). */
 struct em_engine_stats {

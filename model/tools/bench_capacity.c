@@ -92,8 +92,10 @@ static em_err run_clip(struct cfg_run *r, int clip, float *pcm, float *mel, floa
     const double t0 = em_now_s();
     int mel_len = 0, n_audio = 0;
     em_err rc = em_mel_compute(p->mel, pcm, ns, mel, &mel_len);
+    em_engine_compute_begin(r->eng); /* as model.c: one heavy phase at a time */
     if (rc == EM_OK) rc = em_encoder_run(p->enc, mel, mel_len, enc, &n_audio, eb);
     if (rc == EM_OK) rc = em_projector_run(&p->proj, enc, n_audio, emb);
+    em_engine_compute_end(r->eng);
     const double t1 = em_now_s();
     int32_t *ids[EM_GEN_MAX_BATCH] = {0};
     size_t n_ids[EM_GEN_MAX_BATCH], shared = 0;
