@@ -290,7 +290,7 @@ em_err em_bench_capacity(const struct em_benchcap_opts *o, FILE *out, struct em_
 
 /* ---- the command ---------------------------------------------------------------------------- */
 
-static void usage(FILE *f)
+void em_bench_capacity_usage(FILE *f)
 {
     fprintf(f,
             "usage: earmark bench capacity [--layers N] [--types q8_0,q4_0] [--capacities 1,2,4]\n"
@@ -340,7 +340,7 @@ int em_bench_capacity_cmd(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = !v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
+            em_bench_capacity_usage(stdout);
             return 0;
         }
         if (bad) {
@@ -369,7 +369,7 @@ int em_bench_capacity_cmd(int argc, char **argv)
         if (bad) {
             fprintf(stderr, "earmark bench capacity: bad or unknown option '%.80s'%s%.80s\n", a,
                     v ? " " : "", v ? v : "");
-            usage(stderr);
+            em_bench_capacity_usage(stderr);
             return 2;
         }
         i++;

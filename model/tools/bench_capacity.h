@@ -41,5 +41,6 @@ em_err em_bench_capacity(const struct em_benchcap_opts *o, FILE *out, struct em_
 /* `earmark bench capacity ...` (argv[1] is "capacity"): the table on stdout, progress on
  * stderr. Exit status: 0 done, 1 failed, 2 usage error. */
 int em_bench_capacity_cmd(int argc, char **argv);
+void em_bench_capacity_usage(FILE *f); /* its usage text (also in `earmark bench --help`) */
 
 #endif

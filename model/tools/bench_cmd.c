@@ -27,6 +27,7 @@ static void usage(FILE *f)
             "  --types LIST        weight types (default bf16,q8_0,q4_0)\n"
             "  --prefill N         prompt tokens of the prefill measurement (default 800)\n"
             "  --new-tokens N      answer length in the end-to-end estimate (default 100)\n");
+    em_bench_capacity_usage(f);
 }
 
 static int parse_int(const char *s, long lo, long hi, int *out)
@@ -48,8 +49,8 @@ int em_cmd_bench(int argc, char **argv)
             return 0;
         }
         return em_usage_error("bench", usage,
-                              "expected 'model' (make bench runs the dispatch benchmark: "
-                              "deploy/bench-dispatch.sh)");
+                              "expected 'model' or 'capacity' (make bench runs the dispatch "
+                              "benchmark: deploy/bench-dispatch.sh)");
     }
     struct em_bench_opts o = em_bench_opts_default();
     int enc_set = 0;
