@@ -1016,3 +1016,39 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
     if (nk > 0) busy_table(out, o, res, kres, br, nk);
     return EM_OK;
 }
+
+/* ---- the random checkpoint, for other benches (bench_capacity.c) ------------------------ */
+
+struct em_bench_ckpt {
+    struct store st;
+    struct em_tensor *views;
+    struct em_ckpt *ck;
+};
+
+em_err em_bench_ckpt_new(int enc_layers, int dec_layers, int type, struct em_bench_ckpt **out,
+                         const struct em_ckpt **ck, struct em_errbuf *eb)
+{
+    struct em_qa_config cfg;
+    struct em_bench_ckpt *b = calloc(1, sizeof *b);
+    *out = NULL;
+    if (!b) return EM_E_NOMEM;
+    em_err rc = config_for(enc_layers, dec_layers, &cfg, eb);
+    if (rc == EM_OK) rc = store_build(&b->st, &cfg, type, eb);
+    if (rc == EM_OK) rc = ckpt_for(&b->st, &cfg, &b->views, &b->ck, eb);
+    if (rc != EM_OK) {
+        em_bench_ckpt_free(b);
+        return rc;
+    }
+    *ck = b->ck;
+    *out = b;
+    return EM_OK;
+}
+
+void em_bench_ckpt_free(struct em_bench_ckpt *b)
+{
+    if (!b) return;
+    em_ckpt_close(b->ck);
+    free(b->views);
+    store_free(&b->st);
+    free(b);
+}
