@@ -94,6 +94,9 @@ struct em_whisper_gen {
     float no_speech_prob;  /* softmax at <|startoftranscript|> of the no-speech token */
     double sum_logprob;    /* sum of the chosen tokens' log-probabilities (after the rules) */
     char language[8];      /* language code used ("en") */
+    float language_prob;   /* multilingual: that language's probability among config.json's
+                              lang_ids at <|startoftranscript|> (OpenAI's detect_language:
+                              softmax over the language tokens only); English-only: 1 */
     int prompt_tokens;     /* positions run before the first generated token */
 };
 void em_whisper_gen_clear(struct em_whisper_gen *g); /* frees ids; NULL ok */
