@@ -72,7 +72,7 @@ PY
 import json, sys
 ev = json.load(open(sys.argv[1]))
 wer = (ev.get("metrics") or {}).get("wer")
-items = [i for i in ev.get("items", []) if "word_errors" in i]
+items = [i for i in ev.get("per_item", []) if "word_errors" in i]
 print("%-8s %-7s %5d %8.1f%%" % (sys.argv[2], sys.argv[3], len(items), 100.0 * wer if wer is not None else float("nan")))
 for it in items:
     print("%34s %s/%s  %s | %s" % ("", it.get("word_errors"), it.get("ref_words"),
