@@ -1,7 +1,8 @@
 /* model/whisper/whisper.h - the Whisper family: OpenAI's speech recogniser, run from the
  * CTranslate2 files faster-whisper uses (model.bin, config.json, tokenizer.json; see
- * deploy/fetch-whisper.sh for tiny.en) or from a Hugging Face checkpoint (model.safetensors,
- * config.json model_type "whisper", generation_config.json, tokenizer.json).
+ * deploy/fetch-whisper.sh for tiny.en and base) or from a Hugging Face checkpoint
+ * (model.safetensors, config.json model_type "whisper", generation_config.json,
+ * tokenizer.json).
  *
  *   pcm (<= 30 s window) -> log-mel [n_mels, 3000] (model/audio/mel.h, padded to 30 s)
  *   -> encoder (model/audio/encoder.h, no pooling) -> enc [1500, d]
