@@ -8,6 +8,7 @@
 
 #include "model/gen/kvpool.h"
 #include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/eltwise.h"
 #include "model/kernels/cpu/vecmath.h"
 
 struct em_kv {
@@ -171,18 +172,10 @@ const void *em_kv_v(const struct em_kv *kv, int l, int p)
 
 static void narrow(int type, const float *src, void *dst, size_t n)
 {
-    if (type == EM_KV_F32) {
+    if (type == EM_KV_F32)
         memcpy(dst, src, n * sizeof(float));
-        return;
-    }
-    uint16_t *h = dst;
-#if EM_VM_X86
-    if (em_cpu_level() >= EM_CPU_AVX2) {
-        em_f16_store8(h, src, n);
-        return;
-    }
-#endif
-    for (size_t i = 0; i < n; i++) h[i] = em_quant_f32_to_f16(em_f16_clamp(src[i]));
+    else
+        em_f16_narrow(dst, src, n);
 }
 
 void em_kv_widen(int type, const void *src, float *dst, size_t n)

@@ -47,6 +47,19 @@ static inline int golden_unpack(const char *name, char *dir, size_t cap)
     return golden_sh("tar -xJf '%s' -C '%s'", tar, dir);
 }
 
+/* Unpacks the tiny random checkpoints tests/golden/tiny-bf16 and tiny-f32 (.tar.xz) into the
+ * existing dir (dir/tiny-bf16, dir/tiny-f32). */
+static inline int golden_unpack_tiny(const char *dir)
+{
+    char tar[2048];
+    for (int i = 0; i < 2; i++) {
+        snprintf(tar, sizeof tar, "%s/tests/golden/%s.tar.xz", golden_root(),
+                 i ? "tiny-f32" : "tiny-bf16");
+        if (golden_sh("tar -xJf '%s' -C '%s'", tar, dir) != 0) return -1;
+    }
+    return 0;
+}
+
 static inline void golden_rmdir(const char *dir)
 {
     if (dir && strncmp(dir, "/", 1) == 0 && strstr(dir, "em-golden-"))

@@ -37,10 +37,7 @@ static struct golden g;
 static int init(void)
 {
     if (golden_unpack("data", tmp, sizeof tmp) != 0 || golden_open(&g, tmp) != 0) return 1;
-    for (int i = 0; i < 2; i++)
-        if (th_sh("tar -xJf '%s/tests/golden/%s.tar.xz' -C '%s'", golden_root(),
-                  i ? "tiny-f32" : "tiny-bf16", tmp) != 0)
-            return 1;
+    if (golden_unpack_tiny(tmp) != 0) return 1;
     return 0;
 }
 

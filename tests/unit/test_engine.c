@@ -48,10 +48,7 @@ static int load_clip(const char *name, struct em_audio *a, size_t keep)
 static int init(void)
 {
     if (golden_tmpdir(tmp, sizeof tmp) != 0) return 1;
-    for (int i = 0; i < 2; i++)
-        if (th_sh("tar -xJf '%s/tests/golden/%s.tar.xz' -C '%s'", golden_root(),
-                  i ? "tiny-f32" : "tiny-bf16", tmp) != 0)
-            return 1;
+    if (golden_unpack_tiny(tmp) != 0) return 1;
     char dir[700];
     struct em_errbuf eb = {{0}};
     struct em_model_opts o = em_model_opts_default();
