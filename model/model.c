@@ -28,6 +28,7 @@
 #include "model/qwen2audio/decoder.h"
 #include "model/audio/encoder.h"
 #include "model/family.h"
+#include "model/gen/engine.h"
 #include "model/gen/generate.h"
 #include "model/loader/gguf.h"
 #include "model/loader/safetensors.h"
@@ -500,6 +501,7 @@ struct run {
     struct em_gen_params gen;
     bool (*cancelled)(void *ctx); /* NULL: never */
     void *cancel_ctx;
+    struct em_engine *eng; /* NULL: this call decodes on its own */
     float *mel;   /* [128 * 3000] */
     float *enc;   /* [750, d_model] */
     float *emb;   /* [750, hidden] */
@@ -622,37 +624,42 @@ static em_err run_prompts(struct run *st, struct em_model_segment *seg, int n_au
     const struct em_model *m = st->m;
     struct em_model_result *r = st->r;
     struct em_gen_result g[EM_MODEL_MAX_PROMPTS];
+    struct em_gen_params ps[EM_MODEL_MAX_PROMPTS];
+    const int32_t *ids[EM_MODEL_MAX_PROMPTS];
+    struct em_gen_hook hook = {cancel_hook, st};
     em_err rc = EM_OK;
     memset(g, 0, sizeof g);
-    for (size_t p = 0; rc == EM_OK && p < st->n_prompts; p++)
+    for (size_t p = 0; rc == EM_OK && p < st->n_prompts; p++) {
         rc = em_prompt_tokens(m->tok, &st->prompts[p], n_audio, &st->ids[p], &st->n_ids[p], eb);
+        ps[p] = st->gen;
+        ids[p] = st->ids[p];
+    }
     size_t shared = rc == EM_OK ? shared_prefix(st, em_dec_audio_token(m->dec)) : 0;
     struct em_kv *kv = NULL;
-    double t0 = em_now_s();
-    if (rc == EM_OK && shared > 0) {
+    double t0 = em_now_s(), t1 = t0;
+    if (rc == EM_OK && st->eng) { /* continuous batching with the other clips in flight */
+        struct em_engine_times tm = {0};
+        rc = em_engine_generate(st->eng, (int)st->n_prompts, ids, st->n_ids, shared, st->emb,
+                                n_audio, ps, &hook, g, &tm, eb);
+        r->prefill_s += tm.prefill_s;
+        r->kv_wait_s += tm.wait_s;
+        t1 = em_now_s() - tm.decode_s; /* decode_s counts the engine's decode time only */
+    } else if (rc == EM_OK && shared > 0) {
         rc = em_dec_kv_new(m->dec, (int)shared, &kv, eb);
         if (rc == EM_OK)
             rc = em_dec_forward(m->dec, kv, st->ids[0], (int)shared, st->emb, n_audio,
                                 EM_DEC_LOGITS_NONE, NULL, eb);
-        r->prompt_tokens += (long)shared;
-    }
-    double t1 = em_now_s();
-    if (shared > 0) r->prefill_s += t1 - t0;
-    if (rc == EM_OK && kv) {
-        struct em_gen_params ps[EM_MODEL_MAX_PROMPTS];
-        const int32_t *ids[EM_MODEL_MAX_PROMPTS];
-        for (size_t p = 0; p < st->n_prompts; p++) {
-            ps[p] = st->gen;
-            ids[p] = st->ids[p];
-        }
-        struct em_gen_hook hook = {cancel_hook, st};
-        rc = em_generate_batch(m->dec, kv, (int)st->n_prompts, ids, st->n_ids, ps, &hook, g, eb);
+        t1 = em_now_s();
+        r->prefill_s += t1 - t0;
+        if (rc == EM_OK)
+            rc = em_generate_batch(m->dec, kv, (int)st->n_prompts, ids, st->n_ids, ps, &hook, g, eb);
     } else {
         for (size_t p = 0; rc == EM_OK && p < st->n_prompts; p++)
             if ((rc = check_cancel(st, eb)) == EM_OK)
                 rc = em_generate(m->dec, st->ids[p], st->n_ids[p], st->emb, n_audio, &st->gen,
                                  &g[p], eb);
     }
+    if (shared > 0) r->prompt_tokens += (long)shared;
     for (size_t p = 0; p < st->n_prompts; p++) {
         struct em_model_answer *a = &seg->answers[p];
         a->ids = g[p].ids; /* the answer owns them (also on error, freed with the result) */
@@ -660,7 +667,7 @@ static em_err run_prompts(struct run *st, struct em_model_segment *seg, int n_au
         a->stopped = g[p].stopped;
         if (rc != EM_OK) continue;
         r->new_tokens += (long)g[p].n;
-        r->prompt_tokens += (long)(st->n_ids[p] - (kv ? shared : 0));
+        r->prompt_tokens += (long)(st->n_ids[p] - shared);
         rc = em_tok_decode(m->tok, g[p].ids, g[p].n, true, &a->text, NULL);
     }
     r->decode_s += em_now_s() - t1;
@@ -680,8 +687,10 @@ static em_err run_window(struct run *st, const float *pcm, const struct em_chunk
     int mel_len = 0, n_tok = 0;
     double t0 = em_now_s();
     em_err rc = em_mel_compute(m->mel, pcm + c->offset, c->n, st->mel, &mel_len);
+    em_engine_compute_begin(st->eng); /* no-op without an engine */
     if (rc == EM_OK) rc = em_encoder_run(m->enc, st->mel, mel_len, st->enc, &n_tok, eb);
     if (rc == EM_OK) rc = em_projector_run(&m->proj, st->enc, n_tok, st->emb);
+    em_engine_compute_end(st->eng);
     st->r->encode_s += em_now_s() - t0;
     if (rc != EM_OK) return rc;
     seg->start_s = c->start_s;
@@ -768,10 +777,30 @@ em_err em_model_annotate(const struct em_model *m, const struct em_audio *audio,
                          const struct em_gen_params_override *gen,
                          struct em_model_result **out, struct em_errbuf *eb)
 {
+    return em_model_annotate_on(m, NULL, audio, prompts, n_prompts, gen, out, eb);
+}
+
+em_err em_model_engine_new(const struct em_model *m, uint64_t kv_budget, struct em_engine **out,
+                           struct em_errbuf *eb)
+{
+    *out = NULL;
+    if (m->family->id == EM_FAMILY_WHISPER)
+        return em_errf(eb, EM_E_UNSUPPORTED, "engine: model '%s' (%s) decodes on its own",
+                       m->name, m->family->name);
+    struct em_engine_opts o = em_engine_opts_default();
+    o.kv_budget = kv_budget;
+    return em_engine_new(m->dec, &o, out, eb);
+}
+
+em_err em_model_annotate_on(const struct em_model *m, struct em_engine *eng,
+                            const struct em_audio *audio, const struct em_model_prompt *prompts,
+                            size_t n_prompts, const struct em_gen_params_override *gen,
+                            struct em_model_result **out, struct em_errbuf *eb)
+{
     *out = NULL;
     if (!m || !audio || (!audio->pcm && audio->n))
         return em_errf(eb, EM_E_ARG, "annotate: no model or no audio");
-    struct run st = {.m = m, .gen = m->gen};
+    struct run st = {.m = m, .gen = m->gen, .eng = eng};
     struct em_chunk *ch = NULL;
     size_t nc = 0, cnt = em_chunk_count(audio->n);
     em_err rc = EM_E_NOMEM;

@@ -175,6 +175,7 @@ struct em_model_result {
      * whose whole prefill is then in decode); decode = each prompt's own prefill + its
      * decode loop. tokens_per_s = new_tokens / decode_s (0 when decode_s is 0). */
     double encode_s, prefill_s, decode_s, tokens_per_s;
+    double kv_wait_s;   /* on an engine: waiting for KV-cache memory (admission), not in the above */
     /* Copied from the model so a result describes itself. */
     char identity[EM_MODEL_IDENTITY_MAX];
     char form[8];       /* "base" | "chat" */
@@ -204,5 +205,27 @@ em_err em_model_annotate(const struct em_model *m, const struct em_audio *audio,
                          struct em_model_result **out, struct em_errbuf *eb);
 
 void em_model_result_free(struct em_model_result *r); /* NULL ok */
+
+/* ---- continuous batching (model/gen/engine.h) ---------------------------------------------
+ * A worker holding several clips makes one engine for the model and annotates every clip on
+ * it: each clip's thread runs its windows' front end and prefills, and the engine steps the
+ * decoding prompts of every clip together (one pass over the weights for up to
+ * EM_DEC_MAX_BATCH sequences), under one KV-cache budget (admission waits for memory). */
+struct em_engine;
+
+/* An engine over m's language model with kv_budget bytes of KV cache
+ * (EM_KVPOOL_UNLIMITED = 0: no limit); m must outlive it; em_engine_free. Errors:
+ * EM_E_UNSUPPORTED (Whisper decodes on its own), EM_E_TOO_LONG (a budget under one KV page:
+ * the message gives the page size), EM_E_ARG, EM_E_NOMEM, EM_E_INTERNAL. */
+em_err em_model_engine_new(const struct em_model *m, uint64_t kv_budget, struct em_engine **out,
+                           struct em_errbuf *eb);
+/* em_model_annotate with the decoding on eng (NULL: em_model_annotate itself). The tokens are
+ * those the clip gets alone on an engine, whatever else is in flight. Adds to the errors:
+ * EM_E_TOO_LONG when one window (its audio prefix, every prompt and its max_new_tokens)
+ * needs more KV cache than the engine's whole budget. Ignored for Whisper. */
+em_err em_model_annotate_on(const struct em_model *m, struct em_engine *eng,
+                            const struct em_audio *audio, const struct em_model_prompt *prompts,
+                            size_t n_prompts, const struct em_gen_params_override *gen,
+                            struct em_model_result **out, struct em_errbuf *eb);
 
 #endif

@@ -1,7 +1,8 @@
 /* worker/annotate_cmd.c - `earmark annotate`: runs Qwen2-Audio on local files, no cluster.
  *   earmark annotate --model DIR [--task caption|transcript|events]... [--prompt TEXT]...
  *                    [--form base|chat] [--max-new-tokens N] [--greedy] [--seed N] [--ids]
- *                    [--device cpu|cuda[:N]] [--weights q8_0] FILE...
+ *                    [--device cpu|cuda[:N]] [--weights q8_0] [--capacity N] [--kv-budget BYTES]
+ *                    FILE...
  * Per file: read through the source policy (worker/source.h, any local file: only a regular
  * file, opened without blocking, so a FIFO, device or socket is refused at once) -> FFmpeg
  * decode to 16 kHz mono (model/audio/audio.h) -> em_model_annotate (model/model.h:
@@ -16,7 +17,11 @@
  * Prompts: each --task and --prompt in order; none given: --task caption. Answers are keyed
  * by the task name, free text by "prompt", "prompt2", ... The form defaults to chat when
  * the checkpoint carries a chat template (Instruct), else base. Sampling settings default
- * to the checkpoint's generation_config.json. */
+ * to the checkpoint's generation_config.json.
+ * --capacity N runs N files at once on one batching engine (model/gen/engine.h: their decode
+ * steps together, KV caches under --kv-budget); records still print in FILE order. With
+ * capacity 1 and no --kv-budget each file runs on its own, as before. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +31,7 @@
 #include "common/id.h"
 #include "common/num.h"
 #include "common/usage.h"
+#include "model/gen/engine.h"
 #include "model/audio/audio.h"
 #include "model/kernels/backend.h"
 #include "model/model.h"
@@ -34,13 +40,15 @@
 #include "worker/source.h"
 
 #define CMD_BATCH "annotate"
+#define EM_ANNOTATE_MAX_CAPACITY 256 /* files in flight */
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: earmark annotate --model DIR [--task caption|transcript|events]... [--prompt TEXT]...\n"
             "                        [--form base|chat] [--max-new-tokens N] [--greedy] [--seed N]\n"
-            "                        [--ids] [--device cpu|cuda[:N]] [--weights q8_0] FILE...\n"
+            "                        [--ids] [--device cpu|cuda[:N]] [--weights q8_0] [--capacity N]\n"
+            "                        [--kv-budget BYTES] FILE...\n"
             "  --model           Hugging Face checkpoint directory (safetensors + tokenizer files)\n"
             "  --task            built-in prompt, repeatable (default: caption when no --prompt)\n"
             "  --prompt          free-text instruction/question, repeatable (answers \"prompt\",\n"
@@ -54,6 +62,9 @@ static void usage(FILE *f)
             "  --device          cpu, cuda or cuda:N: where the model runs (EARMARK_DEVICE,\n"
             "                    default cpu)\n"
             "  --weights q8_0    Whisper: quantize the linear weights to q8_0 at load (int8 kernels)\n"
+            "  --capacity        files in flight at once, decoded together (default 1)\n"
+            "  --kv-budget       KV-cache memory for the files in flight, e.g. 8GiB (default\n"
+            "                    unlimited); a file waits for memory, one that never fits fails\n"
             "Prints one earmark.annotation/v1 record (schema/annotation.schema.json) per file on\n"
             "stdout; a file that fails gets a \"failed\" record and its one-line error on stderr.\n"
             "Exit status: 0 every file ok, 1 at least one file failed (or the model did not\n"
@@ -67,6 +78,9 @@ struct opts {
     size_t n_prompts, n_text;
     struct em_gen_params_override gen;
     int with_ids, first_file;
+    long capacity;       /* files at once, 1..EM_ANNOTATE_MAX_CAPACITY */
+    const char *budget;  /* --kv-budget as given, or NULL */
+    uint64_t kv_budget;
     struct em_source_policy policy; /* any local file, regular files only */
 };
 
@@ -123,6 +137,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 return em_usage_error("annotate", usage, "--seed %.80s: expected 0..2^31-1", v);
             o->gen.set_seed = true;
             o->gen.seed = (uint64_t)n;
+        } else if (!strcmp(a, "--capacity")) {
+            if ((o->capacity = em_num_parse(v, 1, EM_ANNOTATE_MAX_CAPACITY)) < 0)
+                return em_usage_error("annotate", usage, "--capacity %.80s: expected 1..%d", v,
+                                      EM_ANNOTATE_MAX_CAPACITY);
+        } else if (!strcmp(a, "--kv-budget")) {
+            o->budget = v;
+            if (em_kvpool_parse_bytes(v, &o->kv_budget) != EM_OK)
+                return em_usage_error("annotate", usage, "--kv-budget '%.40s': expected bytes, or "
+                                      "a number with K, M, G or T (KiB..TiB), e.g. 8GiB", v);
         } else {
             return em_usage_error("annotate", usage, "unknown option '%.80s'", a);
         }
@@ -154,8 +177,17 @@ static em_err read_decode(const struct opts *o, const char *path, struct em_audi
     return rc;
 }
 
-/* One file -> one record line on stdout; returns 0 if it succeeded. */
-static int run_file(const struct em_model *m, const struct opts *o, const char *path)
+/* One file's outcome, printed in FILE order. */
+struct slot {
+    char *rec;      /* the record line (owned), or NULL */
+    char err[512];  /* the one-line error, "" when none */
+    int failed;
+    int done;
+};
+
+/* One file -> its record and error in *out; eng may be NULL. */
+static void run_file(const struct em_model *m, struct em_engine *eng, const struct opts *o,
+                     const char *path, struct slot *out)
 {
     struct em_errbuf eb = {{0}};
     struct em_audio a = {0};
@@ -167,7 +199,7 @@ static int run_file(const struct em_model *m, const struct opts *o, const char *
     t1 = em_now_s();
     if (rc == EM_OK) {
         em_facts_compute(a.pcm, a.n, EM_AUDIO_RATE, &f);
-        rc = em_model_annotate(m, &a, o->prompts, o->n_prompts, &o->gen, &r, &eb);
+        rc = em_model_annotate_on(m, eng, &a, o->prompts, o->n_prompts, &o->gen, &r, &eb);
         t2 = em_now_s();
     }
     em_id_item(path, id);
@@ -182,21 +214,82 @@ static int run_file(const struct em_model *m, const struct opts *o, const char *
     size_t len = 0;
     char *rec = em_annot_build(&in, &len);
     if (rc != EM_OK)
-        fprintf(stderr, "earmark annotate: %s: %s\n", path,
-                em_usage_unprefixed("annotate", em_errbuf_msg(&eb, rc)));
-    if (rec) printf("%s\n", rec);
-    else fprintf(stderr, "earmark annotate: %s: out of memory building the record\n", path);
-    fflush(stdout);
-    free(rec);
+        snprintf(out->err, sizeof out->err, "%s: %s", path,
+                 em_usage_unprefixed("annotate", em_errbuf_msg(&eb, rc)));
+    else if (!rec)
+        snprintf(out->err, sizeof out->err, "%s: out of memory building the record", path);
+    out->rec = rec;
+    out->failed = rc != EM_OK || !rec;
     em_model_result_free(r);
     em_audio_free(&a);
-    return rc == EM_OK && rec ? 0 : 1;
+}
+
+static void print_slot(struct slot *s)
+{
+    if (s->err[0]) fprintf(stderr, "earmark annotate: %s\n", s->err);
+    if (s->rec) printf("%s\n", s->rec);
+    fflush(stdout);
+    free(s->rec);
+    s->rec = NULL;
+}
+
+/* Files taken in turn by --capacity threads on one engine; whoever finishes the next file
+ * in order prints it and the finished ones after it. */
+struct fleet {
+    const struct em_model *m;
+    struct em_engine *eng;
+    const struct opts *o;
+    char **files;
+    int n, next, printed, failed;
+    struct slot *slots;
+    pthread_mutex_t mu;
+};
+
+static void *fleet_main(void *arg)
+{
+    struct fleet *f = arg;
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        const int i = f->next < f->n ? f->next++ : -1;
+        pthread_mutex_unlock(&f->mu);
+        if (i < 0) return NULL;
+        struct slot s = {0};
+        run_file(f->m, f->eng, f->o, f->files[i], &s);
+        pthread_mutex_lock(&f->mu);
+        f->slots[i] = s;
+        f->slots[i].done = 1;
+        f->failed |= s.failed;
+        while (f->printed < f->n && f->slots[f->printed].done) print_slot(&f->slots[f->printed++]);
+        pthread_mutex_unlock(&f->mu);
+    }
+}
+
+/* Runs files[n] --capacity at a time on eng; returns 1 if any failed. */
+static int run_fleet(const struct em_model *m, struct em_engine *eng, const struct opts *o,
+                     char **files, int n)
+{
+    struct fleet f = {.m = m, .eng = eng, .o = o, .files = files, .n = n};
+    const int threads = o->capacity < n ? (int)o->capacity : n;
+    pthread_t th[EM_ANNOTATE_MAX_CAPACITY];
+    int started = 0;
+    if (!(f.slots = calloc((size_t)n, sizeof *f.slots)) || pthread_mutex_init(&f.mu, NULL) != 0) {
+        free(f.slots);
+        fprintf(stderr, "earmark annotate: out of memory\n");
+        return 1;
+    }
+    while (started < threads && pthread_create(&th[started], NULL, fleet_main, &f) == 0) started++;
+    if (started == 0) fleet_main(&f); /* no thread: run them here */
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&f.mu);
+    free(f.slots);
+    return f.failed;
 }
 
 int em_cmd_annotate(int argc, char **argv)
 {
     static struct opts o; /* large; one per process */
     memset(&o, 0, sizeof o);
+    o.capacity = 1;
     int st = parse_args(argc, argv, &o);
     if (st >= 0) return st;
     struct em_model_opts mo = em_model_opts_default();
@@ -231,7 +324,19 @@ int em_cmd_annotate(int argc, char **argv)
         return 1;
     }
     int failed = 0;
-    for (int i = o.first_file; i < argc; i++) failed |= run_file(m, &o, argv[i]);
+    struct em_engine *eng = NULL;
+    if (o.capacity > 1 || o.budget) {
+        rc = em_model_engine_new(m, o.kv_budget, &eng, &eb);
+        if (rc != EM_OK && rc != EM_E_UNSUPPORTED) { /* Whisper: each file on its own */
+            fprintf(stderr, "earmark annotate: --kv-budget: %s\n",
+                    em_usage_unprefixed("annotate", em_errbuf_msg(&eb, rc)));
+            em_source_policy_free(&o.policy);
+            em_model_free(m);
+            return 2;
+        }
+    }
+    failed = run_fleet(m, eng, &o, argv + o.first_file, argc - o.first_file);
+    em_engine_free(eng);
     em_source_policy_free(&o.policy);
     em_model_free(m);
     return failed ? 1 : 0;

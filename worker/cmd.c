@@ -1,14 +1,19 @@
 /* worker/cmd.c - `earmark worker`: options -> em_loop_run.
  *   earmark worker --connect ENDPOINT [--model PATH] [--threads N] [--capacity N]
- *                  [--id NAME] [--drain-ms N] [--curve-key FILE --coordinator-key FILE]
+ *                  [--kv-budget BYTES] [--id NAME] [--drain-ms N] [--curve-key FILE --coordinator-key FILE]
  *                  [--source-root DIR]... [--metrics HOST:PORT] [--device cpu|cuda[:N]]
  *                  [--weights q8_0]
  * Environment fallbacks: EARMARK_COORDINATOR, EARMARK_MODEL, EARMARK_THREADS,
- * EARMARK_CAPACITY, EARMARK_WORKER_ID, EARMARK_DRAIN_MS, EARMARK_CURVE_KEY,
- * EARMARK_COORDINATOR_KEY, EARMARK_WORKER_METRICS, EARMARK_DEVICE, EARMARK_WEIGHTS; EARMARK_SOURCE_ROOTS (colon-separated)
+ * EARMARK_CAPACITY, EARMARK_KV_BUDGET, EARMARK_WORKER_ID, EARMARK_DRAIN_MS, EARMARK_CURVE_KEY,
+ * EARMARK_COORDINATOR_KEY, EARMARK_WORKER_METRICS, EARMARK_DEVICE, EARMARK_WEIGHTS;
+ * EARMARK_SOURCE_ROOTS (colon-separated)
  * adds to the --source-root flags. S3 settings: AWS_* (storage.h). The HTTP endpoint
  * (worker/metrics.h) starts before the model loads, so /healthz answers and /readyz says
- * "model not loaded yet" meanwhile. */
+ * "model not loaded yet" meanwhile.
+ * With a Qwen2-Audio model the worker makes one engine (model/gen/engine.h): the clips it
+ * holds (--capacity) run their front end and prefills on the pipeline threads (default: one
+ * per clip held) and decode together, every live sequence of every clip in one step, their
+ * KV caches under --kv-budget (admission waits for memory). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +27,7 @@
 #include "common/usage.h"
 #include "model/kernels/backend.h"
 #include "model/model.h"
+#include "model/gen/engine.h"
 #include "worker/metrics.h"
 #include "worker/source.h"
 
@@ -29,14 +35,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: earmark worker --connect ENDPOINT [--model PATH] [--threads N]\n"
-            "                      [--capacity N] [--id NAME] [--drain-ms N]\n"
+            "                      [--capacity N] [--kv-budget BYTES] [--id NAME] [--drain-ms N]\n"
             "                      [--curve-key FILE --coordinator-key FILE]\n"
             "                      [--source-root DIR]... [--metrics HOST:PORT]\n"
             "                      [--device cpu|cuda[:N]] [--weights q8_0]\n"
             "  --connect   coordinator endpoint, e.g. tcp://host:5555 (EARMARK_COORDINATOR)\n"
             "  --model     Hugging Face checkpoint directory or .gguf (EARMARK_MODEL); none: facts only\n"
-            "  --threads   pipeline threads (EARMARK_THREADS, default 1)\n"
-            "  --capacity  tasks held at once (EARMARK_CAPACITY, default = threads)\n"
+            "  --threads   pipeline threads (EARMARK_THREADS, default = capacity, else 1)\n"
+            "  --capacity  clips held at once, decoded together (EARMARK_CAPACITY, default = threads)\n"
+            "  --kv-budget KV-cache memory for all clips held, e.g. 8GiB, 512MiB (EARMARK_KV_BUDGET;\n"
+            "              default unlimited); a clip waits for memory, one that never fits fails\n"
             "  --id        worker id (EARMARK_WORKER_ID, default hostname-pid)\n"
             "  --drain-ms  bound on finishing held tasks after SIGTERM (EARMARK_DRAIN_MS, 30000)\n"
             "  --curve-key        own CURVE secret key file, mode 0600 (EARMARK_CURVE_KEY)\n"
@@ -59,8 +67,9 @@ int em_cmd_worker(int argc, char **argv)
 {
     const char *connect = env_or("EARMARK_COORDINATOR", NULL);
     const char *model = env_or("EARMARK_MODEL", NULL);
-    const char *threads_s = env_or("EARMARK_THREADS", "1");
+    const char *threads_s = env_or("EARMARK_THREADS", NULL);
     const char *capacity_s = env_or("EARMARK_CAPACITY", NULL);
+    const char *budget_s = env_or("EARMARK_KV_BUDGET", NULL);
     const char *id = env_or("EARMARK_WORKER_ID", NULL);
     const char *drain_s = env_or("EARMARK_DRAIN_MS", "30000");
     const char *curve_key = env_or("EARMARK_CURVE_KEY", NULL);
@@ -86,6 +95,7 @@ int em_cmd_worker(int argc, char **argv)
         else if (strcmp(a, "--model") == 0) model = v;
         else if (strcmp(a, "--threads") == 0) threads_s = v;
         else if (strcmp(a, "--capacity") == 0) capacity_s = v;
+        else if (strcmp(a, "--kv-budget") == 0) budget_s = v;
         else if (strcmp(a, "--id") == 0) id = v;
         else if (strcmp(a, "--drain-ms") == 0) drain_s = v;
         else if (strcmp(a, "--curve-key") == 0) curve_key = v;
@@ -102,8 +112,15 @@ int em_cmd_worker(int argc, char **argv)
             return em_usage_error("worker", usage, "unknown option '%.80s'", a);
     }
     struct em_loop_opts o = em_loop_opts_default();
-    long threads = em_num_parse(threads_s, 1, EM_LOOP_MAX_THREADS);
-    long capacity = capacity_s ? em_num_parse(capacity_s, 1, EM_LOOP_MAX_CAPACITY) : threads;
+    long capacity = capacity_s ? em_num_parse(capacity_s, 1, EM_LOOP_MAX_CAPACITY) : 0;
+    long threads = threads_s ? em_num_parse(threads_s, 1, EM_LOOP_MAX_THREADS)
+                   : capacity > 0 ? (capacity < EM_LOOP_MAX_THREADS ? capacity : EM_LOOP_MAX_THREADS)
+                                  : 1;
+    if (!capacity_s) capacity = threads;
+    uint64_t kv_budget = EM_KVPOOL_UNLIMITED;
+    if (budget_s && em_kvpool_parse_bytes(budget_s, &kv_budget) != EM_OK)
+        return em_usage_error("worker", usage, "--kv-budget '%.40s': expected bytes, or a number "
+                              "with K, M, G or T (KiB..TiB), e.g. 8GiB", budget_s);
     long drain = em_num_parse(drain_s, 0, 3600000);
     if (!connect) return em_usage_required("worker", usage, "--connect", "or EARMARK_COORDINATOR");
     if (weights && strcmp(weights, "q8_0") != 0)
@@ -157,6 +174,7 @@ int em_cmd_worker(int argc, char **argv)
     for (size_t i = 0; i < sources.n_roots; i++)
         em_info("msg=\"source root\" dir=\"%s\"", sources.roots[i]);
     struct em_model *rt = NULL;
+    struct em_engine *eng = NULL;
     struct em_wmetrics *wm = NULL;
     struct em_httpd *web = NULL;
     if (metrics) {
@@ -190,11 +208,25 @@ int em_cmd_worker(int argc, char **argv)
             return 1;
         }
         em_wmetrics_model_loaded(wm, em_model_identity(rt), em_model_backend(rt));
+        /* capacity 1 without a budget: each clip decodes on its own, as before engines */
+        lrc = capacity > 1 || budget_s ? em_model_engine_new(rt, kv_budget, &eng, &eb) : EM_OK;
+        if (lrc == EM_E_UNSUPPORTED) {
+            em_info("msg=\"no batching engine\" reason=\"%s\"", eb.msg);
+        } else if (lrc != EM_OK) {
+            fprintf(stderr, "earmark worker: --kv-budget: %s\n", em_errbuf_msg(&eb, lrc));
+            memset(&pair, 0, sizeof pair);
+            em_source_policy_free(&sources);
+            em_httpd_free(web);
+            em_wmetrics_free(wm);
+            em_model_free(rt);
+            return lrc == EM_E_TOO_LONG || lrc == EM_E_ARG ? 2 : 1;
+        }
     }
     o.endpoint = connect;
     o.worker_id = id;
     o.model = rt ? em_model_identity(rt) : NULL;
     o.rt = rt;
+    o.engine = eng;
     o.threads = (unsigned)threads;
     o.capacity = (unsigned)capacity;
     o.drain_ms = (int)drain;
@@ -204,12 +236,14 @@ int em_cmd_worker(int argc, char **argv)
     em_httpd_free(web);
     memset(&pair, 0, sizeof pair);
     if (rc == EM_E_TIMEOUT) {
-        rt = NULL; /* pipeline threads may still use it, the policy and wm: leave them */
+        rt = NULL; /* pipeline threads may still use it, the engine, the policy and wm: leave them */
+        eng = NULL;
         wm = NULL;
     } else {
         em_source_policy_free(&sources);
     }
     em_wmetrics_free(wm);
+    em_engine_free(eng);
     em_model_free(rt);
     if (rc != EM_OK) {
         fprintf(stderr, "earmark worker: %s\n", em_errbuf_msg(&eb, rc));

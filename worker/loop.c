@@ -542,6 +542,7 @@ em_err em_loop_run(const struct em_loop_opts *o, struct em_loop_stats *stats,
     l->env.worker_id = o->worker_id;
     l->env.model = o->model;
     l->env.rt = o->rt;
+    l->env.engine = o->engine;
     l->env.sources = o->sources;
     em_pipe_env_from_environ(&l->env);
     if (l->env.fault_crash_on || l->env.fault_delay_ms)

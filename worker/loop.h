@@ -51,6 +51,7 @@ struct em_loop_opts {
     const char *worker_id; /* required, 1..EM_LOOP_MAX_ID bytes */
     const char *model;     /* identity sent in Hello and records; NULL: "none" */
     const struct em_model *rt; /* loaded runtime shared by the pipeline threads; NULL: none */
+    struct em_engine *engine;  /* rt's engine (em_model_engine_new), shared likewise; NULL: none */
     unsigned threads;      /* pipeline threads, 1..EM_LOOP_MAX_THREADS */
     unsigned capacity;     /* tasks held at once (queued + running), 1..EM_LOOP_MAX_CAPACITY */
     int drain_ms;          /* bound on finishing held tasks after SIGTERM/Drain */

@@ -135,7 +135,7 @@ void em_pipe_run(const struct em_pipe_env *env, struct em_storage *st,
     }
     if (rc == EM_OK && env->rt && t->n_prompts > 0) {
         ts = em_now_s();
-        rc = em_model_annotate(env->rt, &audio, t->prompts, t->n_prompts, &t->gen, &answers, &eb);
+        rc = em_model_annotate_on(env->rt, env->engine, &audio, t->prompts, t->n_prompts, &t->gen, &answers, &eb);
         model_s = em_now_s() - ts;
         if (answers) {
             res->encode_s = answers->encode_s;

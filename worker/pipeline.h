@@ -1,8 +1,9 @@
 /* worker/pipeline.h - what a worker does with one task, start to end:
  *
  *   source URI --em_storage_get--> bytes --em_audio_decode_mem--> 16 kHz mono pcm[n]
- *     --em_facts_compute--> facts [--em_model_annotate(prompts)--> answers, when the worker
- *     has a model] --em_annot_build--> JSON record --em_storage_put--> out_uri
+ *     --em_facts_compute--> facts [--em_model_annotate_on(prompts)--> answers, when the worker
+ *     has a model; on the worker's engine when it has one: the decode steps of every clip in
+ *     flight run together] --em_annot_build--> JSON record --em_storage_put--> out_uri
  *
  * and how a failure is classified:
  *   - permanent (!em_err_retryable: EM_E_AUDIO, EM_E_FORMAT, EM_E_TOO_LONG, EM_E_NOTFOUND,
@@ -49,6 +50,8 @@ struct em_pipe_env {
     const char *worker_id; /* written into records */
     const char *model;     /* model identity; NULL: "none" */
     const struct em_model *rt; /* loaded runtime (shared, read-only); NULL: signal facts only */
+    struct em_engine *engine;  /* rt's continuous-batching engine (model.h), shared by every
+                                  pipeline thread; NULL: each clip decodes on its own */
     size_t max_bytes;      /* fetch limit; 0: EM_AUDIO_MAX_BYTES */
     const struct em_source_policy *sources; /* what may be read (worker/source.h); NULL:
                                                no local files */

@@ -1,6 +1,7 @@
 /* model/gen/generate.c - prefill + decode loop over model/decoder with model/sampler.
  * ref: transformers GenerationMixin._sample (stopping on any eos id, output includes it). */
 #include "model/gen/generate.h"
+#include "model/gen/gen_seq.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -116,10 +117,7 @@ em_err em_generate_shared(const struct em_dec *d, const struct em_kv *shared,
     if (rc != EM_OK) return rc;
     size_t n_done = (size_t)em_kv_len(shared);
     if (n_done > n_prompt - 1) n_done = n_prompt - 1; /* the last prompt id gives the logits */
-    for (size_t i = n_done; i < n_prompt; i++)
-        if (prompt[i] == em_dec_audio_token(d))
-            return em_errf(eb, EM_E_ARG, "generate: audio token at %zu after the shared %zu positions",
-                           i, n_done);
+    if ((rc = em_gen_check_tail(d, prompt, n_prompt, n_done, eb)) != EM_OK) return rc;
     struct em_kv *kv = NULL;
     int cap = (int)(n_prompt + (size_t)p->max_new_tokens);
     if ((rc = em_dec_kv_over(d, shared, (int)n_done, cap, &kv, eb)) != EM_OK) return rc;
@@ -130,19 +128,22 @@ em_err em_generate_shared(const struct em_dec *d, const struct em_kv *shared,
 
 /* ---- batched decode ------------------------------------------------------------------------ */
 
-/* One prompt of a batch: its cache, sampler and sequence (prompt + generated ids). */
-struct seq {
-    struct em_kv *kv;
-    struct em_sampler *s;
-    int32_t *ids; /* [cap] */
-    size_t n, n_prompt, cap;
-    const struct em_gen_params *p;
-    bool done, stopped;
-};
+em_err em_gen_check(size_t n_prompt, const struct em_gen_params *p, struct em_errbuf *eb)
+{
+    return check_params(n_prompt, p, eb);
+}
 
-/* Picks the next id of q from logits (modified) and appends it; sets done on a stop token
- * or a full sequence. */
-static em_err take(struct seq *q, float *logits, struct em_errbuf *eb)
+em_err em_gen_check_tail(const struct em_dec *d, const int32_t *prompt, size_t n_prompt,
+                         size_t n_done, struct em_errbuf *eb)
+{
+    for (size_t i = n_done; i < n_prompt; i++)
+        if (prompt[i] == em_dec_audio_token(d))
+            return em_errf(eb, EM_E_ARG, "generate: audio token at %zu after the shared %zu positions",
+                           i, n_done);
+    return EM_OK;
+}
+
+em_err em_gen_seq_take(struct em_gen_seq *q, float *logits, struct em_errbuf *eb)
 {
     int32_t next;
     em_err rc = em_sampler_pick(q->s, logits, q->ids, q->n, &next);
@@ -150,53 +151,79 @@ static em_err take(struct seq *q, float *logits, struct em_errbuf *eb)
     q->ids[q->n++] = next;
     if (is_stop(q->p, next)) q->stopped = q->done = true;
     else if (q->n == q->cap) q->done = true;
+    if (q->done) { /* its cache is no longer needed */
+        em_kv_free(q->kv);
+        q->kv = NULL;
+    }
+    return EM_OK;
+}
+
+em_err em_gen_seq_init(const struct em_dec *d, struct em_gen_seq *q, const int32_t *prompt,
+                       size_t n_prompt, const struct em_gen_params *p, size_t shared,
+                       size_t *rest, struct em_errbuf *eb)
+{
+    memset(q, 0, sizeof *q);
+    q->p = p;
+    q->n_prompt = n_prompt;
+    q->cap = n_prompt + (size_t)p->max_new_tokens;
+    size_t n_done = shared;
+    if (n_done > n_prompt - 1) n_done = n_prompt - 1;
+    if (!(q->ids = malloc(q->cap * sizeof *q->ids))) return EM_E_NOMEM;
+    memcpy(q->ids, prompt, n_prompt * sizeof *q->ids);
+    q->n = n_prompt;
+    *rest = n_done;
+    return em_sampler_new(&p->sampler, em_dec_vocab(d), &q->s, eb);
+}
+
+void em_gen_seq_release(struct em_gen_seq *q)
+{
+    em_kv_free(q->kv);
+    em_sampler_free(q->s);
+    free(q->ids);
+    memset(q, 0, sizeof *q);
+}
+
+em_err em_gen_seq_result(const struct em_gen_seq *q, struct em_gen_result *res)
+{
+    res->n = q->n - q->n_prompt;
+    res->stopped = q->stopped;
+    res->n_prompt = (int)q->n_prompt;
+    if (!(res->ids = malloc((res->n ? res->n : 1) * sizeof *res->ids))) return EM_E_NOMEM;
+    memcpy(res->ids, q->ids + q->n_prompt, res->n * sizeof *res->ids);
     return EM_OK;
 }
 
 /* Cache of prompt q (over the shared positions, read in place), its ids and sampler; *rest
  * = the first prompt position its own prefill runs. */
-static em_err start(const struct em_dec *d, const struct em_kv *shared, struct seq *q,
-                    const int32_t *prompt, size_t *rest, struct em_errbuf *eb)
+static em_err start(const struct em_dec *d, const struct em_kv *shared, struct em_gen_seq *q,
+                    const int32_t *prompt, size_t n_prompt, const struct em_gen_params *p,
+                    size_t *rest, struct em_errbuf *eb)
 {
-    size_t n_done = shared ? (size_t)em_kv_len(shared) : 0;
-    if (n_done > q->n_prompt - 1) n_done = q->n_prompt - 1;
-    for (size_t i = n_done; i < q->n_prompt; i++)
-        if (prompt[i] == em_dec_audio_token(d))
-            return em_errf(eb, EM_E_ARG, "generate: audio token at %zu after the shared %zu positions",
-                           i, n_done);
-    em_err rc;
-    if (!(q->ids = malloc(q->cap * sizeof *q->ids))) return EM_E_NOMEM;
-    memcpy(q->ids, prompt, q->n_prompt * sizeof *q->ids);
-    q->n = q->n_prompt;
-    if ((rc = em_sampler_new(&q->p->sampler, em_dec_vocab(d), &q->s, eb)) != EM_OK ||
-        (rc = shared ? em_dec_kv_over(d, shared, (int)n_done, (int)q->cap, &q->kv, eb)
-                     : em_dec_kv_new(d, (int)q->cap, &q->kv, eb)) != EM_OK)
-        return rc;
-    *rest = n_done;
-    return EM_OK;
+    em_err rc = em_gen_seq_init(d, q, prompt, n_prompt, p, shared ? (size_t)em_kv_len(shared) : 0,
+                                rest, eb);
+    if (rc == EM_OK) rc = em_gen_check_tail(d, prompt, n_prompt, *rest, eb);
+    if (rc != EM_OK) return rc;
+    return shared ? em_dec_kv_over(d, shared, (int)*rest, (int)q->cap, &q->kv, eb)
+                  : em_dec_kv_new(d, (int)q->cap, &q->kv, eb);
 }
 
-/* The own prefills of prompts [i0, i1) (<= EM_DEC_MAX_BATCH) in one em_dec_prefill_batch
- * (one pass over the weights for all their rows), then each one's first id. */
-static em_err prefill_group(const struct em_dec *d, struct seq *q, const size_t *rest, int i0,
-                            int i1, float *logits, struct em_errbuf *eb)
+em_err em_gen_seq_prefill(const struct em_dec *d, struct em_gen_seq *q, const size_t *rest,
+                          int k, float *logits, struct em_errbuf *eb)
 {
-    struct em_kv *kv[EM_DEC_MAX_BATCH];
-    const int32_t *ids[EM_DEC_MAX_BATCH];
-    int n[EM_DEC_MAX_BATCH];
-    for (int i = i0; i < i1; i++) {
-        kv[i - i0] = q[i].kv;
-        ids[i - i0] = q[i].ids + rest[i];
-        n[i - i0] = (int)(q[i].n_prompt - rest[i]);
+    struct em_kv *kv[EM_DEC_MAX_BATCH] = {0};
+    const int32_t *ids[EM_DEC_MAX_BATCH] = {0};
+    int n[EM_DEC_MAX_BATCH] = {0};
+    if (k < 1 || k > EM_DEC_MAX_BATCH)
+        return em_errf(eb, EM_E_ARG, "generate: prefill of %d sequences, expected 1..%d", k,
+                       EM_DEC_MAX_BATCH);
+    for (int i = 0; i < k; i++) {
+        kv[i] = q[i].kv;
+        ids[i] = q[i].ids + rest[i];
+        n[i] = (int)(q[i].n_prompt - rest[i]);
     }
-    em_err rc = em_dec_prefill_batch(d, kv, ids, n, i1 - i0, logits, eb);
-    for (int i = i0; rc == EM_OK && i < i1; i++) {
-        rc = take(&q[i], logits + (size_t)(i - i0) * (size_t)em_dec_vocab(d), eb);
-        if (q[i].done) { /* its cache is no longer needed */
-            em_kv_free(q[i].kv);
-            q[i].kv = NULL;
-        }
-    }
+    em_err rc = em_dec_prefill_batch(d, kv, ids, n, k, logits, eb);
+    for (int i = 0; rc == EM_OK && i < k; i++)
+        rc = em_gen_seq_take(&q[i], logits + (size_t)i * (size_t)em_dec_vocab(d), eb);
     return rc;
 }
 
@@ -213,22 +240,20 @@ em_err em_generate_batch(const struct em_dec *d, const struct em_kv *shared, int
     em_err rc;
     for (int i = 0; i < k; i++)
         if ((rc = check_params(n_prompts[i], &p[i], eb)) != EM_OK) return rc;
-    struct seq *q = calloc((size_t)k, sizeof *q);
+    struct em_gen_seq *q = calloc((size_t)k, sizeof *q);
     size_t *rest = calloc((size_t)k, sizeof *rest);
     float *logits = malloc((size_t)EM_DEC_MAX_BATCH * V * sizeof *logits);
     rc = EM_E_NOMEM;
     if (!q || !rest || !logits) goto done;
     rc = EM_OK;
     for (int i = 0; rc == EM_OK && i < k; i++) {
-        q[i].p = &p[i];
-        q[i].n_prompt = n_prompts[i];
-        q[i].cap = n_prompts[i] + (size_t)p[i].max_new_tokens;
         if (hook && hook->before_prompt && (rc = hook->before_prompt(hook->ctx, i, eb)) != EM_OK)
             break;
-        rc = start(d, shared, &q[i], prompts[i], &rest[i], eb);
+        rc = start(d, shared, &q[i], prompts[i], n_prompts[i], &p[i], &rest[i], eb);
         /* the own prefills of up to EM_DEC_MAX_BATCH prompts run together */
+        const int i0 = i - i % EM_DEC_MAX_BATCH;
         if (rc == EM_OK && ((i + 1) % EM_DEC_MAX_BATCH == 0 || i + 1 == k))
-            rc = prefill_group(d, q, rest, i - i % EM_DEC_MAX_BATCH, i + 1, logits, eb);
+            rc = em_gen_seq_prefill(d, q + i0, rest + i0, i + 1 - i0, logits, eb);
     }
     while (rc == EM_OK) {
         struct em_kv *kv[EM_DEC_MAX_BATCH];
@@ -242,32 +267,15 @@ em_err em_generate_batch(const struct em_dec *d, const struct em_kv *shared, int
             }
         if (n == 0) break;
         if ((rc = em_dec_step_batch(d, kv, ids, n, logits, eb)) != EM_OK) break;
-        for (int j = 0; rc == EM_OK && j < n; j++) {
-            struct seq *s = &q[at[j]];
-            rc = take(s, logits + (size_t)j * V, eb);
-            if (s->done) {
-                em_kv_free(s->kv);
-                s->kv = NULL;
-            }
-        }
+        for (int j = 0; rc == EM_OK && j < n; j++) rc = em_gen_seq_take(&q[at[j]], logits + (size_t)j * V, eb);
     }
-    for (int i = 0; rc == EM_OK && i < k; i++) {
-        res[i].n = q[i].n - q[i].n_prompt;
-        res[i].stopped = q[i].stopped;
-        res[i].n_prompt = (int)q[i].n_prompt;
-        if (!(res[i].ids = malloc((res[i].n ? res[i].n : 1) * sizeof *res[i].ids))) rc = EM_E_NOMEM;
-        else memcpy(res[i].ids, q[i].ids + q[i].n_prompt, res[i].n * sizeof *res[i].ids);
-    }
+    for (int i = 0; rc == EM_OK && i < k; i++) rc = em_gen_seq_result(&q[i], &res[i]);
 done:
     if (rc != EM_OK) {
         for (int i = 0; i < k; i++) free(res[i].ids);
         memset(res, 0, (size_t)k * sizeof *res);
     }
-    for (int i = 0; q && i < k; i++) {
-        em_kv_free(q[i].kv);
-        em_sampler_free(q[i].s);
-        free(q[i].ids);
-    }
+    for (int i = 0; q && i < k; i++) em_gen_seq_release(&q[i]);
     free(q);
     free(rest);
     free(logits);

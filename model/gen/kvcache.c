@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/gen/kvpool.h"
 #include "model/kernels/cpu/cpufeat.h"
+#include "model/kernels/cpu/eltwise.h"
 #include "model/kernels/cpu/vecmath.h"
 
 struct em_kv {
@@ -16,6 +18,12 @@ struct em_kv {
     const struct em_kv *base; /* overlay: positions < n_base are base's */
     int n_base;               /* 0 for a plain cache */
     unsigned char *k, *v;     /* [n_layers][cap - n_base][kv_dim]: positions n_base.. */
+    /* paged (em_kv_new_paged; k and v NULL): own position n_base + i lives in page
+     * i / EM_KVPOOL_PAGE_POS, row i % EM_KVPOOL_PAGE_POS of its K block (layer-major, the
+     * page's first half) and V block (second half) */
+    struct em_kvpool *pool;
+    unsigned char **pages;
+    size_t n_pages;
 };
 
 const char *em_kv_type_name(int type)
@@ -82,9 +90,46 @@ em_err em_kv_new_over(const struct em_kv *base, int n, int cap, struct em_kv **o
     return EM_OK;
 }
 
+em_err em_kv_new_paged(struct em_kvpool *pool, int n_layers, int kv_dim, enum em_kv_type type,
+                       const struct em_kv *base, int n, int cap, struct em_kv **out,
+                       struct em_errbuf *eb)
+{
+    *out = NULL;
+    const size_t esz = type == EM_KV_F16 ? 2 : 4;
+    if (!pool || n_layers <= 0 || kv_dim <= 0 || !em_kv_type_name((int)type) || n < 0 ||
+        cap <= n || (n > 0 && (!base || n > base->len)) ||
+        (base && (base->n_layers != n_layers || base->kv_dim != kv_dim || base->type != type)) ||
+        em_kvpool_page_bytes(pool) != 2 * (size_t)n_layers * EM_KVPOOL_PAGE_POS * (size_t)kv_dim * esz)
+        return em_errf(eb, EM_E_ARG, "kvcache: paged cache of %d x %d (type %d) over %d of %d "
+                       "positions, cap %d, does not fit its pool or base", n_layers, kv_dim,
+                       (int)type, n, base ? base->len : 0, cap);
+    struct em_kv *kv = calloc(1, sizeof *kv);
+    if (!kv) return EM_E_NOMEM;
+    kv->n_layers = n_layers;
+    kv->kv_dim = kv_dim;
+    kv->cap = cap;
+    kv->n_base = n;
+    kv->len = n;
+    kv->base = n ? base : NULL;
+    kv->type = type;
+    kv->esz = esz;
+    kv->pool = pool;
+    const size_t np = em_kvpool_pages_for(n, cap);
+    if (!(kv->pages = calloc(np, sizeof *kv->pages))) goto nomem;
+    for (; kv->n_pages < np; kv->n_pages++)
+        if (!(kv->pages[kv->n_pages] = em_kvpool_page_get(pool))) goto nomem;
+    *out = kv;
+    return EM_OK;
+nomem:
+    em_kv_free(kv);
+    return EM_E_NOMEM;
+}
+
 void em_kv_free(struct em_kv *kv)
 {
     if (!kv) return;
+    for (size_t i = 0; i < kv->n_pages; i++) em_kvpool_page_put(kv->pool, kv->pages[i]);
+    free(kv->pages);
     free(kv->k);
     free(kv->v);
     free(kv);
@@ -103,38 +148,34 @@ void em_kv_truncate(struct em_kv *kv, int n)
     if (n >= 0 && n < kv->len) kv->len = n;
 }
 
-/* byte offset of layer l, position p in the cache's own rows */
-static size_t at(const struct em_kv *kv, int l, int p)
+/* K row (v = 0) or V row (v = 1) of layer l, position p in the cache's own rows */
+static unsigned char *at(const struct em_kv *kv, int l, int p, int v)
 {
     assert(l >= 0 && l < kv->n_layers && p >= kv->n_base && p < kv->cap);
-    return ((size_t)l * (size_t)(kv->cap - kv->n_base) + (size_t)(p - kv->n_base)) *
-           (size_t)kv->kv_dim * kv->esz;
+    const size_t row = (size_t)kv->kv_dim * kv->esz, i = (size_t)(p - kv->n_base);
+    if (!kv->pool)
+        return (v ? kv->v : kv->k) + ((size_t)l * (size_t)(kv->cap - kv->n_base) + i) * row;
+    const size_t block = (size_t)kv->n_layers * EM_KVPOOL_PAGE_POS * row;
+    return kv->pages[i / EM_KVPOOL_PAGE_POS] + (v ? block : 0) +
+           ((size_t)l * EM_KVPOOL_PAGE_POS + i % EM_KVPOOL_PAGE_POS) * row;
 }
 
 const void *em_kv_k(const struct em_kv *kv, int l, int p)
 {
-    return p < kv->n_base ? em_kv_k(kv->base, l, p) : kv->k + at(kv, l, p);
+    return p < kv->n_base ? em_kv_k(kv->base, l, p) : at(kv, l, p, 0);
 }
 
 const void *em_kv_v(const struct em_kv *kv, int l, int p)
 {
-    return p < kv->n_base ? em_kv_v(kv->base, l, p) : kv->v + at(kv, l, p);
+    return p < kv->n_base ? em_kv_v(kv->base, l, p) : at(kv, l, p, 1);
 }
 
 static void narrow(int type, const float *src, void *dst, size_t n)
 {
-    if (type == EM_KV_F32) {
+    if (type == EM_KV_F32)
         memcpy(dst, src, n * sizeof(float));
-        return;
-    }
-    uint16_t *h = dst;
-#if EM_VM_X86
-    if (em_cpu_level() >= EM_CPU_AVX2) {
-        em_f16_store8(h, src, n);
-        return;
-    }
-#endif
-    for (size_t i = 0; i < n; i++) h[i] = em_quant_f32_to_f16(em_f16_clamp(src[i]));
+    else
+        em_f16_narrow(dst, src, n);
 }
 
 void em_kv_widen(int type, const void *src, float *dst, size_t n)
@@ -155,20 +196,19 @@ void em_kv_widen(int type, const void *src, float *dst, size_t n)
 
 void em_kv_store(struct em_kv *kv, int l, int p, const float *k, const float *v)
 {
-    const size_t o = at(kv, l, p);
-    narrow(kv->type, k, kv->k + o, (size_t)kv->kv_dim);
-    narrow(kv->type, v, kv->v + o, (size_t)kv->kv_dim);
+    narrow(kv->type, k, at(kv, l, p, 0), (size_t)kv->kv_dim);
+    narrow(kv->type, v, at(kv, l, p, 1), (size_t)kv->kv_dim);
 }
 
 em_err em_kv_copy_prefix(struct em_kv *dst, const struct em_kv *src, int n)
 {
     if (dst->n_layers != src->n_layers || dst->kv_dim != src->kv_dim || dst->type != src->type ||
-        n < 0 || n > src->len || n > dst->cap || dst->n_base != 0)
+        n < 0 || n > src->len || n > dst->cap || dst->n_base != 0 || dst->pool)
         return EM_E_ARG;
     const size_t row = (size_t)src->kv_dim * src->esz;
     for (int l = 0; l < src->n_layers; l++) {
         const size_t d_o = (size_t)l * (size_t)dst->cap * row;
-        if (src->n_base == 0) {
+        if (src->n_base == 0 && !src->pool) {
             const size_t so = (size_t)l * (size_t)src->cap * row;
             memcpy(dst->k + d_o, src->k + so, (size_t)n * row);
             memcpy(dst->v + d_o, src->v + so, (size_t)n * row);

@@ -50,6 +50,19 @@ void em_kv_free(struct em_kv *kv); /* NULL ok */
 em_err em_kv_new_over(const struct em_kv *base, int n, int cap, struct em_kv **out,
                       struct em_errbuf *eb);
 
+struct em_kvpool;
+
+/* A cache whose own positions (n..cap-1) live in pages of pool (model/gen/kvpool.h; its
+ * geometry and element size must match): as em_kv_new (n = 0, base NULL) or em_kv_new_over
+ * (base borrowed as there). Within a page a layer's positions are consecutive rows; across
+ * pages they are not (readers use em_kv_k / em_kv_v per position, as for an overlay). The
+ * caller must have reserved em_kvpool_pages_for(n, cap) pages (em_kvpool_reserve);
+ * em_kv_free returns them to the pool (not the reservation). Errors: EM_E_ARG (geometry,
+ * type, n, cap or base do not fit), EM_E_NOMEM. */
+em_err em_kv_new_paged(struct em_kvpool *pool, int n_layers, int kv_dim, enum em_kv_type type,
+                       const struct em_kv *base, int n, int cap, struct em_kv **out,
+                       struct em_errbuf *eb);
+
 int em_kv_len(const struct em_kv *kv); /* positions held */
 int em_kv_cap(const struct em_kv *kv);
 int em_kv_layers(const struct em_kv *kv);
@@ -59,7 +72,7 @@ size_t em_kv_elem_bytes(const struct em_kv *kv); /* 4 (f32) or 2 (f16) */
 /* Forgets positions >= n (n <= len; an overlay never forgets its base's positions). */
 void em_kv_truncate(struct em_kv *kv, int n);
 /* Makes dst hold the first n positions of src (same geometry, n <= src len, n <= dst cap;
- * and element type, src may be an overlay, dst may not). Errors: EM_E_ARG. */
+ * and element type, src may be an overlay or paged, dst may be neither). Errors: EM_E_ARG. */
 em_err em_kv_copy_prefix(struct em_kv *dst, const struct em_kv *src, int n);
 
 /* Row pointers for layer l, position p (p < cap): kv_dim elements of em_kv_type (float or

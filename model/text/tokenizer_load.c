@@ -175,6 +175,9 @@ static em_err add_regular(struct em_tok *t, const char *gpt2, size_t n, int64_t 
     if (n > 4 * EM_TOK_MAX_TOKEN_BYTES)
         return em_errf(eb, EM_E_TOO_LONG, "%s: token of %zu bytes, limit %d", file, n,
                        EM_TOK_MAX_TOKEN_BYTES);
+    /* Whisper's multilingual vocabulary holds "" at 50256, an id no merge makes and that
+     * decodes to nothing: it stays absent (decode skips it) but counts in the id range */
+    if (n == 0) return ensure_id(t, id, file, eb);
     if ((rc = gpt2_decode(gpt2, n, raw, &rl, file, eb)) != EM_OK) return rc;
     if ((rc = ensure_id(t, id, file, eb)) != EM_OK) return rc;
     struct tok_entry *e = &t->ent[id];

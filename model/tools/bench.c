@@ -23,6 +23,11 @@
  *                      (best of the rounds for all three).
  *             per layer = (time - lm_head time) / N; a 32-layer figure = 32 x per layer +
  *             lm_head time.
+ *   beside a busy thread  after every type: the q8_0 and q4_0 decoders (those asked for) are
+ *             kept, and in BUSY_ROUNDS rounds each runs batch-1 steps quiet and beside one
+ *             extra busy-spinning thread (bench_host.h), the types' and the conditions' order
+ *             flipping each round; printed with the q4_0 / q8_0 step-time ratio beside the
+ *             weight-byte ratio (the byte ratio is what a bandwidth-bound decode reaches).
  *   estimate  a 30 s clip: encoder + projector + prefill + new_tokens decode steps, for 1 and
  *             for 4 prompts (shared audio prefill + the 4-tail batch less the one tail the
  *             1-prompt prefill holds, decoded as one batch of 4 as model.c does; and, for
@@ -62,11 +67,13 @@
 #include "model/loader/tensors.h"
 #include "model/qwen2audio/projector.h"
 #include "model/kernels/quant.h"
+#include "model/tools/bench_host.h"
 
 #define FULL_LAYERS 32
 #define TAIL_TOKENS 24
 #define MAX_STEPS 64
 #define DEC_ROUNDS 3 /* decode measurement rounds (bench_type) */
+#define BUSY_ROUNDS 3 /* rounds of the q8_0 / q4_0 decode comparison beside a busy thread */
 #define MEL_FRAMES 3000
 #define BW_BYTES (512u << 20)
 
@@ -520,8 +527,36 @@ static double extrapolate(double t, double lm, int N)
     return t > lm ? FULL_LAYERS * (t - lm) / N + lm : NAN;
 }
 
+/* A type's decoder, kept after bench_type for the decode comparison beside a busy thread
+ * (busy_compare), which alternates the types in one stretch of time. Owns everything. */
+struct kept {
+    int type;
+    struct store st;
+    struct em_tensor *views;
+    struct em_ckpt *ck;
+    struct em_dec *d;
+    struct em_kv *kv; /* truncated back to prefix positions before each measurement */
+    int prefix;
+    float *logits;
+    const struct em_tensor *lm; /* in st */
+    uint64_t s;
+};
+
+static void kept_free(struct kept *k)
+{
+    em_kv_free(k->kv);
+    em_dec_free(k->d);
+    em_ckpt_close(k->ck);
+    free(k->views);
+    free(k->logits);
+    store_free(&k->st);
+    memset(k, 0, sizeof *k);
+}
+
+/* keep: NULL frees the type's model at the end; otherwise on success its decoder moves there
+ * (the caller frees it with kept_free). */
 static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r,
-                         struct em_errbuf *eb)
+                         struct kept *keep, struct em_errbuf *eb)
 {
     struct store st = {0};
     struct em_qa_config cN, c1;
@@ -685,6 +720,16 @@ static em_err bench_type(const struct em_bench_opts *o, int type, struct tres *r
     if (config_for(FULL_LAYERS, FULL_LAYERS, &c32, NULL) == EM_OK)
         r->total32 = model_bytes(&c32, type);
     r->ok = 1;
+    if (keep) { /* ownership moves; the NULLs below make the frees no-ops */
+        *keep = (struct kept){.type = type, .st = st, .views = vN, .ck = ckN, .d = d, .kv = kv,
+                              .prefix = P + TAIL_TOKENS, .logits = logits, .lm = lm, .s = s};
+        memset(&st, 0, sizeof st);
+        vN = NULL;
+        ckN = NULL;
+        d = NULL;
+        kv = NULL;
+        logits = NULL;
+    }
 done:
     em_kv_free(kv);
     em_dec_free(d);
@@ -701,6 +746,51 @@ done:
     free(logits);
     store_free(&st);
     return rc;
+}
+
+/* ---- decode beside a busy thread ----------------------------------------------------------- */
+
+/* Batch-1 decode of each kept type, quiet and beside one busy thread (bench_host.h). */
+struct busy_res {
+    double best[2], sum[2], lm[2]; /* [0] quiet, [1] beside the busy thread */
+    int steps[2];
+    unsigned long long spins; /* the busy thread's rounds: > 0 shows it ran */
+};
+
+/* BUSY_ROUNDS rounds; in each, every kept type is measured quiet and beside the busy thread
+ * (seconds / DEC_ROUNDS each, like one decode round of bench_type), the types' order and
+ * the quiet / busy order flipping from round to round, so that all four figures sample the
+ * same minutes of a shared machine. The cache is cut back to the prompt before each. */
+static em_err busy_compare(const struct em_bench_opts *o, struct kept *k, int nk,
+                           struct busy_res *br, struct em_errbuf *eb)
+{
+    for (int i = 0; i < nk; i++) {
+        memset(&br[i], 0, sizeof br[i]);
+        br[i].best[0] = br[i].best[1] = br[i].lm[0] = br[i].lm[1] = INFINITY;
+    }
+    for (int round = 0; round < BUSY_ROUNDS; round++) {
+        progress(o, "decode beside a busy thread: round %d of %d", round + 1, BUSY_ROUNDS);
+        for (int i0 = 0; i0 < nk; i0++) {
+            const int i = round % 2 ? nk - 1 - i0 : i0;
+            for (int b0 = 0; b0 < 2; b0++) {
+                const int b = round % 2 ? 1 - b0 : b0;
+                struct em_bench_busy *busy = NULL;
+                em_err rc = b ? em_bench_busy_start(&busy, eb) : EM_OK;
+                double best, mean;
+                int n = 0;
+                em_kv_truncate(k[i].kv, k[i].prefix);
+                if (rc == EM_OK)
+                    rc = time_steps(k[i].d, k[i].kv, 1, o->seconds / DEC_ROUNDS, k[i].lm,
+                                    k[i].logits, &k[i].s, &best, &mean, &br[i].lm[b], &n, eb);
+                br[i].spins += em_bench_busy_stop(busy);
+                if (rc != EM_OK) return rc;
+                br[i].best[b] = fmin(br[i].best[b], best);
+                br[i].sum[b] += mean * n;
+                br[i].steps[b] += n;
+            }
+        }
+    }
+    return EM_OK;
 }
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -753,6 +843,56 @@ static struct floor floor_of(const struct tres *r, int P, int new_tokens, double
         fputc('\n', out);                                                                      \
     } while (0)
 
+/* 32-layer step seconds of a busy_compare figure: condition c (0 quiet, 1 busy), the best
+ * step (mean 0) or the mean one, with the lm_head matmul timed beside the same steps. */
+static double busy32(const struct busy_res *b, int c, int mean, int N)
+{
+    return extrapolate(mean ? b->sum[c] / b->steps[c] : b->best[c], b->lm[c], N);
+}
+
+static void busy_table(FILE *out, const struct em_bench_opts *o, const struct tres *res,
+                       const int *kres, const struct busy_res *br, int nk)
+{
+    static const char *const cond[2] = {"quiet", "beside the busy thread"};
+    const int N = o->dec_layers;
+    fprintf(out, "decode beside a busy thread: batch 1, %d rounds alternating the types, each "
+            "quiet and beside one extra\nthread spinning on integer arithmetic (not pinned; "
+            "the pool keeps its %d threads)\n%-58s", BUSY_ROUNDS, em_qmm_threads(), "");
+    for (int i = 0; i < nk; i++) fprintf(out, "%14s", em_wtype_name(res[kres[i]].type));
+    fputc('\n', out);
+    for (int c = 0; c < 2; c++) {
+        char label[80];
+        snprintf(label, sizeof label, "  step %s, N layers (s, best / mean)", cond[c]);
+        fprintf(out, "%-58s", label);
+        for (int i = 0; i < nk; i++)
+            fprintf(out, " %6.3f/%-6.3f", br[i].best[c], br[i].sum[c] / br[i].steps[c]);
+        fputc('\n', out);
+    }
+    for (int c = 0; c < 2; c++) {
+        char label[80];
+        snprintf(label, sizeof label, "  tokens/s %s [x32], best / mean", cond[c]);
+        fprintf(out, "%-58s", label);
+        for (int i = 0; i < nk; i++)
+            fprintf(out, " %6.2f/%-6.2f", 1 / busy32(&br[i], c, 0, N), 1 / busy32(&br[i], c, 1, N));
+        fputc('\n', out);
+    }
+    fprintf(out, "%-58s", "  tokens/s beside the busy thread / quiet (mean steps)");
+    for (int i = 0; i < nk; i++)
+        fprintf(out, "%14.2f", busy32(&br[i], 0, 1, N) / busy32(&br[i], 1, 1, N));
+    fputc('\n', out);
+    fprintf(out, "%-58s", "  the busy thread's spin rounds (millions; > 0: it ran)");
+    for (int i = 0; i < nk; i++) fprintf(out, "%14.1f", br[i].spins / 1e6);
+    fputc('\n', out);
+    if (nk < 2) return;
+    const int i8 = res[kres[0]].type == EM_WT_Q8_0 ? 0 : 1, i4 = 1 - i8;
+    double q[2][2]; /* [quiet, busy][best, mean]: q4_0 step / q8_0 step [x32] */
+    for (int c = 0; c < 2; c++)
+        for (int m = 0; m < 2; m++) q[c][m] = busy32(&br[i4], c, m, N) / busy32(&br[i8], c, m, N);
+    fprintf(out, "q4_0 / q8_0 decode step time [x32]: quiet %.2f (best) %.2f (mean), beside the "
+            "busy thread %.2f / %.2f;\n  weight bytes per step %.2f\n", q[0][0], q[0][1],
+            q[1][0], q[1][1], res[kres[i4]].bytes_32 / res[kres[i8]].bytes_32);
+}
+
 em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf *eb)
 {
     if (o->enc_layers < 1 || o->enc_layers > EM_BENCH_MAX_LAYERS || o->dec_layers < 1 ||
@@ -771,16 +911,28 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
     const double p_fma = em_peak_fma_gflops(T, 0.3), p_vnni = em_peak_vnni_gops(T, 0.3);
 
     struct tres res[EM_WT_COUNT];
-    int nr = 0;
+    struct kept kp[2] = {0}; /* q8_0 and q4_0, for busy_compare */
+    struct busy_res br[2];
+    int kres[2], nr = 0, nk = 0;
     em_err rc = EM_OK;
-    for (int t = 0; t < EM_WT_COUNT && rc == EM_OK; t++)
-        if (o->types & 1u << t) rc = bench_type(o, t, &res[nr++], eb);
+    for (int t = 0; t < EM_WT_COUNT && rc == EM_OK; t++) {
+        if (!(o->types & 1u << t)) continue;
+        const int keep = t == EM_WT_Q8_0 || t == EM_WT_Q4_0;
+        if (keep) kres[nk] = nr;
+        rc = bench_type(o, t, &res[nr++], keep ? &kp[nk] : NULL, eb);
+        if (rc == EM_OK && keep) nk++;
+    }
+    if (rc == EM_OK && nk > 0) rc = busy_compare(o, kp, nk, br, eb);
+    for (int i = 0; i < nk; i++) kept_free(&kp[i]);
     if (rc != EM_OK) return rc;
 
     const int N = o->dec_layers, NE = o->enc_layers;
     if (getloadavg(load1, 1) != 1) load1[0] = -1;
     fprintf(out, "earmark bench model: Qwen2-Audio-7B shapes, random weights, %d encoder + %d "
             "decoder layers built (32-layer figures are extrapolated, marked [x32])\n", NE, N);
+    char cpu[EM_BENCH_CPU_MODEL_MAX];
+    em_bench_cpu_model(cpu, sizeof cpu);
+    fprintf(out, "cpu: %s\n", cpu);
     fprintf(out, "machine: %d threads (kernel level %s), OpenBLAS %s, core %s, "
             "OPENBLAS_CORETYPE=%s\n", T, em_cpu_level_name(em_cpu_level()), openblas_get_config(),
             openblas_get_corename(), core ? core : "(unset)");
@@ -861,5 +1013,42 @@ em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf
     ROW("  floor, 1 prompt (s)", "%14.1f", FLOOR.total);
     ROW("  1 prompt estimate / floor", "%14.2f", estimate(r, o->new_tokens).one / FLOOR.total);
 #undef FLOOR
+    if (nk > 0) busy_table(out, o, res, kres, br, nk);
     return EM_OK;
+}
+
+/* ---- the random checkpoint, for other benches (bench_capacity.c) ------------------------ */
+
+struct em_bench_ckpt {
+    struct store st;
+    struct em_tensor *views;
+    struct em_ckpt *ck;
+};
+
+em_err em_bench_ckpt_new(int enc_layers, int dec_layers, int type, struct em_bench_ckpt **out,
+                         const struct em_ckpt **ck, struct em_errbuf *eb)
+{
+    struct em_qa_config cfg;
+    struct em_bench_ckpt *b = calloc(1, sizeof *b);
+    *out = NULL;
+    if (!b) return EM_E_NOMEM;
+    em_err rc = config_for(enc_layers, dec_layers, &cfg, eb);
+    if (rc == EM_OK) rc = store_build(&b->st, &cfg, type, eb);
+    if (rc == EM_OK) rc = ckpt_for(&b->st, &cfg, &b->views, &b->ck, eb);
+    if (rc != EM_OK) {
+        em_bench_ckpt_free(b);
+        return rc;
+    }
+    *ck = b->ck;
+    *out = b;
+    return EM_OK;
+}
+
+void em_bench_ckpt_free(struct em_bench_ckpt *b)
+{
+    if (!b) return;
+    em_ckpt_close(b->ck);
+    free(b->views);
+    store_free(&b->st);
+    free(b);
 }

@@ -39,4 +39,14 @@ em_err em_bench_parse_types(const char *s, unsigned *types, struct em_errbuf *eb
  * EM_E_NOMEM (the weights of one type do not fit), the model code's errors. */
 em_err em_bench_model(const struct em_bench_opts *o, FILE *out, struct em_errbuf *eb);
 
+
+/* For other benches: the random in-memory checkpoint this bench measures (7B widths,
+ * enc_layers / dec_layers deep, tensors in `earmark convert --type type`'s types). *ck is
+ * borrowed from *out (valid until em_bench_ckpt_free). Errors: as em_bench_model's. */
+struct em_bench_ckpt;
+struct em_ckpt;
+em_err em_bench_ckpt_new(int enc_layers, int dec_layers, int type, struct em_bench_ckpt **out,
+                         const struct em_ckpt **ck, struct em_errbuf *eb);
+void em_bench_ckpt_free(struct em_bench_ckpt *b); /* NULL ok */
+
 #endif

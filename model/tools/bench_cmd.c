@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "model/tools/bench.h"
 #include "model/tools/bench_device.h"
+#include "model/tools/bench_capacity.h"
 
 static void usage(FILE *f)
 {
@@ -29,6 +30,7 @@ static void usage(FILE *f)
             "  --new-tokens N      answer length in the end-to-end estimate (default 100)\n"
             "  --device DEV        cpu (default; EARMARK_DEVICE), or cuda[:N]: the backend table\n"
             "                      on that GPU in bf16 (model/tools/bench_device.h)\n");
+    em_bench_capacity_usage(f);
 }
 
 static int parse_int(const char *s, long lo, long hi, int *out)
@@ -43,14 +45,15 @@ static int parse_int(const char *s, long lo, long hi, int *out)
 
 int em_cmd_bench(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "capacity") == 0) return em_bench_capacity_cmd(argc, argv);
     if (argc < 2 || strcmp(argv[1], "model") != 0) {
         if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
             usage(stdout);
             return 0;
         }
         return em_usage_error("bench", usage,
-                              "expected 'model' (make bench runs the dispatch benchmark: "
-                              "deploy/bench-dispatch.sh)");
+                              "expected 'model' or 'capacity' (make bench runs the dispatch "
+                              "benchmark: deploy/bench-dispatch.sh)");
     }
     struct em_bench_opts o = em_bench_opts_default();
     int enc_set = 0;

@@ -15,6 +15,8 @@
  *     else segments from the timestamp pairs (em_whisper_segments), offset by seek / 100 s;
  *              seek += size when the ids end on a single timestamp (or have no pair), else
  *              seek to the last pair's timestamp (the unfinished tail is decoded again)
+ *   language (multilingual models): detected on the first window (em_whisper_generate:
+ *           the most likely language token after <|startoftranscript|>), kept for the others
  *   result: segments[w] = each decoded window (its bounds, each prompt's answer = the text
  *           of the pieces it kept), tsegs = the timestamped pieces over the clip,
  *           transcript = their texts joined, language, counts, timings.
@@ -132,10 +134,12 @@ em_err em_whisper_decode_fallback(const struct em_whisper *w, const float *enc,
 }
 
 /* One window at seek: decodes it, records it as r->segments[r->n_segments], and sets *advance
- * to the frames to move on. */
+ * to the frames to move on. lang[8]: the language to decode in; empty: detect it (then it
+ * holds the one detected, so later windows keep it, as OpenAI's transcribe detects once). */
 static em_err run_window(const struct em_whisper *w, const struct em_audio *audio, size_t seek,
                          size_t content, const struct em_whisper_run *run, float *mel, float *enc,
-                         struct em_model_result *r, size_t *advance, struct em_errbuf *eb)
+                         char lang[8], struct em_model_result *r, size_t *advance,
+                         struct em_errbuf *eb)
 {
     const size_t off = seek * WH_HOP, size = content - seek < EM_MEL_FRAMES ? content - seek : EM_MEL_FRAMES;
     const size_t win = audio->n - off < EM_MEL_SAMPLES ? audio->n - off : EM_MEL_SAMPLES;
@@ -152,8 +156,10 @@ static em_err run_window(const struct em_whisper *w, const struct em_audio *audi
     o.max_new = run ? run->max_new : 0;
     o.beam_size = run && run->beam_size > 0 ? run->beam_size : EM_WHISPER_DEFAULT_BEAM;
     o.seed = window_seed(run ? run->seed : 0, seek, WH_N_TEMPS);
+    o.language = lang[0] ? lang : NULL;
     if ((rc = em_whisper_decode_fallback(w, enc, &o, &g, &temp, &ratio, eb)) != EM_OK) return rc;
     r->decode_s += em_now_s() - t1;
+    if (!lang[0]) snprintf(lang, 8, "%s", g.language);
     snprintf(r->language, sizeof r->language, "%s", g.language);
     r->audio_tokens += EM_WHISPER_AUDIO_CTX;
     r->prompt_tokens += g.prompt_tokens;
@@ -225,6 +231,7 @@ em_err em_whisper_annotate(const struct em_whisper *w, const struct em_audio *au
 {
     if (!audio->n) return em_errf(eb, EM_E_TOO_SHORT, "annotate: no samples");
     size_t content = audio->n / WH_HOP, seek = 0, cap = 0;
+    char lang[8] = ""; /* detected on the first window (multilingual models) */
     if (content == 0) content = 1;
     em_err rc = EM_E_NOMEM;
     float *mel = malloc(sizeof(float) * (size_t)w->n_mels * EM_MEL_FRAMES);
@@ -248,7 +255,7 @@ em_err em_whisper_annotate(const struct em_whisper *w, const struct em_audio *au
             cap = nc;
         }
         size_t advance = 0;
-        if ((rc = run_window(w, audio, seek, content, run, mel, enc, r, &advance, eb)) != EM_OK)
+        if ((rc = run_window(w, audio, seek, content, run, mel, enc, lang, r, &advance, eb)) != EM_OK)
             goto done;
         seek += advance;
     }

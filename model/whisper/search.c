@@ -188,8 +188,8 @@ done:
 
 /* The language token: opts' code, or (multilingual, none given) the most likely of
  * config.json's lang_ids after <|startoftranscript|>. */
-static em_err pick_language(const struct em_whisper *w, const char *code, const float *sot_logits,
-                            int32_t *id, char lang[8], struct em_errbuf *eb)
+static em_err pick_language_id(const struct em_whisper *w, const char *code, const float *sot_logits,
+                               int32_t *id, char lang[8], struct em_errbuf *eb)
 {
     char tokname[24];
     if (code) {
@@ -211,6 +211,22 @@ static em_err pick_language(const struct em_whisper *w, const char *code, const 
     if (!t || len < 5 || len > 11 || strncmp(t, "<|", 2) || strncmp(t + len - 2, "|>", 2))
         return em_errf(eb, EM_E_MODEL, "tokenizer.json: language id %d has no <|xx|> token", (int)*id);
     snprintf(lang, 8, "%.*s", (int)(len - 4), t + 2);
+    return EM_OK;
+}
+
+/* The language token: opts' code, or (multilingual, none given) the most likely of
+ * config.json's lang_ids after <|startoftranscript|>; *prob its softmax share among the
+ * language tokens (ref: openai/whisper decoding.py detect_language, which masks every other
+ * token; ctranslate2 WhisperReplica::detect_language likewise). */
+static em_err pick_language(const struct em_whisper *w, const char *code, const float *sot_logits,
+                            int32_t *id, char lang[8], float *prob, struct em_errbuf *eb)
+{
+    em_err rc = pick_language_id(w, code, sot_logits, id, lang, eb);
+    if (rc != EM_OK) return rc;
+    double mx = -INFINITY, sum = 0;
+    for (int i = 0; i < w->n_langs; i++) mx = sot_logits[w->lang_ids[i]] > mx ? sot_logits[w->lang_ids[i]] : mx;
+    for (int i = 0; i < w->n_langs; i++) sum += exp((double)sot_logits[w->lang_ids[i]] - mx);
+    *prob = (float)(exp((double)sot_logits[*id] - mx) / sum);
     return EM_OK;
 }
 
@@ -249,9 +265,11 @@ em_err em_whisper_generate(const struct em_whisper *w, const float *enc,
     out->no_speech_prob = (float)exp(wh_log_softmax_at(logits, w->n_vocab, w->no_speech));
     prompt[np++] = w->sot;
     snprintf(out->language, sizeof out->language, "en");
+    out->language_prob = 1.0f;
     if (w->multilingual) {
         int32_t lang = -1;
-        if ((rc = pick_language(w, o.language, logits, &lang, out->language, eb)) != EM_OK) goto done;
+        if ((rc = pick_language(w, o.language, logits, &lang, out->language, &out->language_prob, eb)) != EM_OK)
+            goto done;
         prompt[np++] = lang;
         prompt[np++] = w->transcribe;
     }

@@ -1,7 +1,8 @@
 /* model/whisper/whisper.h - the Whisper family: OpenAI's speech recogniser, run from the
  * CTranslate2 files faster-whisper uses (model.bin, config.json, tokenizer.json; see
- * deploy/fetch-whisper.sh for tiny.en) or from a Hugging Face checkpoint (model.safetensors,
- * config.json model_type "whisper", generation_config.json, tokenizer.json).
+ * deploy/fetch-whisper.sh for tiny.en and base) or from a Hugging Face checkpoint
+ * (model.safetensors, config.json model_type "whisper", generation_config.json,
+ * tokenizer.json).
  *
  *   pcm (<= 30 s window) -> log-mel [n_mels, 3000] (model/audio/mel.h, padded to 30 s)
  *   -> encoder (model/audio/encoder.h, no pooling) -> enc [1500, d]
@@ -115,6 +116,9 @@ struct em_whisper_gen {
     float no_speech_prob;  /* softmax at <|startoftranscript|> of the no-speech token */
     double sum_logprob;    /* sum of the chosen tokens' log-probabilities (after the rules) */
     char language[8];      /* language code used ("en") */
+    float language_prob;   /* multilingual: that language's probability among config.json's
+                              lang_ids at <|startoftranscript|> (OpenAI's detect_language:
+                              softmax over the language tokens only); English-only: 1 */
     int prompt_tokens;     /* positions run before the first generated token */
 };
 void em_whisper_gen_clear(struct em_whisper_gen *g); /* frees ids; NULL ok */

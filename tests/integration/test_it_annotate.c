@@ -4,7 +4,10 @@
  * prompt (both forms, both checkpoints, the config's repetition penalty 1.1), up to the
  * golden checkpoints' exact-tie classes (tie_class below), with the three prompts in one
  * call sharing the audio prefill; each line is an earmark.annotation/v1 record that passes
- * the schema; plus the command's error handling (failed records, usage errors). */
+ * the schema; plus the command's error handling (failed records, usage errors), and
+ * --capacity / --kv-budget: several files in flight on one engine print their records in
+ * FILE order with the ids they get one at a time; a budget under one window fails that file's
+ * record naming --kv-budget, one under a KV page is a usage error. */
 #include <CUnit/CUnit.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -34,10 +37,7 @@ static struct golden g;
 static int init(void)
 {
     if (golden_unpack("data", tmp, sizeof tmp) != 0 || golden_open(&g, tmp) != 0) return 1;
-    for (int i = 0; i < 2; i++)
-        if (th_sh("tar -xJf '%s/tests/golden/%s.tar.xz' -C '%s'", golden_root(),
-                  i ? "tiny-f32" : "tiny-bf16", tmp) != 0)
-            return 1;
+    if (golden_unpack_tiny(tmp) != 0) return 1;
     return 0;
 }
 
@@ -207,9 +207,72 @@ static void errors_are_reported(void)
     json_decref(o);
 }
 
+/* The statuses and segment ids of every line of tmp/out.json, as one JSON array. */
+static json_t *lines_summary(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/out.json", tmp);
+    char *all = th_slurp(path, NULL);
+    json_t *sum = json_array();
+    for (char *line = all, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        json_t *o = json_loads(line, 0, NULL), *segs = json_object_get(o, "segments"), *ids = json_array();
+        for (size_t i = 0; i < json_array_size(segs); i++)
+            json_array_append(ids, json_object_get(json_array_get(segs, i), "ids"));
+        json_array_append_new(sum, json_pack("{s:O?,s:O?,s:o}", "status", json_object_get(o, "status"),
+                                             "source", json_object_get(o, "source"), "ids", ids));
+        json_decref(o);
+    }
+    free(all);
+    return sum;
+}
+
+static void capacity_keeps_order_and_tokens(void)
+{
+    char files[2048], args[4096];
+    snprintf(files, sizeof files, "'%s/tests/golden/clips/long.flac' '%s/missing.wav' "
+             "'%s/tests/golden/clips/speech.flac' '%s/tests/golden/clips/tone.flac'",
+             golden_root(), tmp, golden_root(), golden_root());
+    const char *common = "--task caption --task transcript --task events --max-new-tokens 8 --ids";
+    const char *modes[2] = {"--greedy", "--seed 3"};
+    for (int m = 0; m < 2; m++) {
+        snprintf(args, sizeof args, "--model '%s/tiny-f32' %s %s %s", tmp, common, modes[m], files);
+        CU_ASSERT_EQUAL(run(args, NULL), 1); /* missing.wav */
+        json_t *one = lines_summary();
+        snprintf(args, sizeof args, "--model '%s/tiny-f32' %s %s --capacity 3 --kv-budget 256K %s",
+                 tmp, common, modes[m], files);
+        CU_ASSERT_EQUAL(run(args, NULL), 1);
+        json_t *three = lines_summary();
+        CU_ASSERT_EQUAL(json_array_size(one), 4); /* 256K: 42 pages of 6 KiB, one window of long.flac (33) at a time */
+        CU_ASSERT_TRUE(json_equal(one, three));
+        CU_ASSERT_STRING_EQUAL(js(json_object_get(json_array_get(three, 1), "status")), "failed");
+        CU_ASSERT_STRING_EQUAL(js(json_object_get(json_array_get(three, 2), "status")), "ok");
+        json_decref(one);
+        json_decref(three);
+    }
+    /* one page (6 KiB for this checkpoint) cannot hold a window: the file's record fails */
+    snprintf(args, sizeof args, "--model '%s/tiny-f32' --greedy --max-new-tokens 2 --capacity 2 "
+             "--kv-budget 8K '%s/tests/golden/clips/tone.flac'", tmp, golden_root());
+    json_t *o = NULL;
+    CU_ASSERT_EQUAL(run(args, &o), 1);
+    CU_ASSERT_STRING_EQUAL(js(json_object_get(o, "status")), "failed");
+    CU_ASSERT_STRING_EQUAL(js(json_object_get(json_object_get(o, "error"), "class")), "EM_E_TOO_LONG");
+    CU_ASSERT_PTR_NOT_NULL(strstr(js(json_object_get(json_object_get(o, "error"), "message")),
+                                  "--kv-budget"));
+    json_decref(o);
+    snprintf(args, sizeof args, "--model '%s/tiny-f32' --kv-budget 1K '%s/missing.wav'", tmp, tmp);
+    CU_ASSERT_EQUAL(run(args, NULL), 2);
+    snprintf(args, sizeof args, "--model '%s/tiny-f32' --kv-budget lots '%s/missing.wav'", tmp, tmp);
+    CU_ASSERT_EQUAL(run(args, NULL), 2);
+    snprintf(args, sizeof args, "--model '%s/tiny-f32' --capacity 0 '%s/missing.wav'", tmp, tmp);
+    CU_ASSERT_EQUAL(run(args, NULL), 2);
+}
+
 static CU_TestInfo tests[] = {
     {"greedy_tokens_match_hf", greedy_tokens_match_hf},
     {"errors_are_reported", errors_are_reported},
+    {"capacity_keeps_order_and_tokens", capacity_keeps_order_and_tokens},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_it_annotate = {"it_annotate", init, clean, NULL, NULL, tests};

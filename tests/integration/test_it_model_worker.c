@@ -4,7 +4,8 @@
  * behind a real coordinator and Redis annotate a small corpus with the caption, transcript
  * and events prompts. Every record must carry the model's identity, one segment per
  * <= 30 s window with an answer to every prompt, the merged fields and token counts, and
- * must validate against schema/annotation.schema.json. */
+ * must validate against schema/annotation.schema.json. A --kv-budget under one KV page is
+ * refused at start with a usage error naming the page size. */
 #include <CUnit/CUnit.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -124,9 +125,24 @@ static void worker_refuses_a_broken_model(void)
     free(text);
 }
 
+static void worker_refuses_a_kv_budget_under_one_page(void)
+{
+    char log[700];
+    snprintf(log, sizeof log, "%s/budget.log", tmp);
+    int rc = th_sh("'%s' worker --connect '%s' --model '%s/demo-model' --capacity 2 --kv-budget 1K "
+                   "> '%s' 2>&1", th_bin(), c.coord_ep, tmp, log);
+    CU_ASSERT_EQUAL(rc, 2);
+    char *text = th_slurp(log, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "--kv-budget"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "under one page"));
+    free(text);
+}
+
 static CU_TestInfo tests[] = {
     {"corpus_annotated_by_the_model", corpus_annotated_by_the_model},
     {"worker_refuses_a_broken_model", worker_refuses_a_broken_model},
+    {"worker_refuses_a_kv_budget_under_one_page", worker_refuses_a_kv_budget_under_one_page},
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_it_model_worker = {"it_model_worker", init, clean, NULL, NULL, tests};

@@ -40,10 +40,7 @@ static int load_clip(const char *name, struct em_audio *a)
 static int init(void)
 {
     if (golden_unpack("data", tmp, sizeof tmp) != 0 || golden_open(&g, tmp) != 0) return 1;
-    for (int i = 0; i < 2; i++)
-        if (th_sh("tar -xJf '%s/tests/golden/%s.tar.xz' -C '%s'", golden_root(),
-                  i ? "tiny-f32" : "tiny-bf16", tmp) != 0)
-            return 1;
+    if (golden_unpack_tiny(tmp) != 0) return 1;
     char dir[700];
     struct em_errbuf eb = {{0}};
     snprintf(dir, sizeof dir, "%s/tiny-bf16", tmp);

@@ -20,6 +20,7 @@
 #include "model/kernels/cpu/peak.h"
 #include "model/kernels/cpu/qmatmul.h"
 #include "model/kernels/quant.h"
+#include "model/tools/bench_host.h"
 #include "tests/helpers/rand.h"
 
 /* SIMD vs generic: same integers, different float summation order. Relative to
@@ -441,6 +442,106 @@ static void pool_matches_single_thread(void)
     CU_ASSERT_TRUE(em_qmm_threads() >= 1);
 }
 
+/* Every split of [0, out) into two calls gives the bits of one call: the q4_0 row passes
+ * (4, 2 or 1 rows at n = 1; 2 or 1 above) and the masked last group do not change a row. */
+static void avx512_q4_rows_bit_identical_across_splits(void)
+{
+    if (em_cpu_level_supported() < EM_CPU_AVX512) {
+        printf("\n(no AVX-512 here: nothing to compare)\n");
+        CU_ASSERT_TRUE(em_cpu_level_supported() < EM_CPU_AVX512);
+        return;
+    }
+    const struct em_qdot_ops *z = em_qdot_avx512(em_cpu_has_avx512bf16());
+    static const int ins[] = {4128, 256, 96};
+    int bad = 0, cmp = 0;
+    for (int ii = 0; ii < 3; ii++)
+        for (int n = 1; n <= 2; n++) {
+            const int out = 19, in = ins[ii];
+            const size_t rs = em_wtype_row_size(EM_WT_Q4_0, in);
+            struct mat m;
+            mat_make(&m, EM_WT_Q4_0, out, in, n, 1);
+            const size_t ss = z->scratch_size(EM_WT_Q4_0, n, in);
+            void *scratch = aligned_alloc(64, (ss + 63) & ~(size_t)63);
+            float whole[2 * 19], y[2 * 19];
+            struct em_qact a;
+            z->prep(EM_WT_Q4_0, m.x, n, in, scratch, &a);
+            z->rows(EM_WT_Q4_0, &a, m.w, rs, 0, out, whole, out);
+            for (int cut = 0; cut <= out; cut++)
+                for (int c2 = cut; c2 <= out; c2 += 3) {
+                    memset(y, 0, sizeof y);
+                    z->rows(EM_WT_Q4_0, &a, m.w, rs, 0, cut, y, out);
+                    z->rows(EM_WT_Q4_0, &a, m.w, rs, cut, c2, y, out);
+                    z->rows(EM_WT_Q4_0, &a, m.w, rs, c2, out, y, out);
+                    bad += memcmp(y, whole, sizeof(float) * n * out) != 0;
+                    cmp++;
+                }
+            /* and the rows are right: within the reorder tolerance of the reference */
+            for (int j = 0; j < n; j++)
+                for (int r = 0; r < out; r++) {
+                    double e, S, A;
+                    reference(&m, j, r, &e, &S, &A);
+                    bad += fabs(whole[j * out + r] - e) > TOL_ACT_STEP * A + TOL_REORDER * S;
+                }
+            free(scratch);
+            mat_free(&m);
+        }
+    if (bad) printf("\n%d of %d splits differ from the whole call\n", bad, cmp);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_TRUE(cmp > 0);
+}
+
+/* With more runnable threads than CPUs the pool's workers are often off their CPU when a
+ * job is published; the caller then takes every chunk and closes the job, and a worker
+ * that arrives late must leave it untouched. Results stay those of one thread, bit for
+ * bit, and every em_qmm_parallel task runs exactly once. */
+#define BUSY_SIDE 3
+#define BUSY_CALLS 150
+
+struct tally {
+    int n;
+    int *hits;
+};
+
+static void tally_task(void *ctx, int task, int slot)
+{
+    struct tally *t = ctx;
+    (void)slot;
+    __atomic_fetch_add(&t->hits[task], 1, __ATOMIC_RELAXED);
+}
+
+static void pool_beside_busy_threads_matches_single_thread(void)
+{
+    struct em_bench_busy *busy[BUSY_SIDE] = {0};
+    for (int i = 0; i < BUSY_SIDE; i++)
+        CU_ASSERT_EQUAL_FATAL(em_bench_busy_start(&busy[i], NULL), EM_OK);
+    int bad = 0, wrong_tasks = 0;
+    for (int t = 0; t < 2; t++) {
+        struct mat m;
+        mat_make(&m, t ? EM_WT_Q4_0 : EM_WT_Q8_0, 1000, 1024, 1, 0); /* >= MIN_PAR_BYTES */
+        float want[1000], y[1000];
+        CU_ASSERT_EQUAL(run(&m, -1, 1, want), EM_OK);
+        for (int k = 0; k < BUSY_CALLS; k++) {
+            memset(y, 0, sizeof y);
+            CU_ASSERT_EQUAL(run(&m, -1, 0, y), EM_OK);
+            bad += memcmp(y, want, sizeof y) != 0;
+        }
+        mat_free(&m);
+    }
+    int hits[64];
+    struct tally tl = {64, hits};
+    for (int k = 0; k < BUSY_CALLS; k++) {
+        memset(hits, 0, sizeof hits);
+        em_qmm_parallel(tally_task, &tl, tl.n, 0);
+        for (int i = 0; i < tl.n; i++) wrong_tasks += hits[i] != 1;
+    }
+    unsigned long long spun = 0;
+    for (int i = 0; i < BUSY_SIDE; i++) spun += em_bench_busy_stop(busy[i]);
+    if (bad || wrong_tasks) printf("\n%d calls differ, %d tasks not run once\n", bad, wrong_tasks);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(wrong_tasks, 0);
+    CU_ASSERT_TRUE(spun > 0); /* the busy threads did run beside the calls */
+}
+
 struct conc {
     const struct mat *m;
     float *y;
@@ -559,6 +660,9 @@ static CU_TestInfo tests[] = {
     {"simd_matches_generic_on_odd_shapes", simd_matches_generic_on_odd_shapes},
     {"avx512_without_bf16_widens_bf16_rows", avx512_without_bf16_widens_bf16_rows},
     {"pool_matches_single_thread", pool_matches_single_thread},
+    {"avx512_q4_rows_bit_identical_across_splits", avx512_q4_rows_bit_identical_across_splits},
+    {"pool_beside_busy_threads_matches_single_thread",
+     pool_beside_busy_threads_matches_single_thread},
     {"concurrent_callers_get_right_answers", concurrent_callers_get_right_answers},
     {"bias_is_added", bias_is_added},
     {"bad_arguments_are_rejected", bad_arguments_are_rejected},

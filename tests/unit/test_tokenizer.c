@@ -305,6 +305,9 @@ static void malformed_files_are_clear_errors(void)
     v = byte_vocab("{\"Ġt\": 0}"); /* id 0 twice */
     CU_ASSERT_EQUAL(load_tmp(v, "", NULL, &eb), EM_E_MODEL);
     free(v);
+    v = byte_vocab("{\"\": 300}"); /* Whisper's multilingual vocabulary: "" at 50256 */
+    CU_ASSERT_EQUAL(load_tmp(v, "", NULL, &eb), EM_OK);
+    free(v);
     v = byte_vocab("{}");
     CU_ASSERT_EQUAL(load_tmp(v, "", "{\"added_tokens_decoder\": {\"x\": {\"content\": \"<a>\"}}}", &eb),
                     EM_E_FORMAT);

@@ -16,7 +16,8 @@
  * groups of 4 blocks, per 128 weights, until its n >= 3 rows measured compute-bound; q4_0's
  * previous layout, two blocks per zmm, had 4x the float work). With more than two activations two rows are done per
  * pass, so each activation load serves both (an activation's records outgrow L1 from n = 4
- * at in = 4096), and the rows are prefetched in software (Q8_FEW, Q4_FEW).
+ * at in = 4096), and the rows are prefetched in software (Q8_FEW, Q4_FEW); q4_0 at one
+ * activation does Q4_R1_ROWS rows per pass, with the same prefetch.
  * bf16 rows: vdpbf16ps on x rounded to bf16 (em_qdot_avx512(true)), or exact: each 64-byte
  * load of 32 weights gives two f32 vectors with one op each (the even elements: dword << 16;
  * the odd ones: dword & 0xffff0000), multiplied with FMA against x de-interleaved the same
@@ -36,8 +37,9 @@
  * pages, and each line carries a lot of arithmetic). Before commit 7953ed5 (q8_0) and the
  * q4_0 change after it, both prefetched a fixed 4 KiB ahead from n = 3 (one thread, W in DRAM: q4_0 7 -> 13
  * GB/s against none); now both prefetch the same group of the next pass's rows (Q8_FEW,
- * Q4_FEW below). n = 1 stays one row per pass without software prefetch (one thread, W in
- * DRAM: with the 4 KiB prefetch q4_0 measured 17.4 -> 10.0 GB/s). bf16 / f16 / f32 rows
+ * Q4_FEW below). q8_0 at n = 1 stays one row per pass without software prefetch (one thread,
+ * W in DRAM: with the 4 KiB prefetch q4_0 measured 17.4 -> 10.0 GB/s); q4_0 at n = 1 takes
+ * Q4_R1_ROWS rows per pass with the next-pass prefetch. bf16 / f16 / f32 rows
  * (less work per line) measured slightly slower with it and rely on the hardware. */
 #define GRP_BLOCKS 4 /* q8_0 blocks per load_w_group */
 /* q8_0 rows: up to Q8_FEW activations one row per pass with the hardware prefetcher; with
@@ -60,6 +62,15 @@
  * 19-20 vs T0 17-18 GB/s, n = 8 T1 13.5-14 vs T0 14.5-15 (q4_0's n = 8 is compute-bound). */
 #define Q4_FEW 1
 #define Q4_PF_L2_MAX 6
+/* q4_0 rows per pass at n = 1 (decode of one sequence). The row loop is bound by loads there
+ * (per group of 8 blocks: 4 weight loads, 6 of the activation's record), so rows that share
+ * the activation loads cost fewer: one thread, W in L2 (128 x 4096), best of 10000 calls, an
+ * AMD EPYC (family 25 model 17) shared with other work: 1 row 32.5 GB/s, 2 rows 37.2,
+ * 4 rows 39.2 (q8_0 43 with 1 row), bit-identical results. With W in DRAM several rows need
+ * the next pass's rows prefetched (as n > 1 does): 2 threads, a decoder layer's 7 matmuls,
+ * q4_0 step best of 4 alternated runs on a loaded host: 1 row 5.9-10.9 ms, 2 or 4 rows
+ * without prefetch 14-16.6, 4 rows with it 3.6-7.0 (docs/bench-model.md). */
+#define Q4_R1_ROWS 4
 
 INLINE void prefetch_q4(const char *p, const int N)
 {
@@ -393,59 +404,62 @@ static void quantize_x_q4(const float *x, int n, int in, uint8_t *out)
     }
 }
 
-/* Word indices into (L0 = bytes 0..63, L1 = 64..127) for blocks 0-3's codes (at 18k + 2),
- * into (L1, L2 = 80..143) for blocks 4-7's, and into (L0, L1) for the scales (at 18k) in
- * lane order [k, k, k + 4, k + 4]. */
-static const uint16_t Q4G_IQ0[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12,
-                                     13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24,
-                                     25, 26, 28, 29, 30, 31, 32, 33, 34, 35};
-static const uint16_t Q4G_IQ1[32] = {5,  6,  7,  8,  9,  10, 11, 12, 14, 15, 16,
-                                     17, 18, 19, 20, 21, 23, 24, 25, 26, 27, 28,
-                                     29, 30, 56, 57, 58, 59, 60, 61, 62, 63};
-static const uint16_t Q4G_ID[32] = {0, 0, 36, 36, 9, 9, 45, 45, 18, 18, 54, 54, 27, 27, 63, 63};
+/* A group (144 bytes: block k at 18k, its f16 scale, then 16 code bytes) is read with four
+ * zmm loads inside it: A at 0, B at 72 (where blocks 4-7 start), C at 8, D at 80. Block k's
+ * code bytes 0..7 sit at 18k + 2 in A and block k + 4's at the same offset in B, and bytes
+ * 8..15 at the same offsets in C and D, so one word permute per pair, with one index,
+ * gathers into lane k 8 code bytes of block k, then the same 8 of block k + 4: the layout
+ * the dot wants, with no qword interleave after it. The scales come from (A, B) in lane
+ * order [k, k, k + 4, k + 4]. Low nibbles of (A, B) are elements 0..7 of each block and
+ * high ones 16..23; of (C, D) 8..15 and 24..31 (the x records' vectors 0, 2, 1, 3). */
+static const uint16_t Q4G_IQ[32] = {1,  2,  3,  4,  33, 34, 35, 36, 10, 11, 12,
+                                    13, 42, 43, 44, 45, 19, 20, 21, 22, 51, 52,
+                                    53, 54, 28, 29, 30, 31, 60, 61, 62, 63};
+static const uint16_t Q4G_ID[32] = {0, 0, 32, 32, 9, 9, 41, 41, 18, 18, 50, 50, 27, 27, 59, 59};
 
 INLINE void q4g_rows_R(const int N, const int R, const struct em_qact *a, const uint8_t *row0,
                        size_t rs, float *y, size_t ldy, int r)
 {
     const int nb = a->in / EM_QK, ng = n_groups8(a->in), full = nb / G8_BLOCKS;
     const size_t gs = sizeof(struct em_block_q4_0) * G8_BLOCKS;
-    const __m512i i0 = _mm512_loadu_si512(Q4G_IQ0), i1 = _mm512_loadu_si512(Q4G_IQ1),
-                  id = _mm512_loadu_si512(Q4G_ID), lo4 = _mm512_set1_epi8(15);
-    __m512 acc[2][EM_QDOT_MAX_N];
+    const __m512i iq = _mm512_loadu_si512(Q4G_IQ), id = _mm512_loadu_si512(Q4G_ID),
+                  lo4 = _mm512_set1_epi8(15);
+    __m512 acc[Q4_R1_ROWS][EM_QDOT_MAX_N];
 #pragma GCC unroll 8
-    for (int j = 0; j < N; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
+    for (int j = 0; j < N; j++)
+#pragma GCC unroll 4
+        for (int k = 0; k < Q4_R1_ROWS; k++) acc[k][j] = _mm512_setzero_ps();
     for (int g = 0; g < ng; g++) {
-        __m512i w[2][4];
-        __m512 dw[2];
-#pragma GCC unroll 2
+        __m512i w[Q4_R1_ROWS][4];
+        __m512 dw[Q4_R1_ROWS];
+#pragma GCC unroll 4
         for (int k = 0; k < R; k++) {
             const uint8_t *p = row0 + k * rs + (size_t)g * gs;
-            if (N > Q4_FEW) { /* the same group of the next pass's rows */
+            if (N > Q4_FEW || R > 1) { /* the same group of the next pass's rows */
                 const char *pf = (const char *)p + (size_t)R * rs;
                 for (size_t o = 0; o < gs; o += 64) prefetch_q4(pf + o, N);
                 prefetch_q4(pf + gs - 1, N);
             }
-            __m512i l0, l1, l2;
+            __m512i la, lb, lc, ld;
             if (g < full) {
-                l0 = _mm512_loadu_si512(p);
-                l1 = _mm512_loadu_si512(p + 64);
-                l2 = _mm512_loadu_si512(p + 80);
+                la = _mm512_loadu_si512(p);
+                lb = _mm512_loadu_si512(p + 72);
+                lc = _mm512_loadu_si512(p + 8);
+                ld = _mm512_loadu_si512(p + 80);
             } else { /* partial last group: zero bytes past its blocks */
                 const int64_t v = 18 * (int64_t)(nb - g * G8_BLOCKS);
-                l0 = _mm512_maskz_loadu_epi8(bytes_mask(v, 0), p);
-                l1 = _mm512_maskz_loadu_epi8(bytes_mask(v, 64), p + 64);
-                l2 = _mm512_maskz_loadu_epi8(bytes_mask(v, 80), p + 80);
+                la = _mm512_maskz_loadu_epi8(bytes_mask(v, 0), p);
+                lb = _mm512_maskz_loadu_epi8(bytes_mask(v, 72), p + 72);
+                lc = _mm512_maskz_loadu_epi8(bytes_mask(v, 8), p + 8);
+                ld = _mm512_maskz_loadu_epi8(bytes_mask(v, 80), p + 80);
             }
-            const __m512i qa = _mm512_permutex2var_epi16(l0, i0, l1);
-            const __m512i qb = _mm512_permutex2var_epi16(l1, i1, l2);
-            const __m512i la = _mm512_and_si512(qa, lo4), lb = _mm512_and_si512(qb, lo4);
-            const __m512i ha = _mm512_and_si512(_mm512_srli_epi16(qa, 4), lo4);
-            const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(qb, 4), lo4);
-            w[k][0] = _mm512_unpacklo_epi64(la, lb);
-            w[k][1] = _mm512_unpackhi_epi64(la, lb);
-            w[k][2] = _mm512_unpacklo_epi64(ha, hb);
-            w[k][3] = _mm512_unpackhi_epi64(ha, hb);
-            dw[k] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(l0, id, l1)));
+            const __m512i q0 = _mm512_permutex2var_epi16(la, iq, lb);
+            const __m512i q1 = _mm512_permutex2var_epi16(lc, iq, ld);
+            w[k][0] = _mm512_and_si512(q0, lo4);
+            w[k][1] = _mm512_and_si512(q1, lo4);
+            w[k][2] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), lo4);
+            w[k][3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), lo4);
+            dw[k] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(la, id, lb)));
         }
 #pragma GCC unroll 8
         for (int j = 0; j < N; j++) {
@@ -454,7 +468,7 @@ INLINE void q4g_rows_R(const int N, const int R, const struct em_qact *a, const 
                           x2 = _mm512_loadu_si512(xg + 128), x3 = _mm512_loadu_si512(xg + 192);
             const __m512 dx = _mm512_loadu_ps(xg + 256);
             const __m512i c = _mm512_loadu_si512(xg + 320);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int k = 0; k < R; k++) {
                 __m512i s = _mm512_dpbusd_epi32(c, w[k][0], x0);
                 s = _mm512_dpbusd_epi32(s, w[k][1], x1);
@@ -465,18 +479,22 @@ INLINE void q4g_rows_R(const int N, const int R, const struct em_qact *a, const 
             }
         }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int k = 0; k < R; k++)
 #pragma GCC unroll 8
         for (int j = 0; j < N; j++) y[(size_t)j * ldy + r + k] = _mm512_reduce_add_ps(acc[k][j]);
 }
 
+/* Rows per pass: Q4_R1_ROWS at one activation (each activation load serves them all), two
+ * above; every pass of more than one row prefetches the next pass's rows. */
 INLINE void q4g_rows_body(const int N, const struct em_qact *a, const uint8_t *w, size_t rs,
                           int r0, int r1, float *y, size_t ldy)
 {
     int r = r0;
-    if (N > Q4_FEW)
-        for (; r + 2 <= r1; r += 2) q4g_rows_R(N, 2, a, w + (size_t)r * rs, rs, y, ldy, r);
+    if (N == 1)
+        for (; r + Q4_R1_ROWS <= r1; r += Q4_R1_ROWS)
+            q4g_rows_R(N, Q4_R1_ROWS, a, w + (size_t)r * rs, rs, y, ldy, r);
+    for (; r + 2 <= r1; r += 2) q4g_rows_R(N, 2, a, w + (size_t)r * rs, rs, y, ldy, r);
     for (; r < r1; r++) q4g_rows_R(N, 1, a, w + (size_t)r * rs, rs, y, ldy, r);
 }
 

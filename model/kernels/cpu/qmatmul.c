@@ -2,25 +2,40 @@
  * of EM_QDOT_MAX_N rows, and splits W's out rows across a persistent thread pool.
  *
  * Pool: nthreads - 1 workers, started once. A job is published under the mutex (generation
- * counter + condvar broadcast); workers spin briefly on the generation before sleeping, so
- * back-to-back decode matmuls do not pay a futex wake each. Rows are taken in chunks from an
- * atomic counter (the caller works too), so a worker descheduled on a busy machine delays
- * the call by at most one chunk. The caller waits for the participants the same way. */
+ * counter + condvar broadcast); workers spin up to SPIN_NS on the generation before sleeping,
+ * so back-to-back decode matmuls do not pay a futex wake each. Rows are taken in chunks from
+ * an atomic counter (the caller works too), so a slowed worker takes fewer chunks.
+ *
+ * On shared cores a worker is often off its CPU when a job is published (another process,
+ * or the worker's own mel / I/O threads, holds it). The caller then runs every chunk itself,
+ * and must not wait for that worker afterwards: a worker has to enter the job (pool.inside,
+ * checked against pool.open) before it takes a chunk, and the caller closes the job once
+ * the chunks are gone, then waits only for the workers inside it. Before, the caller waited
+ * for every worker to pass through each job: beside one busy thread on this 2-core machine
+ * that was 1.4 ms per call on average, 0.07-0.25 ms after (docs/bench-model.md). The
+ * entering and the closing are sequentially consistent (a worker increments inside, then
+ * reads open; the caller clears open, then reads inside), so one of the two always sees the
+ * other. The caller spins up to SPIN_NS on the workers inside (their last chunks), then
+ * sleeps on the condvar. */
 #include "model/kernels/cpu/qmatmul.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "model/kernels/cpu/cpufeat.h"
 #include "model/kernels/cpu/qdot.h"
 #include "model/kernels/quant.h"
 
-#define SPIN_ITERS 4000 /* pause loops before sleeping (tens of microseconds) */
+/* Spin before sleeping, by the clock (a pause is 10-150 ns depending on the CPU and on
+ * whether a hypervisor traps it): a worker waiting for the next job, the caller for the
+ * workers still inside its job. Yielding inside the spin measured worse (docs). */
+#define SPIN_NS 100000
+#define SPIN_CHECK 64 /* pause loops between clock reads */
 
 struct job {
     const struct em_qdot_ops *ops;
@@ -43,8 +58,9 @@ static struct {
     int nthreads; /* caller included */
     atomic_uint gen;
     struct job *job; /* under mu */
-    int want;        /* workers with index < want take part; under mu */
-    atomic_int left; /* participants not finished */
+    int want;          /* workers with index < want take part; under mu */
+    atomic_uint inside; /* workers inside a job (entered, not yet left) */
+    atomic_uint open;  /* the generation open for entry; 0: none */
     atomic_flag busy;
 } pool = {
     .once = PTHREAD_ONCE_INIT,
@@ -60,6 +76,26 @@ static inline void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Spins while (*v == x) == eq, for at most SPIN_NS. */
+static void spin_while(atomic_uint *v, unsigned x, bool eq)
+{
+    const uint64_t t0 = now_ns();
+    for (;;) {
+        for (int i = 0; i < SPIN_CHECK; i++) {
+            if ((atomic_load_explicit(v, memory_order_acquire) == x) != eq) return;
+            cpu_relax();
+        }
+        if (now_ns() - t0 > SPIN_NS) return;
+    }
 }
 
 static void run_chunks(struct job *jb, int slot)
@@ -85,10 +121,7 @@ static void *worker(void *arg)
     const int idx = (int)(intptr_t)arg;
     unsigned seen = 0;
     for (;;) {
-        int spins = 0;
-        while (atomic_load_explicit(&pool.gen, memory_order_acquire) == seen &&
-               spins++ < SPIN_ITERS)
-            cpu_relax();
+        spin_while(&pool.gen, seen, true);
         pthread_mutex_lock(&pool.mu);
         while (atomic_load_explicit(&pool.gen, memory_order_relaxed) == seen)
             pthread_cond_wait(&pool.work_cv, &pool.mu);
@@ -97,8 +130,11 @@ static void *worker(void *arg)
         const bool mine = idx < pool.want;
         pthread_mutex_unlock(&pool.mu);
         if (!mine) continue;
-        run_chunks(jb, idx + 1);
-        if (atomic_fetch_sub_explicit(&pool.left, 1, memory_order_acq_rel) == 1) {
+        /* enter; a job already closed (its caller ran out of chunks: this worker came late,
+         * or seen is a job before it) is left untouched, jb may be gone */
+        atomic_fetch_add(&pool.inside, 1);
+        if (atomic_load(&pool.open) == seen) run_chunks(jb, idx + 1);
+        if (atomic_fetch_sub(&pool.inside, 1) == 1) {
             pthread_mutex_lock(&pool.mu);
             pthread_cond_signal(&pool.done_cv);
             pthread_mutex_unlock(&pool.mu);
@@ -139,20 +175,20 @@ static void pool_run(struct job *jb, int nthreads)
         run_chunks(jb, 0);
         return;
     }
-    atomic_store(&pool.left, workers);
     pthread_mutex_lock(&pool.mu);
     pool.job = jb;
     pool.want = workers;
-    atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
+    unsigned g = atomic_load_explicit(&pool.gen, memory_order_relaxed) + 1;
+    if (g == 0) g = 1; /* 0 means closed; workers start with seen = 0 */
+    atomic_store(&pool.open, g);
+    atomic_store_explicit(&pool.gen, g, memory_order_release);
     pthread_cond_broadcast(&pool.work_cv);
     pthread_mutex_unlock(&pool.mu);
     run_chunks(jb, 0);
-    int spins = 0;
-    while (atomic_load_explicit(&pool.left, memory_order_acquire) > 0 && spins++ < SPIN_ITERS)
-        cpu_relax();
+    atomic_store(&pool.open, 0); /* close: no chunk is left to take */
+    spin_while(&pool.inside, 0, false);
     pthread_mutex_lock(&pool.mu);
-    while (atomic_load_explicit(&pool.left, memory_order_acquire) > 0)
-        pthread_cond_wait(&pool.done_cv, &pool.mu);
+    while (atomic_load(&pool.inside) > 0) pthread_cond_wait(&pool.done_cv, &pool.mu);
     pool.job = NULL;
     pthread_mutex_unlock(&pool.mu);
     atomic_flag_clear(&pool.busy);

@@ -1,0 +1,384 @@
+/* model/tools/bench_capacity.c - see bench_capacity.h.
+ *
+ *   per type      random weights (em_bench_ckpt_new), encoder, projector, decoder, mel
+ *   per round     for each capacity C: a fresh engine (unlimited KV budget), C threads
+ *                 taking C x clips_per_slot clips in turn; wall time from the first clip's
+ *                 start to the last one's record -> clips per hour
+ *   table         clips/h per (type, C), its ratio to C = 1 of the same type, the mean
+ *                 per-clip split, and the engine's mean sequences per step. */
+#include "model/tools/bench_capacity.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "model/audio/audio.h"
+#include "model/audio/encoder.h"
+#include "model/audio/mel.h"
+#include "model/gen/engine.h"
+#include "model/kernels/quant.h"
+#include "model/qwen2audio/decoder.h"
+#include "model/qwen2audio/projector.h"
+#include "model/text/prompt.h"
+#include "model/tools/bench.h"
+
+#define AUDIO_ID 151646
+#define TAIL_BASE 12 /* ids of prompt i's own tail: TAIL_BASE + 4 i */
+
+struct em_benchcap_opts em_benchcap_opts_default(void)
+{
+    return (struct em_benchcap_opts){
+        .layers = 4, .types = 1u << EM_WT_Q8_0 | 1u << EM_WT_Q4_0, .caps = {1, 2, 4}, .n_caps = 3,
+        .clips_per_slot = 2, .audio_s = 30, .prompts = 3, .new_tokens = 32, .rounds = 1,
+    };
+}
+
+/* The model parts of one type, shared by the clip threads. */
+struct parts {
+    struct em_mel *mel;
+    struct em_encoder *enc;
+    struct em_projector proj;
+    struct em_dec *dec;
+};
+
+/* Per-clip seconds, summed over a configuration's clips. */
+struct split {
+    double enc, prefill, decode, other;
+};
+
+struct cfg_run {
+    const struct em_benchcap_opts *o;
+    const struct parts *p;
+    struct em_engine *eng;
+    pthread_mutex_t mu;
+    int next, n_clips;
+    em_err rc;
+    struct em_errbuf eb;
+    struct split sum;
+};
+
+/* The prompt ids of a clip with n_audio audio rows: a shared prefix (chat start, the audio
+ * between its markers) then prompt i's own tail of TAIL_BASE + 4 i ids. */
+static int32_t *prompt_ids(int n_audio, int i, size_t *n, size_t *shared)
+{
+    static const int32_t head[] = {151644, 872, 198, 14755, 220, 16, 25, 151647};
+    const size_t nh = sizeof head / sizeof *head, tail = (size_t)(TAIL_BASE + 4 * i);
+    *shared = nh + (size_t)n_audio + 1;
+    *n = *shared + tail;
+    int32_t *ids = malloc(*n * sizeof *ids);
+    if (!ids) return NULL;
+    memcpy(ids, head, sizeof head);
+    for (int k = 0; k < n_audio; k++) ids[nh + (size_t)k] = AUDIO_ID;
+    ids[nh + (size_t)n_audio] = 151648;
+    for (size_t k = 0; k < tail; k++) ids[*shared + k] = (int32_t)(1000 + 37 * (size_t)i + 13 * k);
+    return ids;
+}
+
+/* One clip as model.c runs a window; adds its split to r->sum. */
+static em_err run_clip(struct cfg_run *r, int clip, float *pcm, float *mel, float *enc, float *emb,
+                       struct em_errbuf *eb)
+{
+    const struct em_benchcap_opts *o = r->o;
+    const struct parts *p = r->p;
+    const size_t ns = (size_t)(o->audio_s * EM_AUDIO_RATE);
+    uint64_t s = 0x9E3779B97F4A7C15ull * (uint64_t)(clip + 1);
+    for (size_t i = 0; i < ns; i++) { /* seeded noise, a different clip each time */
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        pcm[i] = (float)((int64_t)(s >> 11) - (1ll << 52)) / (float)(1ll << 53) * 0.3f;
+    }
+    const double t0 = em_now_s();
+    int mel_len = 0, n_audio = 0;
+    em_err rc = em_mel_compute(p->mel, pcm, ns, mel, &mel_len);
+    em_engine_compute_begin(r->eng); /* as model.c: one heavy phase at a time */
+    if (rc == EM_OK) rc = em_encoder_run(p->enc, mel, mel_len, enc, &n_audio, eb);
+    if (rc == EM_OK) rc = em_projector_run(&p->proj, enc, n_audio, emb);
+    em_engine_compute_end(r->eng);
+    const double t1 = em_now_s();
+    int32_t *ids[EM_GEN_MAX_BATCH] = {0};
+    size_t n_ids[EM_GEN_MAX_BATCH], shared = 0;
+    struct em_gen_params gp[EM_GEN_MAX_BATCH];
+    struct em_gen_result res[EM_GEN_MAX_BATCH];
+    memset(res, 0, sizeof res);
+    for (int i = 0; rc == EM_OK && i < o->prompts; i++) {
+        if (!(ids[i] = prompt_ids(n_audio, i, &n_ids[i], &shared))) rc = EM_E_NOMEM;
+        memset(&gp[i], 0, sizeof gp[i]);
+        gp[i].sampler = em_sampler_defaults();
+        gp[i].max_new_tokens = o->new_tokens; /* no stop ids: every prompt runs to the limit */
+    }
+    struct em_engine_times tm = {0};
+    if (rc == EM_OK)
+        rc = em_engine_generate(r->eng, o->prompts, (const int32_t *const *)ids, n_ids,
+                                o->prompts > 1 ? shared : 0, emb, n_audio, gp, NULL, res, &tm, eb);
+    const double t2 = em_now_s();
+    for (int i = 0; i < o->prompts; i++) {
+        free(ids[i]);
+        free(res[i].ids);
+    }
+    if (rc != EM_OK) return rc;
+    pthread_mutex_lock(&r->mu);
+    r->sum.enc += t1 - t0;
+    r->sum.prefill += tm.prefill_s;
+    r->sum.decode += tm.decode_s;
+    r->sum.other += (t2 - t1) - tm.prefill_s - tm.decode_s;
+    pthread_mutex_unlock(&r->mu);
+    return EM_OK;
+}
+
+static void *clip_thread(void *arg)
+{
+    struct cfg_run *r = arg;
+    const size_t ns = (size_t)(r->o->audio_s * EM_AUDIO_RATE);
+    float *pcm = malloc(ns * sizeof *pcm);
+    float *mel = malloc((size_t)EM_MEL_BINS * EM_MEL_FRAMES * sizeof *mel);
+    float *enc = malloc((size_t)1500 * (size_t)em_encoder_dim(r->p->enc) * sizeof *enc);
+    float *emb = malloc((size_t)EM_PROMPT_MAX_AUDIO * (size_t)r->p->proj.out * sizeof *emb);
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        const int c = r->rc == EM_OK && r->next < r->n_clips ? r->next++ : -1;
+        pthread_mutex_unlock(&r->mu);
+        if (c < 0) break;
+        struct em_errbuf eb = {{0}};
+        em_err rc = pcm && mel && enc && emb ? run_clip(r, c, pcm, mel, enc, emb, &eb) : EM_E_NOMEM;
+        if (rc != EM_OK) {
+            pthread_mutex_lock(&r->mu);
+            if (r->rc == EM_OK) {
+                r->rc = rc;
+                r->eb = eb;
+            }
+            pthread_mutex_unlock(&r->mu);
+        }
+    }
+    free(pcm);
+    free(mel);
+    free(enc);
+    free(emb);
+    return NULL;
+}
+
+/* What one (type, capacity) configuration measured, summed over rounds. */
+struct cell {
+    int clips;
+    double wall;
+    struct split sum;
+    uint64_t steps, rows;
+};
+
+static em_err run_config(const struct em_benchcap_opts *o, const struct parts *p, int cap,
+                         struct cell *c, struct em_errbuf *eb)
+{
+    struct cfg_run r = {.o = o, .p = p, .n_clips = cap * o->clips_per_slot, .rc = EM_OK};
+    em_err rc = em_engine_new(p->dec, NULL, &r.eng, eb);
+    if (rc != EM_OK) return rc;
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_t th[64];
+    int started = 0;
+    const double t0 = em_now_s();
+    while (started < cap && pthread_create(&th[started], NULL, clip_thread, &r) == 0) started++;
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    const double wall = em_now_s() - t0;
+    const struct em_engine_stats st = em_engine_stats(r.eng);
+    em_engine_free(r.eng);
+    pthread_mutex_destroy(&r.mu);
+    if (started < cap) return em_errf(eb, EM_E_INTERNAL, "bench: cannot start %d clip threads", cap);
+    if (r.rc != EM_OK) {
+        if (eb) *eb = r.eb;
+        return r.rc;
+    }
+    c->clips += r.n_clips;
+    c->wall += wall;
+    c->sum.enc += r.sum.enc;
+    c->sum.prefill += r.sum.prefill;
+    c->sum.decode += r.sum.decode;
+    c->sum.other += r.sum.other;
+    c->steps += st.steps;
+    c->rows += st.rows;
+    return EM_OK;
+}
+
+static void cpu_model(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0) {
+            const char *v = strchr(line, ':');
+            if (v) snprintf(buf, cap, "%.*s", (int)strcspn(v + 2, "\n"), v + 2);
+            break;
+        }
+    fclose(f);
+}
+
+static void parts_free(struct parts *p)
+{
+    em_dec_free(p->dec);
+    em_encoder_free(p->enc);
+    em_mel_free(p->mel);
+    memset(p, 0, sizeof *p);
+}
+
+static em_err check_opts(const struct em_benchcap_opts *o, struct em_errbuf *eb)
+{
+    int ok = o->layers >= 1 && o->layers <= EM_BENCH_MAX_LAYERS && o->n_caps >= 1 &&
+             o->n_caps <= EM_BENCHCAP_MAX_CAPS && o->clips_per_slot >= 1 && o->clips_per_slot <= 16 &&
+             o->audio_s >= 1 && o->audio_s <= 30 && o->prompts >= 1 && o->prompts <= 8 &&
+             o->new_tokens >= 1 && o->new_tokens <= 4096 && o->rounds >= 1 && o->rounds <= 16 &&
+             (o->types & ~(1u << EM_WT_Q8_0 | 1u << EM_WT_Q4_0 | 1u << EM_WT_BF16 | 1u << EM_WT_F16 |
+                           1u << EM_WT_F32)) == 0 && o->types;
+    for (int i = 0; ok && i < o->n_caps; i++) ok = o->caps[i] >= 1 && o->caps[i] <= 64;
+    return ok ? EM_OK : em_errf(eb, EM_E_ARG, "bench capacity: options out of range");
+}
+
+em_err em_bench_capacity(const struct em_benchcap_opts *o, FILE *out, struct em_errbuf *eb)
+{
+    em_err rc = check_opts(o, eb);
+    if (rc != EM_OK) return rc;
+    char cpu[160];
+    cpu_model(cpu, sizeof cpu);
+    fprintf(out, "earmark bench capacity: Qwen2-Audio-7B widths, random weights, %d encoder + %d "
+            "decoder layers; %.0f s clips, %d prompts, %d new ids each; %d x capacity clips per "
+            "configuration, %d round(s), capacities alternated\n", o->layers, o->layers,
+            o->audio_s, o->prompts, o->new_tokens, o->clips_per_slot, o->rounds);
+    fprintf(out, "CPU: %s, %ld online CPUs\n\n", cpu, sysconf(_SC_NPROCESSORS_ONLN));
+    fprintf(out, "type  capacity  clips   wall s   clips/h  vs cap 1 | per clip s: encoder  prefill"
+            "   decode    other | rows/step\n");
+    for (int type = 0; type < 8 && rc == EM_OK; type++) {
+        if (!(o->types & 1u << type)) continue;
+        struct em_bench_ckpt *bc = NULL;
+        const struct em_ckpt *ck = NULL;
+        struct parts p = {0};
+        struct cell cells[EM_BENCHCAP_MAX_CAPS];
+        memset(cells, 0, sizeof cells);
+        if (o->progress) fprintf(o->progress, "bench capacity: building %s weights\n", em_wtype_name(type));
+        if ((rc = em_bench_ckpt_new(o->layers, o->layers, type, &bc, &ck, eb)) != EM_OK ||
+            (rc = em_mel_new(&p.mel)) != EM_OK || (rc = em_encoder_new(ck, &p.enc, eb)) != EM_OK ||
+            (rc = em_projector_init(ck, &p.proj, eb)) != EM_OK || (rc = em_dec_open(ck, &p.dec, eb)) != EM_OK) {
+            parts_free(&p);
+            em_bench_ckpt_free(bc);
+            break;
+        }
+        for (int round = 0; rc == EM_OK && round < o->rounds; round++)
+            for (int i = 0; rc == EM_OK && i < o->n_caps; i++) {
+                if (o->progress)
+                    fprintf(o->progress, "bench capacity: %s capacity %d round %d\n",
+                            em_wtype_name(type), o->caps[i], round + 1);
+                rc = run_config(o, &p, o->caps[i], &cells[i], eb);
+            }
+        const double base = rc == EM_OK && cells[0].wall > 0 ? cells[0].clips / cells[0].wall : 0;
+        for (int i = 0; rc == EM_OK && i < o->n_caps; i++) {
+            const struct cell *c = &cells[i];
+            const double per_h = c->clips / c->wall * 3600, n = c->clips;
+            fprintf(out, "%-5s %8d %6d %8.1f %9.1f %8.2fx | %19.2f %8.2f %8.2f %8.2f | %9.2f\n",
+                    em_wtype_name(type), o->caps[i], c->clips, c->wall, per_h,
+                    base > 0 ? c->clips / c->wall / base : 0, c->sum.enc / n, c->sum.prefill / n,
+                    c->sum.decode / n, c->sum.other / n, c->steps ? (double)c->rows / c->steps : 0);
+        }
+        if (rc == EM_OK && o->n_caps > 1)
+            fprintf(out, "%-5s capacity %d / capacity %d: %.2fx clips per hour (%s)\n",
+                    em_wtype_name(type), o->caps[o->n_caps - 1], o->caps[0],
+                    cells[o->n_caps - 1].clips / cells[o->n_caps - 1].wall / base, cpu);
+        fflush(out);
+        parts_free(&p);
+        em_bench_ckpt_free(bc);
+    }
+    return rc;
+}
+
+/* ---- the command ---------------------------------------------------------------------------- */
+
+void em_bench_capacity_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: earmark bench capacity [--layers N] [--types q8_0,q4_0] [--capacities 1,2,4]\n"
+            "                              [--clips N] [--audio-seconds S] [--prompts N]\n"
+            "                              [--new-tokens N] [--rounds N]\n"
+            "  Clips per hour of one worker holding 1, 2, 4 clips (continuous batching), at the\n"
+            "  Qwen2-Audio-7B widths with random weights, capacities alternated in one run.\n"
+            "  --layers N         encoder and decoder layers (default 4; 32 = the full model)\n"
+            "  --types LIST       weight types (default q8_0,q4_0)\n"
+            "  --capacities LIST  up to 4 capacities, the first is the baseline (default 1,2,4)\n"
+            "  --clips N          clips per configuration = capacity x N (default 2)\n"
+            "  --audio-seconds S  per clip, 1..30 (default 30)\n"
+            "  --prompts N        per clip, 1..8 (default 3)\n"
+            "  --new-tokens N     ids each prompt decodes (default 32)\n"
+            "  --rounds N         alternations (default 1)\n");
+}
+
+static int int_arg(const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int caps_arg(const char *s, struct em_benchcap_opts *o)
+{
+    o->n_caps = 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 64 || o->n_caps == EM_BENCHCAP_MAX_CAPS) return -1;
+        o->caps[o->n_caps++] = (int)v;
+        if (*end == ',') end++;
+        else if (*end) return -1;
+        p = end;
+    }
+    return o->n_caps ? 0 : -1;
+}
+
+int em_bench_capacity_cmd(int argc, char **argv)
+{
+    struct em_benchcap_opts o = em_benchcap_opts_default();
+    o.progress = stderr;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = !v;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            em_bench_capacity_usage(stdout);
+            return 0;
+        }
+        if (bad) {
+        } else if (!strcmp(a, "--layers")) {
+            bad = int_arg(v, 1, EM_BENCH_MAX_LAYERS, &o.layers);
+        } else if (!strcmp(a, "--types")) {
+            struct em_errbuf eb = {{0}};
+            bad = em_bench_parse_types(v, &o.types, &eb) != EM_OK;
+        } else if (!strcmp(a, "--capacities")) {
+            bad = caps_arg(v, &o);
+        } else if (!strcmp(a, "--clips")) {
+            bad = int_arg(v, 1, 16, &o.clips_per_slot);
+        } else if (!strcmp(a, "--audio-seconds")) {
+            char *end;
+            o.audio_s = strtod(v, &end);
+            bad = end == v || *end || !(o.audio_s >= 1 && o.audio_s <= 30);
+        } else if (!strcmp(a, "--prompts")) {
+            bad = int_arg(v, 1, 8, &o.prompts);
+        } else if (!strcmp(a, "--new-tokens")) {
+            bad = int_arg(v, 1, 4096, &o.new_tokens);
+        } else if (!strcmp(a, "--rounds")) {
+            bad = int_arg(v, 1, 16, &o.rounds);
+        } else {
+            bad = 1;
+        }
+        if (bad) {
+            fprintf(stderr, "earmark bench capacity: bad or unknown option '%.80s'%s%.80s\n", a,
+                    v ? " " : "", v ? v : "");
+            em_bench_capacity_usage(stderr);
+            return 2;
+        }
+        i++;
+    }
+    struct em_errbuf eb = {{0}};
+    em_err rc = em_bench_capacity(&o, stdout, &eb);
+    if (rc != EM_OK) {
+        fprintf(stderr, "earmark bench capacity: %s\n", em_errbuf_msg(&eb, rc));
+        return rc == EM_E_ARG ? 2 : 1;
+    }
+    return 0;
+}
