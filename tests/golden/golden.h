@@ -60,6 +60,25 @@ static inline int golden_unpack_tiny(const char *dir)
     return 0;
 }
 
+/* The Whisper golden index tests/golden/whisper/data/<file> (index.json, base_index.json);
+ * NULL when it cannot be read. Caller json_decref's it. */
+static inline json_t *golden_whisper_index(const char *file)
+{
+    char p[2200];
+    snprintf(p, sizeof p, "%s/tests/golden/whisper/data/%s", golden_root(), file);
+    json_error_t jerr;
+    return json_load_file(p, 0, &jerr);
+}
+
+/* 1 when ids[n] are exactly the integers of the JSON array want. */
+static inline int golden_ids_match(const json_t *want, const int32_t *ids, size_t n)
+{
+    if (json_array_size(want) != n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (json_integer_value(json_array_get(want, i)) != ids[i]) return 0;
+    return 1;
+}
+
 static inline void golden_rmdir(const char *dir)
 {
     if (dir && strncmp(dir, "/", 1) == 0 && strstr(dir, "em-golden-"))

@@ -39,7 +39,7 @@ static const char *model_name; /* "tiny.en" or "base" */
 
 static int init_model(const char *model, const char *index_file)
 {
-    char dir[1024], p[2200];
+    char dir[1024];
     struct em_errbuf eb = {{0}};
     model_name = model;
     if (golden_whisper_model_dir(model, dir, sizeof dir) != 0) return 1;
@@ -48,9 +48,7 @@ static int init_model(const char *model, const char *index_file)
         return 1;
     }
     snprintf(data_dir, sizeof data_dir, "%s/tests/golden/whisper/data", golden_root());
-    snprintf(p, sizeof p, "%s/%s", data_dir, index_file);
-    json_error_t jerr;
-    if (!(index_json = json_load_file(p, 0, &jerr))) return 1;
+    if (!(index_json = golden_whisper_index(index_file))) return 1;
     return golden_tmpdir(tmp, sizeof tmp);
 }
 
@@ -129,8 +127,7 @@ static double cmp_sampled(const char *key, const float *got, size_t total, int r
 static int ids_equal(const char *what, const struct em_whisper_gen *g, json_t *want)
 {
     size_t n = json_array_size(want);
-    int same = g->n == n;
-    for (size_t i = 0; same && i < n; i++) same = g->ids[i] == json_integer_value(json_array_get(want, i));
+    int same = golden_ids_match(want, g->ids, g->n);
     char *text = NULL;
     em_tok_decode(em_whisper_tok(wh), g->ids, g->n, true, &text, NULL);
     printf("\n    %-28s %zu ids %s: %s", what, g->n, same ? "identical" : "DIFFER", text ? text : "");

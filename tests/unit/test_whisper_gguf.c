@@ -26,11 +26,8 @@ static char tmp[1024], ct2_dir[1024], f32_gguf[1200], q8_gguf[1200];
 
 static int init(void)
 {
-    char p[2200];
     if (golden_whisper_dir(ct2_dir, sizeof ct2_dir) != 0) return 1;
-    snprintf(p, sizeof p, "%s/tests/golden/whisper/data/index.json", golden_root());
-    json_error_t jerr;
-    if (!(index_json = json_load_file(p, 0, &jerr))) return 1;
+    if (!(index_json = golden_whisper_index("index.json"))) return 1;
     if (golden_tmpdir(tmp, sizeof tmp) != 0) return 1;
     snprintf(f32_gguf, sizeof f32_gguf, "%s/tiny-f32.gguf", tmp);
     snprintf(q8_gguf, sizeof q8_gguf, "%s/tiny-q8_0.gguf", tmp);
@@ -105,8 +102,7 @@ static void same_ids(const char *a, int wa, const char *b, int wb, const char *c
         if (golden && strcmp(*c, "long") != 0) {
             json_t *want = json_object_get(json_object_get(json_object_get(
                 json_object_get(index_json, "clips"), *c), "ts"), "ids");
-            int g = json_array_size(want) == ny;
-            for (size_t i = 0; g && i < ny; i++) g = json_integer_value(json_array_get(want, i)) == iy[i];
+            int g = golden_ids_match(want, iy, ny);
             if (!g) printf("\n    %s: ids differ from the golden ones", *c);
             CU_ASSERT(g);
         }

@@ -22,11 +22,9 @@ static char tmp[1024], ct2_dir[1024], sharded[1200];
 
 static int init(void)
 {
-    char p[2200], cmd[5000];
+    char cmd[5000];
     if (golden_whisper_dir(ct2_dir, sizeof ct2_dir) != 0) return 1;
-    snprintf(p, sizeof p, "%s/tests/golden/whisper/data/index.json", golden_root());
-    json_error_t jerr;
-    if (!(index_json = json_load_file(p, 0, &jerr))) return 1;
+    if (!(index_json = golden_whisper_index("index.json"))) return 1;
     if (golden_tmpdir(tmp, sizeof tmp) != 0) return 1;
     snprintf(sharded, sizeof sharded, "%s/hf-sharded", tmp);
     snprintf(cmd, sizeof cmd, "python3 '%s/tests/golden/whisper/ct2_to_hf.py' '%s' '%s' && "
@@ -67,9 +65,7 @@ static void golden_ids(const struct em_whisper *w, const char *name)
         struct em_whisper_gen g;
         CU_ASSERT_EQUAL_FATAL(em_whisper_generate(w, enc, &o, &g, &eb), EM_OK);
         json_t *want = json_object_get(ts, beam == 1 ? "ids" : "beam5_ids");
-        int same = json_array_size(want) == g.n;
-        for (size_t i = 0; same && i < g.n; i++)
-            same = json_integer_value(json_array_get(want, i)) == g.ids[i];
+        int same = golden_ids_match(want, g.ids, g.n);
         if (!same) printf("\n    %s beam %d: ids differ from the golden ones", name, beam);
         CU_ASSERT(same);
         em_whisper_gen_clear(&g);

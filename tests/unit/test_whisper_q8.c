@@ -33,16 +33,13 @@ static struct em_whisper *f32; /* the reference model, for the text of the golde
 
 static int init(void)
 {
-    char p[2200];
     struct em_errbuf eb = {{0}};
     if (golden_whisper_dir(f32_dir, sizeof f32_dir) != 0) return 1;
     if (em_whisper_load(f32_dir, &f32, &eb) != EM_OK) {
         fprintf(stderr, "whisper_q8 init: %s\n", eb.msg);
         return 1;
     }
-    snprintf(p, sizeof p, "%s/tests/golden/whisper/data/index.json", golden_root());
-    json_error_t jerr;
-    if (!(index_json = json_load_file(p, 0, &jerr))) return 1;
+    if (!(index_json = golden_whisper_index("index.json"))) return 1;
     if (golden_tmpdir(tmp, sizeof tmp) != 0) return 1;
     snprintf(int8_dir, sizeof int8_dir, "%s/int8", tmp);
     char cmd[4500];
