@@ -210,7 +210,7 @@ void em_model_result_free(struct em_model_result *r); /* NULL ok */
  * A worker holding several clips makes one engine for the model and annotates every clip on
  * it: each clip's thread runs its windows' front end and prefills, and the engine steps the
  * decoding prompts of every clip together (one pass over the weights for up to
- * EM_DEC_MAX_BATCH sequences), under one KV-cache budget (admission waits for memory). */
+ * em_dec_max_batch sequences), under one KV-cache budget (admission waits for memory). */
 struct em_engine;
 
 /* An engine over m's language model with kv_budget bytes of KV cache

@@ -41,7 +41,7 @@ struct em_engine {
     /* the engine thread's own */
     struct eng_seq **live;
     int n_live, cap_live;
-    float *logits; /* [EM_DEC_MAX_BATCH, V] */
+    float *logits; /* [em_dec_max_batch, V] */
     struct em_engine_stats st; /* under mu */
 };
 
@@ -83,12 +83,13 @@ static void admit(struct em_engine *e)
     e->pending_tail = &e->pending;
 }
 
-/* One step of every live sequence, EM_DEC_MAX_BATCH at a time. */
+/* One step of every live sequence, em_dec_max_batch at a time. */
 static void step(struct em_engine *e)
 {
     const size_t V = (size_t)em_dec_vocab(e->d);
-    for (int g = 0; g < e->n_live; g += EM_DEC_MAX_BATCH) {
-        const int n = e->n_live - g < EM_DEC_MAX_BATCH ? e->n_live - g : EM_DEC_MAX_BATCH;
+    const int mb = em_dec_max_batch(e->d);
+    for (int g = 0; g < e->n_live; g += mb) {
+        const int n = e->n_live - g < mb ? e->n_live - g : mb;
         struct em_kv *kv[EM_DEC_MAX_BATCH];
         int32_t ids[EM_DEC_MAX_BATCH];
         for (int j = 0; j < n; j++) {
@@ -157,14 +158,14 @@ em_err em_engine_new(const struct em_dec *d, const struct em_engine_opts *o, str
     e->kv_dim = c->num_key_value_heads * c->head_dim;
     e->type = em_dec_kv_type(d);
     e->pending_tail = &e->pending;
-    em_err rc = em_kvpool_new(e->n_layers, e->kv_dim, e->type == EM_KV_F16 ? 2 : 4, o->kv_budget,
+    em_err rc = em_kvpool_new(em_dec_backend(d), e->n_layers, e->kv_dim, e->type == EM_KV_F16 ? 2 : 4, o->kv_budget,
                               &e->pool, eb);
     if (rc != EM_OK) {
         free(e);
         return rc;
     }
     rc = EM_E_NOMEM;
-    if (!(e->logits = malloc((size_t)EM_DEC_MAX_BATCH * (size_t)em_dec_vocab(d) * sizeof *e->logits)))
+    if (!(e->logits = malloc((size_t)em_dec_max_batch(d) * (size_t)em_dec_vocab(d) * sizeof *e->logits)))
         goto fail;
     if (pthread_mutex_init(&e->mu, NULL) != 0) goto fail;
     if (pthread_mutex_init(&e->compute, NULL) != 0) {
@@ -261,7 +262,7 @@ static em_err check_args(int k, const int32_t *const *ids, const size_t *n_ids, 
 }
 
 /* The prefix, then every prompt's cache and own prefill and first id (as em_generate_batch
- * orders them: hook, start, and the tails of each EM_DEC_MAX_BATCH prompts together). */
+ * orders them: hook, start, and the tails of each em_dec_max_batch prompts together). */
 static em_err prefill(struct em_engine *e, int k, const int32_t *const *ids, const size_t *n_ids,
                       size_t shared, const float *audio, int n_audio, const struct em_gen_params *p,
                       const struct em_gen_hook *hook, struct eng_seq *s, struct em_kv **prefix,
@@ -291,8 +292,9 @@ static em_err prefill(struct em_engine *e, int k, const int32_t *const *ids, con
         if ((rc = em_gen_check_tail(e->d, ids[i], n_ids[i], rest[i], eb)) != EM_OK ||
             (rc = paged(e, *prefix, (int)rest[i], (int)q->cap, &q->kv, eb)) != EM_OK)
             break;
-        if ((i + 1) % EM_DEC_MAX_BATCH != 0 && i + 1 != k) continue;
-        const int i0 = i - i % EM_DEC_MAX_BATCH;
+        const int mb = em_dec_max_batch(e->d);
+        if ((i + 1) % mb != 0 && i + 1 != k) continue;
+        const int i0 = i - i % mb;
         struct em_gen_seq group[EM_DEC_MAX_BATCH];
         for (int j = i0; j <= i; j++) group[j - i0] = s[j].q;
         rc = em_gen_seq_prefill(e->d, group, rest + i0, i + 1 - i0, logits, eb);
@@ -342,7 +344,7 @@ em_err em_engine_generate(struct em_engine *e, int k, const int32_t *const *ids,
     tm.wait_s = em_now_s() - t0;
     struct eng_seq *s = calloc((size_t)k, sizeof *s);
     size_t *rest = calloc((size_t)k, sizeof *rest);
-    float *logits = malloc((size_t)EM_DEC_MAX_BATCH * (size_t)em_dec_vocab(e->d) * sizeof *logits);
+    float *logits = malloc((size_t)em_dec_max_batch(e->d) * (size_t)em_dec_vocab(e->d) * sizeof *logits);
     struct em_kv *prefix = NULL;
     rc = EM_E_NOMEM;
     if (!s || !rest || !logits) goto done;

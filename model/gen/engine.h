@@ -10,7 +10,7 @@
  *                                                               next step
  *                                                               each step: every live
  *                                                               sequence in groups of
- *                                                               EM_DEC_MAX_BATCH through
+ *                                                               em_dec_max_batch through
  *                                                               em_dec_step_batch (each weight
  *                                                               read once per group), then
  *                                                               each one's own sampler,

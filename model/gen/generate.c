@@ -242,7 +242,8 @@ em_err em_generate_batch(const struct em_dec *d, const struct em_kv *shared, int
         if ((rc = check_params(n_prompts[i], &p[i], eb)) != EM_OK) return rc;
     struct em_gen_seq *q = calloc((size_t)k, sizeof *q);
     size_t *rest = calloc((size_t)k, sizeof *rest);
-    float *logits = malloc((size_t)EM_DEC_MAX_BATCH * V * sizeof *logits);
+    const int mb = em_dec_max_batch(d); /* sequences per batched call */
+    float *logits = malloc((size_t)mb * V * sizeof *logits);
     rc = EM_E_NOMEM;
     if (!q || !rest || !logits) goto done;
     rc = EM_OK;
@@ -250,16 +251,16 @@ em_err em_generate_batch(const struct em_dec *d, const struct em_kv *shared, int
         if (hook && hook->before_prompt && (rc = hook->before_prompt(hook->ctx, i, eb)) != EM_OK)
             break;
         rc = start(d, shared, &q[i], prompts[i], n_prompts[i], &p[i], &rest[i], eb);
-        /* the own prefills of up to EM_DEC_MAX_BATCH prompts run together */
-        const int i0 = i - i % EM_DEC_MAX_BATCH;
-        if (rc == EM_OK && ((i + 1) % EM_DEC_MAX_BATCH == 0 || i + 1 == k))
+        /* the own prefills of up to mb prompts run together */
+        const int i0 = i - i % mb;
+        if (rc == EM_OK && ((i + 1) % mb == 0 || i + 1 == k))
             rc = em_gen_seq_prefill(d, q + i0, rest + i0, i + 1 - i0, logits, eb);
     }
     while (rc == EM_OK) {
         struct em_kv *kv[EM_DEC_MAX_BATCH];
         int32_t ids[EM_DEC_MAX_BATCH];
         int at[EM_DEC_MAX_BATCH], n = 0;
-        for (int i = 0; i < k && n < EM_DEC_MAX_BATCH; i++)
+        for (int i = 0; i < k && n < mb; i++)
             if (!q[i].done) {
                 kv[n] = q[i].kv;
                 ids[n] = q[i].ids[q[i].n - 1];

@@ -75,7 +75,7 @@ struct em_gen_hook {
  * the shared prefix under it (as em_generate_shared: read in place), its own prefill of the rest and its
  * first token from its own sampler (params p[i], seeded with p[i].sampler.seed); then every
  * step runs the prompts still generating through em_dec_step_batch (at most
- * EM_DEC_MAX_BATCH per call), so each weight is read once per step for all of them; each
+ * em_dec_max_batch per call: 8 on the CPU), so each weight is read once per step for all of them; each
  * applies its own repetition-penalty history, sampler, stop set and max_new_tokens, and a
  * finished prompt leaves the batch. res[i] equals em_generate_shared(d, shared, prompts[i],
  * n_prompts[i], &p[i]) token for token. shared may be NULL (no shared positions; the

@@ -9,22 +9,22 @@
 #include <string.h>
 #include <strings.h>
 
-struct free_page {
-    struct free_page *next;
-};
+#include "model/kernels/backend.h"
 
 struct em_kvpool {
+    const struct em_backend *be; /* the pages' memory (borrowed) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     size_t page_bytes;
     size_t total;     /* pages the budget holds */
     size_t reserved, in_use, allocated, peak_reserved;
     uint64_t waits;
-    struct free_page *free_list;
+    void **free_pages; /* [allocated]: a stack of the pages not in use (device pointers) */
+    size_t n_free;
 };
 
-em_err em_kvpool_new(int n_layers, int kv_dim, int elem_bytes, uint64_t budget,
-                     struct em_kvpool **out, struct em_errbuf *eb)
+em_err em_kvpool_new(const struct em_backend *be, int n_layers, int kv_dim, int elem_bytes,
+                     uint64_t budget, struct em_kvpool **out, struct em_errbuf *eb)
 {
     *out = NULL;
     if (n_layers <= 0 || kv_dim <= 0 || (elem_bytes != 2 && elem_bytes != 4) ||
@@ -50,6 +50,7 @@ em_err em_kvpool_new(int n_layers, int kv_dim, int elem_bytes, uint64_t budget,
         free(p);
         return EM_E_NOMEM;
     }
+    p->be = be ? be : em_backend_cpu();
     p->page_bytes = (size_t)page;
     p->total = budget == EM_KVPOOL_UNLIMITED ? SIZE_MAX : (size_t)(budget / page);
     *out = p;
@@ -60,17 +61,15 @@ void em_kvpool_free(struct em_kvpool *p)
 {
     if (!p) return;
     assert(p->in_use == 0);
-    while (p->free_list) {
-        struct free_page *f = p->free_list;
-        p->free_list = f->next;
-        free(f);
-    }
+    for (size_t i = 0; i < p->n_free; i++) p->be->ops->free(p->be->ctx, p->free_pages[i]);
+    free(p->free_pages);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
 
 size_t em_kvpool_page_bytes(const struct em_kvpool *p) { return p->page_bytes; }
+const struct em_backend *em_kvpool_backend(const struct em_kvpool *p) { return p->be; }
 size_t em_kvpool_pages_total(const struct em_kvpool *p) { return p->total; }
 
 size_t em_kvpool_pages_for(int n_base, int cap)
@@ -118,16 +117,22 @@ void *em_kvpool_page_get(struct em_kvpool *p)
 {
     pthread_mutex_lock(&p->mu);
     assert(p->in_use < p->reserved);
-    struct free_page *f = p->free_list;
-    if (f) {
-        p->free_list = f->next;
-        p->in_use++;
-    }
+    void *f = p->n_free ? p->free_pages[--p->n_free] : NULL;
+    if (f) p->in_use++;
     pthread_mutex_unlock(&p->mu);
     if (f) return f;
-    void *page = malloc(p->page_bytes); /* outside the lock: a page is megabytes */
-    if (!page) return NULL;
+    /* a new page, outside the lock (a page is megabytes), and room to park it when it is
+     * put back (so em_kvpool_page_put never allocates) */
+    void *page = NULL;
+    if (p->be->ops->alloc(p->be->ctx, p->page_bytes, &page) != EM_OK) return NULL;
     pthread_mutex_lock(&p->mu);
+    void **fp = realloc(p->free_pages, (p->allocated + 1) * sizeof *fp);
+    if (!fp) {
+        pthread_mutex_unlock(&p->mu);
+        p->be->ops->free(p->be->ctx, page);
+        return NULL;
+    }
+    p->free_pages = fp;
     p->in_use++;
     p->allocated++;
     pthread_mutex_unlock(&p->mu);
@@ -137,12 +142,10 @@ void *em_kvpool_page_get(struct em_kvpool *p)
 void em_kvpool_page_put(struct em_kvpool *p, void *page)
 {
     if (!page) return;
-    struct free_page *f = page;
     pthread_mutex_lock(&p->mu);
-    assert(p->in_use > 0);
+    assert(p->in_use > 0 && p->n_free < p->allocated);
     p->in_use--;
-    f->next = p->free_list;
-    p->free_list = f;
+    p->free_pages[p->n_free++] = page;
     pthread_mutex_unlock(&p->mu);
 }
 

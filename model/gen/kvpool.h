@@ -11,8 +11,10 @@
  * Admission: before building caches a caller reserves the pages it will need
  * (em_kvpool_reserve); the call waits while other reservations hold the budget and fails at
  * once, with a clear message, when the request exceeds the whole budget (it could never
- * run). Pages are malloc'd on first use and kept on a free list until em_kvpool_free, so the
- * pool's memory is at most the budget (rounded down to whole pages).
+ * run). Pages are allocated on first use through the pool's backend (be->ops->alloc: device
+ * memory, where the decoder's attention reads them; host memory on the CPU) and kept on a
+ * free list until em_kvpool_free, so the pool's memory is at most the budget (rounded down
+ * to whole pages).
  *
  * Thread-safety: every call may come from any thread (one mutex); em_kvpool_free must not
  * race with the others and needs every page back. */
@@ -29,17 +31,20 @@
 #define EM_KVPOOL_MAX_BUDGET (1ull << 40) /* bytes, largest budget accepted (1 TiB) */
 
 struct em_kvpool;
+struct em_backend;
 
 /* A pool for caches of n_layers x kv_dim elements of elem_bytes (2: f16, 4: f32) per
- * position, budget bytes in all (EM_KVPOOL_UNLIMITED: no limit). On EM_OK the caller owns
- * *out (em_kvpool_free). Errors: EM_E_ARG (non-positive geometry, elem_bytes not 2 or 4,
- * budget over EM_KVPOOL_MAX_BUDGET), EM_E_TOO_LONG (a budget under one page: the message
- * gives the page size), EM_E_NOMEM. */
-em_err em_kvpool_new(int n_layers, int kv_dim, int elem_bytes, uint64_t budget,
-                     struct em_kvpool **out, struct em_errbuf *eb);
+ * position, budget bytes in all (EM_KVPOOL_UNLIMITED: no limit), its pages in be's memory
+ * (NULL: the CPU's; borrowed, must outlive the pool). On EM_OK the caller owns *out
+ * (em_kvpool_free). Errors: EM_E_ARG (non-positive geometry, elem_bytes not 2 or 4, budget
+ * over EM_KVPOOL_MAX_BUDGET), EM_E_TOO_LONG (a budget under one page: the message gives the
+ * page size), EM_E_NOMEM. */
+em_err em_kvpool_new(const struct em_backend *be, int n_layers, int kv_dim, int elem_bytes,
+                     uint64_t budget, struct em_kvpool **out, struct em_errbuf *eb);
 void em_kvpool_free(struct em_kvpool *p); /* NULL ok */
 
 size_t em_kvpool_page_bytes(const struct em_kvpool *p);
+const struct em_backend *em_kvpool_backend(const struct em_kvpool *p); /* never NULL */
 /* Pages the budget holds (SIZE_MAX when unlimited). */
 size_t em_kvpool_pages_total(const struct em_kvpool *p);
 /* Pages of a cache that stores positions [n_base, cap): ceil((cap - n_base) / PAGE_POS). */
@@ -53,7 +58,7 @@ em_err em_kvpool_reserve(struct em_kvpool *p, size_t n, const char *what, struct
 void em_kvpool_unreserve(struct em_kvpool *p, size_t n);
 
 /* One page out of the caller's reservation: K block then V block, each n_layers x
- * PAGE_POS x kv_dim elements (layer-major). NULL when out of memory. The caller must hold
+ * PAGE_POS x kv_dim elements (layer-major), in the backend's memory. NULL when out of memory. The caller must hold
  * a reservation covering every page it has taken (asserted). */
 void *em_kvpool_page_get(struct em_kvpool *p);
 void em_kvpool_page_put(struct em_kvpool *p, void *page); /* NULL ok */
@@ -62,7 +67,7 @@ void em_kvpool_page_put(struct em_kvpool *p, void *page); /* NULL ok */
 struct em_kvpool_stats {
     size_t reserved;  /* pages reserved now */
     size_t in_use;    /* pages held by caches now */
-    size_t allocated; /* pages malloc'd (in use + free list) */
+    size_t allocated; /* pages allocated (in use + free list) */
     size_t peak_reserved;
     uint64_t waits;   /* reservations that had to wait */
 };

@@ -186,10 +186,11 @@ struct em_backend_ops {
     void (*weight_free)(void *ctx, struct em_tensor *dev);
     /* Waits for every call made so far (a download's data is valid after it returns). */
     em_err (*sync)(void *ctx);
-    /* 1 when the slots may be handed host (malloc) memory in place of device memory: the
-     * CPU; a CUDA device with pageable memory access (HMM / ATS). The decoder's KV cache
-     * (model/gen/kvcache.h) is host memory today, so the decoder needs this. */
-    int (*host_visible)(void *ctx);
+    /* Rows a batched decode step should carry per call at most (the decoder's
+     * em_dec_max_batch): the CPU EM_MM_QMM_MAX_N, the small-n matmul path whose rows do not
+     * depend on how many it takes (a sequence's tokens do not depend on its batch); CUDA 64,
+     * one weight pass of a GEMM for 64 sequences. */
+    int decode_rows;
     /* Optional (NULL: unknown): the device and its peaks. */
     em_err (*info)(void *ctx, struct em_backend_info *out);
 

@@ -122,11 +122,6 @@ em_err em_dec_open_be(const struct em_ckpt *ck, const struct em_backend *be, str
     struct em_dec *d = calloc(1, sizeof *d);
     if (!d) goto fail;
     d->be = be ? be : em_backend_cpu();
-    if (!d->be->ops->host_visible(d->be->ctx)) {
-        rc = em_errf(eb, EM_E_UNSUPPORTED, "decoder: the %s device cannot read host memory, where "
-                     "the KV cache lives (CUDA: needs pageable memory access, HMM)", d->be->ops->name);
-        goto fail;
-    }
     d->c = cfg->text;
     d->audio_token = cfg->audio_token_index;
     d->D = d->c.hidden_size;
@@ -206,6 +201,13 @@ void em_dec_free(struct em_dec *d)
 const struct em_qa_text_config *em_dec_config(const struct em_dec *d) { return &d->c; }
 int em_dec_vocab(const struct em_dec *d) { return d->V; }
 int em_dec_audio_token(const struct em_dec *d) { return d->audio_token; }
+const struct em_backend *em_dec_backend(const struct em_dec *d) { return d->be; }
+
+int em_dec_max_batch(const struct em_dec *d)
+{
+    const int r = d->be->ops->decode_rows;
+    return r < 1 ? 1 : r > EM_DEC_MAX_BATCH ? EM_DEC_MAX_BATCH : r;
+}
 
 enum em_kv_type em_dec_kv_type(const struct em_dec *d) { return d->kv_type; }
 
@@ -215,7 +217,7 @@ em_err em_dec_kv_new_type(const struct em_dec *d, int cap, enum em_kv_type type,
     *out = NULL;
     if (cap > EM_DEC_MAX_TOKENS)
         return em_errf(eb, EM_E_TOO_LONG, "decoder: %d positions, limit %d", cap, EM_DEC_MAX_TOKENS);
-    return em_kv_new(d->c.num_hidden_layers, d->KVH * d->hd, cap, type, out, eb);
+    return em_kv_new(d->be, d->c.num_hidden_layers, d->KVH * d->hd, cap, type, out, eb);
 }
 
 em_err em_dec_kv_new(const struct em_dec *d, int cap, struct em_kv **out, struct em_errbuf *eb)
@@ -230,9 +232,10 @@ em_err em_dec_kv_over(const struct em_dec *d, const struct em_kv *base, int n, i
     if (cap > EM_DEC_MAX_TOKENS)
         return em_errf(eb, EM_E_TOO_LONG, "decoder: %d positions, limit %d", cap, EM_DEC_MAX_TOKENS);
     if (!base) return em_errf(eb, EM_E_ARG, "decoder: no base cache");
-    if (em_kv_layers(base) != d->c.num_hidden_layers || em_kv_dim(base) != d->KVH * d->hd)
-        return em_errf(eb, EM_E_ARG, "decoder: a cache of %d layers x %d does not fit this decoder",
-                       em_kv_layers(base), em_kv_dim(base));
+    if (em_kv_layers(base) != d->c.num_hidden_layers || em_kv_dim(base) != d->KVH * d->hd ||
+        em_kv_backend(base) != d->be)
+        return em_errf(eb, EM_E_ARG, "decoder: a cache of %d layers x %d on %s does not fit this "
+                       "decoder", em_kv_layers(base), em_kv_dim(base), em_kv_backend(base)->ops->name);
     return em_kv_new_over(base, n, cap, out, eb);
 }
 
@@ -584,6 +587,9 @@ em_err em_dec_forward(const struct em_dec *d, struct em_kv *kv, const int32_t *i
     if (T > em_kv_cap(kv) - p0)
         return em_errf(eb, EM_E_TOO_LONG, "decoder: %d + %d positions exceed the cache's %d", p0, T,
                        em_kv_cap(kv));
+    if (em_kv_backend(kv) != d->be)
+        return em_errf(eb, EM_E_ARG, "decoder: a cache on %s for a decoder on %s",
+                       em_kv_backend(kv)->ops->name, OPS(d)->name);
     return run_seqs(d, &kv, &T, 1, ids, T, audio, n_audio, mode, NULL, logits, eb);
 }
 
@@ -613,6 +619,9 @@ em_err em_dec_prefill_batch(const struct em_dec *d, struct em_kv *const *kv,
     for (int i = 0; i < k; i++) {
         if (!kv[i] || !ids[i] || n[i] < 1)
             return em_errf(eb, EM_E_ARG, "decoder: batch sequence %d: no cache, ids or tokens", i);
+        if (em_kv_backend(kv[i]) != d->be)
+            return em_errf(eb, EM_E_ARG, "decoder: batch sequence %d: a cache on %s for a decoder "
+                           "on %s", i, em_kv_backend(kv[i])->ops->name, OPS(d)->name);
         for (int j = 0; j < i; j++)
             if (kv[j] == kv[i])
                 return em_errf(eb, EM_E_ARG, "decoder: batch sequences %d and %d share a cache", j, i);

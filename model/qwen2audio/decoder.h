@@ -8,8 +8,8 @@
  * Compute is f32; every step is a slot of the backend table (model/kernels/backend.h): weights
  * made resident once (the CPU: views into the checkpoint mapping in their stored dtype),
  * activations in device buffers, ids / audio rows in and logits out in host memory. The KV
- * cache's rows are handed to the attention slots as row pointers (model/gen/kvcache.h), so a
- * backend reads them where the cache put them (host memory today: the CPU backend).
+ * cache lives in the backend's memory (em_dec_kv_new allocates it there) and its rows are
+ * handed to the RoPE / attention slots as row pointers (model/gen/kvcache.h).
  *
  * Thread-safety: an em_dec is read-only after em_dec_open and may be shared by threads;
  * each concurrent generation needs its own em_kv. */
@@ -26,7 +26,7 @@
 #include "model/loader/safetensors.h"
 
 #define EM_DEC_MAX_TOKENS 32768 /* positions of one sequence (prompt + generated) */
-#define EM_DEC_MAX_BATCH 8      /* sequences of one em_dec_step_batch (EM_MM_QMM_MAX_N) */
+#define EM_DEC_MAX_BATCH 64     /* sequences of one batched call, any backend */
 
 struct em_dec;
 
@@ -44,9 +44,14 @@ void em_dec_free(struct em_dec *d); /* NULL ok */
 const struct em_qa_text_config *em_dec_config(const struct em_dec *d);
 int em_dec_vocab(const struct em_dec *d);       /* V: logits per position */
 int em_dec_audio_token(const struct em_dec *d); /* audio_token_index (151646) */
+const struct em_backend *em_dec_backend(const struct em_dec *d); /* where it runs */
+/* Sequences a batched call should take at most on this decoder's backend: its decode_rows
+ * (backend.h; the CPU: 8, where a row's result does not depend on the batch), at most
+ * EM_DEC_MAX_BATCH. Callers that group sequences (model/gen) group by this. */
+int em_dec_max_batch(const struct em_dec *d);
 
 /* A KV cache of the decoder's geometry for cap positions (<= EM_DEC_MAX_TOKENS), of the
- * decoder's element type (em_dec_kv_type). */
+ * decoder's element type (em_dec_kv_type), in its backend's memory. */
 em_err em_dec_kv_new(const struct em_dec *d, int cap, struct em_kv **out, struct em_errbuf *eb);
 /* The same with an explicit element type (tests, the bench). Both set *out to NULL on
  * error: EM_E_TOO_LONG (cap over EM_DEC_MAX_TOKENS or the cache byte limit), EM_E_ARG,

@@ -33,14 +33,14 @@ static void types_and_arguments(void)
     CU_ASSERT_EQUAL(em_kv_type_parse(NULL), -1);
     struct em_kv *kv = NULL;
     struct em_errbuf eb = {{0}};
-    CU_ASSERT_EQUAL(em_kv_new(2, 8, 4, (enum em_kv_type)5, &kv, &eb), EM_E_ARG);
+    CU_ASSERT_EQUAL(em_kv_new(NULL, 2, 8, 4, (enum em_kv_type)5, &kv, &eb), EM_E_ARG);
     CU_ASSERT_PTR_NULL(kv);
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "type 5"));
     /* the byte limit counts 2-byte elements for f16: twice the positions of f32 fit */
     const int dim = 1 << 20, cap = (int)(EM_KV_MAX_BYTES / 2 / 4 / dim);
-    CU_ASSERT_EQUAL(em_kv_new(1, dim, cap + 1, EM_KV_F32, &kv, NULL), EM_E_TOO_LONG);
-    CU_ASSERT_EQUAL(em_kv_new(1, dim, 2 * cap + 1, EM_KV_F16, &kv, NULL), EM_E_TOO_LONG);
-    CU_ASSERT_EQUAL_FATAL(em_kv_new(3, 5, 2, EM_KV_F16, &kv, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_kv_new(NULL, 1, dim, cap + 1, EM_KV_F32, &kv, NULL), EM_E_TOO_LONG);
+    CU_ASSERT_EQUAL(em_kv_new(NULL, 1, dim, 2 * cap + 1, EM_KV_F16, &kv, NULL), EM_E_TOO_LONG);
+    CU_ASSERT_EQUAL_FATAL(em_kv_new(NULL, 3, 5, 2, EM_KV_F16, &kv, NULL), EM_OK);
     CU_ASSERT_EQUAL(em_kv_type(kv), EM_KV_F16);
     CU_ASSERT_EQUAL(em_kv_elem_bytes(kv), 2);
     CU_ASSERT_EQUAL((const char *)em_kv_k(kv, 0, 1) - (const char *)em_kv_k(kv, 0, 0), 10);
@@ -61,8 +61,8 @@ static void f16_rows_round_and_saturate(void)
 {
     const int L = 2, D = 37, P = 3; /* an odd row: vector body and scalar tail */
     struct em_kv *kv, *kf, *ov, *cp;
-    CU_ASSERT_EQUAL_FATAL(em_kv_new(L, D, P, EM_KV_F16, &kv, NULL), EM_OK);
-    CU_ASSERT_EQUAL_FATAL(em_kv_new(L, D, P, EM_KV_F32, &kf, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_kv_new(NULL, L, D, P, EM_KV_F16, &kv, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_kv_new(NULL, L, D, P, EM_KV_F32, &kf, NULL), EM_OK);
     float k[37], v[37], w[37];
     uint64_t s = 99;
     int bad = 0;
@@ -106,7 +106,7 @@ static void f16_rows_round_and_saturate(void)
     em_kv_store(ov, 1, 2, k, v);
     CU_ASSERT_EQUAL(((const uint16_t *)em_kv_v(ov, 1, 2))[3], em_quant_f32_to_f16(3.0f));
     /* a prefix copy needs the same type */
-    CU_ASSERT_EQUAL_FATAL(em_kv_new(L, D, P, EM_KV_F16, &cp, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_kv_new(NULL, L, D, P, EM_KV_F16, &cp, NULL), EM_OK);
     CU_ASSERT_EQUAL(em_kv_copy_prefix(kf, kv, 2), EM_E_ARG);
     CU_ASSERT_EQUAL(em_kv_copy_prefix(cp, kv, 2), EM_OK);
     CU_ASSERT_EQUAL(memcmp(em_kv_k(cp, 1, 1), em_kv_k(kv, 1, 1), 2 * (size_t)D), 0);

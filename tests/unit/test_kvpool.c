@@ -30,7 +30,7 @@ static void rows_round_trip_across_pages(void)
     for (int t = 0; t < 2; t++) {
         const enum em_kv_type type = t ? EM_KV_F16 : EM_KV_F32;
         struct em_kvpool *pool = NULL;
-        CU_ASSERT_EQUAL_FATAL(em_kvpool_new(LAYERS, DIM, t ? 2 : 4, EM_KVPOOL_UNLIMITED, &pool, NULL), EM_OK);
+        CU_ASSERT_EQUAL_FATAL(em_kvpool_new(NULL, LAYERS, DIM, t ? 2 : 4, EM_KVPOOL_UNLIMITED, &pool, NULL), EM_OK);
         const int cap = 3 * EM_KVPOOL_PAGE_POS + 5, over = 2 * EM_KVPOOL_PAGE_POS + 1;
         CU_ASSERT_EQUAL(em_kvpool_reserve(pool, 8, "test", NULL), EM_OK);
         struct em_kv *kv = NULL, *top = NULL;
@@ -89,7 +89,7 @@ static void freed_pages_serve_any_length(void)
 {
     struct em_kvpool *pool = NULL;
     const size_t page = 2 * LAYERS * EM_KVPOOL_PAGE_POS * DIM * 4;
-    CU_ASSERT_EQUAL_FATAL(em_kvpool_new(LAYERS, DIM, 4, 10 * page + page / 2, &pool, NULL), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(em_kvpool_new(NULL, LAYERS, DIM, 4, 10 * page + page / 2, &pool, NULL), EM_OK);
     CU_ASSERT_EQUAL(em_kvpool_page_bytes(pool), page);
     CU_ASSERT_EQUAL(em_kvpool_pages_total(pool), 10);
     CU_ASSERT_EQUAL(em_kvpool_pages_for(0, 1), 1);
@@ -138,10 +138,10 @@ static void reservations_wait_and_refuse(void)
     struct em_kvpool *pool = NULL;
     const size_t page = 2 * LAYERS * EM_KVPOOL_PAGE_POS * DIM * 2;
     struct em_errbuf eb = {{0}};
-    CU_ASSERT_EQUAL(em_kvpool_new(LAYERS, DIM, 2, page - 1, &pool, &eb), EM_E_TOO_LONG);
+    CU_ASSERT_EQUAL(em_kvpool_new(NULL, LAYERS, DIM, 2, page - 1, &pool, &eb), EM_E_TOO_LONG);
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "under one page"));
-    CU_ASSERT_EQUAL(em_kvpool_new(LAYERS, DIM, 3, page, &pool, NULL), EM_E_ARG);
-    CU_ASSERT_EQUAL_FATAL(em_kvpool_new(LAYERS, DIM, 2, 6 * page, &pool, NULL), EM_OK);
+    CU_ASSERT_EQUAL(em_kvpool_new(NULL, LAYERS, DIM, 3, page, &pool, NULL), EM_E_ARG);
+    CU_ASSERT_EQUAL_FATAL(em_kvpool_new(NULL, LAYERS, DIM, 2, 6 * page, &pool, NULL), EM_OK);
     CU_ASSERT_EQUAL(em_kvpool_reserve(pool, 7, "clip x", &eb), EM_E_TOO_LONG);
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "clip x: needs"));
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "--kv-budget"));

@@ -66,12 +66,6 @@ static em_err cpu_sync(void *ctx)
     return EM_OK;
 }
 
-static int cpu_host_visible(void *ctx)
-{
-    (void)ctx;
-    return 1;
-}
-
 /* ---- row passes on the qmatmul pool ------------------------------------------------------ */
 
 struct row_pass {
@@ -297,7 +291,7 @@ static const struct em_backend_ops cpu_ops = {
     .weight = cpu_weight,
     .weight_free = cpu_weight_free,
     .sync = cpu_sync,
-    .host_visible = cpu_host_visible,
+    .decode_rows = EM_MM_QMM_MAX_N,
     .info = NULL, /* the CPU bench (earmark bench model) measures its own peaks */
     .rmsnorm = cpu_rmsnorm,
     .layernorm = cpu_layernorm,

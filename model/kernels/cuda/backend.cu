@@ -94,14 +94,6 @@ static em_err cu_sync(void *ctx)
     return EM_OK;
 }
 
-static int cu_host_visible(void *ctx)
-{
-    CTX_C;
-    int v = 0;
-    if (cudaDeviceGetAttribute(&v, cudaDevAttrPageableMemoryAccess, c->device) != cudaSuccess) v = 0;
-    return v;
-}
-
 /* Dense BF16 FLOPs per SM per clock: Hopper 4096, Ampere / Ada 2048 (A100: 312 TFLOPS at 108
  * SMs x 1.41 GHz), Blackwell 8192; else 1024. */
 static double bf16_per_sm_clock(int major)
@@ -192,7 +184,7 @@ static const struct em_backend_ops cuda_ops = {
     /* .weight */ cu_weight,
     /* .weight_free */ cu_weight_free,
     /* .sync */ cu_sync,
-    /* .host_visible */ cu_host_visible,
+    /* .decode_rows */ 64,
     /* .info */ cu_info,
     /* .rmsnorm */ em_cuda_rmsnorm,
     /* .layernorm */ em_cuda_layernorm,
