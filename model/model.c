@@ -50,6 +50,7 @@ struct em_model {
     struct em_encoder *enc;
     struct em_projector proj; /* resident on be (the CPU: views into ck) */
     const struct em_backend *be; /* em_backend_open(opts.device); encoder, projector, decoder */
+    bool own_be;                 /* be was opened here (not opts.backend) */
     struct em_dec *dec;
     enum em_model_form form;  /* BASE or CHAT */
     struct em_gen_params gen; /* generation_config.json defaults */
@@ -412,10 +413,10 @@ em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct e
     if (o.weights && strcmp(o.weights, "q8_0") != 0)
         return em_errf(eb, EM_E_ARG, "model: weights '%.40s' is not q8_0", o.weights);
     if (fam->id == EM_FAMILY_WHISPER) {
-        const struct em_backend *be = NULL;
-        if ((rc = em_backend_open(o.device, &be, eb)) != EM_OK) return rc;
+        const struct em_backend *be = o.backend;
+        if (!be && (rc = em_backend_open(o.device, &be, eb)) != EM_OK) return rc;
         if (be != em_backend_cpu()) {
-            em_backend_close(be);
+            if (!o.backend) em_backend_close(be);
             return em_errf(eb, EM_E_UNSUPPORTED, "model %s: the Whisper family runs on the cpu "
                            "device only", dir);
         }
@@ -449,7 +450,12 @@ em_err em_model_load(const char *dir, const struct em_model_opts *opts, struct e
         goto fail;
     }
     if ((rc = em_mel_new(&m->mel)) != EM_OK) goto fail;
-    if ((rc = em_backend_open(o.device, &m->be, eb)) != EM_OK) goto fail;
+    if (o.backend)
+        m->be = o.backend;
+    else if ((rc = em_backend_open(o.device, &m->be, eb)) != EM_OK)
+        goto fail;
+    else
+        m->own_be = true;
     if ((rc = em_encoder_new_be(m->ck, m->be, &m->enc, eb)) != EM_OK) goto fail;
     if ((rc = em_projector_init_be(m->ck, m->be, &m->proj, eb)) != EM_OK) goto fail;
     if ((rc = em_dec_open_be(m->ck, m->be, &m->dec, eb)) != EM_OK) goto fail;
@@ -473,7 +479,7 @@ void em_model_free(struct em_model *m)
     em_dec_free(m->dec);
     em_projector_free(&m->proj);
     em_encoder_free(m->enc);
-    em_backend_close(m->be);
+    if (m->own_be) em_backend_close(m->be);
     em_mel_free(m->mel);
     em_tok_free(m->tok);
     em_ckpt_close(m->ck);

@@ -44,11 +44,16 @@ enum em_model_form {
     EM_MODEL_FORM_CHAT = 2, /* Qwen2-Audio-7B-Instruct ChatML (spec section 8.2) */
 };
 
+struct em_backend;
+
 struct em_model_opts {
     enum em_model_form form; /* default EM_MODEL_FORM_AUTO */
     const char *name;        /* identity name; NULL: the directory's last component */
     const char *device;      /* "cpu", "cuda", "cuda:N"; NULL: EARMARK_DEVICE, else cpu
                               * (model/kernels/backend.h em_backend_open) */
+    const struct em_backend *backend; /* non-NULL: run on this backend instead of opening
+                              * `device` (borrowed: must outlive the model, which never closes
+                              * it; tests run the model on a checking backend with it) */
     const char *weights;     /* NULL: as stored; "q8_0": a Whisper checkpoint's linear weights
                                 quantized at load (em_whisper_load_as; the identity's dtype
                                 reads q8_0). Qwen2-Audio refuses it (EM_E_ARG): convert it

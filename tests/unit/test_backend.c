@@ -31,6 +31,7 @@
 #include "model/tools/bench_device.h"
 #include "tests/golden/golden.h"
 #include "tests/helpers/rand.h"
+#include "tests/helpers/staged.h"
 
 #define PRIM_TOL 1e-4
 #define QW_TOL 2e-2
@@ -46,7 +47,7 @@ struct bstate {
     const struct em_backend *be;
     char why[256]; /* why the suite does not run, when be is NULL */
 };
-static struct bstate st_cpu, st_cuda;
+static struct bstate st_cpu, st_cuda, st_staged;
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -598,6 +599,49 @@ BODY(st_cuda, rope_and_cache_rows)
 BODY(st_cuda, attention_prefill_and_decode)
 BODY(st_cuda, encoder_projector)
 BODY(st_cuda, decoder_logits_and_greedy)
+BODY(st_staged, matmul_all)
+BODY(st_staged, norms_eltwise)
+BODY(st_staged, im2col_embed_argmax)
+BODY(st_staged, rope_and_cache_rows)
+BODY(st_staged, attention_prefill_and_decode)
+BODY(st_staged, encoder_projector)
+BODY(st_staged, decoder_logits_and_greedy)
+
+/* The staged backend refuses a host buffer, a freed buffer and an overrun where device memory
+ * belongs (so contract_held below can fail), then forgets those violations. */
+static void staged_refuses_host_memory(void)
+{
+    const struct em_backend *B = th_staged_backend();
+    float host[8] = {0}, *d = NULL, *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(B->ops->alloc(B->ctx, sizeof host, (void **)&d), EM_OK);
+    CU_ASSERT_EQUAL_FATAL(B->ops->alloc(B->ctx, sizeof host, (void **)&e), EM_OK);
+    CU_ASSERT_EQUAL(B->ops->gelu(B->ctx, d, 8), EM_OK);
+    CU_ASSERT_EQUAL(B->ops->gelu(B->ctx, host, 8), EM_E_ARG);    /* host memory */
+    CU_ASSERT_EQUAL(B->ops->gelu(B->ctx, d, 9), EM_E_ARG);       /* one past its end */
+    CU_ASSERT_EQUAL(B->ops->add(B->ctx, d, host, 8), EM_E_ARG);
+    CU_ASSERT_EQUAL(B->ops->upload(B->ctx, host, d, sizeof host), EM_E_ARG); /* swapped */
+    B->ops->free(B->ctx, e);
+    CU_ASSERT_EQUAL(B->ops->copy(B->ctx, d, e, sizeof host), EM_E_ARG); /* freed */
+    B->ops->free(B->ctx, d);
+    char first[256];
+    CU_ASSERT_EQUAL(th_staged_violations(first, sizeof first), 5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(first, "gelu: x"));
+    th_staged_reset();
+}
+
+/* After the staged suite's tests: no slot was handed host (or freed, or too short) memory
+ * where device memory belongs, and every device allocation was freed. */
+static void staged_contract_held(void)
+{
+    char first[256];
+    const size_t v = th_staged_violations(first, sizeof first);
+    size_t n = 0;
+    const size_t live = th_staged_live_bytes(&n);
+    printf("\n    violations %zu%s%s, live allocations %zu (%zu bytes)", v, v ? ", first: " : "",
+           first, n, live);
+    CU_ASSERT_EQUAL(v, 0);
+    CU_ASSERT_EQUAL(n, 0);
+}
 
 static void unknown_device_names_are_errors(void)
 {
@@ -711,3 +755,27 @@ static CU_TestInfo tests_cuda[] = {
     CU_TEST_INFO_NULL,
 };
 const CU_SuiteInfo suite_backend_cuda = {"backend_cuda", init_cuda, clean_cuda, NULL, NULL, tests_cuda};
+
+static int init_staged(void)
+{
+    st_staged.be = th_staged_backend();
+    th_staged_reset();
+    return gold_open();
+}
+
+/* The CPU's kernels behind a table that is not unified and checks every device pointer
+ * (tests/helpers/staged.h): the model code's device contract without a GPU. */
+static CU_TestInfo tests_staged[] = {
+    {"refuses_host_memory", staged_refuses_host_memory},
+    {"matmul_all", st_staged_matmul_all},
+    {"norms_eltwise", st_staged_norms_eltwise},
+    {"im2col_embed_argmax", st_staged_im2col_embed_argmax},
+    {"rope_and_cache_rows", st_staged_rope_and_cache_rows},
+    {"attention_prefill_and_decode", st_staged_attention_prefill_and_decode},
+    {"encoder_projector", st_staged_encoder_projector},
+    {"decoder_logits_and_greedy", st_staged_decoder_logits_and_greedy},
+    {"contract_held", staged_contract_held},
+    CU_TEST_INFO_NULL,
+};
+const CU_SuiteInfo suite_backend_staged = {"backend_staged", init_staged, clean_cpu, NULL, NULL,
+                                           tests_staged};
