@@ -198,6 +198,73 @@ static em_err run_config(const struct em_benchcap_opts *o, const struct parts *p
     return EM_OK;
 }
 
+/* Decode-step cost at capacity C: steps of prompts x C sequences, each an overlay over one
+ * text prefix of n_ctx positions (the clip's shared audio prefix length), grouped as the
+ * engine groups them (em_dec_max_batch per call), best of reps steps; ms[i] for caps[i]. */
+#define STEP_REPS 3
+static em_err step_costs(const struct em_benchcap_opts *o, const struct parts *p, int n_ctx,
+                         double *ms, struct em_errbuf *eb)
+{
+    const int mb = em_dec_max_batch(p->dec), V = em_dec_vocab(p->dec);
+    int most = 0;
+    for (int i = 0; i < o->n_caps; i++)
+        if (o->prompts * o->caps[i] > most) most = o->prompts * o->caps[i];
+    struct em_kv *base = NULL, **ov = calloc((size_t)most, sizeof *ov);
+    int32_t *ids = malloc((size_t)(n_ctx > most ? n_ctx : most) * sizeof *ids);
+    float *logits = malloc((size_t)mb * (size_t)V * sizeof *logits);
+    em_err rc = ov && ids && logits ? em_dec_kv_new(p->dec, n_ctx, &base, eb) : EM_E_NOMEM;
+    for (int i = 0; i < n_ctx && rc == EM_OK; i++) ids[i] = 1000 + (i * 37) % 4000;
+    if (rc == EM_OK)
+        rc = em_dec_forward(p->dec, base, ids, n_ctx, NULL, 0, EM_DEC_LOGITS_NONE, NULL, eb);
+    for (int i = 0; i < most && rc == EM_OK; i++)
+        rc = em_dec_kv_over(p->dec, base, n_ctx, n_ctx + STEP_REPS + 1, &ov[i], eb);
+    for (int c = 0; c < o->n_caps && rc == EM_OK; c++) {
+        const int R = o->prompts * o->caps[c];
+        double best = 1e30;
+        for (int rep = 0; rep < STEP_REPS && rc == EM_OK; rep++) {
+            for (int i = 0; i < R; i++) ids[i] = 2000 + 7 * i + rep;
+            const double t0 = em_now_s();
+            for (int g = 0; g < R && rc == EM_OK; g += mb)
+                rc = em_dec_step_batch(p->dec, ov + g, ids + g, R - g < mb ? R - g : mb, logits, eb);
+            const double t = em_now_s() - t0;
+            if (t < best) best = t;
+        }
+        for (int i = 0; i < R; i++) em_kv_truncate(ov[i], n_ctx);
+        ms[c] = best * 1e3;
+    }
+    for (int i = 0; ov && i < most; i++) em_kv_free(ov[i]);
+    em_kv_free(base);
+    free(ov);
+    free(ids);
+    free(logits);
+    return rc;
+}
+
+/* The step costs and the capacity ratios they allow: a clip alone takes E + P + N t(prompts)
+ * (encoder + prefill per clip from capacity 1's split, N new ids); at capacity C heavy phases
+ * still take turns and a step of prompts x C rows serves C clips: E + P + N t(prompts x C) / C
+ * per clip. */
+static void print_bound(const struct em_benchcap_opts *o, int type, const struct cell *cells,
+                        const double *ms, int n_ctx, FILE *out)
+{
+    const double ep = (cells[0].sum.enc + cells[0].sum.prefill) / cells[0].clips;
+    const double alone = ep + o->new_tokens * ms[0] / 1e3;
+    fprintf(out, "%-5s decode step at %d positions (best of %d):", em_wtype_name(type), n_ctx, STEP_REPS);
+    for (int i = 0; i < o->n_caps; i++) {
+        const int R = o->prompts * o->caps[i];
+        fprintf(out, "%s %d rows %.1f ms (%.1f per row)", i ? "," : "", R, ms[i], ms[i] / R);
+    }
+    fprintf(out, "\n%-5s capacity ratio the step costs allow (measured):", em_wtype_name(type));
+    const double base = cells[0].clips / cells[0].wall;
+    for (int i = 1; i < o->n_caps; i++) {
+        const double c = o->caps[i] / (double)o->caps[0];
+        const double at = ep + o->new_tokens * ms[i] / 1e3 / c;
+        fprintf(out, "%s capacity %d %.2fx (%.2fx)", i > 1 ? "," : "", o->caps[i], alone / at,
+                cells[i].clips / cells[i].wall / base);
+    }
+    fprintf(out, "\n");
+}
+
 static void cpu_model(char *buf, size_t cap)
 {
     snprintf(buf, cap, "unknown CPU");
@@ -281,6 +348,13 @@ em_err em_bench_capacity(const struct em_benchcap_opts *o, FILE *out, struct em_
             fprintf(out, "%-5s capacity %d / capacity %d: %.2fx clips per hour (%s)\n",
                     em_wtype_name(type), o->caps[o->n_caps - 1], o->caps[0],
                     cells[o->n_caps - 1].clips / cells[o->n_caps - 1].wall / base, cpu);
+        double ms[EM_BENCHCAP_MAX_CAPS];
+        const int n_ctx = 8 + (int)(o->audio_s * 25) + 1; /* the shared prefix: 25 audio rows/s */
+        if (rc == EM_OK && o->n_caps > 1 && o->caps[0] == 1) {
+            if (o->progress)
+                fprintf(o->progress, "bench capacity: %s decode-step costs\n", em_wtype_name(type));
+            if ((rc = step_costs(o, &p, n_ctx, ms, eb)) == EM_OK) print_bound(o, type, cells, ms, n_ctx, out);
+        }
         fflush(out);
         parts_free(&p);
         em_bench_ckpt_free(bc);

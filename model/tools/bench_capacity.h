@@ -11,7 +11,12 @@
  * Per clip: encoder (mel + encoder + projector), prefill (the shared prefix), decode (the
  * prompt tails and every step until the clip's last answer ends; at capacity > 1 this
  * wall time is shared with other clips' rows), other (the rest: waiting for memory, the
- * engine hand-over). Nothing is asserted: timings vary with the load. */
+ * engine hand-over). Then the decode step alone at each capacity's rows (prompts x C
+ * sequences over a prefix of the clip's shared length, grouped as the engine groups them,
+ * best of 3) and the capacity ratio those step costs allow beside the measured one (a clip
+ * alone: E + P + N t(prompts); at capacity C: E + P + N t(prompts x C) / C, E + P from
+ * capacity 1's split): where the two agree, the engine delivers what batching the decode
+ * step allows on this machine. Nothing is asserted: timings vary with the load. */
 #ifndef EM_BENCH_CAPACITY_H
 #define EM_BENCH_CAPACITY_H
 
