@@ -77,21 +77,45 @@ static int32_t *prompt_ids(int n_audio, int i, size_t *n, size_t *shared)
     return ids;
 }
 
-/* One clip as model.c runs a window; adds its split to r->sum. */
-static em_err run_clip(struct cfg_run *r, int clip, float *pcm, float *mel, float *enc, float *emb,
+#define WAV_RATE 44100 /* the clip as a common file arrives: 44.1 kHz stereo 16-bit WAV */
+#define WAV_HDR 44
+
+static void le16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
+static void le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* wav (WAV_HDR + seconds x WAV_RATE x 4 bytes) = seeded noise of clip as a PCM16 stereo WAV. */
+static void make_wav(uint8_t *wav, double seconds, int clip)
+{
+    const uint32_t frames = (uint32_t)(seconds * WAV_RATE), data = frames * 4;
+    memcpy(wav, "RIFF", 4), le32(wav + 4, 36 + data), memcpy(wav + 8, "WAVEfmt ", 8);
+    le32(wav + 16, 16), le16(wav + 20, 1), le16(wav + 22, 2), le32(wav + 24, WAV_RATE);
+    le32(wav + 28, WAV_RATE * 4), le16(wav + 32, 4), le16(wav + 34, 16);
+    memcpy(wav + 36, "data", 4), le32(wav + 40, data);
+    uint64_t s = 0x9E3779B97F4A7C15ull * (uint64_t)(clip + 1);
+    for (uint32_t i = 0; i < 2 * frames; i++) { /* noise at about -10 dBFS */
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        const int v = ((int)(s >> 48) - 32768) / 3;
+        le16(wav + WAV_HDR + 2 * (size_t)i, (unsigned)(uint16_t)(int16_t)v);
+    }
+}
+
+/* One clip as the worker runs it: its file (in memory, as fetched) decoded by FFmpeg, then a
+ * window as model.c runs it; adds its split to r->sum. */
+static em_err run_clip(struct cfg_run *r, int clip, uint8_t *wav, float *mel, float *enc, float *emb,
                        struct em_errbuf *eb)
 {
     const struct em_benchcap_opts *o = r->o;
     const struct parts *p = r->p;
-    const size_t ns = (size_t)(o->audio_s * EM_AUDIO_RATE);
-    uint64_t s = 0x9E3779B97F4A7C15ull * (uint64_t)(clip + 1);
-    for (size_t i = 0; i < ns; i++) { /* seeded noise, a different clip each time */
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        pcm[i] = (float)((int64_t)(s >> 11) - (1ll << 52)) / (float)(1ll << 53) * 0.3f;
-    }
+    make_wav(wav, o->audio_s, clip);
     const double t0 = em_now_s();
+    struct em_audio a = {0};
     int mel_len = 0, n_audio = 0;
-    em_err rc = em_mel_compute(p->mel, pcm, ns, mel, &mel_len);
+    em_err rc = em_audio_decode_mem(wav, WAV_HDR + (size_t)(o->audio_s * WAV_RATE) * 4, "clip.wav", &a, eb);
+    if (rc == EM_OK) rc = em_mel_compute(p->mel, a.pcm, a.n < EM_MEL_SAMPLES ? a.n : EM_MEL_SAMPLES, mel, &mel_len);
+    em_audio_free(&a);
     em_engine_compute_begin(r->eng); /* as model.c: one heavy phase at a time */
     if (rc == EM_OK) rc = em_encoder_run(p->enc, mel, mel_len, enc, &n_audio, eb);
     if (rc == EM_OK) rc = em_projector_run(&p->proj, enc, n_audio, emb);
@@ -130,8 +154,7 @@ static em_err run_clip(struct cfg_run *r, int clip, float *pcm, float *mel, floa
 static void *clip_thread(void *arg)
 {
     struct cfg_run *r = arg;
-    const size_t ns = (size_t)(r->o->audio_s * EM_AUDIO_RATE);
-    float *pcm = malloc(ns * sizeof *pcm);
+    uint8_t *wav = malloc(WAV_HDR + (size_t)(r->o->audio_s * WAV_RATE) * 4);
     float *mel = malloc((size_t)EM_MEL_BINS * EM_MEL_FRAMES * sizeof *mel);
     float *enc = malloc((size_t)1500 * (size_t)em_encoder_dim(r->p->enc) * sizeof *enc);
     float *emb = malloc((size_t)EM_PROMPT_MAX_AUDIO * (size_t)r->p->proj.out * sizeof *emb);
@@ -141,7 +164,7 @@ static void *clip_thread(void *arg)
         pthread_mutex_unlock(&r->mu);
         if (c < 0) break;
         struct em_errbuf eb = {{0}};
-        em_err rc = pcm && mel && enc && emb ? run_clip(r, c, pcm, mel, enc, emb, &eb) : EM_E_NOMEM;
+        em_err rc = wav && mel && enc && emb ? run_clip(r, c, wav, mel, enc, emb, &eb) : EM_E_NOMEM;
         if (rc != EM_OK) {
             pthread_mutex_lock(&r->mu);
             if (r->rc == EM_OK) {
@@ -151,7 +174,7 @@ static void *clip_thread(void *arg)
             pthread_mutex_unlock(&r->mu);
         }
     }
-    free(pcm);
+    free(wav);
     free(mel);
     free(enc);
     free(emb);

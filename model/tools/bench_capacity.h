@@ -3,13 +3,14 @@
  * run with the capacities alternated round by round, and where a clip's time goes.
  *
  * Each configuration runs capacity x clips_per_slot clips through `capacity` clip threads
- * (the worker's pipeline threads) doing what model.c does per window: log-mel of the
- * clip's (synthetic, seeded) audio -> em_encoder_run -> em_projector_run ->
- * em_engine_generate of the prompts (shared audio prefix prefilled once, the prompt tails
+ * (the worker's pipeline threads) doing what the worker does per clip: its file in memory
+ * (as fetched: seeded noise as a 44.1 kHz stereo 16-bit WAV) decoded and resampled by FFmpeg
+ * (em_audio_decode_mem), then per window as model.c: log-mel -> em_encoder_run ->
+ * em_projector_run -> em_engine_generate of the prompts (shared audio prefix prefilled once, the prompt tails
  * together, then every live sequence of every clip stepped together by the engine). No
  * stop token ends an answer (random weights): every prompt decodes new_tokens ids.
- * Per clip: encoder (mel + encoder + projector), prefill (the shared prefix), decode (the
- * prompt tails and every step until the clip's last answer ends; at capacity > 1 this
+ * Per clip: encoder (FFmpeg decode + mel + encoder + projector), prefill (the shared
+ * prefix), decode (the prompt tails and every step until the clip's last answer ends; at capacity > 1 this
  * wall time is shared with other clips' rows), other (the rest: waiting for memory, the
  * engine hand-over). Then the decode step alone at each capacity's rows (prompts x C
  * sequences over a prefix of the clip's shared length, grouped as the engine groups them,
