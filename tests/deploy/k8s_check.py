@@ -6,8 +6,8 @@ rendered overlay (kubectl kustomize output):
   - Services and the PodDisruptionBudget select some pod template;
   - earmark pods: readiness on /readyz, liveness on /healthz, runAsNonRoot, and
     EARMARK_DRAIN_MS shorter than terminationGracePeriodSeconds (graceful drain);
-  - GPU workers ask for exactly one nvidia.com/gpu; Redis (when present) runs with AOF on
-    a volume claim.
+  - GPU workers ask for exactly one nvidia.com/gpu and run with --device cuda; Redis (when
+    present) runs with AOF on a volume claim.
 Prints one line per problem and exits 1 if there is any."""
 import json
 import os
@@ -84,6 +84,9 @@ def main(path):
                 gpus = c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu")
                 if "cuda" in c["image"] and gpus != 1:
                     probs.append(f"{wname}: GPU worker limits nvidia.com/gpu {gpus}, want 1")
+                if "cuda" in c["image"] and not ("--device" in args and
+                                                 args[args.index("--device") + 1].startswith("cuda")):
+                    probs.append(f"{wname}: GPU worker without --device cuda (it would run on the CPU)")
             else:
                 for f in ("--curve-secret", "--allow-keys", "--metrics"):
                     if f not in args:
