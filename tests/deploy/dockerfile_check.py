@@ -2,7 +2,8 @@
 parsed with dockerfile-parse (what Docker's parser accepts line by line):
   - multi-stage: a build stage and a final stage;
   - the build stage runs exactly the scripts the tests run
-    (deploy/install-deps.sh && deploy/docker/build-stage.sh /out);
+    (deploy/install-deps.sh && deploy/docker/build-stage.sh /out; Dockerfile.cuda with
+    EARMARK_CUDA=1 before build-stage.sh, so its binary has the cuda backend);
   - the final stage installs no build tools (no compiler, no -dev package, no
     install-deps.sh), copies only the staged tree and the dependency list from the build
     stage, runs as a non-root numeric user, declares /models a volume and bakes no weights.
@@ -14,6 +15,7 @@ import sys
 from dockerfile_parse import DockerfileParser
 
 BUILD_RUN = "deploy/install-deps.sh && deploy/docker/build-stage.sh /out"
+BUILD_RUN_CUDA = "deploy/install-deps.sh && EARMARK_CUDA=1 deploy/docker/build-stage.sh /out"
 TOOLS = re.compile(r"\b(build-essential|gcc|g\+\+|clang|make|nvcc|cuda-toolkit|[a-z0-9.+-]+-dev)\b")
 WEIGHTS = re.compile(r"\.(gguf|safetensors|bin|pt)\b|\bmodels?/", re.I)
 
@@ -34,8 +36,9 @@ def check(path):
     if not re.search(r"\bAS build\b", build["from"], re.I):
         probs.append(f"{path}: first stage is not named 'build'")
     runs = [v for i, v in build["ins"] if i == "RUN"]
-    if BUILD_RUN not in runs:
-        probs.append(f"{path}: build stage does not RUN '{BUILD_RUN}' (got {runs})")
+    want = BUILD_RUN_CUDA if path.endswith(".cuda") else BUILD_RUN
+    if want not in runs:
+        probs.append(f"{path}: build stage does not RUN '{want}' (got {runs})")
     user = None
     for ins, val in final["ins"]:
         if ins == "RUN":
