@@ -43,7 +43,7 @@ fi
 
 step "suites"
 export EM_TEST_BIN=$PWD/build-cuda/earmark EM_TEST_ROOT=$PWD
-suites=backend_cpu,backend_cuda,encoder,decoder,attn,matmul,model
+suites=backend_cpu,backend_cuda,backend_staged,encoder,decoder,engine,kvpool,attn,matmul,model
 t0=$(date +%s)
 EM_TEST_SUITE=$suites timeout 420 build-cuda/earmark-tests > "$out/suites.log" 2>&1
 rc=$?
