@@ -60,8 +60,8 @@ static void cu_free(void *ctx, void *p)
 {
     CTX_C;
     if (!p) return;
-    cudaStreamSynchronize(c->stream); /* no queued kernel still uses it */
-    cudaFree(p); /* nothing to report to: a failed free leaves the memory held */
+    CUDA_IGNORE(cudaStreamSynchronize(c->stream)); /* no queued kernel still uses it */
+    CUDA_IGNORE(cudaFree(p)); /* nothing to report to: a failed free leaves the memory held */
 }
 
 static em_err cu_copy_kind(struct em_cuda_ctx *c, void *dst, const void *src, size_t bytes,
@@ -98,7 +98,10 @@ static int cu_host_visible(void *ctx)
 {
     CTX_C;
     int v = 0;
-    if (cudaDeviceGetAttribute(&v, cudaDevAttrPageableMemoryAccess, c->device) != cudaSuccess) v = 0;
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrPageableMemoryAccess, c->device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        v = 0;
+    }
     return v;
 }
 
@@ -120,9 +123,11 @@ static em_err cu_info(void *ctx, struct em_backend_info *o)
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device));
     CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, c->device));
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c->device));
+    /* optional: a runtime without these attributes leaves the peaks 0 (unknown) */
     if (cudaDeviceGetAttribute(&clk, cudaDevAttrClockRate, c->device) != cudaSuccess) clk = 0;
     if (cudaDeviceGetAttribute(&mclk, cudaDevAttrMemoryClockRate, c->device) != cudaSuccess) mclk = 0;
     if (cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, c->device) != cudaSuccess) bus = 0;
+    (void)cudaGetLastError(); /* a refused query must not fail the next launch */
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     snprintf(o->device, sizeof o->device, "%.80s (cuda:%d, sm_%d%d)", name, c->device, major, minor);
@@ -175,8 +180,8 @@ static em_err cu_weight(void *ctx, const struct em_tensor *host, struct em_tenso
 static void cu_weight_free(void *ctx, struct em_tensor *dev)
 {
     CTX_C;
-    cudaStreamSynchronize(c->stream); /* no queued kernel still reads it; nothing to report to */
-    if (dev && dev->data) cudaFree((void *)dev->data);
+    CUDA_IGNORE(cudaStreamSynchronize(c->stream)); /* no queued kernel still reads it */
+    if (dev && dev->data) CUDA_IGNORE(cudaFree((void *)dev->data)); /* nothing to report to */
     if (dev) dev->data = NULL;
 }
 

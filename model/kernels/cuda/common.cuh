@@ -37,20 +37,32 @@ struct em_cuda_ctx {
 #define EM_CUDA_ERR(c, fmt, ...) \
     snprintf((c)->err, sizeof (c)->err, "%s:%d: " fmt, __FILE__, __LINE__, __VA_ARGS__)
 
-/* In a function returning em_err with a struct em_cuda_ctx *c in scope. */
+/* In a function returning em_err with a struct em_cuda_ctx *c in scope. A failed call also
+ * clears the runtime's per-thread "last error" (cudaGetLastError): a refused cudaMalloc
+ * (EM_E_NOMEM, which a caller may wait out and retry) must not make the next kernel launch's
+ * LAUNCH_CHECK report that old failure. Sticky errors (a faulted context) stay. */
 #define CUDA_CHECK(call)                                                       \
     do {                                                                       \
         cudaError_t e_ = (call);                                               \
         if (e_ != cudaSuccess) {                                               \
+            (void)cudaGetLastError();                                          \
             EM_CUDA_ERR(c, "%s: %s", #call, cudaGetErrorString(e_));           \
             return e_ == cudaErrorMemoryAllocation ? EM_E_NOMEM : EM_E_INTERNAL; \
         }                                                                      \
+    } while (0)
+
+/* A call whose failure has no one to report to (free, optional queries): its error is
+ * dropped and cleared so that it cannot surface in a later LAUNCH_CHECK. */
+#define CUDA_IGNORE(call)                                                      \
+    do {                                                                       \
+        if ((call) != cudaSuccess) (void)cudaGetLastError();                   \
     } while (0)
 
 #define CUBLAS_CHECK(call)                                                     \
     do {                                                                       \
         cublasStatus_t s_ = (call);                                            \
         if (s_ != CUBLAS_STATUS_SUCCESS) {                                     \
+            (void)cudaGetLastError();                                          \
             EM_CUDA_ERR(c, "%s: cuBLAS status %d", #call, (int)s_);            \
             return s_ == CUBLAS_STATUS_ALLOC_FAILED ? EM_E_NOMEM : EM_E_INTERNAL; \
         }                                                                      \
