@@ -137,6 +137,27 @@ static em_err cu_info(void *ctx, struct em_backend_info *o)
     return EM_OK;
 }
 
+/* bytes of host into a new device buffer *out, on the backend's stream, waited for: a plain
+ * cudaMemcpy runs on the legacy default stream, which the non-blocking stream does not wait
+ * for, and from pageable memory it may return before the DMA has landed, so a kernel queued
+ * next could read the weight half written. */
+static em_err upload_new(struct em_cuda_ctx *c, const struct em_tensor *t, const void *host,
+                         size_t bytes, void **out)
+{
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e == cudaSuccess && bytes) e = cudaMemcpyAsync(p, host, bytes, cudaMemcpyHostToDevice, c->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        if (p) CUDA_IGNORE(cudaFree(p));
+        EM_CUDA_ERR(c, "weight %s: %s", t->name ? t->name : "?", cudaGetErrorString(e));
+        return e == cudaErrorMemoryAllocation ? EM_E_NOMEM : EM_E_INTERNAL;
+    }
+    *out = p;
+    return EM_OK;
+}
+
 static em_err cu_weight(void *ctx, const struct em_tensor *host, struct em_tensor *dev)
 {
     CTX_C;
@@ -145,33 +166,23 @@ static em_err cu_weight(void *ctx, const struct em_tensor *host, struct em_tenso
     if (host->dtype < 0 || host->dtype >= EM_WT_COUNT) return EM_E_UNSUPPORTED;
     const int64_t numel = em_tensor_numel(host);
     void *p = NULL;
+    em_err rc;
     if (host->ndim <= 1) { /* biases and vectors: f32 on the device */
-        float *w = (float *)malloc((size_t)numel * sizeof *w + 1);
+        const size_t bytes = (size_t)numel * sizeof(float);
+        float *w = (float *)malloc(bytes + 1);
         if (!w) return EM_E_NOMEM;
         em_tensor_read_f32(host, 0, (size_t)numel, w);
-        cudaError_t e = cudaMalloc(&p, (size_t)numel * sizeof *w + 1);
-        if (e == cudaSuccess)
-            e = cudaMemcpy(p, w, (size_t)numel * sizeof *w, cudaMemcpyHostToDevice);
+        rc = upload_new(c, host, w, bytes, &p);
         free(w);
-        if (e != cudaSuccess) {
-            if (p) cudaFree(p);
-            EM_CUDA_ERR(c, "weight %s: %s", host->name ? host->name : "?", cudaGetErrorString(e));
-            return e == cudaErrorMemoryAllocation ? EM_E_NOMEM : EM_E_INTERNAL;
-        }
+        if (rc != EM_OK) return rc;
         dev->dtype = EM_WT_F32;
-        dev->nbytes = (size_t)numel * sizeof(float);
+        dev->nbytes = bytes;
         dev->data = p;
         return EM_OK;
     }
     const size_t bytes = em_dtype_nbytes(host->dtype, numel);
-    if (!bytes) return EM_E_ARG;
-    CUDA_CHECK(cudaMalloc(&p, bytes));
-    cudaError_t e = cudaMemcpy(p, host->data, bytes, cudaMemcpyHostToDevice);
-    if (e != cudaSuccess) {
-        cudaFree(p);
-        EM_CUDA_ERR(c, "weight %s: %s", host->name ? host->name : "?", cudaGetErrorString(e));
-        return EM_E_INTERNAL;
-    }
+    if (!bytes || !host->data) return EM_E_ARG;
+    if ((rc = upload_new(c, host, host->data, bytes, &p)) != EM_OK) return rc;
     dev->data = p;
     dev->nbytes = bytes;
     return EM_OK;
