@@ -3,7 +3,8 @@
  * rope.cu, attn.cu, eltwise.cu). Every slot enqueues on the stream and returns (host work of
  * the caller overlaps the GPU); download + sync is where the host waits. Host tables (row
  * pointers, ids) are staged through one growable device buffer; the stream orders every
- * reuse after the kernels that read it.
+ * reuse after the kernels that read it. Every slot first makes the backend's device current
+ * on the calling thread (EM_CUDA_ENTER), so any one thread at a time may call it.
  * Weights: 2-D tensors uploaded once in their stored dtype (F32, F16, BF16, Q8_0 / Q4_0
  * blocks), 1-D ones (biases) widened to F32. Several workers on a host pin one GPU each
  * (--device cuda:N). */
@@ -51,6 +52,7 @@ static em_err cu_alloc(void *ctx, size_t bytes, void **out)
 {
     CTX_C;
     *out = NULL;
+    EM_CUDA_ENTER(c);
     if (bytes == 0) return EM_E_ARG;
     CUDA_CHECK(cudaMalloc(out, bytes)); /* 256-byte aligned */
     return EM_OK;
@@ -60,6 +62,7 @@ static void cu_free(void *ctx, void *p)
 {
     CTX_C;
     if (!p) return;
+    CUDA_IGNORE(cudaSetDevice(c->device));
     CUDA_IGNORE(cudaStreamSynchronize(c->stream)); /* no queued kernel still uses it */
     CUDA_IGNORE(cudaFree(p)); /* nothing to report to: a failed free leaves the memory held */
 }
@@ -67,6 +70,7 @@ static void cu_free(void *ctx, void *p)
 static em_err cu_copy_kind(struct em_cuda_ctx *c, void *dst, const void *src, size_t bytes,
                            cudaMemcpyKind kind)
 {
+    EM_CUDA_ENTER(c);
     if (!bytes) return EM_OK;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, c->stream));
     return EM_OK;
@@ -90,6 +94,7 @@ static em_err cu_copy(void *ctx, void *dst, const void *src, size_t bytes)
 static em_err cu_sync(void *ctx)
 {
     CTX_C;
+    EM_CUDA_ENTER(c);
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     return EM_OK;
 }
@@ -116,6 +121,7 @@ static em_err cu_info(void *ctx, struct em_backend_info *o)
 {
     CTX_C;
     memset(o, 0, sizeof *o);
+    EM_CUDA_ENTER(c);
     cudaDeviceProp prop;
     int major = 0, minor = 0, sms = 0, clk = 0, mclk = 0, bus = 0;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, c->device));
@@ -163,6 +169,7 @@ static em_err cu_weight(void *ctx, const struct em_tensor *host, struct em_tenso
     CTX_C;
     *dev = *host;
     dev->data = NULL;
+    EM_CUDA_ENTER(c);
     if (host->dtype < 0 || host->dtype >= EM_WT_COUNT) return EM_E_UNSUPPORTED;
     const int64_t numel = em_tensor_numel(host);
     void *p = NULL;
@@ -191,6 +198,7 @@ static em_err cu_weight(void *ctx, const struct em_tensor *host, struct em_tenso
 static void cu_weight_free(void *ctx, struct em_tensor *dev)
 {
     CTX_C;
+    CUDA_IGNORE(cudaSetDevice(c->device));
     CUDA_IGNORE(cudaStreamSynchronize(c->stream)); /* no queued kernel still reads it */
     if (dev && dev->data) CUDA_IGNORE(cudaFree((void *)dev->data)); /* nothing to report to */
     if (dev) dev->data = NULL;

@@ -68,6 +68,12 @@ struct em_cuda_ctx {
         }                                                                      \
     } while (0)
 
+/* First statement of every slot: binds the calling thread to the backend's device (the
+ * runtime's current device is per host thread, and a worker opens the backend on one thread
+ * and steps the model on another; cuda:N with N > 0 would otherwise allocate on and launch
+ * into device 0). Cheap when the device is already current. */
+#define EM_CUDA_ENTER(c) CUDA_CHECK(cudaSetDevice((c)->device))
+
 /* After a kernel launch. */
 #define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
 

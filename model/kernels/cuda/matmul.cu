@@ -81,6 +81,7 @@ em_err em_cuda_matmul(void *ctx, float *y, const float *x, int n, int in, int ou
                       const struct em_tensor *w, const struct em_tensor *bias)
 {
     struct em_cuda_ctx *c = (struct em_cuda_ctx *)ctx;
+    EM_CUDA_ENTER(c);
     em_err rc = check(n, in, out, w, bias);
     if (rc != EM_OK || n == 0) return rc;
     const size_t nx = (size_t)n * in;
