@@ -232,6 +232,8 @@ static const struct em_backend_ops cuda_ops = {
     /* .argmax */ em_cuda_argmax,
 };
 
+#define EM_CUDA_MIN_MAJOR 8 /* sm_80: Makefile CUDA_ARCH, BF16 tensor cores */
+
 int em_cuda_built(void) { return 1; }
 
 void em_cuda_close(struct em_backend *be)
@@ -252,14 +254,29 @@ em_err em_cuda_open(int device, struct em_backend **out, struct em_errbuf *eb)
     *out = NULL;
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) (void)cudaGetLastError();
     if (e != cudaSuccess || count == 0)
         return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: no usable CUDA device (%s)", device,
                        e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports 0 devices");
     if (device < 0 || device >= count)
         return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: this host has %d CUDA device%s "
                        "(cuda:0 .. cuda:%d)", device, count, count == 1 ? "" : "s", count - 1);
+    /* the kernels are built for sm_80 and sm_90 (+ PTX): older cards have no image, and the
+     * BF16 GEMMs need sm_80; refuse here in one line instead of at the first launch */
+    int major = 0, minor = 0;
+    if ((e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device)) ==
+        cudaSuccess)
+        e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: %s", device, cudaGetErrorString(e));
+    }
+    if (major < EM_CUDA_MIN_MAJOR)
+        return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: compute capability %d.%d; the "
+                       "cuda backend needs %d.0 or newer", device, major, minor,
+                       EM_CUDA_MIN_MAJOR);
     struct em_cuda_ctx *c = (struct em_cuda_ctx *)calloc(1, sizeof *c);
-    if (!c) return EM_E_NOMEM;
+    if (!c) return em_errf(eb, EM_E_NOMEM, "device cuda:%d: out of host memory", device);
     c->device = device;
     c->be.ops = &cuda_ops;
     c->be.ctx = c;
@@ -269,6 +286,7 @@ em_err em_cuda_open(int device, struct em_backend **out, struct em_errbuf *eb)
         e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
     }
     if (e != cudaSuccess) {
+        (void)cudaGetLastError();
         em_cuda_close(&c->be);
         return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: %s: %s", device, what,
                        cudaGetErrorString(e));
