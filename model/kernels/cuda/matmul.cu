@@ -29,7 +29,9 @@ __global__ void k_dequant_bf16(__nv_bfloat16 *dst, const uint8_t *w, int dtype, 
     }
 }
 
-/* One warp per output row o: y[r, o] = sum_k W[o, k] x[r, k] for the n (<= 8) rows of x. */
+/* One warp per output row o: y[r, o] = sum_k W[o, k] x[r, k] for the n (<= 8) rows of x.
+ * The loops over r run to the constant bound with a guard, fully unrolled, so acc[] stays in
+ * registers (indexed by a runtime bound it would live in local memory). */
 __global__ void k_qgemv(float *y, const float *x, const uint8_t *w, int dtype, int n, int in,
                         int out)
 {
@@ -37,12 +39,17 @@ __global__ void k_qgemv(float *y, const float *x, const uint8_t *w, int dtype, i
     if (o >= out) return;
     const uint8_t *row = w + (size_t)o * em_cuda_row_bytes(dtype, in);
     float acc[EM_CUDA_QGEMV_MAX_N];
+#pragma unroll
     for (int r = 0; r < EM_CUDA_QGEMV_MAX_N; r++) acc[r] = 0.0f;
     for (int k = lane; k < in; k += 32) {
         const float wk = em_cuda_load_w(row, dtype, k);
-        for (int r = 0; r < n; r++) acc[r] += wk * x[(size_t)r * in + k];
+#pragma unroll
+        for (int r = 0; r < EM_CUDA_QGEMV_MAX_N; r++)
+            if (r < n) acc[r] += wk * x[(size_t)r * in + k];
     }
-    for (int r = 0; r < n; r++) {
+#pragma unroll
+    for (int r = 0; r < EM_CUDA_QGEMV_MAX_N; r++) {
+        if (r >= n) break; /* n is the same for the whole warp: the shuffles stay converged */
         const float s = em_cuda_warp_sum(acc[r]);
         if (lane == 0) y[(size_t)r * out + o] = s;
     }
