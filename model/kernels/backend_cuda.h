@@ -7,6 +7,11 @@
 #include "common/err.h"
 #include "model/kernels/backend.h"
 
+/* Device scratch of one dequantized BF16 tile of whole W rows (Q8_0 / Q4_0 matmul with more
+ * rows than the GEMV takes): a W of more than EM_CUDA_TILE_BYTES / (in * 2) rows is
+ * multiplied one tile at a time. */
+#define EM_CUDA_TILE_BYTES (256u << 20)
+
 /* 1 in a CUDA=1 build, 0 in the stub. */
 int em_cuda_built(void);
 /* A backend on CUDA device `device` (its own stream and cuBLAS handle). On EM_OK the caller

@@ -15,8 +15,11 @@
 
 #include "model/kernels/cuda/common.cuh"
 
-#define EM_CUDA_QGEMV_MAX_N 8
-#define EM_CUDA_TILE_BYTES (256u << 20)
+extern "C" {
+#include "model/kernels/backend_cuda.h"
+}
+
+#define EM_CUDA_QGEMV_MAX_N 8 /* EM_CUDA_TILE_BYTES: backend_cuda.h (the tests read it) */
 
 em_err em_cuda_matmul(void *ctx, float *y, const float *x, int n, int in, int out,
                       const struct em_tensor *w, const struct em_tensor *bias);
