@@ -20,5 +20,10 @@ int em_cuda_built(void);
  * words), EM_E_NOMEM, EM_E_INTERNAL (a CUDA or cuBLAS call failed: file:line and its name). */
 em_err em_cuda_open(int device, struct em_backend **out, struct em_errbuf *eb);
 void em_cuda_close(struct em_backend *be); /* NULL ok */
+/* The last failed CUDA / cuBLAS call of a backend from em_cuda_open ("file:line: call:
+ * words"; "" while none has failed), for the error lines of tests, benches and tools: a slot
+ * returns only EM_E_INTERNAL / EM_E_NOMEM. NULL when be is not a CUDA backend (the CPU's, or
+ * any backend in a build without CUDA). Owned by be; valid until em_cuda_close. */
+const char *em_cuda_last_error(const struct em_backend *be);
 
 #endif

@@ -733,8 +733,15 @@ static void decoder_logits_and_greedy(const struct em_backend *B)
 
 /* ---- suites ----------------------------------------------------------------------------- */
 
+/* Each body, then the CUDA backend's last failed call if there is one (a slot returns only
+ * EM_E_INTERNAL; the file:line and the runtime's words are what a GPU run must report). */
+static void report_device_error(const struct em_backend *B)
+{
+    const char *e = em_cuda_last_error(B);
+    if (e && *e) printf("\n    last CUDA error: %s", e);
+}
 #define BODY(state, fn) \
-    static void state##_##fn(void) { fn(state.be); }
+    static void state##_##fn(void) { fn(state.be); report_device_error(state.be); }
 BODY(st_cpu, matmul_all)
 BODY(st_cpu, norms_eltwise)
 BODY(st_cpu, im2col_embed_argmax)
@@ -838,6 +845,8 @@ static int init_cuda(void)
 static int clean_cuda(void)
 {
     if (st_cuda.be) {
+        report_device_error(st_cuda.be); /* also after a FATAL assertion cut a body short */
+        printf("\n");
         gold_close();
         em_backend_close(st_cuda.be);
         st_cuda.be = NULL;

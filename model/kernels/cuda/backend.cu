@@ -249,6 +249,12 @@ void em_cuda_close(struct em_backend *be)
     free(c);
 }
 
+const char *em_cuda_last_error(const struct em_backend *be)
+{
+    if (!be || be->ops != &cuda_ops) return NULL;
+    return ((const struct em_cuda_ctx *)be->ctx)->err;
+}
+
 em_err em_cuda_open(int device, struct em_backend **out, struct em_errbuf *eb)
 {
     *out = NULL;

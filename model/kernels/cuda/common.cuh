@@ -79,8 +79,11 @@ struct em_cuda_ctx {
 
 /* At least bytes of scratch slot i (contents undefined; reallocation synchronizes). */
 em_err em_cuda_scratch(struct em_cuda_ctx *c, int i, size_t bytes, void **out);
-/* n bytes of host data copied into scratch slot EM_CUDA_WS_TAB at byte offset off (the
- * caller lays several tables out in one call); *out the device address. */
+/* bytes of host data (row-pointer tables, ids) copied into scratch slot EM_CUDA_WS_TAB, at
+ * its start (a slot stages one blob, laying its tables out in it); *out the device address.
+ * The copy is queued on the stream from pageable memory, which returns once the bytes are
+ * staged, so the caller may free host at once; the stream orders the next stage after the
+ * kernels that read this one. */
 em_err em_cuda_stage(struct em_cuda_ctx *c, const void *host, size_t bytes, void **out);
 
 static inline unsigned em_cuda_blocks(size_t n, unsigned threads)
