@@ -13,3 +13,9 @@ em_err em_cuda_open(int device, struct em_backend **out, struct em_errbuf *eb)
 }
 
 void em_cuda_close(struct em_backend *be) { (void)be; }
+
+const char *em_cuda_last_error(const struct em_backend *be)
+{
+    (void)be;
+    return NULL;
+}

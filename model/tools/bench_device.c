@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "model/kernels/backend.h"
+#include "model/kernels/backend_cuda.h"
 
 struct em_bench_shapes em_bench_shapes_7b(void)
 {
@@ -304,7 +305,11 @@ em_err em_bench_device(const char *device, const struct em_bench_shapes *s, FILE
     struct pool P = {.be = be};
     rc = run(&P, s, out);
     pool_free(&P);
+    if (rc != EM_OK) { /* the device's own words for a failed call (CUDA: file:line) */
+        const char *why = em_cuda_last_error(be);
+        em_errf(eb, rc, "device bench on %s: %s%s%s", device ? device : "?", em_err_name(rc),
+                why && *why ? ": " : "", why && *why ? why : "");
+    }
     em_backend_close(be);
-    if (rc != EM_OK) return em_errf(eb, rc, "device bench on %s: %s", device ? device : "?", em_err_name(rc));
-    return EM_OK;
+    return rc;
 }

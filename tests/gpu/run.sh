@@ -58,7 +58,8 @@ fi
 {
   echo
   echo '```'
-  grep -E "Suite: backend_cuda" -A200 "$out/suites.log" | grep -E "Test:|rel |greedy|skipped|FAIL" | head -80
+  grep -E "Suite: backend_cuda" -A300 "$out/suites.log" |
+    grep -E "Test:|rel |greedy|skipped|FAIL|last CUDA error" | head -150
   echo
   grep -A4 "Run Summary" "$out/suites.log"
   echo '```'

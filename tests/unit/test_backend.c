@@ -26,6 +26,7 @@
 #include "model/audio/mel.h"
 #include "model/gen/generate.h"
 #include "model/kernels/backend.h"
+#include "model/kernels/backend_cuda.h"
 #include "model/qwen2audio/decoder.h"
 #include "model/qwen2audio/projector.h"
 #include "model/tools/bench_device.h"
@@ -91,14 +92,15 @@ static void fill(float *x, size_t n, uint64_t *s, float scale)
 
 /* ---- matmul ------------------------------------------------------------------------------ */
 
-static void matmul_case(const struct em_backend *B, int dtype, int n, int in, int out)
+static void matmul_case(const struct em_backend *B, int dtype, int n, int in, int out,
+                        float xscale)
 {
     uint64_t s = 0x9e3779b97f4a7c15ull ^ (uint64_t)(dtype * 131 + n * 7 + out);
     float *wf = malloc((size_t)in * out * sizeof *wf), *x = malloc((size_t)n * in * sizeof *x);
     float *bias = malloc((size_t)out * sizeof *bias), *y = malloc((size_t)n * out * sizeof *y);
     double *ref = malloc((size_t)n * out * sizeof *ref);
     fill(wf, (size_t)in * out, &s, 0.5f);
-    fill(x, (size_t)n * in, &s, 1.0f);
+    fill(x, (size_t)n * in, &s, xscale);
     fill(bias, (size_t)out, &s, 0.1f);
     size_t nb = em_dtype_nbytes(dtype, (int64_t)in * out);
     void *wraw = malloc(nb);
@@ -124,7 +126,8 @@ static void matmul_case(const struct em_backend *B, int dtype, int n, int in, in
     CU_ASSERT_EQUAL(B->ops->matmul(B->ctx, dy, dx, n, in, out, &wd, &bd), EM_OK);
     dev_get(B, y, dy, (size_t)n * out);
     char what[64];
-    snprintf(what, sizeof what, "matmul %s n=%d %dx%d", em_dtype_name(dtype), n, out, in);
+    snprintf(what, sizeof what, "matmul %s n=%d %dx%d |x|<%g", em_dtype_name(dtype), n, out, in,
+             (double)xscale);
     CU_ASSERT(rel_err(what, y, ref, (size_t)n * out) <= (dtype == EM_DT_F32 ? PRIM_TOL : QW_TOL));
     B->ops->weight_free(B->ctx, &wd);
     B->ops->weight_free(B->ctx, &bd);
@@ -136,9 +139,64 @@ static void matmul_case(const struct em_backend *B, int dtype, int n, int in, in
 static void matmul_all(const struct em_backend *B)
 {
     static const int dt[] = {EM_DT_F32, EM_DT_F16, EM_DT_BF16, EM_DT_Q8_0, EM_DT_Q4_0};
-    static const int ns[] = {1, 3, 9, 33};
+    static const int ns[] = {1, 3, 9, 33, 64}; /* 64: a decode step of 64 sequences */
     for (size_t i = 0; i < sizeof dt / sizeof *dt; i++)
-        for (size_t j = 0; j < sizeof ns / sizeof *ns; j++) matmul_case(B, dt[i], ns[j], 96, 37);
+        for (size_t j = 0; j < sizeof ns / sizeof *ns; j++) matmul_case(B, dt[i], ns[j], 96, 37, 1.0f);
+    /* activations beyond the f16 range (Qwen2's MLP has outliers in the thousands): F16 W
+     * is computed against them as they are (a GPU must not round them to infinity) */
+    matmul_case(B, EM_DT_F16, 3, 96, 37, 2e5f);
+    matmul_case(B, EM_DT_F16, 33, 96, 37, 2e5f);
+}
+
+/* A Q4_0 W taller than one dequantized tile of the CUDA matmul (EM_CUDA_TILE_BYTES: the 7B
+ * lm_head at more than 8 rows), n = 9: the rows on each side of every tile edge and the last
+ * row against a double reference (random blocks, scales in [2^-7, 2^-6)). About 150 MB of
+ * host and 450 MB of device memory. */
+static void matmul_tile_edges(const struct em_backend *B)
+{
+    enum { IN = 4096, N = 9 };
+    const int tile = (int)(EM_CUDA_TILE_BYTES / (IN * 2)), out = 2 * tile + 3;
+    const size_t rb = em_wtype_row_size(EM_WT_Q4_0, IN), nb = rb * (size_t)out;
+    uint8_t *w = malloc(nb);
+    float x[N * IN];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    uint64_t s = 0x5eed;
+    for (size_t i = 0; i < nb; i += 8) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        memcpy(w + i, &s, nb - i < 8 ? nb - i : 8);
+    }
+    const size_t qb = sizeof(struct em_block_q4_0);
+    for (size_t b = 0; b < nb / qb; b++) { /* every block's scale a finite half */
+        const uint16_t d = em_quant_f32_to_f16((1.0f + 0.5f * (em_test_lcg64_unit(&s) + 1.0f)) / 128.0f);
+        memcpy(w + b * qb, &d, sizeof d);
+    }
+    fill(x, N * IN, &s, 1.0f);
+    const struct em_tensor wh = {.name = "w", .dtype = EM_DT_Q4_0, .ndim = 2, .shape = {out, IN},
+                                 .data = w, .nbytes = nb};
+    struct em_tensor wd;
+    CU_ASSERT_EQUAL_FATAL(B->ops->weight(B->ctx, &wh, &wd), EM_OK);
+    float *dx = dev_put(B, x, N * IN), *dy = em_be_floats(B, (size_t)N * out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dy);
+    CU_ASSERT_EQUAL(B->ops->matmul(B->ctx, dy, dx, N, IN, out, &wd, NULL), EM_OK);
+    float *y = malloc((size_t)N * out * sizeof *y);
+    dev_get(B, y, dy, (size_t)N * out);
+    const int rows[] = {0, 1, tile - 1, tile, tile + 1, 2 * tile - 1, 2 * tile, out - 1};
+    enum { R = sizeof rows / sizeof *rows };
+    float got[N * R], wr[IN];
+    double ref[N * R];
+    for (int j = 0; j < R; j++) {
+        em_tensor_read_f32(&wh, (size_t)rows[j] * IN, IN, wr);
+        for (int r = 0; r < N; r++) {
+            double a = 0;
+            for (int k = 0; k < IN; k++) a += (double)wr[k] * x[r * IN + k];
+            ref[r * R + j] = a;
+            got[r * R + j] = y[(size_t)r * out + rows[j]];
+        }
+    }
+    CU_ASSERT(rel_err("matmul Q4_0 tile edges n=9", got, ref, N * R) <= QW_TOL);
+    B->ops->weight_free(B->ctx, &wd);
+    dev_free(B, dx), dev_free(B, dy);
+    free(y), free(w);
 }
 
 /* ---- norms and element-wise ------------------------------------------------------------- */
@@ -357,6 +415,99 @@ static void attention_prefill_and_decode(const struct em_backend *B)
         for (int h = 0; h < H; h++) ref_attend(q + b * QD, krows, vrows, n[b], h, ref + b * QD + h * HD);
     CU_ASSERT(rel_err("attn_decode shared prefix", o, ref, NB * QD) <= PRIM_TOL);
     dev_free(B, kp), dev_free(B, vp), dev_free(B, dq), dev_free(B, dout);
+    for (int j = 0; j < NK; j++) free(krows[j]), free(vrows[j]);
+}
+
+/* f32 and f16 cache rows, each row its own allocation (pages allocated separately), causal
+ * prefill over them and a decode step of NDB sequences (more than one block of warps on a
+ * GPU, the last partial) of different lengths, some sharing rows. f16 rows hold values
+ * that are exact halves, so the reference sees what the backend reads. */
+static void attention_f16_rows_wide_batch(const struct em_backend *B)
+{
+    enum { P0 = 6, T = 5, NK = P0 + T, NDB = 9 };
+    uint64_t s = 41;
+    float *krows[NK], *vrows[NK], q[NDB * QD], o[NDB * QD];
+    double ref[NDB * QD];
+    fill(q, NDB * QD, &s, 1.0f);
+    for (int j = 0; j < NK; j++) {
+        krows[j] = malloc(KD * sizeof(float));
+        vrows[j] = malloc(KD * sizeof(float));
+        fill(krows[j], KD, &s, 1.0f);
+        fill(vrows[j], KD, &s, 1.0f);
+    }
+    float *dq = dev_put(B, q, NDB * QD), *dout = em_be_floats(B, NDB * QD);
+    for (int f16 = 0; f16 < 2; f16++) {
+        const size_t rb = KD * (f16 ? sizeof(uint16_t) : sizeof(float));
+        void *dk[NK], *dv[NK];
+        for (int j = 0; j < NK; j++) {
+            uint16_t k16[KD], v16[KD];
+            if (f16) /* the reference reads the rounded values */
+                for (int i = 0; i < KD; i++) {
+                    k16[i] = em_quant_f32_to_f16(krows[j][i]);
+                    v16[i] = em_quant_f32_to_f16(vrows[j][i]);
+                    krows[j][i] = em_quant_f16_to_f32(k16[i]);
+                    vrows[j][i] = em_quant_f16_to_f32(v16[i]);
+                }
+            CU_ASSERT_EQUAL_FATAL(B->ops->alloc(B->ctx, rb, &dk[j]), EM_OK);
+            CU_ASSERT_EQUAL_FATAL(B->ops->alloc(B->ctx, rb, &dv[j]), EM_OK);
+            CU_ASSERT_EQUAL(B->ops->upload(B->ctx, dk[j], f16 ? (void *)k16 : (void *)krows[j], rb), EM_OK);
+            CU_ASSERT_EQUAL(B->ops->upload(B->ctx, dv[j], f16 ? (void *)v16 : (void *)vrows[j], rb), EM_OK);
+        }
+        struct em_attn_args a = {.o = dout, .ldo = QD, .q = dq, .ldq = QD, .T = T, .n = NK,
+                                 .p0 = P0, .causal = true, .heads = H, .kv_heads = KVH, .hd = HD,
+                                 .scale = 1.0f / sqrtf(HD)};
+        if (f16) {
+            a.k16 = (const uint16_t *const *)dk;
+            a.v16 = (const uint16_t *const *)dv;
+        } else {
+            a.k = (const float *const *)dk;
+            a.v = (const float *const *)dv;
+        }
+        CU_ASSERT_EQUAL(B->ops->attn(B->ctx, &a), EM_OK);
+        dev_get(B, o, dout, T * QD);
+        for (int i = 0; i < T; i++)
+            for (int h = 0; h < H; h++)
+                ref_attend(q + i * QD, krows, vrows, P0 + i + 1, h, ref + i * QD + h * HD);
+        CU_ASSERT(rel_err(f16 ? "attn causal f16 rows" : "attn causal f32 rows", o, ref,
+                          T * QD) <= PRIM_TOL);
+        /* decode: sequence b attends to its first n[b] rows; odd ones see the rows reversed
+         * (their own row order over the same shared pages) */
+        int n[NDB];
+        const void *rk[NDB][NK], *rv[NDB][NK];
+        const void *const *kt[NDB], *const *vt[NDB];
+        const float *qs[NDB];
+        float *os[NDB], *hk[NK], *hv[NK];
+        for (int b = 0; b < NDB; b++) {
+            n[b] = 1 + (b * 5) % NK;
+            for (int j = 0; j < n[b]; j++) {
+                const int src = b % 2 ? NK - 1 - j : j;
+                rk[b][j] = dk[src];
+                rv[b][j] = dv[src];
+            }
+            kt[b] = rk[b];
+            vt[b] = rv[b];
+            qs[b] = dq + (size_t)b * QD;
+            os[b] = dout + (size_t)(NDB - 1 - b) * QD; /* outputs in another order */
+        }
+        const struct em_attn_decode_args da = {.B = NDB, .o = os, .q = qs, .k = kt, .v = vt,
+                                               .n = n, .f16 = f16, .heads = H, .kv_heads = KVH,
+                                               .hd = HD, .scale = 1.0f / sqrtf(HD)};
+        CU_ASSERT_EQUAL(B->ops->attn_decode(B->ctx, &da), EM_OK);
+        dev_get(B, o, dout, NDB * QD);
+        for (int b = 0; b < NDB; b++) {
+            for (int j = 0; j < n[b]; j++) {
+                const int src = b % 2 ? NK - 1 - j : j;
+                hk[j] = krows[src];
+                hv[j] = vrows[src];
+            }
+            for (int h = 0; h < H; h++)
+                ref_attend(q + b * QD, hk, hv, n[b], h, ref + (NDB - 1 - b) * QD + h * HD);
+        }
+        CU_ASSERT(rel_err(f16 ? "attn_decode B=9 f16 rows" : "attn_decode B=9 f32 rows", o, ref,
+                          NDB * QD) <= PRIM_TOL);
+        for (int j = 0; j < NK; j++) dev_free(B, dk[j]), dev_free(B, dv[j]);
+    }
+    dev_free(B, dq), dev_free(B, dout);
     for (int j = 0; j < NK; j++) free(krows[j]), free(vrows[j]);
 }
 
@@ -583,20 +734,30 @@ static void decoder_logits_and_greedy(const struct em_backend *B)
 
 /* ---- suites ----------------------------------------------------------------------------- */
 
+/* Each body, then the CUDA backend's last failed call if there is one (a slot returns only
+ * EM_E_INTERNAL; the file:line and the runtime's words are what a GPU run must report). */
+static void report_device_error(const struct em_backend *B)
+{
+    const char *e = em_cuda_last_error(B);
+    if (e && *e) printf("\n    last CUDA error: %s", e);
+}
 #define BODY(state, fn) \
-    static void state##_##fn(void) { fn(state.be); }
+    static void state##_##fn(void) { fn(state.be); report_device_error(state.be); }
 BODY(st_cpu, matmul_all)
 BODY(st_cpu, norms_eltwise)
 BODY(st_cpu, im2col_embed_argmax)
 BODY(st_cpu, rope_and_cache_rows)
 BODY(st_cpu, attention_prefill_and_decode)
+BODY(st_cpu, attention_f16_rows_wide_batch)
 BODY(st_cpu, encoder_projector)
 BODY(st_cpu, decoder_logits_and_greedy)
 BODY(st_cuda, matmul_all)
+BODY(st_cuda, matmul_tile_edges)
 BODY(st_cuda, norms_eltwise)
 BODY(st_cuda, im2col_embed_argmax)
 BODY(st_cuda, rope_and_cache_rows)
 BODY(st_cuda, attention_prefill_and_decode)
+BODY(st_cuda, attention_f16_rows_wide_batch)
 BODY(st_cuda, encoder_projector)
 BODY(st_cuda, decoder_logits_and_greedy)
 BODY(st_staged, matmul_all)
@@ -604,6 +765,7 @@ BODY(st_staged, norms_eltwise)
 BODY(st_staged, im2col_embed_argmax)
 BODY(st_staged, rope_and_cache_rows)
 BODY(st_staged, attention_prefill_and_decode)
+BODY(st_staged, attention_f16_rows_wide_batch)
 BODY(st_staged, encoder_projector)
 BODY(st_staged, decoder_logits_and_greedy)
 
@@ -723,6 +885,8 @@ static int init_cuda(void)
 static int clean_cuda(void)
 {
     if (st_cuda.be) {
+        report_device_error(st_cuda.be); /* also after a FATAL assertion cut a body short */
+        printf("\n");
         gold_close();
         em_backend_close(st_cuda.be);
         st_cuda.be = NULL;
@@ -737,6 +901,7 @@ static CU_TestInfo tests_cpu[] = {
     {"im2col_embed_argmax", st_cpu_im2col_embed_argmax},
     {"rope_and_cache_rows", st_cpu_rope_and_cache_rows},
     {"attention_prefill_and_decode", st_cpu_attention_prefill_and_decode},
+    {"attention_f16_rows_wide_batch", st_cpu_attention_f16_rows_wide_batch},
     {"encoder_projector", st_cpu_encoder_projector},
     {"decoder_logits_and_greedy", st_cpu_decoder_logits_and_greedy},
     {"device_bench_runs", device_bench_runs},
@@ -746,10 +911,12 @@ const CU_SuiteInfo suite_backend_cpu = {"backend_cpu", init_cpu, clean_cpu, NULL
 
 static CU_TestInfo tests_cuda[] = {
     {"matmul_all", st_cuda_matmul_all},
+    {"matmul_tile_edges", st_cuda_matmul_tile_edges},
     {"norms_eltwise", st_cuda_norms_eltwise},
     {"im2col_embed_argmax", st_cuda_im2col_embed_argmax},
     {"rope_and_cache_rows", st_cuda_rope_and_cache_rows},
     {"attention_prefill_and_decode", st_cuda_attention_prefill_and_decode},
+    {"attention_f16_rows_wide_batch", st_cuda_attention_f16_rows_wide_batch},
     {"encoder_projector", st_cuda_encoder_projector},
     {"decoder_logits_and_greedy", st_cuda_decoder_logits_and_greedy},
     CU_TEST_INFO_NULL,
@@ -772,6 +939,7 @@ static CU_TestInfo tests_staged[] = {
     {"im2col_embed_argmax", st_staged_im2col_embed_argmax},
     {"rope_and_cache_rows", st_staged_rope_and_cache_rows},
     {"attention_prefill_and_decode", st_staged_attention_prefill_and_decode},
+    {"attention_f16_rows_wide_batch", st_staged_attention_f16_rows_wide_batch},
     {"encoder_projector", st_staged_encoder_projector},
     {"decoder_logits_and_greedy", st_staged_decoder_logits_and_greedy},
     {"contract_held", staged_contract_held},

@@ -78,6 +78,7 @@ static bool shape_ok(int heads, int kv_heads, int hd)
 em_err em_cuda_attn(void *ctx, const struct em_attn_args *a)
 {
     struct em_cuda_ctx *c = (struct em_cuda_ctx *)ctx;
+    EM_CUDA_ENTER(c);
     if (!a || a->T < 1 || a->n < a->T || !shape_ok(a->heads, a->kv_heads, a->hd) || !a->o ||
         !a->q || a->ldq < a->heads * a->hd || a->ldo < a->heads * a->hd ||
         (a->causal ? a->n != a->p0 + a->T : a->n != a->T))
@@ -105,6 +106,7 @@ em_err em_cuda_attn(void *ctx, const struct em_attn_args *a)
 em_err em_cuda_attn_decode(void *ctx, const struct em_attn_decode_args *a)
 {
     struct em_cuda_ctx *c = (struct em_cuda_ctx *)ctx;
+    EM_CUDA_ENTER(c);
     if (!a || a->B < 0 || !shape_ok(a->heads, a->kv_heads, a->hd) ||
         (a->B && (!a->o || !a->q || !a->k || !a->v || !a->n)))
         return EM_E_ARG;

@@ -3,7 +3,8 @@
  * rope.cu, attn.cu, eltwise.cu). Every slot enqueues on the stream and returns (host work of
  * the caller overlaps the GPU); download + sync is where the host waits. Host tables (row
  * pointers, ids) are staged through one growable device buffer; the stream orders every
- * reuse after the kernels that read it.
+ * reuse after the kernels that read it. Every slot first makes the backend's device current
+ * on the calling thread (EM_CUDA_ENTER), so any one thread at a time may call it.
  * Weights: 2-D tensors uploaded once in their stored dtype (F32, F16, BF16, Q8_0 / Q4_0
  * blocks), 1-D ones (biases) widened to F32. Several workers on a host pin one GPU each
  * (--device cuda:N). */
@@ -51,6 +52,7 @@ static em_err cu_alloc(void *ctx, size_t bytes, void **out)
 {
     CTX_C;
     *out = NULL;
+    EM_CUDA_ENTER(c);
     if (bytes == 0) return EM_E_ARG;
     CUDA_CHECK(cudaMalloc(out, bytes)); /* 256-byte aligned */
     return EM_OK;
@@ -60,13 +62,15 @@ static void cu_free(void *ctx, void *p)
 {
     CTX_C;
     if (!p) return;
-    cudaStreamSynchronize(c->stream); /* no queued kernel still uses it */
-    cudaFree(p); /* nothing to report to: a failed free leaves the memory held */
+    CUDA_IGNORE(cudaSetDevice(c->device));
+    CUDA_IGNORE(cudaStreamSynchronize(c->stream)); /* no queued kernel still uses it */
+    CUDA_IGNORE(cudaFree(p)); /* nothing to report to: a failed free leaves the memory held */
 }
 
 static em_err cu_copy_kind(struct em_cuda_ctx *c, void *dst, const void *src, size_t bytes,
                            cudaMemcpyKind kind)
 {
+    EM_CUDA_ENTER(c);
     if (!bytes) return EM_OK;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, c->stream));
     return EM_OK;
@@ -90,6 +94,7 @@ static em_err cu_copy(void *ctx, void *dst, const void *src, size_t bytes)
 static em_err cu_sync(void *ctx)
 {
     CTX_C;
+    EM_CUDA_ENTER(c);
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     return EM_OK;
 }
@@ -105,6 +110,7 @@ static em_err cu_info(void *ctx, struct em_backend_info *o)
 {
     CTX_C;
     memset(o, 0, sizeof *o);
+    EM_CUDA_ENTER(c);
     cudaDeviceProp prop;
     int major = 0, minor = 0, sms = 0, clk = 0, mclk = 0, bus = 0;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, c->device));
@@ -112,9 +118,11 @@ static em_err cu_info(void *ctx, struct em_backend_info *o)
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device));
     CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, c->device));
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c->device));
+    /* optional: a runtime without these attributes leaves the peaks 0 (unknown) */
     if (cudaDeviceGetAttribute(&clk, cudaDevAttrClockRate, c->device) != cudaSuccess) clk = 0;
     if (cudaDeviceGetAttribute(&mclk, cudaDevAttrMemoryClockRate, c->device) != cudaSuccess) mclk = 0;
     if (cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, c->device) != cudaSuccess) bus = 0;
+    (void)cudaGetLastError(); /* a refused query must not fail the next launch */
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     snprintf(o->device, sizeof o->device, "%.80s (cuda:%d, sm_%d%d)", name, c->device, major, minor);
@@ -124,41 +132,53 @@ static em_err cu_info(void *ctx, struct em_backend_info *o)
     return EM_OK;
 }
 
+/* bytes of host into a new device buffer *out, on the backend's stream, waited for: a plain
+ * cudaMemcpy runs on the legacy default stream, which the non-blocking stream does not wait
+ * for, and from pageable memory it may return before the DMA has landed, so a kernel queued
+ * next could read the weight half written. */
+static em_err upload_new(struct em_cuda_ctx *c, const struct em_tensor *t, const void *host,
+                         size_t bytes, void **out)
+{
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e == cudaSuccess && bytes) e = cudaMemcpyAsync(p, host, bytes, cudaMemcpyHostToDevice, c->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        if (p) CUDA_IGNORE(cudaFree(p));
+        EM_CUDA_ERR(c, "weight %s: %s", t->name ? t->name : "?", cudaGetErrorString(e));
+        return e == cudaErrorMemoryAllocation ? EM_E_NOMEM : EM_E_INTERNAL;
+    }
+    *out = p;
+    return EM_OK;
+}
+
 static em_err cu_weight(void *ctx, const struct em_tensor *host, struct em_tensor *dev)
 {
     CTX_C;
     *dev = *host;
     dev->data = NULL;
+    EM_CUDA_ENTER(c);
     if (host->dtype < 0 || host->dtype >= EM_WT_COUNT) return EM_E_UNSUPPORTED;
     const int64_t numel = em_tensor_numel(host);
     void *p = NULL;
+    em_err rc;
     if (host->ndim <= 1) { /* biases and vectors: f32 on the device */
-        float *w = (float *)malloc((size_t)numel * sizeof *w + 1);
+        const size_t bytes = (size_t)numel * sizeof(float);
+        float *w = (float *)malloc(bytes + 1);
         if (!w) return EM_E_NOMEM;
         em_tensor_read_f32(host, 0, (size_t)numel, w);
-        cudaError_t e = cudaMalloc(&p, (size_t)numel * sizeof *w + 1);
-        if (e == cudaSuccess)
-            e = cudaMemcpy(p, w, (size_t)numel * sizeof *w, cudaMemcpyHostToDevice);
+        rc = upload_new(c, host, w, bytes, &p);
         free(w);
-        if (e != cudaSuccess) {
-            if (p) cudaFree(p);
-            EM_CUDA_ERR(c, "weight %s: %s", host->name ? host->name : "?", cudaGetErrorString(e));
-            return e == cudaErrorMemoryAllocation ? EM_E_NOMEM : EM_E_INTERNAL;
-        }
+        if (rc != EM_OK) return rc;
         dev->dtype = EM_WT_F32;
-        dev->nbytes = (size_t)numel * sizeof(float);
+        dev->nbytes = bytes;
         dev->data = p;
         return EM_OK;
     }
     const size_t bytes = em_dtype_nbytes(host->dtype, numel);
-    if (!bytes) return EM_E_ARG;
-    CUDA_CHECK(cudaMalloc(&p, bytes));
-    cudaError_t e = cudaMemcpy(p, host->data, bytes, cudaMemcpyHostToDevice);
-    if (e != cudaSuccess) {
-        cudaFree(p);
-        EM_CUDA_ERR(c, "weight %s: %s", host->name ? host->name : "?", cudaGetErrorString(e));
-        return EM_E_INTERNAL;
-    }
+    if (!bytes || !host->data) return EM_E_ARG;
+    if ((rc = upload_new(c, host, host->data, bytes, &p)) != EM_OK) return rc;
     dev->data = p;
     dev->nbytes = bytes;
     return EM_OK;
@@ -167,8 +187,9 @@ static em_err cu_weight(void *ctx, const struct em_tensor *host, struct em_tenso
 static void cu_weight_free(void *ctx, struct em_tensor *dev)
 {
     CTX_C;
-    cudaStreamSynchronize(c->stream); /* no queued kernel still reads it; nothing to report to */
-    if (dev && dev->data) cudaFree((void *)dev->data);
+    CUDA_IGNORE(cudaSetDevice(c->device));
+    CUDA_IGNORE(cudaStreamSynchronize(c->stream)); /* no queued kernel still reads it */
+    if (dev && dev->data) CUDA_IGNORE(cudaFree((void *)dev->data)); /* nothing to report to */
     if (dev) dev->data = NULL;
 }
 
@@ -200,6 +221,8 @@ static const struct em_backend_ops cuda_ops = {
     /* .argmax */ em_cuda_argmax,
 };
 
+#define EM_CUDA_MIN_MAJOR 8 /* sm_80: Makefile CUDA_ARCH, BF16 tensor cores */
+
 int em_cuda_built(void) { return 1; }
 
 void em_cuda_close(struct em_backend *be)
@@ -215,19 +238,40 @@ void em_cuda_close(struct em_backend *be)
     free(c);
 }
 
+const char *em_cuda_last_error(const struct em_backend *be)
+{
+    if (!be || be->ops != &cuda_ops) return NULL;
+    return ((const struct em_cuda_ctx *)be->ctx)->err;
+}
+
 em_err em_cuda_open(int device, struct em_backend **out, struct em_errbuf *eb)
 {
     *out = NULL;
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) (void)cudaGetLastError();
     if (e != cudaSuccess || count == 0)
         return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: no usable CUDA device (%s)", device,
                        e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports 0 devices");
     if (device < 0 || device >= count)
         return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: this host has %d CUDA device%s "
                        "(cuda:0 .. cuda:%d)", device, count, count == 1 ? "" : "s", count - 1);
+    /* the kernels are built for sm_80 and sm_90 (+ PTX): older cards have no image, and the
+     * BF16 GEMMs need sm_80; refuse here in one line instead of at the first launch */
+    int major = 0, minor = 0;
+    if ((e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device)) ==
+        cudaSuccess)
+        e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: %s", device, cudaGetErrorString(e));
+    }
+    if (major < EM_CUDA_MIN_MAJOR)
+        return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: compute capability %d.%d; the "
+                       "cuda backend needs %d.0 or newer", device, major, minor,
+                       EM_CUDA_MIN_MAJOR);
     struct em_cuda_ctx *c = (struct em_cuda_ctx *)calloc(1, sizeof *c);
-    if (!c) return EM_E_NOMEM;
+    if (!c) return em_errf(eb, EM_E_NOMEM, "device cuda:%d: out of host memory", device);
     c->device = device;
     c->be.ops = &cuda_ops;
     c->be.ctx = c;
@@ -237,6 +281,7 @@ em_err em_cuda_open(int device, struct em_backend **out, struct em_errbuf *eb)
         e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
     }
     if (e != cudaSuccess) {
+        (void)cudaGetLastError();
         em_cuda_close(&c->be);
         return em_errf(eb, EM_E_UNSUPPORTED, "device cuda:%d: %s: %s", device, what,
                        cudaGetErrorString(e));

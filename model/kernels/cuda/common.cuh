@@ -37,32 +37,53 @@ struct em_cuda_ctx {
 #define EM_CUDA_ERR(c, fmt, ...) \
     snprintf((c)->err, sizeof (c)->err, "%s:%d: " fmt, __FILE__, __LINE__, __VA_ARGS__)
 
-/* In a function returning em_err with a struct em_cuda_ctx *c in scope. */
+/* In a function returning em_err with a struct em_cuda_ctx *c in scope. A failed call also
+ * clears the runtime's per-thread "last error" (cudaGetLastError): a refused cudaMalloc
+ * (EM_E_NOMEM, which a caller may wait out and retry) must not make the next kernel launch's
+ * LAUNCH_CHECK report that old failure. Sticky errors (a faulted context) stay. */
 #define CUDA_CHECK(call)                                                       \
     do {                                                                       \
         cudaError_t e_ = (call);                                               \
         if (e_ != cudaSuccess) {                                               \
+            (void)cudaGetLastError();                                          \
             EM_CUDA_ERR(c, "%s: %s", #call, cudaGetErrorString(e_));           \
             return e_ == cudaErrorMemoryAllocation ? EM_E_NOMEM : EM_E_INTERNAL; \
         }                                                                      \
+    } while (0)
+
+/* A call whose failure has no one to report to (free, optional queries): its error is
+ * dropped and cleared so that it cannot surface in a later LAUNCH_CHECK. */
+#define CUDA_IGNORE(call)                                                      \
+    do {                                                                       \
+        if ((call) != cudaSuccess) (void)cudaGetLastError();                   \
     } while (0)
 
 #define CUBLAS_CHECK(call)                                                     \
     do {                                                                       \
         cublasStatus_t s_ = (call);                                            \
         if (s_ != CUBLAS_STATUS_SUCCESS) {                                     \
+            (void)cudaGetLastError();                                          \
             EM_CUDA_ERR(c, "%s: cuBLAS status %d", #call, (int)s_);            \
             return s_ == CUBLAS_STATUS_ALLOC_FAILED ? EM_E_NOMEM : EM_E_INTERNAL; \
         }                                                                      \
     } while (0)
+
+/* First statement of every slot: binds the calling thread to the backend's device (the
+ * runtime's current device is per host thread, and a worker opens the backend on one thread
+ * and steps the model on another; cuda:N with N > 0 would otherwise allocate on and launch
+ * into device 0). Cheap when the device is already current. */
+#define EM_CUDA_ENTER(c) CUDA_CHECK(cudaSetDevice((c)->device))
 
 /* After a kernel launch. */
 #define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
 
 /* At least bytes of scratch slot i (contents undefined; reallocation synchronizes). */
 em_err em_cuda_scratch(struct em_cuda_ctx *c, int i, size_t bytes, void **out);
-/* n bytes of host data copied into scratch slot EM_CUDA_WS_TAB at byte offset off (the
- * caller lays several tables out in one call); *out the device address. */
+/* bytes of host data (row-pointer tables, ids) copied into scratch slot EM_CUDA_WS_TAB, at
+ * its start (a slot stages one blob, laying its tables out in it); *out the device address.
+ * The copy is queued on the stream from pageable memory, which returns once the bytes are
+ * staged, so the caller may free host at once; the stream orders the next stage after the
+ * kernels that read this one. */
 em_err em_cuda_stage(struct em_cuda_ctx *c, const void *host, size_t bytes, void **out);
 
 static inline unsigned em_cuda_blocks(size_t n, unsigned threads)

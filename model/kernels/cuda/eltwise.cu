@@ -87,6 +87,7 @@ __global__ void k_argmax(const float *logits, int V, int32_t *out)
 em_err em_cuda_gelu(void *ctx, float *x, size_t n)
 {
     CTX_C;
+    EM_CUDA_ENTER(c);
     if (!n) return EM_OK;
     k_gelu<<<em_cuda_blocks(n, NT), NT, 0, c->stream>>>(x, n);
     LAUNCH_CHECK();
@@ -96,6 +97,7 @@ em_err em_cuda_gelu(void *ctx, float *x, size_t n)
 em_err em_cuda_silu_mul(void *ctx, float *g, const float *u, size_t n)
 {
     CTX_C;
+    EM_CUDA_ENTER(c);
     if (!n) return EM_OK;
     k_silu_mul<<<em_cuda_blocks(n, NT), NT, 0, c->stream>>>(g, u, n);
     LAUNCH_CHECK();
@@ -105,6 +107,7 @@ em_err em_cuda_silu_mul(void *ctx, float *g, const float *u, size_t n)
 em_err em_cuda_add(void *ctx, float *h, const float *a, size_t n)
 {
     CTX_C;
+    EM_CUDA_ENTER(c);
     if (!n) return EM_OK;
     k_add<<<em_cuda_blocks(n, NT), NT, 0, c->stream>>>(h, a, n);
     LAUNCH_CHECK();
@@ -114,6 +117,7 @@ em_err em_cuda_add(void *ctx, float *h, const float *a, size_t n)
 em_err em_cuda_avgpool2(void *ctx, float *y, const float *x, int n_out, int d)
 {
     CTX_C;
+    EM_CUDA_ENTER(c);
     if (n_out < 0 || d < 1) return EM_E_ARG;
     const size_t n = (size_t)n_out * d;
     if (!n) return EM_OK;
@@ -125,6 +129,7 @@ em_err em_cuda_avgpool2(void *ctx, float *y, const float *x, int n_out, int d)
 em_err em_cuda_im2col3(void *ctx, const struct em_im2col_args *a)
 {
     CTX_C;
+    EM_CUDA_ENTER(c);
     if (!a || a->rows < 0 || a->ch < 1 || a->stride < 1 || a->frames < 0) return EM_E_ARG;
     const size_t n = (size_t)a->rows * a->ch * 3;
     if (!n) return EM_OK;
@@ -136,6 +141,7 @@ em_err em_cuda_im2col3(void *ctx, const struct em_im2col_args *a)
 em_err em_cuda_embed(void *ctx, float *x, const struct em_tensor *table, const int32_t *ids, int n)
 {
     CTX_C;
+    EM_CUDA_ENTER(c);
     if (n < 0 || !table || table->ndim != 2) return EM_E_ARG;
     for (int t = 0; t < n; t++)
         if (ids[t] < 0 || ids[t] >= table->shape[0]) return EM_E_ARG;
@@ -154,6 +160,7 @@ em_err em_cuda_embed(void *ctx, float *x, const struct em_tensor *table, const i
 em_err em_cuda_argmax(void *ctx, const float *logits, int n, int V, int32_t *out)
 {
     CTX_C;
+    EM_CUDA_ENTER(c);
     if (n < 0 || V < 1) return EM_E_ARG;
     if (!n) return EM_OK;
     void *dout = NULL;

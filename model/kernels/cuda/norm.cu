@@ -46,6 +46,7 @@ __global__ void k_layernorm(float *y, const float *x, const float *w, const floa
 em_err em_cuda_rmsnorm(void *ctx, float *y, const float *x, const float *w, int n, int d, float eps)
 {
     struct em_cuda_ctx *c = (struct em_cuda_ctx *)ctx;
+    EM_CUDA_ENTER(c);
     if (n < 0 || d < 1) return EM_E_ARG;
     if (n == 0) return EM_OK;
     k_rmsnorm<<<n, NT, 0, c->stream>>>(y, x, w, d, eps);
@@ -57,6 +58,7 @@ em_err em_cuda_layernorm(void *ctx, float *y, const float *x, const float *w, co
                          int n, int d, float eps)
 {
     struct em_cuda_ctx *c = (struct em_cuda_ctx *)ctx;
+    EM_CUDA_ENTER(c);
     if (n < 0 || d < 1) return EM_E_ARG;
     if (n == 0) return EM_OK;
     k_layernorm<<<n, NT, 0, c->stream>>>(y, x, w, b, d, eps);

@@ -47,6 +47,7 @@ __global__ void k_rope_kv(struct em_rope_kv_args a, void *const *krow, void *con
 em_err em_cuda_rope_kv(void *ctx, const struct em_rope_kv_args *a)
 {
     struct em_cuda_ctx *c = (struct em_cuda_ctx *)ctx;
+    EM_CUDA_ENTER(c);
     if (!a || a->T < 0 || a->heads < 1 || a->kv_heads < 1 || a->hd < 2 || a->hd % 2 ||
         (a->T && (!a->q || !a->k || !a->v || !a->cs || !a->sn || !a->krow || !a->vrow)))
         return EM_E_ARG;
