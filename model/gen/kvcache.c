@@ -140,10 +140,8 @@ void em_kv_free(struct em_kv *kv)
     if (!kv) return;
     for (size_t i = 0; i < kv->n_pages; i++) em_kvpool_page_put(kv->pool, kv->pages[i]);
     free(kv->pages);
-    if (kv->be) {
-        kv->be->ops->free(kv->be->ctx, kv->k);
-        kv->be->ops->free(kv->be->ctx, kv->v);
-    }
+    kv->be->ops->free(kv->be->ctx, kv->k); /* NULL for a paged cache */
+    kv->be->ops->free(kv->be->ctx, kv->v);
     free(kv);
 }
 

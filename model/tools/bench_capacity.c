@@ -86,7 +86,10 @@ static void le32(uint8_t *p, uint32_t v)
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* wav (WAV_HDR + seconds x WAV_RATE x 4 bytes) = seeded noise of clip as a PCM16 stereo WAV. */
+/* Bytes of the WAV of a clip of seconds (make_wav's output). */
+static size_t wav_bytes(double seconds) { return WAV_HDR + (size_t)(uint32_t)(seconds * WAV_RATE) * 4; }
+
+/* wav (wav_bytes(seconds)) = seeded noise of clip as a PCM16 stereo WAV. */
 static void make_wav(uint8_t *wav, double seconds, int clip)
 {
     const uint32_t frames = (uint32_t)(seconds * WAV_RATE), data = frames * 4;
@@ -113,7 +116,7 @@ static em_err run_clip(struct cfg_run *r, int clip, uint8_t *wav, float *mel, fl
     const double t0 = em_now_s();
     struct em_audio a = {0};
     int mel_len = 0, n_audio = 0;
-    em_err rc = em_audio_decode_mem(wav, WAV_HDR + (size_t)(o->audio_s * WAV_RATE) * 4, "clip.wav", &a, eb);
+    em_err rc = em_audio_decode_mem(wav, wav_bytes(o->audio_s), "clip.wav", &a, eb);
     if (rc == EM_OK) rc = em_mel_compute(p->mel, a.pcm, a.n < EM_MEL_SAMPLES ? a.n : EM_MEL_SAMPLES, mel, &mel_len);
     em_audio_free(&a);
     em_engine_compute_begin(r->eng); /* as model.c: one heavy phase at a time */
@@ -154,7 +157,7 @@ static em_err run_clip(struct cfg_run *r, int clip, uint8_t *wav, float *mel, fl
 static void *clip_thread(void *arg)
 {
     struct cfg_run *r = arg;
-    uint8_t *wav = malloc(WAV_HDR + (size_t)(r->o->audio_s * WAV_RATE) * 4);
+    uint8_t *wav = malloc(wav_bytes(r->o->audio_s));
     float *mel = malloc((size_t)EM_MEL_BINS * EM_MEL_FRAMES * sizeof *mel);
     float *enc = malloc((size_t)1500 * (size_t)em_encoder_dim(r->p->enc) * sizeof *enc);
     float *emb = malloc((size_t)EM_PROMPT_MAX_AUDIO * (size_t)r->p->proj.out * sizeof *emb);
